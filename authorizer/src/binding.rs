@@ -1,0 +1,224 @@
+//! RFC 8705 certificate binding: the `x5t#S256` thumbprint of the client
+//! certificate API Gateway saw, compared with the token's `cnf`, and the
+//! optional allowlist of client certificates.
+//!
+//! The certificate PEM is parsed once per request; the comparison runs in
+//! constant time so that response timing says nothing about how much of a
+//! thumbprint an attacker guessed right.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject as _;
+use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq as _;
+
+use crate::request::ClientCert;
+
+/// How strictly tokens must be bound to the client certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindingMode {
+    /// Every token must carry `cnf.x5t#S256`, and it must match.
+    Required,
+    /// A token that carries `cnf.x5t#S256` must match; unbound tokens pass.
+    IfBound,
+    /// `cnf` is not looked at.
+    Off,
+}
+
+impl BindingMode {
+    pub fn parse(value: &str) -> Option<BindingMode> {
+        match value {
+            "required" => Some(BindingMode::Required),
+            "if-bound" => Some(BindingMode::IfBound),
+            "off" => Some(BindingMode::Off),
+            _ => None,
+        }
+    }
+}
+
+/// Why a binding check failed. Every variant means "this token is not usable
+/// on this connection": the caller answers 401 `invalid_token`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BindingError {
+    #[error("token is certificate-bound but the request carried no client certificate")]
+    NoCertificate,
+    #[error("token is bound to another certificate")]
+    Mismatch,
+    #[error("token is not certificate-bound, and binding is required")]
+    Unbound,
+    #[error("client certificate could not be parsed")]
+    BadCertificate,
+}
+
+/// The thumbprint of a client certificate, as RFC 8705 §3.1 defines it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Thumbprint(pub String);
+
+/// Computes `base64url(SHA-256(DER))` from the PEM API Gateway passes.
+/// The PEM may arrive URL-encoded (as in a header forwarded by a proxy).
+pub fn thumbprint_of_pem(pem: &str) -> Result<Thumbprint, BindingError> {
+    let decoded;
+    let pem = if pem.contains('%') {
+        decoded = percent_encoding::percent_decode_str(pem)
+            .decode_utf8()
+            .map_err(|_| BindingError::BadCertificate)?;
+        decoded.as_ref()
+    } else {
+        pem
+    };
+    let der =
+        CertificateDer::from_pem_slice(pem.as_bytes()).map_err(|_| BindingError::BadCertificate)?;
+    Ok(Thumbprint(
+        URL_SAFE_NO_PAD.encode(Sha256::digest(der.as_ref())),
+    ))
+}
+
+/// Applies `mode` to a token's `cnf.x5t#S256` (if any) and the request's
+/// certificate thumbprint (if any). Returns the thumbprint the token is bound
+/// to, for the answer's context.
+pub fn check<'a>(
+    mode: BindingMode,
+    token_cnf: Option<&str>,
+    client_cert: Option<&'a Thumbprint>,
+) -> Result<Option<&'a Thumbprint>, BindingError> {
+    match (mode, token_cnf) {
+        (BindingMode::Off, _) => Ok(None),
+        (BindingMode::Required, None) => Err(BindingError::Unbound),
+        (BindingMode::IfBound, None) => Ok(None),
+        (_, Some(expected)) => {
+            let presented = client_cert.ok_or(BindingError::NoCertificate)?;
+            if bool::from(presented.0.as_bytes().ct_eq(expected.as_bytes())) {
+                Ok(Some(presented))
+            } else {
+                Err(BindingError::Mismatch)
+            }
+        }
+    }
+}
+
+/// Which client certificates may call the API at all, beyond "issued by a CA
+/// in the truststore". A certificate matches if any one entry matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertAllowlist {
+    entries: Vec<AllowEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+enum AllowEntry {
+    /// `x5t#S256` of the certificate.
+    Thumbprint(String),
+    /// Subject DN exactly as API Gateway reports it in `subjectDN`.
+    Subject(String),
+    /// Issuer DN exactly as API Gateway reports it in `issuerDN`.
+    Issuer(String),
+    /// Serial number exactly as API Gateway reports it in `serialNumber`.
+    Serial(String),
+}
+
+impl CertAllowlist {
+    /// Parses a JSON array such as `[{"subject":"CN=client-a,O=Example"},{"thumbprint":"…"}]`.
+    pub fn parse(json: &str) -> Result<CertAllowlist, String> {
+        let entries: Vec<AllowEntry> = serde_json::from_str(json).map_err(|e| {
+            format!("{e}: expected a JSON array of {{\"thumbprint\"|\"subject\"|\"issuer\"|\"serial\": \"…\"}}")
+        })?;
+        if entries.is_empty() {
+            return Err(
+                "the list is empty, which would refuse every certificate; unset it instead".into(),
+            );
+        }
+        Ok(CertAllowlist { entries })
+    }
+
+    pub fn permits(&self, cert: &ClientCert, thumbprint: &Thumbprint) -> bool {
+        self.entries.iter().any(|entry| match entry {
+            AllowEntry::Thumbprint(t) => bool::from(t.as_bytes().ct_eq(thumbprint.0.as_bytes())),
+            AllowEntry::Subject(dn) => cert.subject_dn.as_deref() == Some(dn.as_str()),
+            AllowEntry::Issuer(dn) => cert.issuer_dn.as_deref() == Some(dn.as_str()),
+            AllowEntry::Serial(serial) => cert.serial_number.as_deref() == Some(serial.as_str()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn self_signed_pem() -> (String, Vec<u8>) {
+        let cert = rcgen::generate_simple_self_signed(vec!["client.example".into()])
+            .unwrap()
+            .cert;
+        (cert.pem(), cert.der().to_vec())
+    }
+
+    #[test]
+    fn thumbprint_is_base64url_sha256_of_der() {
+        let (pem, der) = self_signed_pem();
+        let expected = URL_SAFE_NO_PAD.encode(Sha256::digest(&der));
+        assert_eq!(thumbprint_of_pem(&pem).unwrap().0, expected);
+        assert_eq!(expected.len(), 43);
+    }
+
+    #[test]
+    fn url_encoded_pem_gives_the_same_thumbprint() {
+        let (pem, _) = self_signed_pem();
+        let encoded: String =
+            percent_encoding::utf8_percent_encode(&pem, percent_encoding::NON_ALPHANUMERIC)
+                .to_string();
+        assert!(encoded.contains("%2D%2D%2D%2D%2DBEGIN"));
+        assert_eq!(
+            thumbprint_of_pem(&encoded).unwrap(),
+            thumbprint_of_pem(&pem).unwrap()
+        );
+    }
+
+    #[test]
+    fn garbage_pem_is_refused() {
+        assert_eq!(
+            thumbprint_of_pem("not a certificate"),
+            Err(BindingError::BadCertificate)
+        );
+        assert_eq!(
+            thumbprint_of_pem("-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n"),
+            Err(BindingError::BadCertificate)
+        );
+    }
+
+    #[test]
+    fn binding_modes() {
+        let a = Thumbprint("aaaa".into());
+        use BindingMode::*;
+        assert_eq!(check(Required, None, Some(&a)), Err(BindingError::Unbound));
+        assert_eq!(check(Required, Some("aaaa"), Some(&a)), Ok(Some(&a)));
+        assert_eq!(check(IfBound, None, Some(&a)), Ok(None));
+        assert_eq!(check(IfBound, None, None), Ok(None));
+        assert_eq!(
+            check(IfBound, Some("aaaa"), None),
+            Err(BindingError::NoCertificate)
+        );
+        assert_eq!(
+            check(IfBound, Some("aaab"), Some(&a)),
+            Err(BindingError::Mismatch)
+        );
+        assert_eq!(check(Off, Some("zzzz"), None), Ok(None));
+    }
+
+    #[test]
+    fn allowlist_matches_any_entry() {
+        let list =
+            CertAllowlist::parse(r#"[{"subject":"CN=a,O=Example"},{"thumbprint":"T1"}]"#).unwrap();
+        let cert = |subject: &str| ClientCert {
+            pem: String::new(),
+            subject_dn: Some(subject.into()),
+            issuer_dn: None,
+            serial_number: None,
+        };
+        assert!(list.permits(&cert("CN=a,O=Example"), &Thumbprint("x".into())));
+        assert!(list.permits(&cert("CN=b,O=Example"), &Thumbprint("T1".into())));
+        assert!(!list.permits(&cert("CN=b,O=Example"), &Thumbprint("T2".into())));
+        assert!(CertAllowlist::parse("[]").is_err());
+        assert!(CertAllowlist::parse(r#"[{"cn":"a"}]"#).is_err());
+    }
+}

@@ -1,0 +1,607 @@
+//! Environment variables → a validated [`Config`].
+//!
+//! Everything the authorizer needs to know is read and checked here, once, at
+//! start-up. A bad or missing value is a [`ConfigError`] that names the
+//! variable, so a misconfigured function fails its init instead of answering
+//! requests half-configured. The deployer calls [`Config::from_map`] on the
+//! variables in stack.yaml to refuse bad settings before deploying.
+//!
+//! This module does no I/O beyond reading `SSL_CERT_FILE` (done by
+//! [`crate::http`], which owns TLS).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use jsonwebtoken::Algorithm;
+use reqwest::Url;
+
+use crate::binding::{BindingMode, CertAllowlist};
+use crate::routes::RouteTable;
+
+/// One bad setting: which variable, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{variable}: {problem}")]
+pub struct ConfigError {
+    pub variable: String,
+    pub problem: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(variable: &str, problem: impl Into<String>) -> Self {
+        ConfigError {
+            variable: variable.to_owned(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// Every variable the authorizer reads, in the order the README documents them.
+pub const VARIABLES: &[&str] = &[
+    "TOKEN_VALIDATION",
+    "JWKS_URI",
+    "TOKEN_ISSUER",
+    "AUDIENCE",
+    "JWT_ALGORITHMS",
+    "JWT_LEEWAY_SECONDS",
+    "JWT_REQUIRE_AT_JWT_TYP",
+    "JWKS_REFETCH_INTERVAL_SECONDS",
+    "INTROSPECTION_ENDPOINT",
+    "INTROSPECTION_CLIENT_ID",
+    "INTROSPECTION_CLIENT_SECRET",
+    "INTROSPECTION_AUTH_METHOD",
+    "INTROSPECTION_CACHE_TTL_SECONDS",
+    "INTROSPECTION_NEGATIVE_CACHE_TTL_SECONDS",
+    "AUTHLETE_BASE_URL",
+    "AUTHLETE_SERVICE_APIKEY",
+    "AUTHLETE_SERVICE_APISECRET",
+    "CERT_BINDING",
+    "CLIENT_CERT_ALLOWLIST",
+    "ROUTES",
+    "POLICY_SHAPE",
+    "REALM",
+    "HTTP_TIMEOUT_MS",
+    "MAX_TOKEN_BYTES",
+];
+
+/// Variables whose values are secrets: never logged, masked by the deployer.
+pub const SECRET_VARIABLES: &[&str] =
+    &["INTROSPECTION_CLIENT_SECRET", "AUTHLETE_SERVICE_APISECRET"];
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub validation: Validation,
+    pub binding: BindingMode,
+    pub cert_allowlist: Option<CertAllowlist>,
+    pub routes: RouteTable,
+    pub policy_shape: PolicyShape,
+    /// `realm` of every RFC 6750 challenge.
+    pub realm: String,
+    /// Timeout of every call to the identity provider.
+    pub http_timeout: Duration,
+    /// Longer Authorization values are refused before any parsing.
+    pub max_token_bytes: usize,
+}
+
+/// How a bearer token is checked.
+#[derive(Debug, Clone)]
+pub enum Validation {
+    Jwt(JwtSettings),
+    Introspection(IntrospectionSettings),
+    Authlete(AuthleteSettings),
+}
+
+#[derive(Debug, Clone)]
+pub struct JwtSettings {
+    pub jwks_uri: Url,
+    pub issuers: Vec<String>,
+    pub audiences: Vec<String>,
+    pub algorithms: Vec<Algorithm>,
+    pub leeway_seconds: u64,
+    /// RFC 9068: require `typ: at+jwt`.
+    pub require_at_jwt_typ: bool,
+    /// An unknown `kid` triggers at most one JWKS fetch per this interval.
+    pub refetch_interval: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+}
+
+#[derive(Clone)]
+pub struct IntrospectionSettings {
+    pub endpoint: Url,
+    pub client_id: String,
+    pub client_secret: String,
+    pub auth_method: ClientAuthMethod,
+    /// Upper bound of how long an active answer is reused (it never outlives `exp`).
+    pub cache_ttl: Duration,
+    /// How long an `active: false` answer is reused.
+    pub negative_cache_ttl: Duration,
+}
+
+#[derive(Clone)]
+pub struct AuthleteSettings {
+    pub base_url: Url,
+    pub api_key: String,
+    pub api_secret: String,
+}
+
+// Manual Debug impls so that a secret can never reach a log line through `{:?}`.
+impl std::fmt::Debug for IntrospectionSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IntrospectionSettings")
+            .field("endpoint", &self.endpoint.as_str())
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"***")
+            .field("auth_method", &self.auth_method)
+            .field("cache_ttl", &self.cache_ttl)
+            .field("negative_cache_ttl", &self.negative_cache_ttl)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for AuthleteSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthleteSettings")
+            .field("base_url", &self.base_url.as_str())
+            .field("api_key", &self.api_key)
+            .field("api_secret", &"***")
+            .finish()
+    }
+}
+
+/// The shape of the IAM policy in an Allow or Deny answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyShape {
+    /// One statement for the method ARN of this request.
+    Request,
+    /// Statements for every route of the table, so that a policy API Gateway
+    /// caches for this token gives the right answer on the other routes too.
+    Full,
+}
+
+/// The algorithms accepted when `JWT_ALGORITHMS` is not set: every asymmetric
+/// algorithm the authorizer supports. HMAC and `none` are never accepted.
+pub const SUPPORTED_ALGORITHMS: &[Algorithm] = &[
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        let vars: BTreeMap<String, String> = VARIABLES
+            .iter()
+            .filter_map(|name| std::env::var(name).ok().map(|v| ((*name).to_owned(), v)))
+            .collect();
+        // A variable that is set but not valid UTF-8 would silently read as unset above.
+        for name in VARIABLES {
+            if let Err(std::env::VarError::NotUnicode(_)) = std::env::var(name) {
+                return Err(ConfigError::new(name, "is not valid UTF-8"));
+            }
+        }
+        Config::from_map(&vars)
+    }
+
+    /// Parses a set of variables as the Lambda function would see them.
+    pub fn from_map(vars: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
+        let env = Vars(vars);
+        let validation = match env.required("TOKEN_VALIDATION")? {
+            "jwt" => Validation::Jwt(jwt_settings(&env)?),
+            "introspection" => Validation::Introspection(introspection_settings(&env)?),
+            "authlete" => Validation::Authlete(authlete_settings(&env)?),
+            other => {
+                return Err(ConfigError::new(
+                    "TOKEN_VALIDATION",
+                    format!(
+                        "unknown validation mode {other:?}: expected jwt, introspection or authlete"
+                    ),
+                ));
+            }
+        };
+        env.refuse_foreign_settings(&validation)?;
+
+        let binding = match env.optional("CERT_BINDING") {
+            None => BindingMode::IfBound,
+            Some(value) => BindingMode::parse(value).ok_or_else(|| {
+                ConfigError::new(
+                    "CERT_BINDING",
+                    format!("{value:?}: expected required, if-bound or off"),
+                )
+            })?,
+        };
+        let cert_allowlist = env
+            .optional("CLIENT_CERT_ALLOWLIST")
+            .map(|json| {
+                CertAllowlist::parse(json).map_err(|e| ConfigError::new("CLIENT_CERT_ALLOWLIST", e))
+            })
+            .transpose()?;
+        let routes = match env.optional("ROUTES") {
+            None => RouteTable::allow_any_valid_token(),
+            Some(json) => RouteTable::parse(json).map_err(|e| ConfigError::new("ROUTES", e))?,
+        };
+        let policy_shape = match env.optional("POLICY_SHAPE").unwrap_or("full") {
+            "full" => PolicyShape::Full,
+            "request" => PolicyShape::Request,
+            other => {
+                return Err(ConfigError::new(
+                    "POLICY_SHAPE",
+                    format!("{other:?}: expected full or request"),
+                ));
+            }
+        };
+        let realm = env.optional("REALM").unwrap_or("api").to_owned();
+        if realm.is_empty() || realm.contains(['"', '\\']) || realm.chars().any(char::is_control) {
+            return Err(ConfigError::new(
+                "REALM",
+                "must be non-empty, without quotes, backslashes or control characters",
+            ));
+        }
+        let http_timeout =
+            Duration::from_millis(env.number("HTTP_TIMEOUT_MS", 2000, 50..=30_000)?);
+        let max_token_bytes = env.number("MAX_TOKEN_BYTES", 8192, 64..=65_536)? as usize;
+
+        Ok(Config {
+            validation,
+            binding,
+            cert_allowlist,
+            routes,
+            policy_shape,
+            realm,
+            http_timeout,
+            max_token_bytes,
+        })
+    }
+}
+
+fn jwt_settings(env: &Vars) -> Result<JwtSettings, ConfigError> {
+    let jwks_uri = env.identity_provider_url("JWKS_URI")?;
+    let issuers = env.list("TOKEN_ISSUER")?;
+    let audiences = env.list("AUDIENCE")?;
+    let algorithms = match env.optional("JWT_ALGORITHMS") {
+        None => SUPPORTED_ALGORITHMS.to_vec(),
+        Some(list) => {
+            let mut algorithms = Vec::new();
+            for name in list.split(',').map(str::trim) {
+                let algorithm = SUPPORTED_ALGORITHMS
+                    .iter()
+                    .copied()
+                    .find(|a| format!("{a:?}") == name)
+                    .ok_or_else(|| {
+                        ConfigError::new(
+                            "JWT_ALGORITHMS",
+                            format!("{name:?} is not supported: use RS256/384/512, PS256/384/512, ES256/384 or EdDSA"),
+                        )
+                    })?;
+                algorithms.push(algorithm);
+            }
+            algorithms
+        }
+    };
+    Ok(JwtSettings {
+        jwks_uri,
+        issuers,
+        audiences,
+        algorithms,
+        leeway_seconds: env.number("JWT_LEEWAY_SECONDS", 30, 0..=300)?,
+        require_at_jwt_typ: env.boolean("JWT_REQUIRE_AT_JWT_TYP", false)?,
+        refetch_interval: Duration::from_secs(env.number(
+            "JWKS_REFETCH_INTERVAL_SECONDS",
+            10,
+            1..=3600,
+        )?),
+    })
+}
+
+fn introspection_settings(env: &Vars) -> Result<IntrospectionSettings, ConfigError> {
+    let auth_method = match env
+        .optional("INTROSPECTION_AUTH_METHOD")
+        .unwrap_or("client_secret_basic")
+    {
+        "client_secret_basic" => ClientAuthMethod::ClientSecretBasic,
+        "client_secret_post" => ClientAuthMethod::ClientSecretPost,
+        other => {
+            return Err(ConfigError::new(
+                "INTROSPECTION_AUTH_METHOD",
+                format!("{other:?}: expected client_secret_basic or client_secret_post"),
+            ));
+        }
+    };
+    Ok(IntrospectionSettings {
+        endpoint: env.identity_provider_url("INTROSPECTION_ENDPOINT")?,
+        client_id: env.required("INTROSPECTION_CLIENT_ID")?.to_owned(),
+        client_secret: env.required("INTROSPECTION_CLIENT_SECRET")?.to_owned(),
+        auth_method,
+        cache_ttl: Duration::from_secs(env.number(
+            "INTROSPECTION_CACHE_TTL_SECONDS",
+            60,
+            0..=3600,
+        )?),
+        negative_cache_ttl: Duration::from_secs(env.number(
+            "INTROSPECTION_NEGATIVE_CACHE_TTL_SECONDS",
+            5,
+            0..=60,
+        )?),
+    })
+}
+
+fn authlete_settings(env: &Vars) -> Result<AuthleteSettings, ConfigError> {
+    Ok(AuthleteSettings {
+        base_url: env.identity_provider_url("AUTHLETE_BASE_URL")?,
+        api_key: env.required("AUTHLETE_SERVICE_APIKEY")?.to_owned(),
+        api_secret: env.required("AUTHLETE_SERVICE_APISECRET")?.to_owned(),
+    })
+}
+
+/// Typed accessors over the raw variables, each error naming its variable.
+struct Vars<'a>(&'a BTreeMap<String, String>);
+
+impl Vars<'_> {
+    fn optional(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
+    }
+
+    fn required(&self, name: &str) -> Result<&str, ConfigError> {
+        self.optional(name)
+            .ok_or_else(|| ConfigError::new(name, "is required but not set"))
+    }
+
+    /// A comma-separated, non-empty list.
+    fn list(&self, name: &str) -> Result<Vec<String>, ConfigError> {
+        let items: Vec<String> = self
+            .required(name)?
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if items.is_empty() {
+            return Err(ConfigError::new(name, "must list at least one value"));
+        }
+        Ok(items)
+    }
+
+    fn number(
+        &self,
+        name: &str,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<u64, ConfigError> {
+        let Some(text) = self.optional(name) else {
+            return Ok(default);
+        };
+        let value: u64 = text
+            .parse()
+            .map_err(|_| ConfigError::new(name, format!("{text:?} is not a whole number")))?;
+        if !range.contains(&value) {
+            return Err(ConfigError::new(
+                name,
+                format!(
+                    "{value} is out of range {}..={}",
+                    range.start(),
+                    range.end()
+                ),
+            ));
+        }
+        Ok(value)
+    }
+
+    fn boolean(&self, name: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.optional(name) {
+            None => Ok(default),
+            Some("true") => Ok(true),
+            Some("false") => Ok(false),
+            Some(other) => Err(ConfigError::new(
+                name,
+                format!("{other:?}: expected true or false"),
+            )),
+        }
+    }
+
+    /// An identity-provider URL: https, or http only on a loopback host (tests).
+    fn identity_provider_url(&self, name: &str) -> Result<Url, ConfigError> {
+        let text = self.required(name)?;
+        let url = Url::parse(text)
+            .map_err(|e| ConfigError::new(name, format!("{text:?} is not a URL: {e}")))?;
+        match url.scheme() {
+            "https" => {}
+            "http" if is_loopback(&url) => {}
+            "http" => {
+                return Err(ConfigError::new(
+                    name,
+                    "must use https (http is accepted only on loopback)",
+                ));
+            }
+            other => {
+                return Err(ConfigError::new(
+                    name,
+                    format!("scheme {other:?} is not allowed: use https"),
+                ));
+            }
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(ConfigError::new(
+                name,
+                "must not carry credentials in the URL",
+            ));
+        }
+        Ok(url)
+    }
+
+    /// Settings of another validation mode are refused rather than ignored:
+    /// someone who set `JWKS_URI` with `TOKEN_VALIDATION=introspection`
+    /// probably believes JWTs are being verified.
+    fn refuse_foreign_settings(&self, validation: &Validation) -> Result<(), ConfigError> {
+        let own_prefixes: &[&str] = match validation {
+            Validation::Jwt(_) => &["JWKS_", "JWT_", "TOKEN_ISSUER", "AUDIENCE"],
+            Validation::Introspection(_) => &["INTROSPECTION_"],
+            Validation::Authlete(_) => &["AUTHLETE_"],
+        };
+        const MODE_PREFIXES: &[&str] = &[
+            "JWKS_",
+            "JWT_",
+            "TOKEN_ISSUER",
+            "AUDIENCE",
+            "INTROSPECTION_",
+            "AUTHLETE_",
+        ];
+        for name in self.0.keys() {
+            let belongs_to_a_mode = MODE_PREFIXES.iter().any(|p| name.starts_with(p));
+            let belongs_to_this_mode = own_prefixes.iter().any(|p| name.starts_with(p));
+            if belongs_to_a_mode && !belongs_to_this_mode && self.optional(name).is_some() {
+                return Err(ConfigError::new(
+                    name,
+                    "is set but does not apply to this TOKEN_VALIDATION mode",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn jwt_base() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("TOKEN_VALIDATION", "jwt"),
+            ("JWKS_URI", "https://idp.example.com/jwks"),
+            ("TOKEN_ISSUER", "https://idp.example.com/"),
+            ("AUDIENCE", "api://orders, api://billing"),
+        ]
+    }
+
+    fn error_of(pairs: &[(&str, &str)]) -> ConfigError {
+        Config::from_map(&vars(pairs)).expect_err("config should be refused")
+    }
+
+    #[test]
+    fn minimal_jwt_config_takes_documented_defaults() {
+        let config = Config::from_map(&vars(&jwt_base())).unwrap();
+        let Validation::Jwt(jwt) = &config.validation else {
+            panic!("expected jwt")
+        };
+        assert_eq!(jwt.audiences, ["api://orders", "api://billing"]);
+        assert_eq!(jwt.leeway_seconds, 30);
+        assert_eq!(jwt.algorithms.len(), SUPPORTED_ALGORITHMS.len());
+        assert_eq!(config.binding, BindingMode::IfBound);
+        assert_eq!(config.policy_shape, PolicyShape::Full);
+        assert_eq!(config.http_timeout, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn every_error_names_its_variable() {
+        let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+            (vec![], "TOKEN_VALIDATION"),
+            (vec![("TOKEN_VALIDATION", "saml")], "TOKEN_VALIDATION"),
+            (vec![("TOKEN_VALIDATION", "jwt")], "JWKS_URI"),
+            (
+                vec![
+                    ("TOKEN_VALIDATION", "jwt"),
+                    ("JWKS_URI", "http://idp.example.com/jwks"),
+                ],
+                "JWKS_URI",
+            ),
+            (
+                vec![("TOKEN_VALIDATION", "jwt"), ("JWKS_URI", "ftp://idp/jwks")],
+                "JWKS_URI",
+            ),
+            (
+                vec![
+                    ("TOKEN_VALIDATION", "jwt"),
+                    ("JWKS_URI", "https://u:p@idp/jwks"),
+                ],
+                "JWKS_URI",
+            ),
+            (
+                vec![
+                    ("TOKEN_VALIDATION", "jwt"),
+                    ("JWKS_URI", "https://idp/jwks"),
+                ],
+                "TOKEN_ISSUER",
+            ),
+            (
+                vec![("TOKEN_VALIDATION", "introspection")],
+                "INTROSPECTION_ENDPOINT",
+            ),
+            (vec![("TOKEN_VALIDATION", "authlete")], "AUTHLETE_BASE_URL"),
+        ];
+        for (pairs, variable) in cases {
+            assert_eq!(error_of(&pairs).variable, variable, "for {pairs:?}");
+        }
+        let with = |extra: (&'static str, &'static str)| {
+            let mut pairs = jwt_base();
+            pairs.push(extra);
+            error_of(&pairs)
+        };
+        for (name, value) in [
+            ("JWT_ALGORITHMS", "HS256"),
+            ("JWT_ALGORITHMS", "none"),
+            ("JWT_LEEWAY_SECONDS", "-1"),
+            ("JWT_LEEWAY_SECONDS", "100000"),
+            ("JWT_REQUIRE_AT_JWT_TYP", "yes"),
+            ("CERT_BINDING", "sometimes"),
+            ("POLICY_SHAPE", "partial"),
+            ("ROUTES", "{not json"),
+            ("CLIENT_CERT_ALLOWLIST", "[{\"colour\":\"red\"}]"),
+            ("REALM", "a\"b"),
+            ("HTTP_TIMEOUT_MS", "0"),
+            ("INTROSPECTION_ENDPOINT", "https://idp/introspect"),
+        ] {
+            let error = with((name, value));
+            assert_eq!(error.variable, name, "{name}={value}: {error}");
+        }
+    }
+
+    #[test]
+    fn http_is_allowed_on_loopback_only() {
+        for uri in [
+            "http://127.0.0.1:8080/jwks",
+            "http://localhost/jwks",
+            "http://[::1]:9/jwks",
+        ] {
+            let mut pairs = jwt_base();
+            pairs[1] = ("JWKS_URI", uri);
+            assert!(Config::from_map(&vars(&pairs)).is_ok(), "{uri}");
+        }
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let config = Config::from_map(&vars(&[
+            ("TOKEN_VALIDATION", "introspection"),
+            ("INTROSPECTION_ENDPOINT", "https://idp/introspect"),
+            ("INTROSPECTION_CLIENT_ID", "rs"),
+            ("INTROSPECTION_CLIENT_SECRET", "s3cr3t-value"),
+        ]))
+        .unwrap();
+        assert!(!format!("{config:?}").contains("s3cr3t-value"));
+    }
+}

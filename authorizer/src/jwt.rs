@@ -1,0 +1,156 @@
+//! JWT access tokens: header checks, signature against the JWKS, claims.
+//!
+//! Order matters: everything that can be refused without a key (size, shape,
+//! `alg` allowlist, `crit`, `typ`) is refused before a key is looked up, so a
+//! forged token costs no JWKS fetch. `jku`, `x5u` and `jwk` headers are parsed
+//! (they are part of the header) but never used: keys only ever come from the
+//! configured JWKS URI (RFC 8725 §3.10).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, Validation};
+use serde_json::{Map, Value};
+
+use crate::config::JwtSettings;
+use crate::jwks::{JwksCache, JwksError};
+use crate::token::TokenInfo;
+
+#[derive(Debug, thiserror::Error)]
+pub enum JwtError {
+    #[error("not a well-formed JWT")]
+    Malformed,
+    #[error("alg {0:?} is not accepted")]
+    Algorithm(Algorithm),
+    #[error("unsupported critical header parameter")]
+    Crit,
+    #[error("typ is not at+jwt")]
+    Typ,
+    #[error("signature does not verify")]
+    Signature,
+    #[error("token has expired")]
+    Expired,
+    #[error("token is not valid yet")]
+    NotYetValid,
+    #[error("iat is in the future")]
+    IssuedInFuture,
+    #[error("required claim {0} is missing")]
+    MissingClaim(String),
+    #[error("claim {0} is malformed")]
+    BadClaim(String),
+    #[error("iss is not an accepted issuer")]
+    Issuer,
+    #[error("aud names no accepted audience")]
+    Audience,
+    #[error(transparent)]
+    Keys(#[from] JwksError),
+}
+
+pub struct JwtVerifier {
+    jwks: JwksCache,
+    /// One ready-made `Validation` per accepted algorithm, built at init.
+    validations: Vec<(Algorithm, Validation)>,
+    require_at_jwt_typ: bool,
+    leeway_seconds: u64,
+}
+
+impl JwtVerifier {
+    pub fn new(settings: &JwtSettings, http: reqwest::Client) -> JwtVerifier {
+        let validations = settings
+            .algorithms
+            .iter()
+            .map(|&alg| {
+                let mut v = Validation::new(alg);
+                v.set_issuer(&settings.issuers);
+                v.set_audience(&settings.audiences);
+                v.set_required_spec_claims(&["exp", "iss", "aud"]);
+                v.leeway = settings.leeway_seconds;
+                v.validate_exp = true;
+                v.validate_nbf = true;
+                v.validate_aud = true;
+                (alg, v)
+            })
+            .collect();
+        JwtVerifier {
+            jwks: JwksCache::new(
+                settings.jwks_uri.clone(),
+                http,
+                settings.algorithms.clone(),
+                settings.refetch_interval,
+            ),
+            validations,
+            require_at_jwt_typ: settings.require_at_jwt_typ,
+            leeway_seconds: settings.leeway_seconds,
+        }
+    }
+
+    pub fn jwks(&self) -> &JwksCache {
+        &self.jwks
+    }
+
+    pub async fn verify(&self, token: &str) -> Result<TokenInfo, JwtError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| JwtError::Malformed)?;
+        let validation = self
+            .validations
+            .iter()
+            .find(|(alg, _)| *alg == header.alg)
+            .map(|(_, v)| v)
+            .ok_or(JwtError::Algorithm(header.alg))?;
+        // RFC 7515 §4.1.11: a recipient must refuse a `crit` it does not
+        // understand, and we implement no extension.
+        if header.crit.is_some() {
+            return Err(JwtError::Crit);
+        }
+        if self.require_at_jwt_typ && !header.typ.as_deref().is_some_and(is_at_jwt) {
+            return Err(JwtError::Typ);
+        }
+
+        let (keys, index) = self.jwks.key_for(header.kid.as_deref(), header.alg).await?;
+        let claims =
+            jsonwebtoken::decode::<Map<String, Value>>(token, &keys.keys[index].key, validation)
+                .map_err(|e| map_error(e.into_kind()))?
+                .claims;
+
+        // jsonwebtoken accepts an array `iss`; RFC 7519 says it is a string.
+        if !claims.get("iss").is_some_and(Value::is_string) {
+            return Err(JwtError::Issuer);
+        }
+        match claims.get("iat") {
+            None => {}
+            Some(iat) => {
+                let iat = iat
+                    .as_u64()
+                    .ok_or_else(|| JwtError::BadClaim("iat".into()))?;
+                if iat > now().saturating_add(self.leeway_seconds) {
+                    return Err(JwtError::IssuedInFuture);
+                }
+            }
+        }
+        Ok(TokenInfo::from_claims(claims))
+    }
+}
+
+/// RFC 9068 §4: `at+jwt`, or the full media type, case-insensitively.
+fn is_at_jwt(typ: &str) -> bool {
+    typ.eq_ignore_ascii_case("at+jwt") || typ.eq_ignore_ascii_case("application/at+jwt")
+}
+
+fn map_error(kind: ErrorKind) -> JwtError {
+    match kind {
+        ErrorKind::ExpiredSignature => JwtError::Expired,
+        ErrorKind::ImmatureSignature => JwtError::NotYetValid,
+        ErrorKind::InvalidIssuer => JwtError::Issuer,
+        ErrorKind::InvalidAudience => JwtError::Audience,
+        ErrorKind::MissingRequiredClaim(claim) => JwtError::MissingClaim(claim),
+        ErrorKind::InvalidClaimFormat(claim) => JwtError::BadClaim(claim),
+        ErrorKind::InvalidSignature => JwtError::Signature,
+        _ => JwtError::Malformed,
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
