@@ -168,7 +168,8 @@ pub struct JwksCache {
     allowed: Vec<Algorithm>,
     refetch_interval: Duration,
     keys: RwLock<Arc<KeySet>>,
-    /// Held while a fetch is in flight; holds the time of the last fetch.
+    /// Held while a fetch is in flight; holds the time of the last refetch
+    /// triggered by an unknown kid.
     refetch: tokio::sync::Mutex<Option<Instant>>,
     /// Bumped after every successful fetch, so a waiter can tell that the
     /// fetch it queued behind already brought new keys.
@@ -195,10 +196,11 @@ impl JwksCache {
         }
     }
 
-    /// Fetches the keys now (at init, before the first request).
+    /// Fetches the keys now (at init, before the first request). This does
+    /// not open the refetch interval: a key rotated in just after a cold
+    /// start is still picked up by the first token that uses it.
     pub async fn hydrate(&self) -> Result<usize, FetchError> {
-        let mut last = self.refetch.lock().await;
-        *last = Some(Instant::now());
+        let _in_flight = self.refetch.lock().await;
         self.fetch().await
     }
 

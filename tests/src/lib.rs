@@ -1,1 +1,31 @@
+//! Support for the integration and end-to-end tests: real keys and signed
+//! tokens, real X.509 certificates, HTTP servers on 127.0.0.1, API Gateway
+//! events in their documented shape, and a Lambda Runtime API.
+//!
+//! Nothing here is a stand-in for the code under test: servers speak real
+//! HTTP, tokens are really signed, certificates really issued.
 
+pub mod certs;
+pub mod events;
+pub mod fixture;
+pub mod keys;
+pub mod runtime_api;
+pub mod server;
+
+use std::path::PathBuf;
+
+/// The workspace root (for finding built binaries and example files).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// Seconds since the epoch.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs()
+}

@@ -1,0 +1,79 @@
+//! A private CA and the client certificates it issues, as an mTLS truststore
+//! would hold and API Gateway would pass on.
+
+use base64::Engine as _;
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
+};
+use sha2::{Digest as _, Sha256};
+
+pub struct Ca {
+    issuer: Issuer<'static, KeyPair>,
+    pub pem: String,
+}
+
+pub struct ClientCertificate {
+    pub pem: String,
+    pub der: Vec<u8>,
+    /// RFC 8705 `x5t#S256`.
+    pub thumbprint: String,
+    pub subject_dn: String,
+    pub serial: String,
+}
+
+/// A server certificate and its key, for TLS test servers.
+pub struct ServerCertificate {
+    pub cert_der: Vec<u8>,
+    pub key_der: Vec<u8>,
+}
+
+impl Ca {
+    pub fn new(name: &str) -> Ca {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name = dn(name);
+        let key = KeyPair::generate().expect("ca key");
+        let cert = params.self_signed(&key).expect("ca cert");
+        Ca {
+            pem: cert.pem(),
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    pub fn client(&self, common_name: &str, serial: u64) -> ClientCertificate {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("client params");
+        params.distinguished_name = dn(common_name);
+        params.serial_number = Some(serial.into());
+        let key = KeyPair::generate().expect("client key");
+        let cert = params.signed_by(&key, &self.issuer).expect("client cert");
+        let der = cert.der().to_vec();
+        ClientCertificate {
+            pem: cert.pem(),
+            thumbprint: thumbprint(&der),
+            der,
+            subject_dn: format!("CN={common_name}"),
+            serial: format!("{serial:x}"),
+        }
+    }
+
+    pub fn server(&self, host: &str) -> ServerCertificate {
+        let mut params = CertificateParams::new(vec![host.to_owned()]).expect("server params");
+        params.distinguished_name = dn(host);
+        let key = KeyPair::generate().expect("server key");
+        let cert = params.signed_by(&key, &self.issuer).expect("server cert");
+        ServerCertificate {
+            cert_der: cert.der().to_vec(),
+            key_der: key.serialize_der(),
+        }
+    }
+}
+
+fn dn(common_name: &str) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, common_name);
+    dn
+}
+
+pub fn thumbprint(der: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(der))
+}
