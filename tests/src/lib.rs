@@ -29,3 +29,17 @@ pub fn now() -> u64 {
         .expect("clock after 1970")
         .as_secs()
 }
+
+/// A binary of the workspace, built by the test command before the tests run
+/// (`cargo build --workspace --bins`; `cargo test` alone builds only the bins
+/// of the package under test).
+pub fn workspace_binary(profile: &str, name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
+    let path = target.join(profile).join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build it first with `cargo build --workspace --bins` (the README's test command does)",
+        path.display()
+    );
+    path
+}

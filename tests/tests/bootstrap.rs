@@ -1,0 +1,132 @@
+//! The built `bootstrap` binary, run as Lambda runs it: a separate process
+//! that talks to a Lambda Runtime API (served here on 127.0.0.1), with its
+//! configuration in environment variables.
+
+use std::time::Duration;
+
+use e2e::events;
+use e2e::fixture::{self, claims, keys, pki};
+use e2e::runtime_api::{Outcome, RuntimeApi, spawn_function};
+use e2e::server::{Reply, TestServer};
+use serde_json::json;
+use tokio::io::AsyncReadExt as _;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn jwt_env(jwks_uri: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("TOKEN_VALIDATION", "jwt".into()),
+        ("JWKS_URI", jwks_uri.into()),
+        ("TOKEN_ISSUER", fixture::ISSUER.into()),
+        ("AUDIENCE", fixture::AUDIENCE.into()),
+        ("ROUTES", fixture::ROUTES.into()),
+    ]
+}
+
+async fn output_of(mut child: tokio::process::Child) -> (Option<i32>, String) {
+    let _ = child.start_kill();
+    let status = tokio::time::timeout(WAIT, child.wait()).await.ok().and_then(Result::ok);
+    let mut text = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        let _ = out.read_to_string(&mut text).await;
+    }
+    if let Some(mut err) = child.stderr.take() {
+        let _ = err.read_to_string(&mut text).await;
+    }
+    (status.and_then(|s| s.code()), text)
+}
+
+#[tokio::test]
+async fn bootstrap_answers_allow_deny_and_unauthorized_through_the_runtime_api() {
+    let jwks = fixture::jwks_server().await;
+    let api = RuntimeApi::start().await;
+    let child = spawn_function(&e2e::workspace_binary("debug", "bootstrap"), &api, &jwt_env(&jwks.url("/jwks")));
+    assert!(api.wait_first_poll(WAIT).await.is_some(), "the function asks for work after init");
+
+    let token = keys().rsa.sign(&claims());
+    let allow = api.invoke(&events::request(Some(&format!("Bearer {token}")), Some(&pki().client)), WAIT).await;
+    let Some(Outcome::Response(allow)) = allow else { panic!("expected a response, got {allow:?}") };
+    assert_eq!(allow["principalId"], "user-123");
+    assert_eq!(allow["policyDocument"]["Version"], "2012-10-17");
+    assert_eq!(allow["policyDocument"]["Statement"][0]["Effect"], "Allow");
+    assert_eq!(allow["context"]["cert_thumbprint"], json!(pki().client.thumbprint));
+    assert!(allow["context"].as_object().unwrap().values().all(|v| !v.is_object() && !v.is_array()), "context is flat");
+
+    let unauthorized = api.invoke(&events::request(None, Some(&pki().client)), WAIT).await;
+    let Some(Outcome::Error(error)) = unauthorized else { panic!("expected an error, got {unauthorized:?}") };
+    assert_eq!(error["errorMessage"], "Unauthorized", "API Gateway needs exactly this message for a 401");
+
+    let post_arn = "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3d4e5/prod/POST/pets";
+    let event = events::request_for(post_arn, "POST", "/pets", "/pets", Some(&format!("Bearer {token}")), Some(&pki().client));
+    let Some(Outcome::Response(deny)) = api.invoke(&event, WAIT).await else { panic!("expected a Deny response") };
+    assert!(deny["context"]["challenge"].as_str().unwrap().contains("insufficient_scope"));
+    assert!(deny["policyDocument"]["Statement"].as_array().unwrap().iter().any(|s| s["Effect"] == "Deny"));
+
+    let (_, logs) = output_of(child).await;
+    let decisions: Vec<serde_json::Value> = logs
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|line| line["fields"]["message"] == "authorization decision")
+        .collect();
+    assert_eq!(decisions.len(), 3, "one log line per decision:\n{logs}");
+    let labels: Vec<&str> = decisions.iter().map(|d| d["fields"]["decision"].as_str().unwrap()).collect();
+    assert_eq!(labels, ["allow", "unauthorized", "deny"]);
+    assert_eq!(decisions[0]["fields"]["request_id"], "req-000001");
+    assert!(decisions[0]["fields"]["latency_us"].as_u64().is_some());
+    assert_eq!(decisions[2]["fields"]["reason"], "insufficient_scope");
+    assert!(!logs.contains(&token), "the token never reaches the logs");
+    assert!(!logs.contains(token.split('.').nth(2).unwrap()), "not even its signature");
+}
+
+#[tokio::test]
+async fn bad_configuration_fails_init_and_names_the_variable() {
+    let api = RuntimeApi::start().await;
+    let child = spawn_function(
+        &e2e::workspace_binary("debug", "bootstrap"),
+        &api,
+        &[("TOKEN_VALIDATION", "jwt".into()), ("JWKS_URI", "http://idp.example.com/jwks".into())],
+    );
+    let status = tokio::time::timeout(WAIT, async {
+        let mut child = child;
+        let status = child.wait().await.unwrap();
+        (status, child)
+    })
+    .await
+    .expect("the function exits");
+    assert!(!status.0.success());
+    let (_, logs) = output_of(status.1).await;
+    assert!(logs.contains("JWKS_URI"), "{logs}");
+    assert!(logs.contains("https"), "{logs}");
+    assert!(api.wait_first_poll(Duration::from_millis(200)).await.is_none(), "no request is ever served");
+}
+
+#[tokio::test]
+async fn private_ca_for_the_identity_provider_through_ssl_cert_file() {
+    let ca = e2e::certs::Ca::new("Private IdP CA");
+    let document = fixture::published_jwks();
+    let jwks = TestServer::start_tls(&ca.server("localhost"), move |_| Reply::json(&document)).await;
+    let dir = std::env::temp_dir().join(format!("authorizer-ca-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bundle = dir.join("ca.pem");
+    std::fs::write(&bundle, &ca.pem).unwrap();
+    let binary = e2e::workspace_binary("debug", "bootstrap");
+
+    // Without the CA the JWKS fetch fails its TLS handshake, so init fails.
+    let api = RuntimeApi::start().await;
+    let mut child = spawn_function(&binary, &api, &jwt_env(&jwks.url("/jwks")));
+    let status = tokio::time::timeout(WAIT, child.wait()).await.expect("exits").unwrap();
+    assert!(!status.success());
+    assert_eq!(jwks.request_count(), 0, "no HTTP request got through an untrusted TLS connection");
+
+    // With SSL_CERT_FILE the same function starts and verifies tokens.
+    let api = RuntimeApi::start().await;
+    let mut env = jwt_env(&jwks.url("/jwks"));
+    env.push(("SSL_CERT_FILE", bundle.to_string_lossy().into_owned()));
+    let child = spawn_function(&binary, &api, &env);
+    assert!(api.wait_first_poll(WAIT).await.is_some());
+    let token = keys().ec256.sign(&claims());
+    let outcome = api.invoke(&events::request(Some(&format!("Bearer {token}")), Some(&pki().client)), WAIT).await;
+    assert!(matches!(outcome, Some(Outcome::Response(ref r)) if r["policyDocument"]["Statement"][0]["Effect"] == "Allow"), "{outcome:?}");
+    drop(child);
+    let _ = std::fs::remove_dir_all(dir);
+}
