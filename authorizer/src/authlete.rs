@@ -79,11 +79,7 @@ impl AuthleteClient {
         let mut endpoint = settings.base_url.clone();
         let base_path = endpoint.path().trim_end_matches('/').to_owned();
         endpoint.set_path(&format!("{base_path}/api/auth/introspection"));
-        AuthleteClient {
-            settings,
-            endpoint,
-            http,
-        }
+        AuthleteClient { settings, endpoint, http }
     }
 
     pub async fn introspect(
@@ -92,11 +88,7 @@ impl AuthleteClient {
         required_scopes: &[String],
         client_cert_pem: Option<&str>,
     ) -> Result<AuthleteVerdict, AuthleteError> {
-        let body = IntrospectionRequest {
-            token,
-            scopes: required_scopes,
-            client_certificate: client_cert_pem,
-        };
+        let body = IntrospectionRequest { token, scopes: required_scopes, client_certificate: client_cert_pem };
         let request = self
             .http
             .post(self.endpoint.clone())
@@ -105,12 +97,8 @@ impl AuthleteClient {
         let response: IntrospectionResponse = http::json(request).await?;
         match response.action.as_str() {
             "OK" => Ok(AuthleteVerdict::Ok(token_info(response))),
-            "FORBIDDEN" | "BAD_REQUEST" => Ok(AuthleteVerdict::Forbidden {
-                challenge: response.response_content,
-            }),
-            "UNAUTHORIZED" => Ok(AuthleteVerdict::Unauthorized {
-                message: response.result_message,
-            }),
+            "FORBIDDEN" | "BAD_REQUEST" => Ok(AuthleteVerdict::Forbidden { challenge: response.response_content }),
+            "UNAUTHORIZED" => Ok(AuthleteVerdict::Unauthorized { message: response.result_message }),
             _ => Err(AuthleteError::ServerError {
                 action: response.action,
                 message: response.result_message.unwrap_or_default(),
@@ -120,12 +108,9 @@ impl AuthleteClient {
 }
 
 fn token_info(response: IntrospectionResponse) -> TokenInfo {
-    let client_id = response.client_id_alias.or_else(|| {
-        response
-            .client_id
-            .as_ref()
-            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
-    });
+    let client_id = response
+        .client_id_alias
+        .or_else(|| response.client_id.as_ref().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned)));
     let mut claims = Map::new();
     if let Some(thumbprint) = &response.certificate_thumbprint {
         claims.insert("cnf".into(), serde_json::json!({ "x5t#S256": thumbprint }));

@@ -61,18 +61,13 @@ pub struct Thumbprint(pub String);
 pub fn thumbprint_of_pem(pem: &str) -> Result<Thumbprint, BindingError> {
     let decoded;
     let pem = if pem.contains('%') {
-        decoded = percent_encoding::percent_decode_str(pem)
-            .decode_utf8()
-            .map_err(|_| BindingError::BadCertificate)?;
+        decoded = percent_encoding::percent_decode_str(pem).decode_utf8().map_err(|_| BindingError::BadCertificate)?;
         decoded.as_ref()
     } else {
         pem
     };
-    let der =
-        CertificateDer::from_pem_slice(pem.as_bytes()).map_err(|_| BindingError::BadCertificate)?;
-    Ok(Thumbprint(
-        URL_SAFE_NO_PAD.encode(Sha256::digest(der.as_ref())),
-    ))
+    let der = CertificateDer::from_pem_slice(pem.as_bytes()).map_err(|_| BindingError::BadCertificate)?;
+    Ok(Thumbprint(URL_SAFE_NO_PAD.encode(Sha256::digest(der.as_ref()))))
 }
 
 /// Applies `mode` to a token's `cnf.x5t#S256` (if any) and the request's
@@ -125,9 +120,7 @@ impl CertAllowlist {
             format!("{e}: expected a JSON array of {{\"thumbprint\"|\"subject\"|\"issuer\"|\"serial\": \"…\"}}")
         })?;
         if entries.is_empty() {
-            return Err(
-                "the list is empty, which would refuse every certificate; unset it instead".into(),
-            );
+            return Err("the list is empty, which would refuse every certificate; unset it instead".into());
         }
         Ok(CertAllowlist { entries })
     }
@@ -147,9 +140,7 @@ mod tests {
     use super::*;
 
     fn self_signed_pem() -> (String, Vec<u8>) {
-        let cert = rcgen::generate_simple_self_signed(vec!["client.example".into()])
-            .unwrap()
-            .cert;
+        let cert = rcgen::generate_simple_self_signed(vec!["client.example".into()]).unwrap().cert;
         (cert.pem(), cert.der().to_vec())
     }
 
@@ -165,21 +156,14 @@ mod tests {
     fn url_encoded_pem_gives_the_same_thumbprint() {
         let (pem, _) = self_signed_pem();
         let encoded: String =
-            percent_encoding::utf8_percent_encode(&pem, percent_encoding::NON_ALPHANUMERIC)
-                .to_string();
+            percent_encoding::utf8_percent_encode(&pem, percent_encoding::NON_ALPHANUMERIC).to_string();
         assert!(encoded.contains("%2D%2D%2D%2D%2DBEGIN"));
-        assert_eq!(
-            thumbprint_of_pem(&encoded).unwrap(),
-            thumbprint_of_pem(&pem).unwrap()
-        );
+        assert_eq!(thumbprint_of_pem(&encoded).unwrap(), thumbprint_of_pem(&pem).unwrap());
     }
 
     #[test]
     fn garbage_pem_is_refused() {
-        assert_eq!(
-            thumbprint_of_pem("not a certificate"),
-            Err(BindingError::BadCertificate)
-        );
+        assert_eq!(thumbprint_of_pem("not a certificate"), Err(BindingError::BadCertificate));
         assert_eq!(
             thumbprint_of_pem("-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n"),
             Err(BindingError::BadCertificate)
@@ -194,21 +178,14 @@ mod tests {
         assert_eq!(check(Required, Some("aaaa"), Some(&a)), Ok(Some(&a)));
         assert_eq!(check(IfBound, None, Some(&a)), Ok(None));
         assert_eq!(check(IfBound, None, None), Ok(None));
-        assert_eq!(
-            check(IfBound, Some("aaaa"), None),
-            Err(BindingError::NoCertificate)
-        );
-        assert_eq!(
-            check(IfBound, Some("aaab"), Some(&a)),
-            Err(BindingError::Mismatch)
-        );
+        assert_eq!(check(IfBound, Some("aaaa"), None), Err(BindingError::NoCertificate));
+        assert_eq!(check(IfBound, Some("aaab"), Some(&a)), Err(BindingError::Mismatch));
         assert_eq!(check(Off, Some("zzzz"), None), Ok(None));
     }
 
     #[test]
     fn allowlist_matches_any_entry() {
-        let list =
-            CertAllowlist::parse(r#"[{"subject":"CN=a,O=Example"},{"thumbprint":"T1"}]"#).unwrap();
+        let list = CertAllowlist::parse(r#"[{"subject":"CN=a,O=Example"},{"thumbprint":"T1"}]"#).unwrap();
         let cert = |subject: &str| ClientCert {
             pem: String::new(),
             subject_dn: Some(subject.into()),

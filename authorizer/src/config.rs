@@ -29,10 +29,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub(crate) fn new(variable: &str, problem: impl Into<String>) -> Self {
-        ConfigError {
-            variable: variable.to_owned(),
-            problem: problem.into(),
-        }
+        ConfigError { variable: variable.to_owned(), problem: problem.into() }
     }
 }
 
@@ -65,8 +62,7 @@ pub const VARIABLES: &[&str] = &[
 ];
 
 /// Variables whose values are secrets: never logged, masked by the deployer.
-pub const SECRET_VARIABLES: &[&str] =
-    &["INTROSPECTION_CLIENT_SECRET", "AUTHLETE_SERVICE_APISECRET"];
+pub const SECRET_VARIABLES: &[&str] = &["INTROSPECTION_CLIENT_SECRET", "AUTHLETE_SERVICE_APISECRET"];
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -180,10 +176,8 @@ pub const SUPPORTED_ALGORITHMS: &[Algorithm] = &[
 impl Config {
     /// Reads the process environment.
     pub fn from_env() -> Result<Config, ConfigError> {
-        let vars: BTreeMap<String, String> = VARIABLES
-            .iter()
-            .filter_map(|name| std::env::var(name).ok().map(|v| ((*name).to_owned(), v)))
-            .collect();
+        let vars: BTreeMap<String, String> =
+            VARIABLES.iter().filter_map(|name| std::env::var(name).ok().map(|v| ((*name).to_owned(), v))).collect();
         // A variable that is set but not valid UTF-8 would silently read as unset above.
         for name in VARIABLES {
             if let Err(std::env::VarError::NotUnicode(_)) = std::env::var(name) {
@@ -203,9 +197,7 @@ impl Config {
             other => {
                 return Err(ConfigError::new(
                     "TOKEN_VALIDATION",
-                    format!(
-                        "unknown validation mode {other:?}: expected jwt, introspection or authlete"
-                    ),
+                    format!("unknown validation mode {other:?}: expected jwt, introspection or authlete"),
                 ));
             }
         };
@@ -214,17 +206,12 @@ impl Config {
         let binding = match env.optional("CERT_BINDING") {
             None => BindingMode::IfBound,
             Some(value) => BindingMode::parse(value).ok_or_else(|| {
-                ConfigError::new(
-                    "CERT_BINDING",
-                    format!("{value:?}: expected required, if-bound or off"),
-                )
+                ConfigError::new("CERT_BINDING", format!("{value:?}: expected required, if-bound or off"))
             })?,
         };
         let cert_allowlist = env
             .optional("CLIENT_CERT_ALLOWLIST")
-            .map(|json| {
-                CertAllowlist::parse(json).map_err(|e| ConfigError::new("CLIENT_CERT_ALLOWLIST", e))
-            })
+            .map(|json| CertAllowlist::parse(json).map_err(|e| ConfigError::new("CLIENT_CERT_ALLOWLIST", e)))
             .transpose()?;
         let routes = match env.optional("ROUTES") {
             None => RouteTable::allow_any_valid_token(),
@@ -234,10 +221,7 @@ impl Config {
             "full" => PolicyShape::Full,
             "request" => PolicyShape::Request,
             other => {
-                return Err(ConfigError::new(
-                    "POLICY_SHAPE",
-                    format!("{other:?}: expected full or request"),
-                ));
+                return Err(ConfigError::new("POLICY_SHAPE", format!("{other:?}: expected full or request")));
             }
         };
         let realm = env.optional("REALM").unwrap_or("api").to_owned();
@@ -247,20 +231,10 @@ impl Config {
                 "must be non-empty, without quotes, backslashes or control characters",
             ));
         }
-        let http_timeout =
-            Duration::from_millis(env.number("HTTP_TIMEOUT_MS", 2000, 50..=30_000)?);
+        let http_timeout = Duration::from_millis(env.number("HTTP_TIMEOUT_MS", 2000, 50..=30_000)?);
         let max_token_bytes = env.number("MAX_TOKEN_BYTES", 8192, 64..=65_536)? as usize;
 
-        Ok(Config {
-            validation,
-            binding,
-            cert_allowlist,
-            routes,
-            policy_shape,
-            realm,
-            http_timeout,
-            max_token_bytes,
-        })
+        Ok(Config { validation, binding, cert_allowlist, routes, policy_shape, realm, http_timeout, max_token_bytes })
     }
 }
 
@@ -273,11 +247,8 @@ fn jwt_settings(env: &Vars) -> Result<JwtSettings, ConfigError> {
         Some(list) => {
             let mut algorithms = Vec::new();
             for name in list.split(',').map(str::trim) {
-                let algorithm = SUPPORTED_ALGORITHMS
-                    .iter()
-                    .copied()
-                    .find(|a| format!("{a:?}") == name)
-                    .ok_or_else(|| {
+                let algorithm =
+                    SUPPORTED_ALGORITHMS.iter().copied().find(|a| format!("{a:?}") == name).ok_or_else(|| {
                         ConfigError::new(
                             "JWT_ALGORITHMS",
                             format!("{name:?} is not supported: use RS256/384/512, PS256/384/512, ES256/384 or EdDSA"),
@@ -295,19 +266,12 @@ fn jwt_settings(env: &Vars) -> Result<JwtSettings, ConfigError> {
         algorithms,
         leeway_seconds: env.number("JWT_LEEWAY_SECONDS", 30, 0..=300)?,
         require_at_jwt_typ: env.boolean("JWT_REQUIRE_AT_JWT_TYP", false)?,
-        refetch_interval: Duration::from_secs(env.number(
-            "JWKS_REFETCH_INTERVAL_SECONDS",
-            10,
-            1..=3600,
-        )?),
+        refetch_interval: Duration::from_secs(env.number("JWKS_REFETCH_INTERVAL_SECONDS", 10, 1..=3600)?),
     })
 }
 
 fn introspection_settings(env: &Vars) -> Result<IntrospectionSettings, ConfigError> {
-    let auth_method = match env
-        .optional("INTROSPECTION_AUTH_METHOD")
-        .unwrap_or("client_secret_basic")
-    {
+    let auth_method = match env.optional("INTROSPECTION_AUTH_METHOD").unwrap_or("client_secret_basic") {
         "client_secret_basic" => ClientAuthMethod::ClientSecretBasic,
         "client_secret_post" => ClientAuthMethod::ClientSecretPost,
         other => {
@@ -322,16 +286,8 @@ fn introspection_settings(env: &Vars) -> Result<IntrospectionSettings, ConfigErr
         client_id: env.required("INTROSPECTION_CLIENT_ID")?.to_owned(),
         client_secret: env.required("INTROSPECTION_CLIENT_SECRET")?.to_owned(),
         auth_method,
-        cache_ttl: Duration::from_secs(env.number(
-            "INTROSPECTION_CACHE_TTL_SECONDS",
-            60,
-            0..=3600,
-        )?),
-        negative_cache_ttl: Duration::from_secs(env.number(
-            "INTROSPECTION_NEGATIVE_CACHE_TTL_SECONDS",
-            5,
-            0..=60,
-        )?),
+        cache_ttl: Duration::from_secs(env.number("INTROSPECTION_CACHE_TTL_SECONDS", 60, 0..=3600)?),
+        negative_cache_ttl: Duration::from_secs(env.number("INTROSPECTION_NEGATIVE_CACHE_TTL_SECONDS", 5, 0..=60)?),
     })
 }
 
@@ -352,46 +308,26 @@ impl Vars<'_> {
     }
 
     fn required(&self, name: &str) -> Result<&str, ConfigError> {
-        self.optional(name)
-            .ok_or_else(|| ConfigError::new(name, "is required but not set"))
+        self.optional(name).ok_or_else(|| ConfigError::new(name, "is required but not set"))
     }
 
     /// A comma-separated, non-empty list.
     fn list(&self, name: &str) -> Result<Vec<String>, ConfigError> {
-        let items: Vec<String> = self
-            .required(name)?
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect();
+        let items: Vec<String> =
+            self.required(name)?.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
         if items.is_empty() {
             return Err(ConfigError::new(name, "must list at least one value"));
         }
         Ok(items)
     }
 
-    fn number(
-        &self,
-        name: &str,
-        default: u64,
-        range: std::ops::RangeInclusive<u64>,
-    ) -> Result<u64, ConfigError> {
+    fn number(&self, name: &str, default: u64, range: std::ops::RangeInclusive<u64>) -> Result<u64, ConfigError> {
         let Some(text) = self.optional(name) else {
             return Ok(default);
         };
-        let value: u64 = text
-            .parse()
-            .map_err(|_| ConfigError::new(name, format!("{text:?} is not a whole number")))?;
+        let value: u64 = text.parse().map_err(|_| ConfigError::new(name, format!("{text:?} is not a whole number")))?;
         if !range.contains(&value) {
-            return Err(ConfigError::new(
-                name,
-                format!(
-                    "{value} is out of range {}..={}",
-                    range.start(),
-                    range.end()
-                ),
-            ));
+            return Err(ConfigError::new(name, format!("{value} is out of range {}..={}", range.start(), range.end())));
         }
         Ok(value)
     }
@@ -401,39 +337,26 @@ impl Vars<'_> {
             None => Ok(default),
             Some("true") => Ok(true),
             Some("false") => Ok(false),
-            Some(other) => Err(ConfigError::new(
-                name,
-                format!("{other:?}: expected true or false"),
-            )),
+            Some(other) => Err(ConfigError::new(name, format!("{other:?}: expected true or false"))),
         }
     }
 
     /// An identity-provider URL: https, or http only on a loopback host (tests).
     fn identity_provider_url(&self, name: &str) -> Result<Url, ConfigError> {
         let text = self.required(name)?;
-        let url = Url::parse(text)
-            .map_err(|e| ConfigError::new(name, format!("{text:?} is not a URL: {e}")))?;
+        let url = Url::parse(text).map_err(|e| ConfigError::new(name, format!("{text:?} is not a URL: {e}")))?;
         match url.scheme() {
             "https" => {}
             "http" if is_loopback(&url) => {}
             "http" => {
-                return Err(ConfigError::new(
-                    name,
-                    "must use https (http is accepted only on loopback)",
-                ));
+                return Err(ConfigError::new(name, "must use https (http is accepted only on loopback)"));
             }
             other => {
-                return Err(ConfigError::new(
-                    name,
-                    format!("scheme {other:?} is not allowed: use https"),
-                ));
+                return Err(ConfigError::new(name, format!("scheme {other:?} is not allowed: use https")));
             }
         }
         if !url.username().is_empty() || url.password().is_some() {
-            return Err(ConfigError::new(
-                name,
-                "must not carry credentials in the URL",
-            ));
+            return Err(ConfigError::new(name, "must not carry credentials in the URL"));
         }
         Ok(url)
     }
@@ -447,22 +370,12 @@ impl Vars<'_> {
             Validation::Introspection(_) => &["INTROSPECTION_"],
             Validation::Authlete(_) => &["AUTHLETE_"],
         };
-        const MODE_PREFIXES: &[&str] = &[
-            "JWKS_",
-            "JWT_",
-            "TOKEN_ISSUER",
-            "AUDIENCE",
-            "INTROSPECTION_",
-            "AUTHLETE_",
-        ];
+        const MODE_PREFIXES: &[&str] = &["JWKS_", "JWT_", "TOKEN_ISSUER", "AUDIENCE", "INTROSPECTION_", "AUTHLETE_"];
         for name in self.0.keys() {
             let belongs_to_a_mode = MODE_PREFIXES.iter().any(|p| name.starts_with(p));
             let belongs_to_this_mode = own_prefixes.iter().any(|p| name.starts_with(p));
             if belongs_to_a_mode && !belongs_to_this_mode && self.optional(name).is_some() {
-                return Err(ConfigError::new(
-                    name,
-                    "is set but does not apply to this TOKEN_VALIDATION mode",
-                ));
+                return Err(ConfigError::new(name, "is set but does not apply to this TOKEN_VALIDATION mode"));
             }
         }
         Ok(())
@@ -483,10 +396,7 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
     }
 
     fn jwt_base() -> Vec<(&'static str, &'static str)> {
@@ -505,9 +415,7 @@ mod tests {
     #[test]
     fn minimal_jwt_config_takes_documented_defaults() {
         let config = Config::from_map(&vars(&jwt_base())).unwrap();
-        let Validation::Jwt(jwt) = &config.validation else {
-            panic!("expected jwt")
-        };
+        let Validation::Jwt(jwt) = &config.validation else { panic!("expected jwt") };
         assert_eq!(jwt.audiences, ["api://orders", "api://billing"]);
         assert_eq!(jwt.leeway_seconds, 30);
         assert_eq!(jwt.algorithms.len(), SUPPORTED_ALGORITHMS.len());
@@ -522,35 +430,11 @@ mod tests {
             (vec![], "TOKEN_VALIDATION"),
             (vec![("TOKEN_VALIDATION", "saml")], "TOKEN_VALIDATION"),
             (vec![("TOKEN_VALIDATION", "jwt")], "JWKS_URI"),
-            (
-                vec![
-                    ("TOKEN_VALIDATION", "jwt"),
-                    ("JWKS_URI", "http://idp.example.com/jwks"),
-                ],
-                "JWKS_URI",
-            ),
-            (
-                vec![("TOKEN_VALIDATION", "jwt"), ("JWKS_URI", "ftp://idp/jwks")],
-                "JWKS_URI",
-            ),
-            (
-                vec![
-                    ("TOKEN_VALIDATION", "jwt"),
-                    ("JWKS_URI", "https://u:p@idp/jwks"),
-                ],
-                "JWKS_URI",
-            ),
-            (
-                vec![
-                    ("TOKEN_VALIDATION", "jwt"),
-                    ("JWKS_URI", "https://idp/jwks"),
-                ],
-                "TOKEN_ISSUER",
-            ),
-            (
-                vec![("TOKEN_VALIDATION", "introspection")],
-                "INTROSPECTION_ENDPOINT",
-            ),
+            (vec![("TOKEN_VALIDATION", "jwt"), ("JWKS_URI", "http://idp.example.com/jwks")], "JWKS_URI"),
+            (vec![("TOKEN_VALIDATION", "jwt"), ("JWKS_URI", "ftp://idp/jwks")], "JWKS_URI"),
+            (vec![("TOKEN_VALIDATION", "jwt"), ("JWKS_URI", "https://u:p@idp/jwks")], "JWKS_URI"),
+            (vec![("TOKEN_VALIDATION", "jwt"), ("JWKS_URI", "https://idp/jwks")], "TOKEN_ISSUER"),
+            (vec![("TOKEN_VALIDATION", "introspection")], "INTROSPECTION_ENDPOINT"),
             (vec![("TOKEN_VALIDATION", "authlete")], "AUTHLETE_BASE_URL"),
         ];
         for (pairs, variable) in cases {
@@ -582,11 +466,7 @@ mod tests {
 
     #[test]
     fn http_is_allowed_on_loopback_only() {
-        for uri in [
-            "http://127.0.0.1:8080/jwks",
-            "http://localhost/jwks",
-            "http://[::1]:9/jwks",
-        ] {
+        for uri in ["http://127.0.0.1:8080/jwks", "http://localhost/jwks", "http://[::1]:9/jwks"] {
             let mut pairs = jwt_base();
             pairs[1] = ("JWKS_URI", uri);
             assert!(Config::from_map(&vars(&pairs)).is_ok(), "{uri}");

@@ -62,12 +62,10 @@ impl Rejection {
         match self {
             BadMethodArn => Status::ServerError,
             Jwt(JwtError::Keys(JwksError::Fetch(_))) => Status::ServerError,
-            Introspection(IntrospectionError::Fetch(_) | IntrospectionError::BadResponse) => {
-                Status::ServerError
-            }
+            Introspection(IntrospectionError::Fetch(_) | IntrospectionError::BadResponse) => Status::ServerError,
             Authlete(_) => Status::ServerError,
-            Credentials(_) | TokenTooLarge | Jwt(_) | Introspection(_) | AuthleteUnauthorized
-            | Binding(_) | ClaimCheck(_) => Status::Unauthorized,
+            Credentials(_) | TokenTooLarge | Jwt(_) | Introspection(_) | AuthleteUnauthorized | Binding(_)
+            | ClaimCheck(_) => Status::Unauthorized,
             AuthleteForbidden { .. }
             | CertificateNotAllowed
             | InsufficientScope { .. }
@@ -124,9 +122,7 @@ impl Rejection {
     /// The RFC 6750 challenge sent with a Deny (`context.authorizer.challenge`).
     pub fn challenge(&self, realm: &str) -> String {
         match self {
-            Rejection::AuthleteForbidden {
-                challenge: Some(challenge),
-            } => challenge.clone(),
+            Rejection::AuthleteForbidden { challenge: Some(challenge) } => challenge.clone(),
             Rejection::InsufficientScope { scopes } => format!(
                 "Bearer realm=\"{realm}\", error=\"insufficient_scope\", error_description=\"The request requires higher privileges than provided by the access token\", scope=\"{}\"",
                 scopes.join(" ")

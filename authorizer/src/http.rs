@@ -40,10 +40,7 @@ pub fn client(timeout: Duration) -> Result<reqwest::Client, InitError> {
         .timeout(timeout)
         .connect_timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!(
-            "apigw-oauth-authorizer/",
-            env!("CARGO_PKG_VERSION")
-        ))
+        .user_agent(concat!("apigw-oauth-authorizer/", env!("CARGO_PKG_VERSION")))
         .pool_idle_timeout(Duration::from_secs(50))
         .tcp_nodelay(true);
     if let Some(path) = std::env::var_os("SSL_CERT_FILE") {
@@ -52,10 +49,7 @@ pub fn client(timeout: Duration) -> Result<reqwest::Client, InitError> {
         let certs = reqwest::Certificate::from_pem_bundle(&pem)
             .map_err(|e| InitError::CaBundle(format!("{}: {e}", path.to_string_lossy())))?;
         if certs.is_empty() {
-            return Err(InitError::CaBundle(format!(
-                "{} holds no PEM certificate",
-                path.to_string_lossy()
-            )));
+            return Err(InitError::CaBundle(format!("{} holds no PEM certificate", path.to_string_lossy())));
         }
         builder = builder.tls_certs_merge(certs);
     }
@@ -68,18 +62,10 @@ pub async fn json<T: DeserializeOwned>(request: reqwest::RequestBuilder) -> Resu
     if response.status() != reqwest::StatusCode::OK {
         return Err(FetchError::Status(response.status().as_u16()));
     }
-    if response
-        .content_length()
-        .is_some_and(|n| n > MAX_BODY_BYTES as u64)
-    {
+    if response.content_length().is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         return Err(FetchError::TooLarge);
     }
-    let mut body = Vec::with_capacity(
-        response
-            .content_length()
-            .unwrap_or(4096)
-            .min(MAX_BODY_BYTES as u64) as usize,
-    );
+    let mut body = Vec::with_capacity(response.content_length().unwrap_or(4096).min(MAX_BODY_BYTES as u64) as usize);
     while let Some(chunk) = response.chunk().await.map_err(FetchError::Transport)? {
         if body.len() + chunk.len() > MAX_BODY_BYTES {
             return Err(FetchError::TooLarge);

@@ -50,17 +50,12 @@ pub struct IntrospectionCache {
 
 impl IntrospectionCache {
     fn new() -> Self {
-        IntrospectionCache {
-            entries: Mutex::new(HashMap::new()),
-        }
+        IntrospectionCache { entries: Mutex::new(HashMap::new()) }
     }
 
     fn get(&self, key: &TokenKey, now: u64) -> Option<Cached> {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries
-            .get(key)
-            .filter(|(_, expires)| *expires > now)
-            .map(|(cached, _)| cached.clone())
+        entries.get(key).filter(|(_, expires)| *expires > now).map(|(cached, _)| cached.clone())
     }
 
     fn put(&self, key: TokenKey, cached: Cached, expires: u64, now: u64) {
@@ -91,19 +86,16 @@ pub struct Introspector {
 
 impl Introspector {
     pub fn new(settings: IntrospectionSettings, http: reqwest::Client) -> Introspector {
-        Introspector {
-            settings,
-            http,
-            cache: IntrospectionCache::new(),
-        }
+        Introspector { settings, http, cache: IntrospectionCache::new() }
     }
 
     pub fn cache(&self) -> &IntrospectionCache {
         &self.cache
     }
 
-    pub async fn introspect(&self, token: &str) -> Result<Arc<TokenInfo>, IntrospectionError> {
-        let key = token_key(token);
+    /// `key` is [`token_key`] of `token` (the caller already has it).
+    pub async fn introspect(&self, token: &str, key: &TokenKey) -> Result<Arc<TokenInfo>, IntrospectionError> {
+        let key = *key;
         let now = unix_now();
         match self.cache.get(&key, now) {
             Some(Cached::Active(info)) => return Ok(info),
@@ -131,26 +123,19 @@ impl Introspector {
         let ttl = self.settings.cache_ttl.as_secs();
         if ttl > 0 {
             let expires = info.exp.map_or(now + ttl, |exp| exp.min(now + ttl));
-            self.cache
-                .put(key, Cached::Active(info.clone()), expires, now);
+            self.cache.put(key, Cached::Active(info.clone()), expires, now);
         }
         Ok(info)
     }
 
     fn request(&self, token: &str) -> reqwest::RequestBuilder {
         let s = &self.settings;
-        let request = self
-            .http
-            .post(s.endpoint.clone())
-            .header(reqwest::header::ACCEPT, "application/json");
+        let request = self.http.post(s.endpoint.clone()).header(reqwest::header::ACCEPT, "application/json");
         match s.auth_method {
             // RFC 6749 §2.3.1: client id and secret are form-urlencoded before
             // going into the Basic credentials.
             ClientAuthMethod::ClientSecretBasic => request
-                .basic_auth(
-                    form_urlencode(&s.client_id),
-                    Some(form_urlencode(&s.client_secret)),
-                )
+                .basic_auth(form_urlencode(&s.client_id), Some(form_urlencode(&s.client_secret)))
                 .form(&[("token", token), ("token_type_hint", "access_token")]),
             ClientAuthMethod::ClientSecretPost => request.form(&[
                 ("token", token),
@@ -167,8 +152,5 @@ fn form_urlencode(value: &str) -> String {
 }
 
 pub(crate) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_secs()
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs()
 }

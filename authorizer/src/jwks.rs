@@ -12,9 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use jsonwebtoken::jwk::{
-    AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, KeyOperations, PublicKeyUse,
-};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, KeyOperations, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use reqwest::Url;
 use serde::Deserialize;
@@ -70,16 +68,8 @@ impl KeySet {
     pub fn find(&self, kid: Option<&str>, alg: Algorithm) -> Result<&VerificationKey, KeyError> {
         match kid {
             Some(kid) => {
-                let key = self
-                    .keys
-                    .iter()
-                    .find(|k| k.kid.as_deref() == Some(kid))
-                    .ok_or(KeyError::UnknownKid)?;
-                if key.algorithms.contains(&alg) {
-                    Ok(key)
-                } else {
-                    Err(KeyError::AlgorithmMismatch)
-                }
+                let key = self.keys.iter().find(|k| k.kid.as_deref() == Some(kid)).ok_or(KeyError::UnknownKid)?;
+                if key.algorithms.contains(&alg) { Ok(key) } else { Err(KeyError::AlgorithmMismatch) }
             }
             None => {
                 let mut candidates = self.keys.iter().filter(|k| k.algorithms.contains(&alg));
@@ -115,17 +105,11 @@ fn verification_key(jwk: &Jwk, allowed: &[Algorithm]) -> Option<VerificationKey>
             EllipticCurve::P384 => &[Algorithm::ES384],
             _ => return None,
         },
-        AlgorithmParameters::OctetKeyPair(okp) if okp.curve == EllipticCurve::Ed25519 => {
-            &[Algorithm::EdDSA]
-        }
+        AlgorithmParameters::OctetKeyPair(okp) if okp.curve == EllipticCurve::Ed25519 => &[Algorithm::EdDSA],
         // Symmetric keys have no place in a public JWKS; anything else is unsupported.
         _ => return None,
     };
-    let mut algorithms: Vec<Algorithm> = by_type
-        .iter()
-        .copied()
-        .filter(|a| allowed.contains(a))
-        .collect();
+    let mut algorithms: Vec<Algorithm> = by_type.iter().copied().filter(|a| allowed.contains(a)).collect();
     if let Some(declared) = jwk.common.key_algorithm {
         // RFC 8725 §3.1: the JWK's own alg, when present, is the only one it may verify.
         algorithms.retain(|a| key_algorithm_matches(declared, *a));
@@ -134,11 +118,7 @@ fn verification_key(jwk: &Jwk, allowed: &[Algorithm]) -> Option<VerificationKey>
         return None;
     }
     let key = DecodingKey::from_jwk(jwk).ok()?;
-    Some(VerificationKey {
-        kid: jwk.common.key_id.clone(),
-        algorithms,
-        key,
-    })
+    Some(VerificationKey { kid: jwk.common.key_id.clone(), algorithms, key })
 }
 
 fn key_algorithm_matches(declared: KeyAlgorithm, alg: Algorithm) -> bool {
@@ -178,12 +158,7 @@ pub struct JwksCache {
 }
 
 impl JwksCache {
-    pub fn new(
-        uri: Url,
-        http: reqwest::Client,
-        allowed: Vec<Algorithm>,
-        refetch_interval: Duration,
-    ) -> JwksCache {
+    pub fn new(uri: Url, http: reqwest::Client, allowed: Vec<Algorithm>, refetch_interval: Duration) -> JwksCache {
         JwksCache {
             uri,
             http,
@@ -226,11 +201,7 @@ impl JwksCache {
     }
 
     /// The key set holding the key for (`kid`, `alg`), and that key's index.
-    pub async fn key_for(
-        &self,
-        kid: Option<&str>,
-        alg: Algorithm,
-    ) -> Result<(Arc<KeySet>, usize), JwksError> {
+    pub async fn key_for(&self, kid: Option<&str>, alg: Algorithm) -> Result<(Arc<KeySet>, usize), JwksError> {
         let set = self.current();
         match index_of(&set, kid, alg) {
             Err(KeyError::UnknownKid) => {}
@@ -257,11 +228,7 @@ impl JwksCache {
 
 fn index_of(set: &KeySet, kid: Option<&str>, alg: Algorithm) -> Result<usize, KeyError> {
     let key = set.find(kid, alg)?;
-    Ok(set
-        .keys
-        .iter()
-        .position(|k| std::ptr::eq(k, key))
-        .unwrap_or_default())
+    Ok(set.keys.iter().position(|k| std::ptr::eq(k, key)).unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -289,38 +256,18 @@ mod tests {
             ]),
             all,
         );
-        let kids: Vec<_> = keys
-            .keys
-            .iter()
-            .map(|k| k.kid.as_deref().unwrap())
-            .collect();
+        let kids: Vec<_> = keys.keys.iter().map(|k| k.kid.as_deref().unwrap()).collect();
         assert_eq!(kids, ["rsa", "rs256-only"]);
         assert!(keys.find(Some("rsa"), Algorithm::PS256).is_ok());
-        assert_eq!(
-            keys.find(Some("rs256-only"), Algorithm::PS256).err(),
-            Some(KeyError::AlgorithmMismatch)
-        );
-        assert_eq!(
-            keys.find(Some("rsa"), Algorithm::ES256).err(),
-            Some(KeyError::AlgorithmMismatch)
-        );
-        assert_eq!(
-            keys.find(Some("hmac"), Algorithm::HS256).err(),
-            Some(KeyError::UnknownKid)
-        );
-        assert_eq!(
-            keys.find(None, Algorithm::RS256).err(),
-            Some(KeyError::NoKid),
-            "two RS256 keys: ambiguous"
-        );
+        assert_eq!(keys.find(Some("rs256-only"), Algorithm::PS256).err(), Some(KeyError::AlgorithmMismatch));
+        assert_eq!(keys.find(Some("rsa"), Algorithm::ES256).err(), Some(KeyError::AlgorithmMismatch));
+        assert_eq!(keys.find(Some("hmac"), Algorithm::HS256).err(), Some(KeyError::UnknownKid));
+        assert_eq!(keys.find(None, Algorithm::RS256).err(), Some(KeyError::NoKid), "two RS256 keys: ambiguous");
     }
 
     #[test]
     fn configured_algorithms_narrow_what_a_key_verifies() {
-        let keys = set(
-            json!([{"kty":"RSA","kid":"rsa","n":N,"e":"AQAB"}]),
-            &[Algorithm::PS256],
-        );
+        let keys = set(json!([{"kty":"RSA","kid":"rsa","n":N,"e":"AQAB"}]), &[Algorithm::PS256]);
         assert_eq!(keys.keys[0].algorithms, [Algorithm::PS256]);
         assert!(keys.find(None, Algorithm::PS256).is_ok());
     }

@@ -106,10 +106,9 @@ impl JwtVerifier {
         }
 
         let (keys, index) = self.jwks.key_for(header.kid.as_deref(), header.alg).await?;
-        let claims =
-            jsonwebtoken::decode::<Map<String, Value>>(token, &keys.keys[index].key, validation)
-                .map_err(|e| map_error(e.into_kind()))?
-                .claims;
+        let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &keys.keys[index].key, validation)
+            .map_err(|e| map_error(e.into_kind()))?
+            .claims;
 
         // jsonwebtoken accepts an array `iss`; RFC 7519 says it is a string.
         if !claims.get("iss").is_some_and(Value::is_string) {
@@ -118,9 +117,7 @@ impl JwtVerifier {
         match claims.get("iat") {
             None => {}
             Some(iat) => {
-                let iat = iat
-                    .as_u64()
-                    .ok_or_else(|| JwtError::BadClaim("iat".into()))?;
+                let iat = iat.as_u64().ok_or_else(|| JwtError::BadClaim("iat".into()))?;
                 if iat > now().saturating_add(self.leeway_seconds) {
                     return Err(JwtError::IssuedInFuture);
                 }
@@ -149,8 +146,5 @@ fn map_error(kind: ErrorKind) -> JwtError {
 }
 
 fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
 }

@@ -27,7 +27,6 @@ pub mod response;
 pub mod routes;
 pub mod token;
 
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -99,10 +98,7 @@ impl Decision {
     }
 
     pub fn reason(&self) -> &'static str {
-        self.result
-            .as_ref()
-            .err()
-            .map_or("allowed", Rejection::code)
+        self.result.as_ref().err().map_or("allowed", Rejection::code)
     }
 
     /// "allow", "deny", "unauthorized" or "error".
@@ -134,19 +130,10 @@ impl Authorizer {
                 verifier.jwks().hydrate().await?;
                 Validator::Jwt(verifier)
             }
-            Validation::Introspection(settings) => {
-                Validator::Introspection(Introspector::new(settings.clone(), http))
-            }
-            Validation::Authlete(settings) => {
-                Validator::Authlete(AuthleteClient::new(settings.clone(), http))
-            }
+            Validation::Introspection(settings) => Validator::Introspection(Introspector::new(settings.clone(), http)),
+            Validation::Authlete(settings) => Validator::Authlete(AuthleteClient::new(settings.clone(), http)),
         };
-        Ok(Authorizer {
-            config,
-            validator,
-            claim_check: None,
-            scope_resolver: None,
-        })
+        Ok(Authorizer { config, validator, claim_check: None, scope_resolver: None })
     }
 
     pub fn with_claim_check(mut self, check: Arc<dyn ClaimCheck>) -> Self {
@@ -186,18 +173,12 @@ impl Authorizer {
         let mut deny_context = None;
         let result = self.decide(event, &mut token_hash, &mut deny_context).await;
         let deny_response = match (&result, deny_context) {
-            (Err(rejection), Some((arn_prefix, raw_arn, info)))
-                if rejection.status() == Status::Forbidden =>
-            {
+            (Err(rejection), Some((arn_prefix, raw_arn, info))) if rejection.status() == Status::Forbidden => {
                 Some(self.deny_response(rejection, &arn_prefix, &raw_arn, info.as_deref()))
             }
             _ => None,
         };
-        Decision {
-            result,
-            deny_response,
-            token_hash,
-        }
+        Decision { result, deny_response, token_hash }
     }
 
     async fn decide(
@@ -216,30 +197,29 @@ impl Authorizer {
         if token.len() > self.config.max_token_bytes {
             return Err(Rejection::TokenTooLarge);
         }
-        *token_hash = Some(short_hash(token));
+        let token_digest = introspection::token_key(token);
+        *token_hash = Some(short_hex(&token_digest));
 
         // 3. The client certificate of the mTLS connection, if any.
         let client_cert = event.client_cert();
-        let thumbprint = client_cert
-            .map(|c| binding::thumbprint_of_pem(&c.pem))
-            .transpose()?;
+        let thumbprint = client_cert.map(|c| binding::thumbprint_of_pem(&c.pem)).transpose()?;
         if let Some(allowlist) = &self.config.cert_allowlist {
-            let permitted =
-                matches!((client_cert, &thumbprint), (Some(c), Some(t)) if allowlist.permits(c, t));
+            let permitted = matches!((client_cert, &thumbprint), (Some(c), Some(t)) if allowlist.permits(c, t));
             if !permitted {
                 return Err(Rejection::CertificateNotAllowed);
             }
         }
 
         // 4. What this route requires.
-        let requirements = self.requirements(&arn);
+        let custom_requirement = self.scope_resolver.as_ref().and_then(|r| r.requirement(&arn));
+        let requirements = || self.requirements(&arn, custom_requirement.as_ref());
 
         // 5. Is the token genuine, current and meant for us?
         let info: Arc<TokenInfo> = match &self.validator {
             Validator::Jwt(verifier) => Arc::new(verifier.verify(token).await?),
-            Validator::Introspection(introspector) => introspector.introspect(token).await?,
+            Validator::Introspection(introspector) => introspector.introspect(token, &token_digest).await?,
             Validator::Authlete(client) => {
-                let scopes = authlete_scopes(&requirements);
+                let scopes = authlete_scopes(requirements());
                 let pem = client_cert.map(|c| c.pem.as_str());
                 match client.introspect(token, &scopes, pem).await? {
                     AuthleteVerdict::Ok(info) => Arc::new(info),
@@ -254,11 +234,7 @@ impl Authorizer {
         };
 
         // 6. Is it being used by the client it was issued to (RFC 8705)?
-        let bound_to = binding::check(
-            self.config.binding,
-            info.cnf_x5t_s256.as_deref(),
-            thumbprint.as_ref(),
-        )?;
+        let bound_to = binding::check(self.config.binding, info.cnf_x5t_s256.as_deref(), thumbprint.as_ref())?;
 
         // From here on a refusal is a Deny that can name the token's subject.
         if let Some((_, _, slot)) = deny_context.as_mut() {
@@ -274,13 +250,11 @@ impl Authorizer {
         }
 
         // 8. Does it carry the scopes this route requires?
-        for requirement in requirements.iter() {
+        for requirement in requirements() {
             if !requirement.is_satisfied_by(|s| info.has_scope(s)) {
                 return Err(match requirement {
                     Requirement::Deny => Rejection::RouteDenied,
-                    other => Rejection::InsufficientScope {
-                        scopes: other.scopes().to_vec(),
-                    },
+                    other => Rejection::InsufficientScope { scopes: other.scopes().to_vec() },
                 });
             }
         }
@@ -290,25 +264,20 @@ impl Authorizer {
     }
 
     /// Requirements of this request: the custom resolver's, or every
-    /// matching route's, or the default rule.
-    fn requirements<'a>(&'a self, arn: &MethodArn<'_>) -> Cow<'a, [Requirement]> {
-        if let Some(requirement) = self
-            .scope_resolver
-            .as_ref()
-            .and_then(|r| r.requirement(arn))
-        {
-            return Cow::Owned(vec![requirement]);
-        }
+    /// matching route's, or the default rule. An iterator, not a collection:
+    /// the per-request path neither allocates nor clones scope lists here.
+    fn requirements<'a>(
+        &'a self,
+        arn: &'a MethodArn<'_>,
+        custom: Option<&'a Requirement>,
+    ) -> impl Iterator<Item = &'a Requirement> + 'a {
         let table = &self.config.routes;
-        let matching: Vec<Requirement> = table
-            .matching(arn.resource)
-            .map(|r| r.requirement.clone())
-            .collect();
-        if matching.is_empty() {
-            Cow::Borrowed(std::slice::from_ref(&table.default))
-        } else {
-            Cow::Owned(matching)
-        }
+        let from_table = custom.is_none().then(|| {
+            let mut matching = table.matching(arn.resource).map(|route| &route.requirement).peekable();
+            let fallback = matching.peek().is_none().then_some(&table.default);
+            matching.chain(fallback)
+        });
+        custom.into_iter().chain(from_table.into_iter().flatten())
     }
 
     fn response(
@@ -357,9 +326,7 @@ impl Authorizer {
     ) -> AuthorizerResponse {
         let challenge = rejection.challenge(&self.config.realm);
         match (info, MethodArn::parse(raw_arn)) {
-            (Some(info), Ok(arn)) => {
-                self.response(Effect::Deny, &arn, raw_arn, info, None, Some(challenge))
-            }
+            (Some(info), Ok(arn)) => self.response(Effect::Deny, &arn, raw_arn, info, None, Some(challenge)),
             // No validated token (certificate refused before the token was
             // looked at): deny the whole API for whatever gets cached.
             _ => AuthorizerResponse {
@@ -372,10 +339,7 @@ impl Authorizer {
                         resources: vec![format!("{arn_prefix}*/*/*")],
                     }],
                 },
-                context: Context {
-                    challenge: Some(challenge),
-                    ..Context::default()
-                },
+                context: Context { challenge: Some(challenge), ..Context::default() },
             },
         }
     }
@@ -383,9 +347,8 @@ impl Authorizer {
 
 /// Authlete checks "all of" the scopes it is given; an any-of requirement is
 /// checked here instead, on the scopes Authlete returns.
-fn authlete_scopes(requirements: &[Requirement]) -> Vec<String> {
+fn authlete_scopes<'a>(requirements: impl Iterator<Item = &'a Requirement>) -> Vec<String> {
     requirements
-        .iter()
         .filter_map(|r| match r {
             Requirement::AllOf(scopes) => Some(scopes.iter().cloned()),
             _ => None,
@@ -397,8 +360,17 @@ fn authlete_scopes(requirements: &[Requirement]) -> Vec<String> {
 /// First 12 hex digits of SHA-256: enough to correlate log lines, useless to
 /// reconstruct the token.
 pub fn short_hash(token: &str) -> String {
-    let digest = Sha256::digest(token.as_bytes());
-    digest[..6].iter().map(|b| format!("{b:02x}")).collect()
+    short_hex(&Sha256::digest(token.as_bytes()).into())
+}
+
+fn short_hex(digest: &[u8; 32]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = String::with_capacity(12);
+    for byte in &digest[..6] {
+        hex.push(HEX[usize::from(byte >> 4)] as char);
+        hex.push(HEX[usize::from(byte & 0x0f)] as char);
+    }
+    hex
 }
 
 /// The Lambda-facing error: its message is exactly what API Gateway expects.
@@ -416,10 +388,7 @@ pub enum LambdaError {
 /// error's `errorMessage`, which API Gateway compares with "Unauthorized".
 impl From<LambdaError> for lambda_runtime::Diagnostic {
     fn from(error: LambdaError) -> Self {
-        lambda_runtime::Diagnostic {
-            error_type: "Authorizer".to_owned(),
-            error_message: error.to_string(),
-        }
+        lambda_runtime::Diagnostic { error_type: "Authorizer".to_owned(), error_message: error.to_string() }
     }
 }
 

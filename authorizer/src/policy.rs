@@ -28,35 +28,19 @@ pub struct MethodArn<'a> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "method ARN is not of the form arn:PARTITION:execute-api:REGION:ACCOUNT:API/STAGE/VERB/PATH"
-)]
+#[error("method ARN is not of the form arn:PARTITION:execute-api:REGION:ACCOUNT:API/STAGE/VERB/PATH")]
 pub struct BadMethodArn;
 
 impl<'a> MethodArn<'a> {
     pub fn parse(arn: &'a str) -> Result<MethodArn<'a>, BadMethodArn> {
         let mut fields = arn.splitn(6, ':');
-        let (
-            Some("arn"),
-            Some(partition),
-            Some("execute-api"),
-            Some(region),
-            Some(account),
-            Some(rest),
-        ) = (
-            fields.next(),
-            fields.next(),
-            fields.next(),
-            fields.next(),
-            fields.next(),
-            fields.next(),
-        )
+        let (Some("arn"), Some(partition), Some("execute-api"), Some(region), Some(account), Some(rest)) =
+            (fields.next(), fields.next(), fields.next(), fields.next(), fields.next(), fields.next())
         else {
             return Err(BadMethodArn);
         };
         // Every AWS partition: aws, aws-cn, aws-us-gov, aws-iso, aws-iso-b, ...
-        let is_name =
-            |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        let is_name = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
         if !partition.starts_with("aws") || !is_name(partition) || !is_name(region) {
             return Err(BadMethodArn);
         }
@@ -73,13 +57,7 @@ impl<'a> MethodArn<'a> {
             return Err(BadMethodArn);
         }
         let prefix_len = arn.len() - rest.len() + api_id.len() + 1;
-        Ok(MethodArn {
-            api_prefix: &arn[..prefix_len],
-            resource: &arn[prefix_len..],
-            stage,
-            verb,
-            path,
-        })
+        Ok(MethodArn { api_prefix: &arn[..prefix_len], resource: &arn[prefix_len..], stage, verb, path })
     }
 }
 
@@ -120,11 +98,7 @@ pub fn build(
     satisfies: impl Fn(usize) -> bool,
     default_satisfied: bool,
 ) -> PolicyDocument {
-    let statement = |effect, resources| Statement {
-        action: "execute-api:Invoke",
-        effect,
-        resources,
-    };
+    let statement = |effect, resources| Statement { action: "execute-api:Invoke", effect, resources };
     let statements = match shape {
         PolicyShape::Request => vec![statement(effect, vec![raw_arn.to_owned()])],
         PolicyShape::Full => {
@@ -148,9 +122,7 @@ pub fn build(
             // explicitly so the policy can never contradict the decision.
             match effect {
                 Effect::Allow
-                    if !allow.iter().any(|g| {
-                        crate::routes::glob_matches(&g[arn.api_prefix.len()..], arn.resource)
-                    }) =>
+                    if !allow.iter().any(|g| crate::routes::glob_matches(&g[arn.api_prefix.len()..], arn.resource)) =>
                 {
                     allow.push(raw_arn.to_owned())
                 }
@@ -167,10 +139,7 @@ pub fn build(
             statements
         }
     };
-    PolicyDocument {
-        version: "2012-10-17",
-        statements,
-    }
+    PolicyDocument { version: "2012-10-17", statements }
 }
 
 #[cfg(test)]
@@ -181,21 +150,12 @@ mod tests {
     #[test]
     fn parses_every_partition() {
         for partition in ["aws", "aws-cn", "aws-us-gov", "aws-iso-b"] {
-            let raw = format!(
-                "arn:{partition}:execute-api:eu-west-1:123456789012:abc123/prod/GET/pets/42"
-            );
+            let raw = format!("arn:{partition}:execute-api:eu-west-1:123456789012:abc123/prod/GET/pets/42");
             let arn = MethodArn::parse(&raw).unwrap();
-            assert_eq!(
-                arn.api_prefix,
-                format!("arn:{partition}:execute-api:eu-west-1:123456789012:abc123/")
-            );
-            assert_eq!(
-                (arn.stage, arn.verb, arn.path, arn.resource),
-                ("prod", "GET", "pets/42", "prod/GET/pets/42")
-            );
+            assert_eq!(arn.api_prefix, format!("arn:{partition}:execute-api:eu-west-1:123456789012:abc123/"));
+            assert_eq!((arn.stage, arn.verb, arn.path, arn.resource), ("prod", "GET", "pets/42", "prod/GET/pets/42"));
         }
-        let root =
-            MethodArn::parse("arn:aws:execute-api:us-east-1:123456789012:abc/dev/GET/").unwrap();
+        let root = MethodArn::parse("arn:aws:execute-api:us-east-1:123456789012:abc/dev/GET/").unwrap();
         assert_eq!(root.path, "");
     }
 
@@ -216,14 +176,8 @@ mod tests {
     /// Evaluates a policy as IAM does: explicit Deny wins, then any Allow.
     fn iam_allows(policy: &PolicyDocument, arn: &str) -> bool {
         let matches = |s: &Statement| s.resources.iter().any(|r| glob_matches(r, arn));
-        !policy
-            .statements
-            .iter()
-            .any(|s| s.effect == Effect::Deny && matches(s))
-            && policy
-                .statements
-                .iter()
-                .any(|s| s.effect == Effect::Allow && matches(s))
+        !policy.statements.iter().any(|s| s.effect == Effect::Deny && matches(s))
+            && policy.statements.iter().any(|s| s.effect == Effect::Allow && matches(s))
     }
 
     #[test]
@@ -237,63 +191,25 @@ mod tests {
         )
         .unwrap();
         let prefix = "arn:aws:execute-api:us-east-1:123456789012:api1/";
-        let probes = [
-            "prod/GET/pets/1",
-            "prod/GET/pets/1/secret",
-            "prod/POST/pets",
-            "prod/GET/other",
-            "prod/DELETE/pets/1",
-        ];
-        for granted in [
-            vec![],
-            vec!["read"],
-            vec!["read", "admin"],
-            vec!["write"],
-            vec!["read", "write", "admin"],
-        ] {
-            let satisfies = |i: usize| {
-                table.routes[i]
-                    .requirement
-                    .is_satisfied_by(|s| granted.contains(&s))
-            };
+        let probes =
+            ["prod/GET/pets/1", "prod/GET/pets/1/secret", "prod/POST/pets", "prod/GET/other", "prod/DELETE/pets/1"];
+        for granted in [vec![], vec!["read"], vec!["read", "admin"], vec!["write"], vec!["read", "write", "admin"]] {
+            let satisfies = |i: usize| table.routes[i].requirement.is_satisfied_by(|s| granted.contains(&s));
             let default_ok = table.default.is_satisfied_by(|s| granted.contains(&s));
             let this = format!("{prefix}prod/GET/pets/1");
             let arn = MethodArn::parse(&this).unwrap();
             for probe in probes {
-                let matching: Vec<usize> = (0..table.routes.len())
-                    .filter(|&i| glob_matches(&table.routes[i].resource_glob, probe))
-                    .collect();
-                let expected = if matching.is_empty() {
-                    default_ok
-                } else {
-                    matching.iter().all(|&i| satisfies(i))
-                };
+                let matching: Vec<usize> =
+                    (0..table.routes.len()).filter(|&i| glob_matches(&table.routes[i].resource_glob, probe)).collect();
+                let expected = if matching.is_empty() { default_ok } else { matching.iter().all(|&i| satisfies(i)) };
                 let this_effect = {
                     let m: Vec<usize> = table
                         .matching(arn.resource)
-                        .map(|r| {
-                            table
-                                .routes
-                                .iter()
-                                .position(|x| std::ptr::eq(x, r))
-                                .unwrap()
-                        })
+                        .map(|r| table.routes.iter().position(|x| std::ptr::eq(x, r)).unwrap())
                         .collect();
-                    if m.iter().all(|&i| satisfies(i)) {
-                        Effect::Allow
-                    } else {
-                        Effect::Deny
-                    }
+                    if m.iter().all(|&i| satisfies(i)) { Effect::Allow } else { Effect::Deny }
                 };
-                let policy = build(
-                    PolicyShape::Full,
-                    &arn,
-                    &this,
-                    this_effect,
-                    &table,
-                    satisfies,
-                    default_ok,
-                );
+                let policy = build(PolicyShape::Full, &arn, &this, this_effect, &table, satisfies, default_ok);
                 assert_eq!(
                     iam_allows(&policy, &format!("{prefix}{probe}")),
                     expected,
@@ -308,15 +224,7 @@ mod tests {
         let raw = "arn:aws:execute-api:us-east-1:123456789012:api1/prod/GET/x";
         let arn = MethodArn::parse(raw).unwrap();
         let table = RouteTable::allow_any_valid_token();
-        let policy = build(
-            PolicyShape::Request,
-            &arn,
-            raw,
-            Effect::Deny,
-            &table,
-            |_| true,
-            true,
-        );
+        let policy = build(PolicyShape::Request, &arn, raw, Effect::Deny, &table, |_| true, true);
         assert_eq!(policy.statements.len(), 1);
         assert_eq!(policy.statements[0].resources, [raw]);
         assert_eq!(policy.statements[0].effect, Effect::Deny);

@@ -87,17 +87,11 @@ impl AuthorizerEvent {
     /// The bearer token, per RFC 6750 §2.1.
     pub fn bearer_token(&self) -> Result<&str, CredentialsError> {
         let header = if self.kind.as_deref() == Some("TOKEN") {
-            self.authorization_token
-                .as_deref()
-                .ok_or(CredentialsError::Missing)?
+            self.authorization_token.as_deref().ok_or(CredentialsError::Missing)?
         } else {
             // multiValueHeaders holds every value API Gateway received;
             // headers only the last one. Prefer the complete view.
-            let values = if self.multi_value_headers.count > 0 {
-                &self.multi_value_headers
-            } else {
-                &self.headers
-            };
+            let values = if self.multi_value_headers.count > 0 { &self.multi_value_headers } else { &self.headers };
             match (values.count, values.first.as_deref()) {
                 (0, _) | (_, None) => return Err(CredentialsError::Missing),
                 (1, Some(value)) => value,
@@ -249,28 +243,18 @@ mod tests {
             r#"{"headers":{"Authorization":"Bearer a"},"multiValueHeaders":{"Authorization":["Bearer a","Bearer b"]}}"#,
             r#"{"headers":{"Authorization":"Bearer a","authorization":"Bearer b"}}"#,
         ] {
-            assert_eq!(
-                event(json).bearer_token(),
-                Err(CredentialsError::Multiple),
-                "{json}"
-            );
+            assert_eq!(event(json).bearer_token(), Err(CredentialsError::Multiple), "{json}");
         }
     }
 
     #[test]
     fn missing_and_malformed() {
-        assert_eq!(
-            event(r#"{"headers":{"Host":"x"}}"#).bearer_token(),
-            Err(CredentialsError::Missing)
-        );
+        assert_eq!(event(r#"{"headers":{"Host":"x"}}"#).bearer_token(), Err(CredentialsError::Missing));
         assert_eq!(
             event(r#"{"headers":null,"multiValueHeaders":null}"#).bearer_token(),
             Err(CredentialsError::Missing)
         );
-        assert_eq!(
-            event(r#"{"type":"TOKEN"}"#).bearer_token(),
-            Err(CredentialsError::Missing)
-        );
+        assert_eq!(event(r#"{"type":"TOKEN"}"#).bearer_token(), Err(CredentialsError::Missing));
         for value in [
             "Basic dXNlcjpwYXNz",
             "Bearer",
@@ -281,11 +265,7 @@ mod tests {
             "Bearer ===",
             "Bearer é",
         ] {
-            assert_eq!(
-                parse_bearer(value),
-                Err(CredentialsError::Malformed),
-                "{value:?}"
-            );
+            assert_eq!(parse_bearer(value), Err(CredentialsError::Malformed), "{value:?}");
         }
         assert_eq!(parse_bearer("Bearer abc=="), Ok("abc=="));
     }
@@ -296,10 +276,7 @@ mod tests {
             r#"{"requestContext":{"identity":{"clientCert":{"clientCertPem":"P1","subjectDN":"CN=a","validity":{"notBefore":"x","notAfter":"y"}}}}}"#,
         );
         assert_eq!(v1.client_cert().map(|c| c.pem.as_str()), Some("P1"));
-        assert_eq!(
-            v1.client_cert().and_then(|c| c.subject_dn.as_deref()),
-            Some("CN=a")
-        );
+        assert_eq!(v1.client_cert().and_then(|c| c.subject_dn.as_deref()), Some("CN=a"));
         let v2 = event(
             r#"{"version":"2.0","routeArn":"arn:x","requestContext":{"authentication":{"clientCert":{"clientCertPem":"P2"}}}}"#,
         );

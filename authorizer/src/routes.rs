@@ -27,7 +27,7 @@ pub enum Requirement {
 }
 
 impl Requirement {
-    pub fn is_satisfied_by<'a>(&self, granted: impl Fn(&str) -> bool) -> bool {
+    pub fn is_satisfied_by(&self, granted: impl Fn(&str) -> bool) -> bool {
         match self {
             Requirement::AllOf(scopes) => scopes.iter().all(|s| granted(s)),
             Requirement::AnyOf(scopes) => scopes.iter().any(|s| granted(s)),
@@ -117,13 +117,9 @@ fn requirement(scopes: Vec<String>, matching: Matching) -> Result<Requirement, S
     for scope in &scopes {
         // RFC 6749 §3.3 scope-token: printable ASCII except space, '"' and '\'.
         if scope.is_empty()
-            || !scope
-                .bytes()
-                .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+            || !scope.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
         {
-            return Err(format!(
-                "scope {scope:?} is not a valid scope token (RFC 6749 §3.3)"
-            ));
+            return Err(format!("scope {scope:?} is not a valid scope token (RFC 6749 §3.3)"));
         }
     }
     Ok(match matching {
@@ -142,19 +138,12 @@ fn path_glob(path: &str) -> Result<String, String> {
     }
     let mut segments = Vec::new();
     for segment in path[1..].split('/') {
-        if segment == "*"
-            || (segment.starts_with('{') && segment.ends_with('}') && segment.len() > 2)
-        {
+        if segment == "*" || (segment.starts_with('{') && segment.ends_with('}') && segment.len() > 2) {
             segments.push("*");
-        } else if segment
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()+,;=:@%".contains(&b))
-        {
+        } else if segment.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()+,;=:@%".contains(&b)) {
             segments.push(segment);
         } else {
-            return Err(format!(
-                "path {path:?}: segment {segment:?} has characters a route cannot use"
-            ));
+            return Err(format!("path {path:?}: segment {segment:?} has characters a route cannot use"));
         }
     }
     let glob = segments.join("/");
@@ -164,10 +153,7 @@ fn path_glob(path: &str) -> Result<String, String> {
 impl RouteTable {
     /// The table used when `ROUTES` is not set: any valid token, any route.
     pub fn allow_any_valid_token() -> RouteTable {
-        RouteTable {
-            routes: Vec::new(),
-            default: Requirement::AllOf(Vec::new()),
-        }
+        RouteTable { routes: Vec::new(), default: Requirement::AllOf(Vec::new()) }
     }
 
     /// Parses `{"routes":[{"method","path","stage"?,"scopes","match"?}], "default": {...} | "deny"}`.
@@ -181,21 +167,12 @@ impl RouteTable {
                 "ANY" | "*" => "*".to_owned(),
                 v if VERBS.contains(&v) => verb,
                 _ => {
-                    return Err(at(format!(
-                        "method {:?} is not an HTTP verb or ANY",
-                        route.method
-                    )));
+                    return Err(at(format!("method {:?} is not an HTTP verb or ANY", route.method)));
                 }
             };
             let stage = match route.stage {
                 None => "*".to_owned(),
-                Some(s)
-                    if !s.is_empty()
-                        && s.bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
-                {
-                    s
-                }
+                Some(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') => s,
                 Some(s) => return Err(at(format!("stage {s:?} is not a valid stage name"))),
             };
             let glob = path_glob(&route.path).map_err(at)?;
@@ -218,9 +195,7 @@ impl RouteTable {
 
     /// The routes that apply to `stage/VERB/path` (the tail of a method ARN).
     pub fn matching<'a>(&'a self, resource: &'a str) -> impl Iterator<Item = &'a Route> + 'a {
-        self.routes
-            .iter()
-            .filter(move |route| glob_matches(&route.resource_glob, resource))
+        self.routes.iter().filter(move |route| glob_matches(&route.resource_glob, resource))
     }
 }
 
@@ -264,10 +239,7 @@ mod tests {
     }"#;
 
     fn required(table: &RouteTable, resource: &str) -> Vec<Requirement> {
-        table
-            .matching(resource)
-            .map(|r| r.requirement.clone())
-            .collect()
+        table.matching(resource).map(|r| r.requirement.clone()).collect()
     }
 
     #[test]
@@ -284,34 +256,15 @@ mod tests {
     #[test]
     fn routes_compile_to_iam_globs() {
         let table = RouteTable::parse(TABLE).unwrap();
-        let globs: Vec<&str> = table
-            .routes
-            .iter()
-            .map(|r| r.resource_glob.as_str())
-            .collect();
-        assert_eq!(
-            globs,
-            [
-                "*/GET/pets",
-                "*/GET/pets/*",
-                "*/POST/pets",
-                "prod/*/admin/*",
-                "*/GET/health"
-            ]
-        );
+        let globs: Vec<&str> = table.routes.iter().map(|r| r.resource_glob.as_str()).collect();
+        assert_eq!(globs, ["*/GET/pets", "*/GET/pets/*", "*/POST/pets", "prod/*/admin/*", "*/GET/health"]);
     }
 
     #[test]
     fn every_matching_route_applies() {
         let table = RouteTable::parse(TABLE).unwrap();
-        assert_eq!(
-            required(&table, "prod/GET/pets/7"),
-            [Requirement::AllOf(vec!["pets:read".into()])]
-        );
-        assert_eq!(
-            required(&table, "prod/GET/health"),
-            [Requirement::AllOf(vec![])]
-        );
+        assert_eq!(required(&table, "prod/GET/pets/7"), [Requirement::AllOf(vec!["pets:read".into()])]);
+        assert_eq!(required(&table, "prod/GET/health"), [Requirement::AllOf(vec![])]);
         assert_eq!(required(&table, "dev/DELETE/admin/x"), []);
         assert_eq!(required(&table, "prod/DELETE/admin/x").len(), 1);
     }
@@ -319,30 +272,12 @@ mod tests {
     #[test]
     fn bad_tables_are_refused_with_the_route_index() {
         for (json, needle) in [
-            (
-                r#"{"routes":[{"method":"FETCH","path":"/a"}],"default":"deny"}"#,
-                "routes[0]: method",
-            ),
-            (
-                r#"{"routes":[{"method":"GET","path":"a"}],"default":"deny"}"#,
-                "must start with '/'",
-            ),
-            (
-                r#"{"routes":[{"method":"GET","path":"/a?b"}],"default":"deny"}"#,
-                "characters",
-            ),
-            (
-                r#"{"routes":[{"method":"GET","path":"/a","scopes":["a b"]}],"default":"deny"}"#,
-                "scope token",
-            ),
-            (
-                r#"{"routes":[{"method":"GET","path":"/a","match":"any"}],"default":"deny"}"#,
-                "at least one scope",
-            ),
-            (
-                r#"{"routes":[{"method":"GET","path":"/a","colour":1}],"default":"deny"}"#,
-                "unknown field",
-            ),
+            (r#"{"routes":[{"method":"FETCH","path":"/a"}],"default":"deny"}"#, "routes[0]: method"),
+            (r#"{"routes":[{"method":"GET","path":"a"}],"default":"deny"}"#, "must start with '/'"),
+            (r#"{"routes":[{"method":"GET","path":"/a?b"}],"default":"deny"}"#, "characters"),
+            (r#"{"routes":[{"method":"GET","path":"/a","scopes":["a b"]}],"default":"deny"}"#, "scope token"),
+            (r#"{"routes":[{"method":"GET","path":"/a","match":"any"}],"default":"deny"}"#, "at least one scope"),
+            (r#"{"routes":[{"method":"GET","path":"/a","colour":1}],"default":"deny"}"#, "unknown field"),
             (r#"{"routes":[]}"#, "default"),
         ] {
             let error = RouteTable::parse(json).unwrap_err();

@@ -28,16 +28,8 @@ impl TokenInfo {
         let string = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
         let strings = |value: Option<&Value>| -> Vec<String> {
             match value {
-                Some(Value::String(s)) => s
-                    .split(' ')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect(),
-                Some(Value::Array(items)) => items
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect(),
+                Some(Value::String(s)) => s.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+                Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
                 _ => Vec::new(),
             }
         };
@@ -45,16 +37,11 @@ impl TokenInfo {
             Some(scope) => strings(Some(scope)),
             None => strings(claims.get("scp")),
         };
-        let cnf_x5t_s256 = claims
-            .get("cnf")
-            .and_then(|cnf| cnf.get("x5t#S256"))
-            .and_then(Value::as_str)
-            .map(str::to_owned);
+        let cnf_x5t_s256 =
+            claims.get("cnf").and_then(|cnf| cnf.get("x5t#S256")).and_then(Value::as_str).map(str::to_owned);
         TokenInfo {
             sub: string("sub"),
-            client_id: string("client_id")
-                .or_else(|| string("azp"))
-                .or_else(|| string("cid")),
+            client_id: string("client_id").or_else(|| string("azp")).or_else(|| string("cid")),
             scopes,
             exp: claims.get("exp").and_then(Value::as_u64),
             iss: string("iss"),
@@ -80,9 +67,7 @@ mod tests {
     use serde_json::json;
 
     fn info(value: Value) -> TokenInfo {
-        let Value::Object(map) = value else {
-            unreachable!()
-        };
+        let Value::Object(map) = value else { unreachable!() };
         TokenInfo::from_claims(map)
     }
 
@@ -91,10 +76,7 @@ mod tests {
         let t = info(
             json!({"sub":"u1","client_id":"c1","scope":"a  b","exp":5,"iss":"i","aud":["x","y"],"cnf":{"x5t#S256":"T"}}),
         );
-        assert_eq!(
-            (t.sub.as_deref(), t.client_id.as_deref()),
-            (Some("u1"), Some("c1"))
-        );
+        assert_eq!((t.sub.as_deref(), t.client_id.as_deref()), (Some("u1"), Some("c1")));
         assert_eq!(t.scopes, ["a", "b"]);
         assert_eq!(
             (t.exp, t.aud.clone(), t.cnf_x5t_s256.as_deref()),

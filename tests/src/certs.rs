@@ -2,9 +2,7 @@
 //! would hold and API Gateway would pass on.
 
 use base64::Engine as _;
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
-};
+use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair};
 use sha2::{Digest as _, Sha256};
 
 pub struct Ca {
@@ -34,10 +32,7 @@ impl Ca {
         params.distinguished_name = dn(name);
         let key = KeyPair::generate().expect("ca key");
         let cert = params.self_signed(&key).expect("ca cert");
-        Ca {
-            pem: cert.pem(),
-            issuer: Issuer::new(params, key),
-        }
+        Ca { pem: cert.pem(), issuer: Issuer::new(params, key) }
     }
 
     pub fn client(&self, common_name: &str, serial: u64) -> ClientCertificate {
@@ -61,10 +56,7 @@ impl Ca {
         params.distinguished_name = dn(host);
         let key = KeyPair::generate().expect("server key");
         let cert = params.signed_by(&key, &self.issuer).expect("server cert");
-        ServerCertificate {
-            cert_der: cert.der().to_vec(),
-            key_der: key.serialize_der(),
-        }
+        ServerCertificate { cert_der: cert.der().to_vec(), key_der: key.serialize_der() }
     }
 }
 

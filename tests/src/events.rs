@@ -4,19 +4,11 @@ use serde_json::{Value, json};
 
 use crate::certs::ClientCertificate;
 
-pub const METHOD_ARN: &str =
-    "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3d4e5/prod/GET/pets/42";
+pub const METHOD_ARN: &str = "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3d4e5/prod/GET/pets/42";
 
 /// A REST API REQUEST event (payload v1) for `GET /pets/42` on an mTLS domain.
 pub fn request(authorization: Option<&str>, cert: Option<&ClientCertificate>) -> Value {
-    request_for(
-        METHOD_ARN,
-        "GET",
-        "/pets/{id}",
-        "/pets/42",
-        authorization,
-        cert,
-    )
+    request_for(METHOD_ARN, "GET", "/pets/{id}", "/pets/42", authorization, cert)
 }
 
 pub fn request_for(
@@ -27,8 +19,10 @@ pub fn request_for(
     authorization: Option<&str>,
     cert: Option<&ClientCertificate>,
 ) -> Value {
-    let mut headers = json!({ "Host": "api.example.com", "User-Agent": "curl/8.5.0", "X-Forwarded-For": "198.51.100.7" });
-    let mut multi = json!({ "Host": ["api.example.com"], "User-Agent": ["curl/8.5.0"], "X-Forwarded-For": ["198.51.100.7"] });
+    let mut headers =
+        json!({ "Host": "api.example.com", "User-Agent": "curl/8.5.0", "X-Forwarded-For": "198.51.100.7" });
+    let mut multi =
+        json!({ "Host": ["api.example.com"], "User-Agent": ["curl/8.5.0"], "X-Forwarded-For": ["198.51.100.7"] });
     if let Some(value) = authorization {
         headers["Authorization"] = json!(value);
         multi["Authorization"] = json!([value]);

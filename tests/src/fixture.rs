@@ -60,11 +60,7 @@ pub fn pki() -> &'static Pki {
         let ca = Ca::new("Test CA");
         let client = ca.client("client-a", 0x1001);
         let other_client = ca.client("client-b", 0x1002);
-        Pki {
-            ca,
-            client,
-            other_client,
-        }
+        Pki { ca, client, other_client }
     })
 }
 
@@ -96,10 +92,7 @@ pub fn claims() -> Value {
 }
 
 pub fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
 }
 
 /// The JWT configuration used by most tests, with `extra` settings on top.
@@ -118,9 +111,7 @@ pub fn jwt_vars(jwks_uri: &str, extra: &[(&str, &str)]) -> BTreeMap<String, Stri
 
 pub async fn authorizer(vars: BTreeMap<String, String>) -> Authorizer {
     let config = Config::from_map(&vars).expect("valid test configuration");
-    Authorizer::new(config)
-        .await
-        .expect("authorizer initialises")
+    Authorizer::new(config).await.expect("authorizer initialises")
 }
 
 /// Runs `event` and returns the decision.

@@ -37,10 +37,8 @@ impl SigningKey {
             // rcgen writes v2 (with the public key inside): build it directly.
             Algorithm::EdDSA => {
                 use base64::Engine as _;
-                let x =
-                    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(pair.public_key_raw());
-                serde_json::from_value(json!({"kty": "OKP", "crv": "Ed25519", "x": x}))
-                    .expect("Ed25519 JWK")
+                let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(pair.public_key_raw());
+                serde_json::from_value(json!({"kty": "OKP", "crv": "Ed25519", "x": x})).expect("Ed25519 JWK")
             }
             _ => Jwk::from_encoding_key(&encoding, alg).expect("public JWK"),
         };
@@ -48,13 +46,7 @@ impl SigningKey {
         // Most identity providers publish keys without `alg`; keep ours the same
         // so the authorizer's kty-based checks are what is exercised.
         jwk.common.key_algorithm = None;
-        SigningKey {
-            alg,
-            kid: kid.to_owned(),
-            encoding,
-            private_pem,
-            jwk,
-        }
+        SigningKey { alg, kid: kid.to_owned(), encoding, private_pem, jwk }
     }
 
     /// A token with this key's alg and kid over `claims`.
@@ -79,10 +71,5 @@ pub fn jwks(keys: &[&SigningKey]) -> Value {
 pub fn raw_jws(header: &Value, payload: &Value, signature: &[u8]) -> String {
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    format!(
-        "{}.{}.{}",
-        b64.encode(header.to_string()),
-        b64.encode(payload.to_string()),
-        b64.encode(signature)
-    )
+    format!("{}.{}.{}", b64.encode(header.to_string()), b64.encode(payload.to_string()), b64.encode(signature))
 }

@@ -55,13 +55,7 @@ impl RuntimeApi {
             Box::pin(async move { route(request, &shared).await })
         }))
         .await;
-        RuntimeApi {
-            server,
-            shared,
-            events,
-            outcomes: tokio::sync::Mutex::new(outcomes),
-            counter: Mutex::new(0),
-        }
+        RuntimeApi { server, shared, events, outcomes: tokio::sync::Mutex::new(outcomes), counter: Mutex::new(0) }
     }
 
     /// `host:port`, the value of `AWS_LAMBDA_RUNTIME_API`.
@@ -77,10 +71,7 @@ impl RuntimeApi {
             ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".into()),
             ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
             ("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/authorizer".into()),
-            (
-                "AWS_LAMBDA_LOG_STREAM_NAME",
-                "2026/11/21/[$LATEST]0123".into(),
-            ),
+            ("AWS_LAMBDA_LOG_STREAM_NAME", "2026/11/21/[$LATEST]0123".into()),
             ("AWS_REGION", "eu-west-1".into()),
         ]
     }
@@ -90,15 +81,7 @@ impl RuntimeApi {
         let deadline = Instant::now() + timeout;
         loop {
             let notified = self.shared.polled.notified();
-            if let Some(at) = self
-                .shared
-                .observed
-                .lock()
-                .expect("observed")
-                .next_polls
-                .first()
-                .copied()
-            {
+            if let Some(at) = self.shared.observed.lock().expect("observed").next_polls.first().copied() {
                 return Some(at);
             }
             let remaining = deadline.checked_duration_since(Instant::now())?;
@@ -107,12 +90,7 @@ impl RuntimeApi {
     }
 
     pub fn init_error(&self) -> Option<String> {
-        self.shared
-            .observed
-            .lock()
-            .expect("observed")
-            .init_error
-            .clone()
+        self.shared.observed.lock().expect("observed").init_error.clone()
     }
 
     /// Hands `event` to the function and waits for what it posts back.
@@ -143,12 +121,7 @@ async fn route(request: Recorded, shared: &Shared) -> Reply {
     };
     let parse = |body: &str| serde_json::from_str(body).unwrap_or(Value::String(body.to_owned()));
     if rest == "invocation/next" {
-        shared
-            .observed
-            .lock()
-            .expect("observed")
-            .next_polls
-            .push(Instant::now());
+        shared.observed.lock().expect("observed").next_polls.push(Instant::now());
         shared.polled.notify_waiters();
         // Long poll, bounded so a forgotten function cannot hang a test run.
         let mut events = shared.events.lock().await;
@@ -165,10 +138,7 @@ async fn route(request: Recorded, shared: &Shared) -> Reply {
                         "Lambda-Runtime-Invoked-Function-Arn",
                         "arn:aws:lambda:eu-west-1:123456789012:function:authorizer",
                     )
-                    .header(
-                        "Lambda-Runtime-Trace-Id",
-                        "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Sampled=0",
-                    )
+                    .header("Lambda-Runtime-Trace-Id", "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Sampled=0")
             }
             _ => Reply::status(504, "no invocation"),
         };
@@ -179,15 +149,11 @@ async fn route(request: Recorded, shared: &Shared) -> Reply {
     }
     if let Some(id) = rest.strip_prefix("invocation/") {
         if let Some(id) = id.strip_suffix("/response") {
-            let _ = shared
-                .outcomes
-                .send((id.to_owned(), Outcome::Response(parse(&request.body))));
+            let _ = shared.outcomes.send((id.to_owned(), Outcome::Response(parse(&request.body))));
             return Reply::status(202, "{}");
         }
         if let Some(id) = id.strip_suffix("/error") {
-            let _ = shared
-                .outcomes
-                .send((id.to_owned(), Outcome::Error(parse(&request.body))));
+            let _ = shared.outcomes.send((id.to_owned(), Outcome::Error(parse(&request.body))));
             return Reply::status(202, "{}");
         }
     }
@@ -195,24 +161,12 @@ async fn route(request: Recorded, shared: &Shared) -> Reply {
 }
 
 /// Spawns `binary` with only the Lambda environment plus `env`.
-pub fn spawn_function(
-    binary: &std::path::Path,
-    api: &RuntimeApi,
-    env: &[(&str, String)],
-) -> tokio::process::Child {
+pub fn spawn_function(binary: &std::path::Path, api: &RuntimeApi, env: &[(&str, String)]) -> tokio::process::Child {
     let mut command = tokio::process::Command::new(binary);
     command.env_clear();
-    for (name, value) in api
-        .lambda_env()
-        .into_iter()
-        .chain(env.iter().map(|(n, v)| (*n, v.clone())))
-    {
+    for (name, value) in api.lambda_env().into_iter().chain(env.iter().map(|(n, v)| (*n, v.clone()))) {
         command.env(name, value);
     }
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
     command.spawn().expect("spawn function binary")
 }

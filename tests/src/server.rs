@@ -27,10 +27,7 @@ pub struct Recorded {
 
 impl Recorded {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -55,13 +52,7 @@ impl Reply {
         }
     }
     pub fn status(status: u16, body: &str) -> Reply {
-        Reply {
-            status,
-            body: body.to_owned(),
-            content_type: "text/plain",
-            delay: Duration::ZERO,
-            headers: Vec::new(),
-        }
+        Reply { status, body: body.to_owned(), content_type: "text/plain", delay: Duration::ZERO, headers: Vec::new() }
     }
     pub fn header(mut self, name: &str, value: impl ToString) -> Reply {
         self.headers.push((name.to_owned(), value.to_string()));
@@ -74,9 +65,8 @@ impl Reply {
 }
 
 /// A handler that may wait (a long poll) before answering.
-pub type AsyncHandler = dyn Fn(Recorded) -> std::pin::Pin<Box<dyn std::future::Future<Output = Reply> + Send>>
-    + Send
-    + Sync;
+pub type AsyncHandler =
+    dyn Fn(Recorded) -> std::pin::Pin<Box<dyn std::future::Future<Output = Reply> + Send>> + Send + Sync;
 
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -109,20 +99,11 @@ impl TestServer {
                 tokio_rustls::rustls::pki_types::PrivateKeyDer::Pkcs8(cert.key_der.clone().into()),
             )
             .expect("server TLS config");
-        Self::spawn(
-            sync_handler(handler),
-            Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))),
-        )
-        .await
+        Self::spawn(sync_handler(handler), Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await
     }
 
-    async fn spawn(
-        handler: Arc<AsyncHandler>,
-        tls: Option<tokio_rustls::TlsAcceptor>,
-    ) -> TestServer {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind loopback");
+    async fn spawn(handler: Arc<AsyncHandler>, tls: Option<tokio_rustls::TlsAcceptor>) -> TestServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
         let requests = Arc::new(Mutex::new(Vec::new()));
         let scheme = if tls.is_some() { "https" } else { "http" };
@@ -144,36 +125,23 @@ impl TestServer {
                     let builder = hyper::server::conn::http1::Builder::new();
                     match tls {
                         None => {
-                            let _ = builder
-                                .serve_connection(TokioIo::new(stream), service)
-                                .await;
+                            let _ = builder.serve_connection(TokioIo::new(stream), service).await;
                         }
                         Some(acceptor) => {
                             if let Ok(stream) = acceptor.accept(stream).await {
-                                let _ = builder
-                                    .serve_connection(TokioIo::new(stream), service)
-                                    .await;
+                                let _ = builder.serve_connection(TokioIo::new(stream), service).await;
                             }
                         }
                     }
                 });
             }
         });
-        TestServer {
-            addr,
-            scheme,
-            requests,
-            task,
-        }
+        TestServer { addr, scheme, requests, task }
     }
 
     /// `http://127.0.0.1:PORT{path}` (or https://localhost:PORT for TLS).
     pub fn url(&self, path: &str) -> String {
-        let host = if self.scheme == "https" {
-            "localhost".to_owned()
-        } else {
-            self.addr.ip().to_string()
-        };
+        let host = if self.scheme == "https" { "localhost".to_owned() } else { self.addr.ip().to_string() };
         format!("{}://{}:{}{}", self.scheme, host, self.addr.port(), path)
     }
 
@@ -206,34 +174,18 @@ async fn answer(
     recorded: &Mutex<Vec<Recorded>>,
 ) -> Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
+    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let request = Recorded {
         method: parts.method.to_string(),
-        path: parts
-            .uri
-            .path_and_query()
-            .map(|p| p.to_string())
-            .unwrap_or_default(),
+        path: parts.uri.path_and_query().map(|p| p.to_string()).unwrap_or_default(),
         headers: parts
             .headers
             .iter()
-            .map(|(n, v)| {
-                (
-                    n.to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
+            .map(|(n, v)| (n.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
             .collect(),
         body: String::from_utf8_lossy(&body).into_owned(),
     };
-    recorded
-        .lock()
-        .expect("requests lock")
-        .push(request.clone());
+    recorded.lock().expect("requests lock").push(request.clone());
     let reply = handler(request).await;
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;
@@ -244,7 +196,5 @@ async fn answer(
     for (name, value) in &reply.headers {
         response = response.header(name.as_str(), value.as_str());
     }
-    response
-        .body(Full::new(Bytes::from(reply.body)))
-        .expect("response")
+    response.body(Full::new(Bytes::from(reply.body))).expect("response")
 }

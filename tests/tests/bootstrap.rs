@@ -57,7 +57,8 @@ async fn bootstrap_answers_allow_deny_and_unauthorized_through_the_runtime_api()
     assert_eq!(error["errorMessage"], "Unauthorized", "API Gateway needs exactly this message for a 401");
 
     let post_arn = "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3d4e5/prod/POST/pets";
-    let event = events::request_for(post_arn, "POST", "/pets", "/pets", Some(&format!("Bearer {token}")), Some(&pki().client));
+    let event =
+        events::request_for(post_arn, "POST", "/pets", "/pets", Some(&format!("Bearer {token}")), Some(&pki().client));
     let Some(Outcome::Response(deny)) = api.invoke(&event, WAIT).await else { panic!("expected a Deny response") };
     assert!(deny["context"]["challenge"].as_str().unwrap().contains("insufficient_scope"));
     assert!(deny["policyDocument"]["Statement"].as_array().unwrap().iter().any(|s| s["Effect"] == "Deny"));
@@ -126,7 +127,10 @@ async fn private_ca_for_the_identity_provider_through_ssl_cert_file() {
     assert!(api.wait_first_poll(WAIT).await.is_some());
     let token = keys().ec256.sign(&claims());
     let outcome = api.invoke(&events::request(Some(&format!("Bearer {token}")), Some(&pki().client)), WAIT).await;
-    assert!(matches!(outcome, Some(Outcome::Response(ref r)) if r["policyDocument"]["Statement"][0]["Effect"] == "Allow"), "{outcome:?}");
+    assert!(
+        matches!(outcome, Some(Outcome::Response(ref r)) if r["policyDocument"]["Statement"][0]["Effect"] == "Allow"),
+        "{outcome:?}"
+    );
     drop(child);
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -47,7 +47,8 @@ fn form(request: &Recorded) -> Vec<(String, String)> {
         .split('&')
         .filter_map(|pair| pair.split_once('='))
         .map(|(k, v)| {
-            let decode = |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
+            let decode =
+                |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
             (decode(k), decode(v))
         })
         .collect()

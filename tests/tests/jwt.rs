@@ -25,26 +25,16 @@ async fn valid_bound_tokens_of_every_algorithm_are_allowed() {
         let token = key.sign(&claims());
         let event = events::request(Some(&bearer(&token)), Some(&pki().client));
         let decision = decide(&authorizer, &event).await;
-        let response = decision
-            .result
-            .as_ref()
-            .unwrap_or_else(|e| panic!("{:?}: {e}", key.alg));
+        let response = decision.result.as_ref().unwrap_or_else(|e| panic!("{:?}: {e}", key.alg));
         assert_eq!(response.principal_id, "user-123");
         assert_eq!(response.context.client_id.as_deref(), Some("client-a"));
         assert_eq!(response.context.scope.as_deref(), Some("pets:read profile"));
         assert_eq!(response.context.iss.as_deref(), Some(fixture::ISSUER));
         assert_eq!(response.context.aud.as_deref(), Some(fixture::AUDIENCE));
-        assert_eq!(
-            response.context.cert_thumbprint.as_deref(),
-            Some(pki().client.thumbprint.as_str())
-        );
+        assert_eq!(response.context.cert_thumbprint.as_deref(), Some(pki().client.thumbprint.as_str()));
         assert!(response.context.challenge.is_none());
     }
-    assert_eq!(
-        server.request_count(),
-        1,
-        "the JWKS is fetched once, at init"
-    );
+    assert_eq!(server.request_count(), 1, "the JWKS is fetched once, at init");
 }
 
 #[tokio::test]
@@ -52,11 +42,7 @@ async fn full_policy_allows_readable_routes_and_denies_the_others() {
     let server = jwks_server().await;
     let authorizer = fixture::authorizer(jwt_vars(&server.url("/jwks"), &[])).await;
     let token = keys().rsa.sign(&claims());
-    let decision = decide(
-        &authorizer,
-        &events::request(Some(&bearer(&token)), Some(&pki().client)),
-    )
-    .await;
+    let decision = decide(&authorizer, &events::request(Some(&bearer(&token)), Some(&pki().client))).await;
     let policy = serde_json::to_value(&decision.result.unwrap().policy_document).unwrap();
     let prefix = "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3d4e5/";
     assert_eq!(
@@ -74,25 +60,13 @@ async fn full_policy_allows_readable_routes_and_denies_the_others() {
 #[tokio::test]
 async fn request_policy_shape_names_only_the_method_arn() {
     let server = jwks_server().await;
-    let authorizer = fixture::authorizer(jwt_vars(
-        &server.url("/jwks"),
-        &[("POLICY_SHAPE", "request")],
-    ))
-    .await;
+    let authorizer = fixture::authorizer(jwt_vars(&server.url("/jwks"), &[("POLICY_SHAPE", "request")])).await;
     let token = keys().ec256.sign(&claims());
-    let response = decide(
-        &authorizer,
-        &events::request(Some(&bearer(&token)), Some(&pki().client)),
-    )
-    .await
-    .result
-    .unwrap();
+    let response =
+        decide(&authorizer, &events::request(Some(&bearer(&token)), Some(&pki().client))).await.result.unwrap();
     assert_eq!(response.policy_document.statements.len(), 1);
     assert_eq!(response.policy_document.statements[0].effect, Effect::Allow);
-    assert_eq!(
-        response.policy_document.statements[0].resources,
-        [METHOD_ARN]
-    );
+    assert_eq!(response.policy_document.statements[0].resources, [METHOD_ARN]);
 }
 
 #[tokio::test]
@@ -101,54 +75,28 @@ async fn token_payload_is_accepted() {
     let authorizer = fixture::authorizer(jwt_vars(&server.url("/jwks"), &[])).await;
     let mut unbound = claims();
     unbound.as_object_mut().unwrap().remove("cnf");
-    let decision = decide(
-        &authorizer,
-        &events::token(&bearer(&keys().rsa.sign(&unbound))),
-    )
-    .await;
+    let decision = decide(&authorizer, &events::token(&bearer(&keys().rsa.sign(&unbound)))).await;
     assert!(decision.result.is_ok(), "{decision:?}");
     // A TOKEN event has no certificate, so a bound token cannot be used with it.
-    let decision = decide(
-        &authorizer,
-        &events::token(&bearer(&keys().rsa.sign(&claims()))),
-    )
-    .await;
+    let decision = decide(&authorizer, &events::token(&bearer(&keys().rsa.sign(&claims())))).await;
     assert_refused(&decision, Status::Unauthorized, "binding_no_certificate");
 }
 
 #[tokio::test]
 async fn missing_scope_is_a_deny_with_an_insufficient_scope_challenge() {
     let server = jwks_server().await;
-    let authorizer =
-        fixture::authorizer(jwt_vars(&server.url("/jwks"), &[("REALM", "pets-api")])).await;
+    let authorizer = fixture::authorizer(jwt_vars(&server.url("/jwks"), &[("REALM", "pets-api")])).await;
     let token = keys().rsa.sign(&claims());
     let arn = "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3d4e5/prod/POST/pets";
-    let event = events::request_for(
-        arn,
-        "POST",
-        "/pets",
-        "/pets",
-        Some(&bearer(&token)),
-        Some(&pki().client),
-    );
+    let event = events::request_for(arn, "POST", "/pets", "/pets", Some(&bearer(&token)), Some(&pki().client));
     let decision = decide(&authorizer, &event).await;
     assert_refused(&decision, Status::Forbidden, "insufficient_scope");
-    let deny = decision
-        .into_lambda_result()
-        .expect("a Deny is an answer, not an error");
+    let deny = decision.into_lambda_result().expect("a Deny is an answer, not an error");
     let challenge = deny.context.challenge.as_deref().unwrap();
-    assert!(
-        challenge.starts_with("Bearer realm=\"pets-api\", error=\"insufficient_scope\""),
-        "{challenge}"
-    );
+    assert!(challenge.starts_with("Bearer realm=\"pets-api\", error=\"insufficient_scope\""), "{challenge}");
     assert!(challenge.ends_with("scope=\"pets:write\""), "{challenge}");
     assert_eq!(deny.principal_id, "user-123");
-    let deny_statement = deny
-        .policy_document
-        .statements
-        .iter()
-        .find(|s| s.effect == Effect::Deny)
-        .unwrap();
+    let deny_statement = deny.policy_document.statements.iter().find(|s| s.effect == Effect::Deny).unwrap();
     assert!(deny_statement.resources.iter().any(|r| r == arn));
 }
 
@@ -158,35 +106,17 @@ async fn closed_routes_are_denied_even_with_a_valid_token() {
     let authorizer = fixture::authorizer(jwt_vars(&server.url("/jwks"), &[])).await;
     let token = keys().rsa.sign(&claims());
     let arn = "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3d4e5/prod/DELETE/pets/1";
-    let event = events::request_for(
-        arn,
-        "DELETE",
-        "/pets/{id}",
-        "/pets/1",
-        Some(&bearer(&token)),
-        Some(&pki().client),
-    );
-    assert_refused(
-        &decide(&authorizer, &event).await,
-        Status::Forbidden,
-        "route_denied",
-    );
+    let event = events::request_for(arn, "DELETE", "/pets/{id}", "/pets/1", Some(&bearer(&token)), Some(&pki().client));
+    assert_refused(&decide(&authorizer, &event).await, Status::Forbidden, "route_denied");
 }
 
 /// Runs one token through the standard setup and expects `status`/`reason`.
 async fn refused(token: &str, status: Status, reason: &str) {
     let server = jwks_server().await;
     let authorizer = fixture::authorizer(jwt_vars(&server.url("/jwks"), &[])).await;
-    let decision = decide(
-        &authorizer,
-        &events::request(Some(&bearer(token)), Some(&pki().client)),
-    )
-    .await;
+    let decision = decide(&authorizer, &events::request(Some(&bearer(token)), Some(&pki().client))).await;
     assert_refused(&decision, status, reason);
-    assert!(
-        decision.into_lambda_result().is_err(),
-        "never an Allow or Deny answer"
-    );
+    assert!(decision.into_lambda_result().is_err(), "never an Allow or Deny answer");
 }
 
 #[tokio::test]
@@ -207,35 +137,20 @@ async fn hmac_signed_with_the_public_key_is_refused() {
     };
     let mut header = Header::new(Algorithm::HS256);
     header.kid = Some("rsa-1".into());
-    let token = jsonwebtoken::encode(
-        &header,
-        &claims(),
-        &jsonwebtoken::EncodingKey::from_secret(&public_pem),
-    )
-    .unwrap();
+    let token = jsonwebtoken::encode(&header, &claims(), &jsonwebtoken::EncodingKey::from_secret(&public_pem)).unwrap();
     refused(&token, Status::Unauthorized, "jwt_algorithm_not_accepted").await;
 }
 
 #[tokio::test]
 async fn signature_by_an_unpublished_key_with_a_published_kid_is_refused() {
-    refused(
-        &keys().attacker.sign(&claims()),
-        Status::Unauthorized,
-        "jwt_bad_signature",
-    )
-    .await;
+    refused(&keys().attacker.sign(&claims()), Status::Unauthorized, "jwt_bad_signature").await;
 }
 
 #[tokio::test]
 async fn kid_of_a_key_of_another_type_is_refused() {
     let mut header = Header::new(Algorithm::RS256);
     header.kid = Some("ec-256".into());
-    refused(
-        &keys().rsa.sign_with(header, &claims()),
-        Status::Unauthorized,
-        "jwks_alg_mismatch",
-    )
-    .await;
+    refused(&keys().rsa.sign_with(header, &claims()), Status::Unauthorized, "jwks_alg_mismatch").await;
 }
 
 #[tokio::test]
@@ -265,37 +180,20 @@ async fn expired_and_not_yet_valid_tokens_are_refused() {
     refused(&keys().rsa.sign(&c), Status::Unauthorized, "token_expired").await;
     let mut c = claims();
     c["nbf"] = json!(now + 600);
-    refused(
-        &keys().rsa.sign(&c),
-        Status::Unauthorized,
-        "token_not_yet_valid",
-    )
-    .await;
+    refused(&keys().rsa.sign(&c), Status::Unauthorized, "token_not_yet_valid").await;
     let mut c = claims();
     c["iat"] = json!(now + 600);
-    refused(
-        &keys().rsa.sign(&c),
-        Status::Unauthorized,
-        "jwt_iat_in_future",
-    )
-    .await;
+    refused(&keys().rsa.sign(&c), Status::Unauthorized, "jwt_iat_in_future").await;
 }
 
 #[tokio::test]
 async fn leeway_absorbs_small_clock_skew() {
     let server = jwks_server().await;
-    let authorizer = fixture::authorizer(jwt_vars(
-        &server.url("/jwks"),
-        &[("JWT_LEEWAY_SECONDS", "60")],
-    ))
-    .await;
+    let authorizer = fixture::authorizer(jwt_vars(&server.url("/jwks"), &[("JWT_LEEWAY_SECONDS", "60")])).await;
     let mut c = claims();
     c["exp"] = json!(e2e::now() - 20);
-    let decision = decide(
-        &authorizer,
-        &events::request(Some(&bearer(&keys().rsa.sign(&c))), Some(&pki().client)),
-    )
-    .await;
+    let decision =
+        decide(&authorizer, &events::request(Some(&bearer(&keys().rsa.sign(&c))), Some(&pki().client))).await;
     assert!(decision.result.is_ok(), "{decision:?}");
 }
 
@@ -303,44 +201,19 @@ async fn leeway_absorbs_small_clock_skew() {
 async fn missing_exp_wrong_iss_and_wrong_aud_are_refused() {
     let mut c = claims();
     c.as_object_mut().unwrap().remove("exp");
-    refused(
-        &keys().rsa.sign(&c),
-        Status::Unauthorized,
-        "jwt_missing_claim",
-    )
-    .await;
+    refused(&keys().rsa.sign(&c), Status::Unauthorized, "jwt_missing_claim").await;
     let mut c = claims();
     c["iss"] = json!("https://evil.example.com/");
-    refused(
-        &keys().rsa.sign(&c),
-        Status::Unauthorized,
-        "jwt_wrong_issuer",
-    )
-    .await;
+    refused(&keys().rsa.sign(&c), Status::Unauthorized, "jwt_wrong_issuer").await;
     let mut c = claims();
     c["iss"] = json!([fixture::ISSUER]);
-    refused(
-        &keys().rsa.sign(&c),
-        Status::Unauthorized,
-        "jwt_wrong_issuer",
-    )
-    .await;
+    refused(&keys().rsa.sign(&c), Status::Unauthorized, "jwt_wrong_issuer").await;
     let mut c = claims();
     c["aud"] = json!("api://other");
-    refused(
-        &keys().rsa.sign(&c),
-        Status::Unauthorized,
-        "jwt_wrong_audience",
-    )
-    .await;
+    refused(&keys().rsa.sign(&c), Status::Unauthorized, "jwt_wrong_audience").await;
     let mut c = claims();
     c.as_object_mut().unwrap().remove("aud");
-    refused(
-        &keys().rsa.sign(&c),
-        Status::Unauthorized,
-        "jwt_missing_claim",
-    )
-    .await;
+    refused(&keys().rsa.sign(&c), Status::Unauthorized, "jwt_missing_claim").await;
 }
 
 #[tokio::test]
@@ -350,38 +223,19 @@ async fn jku_x5u_and_jwk_headers_are_never_followed() {
     let mut header = Header::new(Algorithm::RS256);
     header.kid = Some("attacker-key".into());
     header.jku = Some(trap.url("/jwks"));
-    refused(
-        &attacker.sign_with(header, &claims()),
-        Status::Unauthorized,
-        "jwks_unknown_kid",
-    )
-    .await;
+    refused(&attacker.sign_with(header, &claims()), Status::Unauthorized, "jwks_unknown_kid").await;
 
     let mut header = Header::new(Algorithm::RS256);
     header.kid = Some("attacker-key-2".into());
     header.x5u = Some(trap.url("/cert.pem"));
-    refused(
-        &attacker.sign_with(header, &claims()),
-        Status::Unauthorized,
-        "jwks_unknown_kid",
-    )
-    .await;
+    refused(&attacker.sign_with(header, &claims()), Status::Unauthorized, "jwks_unknown_kid").await;
 
     let mut header = Header::new(Algorithm::RS256);
     header.kid = Some("rsa-1".into());
     header.jwk = Some(attacker.jwk.clone());
-    refused(
-        &attacker.sign_with(header, &claims()),
-        Status::Unauthorized,
-        "jwt_bad_signature",
-    )
-    .await;
+    refused(&attacker.sign_with(header, &claims()), Status::Unauthorized, "jwt_bad_signature").await;
 
-    assert_eq!(
-        trap.request_count(),
-        0,
-        "the authorizer must never fetch a URL a token names"
-    );
+    assert_eq!(trap.request_count(), 0, "the authorizer must never fetch a URL a token names");
 }
 
 #[tokio::test]
@@ -389,24 +243,14 @@ async fn unknown_crit_is_refused() {
     let mut header = Header::new(Algorithm::RS256);
     header.kid = Some("rsa-1".into());
     header.crit = Some(vec!["exp".into()]);
-    refused(
-        &keys().rsa.sign_with(header, &claims()),
-        Status::Unauthorized,
-        "jwt_unsupported_crit",
-    )
-    .await;
+    refused(&keys().rsa.sign_with(header, &claims()), Status::Unauthorized, "jwt_unsupported_crit").await;
 }
 
 #[tokio::test]
 async fn huge_tokens_and_garbage_are_refused() {
     let huge = "a".repeat(9000);
     refused(&huge, Status::Unauthorized, "token_too_large").await;
-    refused(
-        "bm90.LWEtand0!!.Kg",
-        Status::Unauthorized,
-        "malformed_credentials",
-    )
-    .await;
+    refused("bm90.LWEtand0!!.Kg", Status::Unauthorized, "malformed_credentials").await;
     refused("bm90-a-jwt.at.all", Status::Unauthorized, "jwt_malformed").await;
     refused("onlyonepart", Status::Unauthorized, "jwt_malformed").await;
     let header_not_json = format!("{}.e30.AA", "eyJub3QganNvbg");
@@ -416,18 +260,10 @@ async fn huge_tokens_and_garbage_are_refused() {
 #[tokio::test]
 async fn at_jwt_typ_is_enforced_when_configured() {
     let server = jwks_server().await;
-    let authorizer = fixture::authorizer(jwt_vars(
-        &server.url("/jwks"),
-        &[("JWT_REQUIRE_AT_JWT_TYP", "true")],
-    ))
-    .await;
+    let authorizer = fixture::authorizer(jwt_vars(&server.url("/jwks"), &[("JWT_REQUIRE_AT_JWT_TYP", "true")])).await;
     let event = |token: &str| events::request(Some(&bearer(token)), Some(&pki().client));
     let plain = keys().rsa.sign(&claims());
-    assert_refused(
-        &decide(&authorizer, &event(&plain)).await,
-        Status::Unauthorized,
-        "jwt_typ_not_at_jwt",
-    );
+    assert_refused(&decide(&authorizer, &event(&plain)).await, Status::Unauthorized, "jwt_typ_not_at_jwt");
     let mut header = Header::new(Algorithm::RS256);
     header.kid = Some("rsa-1".into());
     header.typ = Some("at+jwt".into());
@@ -450,42 +286,17 @@ async fn certificate_binding() {
         let event = events::request(Some(&bearer(token)), cert);
         async move { decide(authorizer, &event).await }
     };
-    assert_refused(
-        &run(&if_bound, &bound, Some(&p.other_client)).await,
-        Status::Unauthorized,
-        "binding_mismatch",
-    );
-    assert_refused(
-        &run(&if_bound, &bound, None).await,
-        Status::Unauthorized,
-        "binding_no_certificate",
-    );
-    assert!(
-        run(&if_bound, &unbound, Some(&p.client))
-            .await
-            .result
-            .is_ok()
-    );
+    assert_refused(&run(&if_bound, &bound, Some(&p.other_client)).await, Status::Unauthorized, "binding_mismatch");
+    assert_refused(&run(&if_bound, &bound, None).await, Status::Unauthorized, "binding_no_certificate");
+    assert!(run(&if_bound, &unbound, Some(&p.client)).await.result.is_ok());
 
     let required = fixture::authorizer(jwt_vars(&uri, &[("CERT_BINDING", "required")])).await;
-    assert_refused(
-        &run(&required, &unbound, Some(&p.client)).await,
-        Status::Unauthorized,
-        "binding_required",
-    );
+    assert_refused(&run(&required, &unbound, Some(&p.client)).await, Status::Unauthorized, "binding_required");
     assert!(run(&required, &bound, Some(&p.client)).await.result.is_ok());
 
     let off = fixture::authorizer(jwt_vars(&uri, &[("CERT_BINDING", "off")])).await;
     let decision = run(&off, &bound, Some(&p.other_client)).await;
-    assert!(
-        decision
-            .result
-            .as_ref()
-            .unwrap()
-            .context
-            .cert_thumbprint
-            .is_none()
-    );
+    assert!(decision.result.as_ref().unwrap().context.cert_thumbprint.is_none());
 }
 
 #[tokio::test]
@@ -494,66 +305,29 @@ async fn url_encoded_and_garbage_certificates() {
     let authorizer = fixture::authorizer(jwt_vars(&server.url("/jwks"), &[])).await;
     let token = keys().rsa.sign(&claims());
     let mut event = events::request(Some(&bearer(&token)), Some(&pki().client));
-    let encoded = percent_encoding::utf8_percent_encode(
-        &pki().client.pem,
-        percent_encoding::NON_ALPHANUMERIC,
-    )
-    .to_string();
+    let encoded =
+        percent_encoding::utf8_percent_encode(&pki().client.pem, percent_encoding::NON_ALPHANUMERIC).to_string();
     event["requestContext"]["identity"]["clientCert"]["clientCertPem"] = json!(encoded);
     assert!(decide(&authorizer, &event).await.result.is_ok());
-    event["requestContext"]["identity"]["clientCert"]["clientCertPem"] =
-        json!("-----BEGIN CERTIFICATE-----\nAAAA\n");
-    assert_refused(
-        &decide(&authorizer, &event).await,
-        Status::Unauthorized,
-        "bad_client_certificate",
-    );
+    event["requestContext"]["identity"]["clientCert"]["clientCertPem"] = json!("-----BEGIN CERTIFICATE-----\nAAAA\n");
+    assert_refused(&decide(&authorizer, &event).await, Status::Unauthorized, "bad_client_certificate");
 }
 
 #[tokio::test]
 async fn client_certificate_allowlist() {
     let server = jwks_server().await;
     let allow = format!(r#"[{{"subject":"{}"}}]"#, pki().client.subject_dn);
-    let authorizer = fixture::authorizer(jwt_vars(
-        &server.url("/jwks"),
-        &[("CLIENT_CERT_ALLOWLIST", &allow)],
-    ))
-    .await;
+    let authorizer = fixture::authorizer(jwt_vars(&server.url("/jwks"), &[("CLIENT_CERT_ALLOWLIST", &allow)])).await;
     let mut c = claims();
     c.as_object_mut().unwrap().remove("cnf");
     let token = keys().rsa.sign(&c);
-    assert!(
-        decide(
-            &authorizer,
-            &events::request(Some(&bearer(&token)), Some(&pki().client))
-        )
-        .await
-        .result
-        .is_ok()
-    );
-    let decision = decide(
-        &authorizer,
-        &events::request(Some(&bearer(&token)), Some(&pki().other_client)),
-    )
-    .await;
-    assert_refused(
-        &decision,
-        Status::Forbidden,
-        "client_certificate_not_allowed",
-    );
+    assert!(decide(&authorizer, &events::request(Some(&bearer(&token)), Some(&pki().client))).await.result.is_ok());
+    let decision = decide(&authorizer, &events::request(Some(&bearer(&token)), Some(&pki().other_client))).await;
+    assert_refused(&decision, Status::Forbidden, "client_certificate_not_allowed");
     let deny = decision.into_lambda_result().unwrap();
-    assert!(
-        deny.policy_document
-            .statements
-            .iter()
-            .all(|s| s.effect == Effect::Deny)
-    );
+    assert!(deny.policy_document.statements.iter().all(|s| s.effect == Effect::Deny));
     let decision = decide(&authorizer, &events::request(Some(&bearer(&token)), None)).await;
-    assert_refused(
-        &decision,
-        Status::Forbidden,
-        "client_certificate_not_allowed",
-    );
+    assert_refused(&decision, Status::Forbidden, "client_certificate_not_allowed");
 }
 
 #[tokio::test]
@@ -563,17 +337,9 @@ async fn unknown_kid_refetches_once_then_waits_out_the_interval() {
     let rogue = SigningKey::generate(Algorithm::ES256, "rotated-in-later");
     for _ in 0..5 {
         let event = events::request(Some(&bearer(&rogue.sign(&claims()))), Some(&pki().client));
-        assert_refused(
-            &decide(&authorizer, &event).await,
-            Status::Unauthorized,
-            "jwks_unknown_kid",
-        );
+        assert_refused(&decide(&authorizer, &event).await, Status::Unauthorized, "jwks_unknown_kid");
     }
-    assert_eq!(
-        server.request_count(),
-        2,
-        "init fetch + one refetch; the rest wait out the interval"
-    );
+    assert_eq!(server.request_count(), 2, "init fetch + one refetch; the rest wait out the interval");
 }
 
 #[tokio::test]
@@ -583,10 +349,7 @@ async fn rotated_keys_are_picked_up_with_one_shared_fetch() {
     let document = published.clone();
     let server = TestServer::start(move |_| Reply::json(document.lock().unwrap().clone())).await;
     let authorizer = Arc::new(fixture::authorizer(jwt_vars(&server.url("/jwks"), &[])).await);
-    published.lock().unwrap()["keys"]
-        .as_array_mut()
-        .unwrap()
-        .push(serde_json::to_value(&rotated.jwk).unwrap());
+    published.lock().unwrap()["keys"].as_array_mut().unwrap().push(serde_json::to_value(&rotated.jwk).unwrap());
 
     let token = rotated.sign(&claims());
     let tasks: Vec<_> = (0..8)
@@ -600,11 +363,7 @@ async fn rotated_keys_are_picked_up_with_one_shared_fetch() {
         let decision = task.await.unwrap();
         assert!(decision.result.is_ok(), "{decision:?}");
     }
-    assert_eq!(
-        server.request_count(),
-        2,
-        "eight requests with a new kid share one refetch"
-    );
+    assert_eq!(server.request_count(), 2, "eight requests with a new kid share one refetch");
     assert_eq!(authorizer.jwks().unwrap().fetch_count(), 2);
 }
 
@@ -614,40 +373,21 @@ async fn jwks_endpoint_down_at_refetch_is_a_server_error() {
     let flag = alive.clone();
     let document = fixture::published_jwks();
     let server = TestServer::start(move |_| {
-        if flag.load(std::sync::atomic::Ordering::SeqCst) {
-            Reply::json(&document)
-        } else {
-            Reply::status(503, "down")
-        }
+        if flag.load(std::sync::atomic::Ordering::SeqCst) { Reply::json(&document) } else { Reply::status(503, "down") }
     })
     .await;
-    let authorizer = fixture::authorizer(jwt_vars(
-        &server.url("/jwks"),
-        &[("JWKS_REFETCH_INTERVAL_SECONDS", "1")],
-    ))
-    .await;
+    let authorizer =
+        fixture::authorizer(jwt_vars(&server.url("/jwks"), &[("JWKS_REFETCH_INTERVAL_SECONDS", "1")])).await;
     alive.store(false, std::sync::atomic::Ordering::SeqCst);
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let rogue = SigningKey::generate(Algorithm::ES256, "new-kid");
-    let decision = decide(
-        &authorizer,
-        &events::request(Some(&bearer(&rogue.sign(&claims()))), Some(&pki().client)),
-    )
-    .await;
+    let decision =
+        decide(&authorizer, &events::request(Some(&bearer(&rogue.sign(&claims()))), Some(&pki().client))).await;
     assert_refused(&decision, Status::ServerError, "jwks_unavailable");
-    assert!(matches!(
-        decision.into_lambda_result(),
-        Err(authorizer::LambdaError::Internal)
-    ));
+    assert!(matches!(decision.into_lambda_result(), Err(authorizer::LambdaError::Internal)));
     // Known keys keep working while the endpoint is down.
-    let decision = decide(
-        &authorizer,
-        &events::request(
-            Some(&bearer(&keys().rsa.sign(&claims()))),
-            Some(&pki().client),
-        ),
-    )
-    .await;
+    let decision =
+        decide(&authorizer, &events::request(Some(&bearer(&keys().rsa.sign(&claims()))), Some(&pki().client))).await;
     assert!(decision.result.is_ok());
 }
 
@@ -669,24 +409,12 @@ async fn missing_multiple_and_malformed_credentials() {
     let token = keys().rsa.sign(&claims());
     let mut event = events::request(Some(&bearer(&token)), Some(&pki().client));
     event["multiValueHeaders"]["Authorization"] = json!([bearer(&token), bearer(&token)]);
-    assert_refused(
-        &decide(&authorizer, &event).await,
-        Status::Unauthorized,
-        "multiple_credentials",
-    );
+    assert_refused(&decide(&authorizer, &event).await, Status::Unauthorized, "multiple_credentials");
     let event = events::request(Some(&format!("Basic {token}")), Some(&pki().client));
-    assert_refused(
-        &decide(&authorizer, &event).await,
-        Status::Unauthorized,
-        "malformed_credentials",
-    );
+    assert_refused(&decide(&authorizer, &event).await, Status::Unauthorized, "malformed_credentials");
     let mut event = events::request(Some(&bearer(&token)), Some(&pki().client));
     event["methodArn"] = json!("arn:aws:s3:::bucket");
-    assert_refused(
-        &decide(&authorizer, &event).await,
-        Status::ServerError,
-        "bad_method_arn",
-    );
+    assert_refused(&decide(&authorizer, &event).await, Status::ServerError, "bad_method_arn");
 }
 
 #[tokio::test]
@@ -694,9 +422,7 @@ async fn unauthorized_maps_to_the_exact_lambda_error_message() {
     let server = jwks_server().await;
     let authorizer = fixture::authorizer(jwt_vars(&server.url("/jwks"), &[])).await;
     let event = events::parse(&events::request(None, None));
-    let error = authorizer::handle(&authorizer, &event, "req-1")
-        .await
-        .unwrap_err();
+    let error = authorizer::handle(&authorizer, &event, "req-1").await.unwrap_err();
     let diagnostic: lambda_runtime::Diagnostic = error.into();
     assert_eq!(diagnostic.error_message, "Unauthorized");
 }
@@ -710,48 +436,29 @@ impl authorizer::ClaimCheck for RequireTenant {
     ) -> Result<(), authorizer::ClaimCheckFailure> {
         match token.claims.get("tenant").and_then(|t| t.as_str()) {
             Some("acme") => Ok(()),
-            Some(_) => Err(authorizer::ClaimCheckFailure::Forbidden(
-                "wrong tenant".into(),
-            )),
-            None => Err(authorizer::ClaimCheckFailure::Unauthorized(
-                "no tenant".into(),
-            )),
+            Some(_) => Err(authorizer::ClaimCheckFailure::Forbidden("wrong tenant".into())),
+            None => Err(authorizer::ClaimCheckFailure::Unauthorized("no tenant".into())),
         }
     }
 }
 
 struct EverythingNeedsAdmin;
 impl authorizer::ScopeResolver for EverythingNeedsAdmin {
-    fn requirement(
-        &self,
-        request: &authorizer::policy::MethodArn<'_>,
-    ) -> Option<authorizer::routes::Requirement> {
-        (request.verb == "GET")
-            .then(|| authorizer::routes::Requirement::AllOf(vec!["admin".into()]))
+    fn requirement(&self, request: &authorizer::policy::MethodArn<'_>) -> Option<authorizer::routes::Requirement> {
+        (request.verb == "GET").then(|| authorizer::routes::Requirement::AllOf(vec!["admin".into()]))
     }
 }
 
 #[tokio::test]
 async fn custom_claim_check_and_scope_resolver() {
     let server = jwks_server().await;
-    let authorizer = fixture::authorizer(jwt_vars(&server.url("/jwks"), &[]))
-        .await
-        .with_claim_check(Arc::new(RequireTenant));
-    let event = |c: &serde_json::Value| {
-        events::request(Some(&bearer(&keys().rsa.sign(c))), Some(&pki().client))
-    };
-    assert_refused(
-        &decide(&authorizer, &event(&claims())).await,
-        Status::Unauthorized,
-        "claim_check_failed",
-    );
+    let authorizer =
+        fixture::authorizer(jwt_vars(&server.url("/jwks"), &[])).await.with_claim_check(Arc::new(RequireTenant));
+    let event = |c: &serde_json::Value| events::request(Some(&bearer(&keys().rsa.sign(c))), Some(&pki().client));
+    assert_refused(&decide(&authorizer, &event(&claims())).await, Status::Unauthorized, "claim_check_failed");
     let mut c = claims();
     c["tenant"] = json!("globex");
-    assert_refused(
-        &decide(&authorizer, &event(&c)).await,
-        Status::Forbidden,
-        "claim_check_denied",
-    );
+    assert_refused(&decide(&authorizer, &event(&c)).await, Status::Forbidden, "claim_check_denied");
     c["tenant"] = json!("acme");
     assert!(decide(&authorizer, &event(&c)).await.result.is_ok());
 

@@ -10,9 +10,7 @@ use lambda_runtime::{LambdaEvent, service_fn};
 async fn main() -> Result<(), lambda_runtime::Error> {
     tracing_subscriber::fmt()
         .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_current_span(false)
         .with_target(false)
         .without_time()
@@ -29,9 +27,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 
     lambda_runtime::run(service_fn(move |event: LambdaEvent<AuthorizerEvent>| {
         let authorizer = authorizer.clone();
-        async move {
-            authorizer::handle(&authorizer, &event.payload, &event.context.request_id).await
-        }
+        async move { authorizer::handle(&authorizer, &event.payload, &event.context.request_id).await }
     }))
     .await
 }

@@ -1,1 +1,154 @@
-fn main() {}
+//! Runs the release `bootstrap` as Lambda would (a process under a Runtime API
+//! served on 127.0.0.1) beside `constant-lambda`, the do-nothing reference,
+//! and reports, for each: cold start (exec → first request for work,
+//! including the JWKS fetch from a loopback server), warm p50/p99 of one
+//! invocation through the Runtime API, and peak RSS; then the stripped
+//! binary and zip sizes.
+//!
+//! Build first: `cargo build --release -p authorizer -p e2e --bins`, then
+//! `target/release/bench-runtime [cold-runs] [warm-invocations]`.
+
+use std::io::Write as _;
+use std::time::{Duration, Instant};
+
+use e2e::events;
+use e2e::fixture::{self, claims, keys, pki};
+use e2e::runtime_api::{Outcome, RuntimeApi, spawn_function};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+struct Figures {
+    cold_p50: Duration,
+    warm_p50: Duration,
+    warm_p99: Duration,
+    peak_rss_kib: u64,
+}
+
+fn percentile(samples: &mut [Duration], p: f64) -> Duration {
+    samples.sort();
+    samples[((samples.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// VmHWM: the peak resident set size of a live process.
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+async fn measure(
+    binary: &str,
+    env: &[(&str, String)],
+    event: &serde_json::Value,
+    cold_runs: usize,
+    warm: usize,
+) -> Figures {
+    let path = e2e::workspace_binary("release", binary);
+    let mut cold = Vec::with_capacity(cold_runs);
+    for _ in 0..cold_runs {
+        let api = RuntimeApi::start().await;
+        let started = Instant::now();
+        let mut child = spawn_function(&path, &api, env);
+        let polled = api.wait_first_poll(WAIT).await.expect("function reached /next");
+        cold.push(polled.duration_since(started));
+        let _ = child.kill().await;
+    }
+
+    let api = RuntimeApi::start().await;
+    let mut child = spawn_function(&path, &api, env);
+    // Lambda reads the function's stdout (its logs); so must we, or the pipe
+    // fills and the function blocks on its next log line.
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let drain = tokio::spawn(async move {
+        let mut sink = tokio::io::sink();
+        let _ = tokio::io::copy(&mut stdout, &mut sink).await;
+    });
+    api.wait_first_poll(WAIT).await.expect("function reached /next");
+    let mut latencies = Vec::with_capacity(warm);
+    for _ in 0..warm {
+        let started = Instant::now();
+        let outcome = api.invoke(event, WAIT).await;
+        latencies.push(started.elapsed());
+        assert!(matches!(outcome, Some(Outcome::Response(_))), "{binary} must answer: {outcome:?}");
+    }
+    let peak = child.id().map(peak_rss_kib).unwrap_or(0);
+    let _ = child.kill().await;
+    drain.abort();
+    Figures {
+        cold_p50: percentile(&mut cold, 0.5),
+        warm_p50: percentile(&mut latencies, 0.5),
+        warm_p99: percentile(&mut latencies, 0.99),
+        peak_rss_kib: peak,
+    }
+}
+
+fn zip_size(binary: &std::path::Path) -> u64 {
+    let mut buffer = std::io::Cursor::new(Vec::new());
+    let mut zip = zip::ZipWriter::new(&mut buffer);
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .unix_permissions(0o755);
+    zip.start_file("bootstrap", options).expect("zip entry");
+    zip.write_all(&std::fs::read(binary).expect("read binary")).expect("zip write");
+    zip.finish().expect("zip finish");
+    buffer.get_ref().len() as u64
+}
+
+#[tokio::main]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let cold_runs: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(20).clamp(1, 200);
+    let warm: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(2000).clamp(10, 20_000);
+
+    let jwks = fixture::jwks_server().await;
+    let env: Vec<(&str, String)> = vec![
+        ("TOKEN_VALIDATION", "jwt".into()),
+        ("JWKS_URI", jwks.url("/jwks")),
+        ("TOKEN_ISSUER", fixture::ISSUER.into()),
+        ("AUDIENCE", fixture::AUDIENCE.into()),
+        ("ROUTES", fixture::ROUTES.into()),
+        ("CERT_BINDING", "required".into()),
+        ("RUST_LOG", "info".into()),
+    ];
+    let token = keys().rsa.sign(&claims());
+    let event = events::request(Some(&format!("Bearer {token}")), Some(&pki().client));
+
+    let reference = measure("constant-lambda", &[], &event, cold_runs, warm).await;
+    let ours = measure("bootstrap", &env, &event, cold_runs, warm).await;
+
+    let binary = e2e::workspace_binary("release", "bootstrap");
+    let size = std::fs::metadata(&binary).expect("binary").len();
+    let zipped = zip_size(&binary);
+    let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
+    println!("{cold_runs} cold starts, {warm} warm invocations each (valid bound RS256 JWT, CERT_BINDING=required)");
+    println!("{:<26} {:>14} {:>14} {:>8}", "", "bootstrap", "constant-lambda", "ratio");
+    for (name, a, b) in [
+        ("cold start p50 (to /next)", ours.cold_p50, reference.cold_p50),
+        ("warm p50", ours.warm_p50, reference.warm_p50),
+        ("warm p99", ours.warm_p99, reference.warm_p99),
+    ] {
+        println!(
+            "{name:<26} {:>12.0}µs {:>12.0}µs {:>7.2}x",
+            a.as_secs_f64() * 1e6,
+            b.as_secs_f64() * 1e6,
+            ratio(a, b)
+        );
+    }
+    println!(
+        "{:<26} {:>12}KiB {:>12}KiB {:>7.2}x",
+        "peak RSS",
+        ours.peak_rss_kib,
+        reference.peak_rss_kib,
+        ours.peak_rss_kib as f64 / reference.peak_rss_kib.max(1) as f64
+    );
+    println!(
+        "bootstrap binary: {} bytes ({:.2} MiB), zip: {} bytes ({:.2} MiB)",
+        size,
+        size as f64 / 1048576.0,
+        zipped,
+        zipped as f64 / 1048576.0
+    );
+}
