@@ -8,8 +8,13 @@
 use crate::aws::Aws;
 use crate::plan::FieldChange;
 
+pub mod api_authorizer;
+pub mod api_route;
+pub mod gateway_response;
 pub mod iam_role;
 pub mod lambda_function;
+pub mod rest_api;
+pub mod stage;
 
 /// Tag carried by everything the deployer creates; teardown deletes only
 /// what carries it with this stack's name.
