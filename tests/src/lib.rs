@@ -6,9 +6,11 @@
 //! HTTP, tokens are really signed, certificates really issued.
 
 pub mod certs;
+pub mod deploy;
 pub mod events;
 pub mod fixture;
 pub mod keys;
+pub mod moto;
 pub mod runtime_api;
 pub mod server;
 

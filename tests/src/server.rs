@@ -190,9 +190,11 @@ async fn answer(
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;
     }
-    let mut response = Response::builder()
-        .status(StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
-        .header("content-type", reply.content_type);
+    let mut response =
+        Response::builder().status(StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
+    if !reply.headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("content-type")) {
+        response = response.header("content-type", reply.content_type);
+    }
     for (name, value) in &reply.headers {
         response = response.header(name.as_str(), value.as_str());
     }
