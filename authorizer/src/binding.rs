@@ -70,6 +70,32 @@ pub fn thumbprint_of_pem(pem: &str) -> Result<Thumbprint, BindingError> {
     Ok(Thumbprint(URL_SAFE_NO_PAD.encode(Sha256::digest(der.as_ref()))))
 }
 
+/// Remembers the thumbprints of recently seen certificates, keyed by the
+/// exact PEM text API Gateway passed (a lookup compares the whole string, so
+/// two certificates can never share an entry). A client calling again skips
+/// the PEM decoding and the SHA-256. Bounded: cleared when full.
+#[derive(Default)]
+pub struct ThumbprintCache {
+    entries: std::sync::Mutex<std::collections::HashMap<Box<str>, Thumbprint>>,
+}
+
+const THUMBPRINT_CACHE_ENTRIES: usize = 256;
+
+impl ThumbprintCache {
+    pub fn thumbprint(&self, pem: &str) -> Result<Thumbprint, BindingError> {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(thumbprint) = entries.get(pem) {
+            return Ok(thumbprint.clone());
+        }
+        let thumbprint = thumbprint_of_pem(pem)?;
+        if entries.len() >= THUMBPRINT_CACHE_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(pem.into(), thumbprint.clone());
+        Ok(thumbprint)
+    }
+}
+
 /// Applies `mode` to a token's `cnf.x5t#S256` (if any) and the request's
 /// certificate thumbprint (if any). Returns the thumbprint the token is bound
 /// to, for the answer's context.
@@ -168,6 +194,19 @@ mod tests {
             thumbprint_of_pem("-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n"),
             Err(BindingError::BadCertificate)
         );
+    }
+
+    #[test]
+    fn cached_thumbprints_match_computed_ones() {
+        let cache = ThumbprintCache::default();
+        let (a, _) = self_signed_pem();
+        let (b, _) = self_signed_pem();
+        for _ in 0..2 {
+            assert_eq!(cache.thumbprint(&a).unwrap(), thumbprint_of_pem(&a).unwrap());
+            assert_eq!(cache.thumbprint(&b).unwrap(), thumbprint_of_pem(&b).unwrap());
+        }
+        assert_ne!(cache.thumbprint(&a).unwrap(), cache.thumbprint(&b).unwrap());
+        assert_eq!(cache.thumbprint("garbage"), Err(BindingError::BadCertificate));
     }
 
     #[test]

@@ -115,6 +115,7 @@ impl Decision {
 pub struct Authorizer {
     config: Config,
     validator: Validator,
+    thumbprints: binding::ThumbprintCache,
     claim_check: Option<Arc<dyn ClaimCheck>>,
     scope_resolver: Option<Arc<dyn ScopeResolver>>,
 }
@@ -133,7 +134,13 @@ impl Authorizer {
             Validation::Introspection(settings) => Validator::Introspection(Introspector::new(settings.clone(), http)),
             Validation::Authlete(settings) => Validator::Authlete(AuthleteClient::new(settings.clone(), http)),
         };
-        Ok(Authorizer { config, validator, claim_check: None, scope_resolver: None })
+        Ok(Authorizer {
+            config,
+            validator,
+            thumbprints: binding::ThumbprintCache::default(),
+            claim_check: None,
+            scope_resolver: None,
+        })
     }
 
     pub fn with_claim_check(mut self, check: Arc<dyn ClaimCheck>) -> Self {
@@ -202,7 +209,7 @@ impl Authorizer {
 
         // 3. The client certificate of the mTLS connection, if any.
         let client_cert = event.client_cert();
-        let thumbprint = client_cert.map(|c| binding::thumbprint_of_pem(&c.pem)).transpose()?;
+        let thumbprint = client_cert.map(|c| self.thumbprints.thumbprint(&c.pem)).transpose()?;
         if let Some(allowlist) = &self.config.cert_allowlist {
             let permitted = matches!((client_cert, &thumbprint), (Some(c), Some(t)) if allowlist.permits(c, t));
             if !permitted {

@@ -18,13 +18,20 @@ use sha2::{Digest as _, Sha256};
 
 use crate::resources::api_authorizer::ApiAuthorizer;
 use crate::resources::api_route::ApiRoute;
+use crate::resources::base_path_mapping::BasePathMapping;
+use crate::resources::certificate::Certificate;
+use crate::resources::domain_name::DomainName;
 use crate::resources::gateway_response::GatewayResponse;
 use crate::resources::iam_role::Role;
 use crate::resources::lambda_function::Function;
 use crate::resources::rest_api::RestApi;
 use crate::resources::stage::Stage;
+use crate::resources::truststore::Truststore;
 use crate::resources::{Diff, Resource};
-use crate::stack::{ApiSource, Stack};
+use crate::stack::{ApiSource, CertificateSpec, DomainSpec, Stack};
+
+/// Shown for values that only exist once an earlier step has run.
+const KNOWN_AFTER_APPLY: &str = "(known after apply)";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -217,21 +224,82 @@ pub async fn run(stack: &Stack, aws: &Aws, desired: &Desired, mode: Mode) -> any
     plan.changes.extend(invoke_plan.changes);
     converge(&desired.function, aws, name, mode, &mut plan).await?;
 
-    let Some(api) = converge(&desired.rest_api, aws, name, mode, &mut plan).await? else {
-        plan_children_of_missing_api(stack, &mut plan);
-        return Ok(plan);
+    // The API chain and the domain's prerequisites (certificate, truststore)
+    // do not depend on each other: read and converge them concurrently.
+    let mut api_plan = Plan::default();
+    let mut prerequisites_plan = Plan::default();
+    let (api, prerequisites) = tokio::join!(
+        converge_api(stack, aws, desired, mode, &mut api_plan),
+        domain_prerequisites(stack, aws, mode, &mut prerequisites_plan),
+    );
+    let api_id = api?;
+    let prerequisites = prerequisites?;
+    plan.changes.extend(api_plan.changes);
+    plan.changes.extend(prerequisites_plan.changes);
+
+    if let (Some(domain), Some((certificate_arn, truststore))) = (&stack.domain, prerequisites) {
+        let domain_name = DomainName {
+            stack: name.clone(),
+            name: domain.name.clone(),
+            certificate_arn,
+            security_policy: domain.security_policy.clone(),
+            truststore_uri: truststore.0,
+            truststore_version: truststore.1,
+        };
+        let exists = converge(&domain_name, aws, name, mode, &mut plan).await?.is_some();
+        let created_now = plan.changes.last().is_some_and(|c| c.kind == DomainName::KIND && c.action == Action::Create);
+        let mapping = BasePathMapping {
+            domain: domain.name.clone(),
+            base_path: domain.base_path.clone(),
+            api_id: api_id.clone().unwrap_or_else(|| KNOWN_AFTER_APPLY.to_owned()),
+            stage: stack.stage.name.clone(),
+        };
+        if exists && api_id.is_some() && !created_now {
+            converge(&mapping, aws, name, mode, &mut plan).await?;
+        } else {
+            // A domain that does not exist yet, or was created a moment ago,
+            // has no mapping: nothing to read. (Reading one there also trips
+            // moto 5.2.5, which answers 500 instead of NotFoundException.)
+            plan.push(Change {
+                kind: BasePathMapping::KIND,
+                id: mapping.id(),
+                action: Action::Create,
+                fields: Vec::new(),
+            });
+            if mode == Mode::Apply {
+                eprintln!("  creating {} ({})", BasePathMapping::KIND, mapping.id());
+                mapping.create(aws).await.with_context(|| format!("creating base_path_mapping ({})", mapping.id()))?;
+            }
+        }
+    }
+    Ok(plan)
+}
+
+/// The REST API and everything in it, ending with the stage. Returns the
+/// API's id (`None` in `diff` when it does not exist yet).
+async fn converge_api(
+    stack: &Stack,
+    aws: &Aws,
+    desired: &Desired,
+    mode: Mode,
+    plan: &mut Plan,
+) -> anyhow::Result<Option<String>> {
+    let name = &stack.name;
+    let Some(api) = converge(&desired.rest_api, aws, name, mode, plan).await? else {
+        plan_children_of_missing_api(stack, plan);
+        return Ok(None);
     };
     let before = plan.changes.len();
     let authorizer = desired.authorizer(stack, aws, &api.id);
-    let authorizer_id = match converge(&authorizer, aws, name, mode, &mut plan).await? {
+    let authorizer_id = match converge(&authorizer, aws, name, mode, plan).await? {
         Some(observed) => observed.id,
         None => "(known after apply)".to_owned(),
     };
     for route in routes(stack, &api.id, &authorizer_id) {
-        converge(&route, aws, name, mode, &mut plan).await?;
+        converge(&route, aws, name, mode, plan).await?;
     }
     for response in gateway_responses(stack, &api.id) {
-        converge(&response, aws, name, mode, &mut plan).await?;
+        converge(&response, aws, name, mode, plan).await?;
     }
     let api_changed = plan.changes[before..].iter().any(|c| c.action != Action::NoOp);
     let stage = Stage {
@@ -243,8 +311,66 @@ pub async fn run(stack: &Stack, aws: &Aws, desired: &Desired, mode: Mode) -> any
         config_hash: config_hash(stack, &authorizer),
         force_redeploy: api_changed,
     };
-    converge(&stage, aws, name, mode, &mut plan).await?;
-    Ok(plan)
+    converge(&stage, aws, name, mode, plan).await?;
+    Ok(Some(api.id))
+}
+
+/// The custom domain's certificate ARN and its truststore (URI, object
+/// version), when the stack has a domain. In `diff`, values that only exist
+/// after apply are shown as such.
+async fn domain_prerequisites(
+    stack: &Stack,
+    aws: &Aws,
+    mode: Mode,
+    plan: &mut Plan,
+) -> anyhow::Result<Option<(String, (String, String))>> {
+    let Some(domain) = &stack.domain else { return Ok(None) };
+    let certificate_arn = match &domain.certificate {
+        CertificateSpec::Existing(arn) => {
+            let certificate = aws
+                .acm
+                .describe_certificate()
+                .certificate_arn(arn)
+                .send()
+                .await
+                .map_err(|e| anyhow::anyhow!("reading certificate {arn}: {}", crate::error::describe(&e)))?;
+            let status = certificate.certificate().and_then(|c| c.status()).map(|s| s.as_str().to_owned());
+            anyhow::ensure!(status.as_deref() == Some("ISSUED"), "certificate {arn} is {status:?}, not ISSUED");
+            arn.clone()
+        }
+        CertificateSpec::Request => match converge(&certificate(stack, domain), aws, &stack.name, mode, plan).await? {
+            Some(observed) => observed.arn,
+            None => KNOWN_AFTER_APPLY.to_owned(),
+        },
+    };
+    let truststore = truststore(stack, domain);
+    let uri = truststore.uri();
+    let pending_upload = |observed: &crate::resources::truststore::ObservedTruststore| {
+        truststore.diff(observed).fields.iter().any(|f| f.field == "content_sha256")
+    };
+    let version = match converge(&truststore, aws, &stack.name, mode, plan).await? {
+        Some(observed) if mode == Mode::Diff && pending_upload(&observed) => "(new version after apply)".to_owned(),
+        Some(observed) => observed.version_id.unwrap_or_else(|| KNOWN_AFTER_APPLY.to_owned()),
+        None => KNOWN_AFTER_APPLY.to_owned(),
+    };
+    Ok(Some((certificate_arn, (uri, version))))
+}
+
+fn certificate(stack: &Stack, domain: &DomainSpec) -> Certificate {
+    Certificate {
+        stack: stack.name.clone(),
+        domain: domain.name.clone(),
+        timeout: std::time::Duration::from_secs(15 * 60),
+    }
+}
+
+fn truststore(stack: &Stack, domain: &DomainSpec) -> Truststore {
+    Truststore {
+        stack: stack.name.clone(),
+        bucket: domain.truststore_bucket.clone(),
+        key: domain.truststore_key.clone(),
+        pem: domain.truststore_pem.clone(),
+    }
 }
 
 /// Deletes, in reverse dependency order, everything of the stack that exists
@@ -252,6 +378,33 @@ pub async fn run(stack: &Stack, aws: &Aws, desired: &Desired, mode: Mode) -> any
 pub async fn teardown(stack: &Stack, aws: &Aws, desired: &Desired, mode: Mode) -> anyhow::Result<Plan> {
     let mut plan = Plan::default();
     let name = &stack.name;
+    if let Some(domain) = &stack.domain {
+        // The mapping goes with the domain; the domain must go before its certificate.
+        let domain_name = DomainName {
+            stack: name.clone(),
+            name: domain.name.clone(),
+            certificate_arn: String::new(),
+            security_policy: String::new(),
+            truststore_uri: String::new(),
+            truststore_version: String::new(),
+        };
+        if let Some(observed) = domain_name.find(aws).await.context("reading the domain")?
+            && domain_name.owned_by(&observed, name)
+        {
+            let mapping = BasePathMapping {
+                domain: domain.name.clone(),
+                base_path: domain.base_path.clone(),
+                api_id: String::new(),
+                stage: String::new(),
+            };
+            remove(&mapping, aws, name, &mut plan, mode).await?;
+        }
+        remove(&domain_name, aws, name, &mut plan, mode).await?;
+        if domain.certificate == CertificateSpec::Request {
+            remove(&certificate(stack, domain), aws, name, &mut plan, mode).await?;
+        }
+        remove(&truststore(stack, domain), aws, name, &mut plan, mode).await?;
+    }
     if let Some(api) = desired.rest_api.find(aws).await.context("reading the REST API")? {
         let stage = Stage {
             stack: name.clone(),

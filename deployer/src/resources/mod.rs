@@ -10,11 +10,15 @@ use crate::plan::FieldChange;
 
 pub mod api_authorizer;
 pub mod api_route;
+pub mod base_path_mapping;
+pub mod certificate;
+pub mod domain_name;
 pub mod gateway_response;
 pub mod iam_role;
 pub mod lambda_function;
 pub mod rest_api;
 pub mod stage;
+pub mod truststore;
 
 /// Tag carried by everything the deployer creates; teardown deletes only
 /// what carries it with this stack's name.
