@@ -23,10 +23,13 @@ use crate::resources::certificate::Certificate;
 use crate::resources::domain_name::DomainName;
 use crate::resources::gateway_response::GatewayResponse;
 use crate::resources::iam_role::Role;
+use crate::resources::ip_set::IpSet;
 use crate::resources::lambda_function::Function;
 use crate::resources::rest_api::RestApi;
 use crate::resources::stage::Stage;
 use crate::resources::truststore::Truststore;
+use crate::resources::web_acl::WebAcl;
+use crate::resources::web_acl_association::WebAclAssociation;
 use crate::resources::{Diff, Resource};
 use crate::stack::{ApiSource, CertificateSpec, DomainSpec, Stack};
 
@@ -272,7 +275,65 @@ pub async fn run(stack: &Stack, aws: &Aws, desired: &Desired, mode: Mode) -> any
             }
         }
     }
+
+    if let Some(allow) = &stack.waf {
+        converge_waf(stack, aws, allow, api_id.as_deref(), mode, &mut plan).await?;
+    }
     Ok(plan)
+}
+
+fn ip_sets(stack: &Stack, allow: &[crate::stack::Cidr]) -> [IpSet; 2] {
+    let family = |ipv6: bool| {
+        let mut addresses: Vec<String> = allow.iter().filter(|c| c.is_ipv6() == ipv6).map(|c| c.0.clone()).collect();
+        addresses.sort();
+        IpSet {
+            stack: stack.name.clone(),
+            name: format!("{}-allow-{}", stack.name, if ipv6 { "ipv6" } else { "ipv4" }),
+            ipv6,
+            addresses,
+        }
+    };
+    [family(false), family(true)]
+}
+
+fn web_acl(stack: &Stack, allowed_ip_sets: Vec<String>) -> WebAcl {
+    WebAcl { stack: stack.name.clone(), name: format!("{}-allowlist", stack.name), allowed_ip_sets }
+}
+
+fn stage_arn(aws: &Aws, api_id: &str, stage: &str) -> String {
+    format!("arn:aws:apigateway:{}::/restapis/{api_id}/stages/{stage}", aws.region)
+}
+
+/// The IP allowlist: one IP set per address family, a web ACL that allows
+/// them and blocks the rest, and its association with the stage.
+async fn converge_waf(
+    stack: &Stack,
+    aws: &Aws,
+    allow: &[crate::stack::Cidr],
+    api_id: Option<&str>,
+    mode: Mode,
+    plan: &mut Plan,
+) -> anyhow::Result<()> {
+    let mut arns = Vec::new();
+    for set in ip_sets(stack, allow) {
+        let observed = converge(&set, aws, &stack.name, mode, plan).await?;
+        arns.push(observed.map_or_else(|| format!("{} {KNOWN_AFTER_APPLY}", set.name), |o| o.arn));
+    }
+    let acl = converge(&web_acl(stack, arns), aws, &stack.name, mode, plan).await?;
+    match (acl, api_id) {
+        (Some(acl), Some(api_id)) => {
+            let association =
+                WebAclAssociation { web_acl_arn: acl.arn, stage_arn: stage_arn(aws, api_id, &stack.stage.name) };
+            converge(&association, aws, &stack.name, mode, plan).await?;
+        }
+        _ => plan.push(Change {
+            kind: WebAclAssociation::KIND,
+            id: format!("stage {}", stack.stage.name),
+            action: Action::Create,
+            fields: Vec::new(),
+        }),
+    }
+    Ok(())
 }
 
 /// The REST API and everything in it, ending with the stage. Returns the
@@ -378,6 +439,19 @@ fn truststore(stack: &Stack, domain: &DomainSpec) -> Truststore {
 pub async fn teardown(stack: &Stack, aws: &Aws, desired: &Desired, mode: Mode) -> anyhow::Result<Plan> {
     let mut plan = Plan::default();
     let name = &stack.name;
+    if let Some(allow) = &stack.waf {
+        // The association first: WAF refuses to delete an ACL still in use.
+        if let Some(api) = desired.rest_api.find(aws).await.context("reading the REST API")? {
+            let acl_arn = String::new();
+            let association =
+                WebAclAssociation { web_acl_arn: acl_arn, stage_arn: stage_arn(aws, &api.id, &stack.stage.name) };
+            remove(&association, aws, name, &mut plan, mode).await?;
+        }
+        remove(&web_acl(stack, Vec::new()), aws, name, &mut plan, mode).await?;
+        for set in ip_sets(stack, allow) {
+            remove(&set, aws, name, &mut plan, mode).await?;
+        }
+    }
     if let Some(domain) = &stack.domain {
         // The mapping goes with the domain; the domain must go before its certificate.
         let domain_name = DomainName {

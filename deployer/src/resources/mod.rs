@@ -15,10 +15,13 @@ pub mod certificate;
 pub mod domain_name;
 pub mod gateway_response;
 pub mod iam_role;
+pub mod ip_set;
 pub mod lambda_function;
 pub mod rest_api;
 pub mod stage;
 pub mod truststore;
+pub mod web_acl;
+pub mod web_acl_association;
 
 /// Tag carried by everything the deployer creates; teardown deletes only
 /// what carries it with this stack's name.
