@@ -87,6 +87,10 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Teardown => {
             let plan = engine::teardown(&stack, &aws, &desired, Mode::Diff).await?;
+            if !plan.has_changes() && !cli.json {
+                println!("Nothing to tear down: no resource of stack {:?} exists.", stack.name);
+                return Ok(ExitCode::SUCCESS);
+            }
             show(cli, &plan)?;
             if plan.has_changes() {
                 engine::teardown(&stack, &aws, &desired, Mode::Apply).await?;

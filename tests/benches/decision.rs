@@ -8,7 +8,8 @@
 //! - `introspection/cache_hit`: the whole decision for an opaque token whose
 //!   introspection answer is cached.
 //!
-//! Run: `cargo bench --workspace --bench decision`.
+//! Run: `cargo bench -p e2e --no-default-features --bench decision` (without
+//! the `aws` feature, the AWS SDK stays out of this optimised build).
 
 use std::hint::black_box;
 

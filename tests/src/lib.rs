@@ -6,10 +6,12 @@
 //! HTTP, tokens are really signed, certificates really issued.
 
 pub mod certs;
+#[cfg(feature = "aws")]
 pub mod deploy;
 pub mod events;
 pub mod fixture;
 pub mod keys;
+#[cfg(feature = "aws")]
 pub mod moto;
 pub mod runtime_api;
 pub mod server;

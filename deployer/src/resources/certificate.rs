@@ -151,9 +151,10 @@ impl Resource for Certificate {
             .request_certificate()
             .domain_name(&self.domain)
             .validation_method(ValidationMethod::Dns)
-            // The same token for the same stack and domain: a retried request
-            // after an interruption returns the first certificate, not a second.
-            .idempotency_token(idempotency_token(&self.stack, &self.domain))
+            // No idempotency token: ACM would answer a token reused within the
+            // hour with the earlier certificate, even one a teardown deleted.
+            // The owner tag travels in this same request, so after an
+            // interruption the next run finds the certificate by its tag.
             .tags(Tag::builder().key(OWNER_TAG).value(&self.stack).build()?)
             .send()
             .await
@@ -174,10 +175,4 @@ impl Resource for Certificate {
             Err(e) => anyhow::bail!("DeleteCertificate: {}", describe(&e)),
         }
     }
-}
-
-/// ACM's idempotency tokens are at most 32 word characters.
-fn idempotency_token(stack: &str, domain: &str) -> String {
-    use sha2::{Digest as _, Sha256};
-    Sha256::digest(format!("{stack}/{domain}").as_bytes()).iter().take(16).map(|b| format!("{b:02x}")).collect()
 }

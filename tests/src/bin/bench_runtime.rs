@@ -5,7 +5,7 @@
 //! invocation through the Runtime API, and peak RSS; then the stripped
 //! binary and zip sizes.
 //!
-//! Build first: `cargo build --release -p authorizer -p e2e --bins`, then
+//! Build first: `cargo build --release -p authorizer -p e2e --no-default-features --bins`, then
 //! `target/release/bench-runtime [cold-runs] [warm-invocations]`.
 
 use std::io::Write as _;
