@@ -112,6 +112,10 @@ pub struct IntrospectionSettings {
     pub client_id: String,
     pub client_secret: String,
     pub auth_method: ClientAuthMethod,
+    /// When set, the answer's `aud` must name one of these.
+    pub audiences: Vec<String>,
+    /// When set, the answer's `iss` must be one of these.
+    pub issuers: Vec<String>,
     /// Upper bound of how long an active answer is reused (it never outlives `exp`).
     pub cache_ttl: Duration,
     /// How long an `active: false` answer is reused.
@@ -133,6 +137,8 @@ impl std::fmt::Debug for IntrospectionSettings {
             .field("client_id", &self.client_id)
             .field("client_secret", &"***")
             .field("auth_method", &self.auth_method)
+            .field("audiences", &self.audiences)
+            .field("issuers", &self.issuers)
             .field("cache_ttl", &self.cache_ttl)
             .field("negative_cache_ttl", &self.negative_cache_ttl)
             .finish()
@@ -286,6 +292,8 @@ fn introspection_settings(env: &Vars) -> Result<IntrospectionSettings, ConfigErr
         client_id: env.required("INTROSPECTION_CLIENT_ID")?.to_owned(),
         client_secret: env.required("INTROSPECTION_CLIENT_SECRET")?.to_owned(),
         auth_method,
+        audiences: env.optional_list("AUDIENCE"),
+        issuers: env.optional_list("TOKEN_ISSUER"),
         cache_ttl: Duration::from_secs(env.number("INTROSPECTION_CACHE_TTL_SECONDS", 60, 0..=3600)?),
         negative_cache_ttl: Duration::from_secs(env.number("INTROSPECTION_NEGATIVE_CACHE_TTL_SECONDS", 5, 0..=60)?),
     })
@@ -319,6 +327,13 @@ impl Vars<'_> {
             return Err(ConfigError::new(name, "must list at least one value"));
         }
         Ok(items)
+    }
+
+    /// A comma-separated list that may be absent (then empty).
+    fn optional_list(&self, name: &str) -> Vec<String> {
+        self.optional(name)
+            .map(|list| list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+            .unwrap_or_default()
     }
 
     fn number(&self, name: &str, default: u64, range: std::ops::RangeInclusive<u64>) -> Result<u64, ConfigError> {
@@ -367,7 +382,7 @@ impl Vars<'_> {
     fn refuse_foreign_settings(&self, validation: &Validation) -> Result<(), ConfigError> {
         let own_prefixes: &[&str] = match validation {
             Validation::Jwt(_) => &["JWKS_", "JWT_", "TOKEN_ISSUER", "AUDIENCE"],
-            Validation::Introspection(_) => &["INTROSPECTION_"],
+            Validation::Introspection(_) => &["INTROSPECTION_", "TOKEN_ISSUER", "AUDIENCE"],
             Validation::Authlete(_) => &["AUTHLETE_"],
         };
         const MODE_PREFIXES: &[&str] = &["JWKS_", "JWT_", "TOKEN_ISSUER", "AUDIENCE", "INTROSPECTION_", "AUTHLETE_"];

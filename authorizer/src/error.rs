@@ -103,6 +103,8 @@ impl Rejection {
             },
             Introspection(IntrospectionError::Inactive) => "token_inactive",
             Introspection(IntrospectionError::BadResponse) => "introspection_bad_response",
+            Introspection(IntrospectionError::Audience) => "introspection_wrong_audience",
+            Introspection(IntrospectionError::Issuer) => "introspection_wrong_issuer",
             Introspection(IntrospectionError::Fetch(_)) => "introspection_unavailable",
             AuthleteUnauthorized => "authlete_unauthorized",
             AuthleteForbidden { .. } => "authlete_forbidden",

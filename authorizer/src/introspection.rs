@@ -27,6 +27,10 @@ pub enum IntrospectionError {
     Inactive,
     #[error("introspection response has no boolean `active`")]
     BadResponse,
+    #[error("aud names no accepted audience")]
+    Audience,
+    #[error("iss is not an accepted issuer")]
+    Issuer,
     #[error("introspection: {0}")]
     Fetch(#[from] FetchError),
 }
@@ -98,7 +102,7 @@ impl Introspector {
         let key = *key;
         let now = unix_now();
         match self.cache.get(&key, now) {
-            Some(Cached::Active(info)) => return Ok(info),
+            Some(Cached::Active(info)) => return self.accept(info),
             Some(Cached::Inactive) => return Err(IntrospectionError::Inactive),
             None => {}
         }
@@ -124,6 +128,19 @@ impl Introspector {
         if ttl > 0 {
             let expires = info.exp.map_or(now + ttl, |exp| exp.min(now + ttl));
             self.cache.put(key, Cached::Active(info.clone()), expires, now);
+        }
+        self.accept(info)
+    }
+
+    /// The audience and issuer checks, when configured. An answer without
+    /// the member fails them: a token whose audience is unknown is not ours.
+    fn accept(&self, info: Arc<TokenInfo>) -> Result<Arc<TokenInfo>, IntrospectionError> {
+        let s = &self.settings;
+        if !s.audiences.is_empty() && !info.aud.iter().any(|a| s.audiences.contains(a)) {
+            return Err(IntrospectionError::Audience);
+        }
+        if !s.issuers.is_empty() && !info.iss.as_ref().is_some_and(|i| s.issuers.contains(i)) {
+            return Err(IntrospectionError::Issuer);
         }
         Ok(info)
     }

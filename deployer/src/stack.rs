@@ -437,7 +437,6 @@ fn validate(raw: RawStack, file: &Path, base: &Path, env: &dyn Fn(&str) -> Optio
         .iter()
         .map(|(k, v)| (k.clone(), resolve(&format!("stage.variables.{k}"), v).value))
         .collect();
-    drop(resolve);
     if let Some(message) = stack_problem {
         problems.add("stack", message);
     }

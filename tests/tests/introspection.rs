@@ -98,6 +98,35 @@ async fn client_secret_post_puts_credentials_in_the_body() {
 }
 
 #[tokio::test]
+async fn audience_and_issuer_are_checked_when_configured() {
+    let body = active_response();
+    let server = TestServer::start(move |_| Reply::json(&body)).await;
+    let checks = [("AUDIENCE", "api://pets"), ("TOKEN_ISSUER", "https://idp.example.com/")];
+    let authorizer = introspector(&server, &checks).await;
+    assert!(decide(&authorizer, &event(true)).await.result.is_ok());
+
+    for (change, reason) in [
+        (json!({"aud": "api://billing"}), "introspection_wrong_audience"),
+        (json!({"aud": null}), "introspection_wrong_audience"),
+        (json!({"iss": "https://evil.example.com/"}), "introspection_wrong_issuer"),
+    ] {
+        let mut body = active_response();
+        for (k, v) in change.as_object().unwrap() {
+            if v.is_null() {
+                body.as_object_mut().unwrap().remove(k);
+            } else {
+                body[k] = v.clone();
+            }
+        }
+        let server = TestServer::start(move |_| Reply::json(&body)).await;
+        let authorizer = introspector(&server, &checks).await;
+        assert_refused(&decide(&authorizer, &event(true)).await, Status::Unauthorized, reason);
+        // A cached answer is checked again, not trusted blindly.
+        assert_refused(&decide(&authorizer, &event(true)).await, Status::Unauthorized, reason);
+    }
+}
+
+#[tokio::test]
 async fn inactive_tokens_are_refused_and_negatively_cached() {
     let server = TestServer::start(|_| Reply::json(json!({"active": false}))).await;
     let authorizer = introspector(&server, &[]).await;
