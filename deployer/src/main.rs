@@ -61,8 +61,11 @@ fn main() -> ExitCode {
 async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     // Everything that can be checked without AWS is checked before the first call.
     let stack = Stack::load(&cli.stack, &|name| std::env::var(name).ok())?;
-    let workspace = workspace_of(&cli.stack);
-    let package = deployer::package::load(&stack.authorizer.code, stack.authorizer.architecture, &workspace)?;
+    // Teardown needs names only: the code is neither built nor read for it.
+    let package = match cli.command {
+        Command::Teardown => deployer::package::Package { zip: Vec::new(), sha256: String::new() },
+        _ => deployer::package::load(&stack.authorizer.code, stack.authorizer.architecture, &workspace_of(&cli.stack))?,
+    };
     let aws = deployer::aws::Aws::connect(stack.region.as_deref()).await?;
     let desired = engine::Desired::new(&stack, &aws, package);
 
