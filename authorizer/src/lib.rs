@@ -177,27 +177,29 @@ impl Authorizer {
     /// [`Rejection`], and no rejection becomes an Allow.
     pub async fn authorize(&self, event: &AuthorizerEvent) -> Decision {
         let mut token_hash = None;
-        let mut deny_context = None;
-        let result = self.decide(event, &mut token_hash, &mut deny_context).await;
-        let deny_response = match (&result, deny_context) {
-            (Err(rejection), Some((arn_prefix, raw_arn, info))) if rejection.status() == Status::Forbidden => {
-                Some(self.deny_response(rejection, &arn_prefix, &raw_arn, info.as_deref()))
+        let mut validated = None;
+        let result = self.decide(event, &mut token_hash, &mut validated).await;
+        let deny_response = match &result {
+            Err(rejection) if rejection.status() == Status::Forbidden => {
+                self.deny_response(rejection, event, validated.as_deref())
             }
             _ => None,
         };
         Decision { result, deny_response, token_hash }
     }
 
+    /// The decision itself. `token_hash` and `validated` (the token, once it
+    /// is known to be genuine) are filled in as they become known, for the
+    /// log line and for building a Deny.
     async fn decide(
         &self,
         event: &AuthorizerEvent,
         token_hash: &mut Option<String>,
-        deny_context: &mut Option<(String, String, Option<Arc<TokenInfo>>)>,
+        validated: &mut Option<Arc<TokenInfo>>,
     ) -> Result<AuthorizerResponse, Rejection> {
         // 1. Which route is being called.
         let raw_arn = event.method_arn().ok_or(Rejection::BadMethodArn)?;
         let arn = MethodArn::parse(raw_arn).map_err(|_| Rejection::BadMethodArn)?;
-        *deny_context = Some((arn.api_prefix.to_owned(), raw_arn.to_owned(), None));
 
         // 2. The bearer token (RFC 6750 §2.1), refused early when oversized.
         let token = event.bearer_token()?;
@@ -244,9 +246,7 @@ impl Authorizer {
         let bound_to = binding::check(self.config.binding, info.cnf_x5t_s256.as_deref(), thumbprint.as_ref())?;
 
         // From here on a refusal is a Deny that can name the token's subject.
-        if let Some((_, _, slot)) = deny_context.as_mut() {
-            *slot = Some(info.clone());
-        }
+        *validated = Some(info.clone());
 
         // 7. The library user's own checks.
         if let Some(check) = &self.claim_check {
@@ -324,31 +324,40 @@ impl Authorizer {
         }
     }
 
+    /// The Deny answer for a 403, or `None` if the event has no usable ARN
+    /// (then the caller answers 500: still closed).
     fn deny_response(
         &self,
         rejection: &Rejection,
-        arn_prefix: &str,
-        raw_arn: &str,
+        event: &AuthorizerEvent,
         info: Option<&TokenInfo>,
-    ) -> AuthorizerResponse {
+    ) -> Option<AuthorizerResponse> {
+        let raw_arn = event.method_arn()?;
+        let arn = MethodArn::parse(raw_arn).ok()?;
         let challenge = rejection.challenge(&self.config.realm);
-        match (info, MethodArn::parse(raw_arn)) {
-            (Some(info), Ok(arn)) => self.response(Effect::Deny, &arn, raw_arn, info, None, Some(challenge)),
-            // No validated token (certificate refused before the token was
-            // looked at): deny the whole API for whatever gets cached.
-            _ => AuthorizerResponse {
-                principal_id: "unknown".to_owned(),
-                policy_document: policy::PolicyDocument {
-                    version: "2012-10-17",
-                    statements: vec![policy::Statement {
-                        action: "execute-api:Invoke",
-                        effect: Effect::Deny,
-                        resources: vec![format!("{arn_prefix}*/*/*")],
-                    }],
-                },
-                context: Context { challenge: Some(challenge), ..Context::default() },
-            },
+        if let Some(info) = info {
+            return Some(self.response(Effect::Deny, &arn, raw_arn, info, None, Some(challenge)));
         }
+        // No token of ours to describe (a certificate refused before the
+        // token was looked at, or Authlete's own refusal). A refused
+        // certificate is refused everywhere; Authlete's FORBIDDEN is about
+        // this route only, so other routes must not be denied by a cached copy.
+        let resource = match rejection {
+            Rejection::CertificateNotAllowed => format!("{}*/*/*", arn.api_prefix),
+            _ => raw_arn.to_owned(),
+        };
+        Some(AuthorizerResponse {
+            principal_id: "unknown".to_owned(),
+            policy_document: policy::PolicyDocument {
+                version: "2012-10-17",
+                statements: vec![policy::Statement {
+                    action: "execute-api:Invoke",
+                    effect: Effect::Deny,
+                    resources: vec![resource],
+                }],
+            },
+            context: Context { challenge: Some(challenge), ..Context::default() },
+        })
     }
 }
 

@@ -388,15 +388,7 @@ async fn domain_prerequisites(
     let Some(domain) = &stack.domain else { return Ok(None) };
     let certificate_arn = match &domain.certificate {
         CertificateSpec::Existing(arn) => {
-            let certificate = aws
-                .acm
-                .describe_certificate()
-                .certificate_arn(arn)
-                .send()
-                .await
-                .map_err(|e| anyhow::anyhow!("reading certificate {arn}: {}", crate::error::describe(&e)))?;
-            let status = certificate.certificate().and_then(|c| c.status()).map(|s| s.as_str().to_owned());
-            anyhow::ensure!(status.as_deref() == Some("ISSUED"), "certificate {arn} is {status:?}, not ISSUED");
+            crate::resources::certificate::require_issued(aws, arn).await?;
             arn.clone()
         }
         CertificateSpec::Request => match converge(&certificate(stack, domain), aws, &stack.name, mode, plan).await? {

@@ -269,7 +269,10 @@ async fn authlete_actions_map_to_deny_401_and_500() {
         let decision = decide(&authorizer, &event(true)).await;
         assert_refused(&decision, status, reason);
         if status == Status::Forbidden {
-            assert_eq!(decision.into_lambda_result().unwrap().context.challenge.as_deref(), Some(CHALLENGE));
+            let deny = decision.into_lambda_result().unwrap();
+            assert_eq!(deny.context.challenge.as_deref(), Some(CHALLENGE));
+            // Authlete refused this route: a cached copy must not deny the others.
+            assert_eq!(deny.policy_document.statements[0].resources, [e2e::events::METHOD_ARN]);
         }
     }
     let down = fixture::authorizer(vars(&[

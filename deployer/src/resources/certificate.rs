@@ -26,6 +26,24 @@ pub struct ObservedCertificate {
     pub owner: Option<String>,
 }
 
+/// Checks a certificate given by ARN (never created or deleted by the stack).
+pub async fn require_issued(aws: &Aws, arn: &str) -> anyhow::Result<()> {
+    let output = aws
+        .acm
+        .describe_certificate()
+        .certificate_arn(arn)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("reading certificate {arn}: {}", describe(&e)))?;
+    let status = output.certificate().and_then(|c| c.status());
+    anyhow::ensure!(
+        status == Some(&CertificateStatus::Issued),
+        "certificate {arn} is {}, not ISSUED",
+        status.map_or("unknown", |s| s.as_str())
+    );
+    Ok(())
+}
+
 impl Certificate {
     async fn describe(&self, aws: &Aws, arn: &str) -> anyhow::Result<ObservedCertificate> {
         let certificate = aws

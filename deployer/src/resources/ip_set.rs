@@ -52,16 +52,25 @@ impl Resource for IpSet {
     }
 
     async fn find(&self, aws: &Aws) -> anyhow::Result<Option<ObservedIpSet>> {
-        let list = aws
-            .wafv2
-            .list_ip_sets()
-            .scope(Scope::Regional)
-            .limit(100)
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!("ListIPSets: {}", describe(&e)))?;
-        let Some(summary) = list.ip_sets().iter().find(|s| s.name() == Some(self.name.as_str())) else {
-            return Ok(None);
+        // WAF pages its lists: a busy account must not hide ours (and get a duplicate).
+        let mut marker = None;
+        let summary = loop {
+            let page = aws
+                .wafv2
+                .list_ip_sets()
+                .scope(Scope::Regional)
+                .limit(100)
+                .set_next_marker(marker)
+                .send()
+                .await
+                .map_err(|e| anyhow::anyhow!("ListIPSets: {}", describe(&e)))?;
+            if let Some(found) = page.ip_sets().iter().find(|s| s.name() == Some(self.name.as_str())) {
+                break found.clone();
+            }
+            match page.next_marker() {
+                Some(next) if !page.ip_sets().is_empty() => marker = Some(next.to_owned()),
+                _ => return Ok(None),
+            }
         };
         let id = summary.id().context("IP set without id")?;
         let output = aws

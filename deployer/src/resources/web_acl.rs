@@ -80,16 +80,25 @@ impl Resource for WebAcl {
     }
 
     async fn find(&self, aws: &Aws) -> anyhow::Result<Option<ObservedWebAcl>> {
-        let list = aws
-            .wafv2
-            .list_web_acls()
-            .scope(Scope::Regional)
-            .limit(100)
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!("ListWebACLs: {}", describe(&e)))?;
-        let Some(summary) = list.web_acls().iter().find(|s| s.name() == Some(self.name.as_str())) else {
-            return Ok(None);
+        // WAF pages its lists: a busy account must not hide ours (and get a duplicate).
+        let mut marker = None;
+        let summary = loop {
+            let page = aws
+                .wafv2
+                .list_web_acls()
+                .scope(Scope::Regional)
+                .limit(100)
+                .set_next_marker(marker)
+                .send()
+                .await
+                .map_err(|e| anyhow::anyhow!("ListWebACLs: {}", describe(&e)))?;
+            if let Some(found) = page.web_acls().iter().find(|s| s.name() == Some(self.name.as_str())) {
+                break found.clone();
+            }
+            match page.next_marker() {
+                Some(next) if !page.web_acls().is_empty() => marker = Some(next.to_owned()),
+                _ => return Ok(None),
+            }
         };
         let id = summary.id().context("web ACL without id")?;
         let output = aws
