@@ -30,8 +30,15 @@ pub fn endpoint() -> String {
             );
             let port =
                 std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
-            let child = Command::new(server)
-                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            // A static is never dropped, so the server is tied to this test
+            // process by a watchdog: it is stopped once the tests are gone.
+            let watchdog = format!(
+                "\"{}\" -H 127.0.0.1 -p {port} & server=$!; while kill -0 {} 2>/dev/null; do sleep 1; done; kill $server",
+                server.display(),
+                std::process::id()
+            );
+            let child = Command::new("sh")
+                .args(["-c", &watchdog])
                 .env("MOTO_ACM_VALIDATION_WAIT", "0")
                 .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
                 .stdout(Stdio::null())
