@@ -359,6 +359,15 @@ async fn converge_api(
     for route in routes(stack, &api.id, &authorizer_id) {
         converge(&route, aws, name, mode, plan).await?;
     }
+    if !desired.rest_api.adopted() {
+        // The stack owns this API: a method it does not declare (a route
+        // removed from stack.yaml, or one added by hand) goes.
+        let declared: Vec<(String, String)> =
+            stack.api.routes.iter().map(|r| (r.method.clone(), r.path.clone())).collect();
+        for extra in crate::resources::api_route::undeclared(aws, &api.id, &declared).await? {
+            remove(&extra, aws, name, plan, mode).await?;
+        }
+    }
     for response in gateway_responses(stack, &api.id) {
         converge(&response, aws, name, mode, plan).await?;
     }

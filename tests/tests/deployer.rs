@@ -140,6 +140,20 @@ async fn drift_shows_in_diff_and_apply_repairs_it() {
     let ttl = aws.apigateway.get_authorizer().rest_api_id(&api_id).authorizer_id(&authorizer_id).send().await.unwrap();
     assert_eq!(ttl.authorizer_result_ttl_in_seconds(), Some(300));
     assert_eq!(deployer(&stack, &proxy.url(), &["diff", "--detailed-exitcode"], &env()).await.code, 0);
+
+    // A route removed from stack.yaml is removed from the API it owns.
+    let without_post = stack_yaml("t-drift", "")
+        .replace("    - method: POST\n      path: /pets\n      backend: https://backend.example.com/pets\n", "");
+    assert_ne!(without_post, stack_yaml("t-drift", ""));
+    stack.write("stack.yaml", &without_post);
+    let diff = deployer(&stack, &proxy.url(), &["diff", "--detailed-exitcode"], &env()).await;
+    assert_eq!(diff.code, 2, "{}\n{}", diff.stdout, diff.stderr);
+    assert!(diff.stdout.contains("  - api_route POST /pets"), "{}", diff.stdout);
+    assert_eq!(deployer(&stack, &proxy.url(), &["apply"], &env()).await.code, 0);
+    let resources = aws.apigateway.get_resources().rest_api_id(&api_id).embed("methods").send().await.unwrap();
+    let pets = resources.items().iter().find(|r| r.path() == Some("/pets")).unwrap();
+    assert!(!pets.resource_methods().is_some_and(|m| m.contains_key("POST")), "POST /pets is gone");
+    assert_eq!(deployer(&stack, &proxy.url(), &["diff", "--detailed-exitcode"], &env()).await.code, 0);
 }
 
 #[tokio::test]

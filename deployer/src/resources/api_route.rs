@@ -144,6 +144,47 @@ impl ApiRoute {
     }
 }
 
+/// The methods of an API that no declared route covers, as routes to delete.
+/// `declared` holds (METHOD, path) pairs.
+pub async fn undeclared(aws: &Aws, api_id: &str, declared: &[(String, String)]) -> anyhow::Result<Vec<ApiRoute>> {
+    let mut extra = Vec::new();
+    let mut position = None;
+    loop {
+        let page = aws
+            .apigateway
+            .get_resources()
+            .rest_api_id(api_id)
+            .limit(500)
+            .embed("methods")
+            .set_position(position)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", describe(&e)))?;
+        for resource in page.items() {
+            let path = resource.path().unwrap_or_default();
+            for method in resource.resource_methods().map(|m| m.keys().cloned().collect::<Vec<_>>()).unwrap_or_default()
+            {
+                if !declared.iter().any(|(m, p)| *m == method && p == path) {
+                    extra.push(ApiRoute {
+                        api_id: api_id.to_owned(),
+                        authorizer_id: String::new(),
+                        method,
+                        path: path.to_owned(),
+                        backend: String::new(),
+                        context_headers: BTreeMap::new(),
+                    });
+                }
+            }
+        }
+        match page.position() {
+            Some(next) if !page.items().is_empty() => position = Some(next.to_owned()),
+            _ => break,
+        }
+    }
+    extra.sort_by(|a, b| (&a.path, &a.method).cmp(&(&b.path, &b.method)));
+    Ok(extra)
+}
+
 impl Resource for ApiRoute {
     const KIND: &'static str = "api_route";
     type Observed = ObservedRoute;
