@@ -86,6 +86,21 @@ async fn apply_creates_everything_then_a_second_apply_changes_nothing() {
 
     let diff = deployer(&stack, &proxy.url(), &["diff", "--detailed-exitcode"], &env()).await;
     assert_eq!(diff.code, 0, "{}", diff.stdout);
+
+    // A changed secret shows as a change, never as its value.
+    let rotated = "rotated-secret-value-1234";
+    let diff =
+        deployer(&stack, &proxy.url(), &["diff", "--detailed-exitcode"], &[("INTROSPECTION_SECRET", rotated)]).await;
+    assert_eq!(diff.code, 2, "{}", diff.stdout);
+    assert!(
+        diff.stdout.contains("environment.INTROSPECTION_CLIENT_SECRET: (sensitive) → (sensitive)"),
+        "{}",
+        diff.stdout
+    );
+    let json = deployer(&stack, &proxy.url(), &["diff", "--json"], &[("INTROSPECTION_SECRET", rotated)]).await;
+    for output in [&diff.stdout, &diff.stderr, &json.stdout, &json.stderr] {
+        assert!(!output.contains(rotated) && !output.contains(SECRET), "a secret was printed:\n{output}");
+    }
 }
 
 #[tokio::test]

@@ -145,7 +145,8 @@ impl Resource for Function {
                     Some(_) if secret => "(sensitive)".to_owned(),
                     Some(v) => format!("{v:?}"),
                 };
-                diff.text(&format!("environment.{name}"), show(current), show(wanted.map(|w| &w.value)));
+                // Compared above on the values; only the display is masked.
+                diff.changed(&format!("environment.{name}"), show(current), show(wanted.map(|w| &w.value)));
             }
         }
         diff

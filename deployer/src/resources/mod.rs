@@ -43,11 +43,18 @@ impl Diff {
         }
     }
 
-    /// Like [`Diff::field`], for values shown as given (already masked text).
+    /// Like [`Diff::field`], for values shown as given (already rendered text).
     pub fn text(&mut self, field: &str, observed: String, desired: String) {
         if observed != desired {
             self.fields.push(FieldChange { field: field.to_owned(), old: observed, new: desired });
         }
+    }
+
+    /// Records a change the caller has already detected on the real values,
+    /// shown with `old`/`new` as given: for secrets, whose masked renderings
+    /// are equal even when the values differ.
+    pub fn changed(&mut self, field: &str, old: String, new: String) {
+        self.fields.push(FieldChange { field: field.to_owned(), old, new });
     }
 }
 
