@@ -66,15 +66,20 @@ impl KeySet {
 
     /// The key for a token's `kid` and `alg`.
     pub fn find(&self, kid: Option<&str>, alg: Algorithm) -> Result<&VerificationKey, KeyError> {
+        self.position(kid, alg).map(|index| &self.keys[index])
+    }
+
+    /// Like [`KeySet::find`], as an index into `keys`.
+    pub fn position(&self, kid: Option<&str>, alg: Algorithm) -> Result<usize, KeyError> {
         match kid {
             Some(kid) => {
-                let key = self.keys.iter().find(|k| k.kid.as_deref() == Some(kid)).ok_or(KeyError::UnknownKid)?;
-                if key.algorithms.contains(&alg) { Ok(key) } else { Err(KeyError::AlgorithmMismatch) }
+                let index = self.keys.iter().position(|k| k.kid.as_deref() == Some(kid)).ok_or(KeyError::UnknownKid)?;
+                if self.keys[index].algorithms.contains(&alg) { Ok(index) } else { Err(KeyError::AlgorithmMismatch) }
             }
             None => {
-                let mut candidates = self.keys.iter().filter(|k| k.algorithms.contains(&alg));
+                let mut candidates = self.keys.iter().enumerate().filter(|(_, k)| k.algorithms.contains(&alg));
                 match (candidates.next(), candidates.next()) {
-                    (Some(key), None) => Ok(key),
+                    (Some((index, _)), None) => Ok(index),
                     _ => Err(KeyError::NoKid),
                 }
             }
@@ -203,7 +208,7 @@ impl JwksCache {
     /// The key set holding the key for (`kid`, `alg`), and that key's index.
     pub async fn key_for(&self, kid: Option<&str>, alg: Algorithm) -> Result<(Arc<KeySet>, usize), JwksError> {
         let set = self.current();
-        match index_of(&set, kid, alg) {
+        match set.position(kid, alg) {
             Err(KeyError::UnknownKid) => {}
             found => return Ok((set, found?)),
         }
@@ -221,14 +226,9 @@ impl JwksCache {
         }
         drop(last_fetch);
         let set = self.current();
-        let index = index_of(&set, kid, alg)?;
+        let index = set.position(kid, alg)?;
         Ok((set, index))
     }
-}
-
-fn index_of(set: &KeySet, kid: Option<&str>, alg: Algorithm) -> Result<usize, KeyError> {
-    let key = set.find(kid, alg)?;
-    Ok(set.keys.iter().position(|k| std::ptr::eq(k, key)).unwrap_or_default())
 }
 
 #[cfg(test)]

@@ -30,8 +30,6 @@ pub mod token;
 use std::sync::Arc;
 use std::time::Instant;
 
-use sha2::{Digest as _, Sha256};
-
 pub use config::{Config, ConfigError};
 pub use error::{Rejection, Status};
 pub use request::AuthorizerEvent;
@@ -373,12 +371,8 @@ fn authlete_scopes<'a>(requirements: impl Iterator<Item = &'a Requirement>) -> V
         .collect()
 }
 
-/// First 12 hex digits of SHA-256: enough to correlate log lines, useless to
-/// reconstruct the token.
-pub fn short_hash(token: &str) -> String {
-    short_hex(&Sha256::digest(token.as_bytes()).into())
-}
-
+/// First 12 hex digits of the token's SHA-256: enough to correlate log
+/// lines, useless to reconstruct the token.
 fn short_hex(digest: &[u8; 32]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut hex = String::with_capacity(12);

@@ -443,9 +443,9 @@ pub async fn teardown(stack: &Stack, aws: &Aws, desired: &Desired, mode: Mode) -
     if let Some(allow) = &stack.waf {
         // The association first: WAF refuses to delete an ACL still in use.
         if let Some(api) = desired.rest_api.find(aws).await.context("reading the REST API")? {
-            let acl_arn = String::new();
+            // The stage alone identifies an association; which ACL it holds does not matter here.
             let association =
-                WebAclAssociation { web_acl_arn: acl_arn, stage_arn: stage_arn(aws, &api.id, &stack.stage.name) };
+                WebAclAssociation { web_acl_arn: String::new(), stage_arn: stage_arn(aws, &api.id, &stack.stage.name) };
             remove(&association, aws, name, &mut plan, mode).await?;
         }
         remove(&web_acl(stack, Vec::new()), aws, name, &mut plan, mode).await?;

@@ -123,7 +123,8 @@ async fn refused(token: &str, status: Status, reason: &str) {
 async fn alg_none_is_refused() {
     let token = raw_jws(&json!({"alg": "none", "kid": "rsa-1"}), &claims(), b"");
     refused(&token, Status::Unauthorized, "jwt_malformed").await;
-    let token = format!("{}.", &token[..token.len() - 1].trim_end_matches('.'));
+    // Case variants have slipped past libraries that compared "none" exactly.
+    let token = raw_jws(&json!({"alg": "NONE", "kid": "rsa-1"}), &claims(), b"");
     refused(&token, Status::Unauthorized, "jwt_malformed").await;
 }
 
