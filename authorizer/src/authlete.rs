@@ -1,24 +1,30 @@
 //! Opaque (or JWT) tokens through Authlete's introspection API
 //! (`POST {base}/api/auth/introspection`, HTTP Basic with the service API key
-//! and secret). Authlete checks scopes and certificate binding itself when it
-//! is given the required scopes and the client certificate; its `action`
-//! says what to answer.
+//! and secret). Authlete checks the token and, given the client certificate,
+//! its certificate binding; its `action` says what it thinks.
 //!
-//! Answers are not cached: Authlete's verdict depends on the scopes and the
-//! certificate of each request, not on the token alone.
+//! Authlete is not given the route's scopes: the route table decides about
+//! scopes, as for every other validation, so the policy answered lists every
+//! route with the effect this token earns there, and a cached copy stays
+//! right on the other routes. (Given scopes, Authlete answers FORBIDDEN for
+//! this route only, and a cached Deny would wrongly close the others.)
+//!
+//! Answers are not cached: Authlete's verdict depends on the certificate of
+//! each request, not on the token alone.
+
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::config::AuthleteSettings;
 use crate::http::{self, FetchError};
-use crate::token::TokenInfo;
+use crate::token::{Confirmation, TokenInfo};
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct IntrospectionRequest<'a> {
     token: &'a str,
-    scopes: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
     client_certificate: Option<&'a str>,
 }
@@ -49,15 +55,14 @@ struct IntrospectionResponse {
 /// What Authlete decided.
 #[derive(Debug)]
 pub enum AuthleteVerdict {
-    Ok(TokenInfo),
-    /// FORBIDDEN or BAD_REQUEST: answer Deny with this challenge.
+    Ok(Arc<TokenInfo>),
+    /// FORBIDDEN (asked without scopes or subject, it is about the token, not
+    /// the route): answer Deny everywhere, with this challenge.
     Forbidden {
         challenge: Option<String>,
     },
-    /// UNAUTHORIZED: answer 401.
-    Unauthorized {
-        message: Option<String>,
-    },
+    /// UNAUTHORIZED, or BAD_REQUEST (the token is malformed): answer 401.
+    Unauthorized,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,10 +90,9 @@ impl AuthleteClient {
     pub async fn introspect(
         &self,
         token: &str,
-        required_scopes: &[String],
         client_cert_pem: Option<&str>,
     ) -> Result<AuthleteVerdict, AuthleteError> {
-        let body = IntrospectionRequest { token, scopes: required_scopes, client_certificate: client_cert_pem };
+        let body = IntrospectionRequest { token, client_certificate: client_cert_pem };
         let request = self
             .http
             .post(self.endpoint.clone())
@@ -96,9 +100,9 @@ impl AuthleteClient {
             .json(&body);
         let response: IntrospectionResponse = http::json(request).await?;
         match response.action.as_str() {
-            "OK" => Ok(AuthleteVerdict::Ok(token_info(response))),
-            "FORBIDDEN" | "BAD_REQUEST" => Ok(AuthleteVerdict::Forbidden { challenge: response.response_content }),
-            "UNAUTHORIZED" => Ok(AuthleteVerdict::Unauthorized { message: response.result_message }),
+            "OK" => Ok(AuthleteVerdict::Ok(Arc::new(token_info(response)))),
+            "FORBIDDEN" => Ok(AuthleteVerdict::Forbidden { challenge: response.response_content }),
+            "UNAUTHORIZED" | "BAD_REQUEST" => Ok(AuthleteVerdict::Unauthorized),
             _ => Err(AuthleteError::ServerError {
                 action: response.action,
                 message: response.result_message.unwrap_or_default(),
@@ -111,10 +115,6 @@ fn token_info(response: IntrospectionResponse) -> TokenInfo {
     let client_id = response
         .client_id_alias
         .or_else(|| response.client_id.as_ref().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned)));
-    let mut claims = Map::new();
-    if let Some(thumbprint) = &response.certificate_thumbprint {
-        claims.insert("cnf".into(), serde_json::json!({ "x5t#S256": thumbprint }));
-    }
     TokenInfo {
         sub: response.subject,
         client_id,
@@ -122,7 +122,7 @@ fn token_info(response: IntrospectionResponse) -> TokenInfo {
         exp: response.expires_at.map(|ms| ms / 1000),
         iss: None,
         aud: Vec::new(),
-        cnf_x5t_s256: response.certificate_thumbprint,
-        claims,
+        cnf: Confirmation { x5t_s256: response.certificate_thumbprint, ..Confirmation::default() },
+        claims: Map::new(),
     }
 }

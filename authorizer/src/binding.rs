@@ -1,10 +1,15 @@
-//! RFC 8705 certificate binding: the `x5t#S256` thumbprint of the client
-//! certificate API Gateway saw, compared with the token's `cnf`, and the
-//! optional allowlist of client certificates.
+//! Proof of possession: is the token used by the holder it was issued to?
 //!
-//! The certificate PEM is parsed once per request; the comparison runs in
-//! constant time so that response timing says nothing about how much of a
-//! thumbprint an attacker guessed right.
+//! A token's `cnf` names what its holder must prove possession of: a client
+//! certificate (RFC 8705 `x5t#S256`, compared with the certificate of the
+//! mTLS connection) or a DPoP key (RFC 9449 `jkt`, compared with the key of a
+//! proof [`crate::dpop`] verified). A `cnf` naming anything else is refused:
+//! the token is bound, and nothing here can tell whether the caller holds
+//! what it is bound to. Also here: the thumbprint of a client certificate,
+//! and the optional allowlist of client certificates.
+//!
+//! Thumbprints are compared in constant time, so response timing says
+//! nothing about how much of one an attacker guessed right.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -14,7 +19,9 @@ use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
-use crate::request::ClientCert;
+use crate::config::DpopMode;
+use crate::request::{ClientCert, Scheme};
+use crate::token::Confirmation;
 
 /// How strictly tokens must be bound to the client certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,7 +30,7 @@ pub enum BindingMode {
     Required,
     /// A token that carries `cnf.x5t#S256` must match; unbound tokens pass.
     IfBound,
-    /// `cnf` is not looked at.
+    /// `cnf.x5t#S256` is not looked at (an API without mTLS).
     Off,
 }
 
@@ -38,8 +45,8 @@ impl BindingMode {
     }
 }
 
-/// Why a binding check failed. Every variant means "this token is not usable
-/// on this connection": the caller answers 401 `invalid_token`.
+/// Why a token may not be used on this request. Every variant means "this
+/// token is not usable here": the caller answers 401 `invalid_token`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum BindingError {
     #[error("token is certificate-bound but the request carried no client certificate")]
@@ -50,6 +57,16 @@ pub enum BindingError {
     Unbound,
     #[error("client certificate could not be parsed")]
     BadCertificate,
+    #[error("token is bound by a confirmation method this authorizer cannot verify")]
+    Unverifiable,
+    #[error("token is DPoP-bound but was presented as a bearer token")]
+    DpopBoundAsBearer,
+    #[error("token presented with a DPoP proof is not DPoP-bound")]
+    NotDpopBound,
+    #[error("the DPoP proof was signed by another key than the token is bound to")]
+    DpopKeyMismatch,
+    #[error("DPoP is required and the request is not DPoP")]
+    DpopRequired,
 }
 
 /// The thumbprint of a client certificate, as RFC 8705 §3.1 defines it.
@@ -73,33 +90,82 @@ pub fn thumbprint_of_pem(pem: &str) -> Result<Thumbprint, BindingError> {
 /// Remembers the thumbprints of recently seen certificates, keyed by the
 /// exact PEM text API Gateway passed (a lookup compares the whole string, so
 /// two certificates can never share an entry). A client calling again skips
-/// the PEM decoding and the SHA-256. Bounded: cleared when full.
-#[derive(Default)]
+/// the PEM decoding and the SHA-256. Bounded; when full, the certificates
+/// seen least often go first.
 pub struct ThumbprintCache {
-    entries: std::sync::Mutex<std::collections::HashMap<Box<str>, Thumbprint>>,
+    entries: quick_cache::sync::Cache<Box<str>, Thumbprint>,
 }
 
 const THUMBPRINT_CACHE_ENTRIES: usize = 256;
 
+impl Default for ThumbprintCache {
+    fn default() -> Self {
+        ThumbprintCache { entries: quick_cache::sync::Cache::new(THUMBPRINT_CACHE_ENTRIES) }
+    }
+}
+
 impl ThumbprintCache {
     pub fn thumbprint(&self, pem: &str) -> Result<Thumbprint, BindingError> {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(thumbprint) = entries.get(pem) {
-            return Ok(thumbprint.clone());
+        if let Some(thumbprint) = self.entries.get(pem) {
+            return Ok(thumbprint);
         }
         let thumbprint = thumbprint_of_pem(pem)?;
-        if entries.len() >= THUMBPRINT_CACHE_ENTRIES {
-            entries.clear();
-        }
-        entries.insert(pem.into(), thumbprint.clone());
+        self.entries.insert(pem.into(), thumbprint.clone());
         Ok(thumbprint)
     }
 }
 
-/// Applies `mode` to a token's `cnf.x5t#S256` (if any) and the request's
-/// certificate thumbprint (if any). Returns the thumbprint the token is bound
-/// to, for the answer's context.
-pub fn check<'a>(
+/// What the caller proved to hold, for the answer's context.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Possession {
+    /// The certificate thumbprint the token is bound to, when checked.
+    pub certificate: Option<String>,
+    /// The DPoP key thumbprint the token is bound to, when checked.
+    pub dpop_key: Option<String>,
+}
+
+/// What the request presented: the scheme, the client certificate, and the
+/// thumbprint of the key of a DPoP proof that was verified.
+#[derive(Debug, Clone, Copy)]
+pub struct Presented<'a> {
+    pub scheme: Scheme,
+    pub certificate: Option<&'a Thumbprint>,
+    pub dpop_key: Option<&'a str>,
+}
+
+/// Checks a token's confirmation against what the request presented.
+pub fn check(
+    certificate_mode: BindingMode,
+    dpop_mode: DpopMode,
+    cnf: &Confirmation,
+    presented: Presented<'_>,
+) -> Result<Possession, BindingError> {
+    if cnf.unverifiable.is_some() {
+        return Err(BindingError::Unverifiable);
+    }
+    let dpop_key = match (presented.scheme, &cnf.jkt, presented.dpop_key) {
+        // RFC 9449 §7.1: a DPoP-bound token is never accepted as a bearer token.
+        (Scheme::Bearer, Some(_), _) => return Err(BindingError::DpopBoundAsBearer),
+        (Scheme::Bearer, None, _) if dpop_mode == DpopMode::Required => return Err(BindingError::DpopRequired),
+        (Scheme::Bearer, None, _) => None,
+        (Scheme::Dpop, None, _) => return Err(BindingError::NotDpopBound),
+        (Scheme::Dpop, Some(_), None) => return Err(BindingError::DpopKeyMismatch),
+        (Scheme::Dpop, Some(expected), Some(proven)) => {
+            if !bool::from(proven.as_bytes().ct_eq(expected.as_bytes())) {
+                return Err(BindingError::DpopKeyMismatch);
+            }
+            Some(expected.clone())
+        }
+    };
+    let certificate =
+        check_certificate(certificate_mode, cnf.x5t_s256.as_deref(), presented.certificate)?.map(|t| t.0.clone());
+    Ok(Possession { certificate, dpop_key })
+}
+
+/// RFC 8705: applies `mode` to a token's `cnf.x5t#S256` (if any) and the
+/// request's certificate thumbprint (if any). Returns the thumbprint the token
+/// is bound to.
+pub fn check_certificate<'a>(
     mode: BindingMode,
     token_cnf: Option<&str>,
     client_cert: Option<&'a Thumbprint>,
@@ -210,16 +276,35 @@ mod tests {
     }
 
     #[test]
-    fn binding_modes() {
+    fn certificate_binding_modes() {
         let a = Thumbprint("aaaa".into());
         use BindingMode::*;
-        assert_eq!(check(Required, None, Some(&a)), Err(BindingError::Unbound));
-        assert_eq!(check(Required, Some("aaaa"), Some(&a)), Ok(Some(&a)));
-        assert_eq!(check(IfBound, None, Some(&a)), Ok(None));
-        assert_eq!(check(IfBound, None, None), Ok(None));
-        assert_eq!(check(IfBound, Some("aaaa"), None), Err(BindingError::NoCertificate));
-        assert_eq!(check(IfBound, Some("aaab"), Some(&a)), Err(BindingError::Mismatch));
-        assert_eq!(check(Off, Some("zzzz"), None), Ok(None));
+        assert_eq!(check_certificate(Required, None, Some(&a)), Err(BindingError::Unbound));
+        assert_eq!(check_certificate(Required, Some("aaaa"), Some(&a)), Ok(Some(&a)));
+        assert_eq!(check_certificate(IfBound, None, Some(&a)), Ok(None));
+        assert_eq!(check_certificate(IfBound, None, None), Ok(None));
+        assert_eq!(check_certificate(IfBound, Some("aaaa"), None), Err(BindingError::NoCertificate));
+        assert_eq!(check_certificate(IfBound, Some("aaab"), Some(&a)), Err(BindingError::Mismatch));
+        assert_eq!(check_certificate(Off, Some("zzzz"), None), Ok(None));
+    }
+
+    #[test]
+    fn dpop_rules() {
+        let bound = Confirmation { jkt: Some("K".into()), ..Confirmation::default() };
+        let unbound = Confirmation::default();
+        let bearer = Presented { scheme: Scheme::Bearer, certificate: None, dpop_key: None };
+        let dpop = |key| Presented { scheme: Scheme::Dpop, certificate: None, dpop_key: Some(key) };
+        let check = |mode, cnf: &Confirmation, presented| check(BindingMode::IfBound, mode, cnf, presented);
+        for mode in [DpopMode::Off, DpopMode::Allowed, DpopMode::Required] {
+            assert_eq!(check(mode, &bound, bearer), Err(BindingError::DpopBoundAsBearer), "{mode:?}");
+            assert_eq!(check(mode, &unbound, dpop("K")), Err(BindingError::NotDpopBound), "{mode:?}");
+        }
+        assert_eq!(check(DpopMode::Allowed, &bound, dpop("L")), Err(BindingError::DpopKeyMismatch));
+        assert_eq!(check(DpopMode::Allowed, &bound, dpop("K")).unwrap().dpop_key.as_deref(), Some("K"));
+        assert!(check(DpopMode::Allowed, &unbound, bearer).is_ok());
+        assert_eq!(check(DpopMode::Required, &unbound, bearer), Err(BindingError::DpopRequired));
+        let odd = Confirmation { unverifiable: Some("cnf.jwk".into()), ..Confirmation::default() };
+        assert_eq!(check(DpopMode::Allowed, &odd, bearer), Err(BindingError::Unverifiable));
     }
 
     #[test]

@@ -6,8 +6,8 @@
 //! requests half-configured. The deployer calls [`Config::from_map`] on the
 //! variables in stack.yaml to refuse bad settings before deploying.
 //!
-//! This module does no I/O beyond reading `SSL_CERT_FILE` (done by
-//! [`crate::http`], which owns TLS).
+//! This module does no I/O: endpoints left to discovery are `None` here and
+//! filled in by [`crate::discovery`] when the authorizer starts.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -16,6 +16,7 @@ use std::time::Duration;
 use jsonwebtoken::Algorithm;
 use reqwest::Url;
 
+use crate::algorithms;
 use crate::binding::{BindingMode, CertAllowlist};
 use crate::routes::RouteTable;
 
@@ -33,7 +34,7 @@ impl ConfigError {
     }
 }
 
-/// Every variable the authorizer reads, in the order the README documents them.
+/// Every variable [`Config`] reads, in the order the README documents them.
 pub const VARIABLES: &[&str] = &[
     "TOKEN_VALIDATION",
     "JWKS_URI",
@@ -43,17 +44,22 @@ pub const VARIABLES: &[&str] = &[
     "JWT_LEEWAY_SECONDS",
     "JWT_REQUIRE_AT_JWT_TYP",
     "JWKS_REFETCH_INTERVAL_SECONDS",
+    "JWKS_MAX_AGE_SECONDS",
     "INTROSPECTION_ENDPOINT",
     "INTROSPECTION_CLIENT_ID",
     "INTROSPECTION_CLIENT_SECRET",
     "INTROSPECTION_AUTH_METHOD",
     "INTROSPECTION_CACHE_TTL_SECONDS",
     "INTROSPECTION_NEGATIVE_CACHE_TTL_SECONDS",
+    "INTROSPECTION_CACHE_MAX_BYTES",
     "AUTHLETE_BASE_URL",
     "AUTHLETE_SERVICE_APIKEY",
     "AUTHLETE_SERVICE_APISECRET",
     "CERT_BINDING",
     "CLIENT_CERT_ALLOWLIST",
+    "DPOP",
+    "DPOP_ALGORITHMS",
+    "DPOP_IAT_WINDOW_SECONDS",
     "ROUTES",
     "POLICY_SHAPE",
     "REALM",
@@ -61,13 +67,22 @@ pub const VARIABLES: &[&str] = &[
     "MAX_TOKEN_BYTES",
 ];
 
+/// Variables the function reads outside [`Config`]: the log filter and the
+/// extra CAs for the identity provider's TLS.
+pub const RUNTIME_VARIABLES: &[&str] = &["RUST_LOG", "SSL_CERT_FILE"];
+
 /// Variables whose values are secrets: never logged, masked by the deployer.
 pub const SECRET_VARIABLES: &[&str] = &["INTROSPECTION_CLIENT_SECRET", "AUTHLETE_SERVICE_APISECRET"];
 
 #[derive(Debug, Clone)]
 pub struct Config {
     pub validation: Validation,
+    /// The issuer, exactly as configured, whose discovery document supplies
+    /// the endpoints left unset (`jwks_uri`, `introspection_endpoint`);
+    /// `None` when all are configured.
+    pub discovery: Option<String>,
     pub binding: BindingMode,
+    pub dpop: DpopSettings,
     pub cert_allowlist: Option<CertAllowlist>,
     pub routes: RouteTable,
     pub policy_shape: PolicyShape,
@@ -79,17 +94,39 @@ pub struct Config {
     pub max_token_bytes: usize,
 }
 
-/// How a bearer token is checked.
+/// How a token is checked.
+// Built once at start-up and never moved around: boxing the large variant
+// would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Validation {
     Jwt(JwtSettings),
     Introspection(IntrospectionSettings),
+    /// A JWT-shaped token is verified locally; anything else is introspected.
+    JwtOrIntrospection(JwtSettings, IntrospectionSettings),
     Authlete(AuthleteSettings),
+}
+
+impl Validation {
+    pub fn jwt(&self) -> Option<&JwtSettings> {
+        match self {
+            Validation::Jwt(jwt) | Validation::JwtOrIntrospection(jwt, _) => Some(jwt),
+            _ => None,
+        }
+    }
+
+    pub fn introspection(&self) -> Option<&IntrospectionSettings> {
+        match self {
+            Validation::Introspection(i) | Validation::JwtOrIntrospection(_, i) => Some(i),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct JwtSettings {
-    pub jwks_uri: Url,
+    /// `None`: taken from the issuer's discovery document at start-up.
+    pub jwks_uri: Option<Url>,
     pub issuers: Vec<String>,
     pub audiences: Vec<String>,
     pub algorithms: Vec<Algorithm>,
@@ -98,6 +135,9 @@ pub struct JwtSettings {
     pub require_at_jwt_typ: bool,
     /// An unknown `kid` triggers at most one JWKS fetch per this interval.
     pub refetch_interval: Duration,
+    /// Keys older than this are refreshed in the background (a shorter
+    /// `Cache-Control: max-age` from the identity provider wins).
+    pub max_age: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,7 +148,8 @@ pub enum ClientAuthMethod {
 
 #[derive(Clone)]
 pub struct IntrospectionSettings {
-    pub endpoint: Url,
+    /// `None`: taken from the issuer's discovery document at start-up.
+    pub endpoint: Option<Url>,
     pub client_id: String,
     pub client_secret: String,
     pub auth_method: ClientAuthMethod,
@@ -120,6 +161,8 @@ pub struct IntrospectionSettings {
     pub cache_ttl: Duration,
     /// How long an `active: false` answer is reused.
     pub negative_cache_ttl: Duration,
+    /// Memory the answer cache may hold.
+    pub cache_max_bytes: u64,
 }
 
 #[derive(Clone)]
@@ -133,7 +176,7 @@ pub struct AuthleteSettings {
 impl std::fmt::Debug for IntrospectionSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IntrospectionSettings")
-            .field("endpoint", &self.endpoint.as_str())
+            .field("endpoint", &self.endpoint.as_ref().map(Url::as_str))
             .field("client_id", &self.client_id)
             .field("client_secret", &"***")
             .field("auth_method", &self.auth_method)
@@ -141,6 +184,7 @@ impl std::fmt::Debug for IntrospectionSettings {
             .field("issuers", &self.issuers)
             .field("cache_ttl", &self.cache_ttl)
             .field("negative_cache_ttl", &self.negative_cache_ttl)
+            .field("cache_max_bytes", &self.cache_max_bytes)
             .finish()
     }
 }
@@ -155,6 +199,27 @@ impl std::fmt::Debug for AuthleteSettings {
     }
 }
 
+/// Whether `Authorization: DPoP` (RFC 9449) is accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DpopMode {
+    /// DPoP is refused, and so is every DPoP-bound token (it cannot be verified).
+    Off,
+    /// Bearer and DPoP requests are both accepted; a DPoP-bound token only with its proof.
+    Allowed,
+    /// Every request must be DPoP with a DPoP-bound token.
+    Required,
+}
+
+#[derive(Debug, Clone)]
+pub struct DpopSettings {
+    pub mode: DpopMode,
+    /// Algorithms a proof may be signed with.
+    pub algorithms: Vec<Algorithm>,
+    /// A proof's `iat` may be this far from now, either way; its `jti` is
+    /// remembered as long as the proof could be accepted.
+    pub iat_window: Duration,
+}
+
 /// The shape of the IAM policy in an Allow or Deny answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PolicyShape {
@@ -164,20 +229,6 @@ pub enum PolicyShape {
     /// caches for this token gives the right answer on the other routes too.
     Full,
 }
-
-/// The algorithms accepted when `JWT_ALGORITHMS` is not set: every asymmetric
-/// algorithm the authorizer supports. HMAC and `none` are never accepted.
-pub const SUPPORTED_ALGORITHMS: &[Algorithm] = &[
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-    Algorithm::ES256,
-    Algorithm::ES384,
-    Algorithm::EdDSA,
-];
 
 impl Config {
     /// Reads the process environment.
@@ -196,18 +247,27 @@ impl Config {
     /// Parses a set of variables as the Lambda function would see them.
     pub fn from_map(vars: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
         let env = Vars(vars);
-        let validation = match env.required("TOKEN_VALIDATION")? {
-            "jwt" => Validation::Jwt(jwt_settings(&env)?),
-            "introspection" => Validation::Introspection(introspection_settings(&env)?),
-            "authlete" => Validation::Authlete(authlete_settings(&env)?),
-            other => {
+        let modes = env.required("TOKEN_VALIDATION")?;
+        let mut parts: Vec<&str> = modes.split(',').map(str::trim).collect();
+        parts.sort_unstable();
+        let validation = match parts.as_slice() {
+            ["jwt"] => Validation::Jwt(jwt_settings(&env)?),
+            ["introspection"] => Validation::Introspection(introspection_settings(&env)?),
+            ["introspection", "jwt"] => {
+                Validation::JwtOrIntrospection(jwt_settings(&env)?, introspection_settings(&env)?)
+            }
+            ["authlete"] => Validation::Authlete(authlete_settings(&env)?),
+            _ => {
                 return Err(ConfigError::new(
                     "TOKEN_VALIDATION",
-                    format!("unknown validation mode {other:?}: expected jwt, introspection or authlete"),
+                    format!(
+                        "unknown validation mode {modes:?}: expected jwt, introspection, jwt,introspection or authlete"
+                    ),
                 ));
             }
         };
         env.refuse_foreign_settings(&validation)?;
+        let discovery = discovery_issuer(&env, &validation)?;
 
         let binding = match env.optional("CERT_BINDING") {
             None => BindingMode::IfBound,
@@ -215,6 +275,7 @@ impl Config {
                 ConfigError::new("CERT_BINDING", format!("{value:?}: expected required, if-bound or off"))
             })?,
         };
+        let dpop = dpop_settings(&env, &validation)?;
         let cert_allowlist = env
             .optional("CLIENT_CERT_ALLOWLIST")
             .map(|json| CertAllowlist::parse(json).map_err(|e| ConfigError::new("CLIENT_CERT_ALLOWLIST", e)))
@@ -240,39 +301,40 @@ impl Config {
         let http_timeout = Duration::from_millis(env.number("HTTP_TIMEOUT_MS", 2000, 50..=30_000)?);
         let max_token_bytes = env.number("MAX_TOKEN_BYTES", 8192, 64..=65_536)? as usize;
 
-        Ok(Config { validation, binding, cert_allowlist, routes, policy_shape, realm, http_timeout, max_token_bytes })
+        Ok(Config {
+            validation,
+            discovery,
+            binding,
+            dpop,
+            cert_allowlist,
+            routes,
+            policy_shape,
+            realm,
+            http_timeout,
+            max_token_bytes,
+        })
     }
 }
 
 fn jwt_settings(env: &Vars) -> Result<JwtSettings, ConfigError> {
-    let jwks_uri = env.identity_provider_url("JWKS_URI")?;
-    let issuers = env.list("TOKEN_ISSUER")?;
-    let audiences = env.list("AUDIENCE")?;
+    let jwks_uri = env.optional_identity_provider_url("JWKS_URI")?;
+    if jwks_uri.is_none() && env.optional("TOKEN_ISSUER").is_none() {
+        return Err(ConfigError::new("JWKS_URI", "is required (or set TOKEN_ISSUER to discover it)"));
+    }
     let algorithms = match env.optional("JWT_ALGORITHMS") {
-        None => SUPPORTED_ALGORITHMS.to_vec(),
-        Some(list) => {
-            let mut algorithms = Vec::new();
-            for name in list.split(',').map(str::trim) {
-                let algorithm =
-                    SUPPORTED_ALGORITHMS.iter().copied().find(|a| format!("{a:?}") == name).ok_or_else(|| {
-                        ConfigError::new(
-                            "JWT_ALGORITHMS",
-                            format!("{name:?} is not supported: use RS256/384/512, PS256/384/512, ES256/384 or EdDSA"),
-                        )
-                    })?;
-                algorithms.push(algorithm);
-            }
-            algorithms
-        }
+        None => algorithms::SUPPORTED.to_vec(),
+        Some(list) => algorithms::parse_list(list).map_err(|e| ConfigError::new("JWT_ALGORITHMS", e))?,
     };
+    let refetch_interval = Duration::from_secs(env.number("JWKS_REFETCH_INTERVAL_SECONDS", 10, 1..=3600)?);
     Ok(JwtSettings {
         jwks_uri,
-        issuers,
-        audiences,
+        issuers: env.list("TOKEN_ISSUER")?,
+        audiences: env.list("AUDIENCE")?,
         algorithms,
         leeway_seconds: env.number("JWT_LEEWAY_SECONDS", 30, 0..=300)?,
         require_at_jwt_typ: env.boolean("JWT_REQUIRE_AT_JWT_TYP", false)?,
-        refetch_interval: Duration::from_secs(env.number("JWKS_REFETCH_INTERVAL_SECONDS", 10, 1..=3600)?),
+        refetch_interval,
+        max_age: Duration::from_secs(env.number("JWKS_MAX_AGE_SECONDS", 300, 1..=86_400)?),
     })
 }
 
@@ -287,8 +349,12 @@ fn introspection_settings(env: &Vars) -> Result<IntrospectionSettings, ConfigErr
             ));
         }
     };
+    let endpoint = env.optional_identity_provider_url("INTROSPECTION_ENDPOINT")?;
+    if endpoint.is_none() && env.optional("TOKEN_ISSUER").is_none() {
+        return Err(ConfigError::new("INTROSPECTION_ENDPOINT", "is required (or set TOKEN_ISSUER to discover it)"));
+    }
     Ok(IntrospectionSettings {
-        endpoint: env.identity_provider_url("INTROSPECTION_ENDPOINT")?,
+        endpoint,
         client_id: env.required("INTROSPECTION_CLIENT_ID")?.to_owned(),
         client_secret: env.required("INTROSPECTION_CLIENT_SECRET")?.to_owned(),
         auth_method,
@@ -296,6 +362,7 @@ fn introspection_settings(env: &Vars) -> Result<IntrospectionSettings, ConfigErr
         issuers: env.optional_list("TOKEN_ISSUER"),
         cache_ttl: Duration::from_secs(env.number("INTROSPECTION_CACHE_TTL_SECONDS", 60, 0..=3600)?),
         negative_cache_ttl: Duration::from_secs(env.number("INTROSPECTION_NEGATIVE_CACHE_TTL_SECONDS", 5, 0..=60)?),
+        cache_max_bytes: env.number("INTROSPECTION_CACHE_MAX_BYTES", 8 << 20, 64 << 10..=1 << 30)?,
     })
 }
 
@@ -304,6 +371,58 @@ fn authlete_settings(env: &Vars) -> Result<AuthleteSettings, ConfigError> {
         base_url: env.identity_provider_url("AUTHLETE_BASE_URL")?,
         api_key: env.required("AUTHLETE_SERVICE_APIKEY")?.to_owned(),
         api_secret: env.required("AUTHLETE_SERVICE_APISECRET")?.to_owned(),
+    })
+}
+
+/// The issuer to run discovery against, when an endpoint was left unset. It
+/// must be a single issuer usable as a URL, because discovery is only trusted
+/// when the document names exactly the configured issuer.
+fn discovery_issuer(env: &Vars, validation: &Validation) -> Result<Option<String>, ConfigError> {
+    let jwks_missing = validation.jwt().is_some_and(|j| j.jwks_uri.is_none());
+    let introspection_missing = validation.introspection().is_some_and(|i| i.endpoint.is_none());
+    if !jwks_missing && !introspection_missing {
+        return Ok(None);
+    }
+    let missing = if jwks_missing { "JWKS_URI" } else { "INTROSPECTION_ENDPOINT" };
+    let issuers = env.optional_list("TOKEN_ISSUER");
+    let [issuer] = issuers.as_slice() else {
+        return Err(ConfigError::new(
+            missing,
+            "is required when TOKEN_ISSUER lists several issuers (discovery needs exactly one)",
+        ));
+    };
+    parse_identity_provider_url("TOKEN_ISSUER", issuer)
+        .map(|_| Some(issuer.clone()))
+        .map_err(|e| ConfigError::new("TOKEN_ISSUER", format!("{} (to discover {missing} from it)", e.problem)))
+}
+
+fn dpop_settings(env: &Vars, validation: &Validation) -> Result<DpopSettings, ConfigError> {
+    let mode = match env.optional("DPOP").unwrap_or("off") {
+        "off" => DpopMode::Off,
+        "allowed" => DpopMode::Allowed,
+        "required" => DpopMode::Required,
+        other => return Err(ConfigError::new("DPOP", format!("{other:?}: expected off, allowed or required"))),
+    };
+    if mode == DpopMode::Off {
+        for name in ["DPOP_ALGORITHMS", "DPOP_IAT_WINDOW_SECONDS"] {
+            if env.optional(name).is_some() {
+                return Err(ConfigError::new(name, "is set but DPOP is off"));
+            }
+        }
+    } else if matches!(validation, Validation::Authlete(_)) {
+        // Authlete verifies DPoP proofs itself, given the proof, method and
+        // URL; that exchange is not implemented, and a half check is worse
+        // than none.
+        return Err(ConfigError::new("DPOP", "is not supported with TOKEN_VALIDATION=authlete"));
+    }
+    let algorithms = match env.optional("DPOP_ALGORITHMS") {
+        None => algorithms::SUPPORTED.to_vec(),
+        Some(list) => algorithms::parse_list(list).map_err(|e| ConfigError::new("DPOP_ALGORITHMS", e))?,
+    };
+    Ok(DpopSettings {
+        mode,
+        algorithms,
+        iat_window: Duration::from_secs(env.number("DPOP_IAT_WINDOW_SECONDS", 60, 1..=600)?),
     })
 }
 
@@ -321,10 +440,9 @@ impl Vars<'_> {
 
     /// A comma-separated, non-empty list.
     fn list(&self, name: &str) -> Result<Vec<String>, ConfigError> {
-        let items: Vec<String> =
-            self.required(name)?.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
+        let items = self.optional_list(name);
         if items.is_empty() {
-            return Err(ConfigError::new(name, "must list at least one value"));
+            return Err(ConfigError::new(name, "is required but not set"));
         }
         Ok(items)
     }
@@ -356,45 +474,55 @@ impl Vars<'_> {
         }
     }
 
-    /// An identity-provider URL: https, or http only on a loopback host (tests).
     fn identity_provider_url(&self, name: &str) -> Result<Url, ConfigError> {
-        let text = self.required(name)?;
-        let url = Url::parse(text).map_err(|e| ConfigError::new(name, format!("{text:?} is not a URL: {e}")))?;
-        match url.scheme() {
-            "https" => {}
-            "http" if is_loopback(&url) => {}
-            "http" => {
-                return Err(ConfigError::new(name, "must use https (http is accepted only on loopback)"));
-            }
-            other => {
-                return Err(ConfigError::new(name, format!("scheme {other:?} is not allowed: use https")));
-            }
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(ConfigError::new(name, "must not carry credentials in the URL"));
-        }
-        Ok(url)
+        parse_identity_provider_url(name, self.required(name)?)
+    }
+
+    fn optional_identity_provider_url(&self, name: &str) -> Result<Option<Url>, ConfigError> {
+        self.optional(name).map(|text| parse_identity_provider_url(name, text)).transpose()
     }
 
     /// Settings of another validation mode are refused rather than ignored:
     /// someone who set `JWKS_URI` with `TOKEN_VALIDATION=introspection`
     /// probably believes JWTs are being verified.
     fn refuse_foreign_settings(&self, validation: &Validation) -> Result<(), ConfigError> {
-        let own_prefixes: &[&str] = match validation {
-            Validation::Jwt(_) => &["JWKS_", "JWT_", "TOKEN_ISSUER", "AUDIENCE"],
-            Validation::Introspection(_) => &["INTROSPECTION_", "TOKEN_ISSUER", "AUDIENCE"],
-            Validation::Authlete(_) => &["AUTHLETE_"],
+        const JWT: &[&str] = &["JWKS_", "JWT_", "TOKEN_ISSUER", "AUDIENCE"];
+        const INTROSPECTION: &[&str] = &["INTROSPECTION_", "TOKEN_ISSUER", "AUDIENCE"];
+        const AUTHLETE: &[&str] = &["AUTHLETE_"];
+        let own: Vec<&str> = match validation {
+            Validation::Jwt(_) => JWT.to_vec(),
+            Validation::Introspection(_) => INTROSPECTION.to_vec(),
+            Validation::JwtOrIntrospection(..) => [JWT, INTROSPECTION].concat(),
+            Validation::Authlete(_) => AUTHLETE.to_vec(),
         };
-        const MODE_PREFIXES: &[&str] = &["JWKS_", "JWT_", "TOKEN_ISSUER", "AUDIENCE", "INTROSPECTION_", "AUTHLETE_"];
         for name in self.0.keys() {
-            let belongs_to_a_mode = MODE_PREFIXES.iter().any(|p| name.starts_with(p));
-            let belongs_to_this_mode = own_prefixes.iter().any(|p| name.starts_with(p));
+            let belongs_to_a_mode = [JWT, INTROSPECTION, AUTHLETE].concat().iter().any(|p| name.starts_with(p));
+            let belongs_to_this_mode = own.iter().any(|p| name.starts_with(p));
             if belongs_to_a_mode && !belongs_to_this_mode && self.optional(name).is_some() {
                 return Err(ConfigError::new(name, "is set but does not apply to this TOKEN_VALIDATION mode"));
             }
         }
         Ok(())
     }
+}
+
+/// An identity-provider URL: https, or http only on a loopback host (tests).
+pub(crate) fn parse_identity_provider_url(name: &str, text: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(text).map_err(|e| ConfigError::new(name, format!("{text:?} is not a URL: {e}")))?;
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback(&url) => {}
+        "http" => {
+            return Err(ConfigError::new(name, "must use https (http is accepted only on loopback)"));
+        }
+        other => {
+            return Err(ConfigError::new(name, format!("scheme {other:?} is not allowed: use https")));
+        }
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(ConfigError::new(name, "must not carry credentials in the URL"));
+    }
+    Ok(url)
 }
 
 fn is_loopback(url: &Url) -> bool {
@@ -423,6 +551,15 @@ mod tests {
         ]
     }
 
+    fn with(
+        base: &[(&'static str, &'static str)],
+        extra: &[(&'static str, &'static str)],
+    ) -> Vec<(&'static str, &'static str)> {
+        let mut pairs = base.to_vec();
+        pairs.extend_from_slice(extra);
+        pairs
+    }
+
     fn error_of(pairs: &[(&str, &str)]) -> ConfigError {
         Config::from_map(&vars(pairs)).expect_err("config should be refused")
     }
@@ -433,10 +570,13 @@ mod tests {
         let Validation::Jwt(jwt) = &config.validation else { panic!("expected jwt") };
         assert_eq!(jwt.audiences, ["api://orders", "api://billing"]);
         assert_eq!(jwt.leeway_seconds, 30);
-        assert_eq!(jwt.algorithms.len(), SUPPORTED_ALGORITHMS.len());
+        assert_eq!(jwt.algorithms, algorithms::SUPPORTED);
+        assert_eq!(jwt.max_age, Duration::from_secs(300));
         assert_eq!(config.binding, BindingMode::IfBound);
+        assert_eq!(config.dpop.mode, DpopMode::Off);
         assert_eq!(config.policy_shape, PolicyShape::Full);
         assert_eq!(config.http_timeout, Duration::from_secs(2));
+        assert!(config.discovery.is_none(), "every endpoint is configured");
     }
 
     #[test]
@@ -444,6 +584,7 @@ mod tests {
         let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
             (vec![], "TOKEN_VALIDATION"),
             (vec![("TOKEN_VALIDATION", "saml")], "TOKEN_VALIDATION"),
+            (vec![("TOKEN_VALIDATION", "jwt,authlete")], "TOKEN_VALIDATION"),
             (vec![("TOKEN_VALIDATION", "jwt")], "JWKS_URI"),
             (vec![("TOKEN_VALIDATION", "jwt"), ("JWKS_URI", "http://idp.example.com/jwks")], "JWKS_URI"),
             (vec![("TOKEN_VALIDATION", "jwt"), ("JWKS_URI", "ftp://idp/jwks")], "JWKS_URI"),
@@ -455,17 +596,13 @@ mod tests {
         for (pairs, variable) in cases {
             assert_eq!(error_of(&pairs).variable, variable, "for {pairs:?}");
         }
-        let with = |extra: (&'static str, &'static str)| {
-            let mut pairs = jwt_base();
-            pairs.push(extra);
-            error_of(&pairs)
-        };
         for (name, value) in [
             ("JWT_ALGORITHMS", "HS256"),
             ("JWT_ALGORITHMS", "none"),
             ("JWT_LEEWAY_SECONDS", "-1"),
             ("JWT_LEEWAY_SECONDS", "100000"),
             ("JWT_REQUIRE_AT_JWT_TYP", "yes"),
+            ("JWKS_MAX_AGE_SECONDS", "0"),
             ("CERT_BINDING", "sometimes"),
             ("POLICY_SHAPE", "partial"),
             ("ROUTES", "{not json"),
@@ -473,8 +610,14 @@ mod tests {
             ("REALM", "a\"b"),
             ("HTTP_TIMEOUT_MS", "0"),
             ("INTROSPECTION_ENDPOINT", "https://idp/introspect"),
+            ("DPOP", "maybe"),
+            ("DPOP_ALGORITHMS", "ES256"),
         ] {
-            let error = with((name, value));
+            let error = error_of(&with(&jwt_base(), &[(name, value)]));
+            assert_eq!(error.variable, name, "{name}={value}: {error}");
+        }
+        for (name, value) in [("DPOP_ALGORITHMS", "HS256"), ("DPOP_IAT_WINDOW_SECONDS", "0")] {
+            let error = error_of(&with(&jwt_base(), &[("DPOP", "allowed"), (name, value)]));
             assert_eq!(error.variable, name, "{name}={value}: {error}");
         }
     }
@@ -486,6 +629,60 @@ mod tests {
             pairs[1] = ("JWKS_URI", uri);
             assert!(Config::from_map(&vars(&pairs)).is_ok(), "{uri}");
         }
+    }
+
+    #[test]
+    fn hybrid_mode_needs_the_settings_of_both_and_accepts_either_order() {
+        let introspection = [
+            ("INTROSPECTION_ENDPOINT", "https://idp.example.com/introspect"),
+            ("INTROSPECTION_CLIENT_ID", "rs"),
+            ("INTROSPECTION_CLIENT_SECRET", "secret"),
+        ];
+        for mode in ["jwt,introspection", "introspection, jwt"] {
+            let mut pairs = with(&jwt_base(), &introspection);
+            pairs[0] = ("TOKEN_VALIDATION", mode);
+            let config = Config::from_map(&vars(&pairs)).unwrap();
+            assert!(matches!(config.validation, Validation::JwtOrIntrospection(..)), "{mode}");
+            // The JWT rules apply to introspection answers too.
+            assert_eq!(config.validation.introspection().unwrap().audiences, ["api://orders", "api://billing"]);
+        }
+        let mut pairs = jwt_base();
+        pairs[0] = ("TOKEN_VALIDATION", "jwt,introspection");
+        assert_eq!(error_of(&pairs).variable, "INTROSPECTION_CLIENT_ID");
+    }
+
+    #[test]
+    fn an_unset_endpoint_is_discovered_from_a_single_issuer() {
+        let config = Config::from_map(&vars(&[
+            ("TOKEN_VALIDATION", "jwt"),
+            ("TOKEN_ISSUER", "https://idp.example.com/realms/a"),
+            ("AUDIENCE", "api"),
+        ]))
+        .unwrap();
+        assert_eq!(config.discovery.as_deref(), Some("https://idp.example.com/realms/a"));
+        assert!(config.validation.jwt().unwrap().jwks_uri.is_none());
+
+        let several = error_of(&[
+            ("TOKEN_VALIDATION", "jwt"),
+            ("TOKEN_ISSUER", "https://a.example.com/, https://b.example.com/"),
+            ("AUDIENCE", "api"),
+        ]);
+        assert_eq!(several.variable, "JWKS_URI");
+        let not_a_url = error_of(&[("TOKEN_VALIDATION", "jwt"), ("TOKEN_ISSUER", "idp-1"), ("AUDIENCE", "api")]);
+        assert_eq!(not_a_url.variable, "TOKEN_ISSUER");
+        assert!(not_a_url.problem.contains("JWKS_URI"), "{not_a_url}");
+    }
+
+    #[test]
+    fn dpop_is_refused_with_authlete() {
+        let error = error_of(&[
+            ("TOKEN_VALIDATION", "authlete"),
+            ("AUTHLETE_BASE_URL", "https://api.authlete.com"),
+            ("AUTHLETE_SERVICE_APIKEY", "k"),
+            ("AUTHLETE_SERVICE_APISECRET", "s"),
+            ("DPOP", "allowed"),
+        ]);
+        assert_eq!(error.variable, "DPOP");
     }
 
     #[test]

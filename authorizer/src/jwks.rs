@@ -1,22 +1,30 @@
-//! The issuer's signing keys: fetched at start-up, cached across invocations,
-//! refetched when a token names an unknown `kid` — at most once per
-//! configured interval, with one fetch in flight shared by every waiter.
+//! The signing keys of the JWKS URI: fetched at start-up, cached across
+//! invocations, and kept fresh two ways:
+//! - a token naming an unknown `kid` triggers a refetch (maybe the issuer
+//!   rotated its keys), at most once per configured interval, with one fetch
+//!   in flight shared by every waiter;
+//! - keys older than their maximum age (configured, or the identity
+//!   provider's shorter `Cache-Control: max-age`) are refreshed in the
+//!   background, so a key the provider withdrew (compromised) stops being
+//!   trusted. No request ever waits for that refresh, and a refresh that fails
+//!   keeps the keys already held.
 //!
 //! Each key is checked when it is loaded, not when it is used: its `kty`/`crv`
-//! (and `alg`, when the JWK names one) decide which algorithms it may verify;
-//! keys for encryption (`use: enc`), symmetric keys, and keys of types this
-//! authorizer does not support are dropped. Parsing a key once here is what
-//! keeps the per-request path free of key parsing.
+//! (and `alg`, when the JWK names one) decide which algorithms it may verify
+//! ([`crate::algorithms`]); keys for encryption (`use: enc`), symmetric keys,
+//! and keys of types this authorizer does not support are dropped. Parsing a
+//! key once here is what keeps the per-request path free of key parsing.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, KeyOperations, PublicKeyUse};
+use jsonwebtoken::jwk::{Jwk, KeyOperations, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use reqwest::Url;
 use serde::Deserialize;
 
+use crate::algorithms;
 use crate::http::{self, FetchError};
 
 /// A usable verification key.
@@ -64,12 +72,7 @@ impl KeySet {
         KeySet { keys }
     }
 
-    /// The key for a token's `kid` and `alg`.
-    pub fn find(&self, kid: Option<&str>, alg: Algorithm) -> Result<&VerificationKey, KeyError> {
-        self.position(kid, alg).map(|index| &self.keys[index])
-    }
-
-    /// Like [`KeySet::find`], as an index into `keys`.
+    /// The key for a token's `kid` and `alg`, as an index into `keys`.
     pub fn position(&self, kid: Option<&str>, alg: Algorithm) -> Result<usize, KeyError> {
         match kid {
             Some(kid) => {
@@ -96,29 +99,7 @@ fn verification_key(jwk: &Jwk, allowed: &[Algorithm]) -> Option<VerificationKey>
     {
         return None;
     }
-    let by_type: &[Algorithm] = match &jwk.algorithm {
-        AlgorithmParameters::RSA(_) => &[
-            Algorithm::RS256,
-            Algorithm::RS384,
-            Algorithm::RS512,
-            Algorithm::PS256,
-            Algorithm::PS384,
-            Algorithm::PS512,
-        ],
-        AlgorithmParameters::EllipticCurve(ec) => match ec.curve {
-            EllipticCurve::P256 => &[Algorithm::ES256],
-            EllipticCurve::P384 => &[Algorithm::ES384],
-            _ => return None,
-        },
-        AlgorithmParameters::OctetKeyPair(okp) if okp.curve == EllipticCurve::Ed25519 => &[Algorithm::EdDSA],
-        // Symmetric keys have no place in a public JWKS; anything else is unsupported.
-        _ => return None,
-    };
-    let mut algorithms: Vec<Algorithm> = by_type.iter().copied().filter(|a| allowed.contains(a)).collect();
-    if let Some(declared) = jwk.common.key_algorithm {
-        // RFC 8725 §3.1: the JWK's own alg, when present, is the only one it may verify.
-        algorithms.retain(|a| key_algorithm_matches(declared, *a));
-    }
+    let algorithms = algorithms::for_key(jwk, allowed);
     if algorithms.is_empty() {
         return None;
     }
@@ -126,32 +107,32 @@ fn verification_key(jwk: &Jwk, allowed: &[Algorithm]) -> Option<VerificationKey>
     Some(VerificationKey { kid: jwk.common.key_id.clone(), algorithms, key })
 }
 
-fn key_algorithm_matches(declared: KeyAlgorithm, alg: Algorithm) -> bool {
-    matches!(
-        (declared, alg),
-        (KeyAlgorithm::RS256, Algorithm::RS256)
-            | (KeyAlgorithm::RS384, Algorithm::RS384)
-            | (KeyAlgorithm::RS512, Algorithm::RS512)
-            | (KeyAlgorithm::PS256, Algorithm::PS256)
-            | (KeyAlgorithm::PS384, Algorithm::PS384)
-            | (KeyAlgorithm::PS512, Algorithm::PS512)
-            | (KeyAlgorithm::ES256, Algorithm::ES256)
-            | (KeyAlgorithm::ES384, Algorithm::ES384)
-            | (KeyAlgorithm::EdDSA, Algorithm::EdDSA)
-    )
-}
-
 #[derive(Debug, Deserialize)]
 pub struct JwksDocument {
     pub keys: Vec<serde_json::Value>,
 }
 
-/// The cache of one issuer's keys.
+/// How the cache keeps its keys fresh.
+#[derive(Debug, Clone, Copy)]
+pub struct Freshness {
+    /// An unknown `kid` triggers at most one fetch per this interval; also the
+    /// shortest time a key set is kept, whatever the server's `max-age`.
+    pub refetch_interval: Duration,
+    /// Keys older than this are refreshed in the background.
+    pub max_age: Duration,
+}
+
+/// The cache of one JWKS URI's keys. Cheap to clone: clones share the keys.
+#[derive(Clone)]
 pub struct JwksCache {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
     uri: Url,
     http: reqwest::Client,
     allowed: Vec<Algorithm>,
-    refetch_interval: Duration,
+    freshness: Freshness,
     keys: RwLock<Arc<KeySet>>,
     /// Held while a fetch is in flight; holds the time of the last refetch
     /// triggered by an unknown kid.
@@ -160,19 +141,28 @@ pub struct JwksCache {
     /// fetch it queued behind already brought new keys.
     generation: AtomicU64,
     fetches: AtomicU64,
+    /// When the keys go stale, in milliseconds since `epoch`.
+    stale_at_ms: AtomicU64,
+    epoch: Instant,
+    refreshing: AtomicBool,
 }
 
 impl JwksCache {
-    pub fn new(uri: Url, http: reqwest::Client, allowed: Vec<Algorithm>, refetch_interval: Duration) -> JwksCache {
+    pub fn new(uri: Url, http: reqwest::Client, allowed: Vec<Algorithm>, freshness: Freshness) -> JwksCache {
         JwksCache {
-            uri,
-            http,
-            allowed,
-            refetch_interval,
-            keys: RwLock::new(Arc::default()),
-            refetch: tokio::sync::Mutex::new(None),
-            generation: AtomicU64::new(0),
-            fetches: AtomicU64::new(0),
+            shared: Arc::new(Shared {
+                uri,
+                http,
+                allowed,
+                freshness,
+                keys: RwLock::new(Arc::default()),
+                refetch: tokio::sync::Mutex::new(None),
+                generation: AtomicU64::new(0),
+                fetches: AtomicU64::new(0),
+                stale_at_ms: AtomicU64::new(0),
+                epoch: Instant::now(),
+                refreshing: AtomicBool::new(false),
+            }),
         }
     }
 
@@ -180,54 +170,93 @@ impl JwksCache {
     /// not open the refetch interval: a key rotated in just after a cold
     /// start is still picked up by the first token that uses it.
     pub async fn hydrate(&self) -> Result<usize, FetchError> {
-        let _in_flight = self.refetch.lock().await;
-        self.fetch().await
+        let _in_flight = self.shared.refetch.lock().await;
+        self.shared.fetch().await
     }
 
     /// How many JWKS fetches this cache has made (for tests and metrics).
     pub fn fetch_count(&self) -> u64 {
-        self.fetches.load(Ordering::Relaxed)
+        self.shared.fetches.load(Ordering::Relaxed)
     }
 
+    /// The key set holding the key for (`kid`, `alg`), and that key's index.
+    pub async fn key_for(&self, kid: Option<&str>, alg: Algorithm) -> Result<(Arc<KeySet>, usize), JwksError> {
+        self.refresh_in_background_if_stale();
+        let shared = &self.shared;
+        let set = shared.current();
+        match set.position(kid, alg) {
+            Err(KeyError::UnknownKid) => {}
+            found => return Ok((set, found?)),
+        }
+        // Unknown kid: maybe the issuer rotated its keys.
+        let generation_seen = shared.generation.load(Ordering::Acquire);
+        let mut last_fetch = shared.refetch.lock().await;
+        if shared.generation.load(Ordering::Acquire) == generation_seen {
+            if last_fetch.is_some_and(|at| at.elapsed() < shared.freshness.refetch_interval) {
+                // Penalty box: a stream of tokens with made-up kids must not
+                // turn into a stream of requests to the identity provider.
+                return Err(KeyError::UnknownKid.into());
+            }
+            *last_fetch = Some(Instant::now());
+            shared.fetch().await?;
+        }
+        drop(last_fetch);
+        let set = shared.current();
+        let index = set.position(kid, alg)?;
+        Ok((set, index))
+    }
+
+    /// Starts one background refresh when the keys are past their age. The
+    /// caller goes on with the keys it has. (On Lambda the task runs while
+    /// the function is thawed: during this invocation and the next ones.)
+    fn refresh_in_background_if_stale(&self) {
+        let shared = &self.shared;
+        if shared.now_ms() < shared.stale_at_ms.load(Ordering::Relaxed) {
+            return;
+        }
+        if shared.refreshing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            let outcome = {
+                let _in_flight = shared.refetch.lock().await;
+                shared.fetch().await
+            };
+            if let Err(error) = outcome {
+                // Keep the keys we have; try again after the refetch interval.
+                let retry = shared.now_ms() + shared.freshness.refetch_interval.as_millis() as u64;
+                shared.stale_at_ms.store(retry, Ordering::Relaxed);
+                tracing::warn!(%error, "refreshing the JWKS failed; the keys already held stay in use");
+            }
+            shared.refreshing.store(false, Ordering::Release);
+        });
+    }
+}
+
+impl Shared {
     fn current(&self) -> Arc<KeySet> {
         // A poisoned lock only means a panic elsewhere while swapping an Arc;
         // the Arc inside is still whole.
         self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
     async fn fetch(&self) -> Result<usize, FetchError> {
         self.fetches.fetch_add(1, Ordering::Relaxed);
-        let document: JwksDocument = http::json(self.http.get(self.uri.clone())).await?;
-        let set = Arc::new(KeySet::from_jwks(&document, &self.allowed));
+        let fetched: http::Fetched<JwksDocument> = http::fetch(self.http.get(self.uri.clone())).await?;
+        let set = Arc::new(KeySet::from_jwks(&fetched.body, &self.allowed));
         let count = set.keys.len();
         *self.keys.write().unwrap_or_else(|e| e.into_inner()) = set;
         self.generation.fetch_add(1, Ordering::Release);
+        let freshness = self.freshness;
+        let max_age =
+            fetched.max_age.map_or(freshness.max_age, |m| m.min(freshness.max_age)).max(freshness.refetch_interval);
+        self.stale_at_ms.store(self.now_ms() + max_age.as_millis() as u64, Ordering::Relaxed);
         Ok(count)
-    }
-
-    /// The key set holding the key for (`kid`, `alg`), and that key's index.
-    pub async fn key_for(&self, kid: Option<&str>, alg: Algorithm) -> Result<(Arc<KeySet>, usize), JwksError> {
-        let set = self.current();
-        match set.position(kid, alg) {
-            Err(KeyError::UnknownKid) => {}
-            found => return Ok((set, found?)),
-        }
-        // Unknown kid: maybe the issuer rotated its keys.
-        let generation_seen = self.generation.load(Ordering::Acquire);
-        let mut last_fetch = self.refetch.lock().await;
-        if self.generation.load(Ordering::Acquire) == generation_seen {
-            if last_fetch.is_some_and(|at| at.elapsed() < self.refetch_interval) {
-                // Penalty box: a stream of tokens with made-up kids must not
-                // turn into a stream of requests to the identity provider.
-                return Err(KeyError::UnknownKid.into());
-            }
-            *last_fetch = Some(Instant::now());
-            self.fetch().await?;
-        }
-        drop(last_fetch);
-        let set = self.current();
-        let index = set.position(kid, alg)?;
-        Ok((set, index))
     }
 }
 
@@ -245,7 +274,6 @@ mod tests {
 
     #[test]
     fn keys_are_filtered_by_type_use_and_declared_alg() {
-        let all = crate::config::SUPPORTED_ALGORITHMS;
         let keys = set(
             json!([
                 {"kty":"RSA","kid":"rsa","n":N,"e":"AQAB"},
@@ -254,21 +282,21 @@ mod tests {
                 {"kty":"oct","kid":"hmac","k":"c2VjcmV0"},
                 {"kty":"XYZ","kid":"unknown"}
             ]),
-            all,
+            algorithms::SUPPORTED,
         );
         let kids: Vec<_> = keys.keys.iter().map(|k| k.kid.as_deref().unwrap()).collect();
         assert_eq!(kids, ["rsa", "rs256-only"]);
-        assert!(keys.find(Some("rsa"), Algorithm::PS256).is_ok());
-        assert_eq!(keys.find(Some("rs256-only"), Algorithm::PS256).err(), Some(KeyError::AlgorithmMismatch));
-        assert_eq!(keys.find(Some("rsa"), Algorithm::ES256).err(), Some(KeyError::AlgorithmMismatch));
-        assert_eq!(keys.find(Some("hmac"), Algorithm::HS256).err(), Some(KeyError::UnknownKid));
-        assert_eq!(keys.find(None, Algorithm::RS256).err(), Some(KeyError::NoKid), "two RS256 keys: ambiguous");
+        assert!(keys.position(Some("rsa"), Algorithm::PS256).is_ok());
+        assert_eq!(keys.position(Some("rs256-only"), Algorithm::PS256), Err(KeyError::AlgorithmMismatch));
+        assert_eq!(keys.position(Some("rsa"), Algorithm::ES256), Err(KeyError::AlgorithmMismatch));
+        assert_eq!(keys.position(Some("hmac"), Algorithm::HS256), Err(KeyError::UnknownKid));
+        assert_eq!(keys.position(None, Algorithm::RS256), Err(KeyError::NoKid), "two RS256 keys: ambiguous");
     }
 
     #[test]
     fn configured_algorithms_narrow_what_a_key_verifies() {
         let keys = set(json!([{"kty":"RSA","kid":"rsa","n":N,"e":"AQAB"}]), &[Algorithm::PS256]);
         assert_eq!(keys.keys[0].algorithms, [Algorithm::PS256]);
-        assert!(keys.find(None, Algorithm::PS256).is_ok());
+        assert!(keys.position(None, Algorithm::PS256).is_ok());
     }
 }

@@ -6,15 +6,17 @@
 //! (they are part of the header) but never used: keys only ever come from the
 //! configured JWKS URI (RFC 8725 §3.10).
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation};
+use reqwest::Url;
 use serde_json::{Map, Value};
 
 use crate::config::JwtSettings;
-use crate::jwks::{JwksCache, JwksError};
+use crate::jwks::{Freshness, JwksCache, JwksError};
 use crate::token::TokenInfo;
+use crate::unix_now;
 
 #[derive(Debug, thiserror::Error)]
 pub enum JwtError {
@@ -55,7 +57,8 @@ pub struct JwtVerifier {
 }
 
 impl JwtVerifier {
-    pub fn new(settings: &JwtSettings, http: reqwest::Client) -> JwtVerifier {
+    /// `jwks_uri` is the configured one, or the one discovery found.
+    pub fn new(settings: &JwtSettings, jwks_uri: Url, http: reqwest::Client) -> JwtVerifier {
         let validations = settings
             .algorithms
             .iter()
@@ -73,10 +76,10 @@ impl JwtVerifier {
             .collect();
         JwtVerifier {
             jwks: JwksCache::new(
-                settings.jwks_uri.clone(),
+                jwks_uri,
                 http,
                 settings.algorithms.clone(),
-                settings.refetch_interval,
+                Freshness { refetch_interval: settings.refetch_interval, max_age: settings.max_age },
             ),
             validations,
             require_at_jwt_typ: settings.require_at_jwt_typ,
@@ -118,7 +121,7 @@ impl JwtVerifier {
             None => {}
             Some(iat) => {
                 let iat = iat.as_u64().ok_or_else(|| JwtError::BadClaim("iat".into()))?;
-                if iat > now().saturating_add(self.leeway_seconds) {
+                if iat > unix_now().saturating_add(self.leeway_seconds) {
                     return Err(JwtError::IssuedInFuture);
                 }
             }
@@ -145,6 +148,37 @@ fn map_error(kind: ErrorKind) -> JwtError {
     }
 }
 
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
+/// Whether `token` has the shape of a signed JWT: three base64url parts, the
+/// first a JSON object naming an `alg`. Nothing is trusted from it; it only
+/// decides whether the token is verified here or sent to introspection. A
+/// JWT that then fails verification is refused, never introspected instead.
+pub fn looks_like_jwt(token: &str) -> bool {
+    /// A JOSE header: an object with an `alg` member.
+    #[derive(serde::Deserialize)]
+    struct HeaderShape {
+        #[serde(rename = "alg")]
+        _alg: serde::de::IgnoredAny,
+    }
+    let mut parts = token.split('.');
+    let (Some(header), Some(_), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    URL_SAFE_NO_PAD.decode(header).ok().is_some_and(|json| serde_json::from_slice::<HeaderShape>(&json).is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jwt_shape() {
+        let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256","kid":"k"}"#);
+        assert!(looks_like_jwt(&format!("{header}.e30.c2ln")));
+        assert!(!looks_like_jwt("2YotnFZFEjr1zCsicMWpAA"));
+        assert!(!looks_like_jwt(&format!("{header}.e30")), "two parts");
+        assert!(!looks_like_jwt(&format!("{header}.e30.c2ln.x.y")), "five parts: an encrypted JWT");
+        assert!(!looks_like_jwt("abc.def.ghi"), "a first part that is not a JSON header");
+        let no_alg = URL_SAFE_NO_PAD.encode(r#"{"typ":"JWT"}"#);
+        assert!(!looks_like_jwt(&format!("{no_alg}.e30.c2ln")));
+    }
 }

@@ -1,10 +1,10 @@
-//! An API Gateway REQUEST authorizer for OAuth 2.0 bearer tokens, with
-//! RFC 8705 certificate binding.
+//! An API Gateway REQUEST authorizer for OAuth 2.0 access tokens, with
+//! RFC 8705 certificate binding and RFC 9449 DPoP.
 //!
 //! ```no_run
 //! # async fn example(event: authorizer::request::AuthorizerEvent) -> Result<(), Box<dyn std::error::Error>> {
 //! let config = authorizer::Config::from_env()?;       // every setting checked here
-//! let authorizer = authorizer::Authorizer::new(config).await?; // JWKS fetched here
+//! let authorizer = authorizer::Authorizer::new(config).await?; // discovery, JWKS fetched here
 //! let decision = authorizer.authorize(&event).await;  // per request: no I/O but the IdP's
 //! # Ok(()) }
 //! ```
@@ -13,9 +13,12 @@
 //! Everything expensive (configuration, HTTP client, keys) is built in
 //! [`Authorizer::new`].
 
+pub mod algorithms;
 pub mod authlete;
 pub mod binding;
 pub mod config;
+pub mod discovery;
+pub mod dpop;
 pub mod error;
 pub mod http;
 pub mod introspection;
@@ -25,10 +28,11 @@ pub mod policy;
 pub mod request;
 pub mod response;
 pub mod routes;
+pub mod telemetry;
 pub mod token;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use config::{Config, ConfigError};
 pub use error::{Rejection, Status};
@@ -37,16 +41,22 @@ pub use response::AuthorizerResponse;
 pub use token::TokenInfo;
 
 use authlete::{AuthleteClient, AuthleteVerdict};
-use binding::Thumbprint;
-use config::Validation;
-use introspection::Introspector;
+use binding::{Possession, Presented};
+use config::{DpopMode, PolicyShape, Validation};
+use dpop::{DpopError, DpopVerifier, ProofContext, VerifiedProof};
+use introspection::{Introspector, TokenKey};
 use jwt::JwtVerifier;
-use policy::{Effect, MethodArn};
+use policy::{Effect, MethodArn, PolicyDocument};
+use request::{ClientCert, Credentials, Scheme};
 use response::Context;
 use routes::Requirement;
 
 /// A library user's extra check on a validated token (cf. aws-jwt-verify's
 /// `customJwtCheck`): runs after signature, claims and binding are verified.
+///
+/// With a check installed, answers name only the request's own method ARN
+/// (the `request` policy shape): the check decided about this request only,
+/// and a cached policy must not allow what it never saw.
 pub trait ClaimCheck: Send + Sync {
     fn check(&self, token: &TokenInfo, request: &MethodArn<'_>) -> Result<(), ClaimCheckFailure>;
 }
@@ -62,6 +72,8 @@ pub enum ClaimCheckFailure {
 
 /// A library user's own answer to "which scopes does this request need?",
 /// consulted before the route table. `None` falls through to the table.
+///
+/// As with [`ClaimCheck`], answers then name only the request's method ARN.
 pub trait ScopeResolver: Send + Sync {
     fn requirement(&self, request: &MethodArn<'_>) -> Option<Requirement>;
 }
@@ -70,6 +82,10 @@ pub trait ScopeResolver: Send + Sync {
 pub enum InitError {
     #[error(transparent)]
     Http(#[from] http::InitError),
+    #[error("discovering the identity provider's endpoints: {0}")]
+    Discovery(#[from] discovery::DiscoveryError),
+    #[error("the discovery document of {issuer} names no {endpoint}; set {variable}")]
+    NotDiscovered { issuer: String, endpoint: &'static str, variable: &'static str },
     #[error("fetching the JWKS at start-up: {0}")]
     Jwks(#[from] http::FetchError),
 }
@@ -77,6 +93,7 @@ pub enum InitError {
 enum Validator {
     Jwt(JwtVerifier),
     Introspection(Introspector),
+    JwtOrIntrospection(JwtVerifier, Introspector),
     Authlete(AuthleteClient),
 }
 
@@ -113,26 +130,75 @@ impl Decision {
 pub struct Authorizer {
     config: Config,
     validator: Validator,
+    dpop: DpopVerifier,
+    /// `algs` of DPoP challenges, built once.
+    dpop_algs: String,
     thumbprints: binding::ThumbprintCache,
     claim_check: Option<Arc<dyn ClaimCheck>>,
     scope_resolver: Option<Arc<dyn ScopeResolver>>,
 }
 
+/// What one request is, once its ARN and credentials have been read.
+struct Request<'a> {
+    event: &'a AuthorizerEvent,
+    arn: MethodArn<'a>,
+    credentials: Credentials<'a>,
+    token_key: TokenKey,
+}
+
+/// A refusal, with the Deny answer when it is a 403.
+struct Refusal {
+    rejection: Rejection,
+    deny: Option<AuthorizerResponse>,
+}
+
+impl<E: Into<Rejection>> From<E> for Refusal {
+    fn from(error: E) -> Self {
+        Refusal { rejection: error.into(), deny: None }
+    }
+}
+
 impl Authorizer {
-    /// Builds the HTTP client and, for JWTs, fetches the JWKS: a function
-    /// that cannot reach its keys fails its init rather than its requests.
+    /// Builds the HTTP client, runs discovery if an endpoint was left to it,
+    /// and, for JWTs, fetches the JWKS: a function that cannot reach its keys
+    /// fails its init rather than its requests.
     pub async fn new(config: Config) -> Result<Authorizer, InitError> {
         let http = http::client(config.http_timeout)?;
+        let discovered = match &config.discovery {
+            Some(issuer) => Some((issuer.as_str(), discovery::discover(&http, issuer).await?)),
+            None => None,
+        };
+        let jwks_uri = |configured: &Option<reqwest::Url>| {
+            resolve(configured, &discovered, |e| e.jwks_uri.clone(), "jwks_uri", "JWKS_URI")
+        };
+        let introspection_endpoint = |configured: &Option<reqwest::Url>| {
+            resolve(
+                configured,
+                &discovered,
+                |e| e.introspection_endpoint.clone(),
+                "introspection_endpoint",
+                "INTROSPECTION_ENDPOINT",
+            )
+        };
         let validator = match &config.validation {
-            Validation::Jwt(settings) => {
-                let verifier = JwtVerifier::new(settings, http);
-                verifier.jwks().hydrate().await?;
-                Validator::Jwt(verifier)
+            Validation::Jwt(jwt) => Validator::Jwt(JwtVerifier::new(jwt, jwks_uri(&jwt.jwks_uri)?, http)),
+            Validation::Introspection(settings) => {
+                let endpoint = introspection_endpoint(&settings.endpoint)?;
+                Validator::Introspection(Introspector::new(settings.clone(), endpoint, http))
             }
-            Validation::Introspection(settings) => Validator::Introspection(Introspector::new(settings.clone(), http)),
+            Validation::JwtOrIntrospection(jwt, settings) => {
+                let verifier = JwtVerifier::new(jwt, jwks_uri(&jwt.jwks_uri)?, http.clone());
+                let endpoint = introspection_endpoint(&settings.endpoint)?;
+                Validator::JwtOrIntrospection(verifier, Introspector::new(settings.clone(), endpoint, http))
+            }
             Validation::Authlete(settings) => Validator::Authlete(AuthleteClient::new(settings.clone(), http)),
         };
+        if let Validator::Jwt(verifier) | Validator::JwtOrIntrospection(verifier, _) = &validator {
+            verifier.jwks().hydrate().await?;
+        }
         Ok(Authorizer {
+            dpop: DpopVerifier::new(&config.dpop),
+            dpop_algs: algorithms::names(&config.dpop.algorithms),
             config,
             validator,
             thumbprints: binding::ThumbprintCache::default(),
@@ -158,7 +224,7 @@ impl Authorizer {
     /// The JWKS cache, when validating JWTs.
     pub fn jwks(&self) -> Option<&jwks::JwksCache> {
         match &self.validator {
-            Validator::Jwt(v) => Some(v.jwks()),
+            Validator::Jwt(v) | Validator::JwtOrIntrospection(v, _) => Some(v.jwks()),
             _ => None,
         }
     }
@@ -166,7 +232,7 @@ impl Authorizer {
     /// The introspection cache, when introspecting.
     pub fn introspection_cache(&self) -> Option<&introspection::IntrospectionCache> {
         match &self.validator {
-            Validator::Introspection(i) => Some(i.cache()),
+            Validator::Introspection(i) | Validator::JwtOrIntrospection(_, i) => Some(i.cache()),
             _ => None,
         }
     }
@@ -174,201 +240,205 @@ impl Authorizer {
     /// Decides one request. Never panics on input; every failure is a
     /// [`Rejection`], and no rejection becomes an Allow.
     pub async fn authorize(&self, event: &AuthorizerEvent) -> Decision {
-        let mut token_hash = None;
-        let mut validated = None;
-        let result = self.decide(event, &mut token_hash, &mut validated).await;
-        let deny_response = match &result {
-            Err(rejection) if rejection.status() == Status::Forbidden => {
-                self.deny_response(rejection, event, validated.as_deref())
-            }
-            _ => None,
+        let request = match self.read(event) {
+            Ok(request) => request,
+            Err(rejection) => return Decision { result: Err(rejection), deny_response: None, token_hash: None },
         };
-        Decision { result, deny_response, token_hash }
+        let token_hash = Some(short_hex(&request.token_key));
+        match self.decide(&request).await {
+            Ok(response) => Decision { result: Ok(response), deny_response: None, token_hash },
+            Err(Refusal { rejection, deny }) => Decision { result: Err(rejection), deny_response: deny, token_hash },
+        }
     }
 
-    /// The decision itself. `token_hash` and `validated` (the token, once it
-    /// is known to be genuine) are filled in as they become known, for the
-    /// log line and for building a Deny.
-    async fn decide(
-        &self,
-        event: &AuthorizerEvent,
-        token_hash: &mut Option<String>,
-        validated: &mut Option<Arc<TokenInfo>>,
-    ) -> Result<AuthorizerResponse, Rejection> {
-        // 1. Which route is being called.
-        let raw_arn = event.method_arn().ok_or(Rejection::BadMethodArn)?;
-        let arn = MethodArn::parse(raw_arn).map_err(|_| Rejection::BadMethodArn)?;
-
-        // 2. The bearer token (RFC 6750 §2.1), refused early when oversized.
-        let token = event.bearer_token()?;
-        if token.len() > self.config.max_token_bytes {
+    /// Which route is called, with which token: refused early when the ARN
+    /// could not be named in a policy or the token is oversized.
+    fn read<'a>(&self, event: &'a AuthorizerEvent) -> Result<Request<'a>, Rejection> {
+        let arn = MethodArn::parse(event.method_arn().ok_or(Rejection::NoMethodArn)?)?;
+        let credentials = event.credentials()?;
+        if credentials.token.len() > self.config.max_token_bytes {
             return Err(Rejection::TokenTooLarge);
         }
-        let token_digest = introspection::token_key(token);
-        *token_hash = Some(short_hex(&token_digest));
+        Ok(Request { event, arn, credentials, token_key: introspection::token_key(credentials.token) })
+    }
 
-        // 3. The client certificate of the mTLS connection, if any.
-        let client_cert = event.client_cert();
+    /// The decision itself, steps in the order they are taken.
+    async fn decide(&self, request: &Request<'_>) -> Result<AuthorizerResponse, Refusal> {
+        let arn = &request.arn;
+        let scheme = request.credentials.scheme;
+
+        // 1. The client certificate of the mTLS connection, if any.
+        let client_cert = request.event.client_cert();
         let thumbprint = client_cert.map(|c| self.thumbprints.thumbprint(&c.pem)).transpose()?;
         if let Some(allowlist) = &self.config.cert_allowlist {
             let permitted = matches!((client_cert, &thumbprint), (Some(c), Some(t)) if allowlist.permits(c, t));
             if !permitted {
-                return Err(Rejection::CertificateNotAllowed);
+                // Not about a route: refused everywhere (the deployer makes
+                // sure the cache is keyed by the certificate).
+                return Err(self.deny(Rejection::CertificateNotAllowed, scheme, policy::deny_everywhere(arn), None));
             }
         }
 
-        // 4. What this route requires.
-        let custom_requirement = self.scope_resolver.as_ref().and_then(|r| r.requirement(&arn));
-        let requirements = || self.requirements(&arn, custom_requirement.as_ref());
-
-        // 5. Is the token genuine, current and meant for us?
-        let info: Arc<TokenInfo> = match &self.validator {
-            Validator::Jwt(verifier) => Arc::new(verifier.verify(token).await?),
-            Validator::Introspection(introspector) => introspector.introspect(token, &token_digest).await?,
-            Validator::Authlete(client) => {
-                let scopes = authlete_scopes(requirements());
-                let pem = client_cert.map(|c| c.pem.as_str());
-                match client.introspect(token, &scopes, pem).await? {
-                    AuthleteVerdict::Ok(info) => Arc::new(info),
-                    AuthleteVerdict::Unauthorized { .. } => {
-                        return Err(Rejection::AuthleteUnauthorized);
-                    }
-                    AuthleteVerdict::Forbidden { challenge } => {
-                        return Err(Rejection::AuthleteForbidden { challenge });
-                    }
-                }
-            }
+        // 2. The DPoP proof, when the token is presented as DPoP (RFC 9449).
+        let proof = match scheme {
+            Scheme::Dpop => Some(self.verify_proof(request)?),
+            Scheme::Bearer => None,
         };
 
-        // 6. Is it being used by the client it was issued to (RFC 8705)?
-        let bound_to = binding::check(self.config.binding, info.cnf_x5t_s256.as_deref(), thumbprint.as_ref())?;
+        // 3. Is the token genuine, current and meant for us?
+        let info = self.validate(request, client_cert).await?;
 
-        // From here on a refusal is a Deny that can name the token's subject.
-        *validated = Some(info.clone());
+        // 4. Is it used by the holder it was issued to (certificate, DPoP key)?
+        let presented =
+            Presented { scheme, certificate: thumbprint.as_ref(), dpop_key: proof.as_ref().map(|p| p.jkt.as_str()) };
+        let possession = binding::check(self.config.binding, self.config.dpop.mode, &info.cnf, presented)?;
 
-        // 7. The library user's own checks.
+        // 5. A proof is good for one request only.
+        if let Some(proof) = &proof {
+            self.dpop.remember(proof, unix_now())?;
+        }
+
+        // 6. The library user's own checks.
         if let Some(check) = &self.claim_check {
-            check.check(&info, &arn).map_err(|failure| match failure {
-                ClaimCheckFailure::Unauthorized(why) => Rejection::ClaimCheck(why),
-                ClaimCheckFailure::Forbidden(why) => Rejection::ClaimCheckForbidden(why),
+            check.check(&info, arn).map_err(|failure| match failure {
+                ClaimCheckFailure::Unauthorized(why) => Refusal::from(Rejection::ClaimCheck(why)),
+                ClaimCheckFailure::Forbidden(why) => {
+                    let rejection = Rejection::ClaimCheckForbidden(why);
+                    let policy = self.policy(arn, &info, Effect::Deny);
+                    self.deny(rejection, scheme, policy, Some((&info, &possession)))
+                }
             })?;
         }
 
-        // 8. Does it carry the scopes this route requires?
-        for requirement in requirements() {
-            if !requirement.is_satisfied_by(|s| info.has_scope(s)) {
-                return Err(match requirement {
-                    Requirement::Deny => Rejection::RouteDenied,
-                    other => Rejection::InsufficientScope { scopes: other.scopes().to_vec() },
-                });
-            }
-        }
-
-        // 9. Allow, with a policy that stays right if API Gateway caches it.
-        Ok(self.response(Effect::Allow, &arn, raw_arn, &info, bound_to, None))
-    }
-
-    /// Requirements of this request: the custom resolver's, or every
-    /// matching route's, or the default rule. An iterator, not a collection:
-    /// the per-request path neither allocates nor clones scope lists here.
-    fn requirements<'a>(
-        &'a self,
-        arn: &'a MethodArn<'_>,
-        custom: Option<&'a Requirement>,
-    ) -> impl Iterator<Item = &'a Requirement> + 'a {
-        let table = &self.config.routes;
-        let from_table = custom.is_none().then(|| {
-            let mut matching = table.matching(arn.resource).map(|route| &route.requirement).peekable();
-            let fallback = matching.peek().is_none().then_some(&table.default);
-            matching.chain(fallback)
-        });
-        custom.into_iter().chain(from_table.into_iter().flatten())
-    }
-
-    fn response(
-        &self,
-        effect: Effect,
-        arn: &MethodArn<'_>,
-        raw_arn: &str,
-        info: &TokenInfo,
-        bound_to: Option<&Thumbprint>,
-        challenge: Option<String>,
-    ) -> AuthorizerResponse {
-        let table = &self.config.routes;
-        let has = |s: &str| info.has_scope(s);
-        let policy_document = policy::build(
-            self.config.policy_shape,
-            arn,
-            raw_arn,
-            effect,
-            table,
-            |index| table.routes[index].requirement.is_satisfied_by(has),
-            table.default.is_satisfied_by(has),
-        );
-        let join = |items: &[String]| (!items.is_empty()).then(|| items.join(" "));
-        AuthorizerResponse {
-            principal_id: info.principal().unwrap_or("unknown").to_owned(),
-            policy_document,
-            context: Context {
-                sub: info.sub.clone(),
-                client_id: info.client_id.clone(),
-                scope: join(&info.scopes),
-                exp: info.exp,
-                iss: info.iss.clone(),
-                aud: join(&info.aud),
-                cert_thumbprint: bound_to.map(|t| t.0.clone()),
-                challenge,
-            },
-        }
-    }
-
-    /// The Deny answer for a 403, or `None` if the event has no usable ARN
-    /// (then the caller answers 500: still closed).
-    fn deny_response(
-        &self,
-        rejection: &Rejection,
-        event: &AuthorizerEvent,
-        info: Option<&TokenInfo>,
-    ) -> Option<AuthorizerResponse> {
-        let raw_arn = event.method_arn()?;
-        let arn = MethodArn::parse(raw_arn).ok()?;
-        let challenge = rejection.challenge(&self.config.realm);
-        if let Some(info) = info {
-            return Some(self.response(Effect::Deny, &arn, raw_arn, info, None, Some(challenge)));
-        }
-        // No token of ours to describe (a certificate refused before the
-        // token was looked at, or Authlete's own refusal). A refused
-        // certificate is refused everywhere; Authlete's FORBIDDEN is about
-        // this route only, so other routes must not be denied by a cached copy.
-        let resource = match rejection {
-            Rejection::CertificateNotAllowed => format!("{}*/*/*", arn.api_prefix),
-            _ => raw_arn.to_owned(),
+        // 7. Does it carry the scopes this route requires?
+        let has = |scope: &str| info.has_scope(scope);
+        let custom = self.scope_resolver.as_ref().and_then(|r| r.requirement(arn));
+        let unmet = match &custom {
+            Some(requirement) => (!requirement.is_satisfied_by(has)).then_some(requirement),
+            None => self.config.routes.requirements(arn).find(|r| !r.is_satisfied_by(has)),
         };
-        Some(AuthorizerResponse {
-            principal_id: "unknown".to_owned(),
-            policy_document: policy::PolicyDocument {
-                version: "2012-10-17",
-                statements: vec![policy::Statement {
-                    action: "execute-api:Invoke",
-                    effect: Effect::Deny,
-                    resources: vec![resource],
-                }],
+        if let Some(requirement) = unmet {
+            let rejection = match requirement {
+                Requirement::Deny => Rejection::RouteDenied,
+                other => Rejection::InsufficientScope { scopes: other.scopes().to_vec() },
+            };
+            let policy = self.policy(arn, &info, Effect::Deny);
+            return Err(self.deny(rejection, scheme, policy, Some((&info, &possession))));
+        }
+
+        // 8. Allow, with a policy that stays right if API Gateway caches it.
+        let policy = self.policy(arn, &info, Effect::Allow);
+        Ok(answer(policy, Some((&info, &possession)), None))
+    }
+
+    /// Checks the request's DPoP proof against the request itself.
+    fn verify_proof(&self, request: &Request<'_>) -> Result<VerifiedProof, Rejection> {
+        if self.config.dpop.mode == DpopMode::Off {
+            return Err(DpopError::NotAccepted.into());
+        }
+        let proof = request.event.dpop_proof()?.ok_or(DpopError::NoProof)?;
+        let (Some(method), Some(url)) = (request.event.http_method(), request.event.request_url()) else {
+            // A TOKEN event carries neither: DPoP cannot be checked there.
+            return Err(DpopError::NoProof.into());
+        };
+        let context = ProofContext { method, url: &url, access_token: request.credentials.token, now: unix_now() };
+        Ok(self.dpop.verify(proof, &context)?)
+    }
+
+    /// Validates the token the way the configuration says.
+    async fn validate(
+        &self,
+        request: &Request<'_>,
+        client_cert: Option<&ClientCert>,
+    ) -> Result<Arc<TokenInfo>, Refusal> {
+        let token = request.credentials.token;
+        let info = match &self.validator {
+            Validator::Jwt(verifier) => Arc::new(verifier.verify(token).await?),
+            Validator::Introspection(introspector) => introspector.introspect(token, &request.token_key).await?,
+            // A JWT that fails here is refused: it is never retried by introspection.
+            Validator::JwtOrIntrospection(verifier, _) if jwt::looks_like_jwt(token) => {
+                Arc::new(verifier.verify(token).await?)
+            }
+            Validator::JwtOrIntrospection(_, introspector) => {
+                introspector.introspect(token, &request.token_key).await?
+            }
+            Validator::Authlete(client) => match client.introspect(token, client_cert.map(|c| c.pem.as_str())).await? {
+                AuthleteVerdict::Ok(info) => info,
+                AuthleteVerdict::Unauthorized => return Err(Rejection::AuthleteUnauthorized.into()),
+                AuthleteVerdict::Forbidden { challenge } => {
+                    let arn = &request.arn;
+                    let rejection = Rejection::AuthleteForbidden { challenge };
+                    let scheme = request.credentials.scheme;
+                    return Err(self.deny(rejection, scheme, policy::deny_everywhere(arn), None));
+                }
             },
-            context: Context { challenge: Some(challenge), ..Context::default() },
-        })
+        };
+        Ok(info)
+    }
+
+    /// The policy of an answer about `info` on `arn`. With a hook installed,
+    /// or the `request` shape configured, only this ARN is named: nothing is
+    /// said about routes nobody decided on.
+    fn policy(&self, arn: &MethodArn<'_>, info: &TokenInfo, effect: Effect) -> PolicyDocument {
+        let hooked = self.claim_check.is_some() || self.scope_resolver.is_some();
+        if hooked || self.config.policy_shape == PolicyShape::Request {
+            return policy::this_request(arn, effect);
+        }
+        policy::for_table(arn, &self.config.routes, |requirement| requirement.is_satisfied_by(|s| info.has_scope(s)))
+    }
+
+    /// A 403: the rejection with its Deny answer and challenge.
+    fn deny(
+        &self,
+        rejection: Rejection,
+        scheme: Scheme,
+        policy: PolicyDocument,
+        token: Option<(&TokenInfo, &Possession)>,
+    ) -> Refusal {
+        let challenge = rejection.challenge(&self.config.realm, scheme, &self.dpop_algs);
+        Refusal { deny: Some(answer(policy, token, Some(challenge))), rejection }
     }
 }
 
-/// Authlete checks "all of" the scopes it is given; an any-of requirement is
-/// checked here instead, on the scopes Authlete returns.
-fn authlete_scopes<'a>(requirements: impl Iterator<Item = &'a Requirement>) -> Vec<String> {
-    requirements
-        .filter_map(|r| match r {
-            Requirement::AllOf(scopes) => Some(scopes.iter().cloned()),
-            _ => None,
-        })
-        .flatten()
-        .collect()
+/// The endpoint to use: the configured one, else the discovered one.
+fn resolve(
+    configured: &Option<reqwest::Url>,
+    discovered: &Option<(&str, discovery::Endpoints)>,
+    pick: impl Fn(&discovery::Endpoints) -> Option<reqwest::Url>,
+    endpoint: &'static str,
+    variable: &'static str,
+) -> Result<reqwest::Url, InitError> {
+    if let Some(url) = configured {
+        return Ok(url.clone());
+    }
+    let (issuer, endpoints) =
+        discovered.as_ref().ok_or(InitError::NotDiscovered { issuer: String::new(), endpoint, variable })?;
+    pick(endpoints).ok_or_else(|| InitError::NotDiscovered { issuer: (*issuer).to_owned(), endpoint, variable })
+}
+
+/// The answer API Gateway receives: policy, principal and flat context.
+fn answer(
+    policy_document: PolicyDocument,
+    token: Option<(&TokenInfo, &Possession)>,
+    challenge: Option<String>,
+) -> AuthorizerResponse {
+    let join = |items: &[String]| (!items.is_empty()).then(|| items.join(" "));
+    let context = match token {
+        None => Context { challenge, ..Context::default() },
+        Some((info, possession)) => Context {
+            sub: info.sub.clone(),
+            client_id: info.client_id.clone(),
+            scope: join(&info.scopes),
+            exp: info.exp,
+            iss: info.iss.clone(),
+            aud: join(&info.aud),
+            cert_thumbprint: possession.certificate.clone(),
+            dpop_thumbprint: possession.dpop_key.clone(),
+            challenge,
+        },
+    };
+    let principal_id = token.and_then(|(info, _)| info.principal()).unwrap_or("unknown").to_owned();
+    AuthorizerResponse { principal_id, policy_document, context }
 }
 
 /// First 12 hex digits of the token's SHA-256: enough to correlate log
@@ -381,6 +451,11 @@ fn short_hex(digest: &[u8; 32]) -> String {
         hex.push(HEX[usize::from(byte & 0x0f)] as char);
     }
     hex
+}
+
+/// Seconds since the epoch (the clock tokens and proofs are judged by).
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs()
 }
 
 /// The Lambda-facing error: its message is exactly what API Gateway expects.
@@ -442,4 +517,29 @@ pub async fn handle(
         "authorization decision"
     );
     decision.into_lambda_result()
+}
+
+/// [`handle`] for the event's raw JSON. An event that does not parse is
+/// answered 500, and logged by the position and kind of the problem only:
+/// serde's own message may quote the offending value, which could be a token.
+pub async fn handle_json(
+    authorizer: &Authorizer,
+    event: &str,
+    request_id: &str,
+) -> Result<AuthorizerResponse, LambdaError> {
+    match serde_json::from_str::<AuthorizerEvent>(event) {
+        Ok(event) => handle(authorizer, &event, request_id).await,
+        Err(error) => {
+            tracing::error!(
+                request_id,
+                decision = "error",
+                reason = "unreadable_event",
+                line = error.line(),
+                column = error.column(),
+                category = ?error.classify(),
+                "authorization decision"
+            );
+            Err(LambdaError::Internal)
+        }
+    }
 }

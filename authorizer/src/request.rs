@@ -1,20 +1,20 @@
-//! The authorizer event, as API Gateway sends it, and the bearer token in it.
+//! The authorizer event, as API Gateway sends it, and the credentials in it.
 //!
 //! One type reads all three payloads API Gateway can send: REST API REQUEST
 //! (v1), REST API TOKEN, and HTTP API REQUEST (v2). Only what the decision
-//! needs is kept: of the headers, only the Authorization values (every other
-//! header is skipped without being copied).
+//! needs is kept: of the headers, only the `Authorization` and `DPoP` values
+//! (every other header is skipped without being copied).
 //!
-//! Token extraction follows RFC 6750 §2.1: header name and scheme are
-//! case-insensitive; more than one Authorization value, or a value that is
-//! not `Bearer <token68>`, is refused.
+//! Credentials follow RFC 6750 §2.1 and RFC 9449 §7.1: header name and scheme
+//! are case-insensitive; more than one Authorization value, or a value that is
+//! not `Bearer <token68>` or `DPoP <token68>`, is refused.
 
 use std::fmt;
 
 use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthorizerEvent {
     /// `TOKEN` or `REQUEST`.
@@ -29,25 +29,60 @@ pub struct AuthorizerEvent {
     /// TOKEN payload: the value of the identity source header.
     #[serde(default)]
     pub authorization_token: Option<String>,
+    /// REST API v1: the request's HTTP method.
     #[serde(default)]
-    pub headers: AuthorizationValues,
+    pub http_method: Option<String>,
     #[serde(default)]
-    pub multi_value_headers: AuthorizationValues,
+    pub headers: CredentialHeaders,
+    #[serde(default)]
+    pub multi_value_headers: CredentialHeaders,
     #[serde(default)]
     pub request_context: Option<RequestContext>,
+}
+
+/// The TOKEN payload's `authorizationToken` is left out: tokens do not belong in logs.
+impl fmt::Debug for AuthorizerEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthorizerEvent")
+            .field("kind", &self.kind)
+            .field("method_arn", &self.method_arn())
+            .field("http_method", &self.http_method())
+            .field("headers", &self.headers)
+            .field("multi_value_headers", &self.multi_value_headers)
+            .field("request_context", &self.request_context)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RequestContext {
+    /// The host the client called (the custom domain, or the execute-api host).
     #[serde(default)]
-    pub request_id: Option<String>,
+    pub domain_name: Option<String>,
+    /// v1: the path the client called, base path (custom domain) or stage
+    /// (execute-api) included, which the event's top-level `path` lacks.
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub http_method: Option<String>,
+    /// v2: method and path.
+    #[serde(default)]
+    pub http: Option<HttpDescription>,
     /// v1: `requestContext.identity.clientCert`.
     #[serde(default)]
     pub identity: Option<Identity>,
     /// v2: `requestContext.authentication.clientCert`.
     #[serde(default)]
     pub authentication: Option<Identity>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct HttpDescription {
+    #[serde(default)]
+    pub method: Option<String>,
+    #[serde(default)]
+    pub path: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -58,7 +93,7 @@ pub struct Identity {
 }
 
 /// The client certificate of an mTLS connection, as API Gateway reports it.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 pub struct ClientCert {
     #[serde(rename = "clientCertPem")]
     pub pem: String,
@@ -68,6 +103,40 @@ pub struct ClientCert {
     pub issuer_dn: Option<String>,
     #[serde(rename = "serialNumber", default)]
     pub serial_number: Option<String>,
+}
+
+/// The PEM is left out: certificates do not belong in logs.
+impl fmt::Debug for ClientCert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientCert")
+            .field("subject_dn", &self.subject_dn)
+            .field("issuer_dn", &self.issuer_dn)
+            .field("serial_number", &self.serial_number)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The authentication scheme of the Authorization header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// RFC 6750.
+    Bearer,
+    /// RFC 9449: the token comes with a proof of possession in the `DPoP` header.
+    Dpop,
+}
+
+/// The access token of a request and how it was presented.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Credentials<'a> {
+    pub scheme: Scheme,
+    pub token: &'a str,
+}
+
+/// The token is left out: tokens do not belong in logs.
+impl fmt::Debug for Credentials<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials").field("scheme", &self.scheme).finish_non_exhaustive()
+    }
 }
 
 impl AuthorizerEvent {
@@ -84,21 +153,53 @@ impl AuthorizerEvent {
         cert_of(&context.identity).or_else(|| cert_of(&context.authentication))
     }
 
-    /// The bearer token, per RFC 6750 §2.1.
-    pub fn bearer_token(&self) -> Result<&str, CredentialsError> {
+    /// The access token and its scheme (RFC 6750 §2.1, RFC 9449 §7.1).
+    pub fn credentials(&self) -> Result<Credentials<'_>, CredentialsError> {
         let header = if self.kind.as_deref() == Some("TOKEN") {
             self.authorization_token.as_deref().ok_or(CredentialsError::Missing)?
         } else {
-            // multiValueHeaders holds every value API Gateway received;
-            // headers only the last one. Prefer the complete view.
-            let values = if self.multi_value_headers.count > 0 { &self.multi_value_headers } else { &self.headers };
-            match (values.count, values.first.as_deref()) {
-                (0, _) | (_, None) => return Err(CredentialsError::Missing),
-                (1, Some(value)) => value,
-                _ => return Err(CredentialsError::Multiple),
-            }
+            self.header_values(|h| &h.authorization)?.ok_or(CredentialsError::Missing)?
         };
-        parse_bearer(header)
+        parse_authorization(header)
+    }
+
+    /// The `DPoP` proof header, if there is exactly one (RFC 9449 §4.3
+    /// refuses a request with several).
+    pub fn dpop_proof(&self) -> Result<Option<&str>, CredentialsError> {
+        self.header_values(|h| &h.dpop)
+    }
+
+    /// The request's HTTP method.
+    pub fn http_method(&self) -> Option<&str> {
+        let context = self.request_context.as_ref();
+        self.http_method
+            .as_deref()
+            .or_else(|| context.and_then(|c| c.http_method.as_deref()))
+            .or_else(|| context.and_then(|c| c.http.as_ref()).and_then(|h| h.method.as_deref()))
+    }
+
+    /// The URL the client called, without query (RFC 9449's `htu`): API
+    /// Gateway only speaks https, on the host and path in the request context.
+    pub fn request_url(&self) -> Option<String> {
+        let context = self.request_context.as_ref()?;
+        let host = context.domain_name.as_deref()?;
+        let path = context.path.as_deref().or_else(|| context.http.as_ref().and_then(|h| h.path.as_deref()))?;
+        Some(format!("https://{host}{path}"))
+    }
+
+    /// The one value of a header: `multiValueHeaders` holds every value API
+    /// Gateway received, `headers` only the last, so the complete view wins.
+    fn header_values(
+        &self,
+        which: impl Fn(&CredentialHeaders) -> &HeaderValues,
+    ) -> Result<Option<&str>, CredentialsError> {
+        let multi = which(&self.multi_value_headers);
+        let values = if multi.count > 0 { multi } else { which(&self.headers) };
+        match (values.count, values.first.as_deref()) {
+            (0, _) | (_, None) => Ok(None),
+            (1, Some(value)) => Ok(Some(value)),
+            _ => Err(CredentialsError::Multiple),
+        }
     }
 }
 
@@ -107,80 +208,54 @@ impl AuthorizerEvent {
 pub enum CredentialsError {
     #[error("no Authorization header")]
     Missing,
-    #[error("more than one Authorization value")]
+    #[error("more than one Authorization or DPoP value")]
     Multiple,
-    #[error("Authorization is not `Bearer <token>`")]
+    #[error("Authorization is not `Bearer <token>` or `DPoP <token>`")]
     Malformed,
 }
 
-/// `Bearer <token68>`: scheme case-insensitive, one or more spaces, token68.
-pub fn parse_bearer(header: &str) -> Result<&str, CredentialsError> {
+/// `Bearer <token68>` or `DPoP <token68>`: scheme case-insensitive, one or
+/// more spaces, token68.
+pub fn parse_authorization(header: &str) -> Result<Credentials<'_>, CredentialsError> {
     let (scheme, rest) = header.split_once(' ').ok_or(CredentialsError::Malformed)?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+        Scheme::Bearer
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        Scheme::Dpop
+    } else {
         return Err(CredentialsError::Malformed);
-    }
+    };
     let token = rest.trim_start_matches(' ');
     let body = token.trim_end_matches('=');
     let is_token68_char = |b: u8| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b);
     if body.is_empty() || !body.bytes().all(is_token68_char) {
         return Err(CredentialsError::Malformed);
     }
-    Ok(token)
+    Ok(Credentials { scheme, token })
 }
 
-/// The Authorization values of a `headers` or `multiValueHeaders` object:
-/// how many there are (across case variants of the name), and the first one.
+/// The credential-bearing headers of a `headers` or `multiValueHeaders` object.
 #[derive(Debug, Clone, Default)]
-pub struct AuthorizationValues {
+pub struct CredentialHeaders {
+    pub authorization: HeaderValues,
+    pub dpop: HeaderValues,
+}
+
+/// How many values a header has (across case variants of its name), and the first one.
+#[derive(Clone, Default)]
+pub struct HeaderValues {
     pub count: usize,
     pub first: Option<String>,
 }
 
-impl<'de> Deserialize<'de> for AuthorizationValues {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_option(OptionalMapVisitor)
+/// Values are left out: they are credentials.
+impl fmt::Debug for HeaderValues {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HeaderValues").field("count", &self.count).finish_non_exhaustive()
     }
 }
 
-struct OptionalMapVisitor;
-
-impl<'de> Visitor<'de> for OptionalMapVisitor {
-    type Value = AuthorizationValues;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a map of header names to values, or null")
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(AuthorizationValues::default())
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(AuthorizationValues::default())
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_map(self)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut values = AuthorizationValues::default();
-        while let Some(HeaderName(is_authorization)) = map.next_key()? {
-            if !is_authorization {
-                map.next_value::<IgnoredAny>()?;
-                continue;
-            }
-            match map.next_value::<OneOrMany>()? {
-                OneOrMany::One(value) => values.push(value),
-                OneOrMany::Many(list) => list.into_iter().for_each(|value| values.push(value)),
-                OneOrMany::Null => {}
-            }
-        }
-        Ok(values)
-    }
-}
-
-impl AuthorizationValues {
+impl HeaderValues {
     fn push(&mut self, value: String) {
         self.count += 1;
         if self.first.is_none() {
@@ -189,8 +264,60 @@ impl AuthorizationValues {
     }
 }
 
-/// A header name, reduced to "is it Authorization?" without allocating.
-struct HeaderName(bool);
+impl<'de> Deserialize<'de> for CredentialHeaders {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_option(OptionalMapVisitor)
+    }
+}
+
+struct OptionalMapVisitor;
+
+impl<'de> Visitor<'de> for OptionalMapVisitor {
+    type Value = CredentialHeaders;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a map of header names to values, or null")
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(CredentialHeaders::default())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(CredentialHeaders::default())
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut headers = CredentialHeaders::default();
+        while let Some(name) = map.next_key::<HeaderName>()? {
+            let values = match name {
+                HeaderName::Authorization => &mut headers.authorization,
+                HeaderName::Dpop => &mut headers.dpop,
+                HeaderName::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+            };
+            match map.next_value::<OneOrMany>()? {
+                OneOrMany::One(value) => values.push(value),
+                OneOrMany::Many(list) => list.into_iter().for_each(|value| values.push(value)),
+                OneOrMany::Null => {}
+            }
+        }
+        Ok(headers)
+    }
+}
+
+/// A header name, reduced to the ones we read, without allocating.
+enum HeaderName {
+    Authorization,
+    Dpop,
+    Other,
+}
 
 impl<'de> Deserialize<'de> for HeaderName {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -201,7 +328,13 @@ impl<'de> Deserialize<'de> for HeaderName {
                 f.write_str("a header name")
             }
             fn visit_str<E: de::Error>(self, name: &str) -> Result<HeaderName, E> {
-                Ok(HeaderName(name.eq_ignore_ascii_case("authorization")))
+                Ok(if name.eq_ignore_ascii_case("authorization") {
+                    HeaderName::Authorization
+                } else if name.eq_ignore_ascii_case("dpop") {
+                    HeaderName::Dpop
+                } else {
+                    HeaderName::Other
+                })
             }
         }
         deserializer.deserialize_str(NameVisitor)
@@ -224,6 +357,10 @@ mod tests {
         serde_json::from_str(json).unwrap()
     }
 
+    fn token(json: &str) -> Result<(Scheme, String), CredentialsError> {
+        event(json).credentials().map(|c| (c.scheme, c.token.to_owned()))
+    }
+
     #[test]
     fn scheme_and_header_name_are_case_insensitive() {
         for json in [
@@ -233,8 +370,9 @@ mod tests {
             r#"{"type":"REQUEST","multiValueHeaders":{"authorization":["BeArEr abc.def"]}}"#,
             r#"{"type":"TOKEN","authorizationToken":"Bearer abc.def"}"#,
         ] {
-            assert_eq!(event(json).bearer_token(), Ok("abc.def"), "{json}");
+            assert_eq!(token(json), Ok((Scheme::Bearer, "abc.def".into())), "{json}");
         }
+        assert_eq!(token(r#"{"headers":{"Authorization":"dpop abc.def"}}"#), Ok((Scheme::Dpop, "abc.def".into())));
     }
 
     #[test]
@@ -243,18 +381,19 @@ mod tests {
             r#"{"headers":{"Authorization":"Bearer a"},"multiValueHeaders":{"Authorization":["Bearer a","Bearer b"]}}"#,
             r#"{"headers":{"Authorization":"Bearer a","authorization":"Bearer b"}}"#,
         ] {
-            assert_eq!(event(json).bearer_token(), Err(CredentialsError::Multiple), "{json}");
+            assert_eq!(token(json), Err(CredentialsError::Multiple), "{json}");
         }
+        let proofs = event(r#"{"multiValueHeaders":{"DPoP":["a.b.c"],"dpop":["d.e.f"]}}"#);
+        assert_eq!(proofs.dpop_proof(), Err(CredentialsError::Multiple));
+        assert_eq!(event(r#"{"headers":{"DPoP":"a.b.c"}}"#).dpop_proof(), Ok(Some("a.b.c")));
+        assert_eq!(event("{}").dpop_proof(), Ok(None));
     }
 
     #[test]
     fn missing_and_malformed() {
-        assert_eq!(event(r#"{"headers":{"Host":"x"}}"#).bearer_token(), Err(CredentialsError::Missing));
-        assert_eq!(
-            event(r#"{"headers":null,"multiValueHeaders":null}"#).bearer_token(),
-            Err(CredentialsError::Missing)
-        );
-        assert_eq!(event(r#"{"type":"TOKEN"}"#).bearer_token(), Err(CredentialsError::Missing));
+        assert_eq!(token(r#"{"headers":{"Host":"x"}}"#), Err(CredentialsError::Missing));
+        assert_eq!(token(r#"{"headers":null,"multiValueHeaders":null}"#), Err(CredentialsError::Missing));
+        assert_eq!(token(r#"{"type":"TOKEN"}"#), Err(CredentialsError::Missing));
         for value in [
             "Basic dXNlcjpwYXNz",
             "Bearer",
@@ -264,10 +403,12 @@ mod tests {
             "Bearer a\"b",
             "Bearer ===",
             "Bearer é",
+            "DPoP",
+            "DPoPabc",
         ] {
-            assert_eq!(parse_bearer(value), Err(CredentialsError::Malformed), "{value:?}");
+            assert_eq!(parse_authorization(value), Err(CredentialsError::Malformed), "{value:?}");
         }
-        assert_eq!(parse_bearer("Bearer abc=="), Ok("abc=="));
+        assert_eq!(parse_authorization("Bearer abc==").map(|c| c.token), Ok("abc=="));
     }
 
     #[test]
@@ -277,11 +418,27 @@ mod tests {
         );
         assert_eq!(v1.client_cert().map(|c| c.pem.as_str()), Some("P1"));
         assert_eq!(v1.client_cert().and_then(|c| c.subject_dn.as_deref()), Some("CN=a"));
+        assert!(!format!("{v1:?}").contains("P1"), "the PEM stays out of Debug output");
+        let token = event(r#"{"type":"TOKEN","authorizationToken":"Bearer s3cret"}"#);
+        assert!(!format!("{token:?}").contains("s3cret"), "the token stays out of Debug output");
         let v2 = event(
             r#"{"version":"2.0","routeArn":"arn:x","requestContext":{"authentication":{"clientCert":{"clientCertPem":"P2"}}}}"#,
         );
         assert_eq!(v2.client_cert().map(|c| c.pem.as_str()), Some("P2"));
         assert_eq!(v2.method_arn(), Some("arn:x"));
         assert!(event("{}").client_cert().is_none());
+    }
+
+    #[test]
+    fn method_and_url_of_v1_and_v2_payloads() {
+        let v1 = event(
+            r#"{"httpMethod":"GET","path":"/pets/1","requestContext":{"domainName":"api.example.com","path":"/v1/pets/1"}}"#,
+        );
+        assert_eq!(v1.http_method(), Some("GET"));
+        assert_eq!(v1.request_url().as_deref(), Some("https://api.example.com/v1/pets/1"));
+        let v2 = event(r#"{"requestContext":{"domainName":"h.example.com","http":{"method":"POST","path":"/a"}}}"#);
+        assert_eq!(v2.http_method(), Some("POST"));
+        assert_eq!(v2.request_url().as_deref(), Some("https://h.example.com/a"));
+        assert_eq!(event("{}").request_url(), None);
     }
 }

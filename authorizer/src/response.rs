@@ -32,6 +32,9 @@ pub struct Context {
     /// `x5t#S256` of the client certificate the token is bound to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cert_thumbprint: Option<String>,
+    /// `jkt` of the DPoP key the token is bound to (and the request proved).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dpop_thumbprint: Option<String>,
     /// RFC 6750 `WWW-Authenticate` value, on Deny only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub challenge: Option<String>,

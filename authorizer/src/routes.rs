@@ -2,18 +2,26 @@
 //!
 //! Semantics, chosen so that an IAM policy can express them exactly (see
 //! [`crate::policy`]):
-//! - a route pattern is `VERB /path` where `{param}` and `*` are wildcards that,
-//!   like IAM's `*`, match any run of characters (also across `/`);
-//! - **every** route whose pattern matches applies, and the token must satisfy
-//!   each of them (an explicit Deny in IAM overrides any Allow, so first-match
-//!   semantics could not be represented in a cached policy);
-//! - a request that matches no route gets the default rule.
+//! - a route is a verb (or ANY: every verb), a path pattern and optionally a
+//!   stage; in the pattern, `{param}` and `*` are wildcards that, like IAM's
+//!   `*`, match any run of characters within the path (also across `/`);
+//! - **every** route that applies to a request must be satisfied (an explicit
+//!   Deny in IAM overrides any Allow, so first-match semantics could not be
+//!   represented in a cached policy);
+//! - a request no route applies to gets the default rule.
 //!
-//! Broader matching only ever adds requirements, so it fails closed.
+//! The stage and the verb are always named, never wildcards: a `*` there would
+//! match `/` too and reach into the path of other routes (`*/*/public/*`
+//! matches `prod/DELETE/admin/public/x`).
 //!
 //! No I/O here; the table is parsed and compiled once at start-up.
 
 use serde::Deserialize;
+
+use crate::policy::MethodArn;
+
+/// The HTTP verbs of API Gateway methods; `ANY` stands for all of them.
+pub const VERBS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
 /// What a route requires of a token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,15 +55,31 @@ impl Requirement {
 /// One compiled route.
 #[derive(Debug, Clone)]
 pub struct Route {
-    /// `GET`, …, or `*` for any verb.
-    pub verb: String,
-    /// Stage name, or `*`.
-    pub stage: String,
-    /// The path as written, e.g. `/pets/{id}`.
-    pub path: String,
-    /// The IAM resource suffix: `stage/VERB/path` with wildcards as `*`.
-    pub resource_glob: String,
+    /// The verbs it applies to: one, or all of [`VERBS`] for ANY.
+    pub verbs: &'static [&'static str],
+    /// The stage it is limited to, if any.
+    pub stage: Option<String>,
+    /// The path pattern as an IAM glob, without its leading `/` (`pets/*`).
+    pub path_glob: String,
     pub requirement: Requirement,
+}
+
+impl Route {
+    pub fn applies_to(&self, arn: &MethodArn<'_>) -> bool {
+        self.stage.as_deref().is_none_or(|s| s == arn.stage)
+            && self.verbs.contains(&arn.verb)
+            && glob_matches(&self.path_glob, arn.path)
+    }
+
+    /// The IAM resources this route covers on the request's API and stage:
+    /// one per verb, stage and verb named. Nothing when the route is limited
+    /// to another stage (API Gateway keeps its authorizer cache per stage, so
+    /// a policy only ever meets requests of its own stage).
+    pub fn resources<'a>(&'a self, arn: &'a MethodArn<'_>) -> impl Iterator<Item = String> + 'a {
+        let on_this_stage = self.stage.as_deref().is_none_or(|s| s == arn.stage);
+        let verbs = if on_this_stage { self.verbs } else { &[] };
+        verbs.iter().map(move |verb| format!("{}{}/{verb}/{}", arn.api_prefix, arn.stage, self.path_glob))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -111,8 +135,6 @@ enum DenyKeyword {
     Deny,
 }
 
-const VERBS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
-
 fn requirement(scopes: Vec<String>, matching: Matching) -> Result<Requirement, String> {
     for scope in &scopes {
         // RFC 6749 §3.3 scope-token: printable ASCII except space, '"' and '\'.
@@ -133,21 +155,26 @@ fn requirement(scopes: Vec<String>, matching: Matching) -> Result<Requirement, S
 
 /// `/pets/{id}/*` → `pets/*/*`. Refuses characters IAM would read as wildcards.
 fn path_glob(path: &str) -> Result<String, String> {
-    if !path.starts_with('/') {
+    let Some(rest) = path.strip_prefix('/') else {
         return Err(format!("path {path:?} must start with '/'"));
-    }
+    };
     let mut segments = Vec::new();
-    for segment in path[1..].split('/') {
+    for segment in rest.split('/') {
         if segment == "*" || (segment.starts_with('{') && segment.ends_with('}') && segment.len() > 2) {
             segments.push("*");
-        } else if segment.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()+,;=:@%".contains(&b)) {
+        } else if segment.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~!&'()+,;=:@%".contains(&b)) {
             segments.push(segment);
         } else {
             return Err(format!("path {path:?}: segment {segment:?} has characters a route cannot use"));
         }
     }
-    let glob = segments.join("/");
-    Ok(glob)
+    Ok(segments.join("/"))
+}
+
+/// A stage name as API Gateway allows it, or HTTP APIs' `$default`.
+pub fn is_stage_name(stage: &str) -> bool {
+    stage == "$default"
+        || (!stage.is_empty() && stage.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
 }
 
 impl RouteTable {
@@ -162,25 +189,21 @@ impl RouteTable {
         let mut routes = Vec::with_capacity(raw.routes.len());
         for (index, route) in raw.routes.into_iter().enumerate() {
             let at = |e: String| format!("routes[{index}]: {e}");
-            let verb = route.method.to_ascii_uppercase();
-            let verb = match verb.as_str() {
-                "ANY" | "*" => "*".to_owned(),
-                v if VERBS.contains(&v) => verb,
-                _ => {
-                    return Err(at(format!("method {:?} is not an HTTP verb or ANY", route.method)));
-                }
+            let method = route.method.to_ascii_uppercase();
+            let verbs: &'static [&'static str] = match VERBS.iter().position(|v| *v == method) {
+                Some(i) => &VERBS[i..=i],
+                None if method == "ANY" => VERBS,
+                None => return Err(at(format!("method {:?} is not an HTTP verb or ANY", route.method))),
             };
-            let stage = match route.stage {
-                None => "*".to_owned(),
-                Some(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') => s,
-                Some(s) => return Err(at(format!("stage {s:?} is not a valid stage name"))),
-            };
-            let glob = path_glob(&route.path).map_err(at)?;
+            if let Some(stage) = &route.stage
+                && (!is_stage_name(stage) || stage == "$default")
+            {
+                return Err(at(format!("stage {stage:?} is not a valid stage name")));
+            }
             routes.push(Route {
-                resource_glob: format!("{stage}/{verb}/{glob}"),
-                verb,
-                stage,
-                path: route.path,
+                verbs,
+                stage: route.stage,
+                path_glob: path_glob(&route.path).map_err(at)?,
                 requirement: requirement(route.scopes, route.matching).map_err(at)?,
             });
         }
@@ -193,9 +216,12 @@ impl RouteTable {
         Ok(RouteTable { routes, default })
     }
 
-    /// The routes that apply to `stage/VERB/path` (the tail of a method ARN).
-    pub fn matching<'a>(&'a self, resource: &'a str) -> impl Iterator<Item = &'a Route> + 'a {
-        self.routes.iter().filter(move |route| glob_matches(&route.resource_glob, resource))
+    /// What a request must satisfy: every route that applies to it, or the
+    /// default rule when none does.
+    pub fn requirements<'a>(&'a self, arn: &'a MethodArn<'_>) -> impl Iterator<Item = &'a Requirement> + 'a {
+        let mut applicable = self.routes.iter().filter(move |route| route.applies_to(arn)).peekable();
+        let fallback = applicable.peek().is_none().then_some(&self.default);
+        applicable.map(|route| &route.requirement).chain(fallback)
     }
 }
 
@@ -238,35 +264,51 @@ mod tests {
         "default": "deny"
     }"#;
 
+    fn arn(resource: &str) -> String {
+        format!("arn:aws:execute-api:eu-west-1:123456789012:api/{resource}")
+    }
+
     fn required(table: &RouteTable, resource: &str) -> Vec<Requirement> {
-        table.matching(resource).map(|r| r.requirement.clone()).collect()
+        let raw = arn(resource);
+        let arn = MethodArn::parse(&raw).unwrap();
+        table.requirements(&arn).cloned().collect()
     }
 
     #[test]
     fn glob() {
-        assert!(glob_matches("prod/GET/pets/*", "prod/GET/pets/42"));
-        assert!(glob_matches("prod/GET/pets/*", "prod/GET/pets/42/photos"));
-        assert!(!glob_matches("prod/GET/pets/*", "prod/GET/pets"));
-        assert!(glob_matches("*/*/*", "prod/GET/"));
+        assert!(glob_matches("pets/*", "pets/42"));
+        assert!(glob_matches("pets/*", "pets/42/photos"));
+        assert!(!glob_matches("pets/*", "pets"));
+        assert!(glob_matches("*", ""));
         assert!(glob_matches("a*b*c", "axxbyyc"));
         assert!(!glob_matches("a*b*c", "axxbyy"));
-        assert!(glob_matches("prod/GET/", "prod/GET/"));
+        assert!(glob_matches("", ""));
     }
 
     #[test]
-    fn routes_compile_to_iam_globs() {
+    fn routes_name_their_verbs_and_leave_the_stage_to_the_request() {
         let table = RouteTable::parse(TABLE).unwrap();
-        let globs: Vec<&str> = table.routes.iter().map(|r| r.resource_glob.as_str()).collect();
-        assert_eq!(globs, ["*/GET/pets", "*/GET/pets/*", "*/POST/pets", "prod/*/admin/*", "*/GET/health"]);
+        let raw = arn("dev/GET/pets/1");
+        let request = MethodArn::parse(&raw).unwrap();
+        let resources: Vec<Vec<String>> = table.routes.iter().map(|r| r.resources(&request).collect()).collect();
+        let prefix = "arn:aws:execute-api:eu-west-1:123456789012:api/";
+        assert_eq!(resources[1], [format!("{prefix}dev/GET/pets/*")]);
+        assert!(resources[3].is_empty(), "the admin route is limited to prod");
+        let raw = arn("prod/GET/pets/1");
+        let prod = MethodArn::parse(&raw).unwrap();
+        let admin: Vec<String> = table.routes[3].resources(&prod).collect();
+        assert_eq!(admin.len(), VERBS.len());
+        assert!(admin.iter().all(|r| !r[prefix.len()..].starts_with('*') && r.ends_with("/admin/*")));
     }
 
     #[test]
-    fn every_matching_route_applies() {
+    fn every_applicable_route_counts_else_the_default() {
         let table = RouteTable::parse(TABLE).unwrap();
         assert_eq!(required(&table, "prod/GET/pets/7"), [Requirement::AllOf(vec!["pets:read".into()])]);
         assert_eq!(required(&table, "prod/GET/health"), [Requirement::AllOf(vec![])]);
-        assert_eq!(required(&table, "dev/DELETE/admin/x"), []);
-        assert_eq!(required(&table, "prod/DELETE/admin/x").len(), 1);
+        assert_eq!(required(&table, "dev/DELETE/admin/x"), [Requirement::Deny], "admin is prod-only: default");
+        assert_eq!(required(&table, "prod/DELETE/admin/x"), [Requirement::AllOf(vec!["admin".into()])]);
+        assert_eq!(required(&table, "prod/DELETE/x/GET/pets/1"), [Requirement::Deny], "verbs never cross segments");
     }
 
     #[test]
@@ -275,6 +317,8 @@ mod tests {
             (r#"{"routes":[{"method":"FETCH","path":"/a"}],"default":"deny"}"#, "routes[0]: method"),
             (r#"{"routes":[{"method":"GET","path":"a"}],"default":"deny"}"#, "must start with '/'"),
             (r#"{"routes":[{"method":"GET","path":"/a?b"}],"default":"deny"}"#, "characters"),
+            (r#"{"routes":[{"method":"GET","path":"/a$b"}],"default":"deny"}"#, "characters"),
+            (r#"{"routes":[{"method":"GET","path":"/a","stage":"p*"}],"default":"deny"}"#, "stage"),
             (r#"{"routes":[{"method":"GET","path":"/a","scopes":["a b"]}],"default":"deny"}"#, "scope token"),
             (r#"{"routes":[{"method":"GET","path":"/a","match":"any"}],"default":"deny"}"#, "at least one scope"),
             (r#"{"routes":[{"method":"GET","path":"/a","colour":1}],"default":"deny"}"#, "unknown field"),

@@ -179,7 +179,7 @@ fn routes(stack: &Stack, api_id: &str, authorizer_id: &str) -> Vec<ApiRoute> {
 }
 
 fn gateway_responses(stack: &Stack, api_id: &str) -> [GatewayResponse; 2] {
-    [GatewayResponse::unauthorized(api_id, &stack.api.realm), GatewayResponse::access_denied(api_id)]
+    [GatewayResponse::unauthorized(api_id, &stack.api.unauthorized_challenge), GatewayResponse::access_denied(api_id)]
 }
 
 /// A hash of everything a deployment snapshots, from the desired state only
@@ -192,7 +192,7 @@ fn config_hash(stack: &Stack, authorizer: &ApiAuthorizer) -> String {
     for r in &stack.api.routes {
         text.push_str(&format!("route {} {} {} {:?}\n", r.method, r.path, r.backend, r.context_headers));
     }
-    text.push_str(&format!("realm {}\n", stack.api.realm));
+    text.push_str(&format!("challenge {}\n", stack.api.unauthorized_challenge));
     Sha256::digest(text.as_bytes()).iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 

@@ -247,7 +247,8 @@ pub enum ApiSource {
 pub struct ApiSpec {
     pub source: ApiSource,
     pub routes: Vec<RouteSpec>,
-    pub realm: String,
+    /// The `WWW-Authenticate` value of every 401 (realm and accepted schemes).
+    pub unauthorized_challenge: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -410,8 +411,8 @@ fn validate(raw: RawStack, file: &Path, base: &Path, env: &dyn Fn(&str) -> Optio
             (k.clone(), setting)
         })
         .collect();
-    let code = match a.code {
-        RawCode::Build(krate) => Code::Build(krate),
+    let code = match &a.code {
+        RawCode::Build(krate) => Code::Build(krate.clone()),
         RawCode::Zip(zip) => Code::Zip(base.join(zip)),
     };
     let api_source = match (raw.api.name, raw.api.id) {
@@ -477,23 +478,30 @@ fn validate(raw: RawStack, file: &Path, base: &Path, env: &dyn Fn(&str) -> Optio
             problems.add(format!("authorizer.environment.{name}"), "is not a setting the authorizer reads");
         }
     }
-    let binding_on = match authorizer::Config::from_map(&plain) {
-        Ok(config) => config.binding != authorizer::binding::BindingMode::Off,
+    let authorizer_config = match authorizer::Config::from_map(&plain) {
+        Ok(config) => Some(config),
         Err(e) => {
             problems.add(format!("authorizer.environment.{}", e.variable), e.problem);
-            true
+            None
         }
     };
-    let cert_keyed = a.identity_sources.iter().any(|s| s.starts_with("context.identity.clientCert."));
-    if binding_on && a.cache_ttl_seconds > 0 && !cert_keyed && !a.allow_cache_replay_with_binding {
-        problems.add(
-            "authorizer.cache_ttl_seconds",
-            "certificate binding is on and the authorizer cache is keyed without the client certificate: \
-             API Gateway would replay a cached Allow for a bound token to any client certificate the truststore \
-             accepts. Set cache_ttl_seconds: 0, add an identity source such as \
-             context.identity.clientCert.clientCertPem, or set allow_cache_replay_with_binding: true",
-        );
+    if let Some(config) = &authorizer_config {
+        check_cache_keys(config, &a, &mut problems);
     }
+    if raw.api.realm.is_empty()
+        || raw.api.realm.contains(['"', '\'', '\\'])
+        || raw.api.realm.chars().any(char::is_control)
+    {
+        problems.add("api.realm", "must be non-empty, without quotes, backslashes or control characters");
+    }
+    let unauthorized_challenge = authorizer::error::unauthorized_challenge(
+        &raw.api.realm,
+        &authorizer_config.map(|c| c.dpop).unwrap_or_else(|| authorizer::config::DpopSettings {
+            mode: authorizer::config::DpopMode::Off,
+            algorithms: Vec::new(),
+            iat_window: std::time::Duration::ZERO,
+        }),
+    );
 
     // --- api
     if api_source.is_none() {
@@ -646,11 +654,65 @@ fn validate(raw: RawStack, file: &Path, base: &Path, env: &dyn Fn(&str) -> Optio
             identity_sources: a.identity_sources,
             cache_ttl_seconds: a.cache_ttl_seconds,
         },
-        api: ApiSpec { source: api_source.expect("checked above"), routes, realm: raw.api.realm },
+        api: ApiSpec { source: api_source.expect("checked above"), routes, unauthorized_challenge },
         domain,
         waf,
         stage: StageSpec { name: raw.stage.name, variables: stage_variables, throttling: raw.stage.throttling },
     })
+}
+
+/// The identity source that keys API Gateway's authorizer cache by the client
+/// certificate itself. `subjectDN`, `issuerDN` and `serialNumber` do not: two
+/// certificates of the same CA can share them (or be issued to share them).
+const CERTIFICATE_IDENTITY_SOURCE: &str = "context.identity.clientCert.clientCertPem";
+
+/// The identity source of the DPoP proof header.
+const DPOP_IDENTITY_SOURCE: &str = "method.request.header.DPoP";
+
+/// What API Gateway's authorizer cache would replay wrongly. A cached answer
+/// is reused for every request with the same identity-source values:
+/// - with certificate binding or a certificate allowlist, an answer is about
+///   one certificate, so the cache must be keyed by the certificate (or off),
+///   or a cached Allow reaches every certificate the truststore accepts;
+/// - a DPoP proof is good for one request, so a cached answer would let a
+///   proof (or none) be replayed: the cache must be off.
+fn check_cache_keys(config: &authorizer::Config, a: &RawAuthorizer, problems: &mut Problems) {
+    use authorizer::binding::BindingMode;
+    use authorizer::config::DpopMode;
+    let cached = a.cache_ttl_seconds > 0;
+    let keyed_by_certificate = a.identity_sources.iter().any(|s| s == CERTIFICATE_IDENTITY_SOURCE);
+    let about_one_certificate = config.binding != BindingMode::Off || config.cert_allowlist.is_some();
+    if cached && about_one_certificate && !keyed_by_certificate && !a.allow_cache_replay_with_binding {
+        let why = if config.cert_allowlist.is_some() && config.binding == BindingMode::Off {
+            "a client certificate allowlist is set"
+        } else {
+            "certificate binding is on"
+        };
+        problems.add(
+            "authorizer.cache_ttl_seconds",
+            format!(
+                "{why} and the authorizer cache is not keyed by the client certificate: API Gateway would replay a \
+                 cached Allow to any client certificate the truststore accepts. Set cache_ttl_seconds: 0, add the \
+                 identity source {CERTIFICATE_IDENTITY_SOURCE} (subjectDN, issuerDN and serialNumber do not identify \
+                 a certificate), or set allow_cache_replay_with_binding: true"
+            ),
+        );
+    }
+    if config.dpop.mode != DpopMode::Off && cached {
+        problems.add(
+            "authorizer.cache_ttl_seconds",
+            "DPoP is on and a DPoP proof is good for one request only: a cached answer would accept a replayed \
+             proof. Set cache_ttl_seconds: 0",
+        );
+    }
+    if config.dpop.mode == DpopMode::Required && !a.identity_sources.iter().any(|s| s == DPOP_IDENTITY_SOURCE) {
+        problems.add(
+            "authorizer.identity_sources",
+            format!(
+                "DPOP is required: add {DPOP_IDENTITY_SOURCE}, so API Gateway answers 401 to a request without a proof"
+            ),
+        );
+    }
 }
 
 /// Replaces every `${env:NAME}`; the result is secret if any reference was used.
@@ -832,6 +894,57 @@ mod tests {
         assert!(interpolate("${env:MISSING}", &env).unwrap_err().contains("MISSING is not set"));
         assert!(interpolate("${ssm:/x}", &env).unwrap_err().contains("only ${env:NAME}"));
         assert!(interpolate("${env:SECRET", &env).is_err());
+    }
+
+    /// Loads `authorizer:` settings in an otherwise minimal stack.
+    fn load_authorizer(environment: &str, identity_sources: &[&str], ttl: i32) -> Result<Stack, StackError> {
+        let dir = std::env::temp_dir().join(format!("stack-guard-{}-{}", std::process::id(), rand_suffix()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let sources: String = identity_sources.iter().map(|s| format!("    - {s}\n")).collect();
+        let yaml = format!(
+            "stack: guard\nauthorizer:\n  code: {{ zip: code.zip }}\n  environment:\n{environment}  identity_sources:\n{sources}  cache_ttl_seconds: {ttl}\napi:\n  name: guard\nstage:\n  name: prod\n"
+        );
+        let path = dir.join("stack.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        let result = Stack::load(&path, &|_| None);
+        let _ = std::fs::remove_dir_all(&dir);
+        result
+    }
+
+    fn rand_suffix() -> u64 {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    }
+
+    const JWT_ENV: &str = "    TOKEN_VALIDATION: jwt\n    JWKS_URI: https://idp.example.com/jwks\n    TOKEN_ISSUER: https://idp.example.com/\n    AUDIENCE: api\n";
+
+    fn refused_for_replay(result: Result<Stack, StackError>) -> bool {
+        result.is_err_and(|e| e.problems.iter().any(|p| p.message.contains("replay")))
+    }
+
+    #[test]
+    fn only_the_certificate_pem_keys_the_cache_by_certificate() {
+        let bound = format!("{JWT_ENV}    CERT_BINDING: required\n");
+        for weak in ["subjectDN", "issuerDN", "serialNumber"] {
+            let source = format!("context.identity.clientCert.{weak}");
+            let sources = ["method.request.header.Authorization", source.as_str()];
+            assert!(refused_for_replay(load_authorizer(&bound, &sources, 300)), "{weak} does not key by certificate");
+        }
+        let pem = ["method.request.header.Authorization", "context.identity.clientCert.clientCertPem"];
+        assert!(load_authorizer(&bound, &pem, 300).is_ok());
+        assert!(load_authorizer(&bound, &["method.request.header.Authorization"], 0).is_ok(), "no cache, no replay");
+    }
+
+    #[test]
+    fn an_allowlist_needs_a_cache_keyed_by_the_certificate() {
+        let allowlist =
+            format!("{JWT_ENV}    CERT_BINDING: \"off\"\n    CLIENT_CERT_ALLOWLIST: '[{{\"subject\":\"CN=a\"}}]'\n");
+        assert!(refused_for_replay(load_authorizer(&allowlist, &["method.request.header.Authorization"], 300)));
+        let pem = ["method.request.header.Authorization", "context.identity.clientCert.clientCertPem"];
+        assert!(load_authorizer(&allowlist, &pem, 300).is_ok());
+        let unbound = format!("{JWT_ENV}    CERT_BINDING: \"off\"\n");
+        assert!(load_authorizer(&unbound, &["method.request.header.Authorization"], 300).is_ok());
     }
 
     #[test]

@@ -53,7 +53,9 @@ pub fn request_for(
         "pathParameters": { "id": "42" },
         "stageVariables": {},
         "requestContext": {
-            "path": path,
+            "domainName": "api.example.com",
+            "domainPrefix": "api",
+            "path": format!("/v1{path}"),
             "accountId": "123456789012",
             "resourceId": "abc123",
             "stage": "prod",
@@ -64,6 +66,21 @@ pub fn request_for(
             "apiId": "a1b2c3d4e5"
         }
     })
+}
+
+/// The URL a client called for `path` on the test API's custom domain
+/// (`api.example.com`, base path `v1`), as RFC 9449's `htu` names it.
+pub fn url_of(path: &str) -> String {
+    format!("https://api.example.com/v1{path}")
+}
+
+/// Adds `DPoP` header values to an event (more than one: a malformed request).
+pub fn with_dpop(mut event: Value, proofs: &[&str]) -> Value {
+    if let Some(last) = proofs.last() {
+        event["headers"]["DPoP"] = json!(last);
+    }
+    event["multiValueHeaders"]["DPoP"] = json!(proofs);
+    event
 }
 
 /// A REST API TOKEN event.

@@ -8,11 +8,14 @@
 pub mod certs;
 #[cfg(feature = "aws")]
 pub mod deploy;
+pub mod dpop;
 pub mod events;
 pub mod fixture;
+pub mod iam;
 pub mod keys;
 #[cfg(feature = "aws")]
 pub mod moto;
+pub mod provider;
 pub mod runtime_api;
 pub mod server;
 

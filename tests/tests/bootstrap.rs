@@ -134,3 +134,64 @@ async fn private_ca_for_the_identity_provider_through_ssl_cert_file() {
     drop(child);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Lines of the certificate's base64 body: none may reach a log.
+fn pem_body_lines(pem: &str) -> Vec<&str> {
+    pem.lines().filter(|l| !l.starts_with("-----") && l.len() > 20).collect()
+}
+
+#[tokio::test]
+async fn no_log_level_prints_a_token_a_secret_or_a_certificate() {
+    const SECRET: &str = "introspection-secret-value";
+    const OPAQUE: &str = "opaque-token-value-2YotnFZFEjr1zCsicMWpAA";
+    let answer = json!({"active": true, "scope": "pets:read", "sub": "u", "exp": e2e::now() + 300,
+        "cnf": {"x5t#S256": pki().client.thumbprint}});
+    let introspection = TestServer::start(move |_| Reply::json(&answer)).await;
+    let jwks = fixture::jwks_server().await;
+    let jwt = keys().rsa.sign(&claims());
+
+    let introspection_env = vec![
+        ("TOKEN_VALIDATION", "introspection".to_owned()),
+        ("INTROSPECTION_ENDPOINT", introspection.url("/introspect")),
+        ("INTROSPECTION_CLIENT_ID", "gateway".into()),
+        ("INTROSPECTION_CLIENT_SECRET", SECRET.into()),
+        ("ROUTES", fixture::ROUTES.into()),
+    ];
+    let mut jwt_env = jwt_env(&jwks.url("/jwks"));
+    for (env, token) in [(introspection_env, OPAQUE), (std::mem::take(&mut jwt_env), jwt.as_str())] {
+        let mut env = env;
+        env.push(("RUST_LOG", "trace".into()));
+        let api = RuntimeApi::start().await;
+        let child = spawn_function(&e2e::workspace_binary("debug", "bootstrap"), &api, &env);
+        assert!(api.wait_first_poll(WAIT).await.is_some(), "the function starts");
+        let good = events::request(Some(&format!("Bearer {token}")), Some(&pki().client));
+        assert!(matches!(api.invoke(&good, WAIT).await, Some(Outcome::Response(_))));
+        let wrong_route = events::request_for(
+            "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3d4e5/prod/POST/pets",
+            "POST",
+            "/pets",
+            "/pets",
+            Some(&format!("Bearer {token}")),
+            Some(&pki().other_client),
+        );
+        assert!(api.invoke(&wrong_route, WAIT).await.is_some());
+        // An event of the wrong shape, with the token where a map belongs.
+        let malformed = json!({"type": "REQUEST", "methodArn": events::METHOD_ARN,
+            "headers": {"Authorization": format!("Bearer {token}")}, "requestContext": format!("Bearer {token}")});
+        assert!(matches!(api.invoke(&malformed, WAIT).await, Some(Outcome::Error(_))));
+
+        let (_, logs) = output_of(child).await;
+        assert!(logs.lines().count() > 3, "trace logging is on:\n{logs}");
+        assert!(!logs.contains(token), "the token reached the logs:\n{logs}");
+        if let Some(signature) = token.split('.').nth(2) {
+            assert!(!logs.contains(signature), "the token's signature reached the logs");
+        }
+        assert!(!logs.contains(SECRET), "the client secret reached the logs");
+        use base64::Engine as _;
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("gateway:{SECRET}"));
+        assert!(!logs.contains(&basic), "the Basic credentials reached the logs");
+        for line in pem_body_lines(&pki().client.pem).into_iter().chain(pem_body_lines(&pki().other_client.pem)) {
+            assert!(!logs.contains(line), "the client certificate reached the logs");
+        }
+    }
+}

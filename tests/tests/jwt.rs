@@ -50,8 +50,8 @@ async fn full_policy_allows_readable_routes_and_denies_the_others() {
         json!({
             "Version": "2012-10-17",
             "Statement": [
-                {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": [format!("{prefix}*/GET/pets/*")]},
-                {"Action": "execute-api:Invoke", "Effect": "Deny", "Resource": [format!("{prefix}*/POST/pets")]}
+                {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": [format!("{prefix}prod/GET/pets/*")]},
+                {"Action": "execute-api:Invoke", "Effect": "Deny", "Resource": [format!("{prefix}prod/POST/pets")]}
             ]
         })
     );

@@ -3,18 +3,13 @@
 
 use std::sync::Arc;
 
-use authorizer::{Authorizer, AuthorizerEvent, Config};
+use authorizer::{Authorizer, Config};
 use lambda_runtime::{LambdaEvent, service_fn};
+use serde_json::value::RawValue;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_current_span(false)
-        .with_target(false)
-        .without_time()
-        .init();
+    authorizer::telemetry::init();
 
     let config = Config::from_env().map_err(|e| {
         tracing::error!(variable = %e.variable, "invalid configuration: {e}");
@@ -25,9 +20,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         e
     })?);
 
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<AuthorizerEvent>| {
+    // The event arrives as raw JSON and is parsed by the library: were the
+    // runtime to parse it, its error message could quote a token.
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Box<RawValue>>| {
         let authorizer = authorizer.clone();
-        async move { authorizer::handle(&authorizer, &event.payload, &event.context.request_id).await }
+        async move { authorizer::handle_json(&authorizer, event.payload.get(), &event.context.request_id).await }
     }))
     .await
 }

@@ -1,7 +1,8 @@
-//! Gateway responses that carry RFC 6750 challenges: UNAUTHORIZED (401) with
-//! a static `WWW-Authenticate: Bearer realm="…"` (API Gateway passes no
-//! authorizer context on a 401), and ACCESS_DENIED (403) with the
-//! authorizer's own challenge, `context.authorizer.challenge`.
+//! Gateway responses that carry RFC 6750 / RFC 9449 challenges: UNAUTHORIZED
+//! (401) with a static `WWW-Authenticate` naming the accepted schemes (API
+//! Gateway passes no authorizer context on a 401; the value comes from
+//! `authorizer::error::unauthorized_challenge`), and ACCESS_DENIED (403) with
+//! the authorizer's own challenge, `context.authorizer.challenge`.
 
 use std::collections::BTreeMap;
 
@@ -20,13 +21,14 @@ pub struct GatewayResponse {
 }
 
 impl GatewayResponse {
-    pub fn unauthorized(api_id: &str, realm: &str) -> GatewayResponse {
+    /// `challenge` is a static header value: it holds no single quote
+    /// (stack validation refuses quotes in the realm).
+    pub fn unauthorized(api_id: &str, challenge: &str) -> GatewayResponse {
         GatewayResponse {
             api_id: api_id.to_owned(),
             kind: GatewayResponseType::Unauthorized,
             status: "401",
-            parameters: [("gatewayresponse.header.WWW-Authenticate".to_owned(), format!("'Bearer realm=\"{realm}\"'"))]
-                .into(),
+            parameters: [("gatewayresponse.header.WWW-Authenticate".to_owned(), format!("'{challenge}'"))].into(),
         }
     }
 

@@ -1,0 +1,53 @@
+//! The function's logging: one JSON line per event, filtered by `RUST_LOG`,
+//! with one rule `RUST_LOG` cannot lift: other crates log at most at `info`.
+//!
+//! Below `info`, the Lambda runtime logs every raw event (Authorization
+//! header, DPoP proof and client certificate included) and the HTTP stack
+//! logs the requests it sends (introspection credentials included). Our own
+//! code never logs a token, a secret or a certificate at any level, so only
+//! its own targets may go lower.
+
+use tracing::{Level, Metadata};
+use tracing_subscriber::filter::{EnvFilter, FilterFn};
+use tracing_subscriber::layer::{Layer as _, SubscriberExt as _};
+use tracing_subscriber::util::SubscriberInitExt as _;
+
+/// Targets allowed below `info`: this crate's modules and the `bootstrap` binary.
+fn is_ours(target: &str) -> bool {
+    let crate_or_module = |name: &str| target == name || target.starts_with(&format!("{name}::"));
+    crate_or_module("authorizer") || crate_or_module("bootstrap")
+}
+
+/// Whether an event may be written whatever `RUST_LOG` says.
+pub fn may_log(metadata: &Metadata<'_>) -> bool {
+    *metadata.level() <= Level::INFO || is_ours(metadata.target())
+}
+
+/// Installs the subscriber. Call once, first thing in `main`.
+pub fn init() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let layer = tracing_subscriber::fmt::layer()
+        .json()
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_target(false)
+        .without_time()
+        .with_filter(filter)
+        .with_filter(FilterFn::new(may_log));
+    tracing_subscriber::registry().with(layer).init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_our_targets_go_below_info() {
+        for ours in ["authorizer", "authorizer::jwks", "bootstrap"] {
+            assert!(is_ours(ours), "{ours}");
+        }
+        for theirs in ["lambda_runtime::layers::api_response", "hyper_util::client", "reqwest", "authorizerx"] {
+            assert!(!is_ours(theirs), "{theirs}");
+        }
+    }
+}
