@@ -82,7 +82,7 @@ pub trait ScopeResolver: Send + Sync {
 pub enum InitError {
     #[error(transparent)]
     Http(#[from] http::InitError),
-    #[error("discovering the identity provider's endpoints: {0}")]
+    #[error("TOKEN_ISSUER: discovering the identity provider's endpoints: {0}")]
     Discovery(#[from] discovery::DiscoveryError),
     #[error("the discovery document of {issuer} names no {endpoint}; set {variable}")]
     NotDiscovered { issuer: String, endpoint: &'static str, variable: &'static str },

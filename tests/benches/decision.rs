@@ -6,18 +6,24 @@
 //!   (header checks, key lookup, verification, claims, binding, scopes, policy);
 //! - the same for ES256;
 //! - `introspection/cache_hit`: the whole decision for an opaque token whose
-//!   introspection answer is cached.
+//!   introspection answer is cached; `hybrid/opaque_cache_hit` the same in
+//!   `jwt,introspection` mode (the JWT-shape test comes first);
+//! - `dpop/two_bare_verifications` vs `dpop/decision`: an RS256 and an ES256
+//!   verification (the token's and the proof's signatures, the floor) vs the
+//!   whole decision for a DPoP-bound RS256 token with a fresh ES256 proof.
 //!
 //! Run: `cargo bench -p e2e --no-default-features --bench decision` (without
 //! the `aws` feature, the AWS SDK stays out of this optimised build).
 
 use std::hint::black_box;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use e2e::dpop::DpopKey;
 use e2e::events;
 use e2e::fixture::{self, claims, keys, pki};
 use e2e::keys::SigningKey;
 use e2e::server::{Reply, TestServer};
+use jsonwebtoken::Algorithm;
 use serde_json::json;
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -74,6 +80,86 @@ fn decisions(c: &mut Criterion) {
     group.bench_function("cache_hit", |b| b.iter(|| rt.block_on(authorizer.authorize(black_box(&event)))));
     group.finish();
     assert_eq!(introspection.request_count(), 1, "every benchmarked decision was a cache hit");
+
+    // In hybrid mode the JWT rules (audience, issuer) apply to introspection answers too.
+    let mut hybrid_answer = answer_with_audience();
+    hybrid_answer["iss"] = json!(fixture::ISSUER);
+    let hybrid_introspection = rt.block_on(TestServer::start(move |_| Reply::json(&hybrid_answer)));
+    let mut hybrid_vars = fixture::jwt_vars(&server.url("/jwks"), &[]);
+    hybrid_vars.extend(fixture::vars(&[
+        ("TOKEN_VALIDATION", "jwt,introspection"),
+        ("INTROSPECTION_ENDPOINT", &hybrid_introspection.url("/introspect")),
+        ("INTROSPECTION_CLIENT_ID", "rs"),
+        ("INTROSPECTION_CLIENT_SECRET", "secret"),
+        ("INTROSPECTION_CACHE_TTL_SECONDS", "3600"),
+    ]));
+    let hybrid = rt.block_on(fixture::authorizer(hybrid_vars));
+    assert!(rt.block_on(hybrid.authorize(&event)).result.is_ok(), "the opaque token is allowed in hybrid mode");
+    let mut group = c.benchmark_group("hybrid");
+    group.bench_function("opaque_cache_hit", |b| b.iter(|| rt.block_on(hybrid.authorize(black_box(&event)))));
+    group.finish();
+    assert_eq!(hybrid_introspection.request_count(), 1, "every benchmarked hybrid decision was a cache hit");
+
+    bench_dpop(c, &rt, &server);
+}
+
+fn answer_with_audience() -> serde_json::Value {
+    json!({
+        "active": true, "scope": "pets:read", "sub": "user-1", "client_id": "c", "aud": fixture::AUDIENCE,
+        "exp": e2e::now() + 3600, "cnf": {"x5t#S256": pki().client.thumbprint}
+    })
+}
+
+fn bench_dpop(c: &mut Criterion, rt: &tokio::runtime::Runtime, server: &TestServer) {
+    let vars = fixture::jwt_vars(&server.url("/jwks"), &[("DPOP", "allowed"), ("CERT_BINDING", "off")]);
+    let authorizer = rt.block_on(fixture::authorizer(vars));
+    let key = DpopKey::generate(Algorithm::ES256);
+    let mut claims = claims();
+    claims["cnf"] = json!({ "jkt": key.thumbprint() });
+    let token = keys().rsa.sign(&claims);
+    let url = events::url_of("/pets/42");
+    // A fresh proof per decision (each is single-use), signed outside the measurement.
+    let fresh_event = || {
+        let proof = key.proof("GET", &url, &token);
+        events::parse(&events::with_dpop(events::request(Some(&format!("DPoP {token}")), None), &[&proof]))
+    };
+    assert!(rt.block_on(authorizer.authorize(&fresh_event())).result.is_ok(), "the benchmarked request is allowed");
+
+    let (token_message, token_signature) = token.rsplit_once('.').expect("three parts");
+    let token_key = jsonwebtoken::DecodingKey::from_jwk(&keys().rsa.jwk).expect("decoding key");
+    let proof = key.proof("GET", &url, &token);
+    let (proof_message, proof_signature) = proof.rsplit_once('.').expect("three parts");
+    let proof_key = jsonwebtoken::DecodingKey::from_jwk(&key.key.jwk).expect("decoding key");
+    let mut group = c.benchmark_group("dpop");
+    group.bench_function("two_bare_verifications", |b| {
+        b.iter(|| {
+            let token_ok = jsonwebtoken::crypto::verify(
+                black_box(token_signature),
+                token_message.as_bytes(),
+                &token_key,
+                Algorithm::RS256,
+            );
+            let proof_ok = jsonwebtoken::crypto::verify(
+                black_box(proof_signature),
+                proof_message.as_bytes(),
+                &proof_key,
+                Algorithm::ES256,
+            );
+            (token_ok, proof_ok)
+        })
+    });
+    group.bench_function("decision", |b| {
+        b.iter_batched(
+            fresh_event,
+            |event| {
+                let decision = rt.block_on(authorizer.authorize(black_box(&event)));
+                debug_assert!(decision.result.is_ok());
+                decision
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
 }
 
 criterion_group! {

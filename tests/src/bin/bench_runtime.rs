@@ -1,9 +1,11 @@
 //! Runs the release `bootstrap` as Lambda would (a process under a Runtime API
 //! served on 127.0.0.1) beside `constant-lambda`, the do-nothing reference,
 //! and reports, for each: cold start (exec → first request for work,
-//! including the JWKS fetch from a loopback server), warm p50/p99 of one
-//! invocation through the Runtime API, and peak RSS; then the stripped
-//! binary and zip sizes.
+//! including the JWKS fetch from a loopback server; once more with the
+//! JWKS URI found by discovery), warm p50/p99 of one invocation through the
+//! Runtime API, and peak RSS; then the budgets (cold: reference + 2 ms; warm:
+//! reference + 2 × one bare RS256 verification, measured in this run), and the
+//! stripped binary and zip sizes.
 //!
 //! Build first: `cargo build --release -p authorizer -p e2e --no-default-features --bins`, then
 //! `target/release/bench-runtime [cold-runs] [warm-invocations]`.
@@ -13,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use e2e::events;
 use e2e::fixture::{self, claims, keys, pki};
+use e2e::provider::{Metadata, Provider};
 use e2e::runtime_api::{Outcome, RuntimeApi, spawn_function};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -97,6 +100,23 @@ fn zip_size(binary: &std::path::Path) -> u64 {
     buffer.get_ref().len() as u64
 }
 
+/// Median time of one bare RS256 verification of `token` (jsonwebtoken, the
+/// library the authorizer uses): the unit of the warm-latency budget.
+fn bare_rs256_verification(token: &str) -> Duration {
+    let (message, signature) = token.rsplit_once('.').expect("three parts");
+    let key = jsonwebtoken::DecodingKey::from_jwk(&keys().rsa.jwk).expect("decoding key");
+    let mut samples: Vec<Duration> = (0..2000)
+        .map(|_| {
+            let started = Instant::now();
+            let valid = jsonwebtoken::crypto::verify(signature, message.as_bytes(), &key, keys().rsa.alg);
+            let elapsed = started.elapsed();
+            assert!(valid.expect("verifies"));
+            elapsed
+        })
+        .collect();
+    percentile(&mut samples, 0.5)
+}
+
 #[tokio::main]
 async fn main() {
     let mut args = std::env::args().skip(1);
@@ -104,45 +124,67 @@ async fn main() {
     let warm: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(2000).clamp(10, 20_000);
 
     let jwks = fixture::jwks_server().await;
-    let env: Vec<(&str, String)> = vec![
-        ("TOKEN_VALIDATION", "jwt".into()),
-        ("JWKS_URI", jwks.url("/jwks")),
-        ("TOKEN_ISSUER", fixture::ISSUER.into()),
+    let common: Vec<(&str, String)> = vec![
         ("AUDIENCE", fixture::AUDIENCE.into()),
         ("ROUTES", fixture::ROUTES.into()),
         ("CERT_BINDING", "required".into()),
         ("RUST_LOG", "info".into()),
     ];
+    let mut env = common.clone();
+    env.extend([
+        ("TOKEN_VALIDATION", "jwt".into()),
+        ("JWKS_URI", jwks.url("/jwks")),
+        ("TOKEN_ISSUER", fixture::ISSUER.into()),
+    ]);
     let token = keys().rsa.sign(&claims());
     let event = events::request(Some(&format!("Bearer {token}")), Some(&pki().client));
 
+    // The same function configured with the issuer alone: discovery, then the JWKS.
+    let provider = Provider::start(Metadata::OpenIdConnect, "").await;
+    let mut discovery_env = common.clone();
+    discovery_env.extend([("TOKEN_VALIDATION", "jwt".into()), ("TOKEN_ISSUER", provider.issuer())]);
+    let mut discovered_claims = claims();
+    discovered_claims["iss"] = serde_json::json!(provider.issuer());
+    let discovered_token = keys().rsa.sign(&discovered_claims);
+    let discovered_event = events::request(Some(&format!("Bearer {discovered_token}")), Some(&pki().client));
+
     let reference = measure("constant-lambda", &[], &event, cold_runs, warm).await;
     let ours = measure("bootstrap", &env, &event, cold_runs, warm).await;
+    let discovering = measure("bootstrap", &discovery_env, &discovered_event, cold_runs, warm.min(200)).await;
+    let bare = bare_rs256_verification(&token);
 
     let binary = e2e::workspace_binary("release", "bootstrap");
     let size = std::fs::metadata(&binary).expect("binary").len();
     let zipped = zip_size(&binary);
+    let micros = |d: Duration| d.as_secs_f64() * 1e6;
     let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
     println!("{cold_runs} cold starts, {warm} warm invocations each (valid bound RS256 JWT, CERT_BINDING=required)");
-    println!("{:<26} {:>14} {:>14} {:>8}", "", "bootstrap", "constant-lambda", "ratio");
+    println!("{:<34} {:>14} {:>14} {:>8}", "", "bootstrap", "constant-lambda", "ratio");
     for (name, a, b) in [
         ("cold start p50 (to /next)", ours.cold_p50, reference.cold_p50),
+        ("cold start p50, with discovery", discovering.cold_p50, reference.cold_p50),
         ("warm p50", ours.warm_p50, reference.warm_p50),
         ("warm p99", ours.warm_p99, reference.warm_p99),
     ] {
-        println!(
-            "{name:<26} {:>12.0}µs {:>12.0}µs {:>7.2}x",
-            a.as_secs_f64() * 1e6,
-            b.as_secs_f64() * 1e6,
-            ratio(a, b)
-        );
+        println!("{name:<34} {:>12.0}µs {:>12.0}µs {:>7.2}x", micros(a), micros(b), ratio(a, b));
     }
     println!(
-        "{:<26} {:>12}KiB {:>12}KiB {:>7.2}x",
+        "{:<34} {:>12}KiB {:>12}KiB {:>7.2}x",
         "peak RSS",
         ours.peak_rss_kib,
         reference.peak_rss_kib,
         ours.peak_rss_kib as f64 / reference.peak_rss_kib.max(1) as f64
+    );
+    println!(
+        "cold start above the reference: {:.0}µs (budget 2000µs); with discovery {:.0}µs",
+        micros(ours.cold_p50) - micros(reference.cold_p50),
+        micros(discovering.cold_p50) - micros(reference.cold_p50)
+    );
+    println!(
+        "warm p50 above the reference: {:.0}µs (budget 2 × one bare RS256 verification = {:.0}µs; one = {:.1}µs)",
+        micros(ours.warm_p50) - micros(reference.warm_p50),
+        2.0 * micros(bare),
+        micros(bare)
     );
     println!(
         "bootstrap binary: {} bytes ({:.2} MiB), zip: {} bytes ({:.2} MiB)",
