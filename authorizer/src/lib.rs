@@ -519,26 +519,17 @@ pub async fn handle(
     decision.into_lambda_result()
 }
 
-/// [`handle`] for the event's raw JSON. An event that does not parse is
-/// answered 500, and logged by the position and kind of the problem only:
-/// serde's own message may quote the offending value, which could be a token.
-pub async fn handle_json(
+/// [`handle`] for what the runtime handed over. An event that did not
+/// parse is answered 500 and logged without any of its content.
+pub async fn handle_incoming(
     authorizer: &Authorizer,
-    event: &str,
+    incoming: &request::Incoming,
     request_id: &str,
 ) -> Result<AuthorizerResponse, LambdaError> {
-    match serde_json::from_str::<AuthorizerEvent>(event) {
-        Ok(event) => handle(authorizer, &event, request_id).await,
-        Err(error) => {
-            tracing::error!(
-                request_id,
-                decision = "error",
-                reason = "unreadable_event",
-                line = error.line(),
-                column = error.column(),
-                category = ?error.classify(),
-                "authorization decision"
-            );
+    match incoming {
+        request::Incoming::Event(event) => handle(authorizer, event, request_id).await,
+        request::Incoming::Unreadable => {
+            tracing::error!(request_id, decision = "error", reason = "unreadable_event", "authorization decision");
             Err(LambdaError::Internal)
         }
     }

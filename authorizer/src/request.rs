@@ -139,6 +139,25 @@ impl fmt::Debug for Credentials<'_> {
     }
 }
 
+/// An event as the Lambda runtime hands it over, parsed in one pass. A
+/// payload that is not an authorizer event is `Unreadable`, never an error:
+/// serde's own error message may quote the offending value, and the runtime
+/// would log it (a token, a certificate).
+#[derive(Debug)]
+pub enum Incoming {
+    Event(Box<AuthorizerEvent>),
+    Unreadable,
+}
+
+impl<'de> Deserialize<'de> for Incoming {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // The inner error is dropped on purpose (see above). What is left
+        // unread then fails the runtime's own check for trailing input, whose
+        // message names a position only.
+        Ok(AuthorizerEvent::deserialize(deserializer).map_or(Incoming::Unreadable, |e| Incoming::Event(Box::new(e))))
+    }
+}
+
 impl AuthorizerEvent {
     /// The ARN the policy must cover: `methodArn` (REST) or `routeArn` (HTTP API).
     pub fn method_arn(&self) -> Option<&str> {

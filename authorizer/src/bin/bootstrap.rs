@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
+use authorizer::request::Incoming;
 use authorizer::{Authorizer, Config};
 use lambda_runtime::{LambdaEvent, service_fn};
-use serde_json::value::RawValue;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -20,11 +20,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         e
     })?);
 
-    // The event arrives as raw JSON and is parsed by the library: were the
-    // runtime to parse it, its error message could quote a token.
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Box<RawValue>>| {
+    // `Incoming` never fails to parse with a message that quotes the event.
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Incoming>| {
         let authorizer = authorizer.clone();
-        async move { authorizer::handle_json(&authorizer, event.payload.get(), &event.context.request_id).await }
+        async move { authorizer::handle_incoming(&authorizer, &event.payload, &event.context.request_id).await }
     }))
     .await
 }

@@ -8,7 +8,8 @@
 //! stripped binary and zip sizes.
 //!
 //! Build first: `cargo build --release -p authorizer -p e2e --no-default-features --bins`, then
-//! `target/release/bench-runtime [cold-runs] [warm-invocations]`.
+//! `target/release/bench-runtime [cold-runs] [warm-invocations]`. `BENCH_RUST_LOG=off`
+//! runs the authorizer without its decision log line (to see what that line costs).
 
 use std::io::Write as _;
 use std::time::{Duration, Instant};
@@ -42,50 +43,71 @@ fn peak_rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-async fn measure(
-    binary: &str,
-    env: &[(&str, String)],
-    event: &serde_json::Value,
-    cold_runs: usize,
-    warm: usize,
-) -> Figures {
-    let path = e2e::workspace_binary("release", binary);
-    let mut cold = Vec::with_capacity(cold_runs);
+/// One function under measurement.
+struct Contender {
+    binary: &'static str,
+    env: Vec<(&'static str, String)>,
+    event: serde_json::Value,
+}
+
+/// A cold start: exec → first request for work.
+async fn cold_start(contender: &Contender) -> Duration {
+    let path = e2e::workspace_binary("release", contender.binary);
+    let api = RuntimeApi::start().await;
+    let started = Instant::now();
+    let mut child = spawn_function(&path, &api, &contender.env);
+    let polled = api.wait_first_poll(WAIT).await.expect("function reached /next");
+    let _ = child.kill().await;
+    polled.duration_since(started)
+}
+
+/// Measures every contender, interleaved (one cold start of each in turn,
+/// then one warm invocation of each in turn), so that the machine's drift
+/// during the run weighs on all of them alike.
+async fn measure(contenders: &[Contender], cold_runs: usize, warm: usize) -> Vec<Figures> {
+    let mut cold: Vec<Vec<Duration>> = contenders.iter().map(|_| Vec::with_capacity(cold_runs)).collect();
     for _ in 0..cold_runs {
-        let api = RuntimeApi::start().await;
-        let started = Instant::now();
-        let mut child = spawn_function(&path, &api, env);
-        let polled = api.wait_first_poll(WAIT).await.expect("function reached /next");
-        cold.push(polled.duration_since(started));
-        let _ = child.kill().await;
+        for (i, contender) in contenders.iter().enumerate() {
+            cold[i].push(cold_start(contender).await);
+        }
     }
 
-    let api = RuntimeApi::start().await;
-    let mut child = spawn_function(&path, &api, env);
-    // Lambda reads the function's stdout (its logs); so must we, or the pipe
-    // fills and the function blocks on its next log line.
-    let mut stdout = child.stdout.take().expect("piped stdout");
-    let drain = tokio::spawn(async move {
-        let mut sink = tokio::io::sink();
-        let _ = tokio::io::copy(&mut stdout, &mut sink).await;
-    });
-    api.wait_first_poll(WAIT).await.expect("function reached /next");
-    let mut latencies = Vec::with_capacity(warm);
+    let mut running = Vec::new();
+    for contender in contenders {
+        let api = RuntimeApi::start().await;
+        let mut child = spawn_function(&e2e::workspace_binary("release", contender.binary), &api, &contender.env);
+        // Lambda reads the function's stdout (its logs); so must we, or the
+        // pipe fills and the function blocks on its next log line.
+        let mut stdout = child.stdout.take().expect("piped stdout");
+        let drain = tokio::spawn(async move {
+            let mut sink = tokio::io::sink();
+            let _ = tokio::io::copy(&mut stdout, &mut sink).await;
+        });
+        api.wait_first_poll(WAIT).await.expect("function reached /next");
+        running.push((api, child, drain));
+    }
+    let mut latencies: Vec<Vec<Duration>> = contenders.iter().map(|_| Vec::with_capacity(warm)).collect();
     for _ in 0..warm {
-        let started = Instant::now();
-        let outcome = api.invoke(event, WAIT).await;
-        latencies.push(started.elapsed());
-        assert!(matches!(outcome, Some(Outcome::Response(_))), "{binary} must answer: {outcome:?}");
+        for (i, (contender, (api, _, _))) in contenders.iter().zip(&running).enumerate() {
+            let started = Instant::now();
+            let outcome = api.invoke(&contender.event, WAIT).await;
+            latencies[i].push(started.elapsed());
+            assert!(matches!(outcome, Some(Outcome::Response(_))), "{} must answer: {outcome:?}", contender.binary);
+        }
     }
-    let peak = child.id().map(peak_rss_kib).unwrap_or(0);
-    let _ = child.kill().await;
-    drain.abort();
-    Figures {
-        cold_p50: percentile(&mut cold, 0.5),
-        warm_p50: percentile(&mut latencies, 0.5),
-        warm_p99: percentile(&mut latencies, 0.99),
-        peak_rss_kib: peak,
+    let mut figures = Vec::new();
+    for (i, (_, mut child, drain)) in running.into_iter().enumerate() {
+        let peak = child.id().map(peak_rss_kib).unwrap_or(0);
+        let _ = child.kill().await;
+        drain.abort();
+        figures.push(Figures {
+            cold_p50: percentile(&mut cold[i], 0.5),
+            warm_p50: percentile(&mut latencies[i], 0.5),
+            warm_p99: percentile(&mut latencies[i], 0.99),
+            peak_rss_kib: peak,
+        });
     }
+    figures
 }
 
 fn zip_size(binary: &std::path::Path) -> u64 {
@@ -124,13 +146,13 @@ async fn main() {
     let warm: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(2000).clamp(10, 20_000);
 
     let jwks = fixture::jwks_server().await;
-    let common: Vec<(&str, String)> = vec![
+    let common: Vec<(&'static str, String)> = vec![
         ("AUDIENCE", fixture::AUDIENCE.into()),
         ("ROUTES", fixture::ROUTES.into()),
         ("CERT_BINDING", "required".into()),
-        ("RUST_LOG", "info".into()),
+        ("RUST_LOG", std::env::var("BENCH_RUST_LOG").unwrap_or("info".into())),
     ];
-    let mut env = common.clone();
+    let mut env: Vec<(&'static str, String)> = common.clone();
     env.extend([
         ("TOKEN_VALIDATION", "jwt".into()),
         ("JWKS_URI", jwks.url("/jwks")),
@@ -141,16 +163,20 @@ async fn main() {
 
     // The same function configured with the issuer alone: discovery, then the JWKS.
     let provider = Provider::start(Metadata::OpenIdConnect, "").await;
-    let mut discovery_env = common.clone();
+    let mut discovery_env: Vec<(&'static str, String)> = common.clone();
     discovery_env.extend([("TOKEN_VALIDATION", "jwt".into()), ("TOKEN_ISSUER", provider.issuer())]);
     let mut discovered_claims = claims();
     discovered_claims["iss"] = serde_json::json!(provider.issuer());
     let discovered_token = keys().rsa.sign(&discovered_claims);
     let discovered_event = events::request(Some(&format!("Bearer {discovered_token}")), Some(&pki().client));
 
-    let reference = measure("constant-lambda", &[], &event, cold_runs, warm).await;
-    let ours = measure("bootstrap", &env, &event, cold_runs, warm).await;
-    let discovering = measure("bootstrap", &discovery_env, &discovered_event, cold_runs, warm.min(200)).await;
+    let contenders = [
+        Contender { binary: "constant-lambda", env: Vec::new(), event: event.clone() },
+        Contender { binary: "bootstrap", env, event },
+        Contender { binary: "bootstrap", env: discovery_env, event: discovered_event },
+    ];
+    let figures = measure(&contenders, cold_runs, warm).await;
+    let (reference, ours, discovering) = (&figures[0], &figures[1], &figures[2]);
     let bare = bare_rs256_verification(&token);
 
     let binary = e2e::workspace_binary("release", "bootstrap");
