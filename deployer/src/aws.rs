@@ -4,9 +4,12 @@
 
 use aws_config::BehaviorVersion;
 
+#[derive(Clone)]
 pub struct Aws {
     pub region: String,
     pub account: String,
+    /// `aws`, `aws-cn`, `aws-us-gov`: from the caller's ARN, for every ARN the deployer builds.
+    pub partition: String,
     pub iam: aws_sdk_iam::Client,
     pub lambda: aws_sdk_lambda::Client,
     pub apigateway: aws_sdk_apigateway::Client,
@@ -32,6 +35,7 @@ impl Aws {
             anyhow::anyhow!("reading the AWS account (sts:GetCallerIdentity): {}", crate::error::describe(&e))
         })?;
         let account = identity.account().unwrap_or_default().to_owned();
+        let partition = identity.arn().and_then(|arn| arn.split(':').nth(1)).unwrap_or("aws").to_owned();
         // Path-style addressing works everywhere, including endpoints such as
         // localhost that cannot take a bucket subdomain.
         let s3 =
@@ -39,6 +43,7 @@ impl Aws {
         Ok(Aws {
             region,
             account,
+            partition,
             iam: aws_sdk_iam::Client::new(&config),
             lambda: aws_sdk_lambda::Client::new(&config),
             apigateway: aws_sdk_apigateway::Client::new(&config),
@@ -46,5 +51,40 @@ impl Aws {
             s3,
             wafv2: aws_sdk_wafv2::Client::new(&config),
         })
+    }
+}
+
+/// S3 buckets as the deployer makes them (the lock bucket, truststores).
+pub mod buckets {
+    use aws_sdk_s3::operation::create_bucket::builders::CreateBucketFluentBuilder;
+    use aws_sdk_s3::operation::put_public_access_block::builders::PutPublicAccessBlockFluentBuilder;
+    use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration, PublicAccessBlockConfiguration};
+
+    use super::Aws;
+
+    /// CreateBucket in the stack's region. us-east-1 is the one region that
+    /// refuses an explicit location constraint.
+    pub fn create(aws: &Aws, bucket: &str) -> CreateBucketFluentBuilder {
+        let create = aws.s3.create_bucket().bucket(bucket);
+        if aws.region == "us-east-1" {
+            return create;
+        }
+        create.create_bucket_configuration(
+            CreateBucketConfiguration::builder()
+                .location_constraint(BucketLocationConstraint::from(aws.region.as_str()))
+                .build(),
+        )
+    }
+
+    /// PutPublicAccessBlock with all four blocks on.
+    pub fn block_public_access(aws: &Aws, bucket: &str) -> PutPublicAccessBlockFluentBuilder {
+        aws.s3.put_public_access_block().bucket(bucket).public_access_block_configuration(
+            PublicAccessBlockConfiguration::builder()
+                .block_public_acls(true)
+                .ignore_public_acls(true)
+                .block_public_policy(true)
+                .restrict_public_buckets(true)
+                .build(),
+        )
     }
 }

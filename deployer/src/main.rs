@@ -1,15 +1,19 @@
-//! `deployer apply | diff | teardown`: the command line, wiring and exit codes.
+//! `deployer diff | plan | apply | teardown | output`: the command line,
+//! wiring and exit codes.
 //!
-//! Exit status is an interface pipelines rely on: 0 success (for `diff
-//! --detailed-exitcode`: no changes), 2 changes pending (`diff
-//! --detailed-exitcode` only), 1 error.
+//! Exit status is an interface pipelines rely on: 0 success (for `diff` or
+//! `plan` with `--detailed-exitcode`: no changes), 2 changes pending (with
+//! `--detailed-exitcode` only), 1 error. Nothing ever prompts; progress goes
+//! to stderr, plans and outputs to stdout.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use deployer::engine::{self, Mode};
+use deployer::commands::{self, Prepared};
 use deployer::plan::Plan;
 use deployer::stack::Stack;
 
@@ -21,23 +25,36 @@ struct Cli {
     /// The stack file.
     #[arg(long, global = true, default_value = "stack.yaml")]
     stack: PathBuf,
-    /// Print the plan as JSON on stdout (progress goes to stderr).
+    /// Print plans and outputs as JSON on stdout (progress goes to stderr).
     #[arg(long, global = true)]
     json: bool,
+    /// How long `apply` and `teardown` wait for another run's lock on the stack.
+    #[arg(long, global = true, default_value = "300", value_name = "SECONDS")]
+    lock_timeout: u64,
+    /// How long a lock lasts unless renewed (a crashed run's lock runs out after it).
+    #[arg(long, global = true, env = "DEPLOYER_LOCK_LEASE_SECONDS", default_value = "60", hide = true)]
+    lock_lease: u64,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Show what apply would change; never writes.
+    #[command(alias = "plan")]
     Diff {
         /// Exit 0 when AWS matches the stack, 2 when changes are pending, 1 on error.
         #[arg(long)]
         detailed_exitcode: bool,
+        /// Save the plan here, for `deployer apply PLAN`.
+        #[arg(long, value_name = "PLAN")]
+        out: Option<PathBuf>,
     },
-    /// Print the plan, then carry it out.
-    Apply,
+    /// Print the plan, then carry it out. With PLAN (saved by `plan --out`),
+    /// carry out exactly that plan, or nothing if AWS or stack.yaml moved since.
+    Apply { plan: Option<PathBuf> },
     /// Delete everything the stack created (and nothing else).
     Teardown,
+    /// Show what a person needs next: DNS target, validation records, URLs, ids.
+    Output,
 }
 
 fn main() -> ExitCode {
@@ -61,47 +78,138 @@ fn main() -> ExitCode {
 async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     // Everything that can be checked without AWS is checked before the first call.
     let stack = Stack::load(&cli.stack, &|name| std::env::var(name).ok())?;
-    // Teardown needs names only: the code is neither built nor read for it.
-    let package = match cli.command {
-        Command::Teardown => deployer::package::Package { zip: Vec::new(), sha256: String::new() },
-        _ => deployer::package::load(&stack.authorizer.code, stack.authorizer.architecture, &workspace_of(&cli.stack))?,
+    // Only commands that may create or update the function need its code.
+    let package = match &cli.command {
+        Command::Teardown | Command::Output => None,
+        _ => Some(deployer::package::load(
+            &stack.authorizer.code,
+            stack.authorizer.architecture,
+            &workspace_of(&cli.stack),
+        )?),
+    };
+    let saved = match &cli.command {
+        Command::Apply { plan: Some(path) } => Some(commands::load_saved(path)?),
+        _ => None,
     };
     let aws = deployer::aws::Aws::connect(stack.region.as_deref()).await?;
-    let desired = engine::Desired::new(&stack, &aws, package);
+    if let Some(saved) = &saved {
+        commands::check_saved(saved, &stack, &aws)?;
+    }
+    let desired = commands::desired(&stack, &aws, package.as_ref())?;
+    let lease = Duration::from_secs(cli.lock_lease.max(3));
+    let wait = Duration::from_secs(cli.lock_timeout);
 
-    match cli.command {
-        Command::Diff { detailed_exitcode } => {
-            let plan = engine::run(&stack, &aws, &desired, Mode::Diff).await?;
-            show(cli, &plan)?;
-            Ok(if detailed_exitcode && plan.has_changes() { ExitCode::from(2) } else { ExitCode::SUCCESS })
+    match &cli.command {
+        Command::Diff { detailed_exitcode, out } => {
+            let prepared = commands::prepare(&aws, &stack, &desired, false).await?;
+            show(cli, &prepared.planned.plan)?;
+            if let Some(path) = out {
+                let saved = commands::save(&stack, &aws, &prepared.planned.plan);
+                std::fs::write(path, serde_json::to_string_pretty(&saved)?)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                eprintln!("Plan saved to {}; carry it out with `deployer apply {}`.", path.display(), path.display());
+            }
+            let pending = prepared.planned.plan.has_changes();
+            Ok(if *detailed_exitcode && pending { ExitCode::from(2) } else { ExitCode::SUCCESS })
         }
-        Command::Apply => {
-            let plan = engine::run(&stack, &aws, &desired, Mode::Diff).await?;
-            show(cli, &plan)?;
-            if plan.has_changes() {
-                eprintln!("Applying...");
-                engine::run(&stack, &aws, &desired, Mode::Apply).await?;
-                // Convergence check: a second reading must find nothing left to do.
-                let after = engine::run(&stack, &aws, &desired, Mode::Diff).await?;
-                anyhow::ensure!(!after.has_changes(), "AWS still differs from the stack after apply:\n{after}");
-                eprintln!("Apply complete.");
+        Command::Output => {
+            let observed = deployer::observe::observe(&aws, &stack.name, &desired).await?;
+            let outputs = commands::outputs(&stack, &aws, &observed);
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&outputs)?);
+            } else {
+                print!("{outputs}");
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Apply { .. } => {
+            let held = commands::lock(&aws, &stack, "apply", lease, wait).await?;
+            let result = apply(cli, &aws, &stack, &desired, saved.as_ref().map(|s| &s.plan), &held.lost()).await;
+            finish(held, result).await
         }
         Command::Teardown => {
-            let plan = engine::teardown(&stack, &aws, &desired, Mode::Diff).await?;
-            if !plan.has_changes() && !cli.json {
-                println!("Nothing to tear down: no resource of stack {:?} exists.", stack.name);
-                return Ok(ExitCode::SUCCESS);
-            }
-            show(cli, &plan)?;
-            if plan.has_changes() {
-                engine::teardown(&stack, &aws, &desired, Mode::Apply).await?;
-                eprintln!("Teardown complete.");
-            }
-            Ok(ExitCode::SUCCESS)
+            let held = commands::lock(&aws, &stack, "teardown", lease, wait).await?;
+            let result = teardown(cli, &aws, &stack, &desired, &held.lost()).await;
+            let code = finish(held, result).await?;
+            // The lock bucket goes with the last stack of the account and region.
+            deployer::lock::remove_bucket_if_empty(&aws).await?;
+            Ok(code)
         }
     }
+}
+
+/// Releases the lock whatever happened; the run's own error comes first.
+async fn finish(held: deployer::lock::Held, result: anyhow::Result<ExitCode>) -> anyhow::Result<ExitCode> {
+    let released = held.release().await;
+    let code = result?;
+    released?;
+    Ok(code)
+}
+
+async fn apply(
+    cli: &Cli,
+    aws: &deployer::aws::Aws,
+    stack: &Stack,
+    desired: &[deployer::planner::Desired],
+    saved: Option<&Plan>,
+    lost: &AtomicBool,
+) -> anyhow::Result<ExitCode> {
+    let prepared = commands::prepare(aws, stack, desired, false).await?;
+    if let Some(saved) = saved
+        && let Some(why) = commands::moved(saved, &prepared.planned.plan)
+    {
+        anyhow::bail!("AWS no longer matches what the saved plan was made from; nothing was changed:\n{why}");
+    }
+    show(cli, &prepared.planned.plan)?;
+    anyhow::ensure!(
+        prepared.planned.plan.blockers.is_empty(),
+        "apply is blocked; nothing was changed:\n  {}",
+        prepared.planned.plan.blockers.join("\n  ")
+    );
+    let observed = if prepared.planned.plan.has_changes() {
+        eprintln!("Applying...");
+        let (report, after) = commands::execute(aws, stack, desired, &prepared, false, lost).await?;
+        if let Some(why) = commands::failure(&report) {
+            anyhow::bail!("apply did not complete:\n{why}");
+        }
+        eprintln!("Apply complete.");
+        after
+    } else {
+        let Prepared { observed, .. } = prepared;
+        observed
+    };
+    if !cli.json {
+        eprint!("{}", commands::outputs(stack, aws, &observed));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn teardown(
+    cli: &Cli,
+    aws: &deployer::aws::Aws,
+    stack: &Stack,
+    desired: &[deployer::planner::Desired],
+    lost: &AtomicBool,
+) -> anyhow::Result<ExitCode> {
+    let prepared = commands::prepare(aws, stack, desired, true).await?;
+    for (address, found) in prepared.observed.all() {
+        if found.ownership == deployer::resources::Ownership::Adopted && found.parent.is_none() {
+            eprintln!("  leaving {address}: adopted, not created by this stack");
+        }
+    }
+    if !prepared.planned.plan.has_changes() && !cli.json {
+        println!("Nothing to tear down: no resource of stack {:?} exists.", stack.name);
+        return Ok(ExitCode::SUCCESS);
+    }
+    show(cli, &prepared.planned.plan)?;
+    if prepared.planned.plan.has_changes() {
+        let (report, _) = commands::execute(aws, stack, desired, &prepared, true, lost).await?;
+        if let Some(why) = commands::failure(&report) {
+            anyhow::bail!("teardown did not complete; left in place:\n{why}");
+        }
+        eprintln!("Teardown complete.");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn show(cli: &Cli, plan: &Plan) -> anyhow::Result<()> {
@@ -114,7 +222,7 @@ fn show(cli: &Cli, plan: &Plan) -> anyhow::Result<()> {
 }
 
 /// The workspace that holds the stack file (for `code.build`).
-fn workspace_of(stack: &std::path::Path) -> PathBuf {
-    let dir = stack.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+fn workspace_of(stack: &Path) -> PathBuf {
+    let dir = stack.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     dir.to_path_buf()
 }

@@ -4,7 +4,7 @@
 //! never re-uploaded.
 
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::Context as _;
@@ -13,15 +13,26 @@ use sha2::{Digest as _, Sha256};
 
 use crate::stack::{Architecture, Code};
 
+/// The zip, on disk (the Lambda resource reads it when it uploads), and its
+/// hash. A zip the deployer built lives under `target/deployer/`, named by
+/// its hash.
 pub struct Package {
-    pub zip: Vec<u8>,
+    pub path: PathBuf,
     /// base64(SHA-256(zip)), Lambda's `CodeSha256`.
     pub sha256: String,
 }
 
+/// base64(SHA-256(bytes)), as Lambda reports `CodeSha256`.
+pub fn sha256(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(Sha256::digest(bytes))
+}
+
 pub fn load(code: &Code, architecture: Architecture, workspace: &Path) -> anyhow::Result<Package> {
     let zip = match code {
-        Code::Zip(path) => std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+        Code::Zip(path) => {
+            let zip = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            return Ok(Package { path: path.clone(), sha256: sha256(&zip) });
+        }
         Code::Build(krate) => {
             anyhow::ensure!(
                 architecture == Architecture::X86_64,
@@ -34,14 +45,22 @@ pub fn load(code: &Code, architecture: Architecture, workspace: &Path) -> anyhow
                 .status()
                 .context("running cargo")?;
             anyhow::ensure!(status.success(), "building {krate} failed");
-            let target =
-                std::env::var_os("CARGO_TARGET_DIR").map(Into::into).unwrap_or_else(|| workspace.join("target"));
-            let binary = std::fs::read(target.join("release/bootstrap")).context("reading the built bootstrap")?;
+            let binary = std::fs::read(target_dir(workspace).join("release/bootstrap"))
+                .context("reading the built bootstrap")?;
             zip_bootstrap(&binary)?
         }
     };
-    let sha256 = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&zip));
-    Ok(Package { zip, sha256 })
+    let sha256 = sha256(&zip);
+    let hex: String = Sha256::digest(&zip).iter().take(8).map(|b| format!("{b:02x}")).collect();
+    let directory = target_dir(workspace).join("deployer");
+    std::fs::create_dir_all(&directory).with_context(|| format!("creating {}", directory.display()))?;
+    let path = directory.join(format!("authorizer-{hex}.zip"));
+    std::fs::write(&path, &zip).with_context(|| format!("writing {}", path.display()))?;
+    Ok(Package { path, sha256 })
+}
+
+fn target_dir(workspace: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(Into::into).unwrap_or_else(|| workspace.join("target"))
 }
 
 /// A zip with one entry, `bootstrap`, executable, with a fixed timestamp.

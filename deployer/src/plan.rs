@@ -1,14 +1,86 @@
-//! What a run would change (or changed): one [`Change`] per resource, shown
-//! to people (`+`, `~`, `-`, `-/+`) and to machines (`--json`).
+//! What a run will change: one [`Step`] per resource, in the order the
+//! executor may take them, shown to people (`+`, `~`, `-/+`, `-`) and to
+//! machines (`--json`, and saved plans that `apply plan.json` carries out).
 //!
 //! Values are rendered as text by the resource modules, with secrets already
-//! masked: nothing here can print a secret.
+//! masked: nothing here can print or save a secret.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Which resource: its kind and its name within the stack
+/// (`api_route` + `GET /pets/{id}`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Address {
+    pub kind: String,
+    pub name: String,
+}
+
+impl Address {
+    pub fn new(kind: &str, name: impl Into<String>) -> Address {
+        Address { kind: kind.to_owned(), name: name.into() }
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.kind, self.name)
+    }
+}
+
+/// A value in a desired resource: known now, or an output of another
+/// resource that exists only once that one has been created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Val {
+    Known(String),
+    /// `{"output_of": {...address}, "output": "id"}`.
+    Ref {
+        output_of: Address,
+        output: String,
+    },
+}
+
+impl Val {
+    pub fn output(of: Address, output: &str) -> Val {
+        Val::Ref { output_of: of, output: output.to_owned() }
+    }
+
+    /// The value; an unresolved reference here is a bug of the executor.
+    pub fn known(&self) -> anyhow::Result<&str> {
+        match self {
+            Val::Known(value) => Ok(value),
+            Val::Ref { output_of, output } => anyhow::bail!("{output} of {output_of} is not known yet"),
+        }
+    }
+
+    /// How a plan shows it.
+    pub fn shown(&self) -> String {
+        match self {
+            Val::Known(value) => value.clone(),
+            Val::Ref { output_of, output } => format!("({output} of {output_of}, known after apply)"),
+        }
+    }
+}
+
+impl From<&str> for Val {
+    fn from(value: &str) -> Val {
+        Val::Known(value.to_owned())
+    }
+}
+
+impl From<String> for Val {
+    fn from(value: String) -> Val {
+        Val::Known(value)
+    }
+}
+
+/// The values a resource offers to others (ids, ARNs), by name.
+pub type Outputs = BTreeMap<String, String>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     Create,
@@ -18,74 +90,117 @@ pub enum Action {
     NoOp,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Replace => "replace",
+            Action::Delete => "delete",
+            Action::NoOp => "no change",
+        })
+    }
+}
+
+/// One field that differs, rendered for display (secrets masked).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FieldChange {
     pub field: String,
     pub old: String,
     pub new: String,
+    /// Set by the planner, not found by comparing (a new deployment because
+    /// something else changed): kept when the executor re-reads before writing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forced: bool,
 }
 
 impl FieldChange {
     pub fn new(field: &str, old: impl fmt::Debug, new: impl fmt::Debug) -> FieldChange {
-        FieldChange { field: field.to_owned(), old: format!("{old:?}"), new: format!("{new:?}") }
+        FieldChange { field: field.to_owned(), old: format!("{old:?}"), new: format!("{new:?}"), forced: false }
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Change {
-    pub kind: &'static str,
-    pub id: String,
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Step {
+    pub address: Address,
     pub action: Action,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<FieldChange>,
 }
 
-#[derive(Debug, Default, Clone, Serialize)]
+/// A plan, as printed and as saved. Steps are in dependency order; the
+/// executor may run independent ones at the same time.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
-    pub changes: Vec<Change>,
+    pub steps: Vec<Step>,
+    /// What makes `apply` refuse to go on (a truststore AWS warns about).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blockers: Vec<String>,
 }
 
 impl Plan {
-    pub fn push(&mut self, change: Change) {
-        self.changes.push(change);
-    }
-
-    /// Changes other than no-ops.
-    pub fn pending(&self) -> impl Iterator<Item = &Change> {
-        self.changes.iter().filter(|c| c.action != Action::NoOp)
+    /// Steps other than no-ops.
+    pub fn pending(&self) -> impl Iterator<Item = &Step> {
+        self.steps.iter().filter(|s| s.action != Action::NoOp)
     }
 
     pub fn has_changes(&self) -> bool {
         self.pending().next().is_some()
+    }
+
+    pub fn step(&self, address: &Address) -> Option<&Step> {
+        self.steps.iter().find(|s| &s.address == address)
     }
 }
 
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if !self.has_changes() {
-            return writeln!(f, "No changes: AWS matches the stack.");
+            writeln!(f, "No changes: AWS matches the stack.")?;
         }
-        for change in self.pending() {
-            let sign = match change.action {
+        for step in self.pending() {
+            let sign = match step.action {
                 Action::Create => "+",
                 Action::Update => "~",
                 Action::Replace => "-/+",
                 Action::Delete => "-",
                 Action::NoOp => " ",
             };
-            writeln!(f, "{sign:>3} {} {}", change.kind, change.id)?;
-            for field in &change.fields {
+            writeln!(f, "{sign:>3} {}", step.address)?;
+            for field in &step.fields {
                 writeln!(f, "        {}: {} → {}", field.field, field.old, field.new)?;
             }
         }
-        let count = |a: Action| self.changes.iter().filter(|c| c.action == a).count();
-        writeln!(
-            f,
-            "Plan: {} to create, {} to update, {} to replace, {} to delete.",
-            count(Action::Create),
-            count(Action::Update),
-            count(Action::Replace),
-            count(Action::Delete)
-        )
+        if self.has_changes() {
+            let count = |a: Action| self.steps.iter().filter(|s| s.action == a).count();
+            writeln!(
+                f,
+                "Plan: {} to create, {} to update, {} to replace, {} to delete.",
+                count(Action::Create),
+                count(Action::Update),
+                count(Action::Replace),
+                count(Action::Delete)
+            )?;
+        }
+        for blocker in &self.blockers {
+            writeln!(f, "Blocked: {blocker}")?;
+        }
+        Ok(())
     }
 }
+
+/// A plan written by `deployer plan --out`, with what it was made from, so
+/// `deployer apply plan.json` can refuse when either moved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedPlan {
+    /// Format of this file.
+    pub format: u32,
+    pub stack: String,
+    pub account: String,
+    pub region: String,
+    /// SHA-256 of stack.yaml and the files it names (truststore), as read.
+    pub stack_fingerprint: String,
+    pub plan: Plan,
+}
+
+pub const SAVED_PLAN_FORMAT: u32 = 1;

@@ -95,9 +95,13 @@ pub struct Clients {
 }
 
 pub async fn clients() -> Clients {
+    clients_in("eu-west-1").await
+}
+
+pub async fn clients_in(region: &'static str) -> Clients {
     let config = aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(crate::moto::endpoint())
-        .region(aws_config::Region::new("eu-west-1"))
+        .region(aws_config::Region::new(region))
         .credentials_provider(aws_sdk_iam::config::Credentials::new("testing", "testing", None, None, "tests"))
         .load()
         .await;
@@ -150,3 +154,30 @@ stage:
 }
 
 pub const SECRET: &str = "very-secret-introspection-password";
+
+/// The deployer's lock bucket in the tests' account and region.
+pub const LOCK_BUCKET: &str = "oauth-gateway-123456789012-eu-west-1";
+
+/// Writes `body` at `key` in the lock bucket (created if needed), as another
+/// run of the deployer would. Another test's teardown may remove the empty
+/// bucket meanwhile, so it tries a few times.
+pub async fn put_in_lock_bucket(aws: &Clients, key: &str, body: &[u8]) {
+    for _ in 0..5 {
+        let _ = aws
+            .s3
+            .create_bucket()
+            .bucket(LOCK_BUCKET)
+            .create_bucket_configuration(
+                aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                    .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
+                    .build(),
+            )
+            .send()
+            .await;
+        let put = aws.s3.put_object().bucket(LOCK_BUCKET).key(key).body(body.to_vec().into()).send().await;
+        if put.is_ok() {
+            return;
+        }
+    }
+    panic!("could not write {key} in the lock bucket");
+}

@@ -23,9 +23,11 @@ pub fn endpoint() -> String {
     static STARTED: OnceLock<(String, Mutex<Child>)> = OnceLock::new();
     STARTED
         .get_or_init(|| {
-            let server = crate::workspace_root().join(".venv-moto/bin/moto_server");
+            let root = crate::workspace_root();
+            let python = root.join(".venv-moto/bin/python");
+            let server = root.join("scripts/moto_server.py");
             assert!(
-                server.exists(),
+                root.join(".venv-moto/bin/moto_server").exists(),
                 "moto is not installed: run ./scripts/test (it installs moto in .venv-moto and starts it)"
             );
             let port =
@@ -33,7 +35,8 @@ pub fn endpoint() -> String {
             // A static is never dropped, so the server is tied to this test
             // process by a watchdog: it is stopped once the tests are gone.
             let watchdog = format!(
-                "\"{}\" -H 127.0.0.1 -p {port} & server=$!; while kill -0 {} 2>/dev/null; do sleep 1; done; kill $server",
+                "\"{}\" \"{}\" -H 127.0.0.1 -p {port} & server=$!; while kill -0 {} 2>/dev/null; do sleep 1; done; kill $server",
+                python.display(),
                 server.display(),
                 std::process::id()
             );
@@ -64,6 +67,8 @@ pub struct Call {
     pub service_operation: String,
     pub mutating: bool,
     pub request: Recorded,
+    /// When the proxy received it.
+    pub at: std::time::Instant,
 }
 
 /// Classifies a request by protocol: JSON (`X-Amz-Target`), query (`Action=`
@@ -84,39 +89,85 @@ pub fn classify(request: &Recorded) -> (String, bool) {
     (format!("{} {path}", request.method), !matches!(request.method.as_str(), "GET" | "HEAD"))
 }
 
+/// Changes an answer before the deployer sees it.
+pub type Rewrite = dyn Fn(&Recorded, &mut Reply) + Send + Sync;
+
 /// A recording proxy in front of moto.
 pub struct Proxy {
     server: TestServer,
     calls: Arc<Mutex<Vec<Call>>>,
+    concurrency: Arc<Concurrency>,
+}
+
+/// How many calls are in flight through the proxy, and the most there were.
+#[derive(Default)]
+struct Concurrency {
+    now: std::sync::atomic::AtomicUsize,
+    highest: std::sync::atomic::AtomicUsize,
 }
 
 impl Proxy {
     pub async fn start() -> Proxy {
-        Self::start_to(Some(endpoint())).await
+        Self::start_to(Some(endpoint()), Duration::ZERO, None).await
+    }
+
+    /// A proxy that holds every call for `delay` before passing it on, as a
+    /// real control plane takes 100–300 ms to answer.
+    pub async fn with_delay(delay: Duration) -> Proxy {
+        Self::start_to(Some(endpoint()), delay, None).await
+    }
+
+    /// A proxy that lets `rewrite` change moto's answers: to give the
+    /// deployer what AWS would answer where moto cannot.
+    pub async fn rewriting(rewrite: impl Fn(&Recorded, &mut Reply) + Send + Sync + 'static) -> Proxy {
+        Self::start_to(Some(endpoint()), Duration::ZERO, Some(Arc::new(rewrite))).await
     }
 
     /// A proxy with nothing behind it: records, and answers 500. For tests
     /// that expect no request at all.
     pub async fn dead_end() -> Proxy {
-        Self::start_to(None).await
+        Self::start_to(None, Duration::ZERO, None).await
     }
 
-    async fn start_to(upstream: Option<String>) -> Proxy {
+    async fn start_to(upstream: Option<String>, delay: Duration, rewrite: Option<Arc<Rewrite>>) -> Proxy {
         let calls: Arc<Mutex<Vec<Call>>> = Arc::new(Mutex::new(Vec::new()));
+        let concurrency = Arc::new(Concurrency::default());
         let recorded = calls.clone();
+        let in_flight = concurrency.clone();
         let client = reqwest::Client::new();
         let server = TestServer::start_async(Arc::new(move |request: Recorded| {
             let (service_operation, mutating) = classify(&request);
-            recorded.lock().expect("calls").push(Call { service_operation, mutating, request: request.clone() });
+            let at = std::time::Instant::now();
+            recorded.lock().expect("calls").push(Call { service_operation, mutating, request: request.clone(), at });
             let client = client.clone();
             let upstream = upstream.clone();
+            let rewrite = rewrite.clone();
+            let in_flight = in_flight.clone();
             Box::pin(async move {
-                let Some(upstream) = upstream else { return Reply::status(500, "no upstream") };
-                forward(&client, &upstream, request).await
+                use std::sync::atomic::Ordering;
+                let now = in_flight.now.fetch_add(1, Ordering::SeqCst) + 1;
+                in_flight.highest.fetch_max(now, Ordering::SeqCst);
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                let mut reply = match upstream {
+                    None => Reply::status(500, "no upstream"),
+                    Some(upstream) => forward(&client, &upstream, request.clone()).await,
+                };
+                if let Some(rewrite) = rewrite {
+                    rewrite(&request, &mut reply);
+                }
+                in_flight.now.fetch_sub(1, Ordering::SeqCst);
+                reply
             })
         }))
         .await;
-        Proxy { server, calls }
+        Proxy { server, calls, concurrency }
+    }
+
+    /// The most calls that were in flight at once since the last reset.
+    pub fn highest_concurrency(&self) -> usize {
+        self.concurrency.highest.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn url(&self) -> String {
@@ -131,9 +182,26 @@ impl Proxy {
         self.calls().into_iter().filter(|c| c.mutating).map(|c| c.service_operation).collect()
     }
 
+    /// Mutating calls on AWS resources: all of them but those on the
+    /// deployer's own lock (its S3 bucket `oauth-gateway-ACCOUNT-REGION`).
+    pub fn changes(&self) -> Vec<String> {
+        self.calls().into_iter().filter(|c| c.mutating && !is_lock_call(c)).map(|c| c.service_operation).collect()
+    }
+
+    /// Mutating calls on the deployer's lock.
+    pub fn lock_writes(&self) -> Vec<String> {
+        self.calls().into_iter().filter(|c| c.mutating && is_lock_call(c)).map(|c| c.service_operation).collect()
+    }
+
     pub fn reset(&self) {
         self.calls.lock().expect("calls").clear();
+        self.concurrency.highest.store(0, std::sync::atomic::Ordering::SeqCst);
     }
+}
+
+/// Whether a call is on the deployer's lock bucket (path-style S3).
+pub fn is_lock_call(call: &Call) -> bool {
+    call.request.path.starts_with("/oauth-gateway-")
 }
 
 async fn forward(client: &reqwest::Client, upstream: &str, request: Recorded) -> Reply {

@@ -1,123 +1,241 @@
 //! The REQUEST authorizer on the REST API: the Lambda function it calls, the
-//! role it assumes to call it, its identity sources and cache TTL.
+//! role it assumes to call it, its identity sources and cache TTL. A change
+//! reaches clients only with a new deployment.
+//!
+//! Authorizers carry no tags: in an API the stack created, every authorizer
+//! is the stack's; in an adopted API, only the one of the stack's name.
 
 use anyhow::Context as _;
 use aws_sdk_apigateway::types::{AuthorizerType, Op, PatchOperation};
+use serde::{Deserialize, Serialize};
 
-use super::{Diff, Resource};
+use super::rest_api::{self, RestApi};
+use super::{Context, Diff, Found, Kind, Ownership, Scope};
 use crate::aws::Aws;
-use crate::error::describe;
+use crate::error::SdkResult as _;
+use crate::plan::{Address, Outputs, Val};
 
-pub struct ApiAuthorizer {
-    pub api_id: String,
+pub struct ApiAuthorizer;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Spec {
+    pub api_id: Val,
     pub name: String,
-    pub function_arn: String,
+    /// `arn:{partition}:apigateway:{region}:lambda:path/2015-03-31/functions/{function}/invocations`.
+    pub uri: String,
     pub invoke_role_arn: String,
     pub identity_sources: Vec<String>,
     pub ttl_seconds: i32,
-    pub region: String,
 }
 
-#[derive(Debug)]
-pub struct ObservedAuthorizer {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    pub api_id: String,
     pub id: String,
+    pub name: String,
     pub kind: String,
     pub uri: String,
     pub credentials: String,
+    /// Identity sources as API Gateway lists them, spaces removed.
     pub identity_source: String,
     pub ttl_seconds: i32,
 }
 
-impl ApiAuthorizer {
-    fn uri(&self) -> String {
-        format!("arn:aws:apigateway:{}:lambda:path/2015-03-31/functions/{}/invocations", self.region, self.function_arn)
-    }
-
-    fn identity_source(&self) -> String {
-        self.identity_sources.join(", ")
-    }
+pub fn name(stack: &str) -> String {
+    format!("{stack}-oauth")
 }
 
-impl Resource for ApiAuthorizer {
-    const KIND: &'static str = "api_authorizer";
-    type Observed = ObservedAuthorizer;
+pub fn address(context: &Context<'_>) -> Address {
+    Address::new(ApiAuthorizer::NAME, name(&context.stack.name))
+}
 
-    fn id(&self) -> String {
-        self.name.clone()
+fn identity_source(spec: &Spec) -> String {
+    spec.identity_sources.join(", ")
+}
+
+/// The state in an `Authorizer` or a `CreateAuthorizerOutput` (same
+/// accessors, different types).
+macro_rules! state_of {
+    ($api_id:expr, $a:expr) => {
+        State {
+            api_id: $api_id.to_owned(),
+            id: $a.id().unwrap_or_default().to_owned(),
+            name: $a.name().unwrap_or_default().to_owned(),
+            kind: $a.r#type().map(|t| t.as_str().to_owned()).unwrap_or_default(),
+            uri: $a.authorizer_uri().unwrap_or_default().to_owned(),
+            credentials: $a.authorizer_credentials().unwrap_or_default().to_owned(),
+            identity_source: $a.identity_source().unwrap_or_default().replace(' ', ""),
+            ttl_seconds: $a.authorizer_result_ttl_in_seconds().unwrap_or(300),
+        }
+    };
+}
+
+async fn list(aws: &Aws, api_id: &str) -> anyhow::Result<Vec<State>> {
+    let page = aws.apigateway.get_authorizers().rest_api_id(api_id).limit(500).send().await.aws("GetAuthorizers")?;
+    Ok(page.items().iter().map(|a| state_of!(api_id, a)).collect())
+}
+
+impl Kind for ApiAuthorizer {
+    const NAME: &'static str = "api_authorizer";
+    const DEPENDS_ON: &'static [&'static str] = &["rest_api", "lambda_function", "iam_role"];
+    const OBSERVED_UNDER: &'static [&'static str] = &["rest_api"];
+    const NEEDS_DEPLOYMENT: bool = true;
+    const DELETED_WITH_PARENT: bool = true;
+    type Spec = Spec;
+    type State = State;
+
+    fn desired(context: &Context<'_>) -> anyhow::Result<Vec<Spec>> {
+        let function_arn = super::lambda_function::arn(context);
+        let a = &context.stack.authorizer;
+        Ok(vec![Spec {
+            api_id: rest_api::id(context),
+            name: name(&context.stack.name),
+            uri: format!(
+                "arn:{}:apigateway:{}:lambda:path/2015-03-31/functions/{function_arn}/invocations",
+                context.partition, context.region
+            ),
+            invoke_role_arn: super::iam_role::arn(context, &super::iam_role::invoke_role_name(&context.stack.name)),
+            identity_sources: a.identity_sources.clone(),
+            ttl_seconds: a.cache_ttl_seconds,
+        }])
     }
 
-    async fn find(&self, aws: &Aws) -> anyhow::Result<Option<ObservedAuthorizer>> {
-        let page = aws
-            .apigateway
-            .get_authorizers()
-            .rest_api_id(&self.api_id)
-            .limit(500)
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!("{}", describe(&e)))?;
-        Ok(page.items().iter().find(|a| a.name() == Some(self.name.as_str())).map(|a| ObservedAuthorizer {
-            id: a.id().unwrap_or_default().to_owned(),
-            kind: a.r#type().map(|t| t.as_str().to_owned()).unwrap_or_default(),
-            uri: a.authorizer_uri().unwrap_or_default().to_owned(),
-            credentials: a.authorizer_credentials().unwrap_or_default().to_owned(),
-            identity_source: a.identity_source().unwrap_or_default().replace(' ', ""),
-            ttl_seconds: a.authorizer_result_ttl_in_seconds().unwrap_or(300),
-        }))
+    fn name(spec: &Spec) -> String {
+        spec.name.clone()
     }
 
-    fn diff(&self, o: &ObservedAuthorizer) -> Diff {
+    async fn observe(scope: &Scope<'_, Spec>) -> anyhow::Result<Vec<Found<State>>> {
+        let Some(spec) = scope.desired.first() else { return Ok(Vec::new()) };
+        let Some(api) = rest_api::of(scope.parents, &spec.api_id) else { return Ok(Vec::new()) };
+        let parent = Address::new(RestApi::NAME, &api.name);
+        Ok(list(scope.aws, &api.state.id)
+            .await?
+            .into_iter()
+            .filter(|a| api.ownership == Ownership::Owned || a.name == spec.name)
+            .map(|a| Found::new(a.name.clone(), api.ownership, a).inside(parent.clone()))
+            .collect())
+    }
+
+    async fn find(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<Found<State>>> {
+        let api_id = spec.api_id.known()?;
+        let found = list(aws, api_id).await?.into_iter().find(|a| a.name == spec.name);
+        Ok(found.map(|a| Found::new(a.name.clone(), Ownership::Owned, a)))
+    }
+
+    fn diff(spec: &Spec, state: &State) -> Diff {
         let mut diff = Diff::default();
-        diff.field("type", o.kind.as_str(), "REQUEST");
-        diff.replace = o.kind != "REQUEST";
-        diff.field("authorizer_uri", o.uri.clone(), self.uri());
-        diff.field("authorizer_credentials", o.credentials.as_str(), self.invoke_role_arn.as_str());
-        diff.field("identity_source", o.identity_source.clone(), self.identity_source().replace(' ', ""));
-        diff.field("authorizer_result_ttl_in_seconds", o.ttl_seconds, self.ttl_seconds);
+        diff.field("type", state.kind.as_str(), "REQUEST");
+        diff.replace = state.kind != "REQUEST";
+        diff.field("authorizer_uri", state.uri.as_str(), spec.uri.as_str());
+        diff.field("authorizer_credentials", state.credentials.as_str(), spec.invoke_role_arn.as_str());
+        diff.field("identity_source", state.identity_source.clone(), identity_source(spec).replace(' ', ""));
+        diff.field("authorizer_result_ttl_in_seconds", state.ttl_seconds, spec.ttl_seconds);
         diff
     }
 
-    fn owned_by(&self, _: &ObservedAuthorizer, _: &str) -> bool {
-        true // lives inside the stack's API, under the stack's name
+    fn outputs(state: &State) -> Outputs {
+        [("id".to_owned(), state.id.clone())].into()
     }
 
-    async fn create(&self, aws: &Aws) -> anyhow::Result<ObservedAuthorizer> {
-        aws.apigateway
+    async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {
+        let api_id = spec.api_id.known()?;
+        let created = aws
+            .apigateway
             .create_authorizer()
-            .rest_api_id(&self.api_id)
-            .name(&self.name)
+            .rest_api_id(api_id)
+            .name(&spec.name)
             .r#type(AuthorizerType::Request)
-            .authorizer_uri(self.uri())
-            .authorizer_credentials(&self.invoke_role_arn)
-            .identity_source(self.identity_source())
-            .authorizer_result_ttl_in_seconds(self.ttl_seconds)
+            .authorizer_uri(&spec.uri)
+            .authorizer_credentials(&spec.invoke_role_arn)
+            .identity_source(identity_source(spec))
+            .authorizer_result_ttl_in_seconds(spec.ttl_seconds)
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("{}", describe(&e)))?;
-        self.find(aws).await?.context("authorizer missing right after creation")
+            .aws("CreateAuthorizer")?;
+        // API Gateway answers with the authorizer as created.
+        Ok(state_of!(api_id, created))
     }
 
-    async fn update(&self, aws: &Aws, o: &ObservedAuthorizer, _diff: &Diff) -> anyhow::Result<ObservedAuthorizer> {
+    async fn update(aws: &Aws, spec: &Spec, state: &State, diff: &Diff) -> anyhow::Result<State> {
         let replace =
             |path: &str, value: String| PatchOperation::builder().op(Op::Replace).path(path).value(value).build();
+        let mut patches = Vec::new();
+        if diff.has("authorizer_uri") {
+            patches.push(replace("/authorizerUri", spec.uri.clone()));
+        }
+        if diff.has("authorizer_credentials") {
+            patches.push(replace("/authorizerCredentials", spec.invoke_role_arn.clone()));
+        }
+        if diff.has("identity_source") {
+            patches.push(replace("/identitySource", identity_source(spec)));
+        }
+        if diff.has("authorizer_result_ttl_in_seconds") {
+            patches.push(replace("/authorizerResultTtlInSeconds", spec.ttl_seconds.to_string()));
+        }
         aws.apigateway
             .update_authorizer()
-            .rest_api_id(&self.api_id)
-            .authorizer_id(&o.id)
-            .patch_operations(replace("/authorizerUri", self.uri()))
-            .patch_operations(replace("/authorizerCredentials", self.invoke_role_arn.clone()))
-            .patch_operations(replace("/identitySource", self.identity_source()))
-            .patch_operations(replace("/authorizerResultTtlInSeconds", self.ttl_seconds.to_string()))
+            .rest_api_id(&state.api_id)
+            .authorizer_id(&state.id)
+            .set_patch_operations(Some(patches))
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("{}", describe(&e)))?;
-        self.find(aws).await?.context("authorizer vanished during update")
+            .aws("UpdateAuthorizer")?;
+        Ok(Self::find(aws, spec).await?.context("authorizer vanished during update")?.state)
     }
 
-    async fn delete(&self, aws: &Aws, o: &ObservedAuthorizer) -> anyhow::Result<()> {
-        match aws.apigateway.delete_authorizer().rest_api_id(&self.api_id).authorizer_id(&o.id).send().await {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found_exception()) => Ok(()),
-            Err(e) => anyhow::bail!("{}", describe(&e)),
+    async fn delete(aws: &Aws, state: &State) -> anyhow::Result<()> {
+        aws.apigateway
+            .delete_authorizer()
+            .rest_api_id(&state.api_id)
+            .authorizer_id(&state.id)
+            .send()
+            .await
+            .gone("DeleteAuthorizer")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::testing::{Case, check_diff};
+
+    fn spec() -> Spec {
+        Spec {
+            api_id: Val::Known("a1".into()),
+            name: "s-oauth".into(),
+            uri: "arn:aws:apigateway:eu-west-1:lambda:path/2015-03-31/functions/f/invocations".into(),
+            invoke_role_arn: "arn:aws:iam::1:role/s-authorizer-invoke".into(),
+            identity_sources: vec![
+                "method.request.header.Authorization".into(),
+                "context.identity.clientCert.clientCertPem".into(),
+            ],
+            ttl_seconds: 300,
         }
+    }
+
+    fn state() -> State {
+        State {
+            api_id: "a1".into(),
+            id: "z9".into(),
+            name: "s-oauth".into(),
+            kind: "REQUEST".into(),
+            uri: spec().uri,
+            credentials: spec().invoke_role_arn,
+            identity_source: "method.request.header.Authorization,context.identity.clientCert.clientCertPem".into(),
+            ttl_seconds: 300,
+        }
+    }
+
+    #[test]
+    fn diff() {
+        let cases: &[Case<State>] = &[
+            (|s| s.uri = "arn:other".into(), "authorizer_uri"),
+            (|s| s.credentials = String::new(), "authorizer_credentials"),
+            (|s| s.identity_source = "method.request.header.Authorization".into(), "identity_source"),
+            (|s| s.ttl_seconds = 0, "authorizer_result_ttl_in_seconds"),
+        ];
+        check_diff::<ApiAuthorizer>(&spec(), &state(), cases);
+        let token = State { kind: "TOKEN".into(), ..state() };
+        assert!(ApiAuthorizer::diff(&spec(), &token).replace, "a TOKEN authorizer is replaced");
     }
 }

@@ -3,31 +3,41 @@
 //! which forwards authorizer context keys as request headers
 //! (`integration.request.header.X-Sub = context.authorizer.sub`).
 //!
-//! A changed method or integration is replaced (delete + put) rather than
-//! patched: API Gateway refuses PutMethod on an existing method, and the
-//! replacement is equally idempotent.
+//! Every route of an API the stack created is the stack's: one it no longer
+//! declares is deleted. In an adopted API only the declared ones are touched.
+//! A changed integration is put again; a changed method is deleted and put
+//! again (API Gateway refuses PutMethod on an existing method).
 
 use std::collections::BTreeMap;
 
 use anyhow::Context as _;
 use aws_sdk_apigateway::types::IntegrationType;
+use serde::{Deserialize, Serialize};
 
-use super::{Diff, Resource};
+use super::rest_api::{self, RestApi};
+use super::{Context, Diff, Found, Kind, Ownership, Scope};
 use crate::aws::Aws;
-use crate::error::describe;
+use crate::error::SdkResult as _;
+use crate::plan::{Address, Outputs, Val};
 
-pub struct ApiRoute {
-    pub api_id: String,
-    pub authorizer_id: String,
+pub struct ApiRoute;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Spec {
+    pub api_id: Val,
+    pub authorizer_id: Val,
     pub method: String,
     pub path: String,
     pub backend: String,
     pub context_headers: BTreeMap<String, String>,
 }
 
-#[derive(Debug)]
-pub struct ObservedRoute {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    pub api_id: String,
     pub resource_id: String,
+    pub method: String,
+    pub path: String,
     pub authorization_type: String,
     pub authorizer_id: String,
     pub integration_type: String,
@@ -36,236 +46,332 @@ pub struct ObservedRoute {
     pub integration_parameters: BTreeMap<String, String>,
 }
 
-impl ApiRoute {
-    fn path_parameters(&self) -> Vec<String> {
-        self.path
-            .split('/')
-            .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
-            .map(|p| p.trim_end_matches('+').to_owned())
-            .collect()
-    }
-
-    fn method_parameters(&self) -> BTreeMap<String, bool> {
-        self.path_parameters().into_iter().map(|p| (format!("method.request.path.{p}"), true)).collect()
-    }
-
-    fn integration_parameters(&self) -> BTreeMap<String, String> {
-        let mut parameters: BTreeMap<String, String> = self
-            .path_parameters()
-            .into_iter()
-            .map(|p| (format!("integration.request.path.{p}"), format!("method.request.path.{p}")))
-            .collect();
-        for (header, key) in &self.context_headers {
-            parameters.insert(format!("integration.request.header.{header}"), format!("context.authorizer.{key}"));
-        }
-        parameters
-    }
-
-    /// The resource id of `path`, creating missing parts when `create` is set.
-    async fn resource_id(&self, aws: &Aws, create: bool) -> anyhow::Result<Option<String>> {
-        let mut by_path: BTreeMap<String, String> = BTreeMap::new();
-        let mut position = None;
-        loop {
-            let page = aws
-                .apigateway
-                .get_resources()
-                .rest_api_id(&self.api_id)
-                .limit(500)
-                .set_position(position)
-                .send()
-                .await
-                .map_err(|e| anyhow::anyhow!("{}", describe(&e)))?;
-            for resource in page.items() {
-                if let (Some(path), Some(id)) = (resource.path(), resource.id()) {
-                    by_path.insert(path.to_owned(), id.to_owned());
-                }
-            }
-            match page.position() {
-                Some(next) if !page.items().is_empty() => position = Some(next.to_owned()),
-                _ => break,
-            }
-        }
-        if let Some(id) = by_path.get(&self.path) {
-            return Ok(Some(id.clone()));
-        }
-        if !create {
-            return Ok(None);
-        }
-        let mut parent = by_path.get("/").cloned().context("the REST API has no root resource")?;
-        let mut current = String::new();
-        for part in self.path.trim_start_matches('/').split('/') {
-            current = format!("{current}/{part}");
-            parent = match by_path.get(&current) {
-                Some(id) => id.clone(),
-                None => {
-                    let created = aws
-                        .apigateway
-                        .create_resource()
-                        .rest_api_id(&self.api_id)
-                        .parent_id(&parent)
-                        .path_part(part)
-                        .send()
-                        .await
-                        .map_err(|e| anyhow::anyhow!("creating resource {current}: {}", describe(&e)))?;
-                    let id = created.id().context("CreateResource answered without an id")?.to_owned();
-                    by_path.insert(current.clone(), id.clone());
-                    id
-                }
-            };
-        }
-        Ok(Some(parent))
-    }
-
-    async fn put(&self, aws: &Aws, resource_id: &str) -> anyhow::Result<()> {
-        aws.apigateway
-            .put_method()
-            .rest_api_id(&self.api_id)
-            .resource_id(resource_id)
-            .http_method(&self.method)
-            .authorization_type("CUSTOM")
-            .authorizer_id(&self.authorizer_id)
-            .set_request_parameters(Some(self.method_parameters().into_iter().collect()))
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!("PutMethod: {}", describe(&e)))?;
-        aws.apigateway
-            .put_integration()
-            .rest_api_id(&self.api_id)
-            .resource_id(resource_id)
-            .http_method(&self.method)
-            .r#type(IntegrationType::HttpProxy)
-            .integration_http_method(&self.method)
-            .uri(&self.backend)
-            .set_request_parameters(Some(self.integration_parameters().into_iter().collect()))
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!("PutIntegration: {}", describe(&e)))?;
-        Ok(())
-    }
+fn path_parameters(path: &str) -> Vec<String> {
+    path.split('/')
+        .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+        .map(|p| p.trim_end_matches('+').to_owned())
+        .collect()
 }
 
-/// The methods of an API that no declared route covers, as routes to delete.
-/// `declared` holds (METHOD, path) pairs.
-pub async fn undeclared(aws: &Aws, api_id: &str, declared: &[(String, String)]) -> anyhow::Result<Vec<ApiRoute>> {
-    let mut extra = Vec::new();
-    let mut position = None;
-    loop {
-        let page = aws
-            .apigateway
-            .get_resources()
-            .rest_api_id(api_id)
-            .limit(500)
-            .embed("methods")
-            .set_position(position)
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!("{}", describe(&e)))?;
-        for resource in page.items() {
-            let path = resource.path().unwrap_or_default();
-            for method in resource.resource_methods().map(|m| m.keys().cloned().collect::<Vec<_>>()).unwrap_or_default()
-            {
-                if !declared.iter().any(|(m, p)| *m == method && p == path) {
-                    extra.push(ApiRoute {
-                        api_id: api_id.to_owned(),
-                        authorizer_id: String::new(),
-                        method,
-                        path: path.to_owned(),
-                        backend: String::new(),
-                        context_headers: BTreeMap::new(),
-                    });
-                }
-            }
-        }
-        match page.position() {
-            Some(next) if !page.items().is_empty() => position = Some(next.to_owned()),
-            _ => break,
-        }
-    }
-    extra.sort_by(|a, b| (&a.path, &a.method).cmp(&(&b.path, &b.method)));
-    Ok(extra)
+fn method_parameters(spec: &Spec) -> BTreeMap<String, bool> {
+    path_parameters(&spec.path).into_iter().map(|p| (format!("method.request.path.{p}"), true)).collect()
 }
 
-impl Resource for ApiRoute {
-    const KIND: &'static str = "api_route";
-    type Observed = ObservedRoute;
-
-    fn id(&self) -> String {
-        format!("{} {}", self.method, self.path)
+fn integration_parameters(spec: &Spec) -> BTreeMap<String, String> {
+    let mut parameters: BTreeMap<String, String> = path_parameters(&spec.path)
+        .into_iter()
+        .map(|p| (format!("integration.request.path.{p}"), format!("method.request.path.{p}")))
+        .collect();
+    for (header, key) in &spec.context_headers {
+        parameters.insert(format!("integration.request.header.{header}"), format!("context.authorizer.{key}"));
     }
+    parameters
+}
 
-    async fn find(&self, aws: &Aws) -> anyhow::Result<Option<ObservedRoute>> {
-        let Some(resource_id) = self.resource_id(aws, false).await? else { return Ok(None) };
-        let method = match aws
-            .apigateway
-            .get_method()
-            .rest_api_id(&self.api_id)
-            .resource_id(&resource_id)
-            .http_method(&self.method)
-            .send()
-            .await
-        {
-            Ok(method) => method,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found_exception()) => return Ok(None),
-            Err(e) => anyhow::bail!("{}", describe(&e)),
+/// Every method of the API, as routes, and the resource ids by path.
+async fn read_all(aws: &Aws, api_id: &str) -> anyhow::Result<(Vec<State>, BTreeMap<String, String>)> {
+    let resources: Vec<_> = aws
+        .apigateway
+        .get_resources()
+        .rest_api_id(api_id)
+        .limit(500)
+        .embed("methods")
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .aws("GetResources")?;
+    let mut routes = Vec::new();
+    let mut by_path = BTreeMap::new();
+    for resource in &resources {
+        let (Some(path), Some(resource_id)) = (resource.path(), resource.id()) else { continue };
+        by_path.insert(path.to_owned(), resource_id.to_owned());
+        for (method_name, method) in resource.resource_methods().into_iter().flatten() {
+            let integration = method.method_integration();
+            routes.push(State {
+                api_id: api_id.to_owned(),
+                resource_id: resource_id.to_owned(),
+                method: method_name.clone(),
+                path: path.to_owned(),
+                authorization_type: method.authorization_type().unwrap_or_default().to_owned(),
+                authorizer_id: method.authorizer_id().unwrap_or_default().to_owned(),
+                integration_type: integration
+                    .and_then(|i| i.r#type())
+                    .map(|t| t.as_str().to_owned())
+                    .unwrap_or_default(),
+                integration_uri: integration.and_then(|i| i.uri()).unwrap_or_default().to_owned(),
+                method_parameters: method
+                    .request_parameters()
+                    .map(|p| p.iter().map(|(k, v)| (k.clone(), *v)).collect())
+                    .unwrap_or_default(),
+                integration_parameters: integration
+                    .and_then(|i| i.request_parameters())
+                    .map(|p| p.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                    .unwrap_or_default(),
+            });
+        }
+    }
+    Ok((routes, by_path))
+}
+
+fn route_name(method: &str, path: &str) -> String {
+    format!("{method} {path}")
+}
+
+/// The resource id of `path`, creating the parts that are missing. Another
+/// process may still create a part between the read and the create: API
+/// Gateway's conflict then means "use the one that is there".
+async fn ensure_resource(aws: &Aws, api_id: &str, path: &str) -> anyhow::Result<String> {
+    let tree = rest_api::resource_tree(api_id);
+    let mut known = tree.lock().await;
+    let by_path = match known.as_mut() {
+        Some(by_path) => by_path,
+        None => known.insert(read_all(aws, api_id).await?.1),
+    };
+    let id = ensure_in(aws, api_id, path, by_path).await;
+    if id.is_err() {
+        *known = None; // read again next time
+    }
+    id
+}
+
+async fn ensure_in(
+    aws: &Aws,
+    api_id: &str,
+    path: &str,
+    by_path: &mut BTreeMap<String, String>,
+) -> anyhow::Result<String> {
+    let mut parent = by_path.get("/").cloned().context("the REST API has no root resource")?;
+    if path == "/" {
+        return Ok(parent);
+    }
+    let mut current = String::new();
+    for part in path.trim_start_matches('/').split('/') {
+        current = format!("{current}/{part}");
+        if let Some(id) = by_path.get(&current) {
+            parent = id.clone();
+            continue;
+        }
+        let created =
+            aws.apigateway.create_resource().rest_api_id(api_id).parent_id(&parent).path_part(part).send().await;
+        parent = match created {
+            Ok(resource) => resource.id().context("CreateResource answered without an id")?.to_owned(),
+            Err(e) if crate::error::code(&e) == Some("ConflictException") => {
+                *by_path = read_all(aws, api_id).await?.1;
+                by_path.get(&current).cloned().with_context(|| format!("resource {current} conflicts but is absent"))?
+            }
+            Err(e) => return Err(e).aws(&format!("CreateResource {current}")),
         };
-        let integration = method.method_integration();
-        Ok(Some(ObservedRoute {
-            resource_id,
-            authorization_type: method.authorization_type().unwrap_or_default().to_owned(),
-            authorizer_id: method.authorizer_id().unwrap_or_default().to_owned(),
-            integration_type: integration.and_then(|i| i.r#type()).map(|t| t.as_str().to_owned()).unwrap_or_default(),
-            integration_uri: integration.and_then(|i| i.uri()).unwrap_or_default().to_owned(),
-            method_parameters: method
-                .request_parameters()
-                .map(|p| p.iter().map(|(k, v)| (k.clone(), *v)).collect())
-                .unwrap_or_default(),
-            integration_parameters: integration
-                .and_then(|i| i.request_parameters())
-                .map(|p| p.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-                .unwrap_or_default(),
-        }))
+        by_path.insert(current.clone(), parent.clone());
+    }
+    Ok(parent)
+}
+
+async fn put_method(aws: &Aws, spec: &Spec, api_id: &str, resource_id: &str) -> anyhow::Result<()> {
+    aws.apigateway
+        .put_method()
+        .rest_api_id(api_id)
+        .resource_id(resource_id)
+        .http_method(&spec.method)
+        .authorization_type("CUSTOM")
+        .authorizer_id(spec.authorizer_id.known()?)
+        .set_request_parameters(Some(method_parameters(spec).into_iter().collect()))
+        .send()
+        .await
+        .aws("PutMethod")?;
+    Ok(())
+}
+
+async fn put_integration(aws: &Aws, spec: &Spec, api_id: &str, resource_id: &str) -> anyhow::Result<()> {
+    aws.apigateway
+        .put_integration()
+        .rest_api_id(api_id)
+        .resource_id(resource_id)
+        .http_method(&spec.method)
+        .r#type(IntegrationType::HttpProxy)
+        .integration_http_method(&spec.method)
+        .uri(&spec.backend)
+        .set_request_parameters(Some(integration_parameters(spec).into_iter().collect()))
+        .send()
+        .await
+        .aws("PutIntegration")?;
+    Ok(())
+}
+
+/// The route as just put: what PutMethod and PutIntegration were given (no
+/// read-back: the resource tree is the call API Gateway limits most).
+fn written(spec: &Spec, api_id: &str, resource_id: &str) -> anyhow::Result<State> {
+    Ok(State {
+        api_id: api_id.to_owned(),
+        resource_id: resource_id.to_owned(),
+        method: spec.method.clone(),
+        path: spec.path.clone(),
+        authorization_type: "CUSTOM".into(),
+        authorizer_id: spec.authorizer_id.known()?.to_owned(),
+        integration_type: "HTTP_PROXY".into(),
+        integration_uri: spec.backend.clone(),
+        method_parameters: method_parameters(spec),
+        integration_parameters: integration_parameters(spec),
+    })
+}
+
+impl Kind for ApiRoute {
+    const NAME: &'static str = "api_route";
+    const DEPENDS_ON: &'static [&'static str] = &["rest_api", "api_authorizer"];
+    const OBSERVED_UNDER: &'static [&'static str] = &["rest_api"];
+    const NEEDS_DEPLOYMENT: bool = true;
+    const DELETED_WITH_PARENT: bool = true;
+    type Spec = Spec;
+    type State = State;
+
+    fn desired(context: &Context<'_>) -> anyhow::Result<Vec<Spec>> {
+        let authorizer = super::api_authorizer::address(context);
+        Ok(context
+            .stack
+            .api
+            .routes
+            .iter()
+            .map(|r| Spec {
+                api_id: rest_api::id(context),
+                authorizer_id: Val::output(authorizer.clone(), "id"),
+                method: r.method.clone(),
+                path: r.path.clone(),
+                backend: r.backend.clone(),
+                context_headers: r.context_headers.clone(),
+            })
+            .collect())
     }
 
-    fn diff(&self, o: &ObservedRoute) -> Diff {
+    fn name(spec: &Spec) -> String {
+        route_name(&spec.method, &spec.path)
+    }
+
+    async fn observe(scope: &Scope<'_, Spec>) -> anyhow::Result<Vec<Found<State>>> {
+        let Some(spec) = scope.desired.first() else { return Ok(Vec::new()) };
+        let Some(api) = rest_api::of(scope.parents, &spec.api_id) else { return Ok(Vec::new()) };
+        let parent = Address::new(RestApi::NAME, &api.name);
+        let declared: Vec<String> = scope.desired.iter().map(Self::name).collect();
+        let (routes, _) = read_all(scope.aws, &api.state.id).await?;
+        Ok(routes
+            .into_iter()
+            .map(|r| Found::new(route_name(&r.method, &r.path), api.ownership, r).inside(parent.clone()))
+            .filter(|f| f.ownership == Ownership::Owned || declared.contains(&f.name))
+            .collect())
+    }
+
+    async fn find(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<Found<State>>> {
+        let name = Self::name(spec);
+        let (routes, _) = read_all(aws, spec.api_id.known()?).await?;
+        Ok(routes
+            .into_iter()
+            .find(|r| r.method == spec.method && r.path == spec.path)
+            .map(|r| Found::new(name, Ownership::Owned, r)))
+    }
+
+    fn diff(spec: &Spec, state: &State) -> Diff {
         let mut diff = Diff::default();
-        diff.field("authorization_type", o.authorization_type.as_str(), "CUSTOM");
-        diff.field("authorizer_id", o.authorizer_id.as_str(), self.authorizer_id.as_str());
-        diff.field("integration_type", o.integration_type.as_str(), "HTTP_PROXY");
-        diff.field("integration_uri", o.integration_uri.as_str(), self.backend.as_str());
-        diff.field("method_request_parameters", &o.method_parameters, &self.method_parameters());
-        diff.field("integration_request_parameters", &o.integration_parameters, &self.integration_parameters());
+        diff.field("authorization_type", state.authorization_type.as_str(), "CUSTOM");
+        diff.field("authorizer_id", state.authorizer_id.as_str(), spec.authorizer_id.shown().as_str());
+        diff.field("method_request_parameters", &state.method_parameters, &method_parameters(spec));
+        diff.field("integration_type", state.integration_type.as_str(), "HTTP_PROXY");
+        diff.field("integration_uri", state.integration_uri.as_str(), spec.backend.as_str());
+        diff.field("integration_request_parameters", &state.integration_parameters, &integration_parameters(spec));
         diff
     }
 
-    fn owned_by(&self, _: &ObservedRoute, _: &str) -> bool {
-        true // lives inside the stack's API
+    fn outputs(state: &State) -> Outputs {
+        [("resource_id".to_owned(), state.resource_id.clone())].into()
     }
 
-    async fn create(&self, aws: &Aws) -> anyhow::Result<ObservedRoute> {
-        let resource_id = self.resource_id(aws, true).await?.context("resource path could not be created")?;
-        self.put(aws, &resource_id).await?;
-        self.find(aws).await?.context("route missing right after creation")
+    async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {
+        let api_id = spec.api_id.known()?;
+        let resource_id = ensure_resource(aws, api_id, &spec.path).await?;
+        put_method(aws, spec, api_id, &resource_id).await?;
+        put_integration(aws, spec, api_id, &resource_id).await?;
+        written(spec, api_id, &resource_id)
     }
 
-    async fn update(&self, aws: &Aws, o: &ObservedRoute, _diff: &Diff) -> anyhow::Result<ObservedRoute> {
-        self.delete(aws, o).await?;
-        self.put(aws, &o.resource_id).await?;
-        self.find(aws).await?.context("route vanished during update")
+    async fn update(aws: &Aws, spec: &Spec, state: &State, diff: &Diff) -> anyhow::Result<State> {
+        let method_changed =
+            diff.has("authorization_type") || diff.has("authorizer_id") || diff.has("method_request_parameters");
+        if method_changed {
+            // Deleting the method deletes its integration: both go again.
+            Self::delete(aws, state).await?;
+            put_method(aws, spec, &state.api_id, &state.resource_id).await?;
+            put_integration(aws, spec, &state.api_id, &state.resource_id).await?;
+        } else {
+            put_integration(aws, spec, &state.api_id, &state.resource_id).await?;
+        }
+        written(spec, &state.api_id, &state.resource_id)
     }
 
-    async fn delete(&self, aws: &Aws, o: &ObservedRoute) -> anyhow::Result<()> {
-        match aws
-            .apigateway
+    async fn delete(aws: &Aws, state: &State) -> anyhow::Result<()> {
+        aws.apigateway
             .delete_method()
-            .rest_api_id(&self.api_id)
-            .resource_id(&o.resource_id)
-            .http_method(&self.method)
+            .rest_api_id(&state.api_id)
+            .resource_id(&state.resource_id)
+            .http_method(&state.method)
             .send()
             .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found_exception()) => Ok(()),
-            Err(e) => anyhow::bail!("{}", describe(&e)),
+            .gone("DeleteMethod")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::testing::{Case, check_diff};
+
+    fn spec() -> Spec {
+        Spec {
+            api_id: Val::Known("a1".into()),
+            authorizer_id: Val::Known("z9".into()),
+            method: "GET".into(),
+            path: "/pets/{id}".into(),
+            backend: "https://backend.example.com/pets/{id}".into(),
+            context_headers: [("X-Sub".to_owned(), "sub".to_owned())].into(),
         }
+    }
+
+    fn state() -> State {
+        State {
+            api_id: "a1".into(),
+            resource_id: "r1".into(),
+            method: "GET".into(),
+            path: "/pets/{id}".into(),
+            authorization_type: "CUSTOM".into(),
+            authorizer_id: "z9".into(),
+            integration_type: "HTTP_PROXY".into(),
+            integration_uri: "https://backend.example.com/pets/{id}".into(),
+            method_parameters: [("method.request.path.id".to_owned(), true)].into(),
+            integration_parameters: [
+                ("integration.request.path.id".to_owned(), "method.request.path.id".to_owned()),
+                ("integration.request.header.X-Sub".to_owned(), "context.authorizer.sub".to_owned()),
+            ]
+            .into(),
+        }
+    }
+
+    #[test]
+    fn diff() {
+        let cases: &[Case<State>] = &[
+            (|s| s.authorization_type = "NONE".into(), "authorization_type"),
+            (|s| s.authorizer_id = "old".into(), "authorizer_id"),
+            (|s| s.method_parameters.clear(), "method_request_parameters"),
+            (|s| s.integration_type = "HTTP".into(), "integration_type"),
+            (|s| s.integration_uri = "https://elsewhere.example.com".into(), "integration_uri"),
+            (
+                |s| drop(s.integration_parameters.remove("integration.request.header.X-Sub")),
+                "integration_request_parameters",
+            ),
+        ];
+        check_diff::<ApiRoute>(&spec(), &state(), cases);
+    }
+
+    #[test]
+    fn greedy_and_plain_path_parameters() {
+        assert_eq!(path_parameters("/a/{id}/b/{proxy+}"), ["id", "proxy"]);
+        assert!(path_parameters("/a/b").is_empty());
     }
 }

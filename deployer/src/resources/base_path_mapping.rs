@@ -1,14 +1,28 @@
 //! The base path of the custom domain mapped to the API's stage. It can only
-//! exist once the stage does, so it comes after the stage in the order.
-//! A mapping pointing elsewhere is replaced.
+//! exist once the domain and the stage do, and goes before the domain. A
+//! mapping pointing elsewhere is replaced.
 
-use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
 
-use super::{Diff, Resource};
+use super::domain_name::{self, DomainName};
+use super::{Context, Diff, Found, Kind, Ownership, Scope};
 use crate::aws::Aws;
-use crate::error::describe;
+use crate::error::SdkResult as _;
+use crate::plan::{Outputs, Val};
 
-pub struct BasePathMapping {
+pub struct BasePathMapping;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Spec {
+    pub domain: String,
+    /// Empty for the root.
+    pub base_path: String,
+    pub api_id: Val,
+    pub stage: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct State {
     pub domain: String,
     /// Empty for the root.
     pub base_path: String,
@@ -16,74 +30,143 @@ pub struct BasePathMapping {
     pub stage: String,
 }
 
-#[derive(Debug)]
-pub struct ObservedMapping {
-    pub api_id: String,
-    pub stage: String,
+/// API Gateway's name for the root mapping.
+const ROOT: &str = "(none)";
+
+fn key(base_path: &str) -> &str {
+    if base_path.is_empty() { ROOT } else { base_path }
 }
 
-impl BasePathMapping {
-    /// API Gateway's name for the root mapping.
-    fn key(&self) -> &str {
-        if self.base_path.is_empty() { "(none)" } else { &self.base_path }
-    }
+fn name(domain: &str, base_path: &str) -> String {
+    format!("{domain}/{base_path}")
 }
 
-impl Resource for BasePathMapping {
-    const KIND: &'static str = "base_path_mapping";
-    type Observed = ObservedMapping;
+async fn list(aws: &Aws, domain: &str) -> anyhow::Result<Vec<State>> {
+    let Some(page) = aws
+        .apigateway
+        .get_base_path_mappings()
+        .domain_name(domain)
+        .limit(500)
+        .send()
+        .await
+        .found("GetBasePathMappings")?
+    else {
+        return Ok(Vec::new());
+    };
+    Ok(page
+        .items()
+        .iter()
+        .map(|m| State {
+            domain: domain.to_owned(),
+            base_path: m.base_path().filter(|p| *p != ROOT).unwrap_or_default().to_owned(),
+            api_id: m.rest_api_id().unwrap_or_default().to_owned(),
+            stage: m.stage().unwrap_or_default().to_owned(),
+        })
+        .collect())
+}
 
-    fn id(&self) -> String {
-        format!("{}/{}", self.domain, self.base_path)
+impl Kind for BasePathMapping {
+    const NAME: &'static str = "base_path_mapping";
+    const DEPENDS_ON: &'static [&'static str] = &["domain_name", "stage"];
+    const OBSERVED_UNDER: &'static [&'static str] = &["domain_name"];
+    type Spec = Spec;
+    type State = State;
+
+    fn desired(context: &Context<'_>) -> anyhow::Result<Vec<Spec>> {
+        Ok(context
+            .stack
+            .domain
+            .iter()
+            .map(|d| Spec {
+                domain: d.name.clone(),
+                base_path: d.base_path.clone(),
+                api_id: super::rest_api::id(context),
+                stage: context.stack.stage.name.clone(),
+            })
+            .collect())
     }
 
-    async fn find(&self, aws: &Aws) -> anyhow::Result<Option<ObservedMapping>> {
-        match aws.apigateway.get_base_path_mapping().domain_name(&self.domain).base_path(self.key()).send().await {
-            Ok(m) => Ok(Some(ObservedMapping {
-                api_id: m.rest_api_id().unwrap_or_default().to_owned(),
-                stage: m.stage().unwrap_or_default().to_owned(),
-            })),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found_exception()) => Ok(None),
-            Err(e) => anyhow::bail!("{}", describe(&e)),
+    fn name(spec: &Spec) -> String {
+        name(&spec.domain, &spec.base_path)
+    }
+
+    async fn observe(scope: &Scope<'_, Spec>) -> anyhow::Result<Vec<Found<State>>> {
+        let mut found = Vec::new();
+        // Mappings on the stack's domains, declared or not (a domain the
+        // stack no longer declares still has its mappings to remove first).
+        for domain in scope.parents.of::<DomainName>().iter().filter(|d| d.ownership == Ownership::Owned) {
+            for mapping in list(scope.aws, &domain.name).await? {
+                let parent = domain_name::address(&domain.name);
+                found
+                    .push(Found::new(name(&domain.name, &mapping.base_path), Ownership::Owned, mapping).inside(parent));
+            }
         }
+        Ok(found)
     }
 
-    fn diff(&self, o: &ObservedMapping) -> Diff {
+    async fn find(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<Found<State>>> {
+        let found = list(aws, &spec.domain).await?.into_iter().find(|m| m.base_path == spec.base_path);
+        Ok(found.map(|m| Found::new(Self::name(spec), Ownership::Owned, m)))
+    }
+
+    fn diff(spec: &Spec, state: &State) -> Diff {
         let mut diff = Diff::default();
-        diff.field("rest_api_id", o.api_id.as_str(), self.api_id.as_str());
-        diff.field("stage", o.stage.as_str(), self.stage.as_str());
-        diff.replace = !diff.fields.is_empty();
+        diff.field("rest_api_id", state.api_id.as_str(), spec.api_id.shown().as_str());
+        diff.field("stage", state.stage.as_str(), spec.stage.as_str());
+        diff.replace = !diff.is_empty();
         diff
     }
 
-    fn owned_by(&self, _: &ObservedMapping, _: &str) -> bool {
-        true // lives on the stack's own domain
+    fn outputs(_: &State) -> Outputs {
+        Outputs::new()
     }
 
-    async fn create(&self, aws: &Aws) -> anyhow::Result<ObservedMapping> {
-        let mut request = aws
-            .apigateway
-            .create_base_path_mapping()
-            .domain_name(&self.domain)
-            .rest_api_id(&self.api_id)
-            .stage(&self.stage);
-        if !self.base_path.is_empty() {
-            request = request.base_path(&self.base_path);
+    async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {
+        let api_id = spec.api_id.known()?;
+        let mut request =
+            aws.apigateway.create_base_path_mapping().domain_name(&spec.domain).rest_api_id(api_id).stage(&spec.stage);
+        if !spec.base_path.is_empty() {
+            request = request.base_path(&spec.base_path);
         }
-        request.send().await.map_err(|e| anyhow::anyhow!("CreateBasePathMapping: {}", describe(&e)))?;
-        self.find(aws).await?.context("mapping missing right after creation")
+        request.send().await.aws("CreateBasePathMapping")?;
+        Ok(State {
+            domain: spec.domain.clone(),
+            base_path: spec.base_path.clone(),
+            api_id: api_id.to_owned(),
+            stage: spec.stage.clone(),
+        })
     }
 
-    async fn update(&self, aws: &Aws, o: &ObservedMapping, _: &Diff) -> anyhow::Result<ObservedMapping> {
-        self.delete(aws, o).await?;
-        self.create(aws).await
+    async fn update(aws: &Aws, spec: &Spec, state: &State, _: &Diff) -> anyhow::Result<State> {
+        Self::delete(aws, state).await?;
+        Self::create(aws, spec).await
     }
 
-    async fn delete(&self, aws: &Aws, _: &ObservedMapping) -> anyhow::Result<()> {
-        match aws.apigateway.delete_base_path_mapping().domain_name(&self.domain).base_path(self.key()).send().await {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found_exception()) => Ok(()),
-            Err(e) => anyhow::bail!("DeleteBasePathMapping: {}", describe(&e)),
-        }
+    async fn delete(aws: &Aws, state: &State) -> anyhow::Result<()> {
+        aws.apigateway
+            .delete_base_path_mapping()
+            .domain_name(&state.domain)
+            .base_path(key(&state.base_path))
+            .send()
+            .await
+            .gone("DeleteBasePathMapping")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diff() {
+        let spec =
+            Spec { domain: "d".into(), base_path: "v1".into(), api_id: Val::Known("a1".into()), stage: "prod".into() };
+        let state = State { domain: "d".into(), base_path: "v1".into(), api_id: "a1".into(), stage: "prod".into() };
+        assert!(BasePathMapping::diff(&spec, &state).is_empty());
+        let elsewhere = State { api_id: "a0".into(), ..state.clone() };
+        assert!(BasePathMapping::diff(&spec, &elsewhere).replace, "a mapping to another API is replaced");
+        let other_stage = State { stage: "dev".into(), ..state };
+        assert!(BasePathMapping::diff(&spec, &other_stage).has("stage"));
+        assert_eq!(key(""), ROOT);
     }
 }

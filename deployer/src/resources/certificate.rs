@@ -1,196 +1,308 @@
-//! The ACM certificate of the custom domain, requested with DNS validation.
-//! ACM keeps it PENDING_VALIDATION until the CNAME records it names exist,
-//! so creation prints those records and waits (with progress, bounded) for
-//! ISSUED. A certificate given by ARN is only checked, never created.
+//! The ACM certificate of the custom domain: requested with DNS validation
+//! (and tagged), or given by ARN (then only checked, never created or
+//! deleted). ACM keeps a requested certificate PENDING_VALIDATION until the
+//! CNAME records it names exist: creating one prints those records and waits
+//! (with progress, bounded) for ISSUED; `deployer output` shows them too.
+//!
+//! Among the stack's certificates for a domain, an ISSUED one is preferred;
+//! one in a terminal state (FAILED, VALIDATION_TIMED_OUT, EXPIRED, REVOKED)
+//! is replaced; the others are the stack's leftovers and are deleted.
 
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use aws_sdk_acm::types::{CertificateStatus, Tag, ValidationMethod};
+use aws_sdk_acm::types::{CertificateSummary, Tag, ValidationMethod};
+use serde::{Deserialize, Serialize};
 
-use super::{Diff, OWNER_TAG, Resource};
+use super::domain_name;
+use super::{Context, Diff, Found, Kind, OWNER_TAG, Ownership, Scope};
 use crate::aws::Aws;
-use crate::error::describe;
+use crate::error::SdkResult as _;
+use crate::plan::{Address, Outputs, Val};
+use crate::stack::CertificateSpec;
 
-pub struct Certificate {
+/// How long `apply` waits for a requested certificate to be ISSUED.
+const ISSUE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+const TERMINAL: &[&str] = &["FAILED", "VALIDATION_TIMED_OUT", "EXPIRED", "REVOKED"];
+
+pub struct Certificate;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Spec {
     pub stack: String,
     pub domain: String,
-    /// How long to wait for ISSUED.
-    pub timeout: Duration,
+    /// A certificate given by ARN: checked, never created.
+    pub existing_arn: Option<String>,
 }
 
-#[derive(Debug)]
-pub struct ObservedCertificate {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct State {
     pub arn: String,
+    pub domain: String,
     pub status: String,
-    pub owner: Option<String>,
+    /// `AMAZON_ISSUED`, `IMPORTED` or `PRIVATE`.
+    pub kind: String,
+    /// The DNS records ACM waits for: (name, type, value).
+    pub validation_records: Vec<(String, String, String)>,
+    pub in_use_by: Vec<String>,
 }
 
-/// Checks a certificate given by ARN (never created or deleted by the stack).
-pub async fn require_issued(aws: &Aws, arn: &str) -> anyhow::Result<()> {
-    let output = aws
-        .acm
-        .describe_certificate()
-        .certificate_arn(arn)
+pub fn address(domain: &str) -> Address {
+    Address::new(Certificate::NAME, domain)
+}
+
+/// The domain's certificate ARN, for the domain's spec.
+pub fn arn(context: &Context<'_>) -> Option<Val> {
+    let domain = context.stack.domain.as_ref()?;
+    Some(match &domain.certificate {
+        CertificateSpec::Existing(arn) => Val::Known(arn.clone()),
+        CertificateSpec::Request => Val::output(address(&domain.name), "arn"),
+    })
+}
+
+async fn describe(aws: &Aws, arn: &str) -> anyhow::Result<Option<State>> {
+    let Some(output) = aws.acm.describe_certificate().certificate_arn(arn).send().await.found("DescribeCertificate")?
+    else {
+        return Ok(None);
+    };
+    let c = output.certificate.context("DescribeCertificate answered without a certificate")?;
+    Ok(Some(State {
+        arn: arn.to_owned(),
+        domain: c.domain_name().unwrap_or_default().to_owned(),
+        status: c.status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+        kind: c.r#type().map(|t| t.as_str().to_owned()).unwrap_or_default(),
+        validation_records: c
+            .domain_validation_options()
+            .iter()
+            .filter_map(|o| o.resource_record())
+            .map(|r| (r.name().to_owned(), r.r#type().as_str().to_owned(), r.value().to_owned()))
+            .collect(),
+        in_use_by: c.in_use_by().to_vec(),
+    }))
+}
+
+async fn owner(aws: &Aws, arn: &str) -> anyhow::Result<Option<String>> {
+    let tags = aws.acm.list_tags_for_certificate().certificate_arn(arn).send().await.aws("ListTagsForCertificate")?;
+    Ok(tags.tags().iter().find(|t| t.key() == OWNER_TAG).and_then(|t| t.value()).map(str::to_owned))
+}
+
+/// Every certificate summary of the region (ACM pages them).
+async fn list(aws: &Aws) -> anyhow::Result<Vec<CertificateSummary>> {
+    aws.acm
+        .list_certificates()
+        .into_paginator()
+        .items()
         .send()
+        .collect::<Result<Vec<_>, _>>()
         .await
-        .map_err(|e| anyhow::anyhow!("reading certificate {arn}: {}", describe(&e)))?;
-    let status = output.certificate().and_then(|c| c.status());
-    anyhow::ensure!(
-        status == Some(&CertificateStatus::Issued),
-        "certificate {arn} is {}, not ISSUED",
-        status.map_or("unknown", |s| s.as_str())
-    );
-    Ok(())
+        .aws("ListCertificates")
 }
 
-impl Certificate {
-    async fn describe(&self, aws: &Aws, arn: &str) -> anyhow::Result<ObservedCertificate> {
-        let certificate = aws
-            .acm
-            .describe_certificate()
-            .certificate_arn(arn)
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!("DescribeCertificate: {}", describe(&e)))?
-            .certificate
-            .context("DescribeCertificate answered without a certificate")?;
-        let tags = aws
-            .acm
-            .list_tags_for_certificate()
-            .certificate_arn(arn)
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!("ListTagsForCertificate: {}", describe(&e)))?;
-        Ok(ObservedCertificate {
-            arn: arn.to_owned(),
-            status: certificate.status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
-            owner: tags.tags().iter().find(|t| t.key() == OWNER_TAG).and_then(|t| t.value()).map(str::to_owned),
-        })
-    }
+/// The stack's certificates for `domain`, best first (ISSUED, then pending,
+/// then the rest).
+async fn owned_for(aws: &Aws, stack: &str, domain: &str) -> anyhow::Result<Vec<State>> {
+    owned_among(aws, stack, domain, &list(aws).await?).await
+}
 
-    async fn wait_issued(&self, aws: &Aws, arn: &str) -> anyhow::Result<ObservedCertificate> {
-        let started = Instant::now();
-        let mut shown_records = false;
-        loop {
-            let output = aws
-                .acm
-                .describe_certificate()
-                .certificate_arn(arn)
-                .send()
-                .await
-                .map_err(|e| anyhow::anyhow!("DescribeCertificate: {}", describe(&e)))?;
-            let certificate = output.certificate.context("no certificate in answer")?;
-            match certificate.status() {
-                Some(CertificateStatus::Issued) => return self.describe(aws, arn).await,
-                Some(CertificateStatus::PendingValidation) | None => {}
-                Some(other) => anyhow::bail!(
-                    "certificate {arn} is {}: {}",
-                    other.as_str(),
-                    certificate.failure_reason().map(|r| r.as_str()).unwrap_or("")
-                ),
-            }
-            if !shown_records {
-                let records: Vec<String> = certificate
-                    .domain_validation_options()
-                    .iter()
-                    .filter_map(|o| o.resource_record())
-                    .map(|r| format!("      {} {} {}", r.name(), r.r#type().as_str(), r.value()))
-                    .collect();
-                if !records.is_empty() {
-                    eprintln!(
-                        "    ACM validates {} by DNS; these records must exist:\n{}",
-                        self.domain,
-                        records.join("\n")
-                    );
-                    shown_records = true;
-                }
-            }
-            anyhow::ensure!(
-                started.elapsed() < self.timeout,
-                "certificate {arn} for {} still PENDING_VALIDATION after {}s: create the DNS records above, then run apply again",
-                self.domain,
-                self.timeout.as_secs()
-            );
-            eprintln!("    waiting for the certificate to be issued ({}s)...", started.elapsed().as_secs());
-            tokio::time::sleep(Duration::from_secs(10).min(self.timeout)).await;
+async fn owned_among(
+    aws: &Aws,
+    stack: &str,
+    domain: &str,
+    summaries: &[CertificateSummary],
+) -> anyhow::Result<Vec<State>> {
+    // Each candidate's tags and details at the same time, all candidates at once.
+    let candidates = summaries.iter().filter(|s| s.domain_name() == Some(domain)).filter_map(|s| s.certificate_arn());
+    let reads = candidates.map(|arn| async move { tokio::try_join!(owner(aws, arn), describe(aws, arn)) });
+    let mut found: Vec<State> = futures::future::try_join_all(reads)
+        .await?
+        .into_iter()
+        .filter(|(owner, _)| owner.as_deref() == Some(stack))
+        .filter_map(|(_, state)| state)
+        .collect();
+    let rank = |s: &State| match s.status.as_str() {
+        "ISSUED" => 0,
+        "PENDING_VALIDATION" => 1,
+        status if TERMINAL.contains(&status) => 3,
+        _ => 2,
+    };
+    found.sort_by_key(|s| (rank(s), s.arn.clone()));
+    Ok(found)
+}
+
+/// Waits for ISSUED, showing the validation records once.
+async fn wait_issued(aws: &Aws, arn: &str) -> anyhow::Result<State> {
+    let started = Instant::now();
+    let mut shown_records = false;
+    loop {
+        let state = describe(aws, arn).await?.with_context(|| format!("certificate {arn} vanished"))?;
+        match state.status.as_str() {
+            "ISSUED" => return Ok(state),
+            "PENDING_VALIDATION" | "" => {}
+            other => anyhow::bail!("certificate {arn} is {other}"),
         }
+        if !shown_records && !state.validation_records.is_empty() {
+            let records: Vec<String> =
+                state.validation_records.iter().map(|(n, t, v)| format!("      {n} {t} {v}")).collect();
+            eprintln!("    ACM validates {} by DNS; these records must exist:\n{}", state.domain, records.join("\n"));
+            shown_records = true;
+        }
+        anyhow::ensure!(
+            started.elapsed() < ISSUE_TIMEOUT,
+            "certificate {arn} for {} still PENDING_VALIDATION after {}s: create the DNS records above, then run \
+             apply again",
+            state.domain,
+            ISSUE_TIMEOUT.as_secs()
+        );
+        eprintln!("    waiting for the certificate to be issued ({}s)...", started.elapsed().as_secs());
+        tokio::time::sleep(Duration::from_secs(10)).await;
     }
 }
 
-impl Resource for Certificate {
-    const KIND: &'static str = "acm_certificate";
-    type Observed = ObservedCertificate;
+impl Kind for Certificate {
+    const NAME: &'static str = "certificate";
+    const DEPENDS_ON: &'static [&'static str] = &[];
+    type Spec = Spec;
+    type State = State;
 
-    fn id(&self) -> String {
-        self.domain.clone()
+    fn desired(context: &Context<'_>) -> anyhow::Result<Vec<Spec>> {
+        Ok(context
+            .stack
+            .domain
+            .iter()
+            .map(|domain| Spec {
+                stack: context.stack.name.clone(),
+                domain: domain.name.clone(),
+                existing_arn: match &domain.certificate {
+                    CertificateSpec::Existing(arn) => Some(arn.clone()),
+                    CertificateSpec::Request => None,
+                },
+            })
+            .collect())
     }
 
-    async fn find(&self, aws: &Aws) -> anyhow::Result<Option<ObservedCertificate>> {
-        let mut next = None;
-        loop {
-            let page = aws
-                .acm
-                .list_certificates()
-                .set_next_token(next)
-                .send()
-                .await
-                .map_err(|e| anyhow::anyhow!("ListCertificates: {}", describe(&e)))?;
-            for summary in page.certificate_summary_list() {
-                if summary.domain_name() == Some(self.domain.as_str())
-                    && let Some(arn) = summary.certificate_arn()
-                {
-                    let observed = self.describe(aws, arn).await?;
-                    if observed.owner.as_deref() == Some(self.stack.as_str()) {
-                        return Ok(Some(observed));
-                    }
+    fn name(spec: &Spec) -> String {
+        spec.domain.clone()
+    }
+
+    async fn observe(scope: &Scope<'_, Spec>) -> anyhow::Result<Vec<Found<State>>> {
+        let mut found = Vec::new();
+        let mut requested: Vec<&str> = Vec::new();
+        for spec in &scope.desired {
+            match &spec.existing_arn {
+                Some(arn) => {
+                    let state =
+                        describe(scope.aws, arn).await?.with_context(|| format!("certificate {arn} does not exist"))?;
+                    found.push(Found::new(spec.domain.clone(), Ownership::Adopted, state));
                 }
-            }
-            match page.next_token() {
-                Some(token) => next = Some(token.to_owned()),
-                None => return Ok(None),
+                None => requested.push(&spec.domain),
             }
         }
+        // And the certificates of the stack's domains that stack.yaml no longer
+        // declares. The domains are listed here rather than observed first
+        // (OBSERVED_UNDER): one more call, but not one more round for every run.
+        let (summaries, owned_domains) =
+            tokio::try_join!(list(scope.aws), domain_name::owned_names(scope.aws, scope.stack))?;
+        let undeclared: Vec<String> =
+            owned_domains.into_iter().filter(|d| !scope.desired.iter().any(|s| s.domain == *d)).collect();
+        requested.extend(undeclared.iter().map(String::as_str));
+        let reads = requested.iter().map(|domain| owned_among(scope.aws, scope.stack, domain, &summaries));
+        for (domain, states) in requested.iter().zip(futures::future::try_join_all(reads).await?) {
+            for (i, state) in states.into_iter().enumerate() {
+                // The best one is the domain's; any other is a leftover to delete.
+                let name = if i == 0 { (*domain).to_owned() } else { format!("{domain} ({})", state.arn) };
+                found.push(Found::new(name, Ownership::Owned, state));
+            }
+        }
+        Ok(found)
     }
 
-    fn diff(&self, o: &ObservedCertificate) -> Diff {
+    async fn find(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<Found<State>>> {
+        if let Some(arn) = &spec.existing_arn {
+            return Ok(describe(aws, arn).await?.map(|s| Found::new(spec.domain.clone(), Ownership::Adopted, s)));
+        }
+        let best = owned_for(aws, &spec.stack, &spec.domain).await?.into_iter().next();
+        Ok(best.map(|s| Found::new(spec.domain.clone(), Ownership::Owned, s)))
+    }
+
+    fn diff(spec: &Spec, state: &State) -> Diff {
         let mut diff = Diff::default();
-        diff.field("status", o.status.as_str(), "ISSUED");
+        if spec.existing_arn.is_none() {
+            diff.field("status", state.status.as_str(), "ISSUED");
+            diff.replace = TERMINAL.contains(&state.status.as_str());
+        }
         diff
     }
 
-    fn owned_by(&self, o: &ObservedCertificate, stack: &str) -> bool {
-        o.owner.as_deref() == Some(stack)
+    fn blockers(spec: Option<&Spec>, state: &State) -> Vec<String> {
+        match spec {
+            Some(spec) if spec.existing_arn.is_some() && state.status != "ISSUED" => {
+                vec![format!("certificate {} is {}, not ISSUED", state.arn, state.status)]
+            }
+            _ => Vec::new(),
+        }
     }
 
-    async fn create(&self, aws: &Aws) -> anyhow::Result<ObservedCertificate> {
+    fn outputs(state: &State) -> Outputs {
+        [("arn".to_owned(), state.arn.clone())].into()
+    }
+
+    async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {
+        anyhow::ensure!(spec.existing_arn.is_none(), "certificate {} does not exist", spec.domain);
         let output = aws
             .acm
             .request_certificate()
-            .domain_name(&self.domain)
+            .domain_name(&spec.domain)
             .validation_method(ValidationMethod::Dns)
             // No idempotency token: ACM would answer a token reused within the
             // hour with the earlier certificate, even one a teardown deleted.
             // The owner tag travels in this same request, so after an
             // interruption the next run finds the certificate by its tag.
-            .tags(Tag::builder().key(OWNER_TAG).value(&self.stack).build()?)
+            .tags(Tag::builder().key(OWNER_TAG).value(&spec.stack).build()?)
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("RequestCertificate: {}", describe(&e)))?;
-        let arn = output.certificate_arn().context("RequestCertificate answered without an ARN")?.to_owned();
-        self.wait_issued(aws, &arn).await
+            .aws("RequestCertificate")?;
+        let arn = output.certificate_arn().context("RequestCertificate answered without an ARN")?;
+        wait_issued(aws, arn).await
     }
 
-    async fn update(&self, aws: &Aws, o: &ObservedCertificate, _: &Diff) -> anyhow::Result<ObservedCertificate> {
+    async fn update(aws: &Aws, _: &Spec, state: &State, _: &Diff) -> anyhow::Result<State> {
         // Nothing to change: pending validation is waited out.
-        self.wait_issued(aws, &o.arn).await
+        wait_issued(aws, &state.arn).await
     }
 
-    async fn delete(&self, aws: &Aws, o: &ObservedCertificate) -> anyhow::Result<()> {
-        match aws.acm.delete_certificate().certificate_arn(&o.arn).send().await {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => Ok(()),
-            Err(e) => anyhow::bail!("DeleteCertificate: {}", describe(&e)),
+    async fn delete(aws: &Aws, state: &State) -> anyhow::Result<()> {
+        aws.acm.delete_certificate().certificate_arn(&state.arn).send().await.gone("DeleteCertificate")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(status: &str) -> State {
+        State {
+            arn: "arn:aws:acm:eu-west-1:1:certificate/c".into(),
+            domain: "api.example.com".into(),
+            status: status.into(),
+            kind: "AMAZON_ISSUED".into(),
+            validation_records: Vec::new(),
+            in_use_by: Vec::new(),
         }
+    }
+
+    #[test]
+    fn diff() {
+        let requested = Spec { stack: "s".into(), domain: "api.example.com".into(), existing_arn: None };
+        assert!(Certificate::diff(&requested, &state("ISSUED")).is_empty());
+        let pending = Certificate::diff(&requested, &state("PENDING_VALIDATION"));
+        assert!(pending.has("status") && !pending.replace, "a pending certificate is waited for");
+        for terminal in TERMINAL {
+            assert!(Certificate::diff(&requested, &state(terminal)).replace, "{terminal} is replaced");
+        }
+        let existing = Spec { existing_arn: Some("arn:aws:acm:eu-west-1:1:certificate/c".into()), ..requested };
+        assert!(Certificate::diff(&existing, &state("PENDING_VALIDATION")).is_empty(), "never changed");
+        assert_eq!(Certificate::blockers(Some(&existing), &state("PENDING_VALIDATION")).len(), 1);
+        assert!(Certificate::blockers(Some(&existing), &state("ISSUED")).is_empty());
     }
 }

@@ -2,10 +2,17 @@
 //! truststore in S3 at a given object version. A new truststore version is
 //! an in-place update of `truststoreVersion`.
 //!
-//! The truststore version the deployer last set is also kept in a tag. AWS
-//! always reports `mutualTlsAuthentication` for a domain created with it,
-//! and that answer wins; the tag is only read when the answer lacks the
-//! field (moto 5.2.5 drops it), so such a stand-in still converges.
+//! AWS checks the truststore when the domain is created or updated and
+//! reports bad certificates in it (expired, not a CA, weak key) only as
+//! `truststoreWarnings`, leaving mutual TLS on: the clients those certificates
+//! were meant for are locked out. Such warnings stop `apply` unless the stack
+//! says to accept them (`domain.accept_truststore_warnings`).
+//!
+//! The truststore (URI and version) the deployer last set is also kept in
+//! tags. AWS always reports `mutualTlsAuthentication` for a domain created
+//! with it, and that answer wins; the tags are only read when the answer
+//! lacks the field (moto 5.2.5 drops it), so such a stand-in still converges
+//! and a domain the stack no longer declares still leads to its truststore.
 
 use std::collections::HashMap;
 
@@ -13,145 +20,319 @@ use anyhow::Context as _;
 use aws_sdk_apigateway::types::{
     EndpointConfiguration, EndpointType, MutualTlsAuthenticationInput, Op, PatchOperation, SecurityPolicy,
 };
+use serde::{Deserialize, Serialize};
 
-use super::{Diff, OWNER_TAG, Resource};
+use super::{Context, Diff, Found, Kind, OWNER_TAG, Ownership, Scope};
 use crate::aws::Aws;
-use crate::error::describe;
+use crate::error::SdkResult as _;
+use crate::plan::{Address, Outputs, Val};
 
 const TRUSTSTORE_VERSION_TAG: &str = "oauth-gateway:truststore-version";
+const TRUSTSTORE_URI_TAG: &str = "oauth-gateway:truststore-uri";
 
-pub struct DomainName {
+pub struct DomainName;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Spec {
     pub stack: String,
     pub name: String,
-    pub certificate_arn: String,
+    pub certificate_arn: Val,
     pub security_policy: String,
     pub truststore_uri: String,
-    pub truststore_version: String,
+    pub truststore_version: Val,
+    pub accept_truststore_warnings: bool,
 }
 
-#[derive(Debug)]
-pub struct ObservedDomain {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    pub name: String,
     pub certificate_arn: String,
     pub security_policy: String,
     pub regional: bool,
     pub truststore_uri: Option<String>,
     pub truststore_version: Option<String>,
-    pub owner: Option<String>,
+    pub truststore_warnings: Vec<String>,
+    /// Where DNS must point (an alias to this name, in this hosted zone).
+    pub regional_domain_name: String,
+    pub regional_hosted_zone_id: String,
 }
 
-impl Resource for DomainName {
-    const KIND: &'static str = "domain_name";
-    type Observed = ObservedDomain;
+pub fn address(name: &str) -> Address {
+    Address::new(DomainName::NAME, name)
+}
 
-    fn id(&self) -> String {
-        self.name.clone()
+/// The fields a domain is read from, the same in a `GetDomainNames` item and
+/// a `GetDomainName` answer (two types with the same accessors).
+struct Raw<'a> {
+    name: Option<&'a str>,
+    certificate_arn: Option<&'a str>,
+    security_policy: Option<&'a SecurityPolicy>,
+    endpoint: Option<&'a EndpointConfiguration>,
+    mtls: Option<&'a aws_sdk_apigateway::types::MutualTlsAuthentication>,
+    regional_domain_name: Option<&'a str>,
+    regional_hosted_zone_id: Option<&'a str>,
+    tags: Option<&'a HashMap<String, String>>,
+}
+
+macro_rules! raw {
+    ($domain:expr) => {
+        Raw {
+            name: $domain.domain_name(),
+            certificate_arn: $domain.regional_certificate_arn(),
+            security_policy: $domain.security_policy(),
+            endpoint: $domain.endpoint_configuration(),
+            mtls: $domain.mutual_tls_authentication(),
+            regional_domain_name: $domain.regional_domain_name(),
+            regional_hosted_zone_id: $domain.regional_hosted_zone_id(),
+            tags: $domain.tags(),
+        }
+    };
+}
+
+fn found(raw: Raw<'_>, stack: &str, truststore_uri: Option<&str>) -> Found<State> {
+    let tag = |name: &str| raw.tags.and_then(|t| t.get(name)).cloned();
+    let tagged_version = tag(TRUSTSTORE_VERSION_TAG);
+    let mut state = State {
+        name: raw.name.unwrap_or_default().to_owned(),
+        certificate_arn: raw.certificate_arn.unwrap_or_default().to_owned(),
+        security_policy: raw.security_policy.map(|p| p.as_str().to_owned()).unwrap_or_default(),
+        regional: raw.endpoint.is_some_and(|c| c.types().contains(&EndpointType::Regional)),
+        truststore_uri: raw.mtls.and_then(|m| m.truststore_uri().map(str::to_owned)),
+        truststore_version: match raw.mtls {
+            Some(m) => m.truststore_version().map(str::to_owned),
+            None => tagged_version,
+        },
+        truststore_warnings: raw.mtls.map(|m| m.truststore_warnings().to_vec()).unwrap_or_default(),
+        regional_domain_name: raw.regional_domain_name.unwrap_or_default().to_owned(),
+        regional_hosted_zone_id: raw.regional_hosted_zone_id.unwrap_or_default().to_owned(),
+    };
+    if raw.mtls.is_none() && state.truststore_version.is_some() {
+        // moto drops the field; the tags say mutual TLS was set, and where.
+        state.truststore_uri = tag(TRUSTSTORE_URI_TAG).or_else(|| truststore_uri.map(str::to_owned));
+    }
+    let owned = raw.tags.and_then(|t| t.get(OWNER_TAG)).is_some_and(|owner| owner == stack);
+    Found::new(state.name.clone(), if owned { Ownership::Owned } else { Ownership::Foreign }, state)
+}
+
+async fn list(aws: &Aws) -> anyhow::Result<Vec<aws_sdk_apigateway::types::DomainName>> {
+    aws.apigateway
+        .get_domain_names()
+        .limit(500)
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .aws("GetDomainNames")
+}
+
+/// The names of the custom domains that carry `stack`'s tag.
+pub async fn owned_names(aws: &Aws, stack: &str) -> anyhow::Result<Vec<String>> {
+    Ok(list(aws)
+        .await?
+        .iter()
+        .filter(|d| d.tags().and_then(|t| t.get(OWNER_TAG)).is_some_and(|owner| owner == stack))
+        .filter_map(|d| d.domain_name().map(str::to_owned))
+        .collect())
+}
+
+impl Kind for DomainName {
+    const NAME: &'static str = "domain_name";
+    const DEPENDS_ON: &'static [&'static str] = &["certificate", "truststore"];
+    type Spec = Spec;
+    type State = State;
+
+    fn desired(context: &Context<'_>) -> anyhow::Result<Vec<Spec>> {
+        let Some(domain) = &context.stack.domain else { return Ok(Vec::new()) };
+        Ok(vec![Spec {
+            stack: context.stack.name.clone(),
+            name: domain.name.clone(),
+            certificate_arn: super::certificate::arn(context).context("a domain has a certificate")?,
+            security_policy: domain.security_policy.clone(),
+            truststore_uri: format!("s3://{}/{}", domain.truststore_bucket, domain.truststore_key),
+            truststore_version: Val::output(super::truststore::address(&domain.truststore_bucket), "version_id"),
+            accept_truststore_warnings: domain.accept_truststore_warnings,
+        }])
     }
 
-    async fn find(&self, aws: &Aws) -> anyhow::Result<Option<ObservedDomain>> {
-        let domain = match aws.apigateway.get_domain_name().domain_name(&self.name).send().await {
-            Ok(domain) => domain,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found_exception()) => return Ok(None),
-            Err(e) => anyhow::bail!("{}", describe(&e)),
-        };
-        let tags = domain.tags();
-        let tagged_version = tags.and_then(|t| t.get(TRUSTSTORE_VERSION_TAG)).cloned();
-        let mtls = domain.mutual_tls_authentication();
-        Ok(Some(ObservedDomain {
-            certificate_arn: domain.regional_certificate_arn().unwrap_or_default().to_owned(),
-            security_policy: domain.security_policy().map(|p| p.as_str().to_owned()).unwrap_or_default(),
-            regional: domain.endpoint_configuration().is_some_and(|c| c.types().contains(&EndpointType::Regional)),
-            truststore_uri: match mtls {
-                Some(m) => m.truststore_uri().map(str::to_owned),
-                None => tagged_version.as_ref().map(|_| self.truststore_uri.clone()),
-            },
-            truststore_version: match mtls {
-                Some(m) => m.truststore_version().map(str::to_owned),
-                None => tagged_version,
-            },
-            owner: tags.and_then(|t| t.get(OWNER_TAG)).cloned(),
-        }))
+    fn name(spec: &Spec) -> String {
+        spec.name.clone()
     }
 
-    fn diff(&self, o: &ObservedDomain) -> Diff {
+    async fn observe(scope: &Scope<'_, Spec>) -> anyhow::Result<Vec<Found<State>>> {
+        let domains = list(scope.aws).await?;
+        Ok(domains
+            .iter()
+            .map(|d| {
+                let spec = scope.desired.iter().find(|s| Some(s.name.as_str()) == d.domain_name());
+                found(raw!(d), scope.stack, spec.map(|s| s.truststore_uri.as_str()))
+            })
+            // Someone else's domain matters only where the stack wants one.
+            .filter(|f| f.ownership == Ownership::Owned || scope.desired.iter().any(|s| s.name == f.name))
+            .collect())
+    }
+
+    async fn find(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<Found<State>>> {
+        let domain = aws.apigateway.get_domain_name().domain_name(&spec.name).send().await.found("GetDomainName")?;
+        Ok(domain.map(|d| found(raw!(d), &spec.stack, Some(&spec.truststore_uri))))
+    }
+
+    fn diff(spec: &Spec, state: &State) -> Diff {
         let mut diff = Diff::default();
-        diff.field("regional_certificate_arn", o.certificate_arn.as_str(), self.certificate_arn.as_str());
-        diff.field("security_policy", o.security_policy.as_str(), self.security_policy.as_str());
-        diff.field("truststore_uri", o.truststore_uri.as_deref(), Some(self.truststore_uri.as_str()));
-        diff.field("truststore_version", o.truststore_version.as_deref(), Some(self.truststore_version.as_str()));
+        diff.field("regional_certificate_arn", state.certificate_arn.as_str(), spec.certificate_arn.shown().as_str());
+        diff.field("security_policy", state.security_policy.as_str(), spec.security_policy.as_str());
+        let or_none = |value: &Option<String>| value.clone().unwrap_or_else(|| "(none)".into());
+        diff.text("truststore_uri", or_none(&state.truststore_uri), spec.truststore_uri.clone());
+        diff.text("truststore_version", or_none(&state.truststore_version), spec.truststore_version.shown());
         // The endpoint type cannot be changed to REGIONAL in place by us.
-        diff.field("endpoint_type", if o.regional { "REGIONAL" } else { "EDGE" }, "REGIONAL");
-        diff.replace = !o.regional;
+        diff.field("endpoint_type", if state.regional { "REGIONAL" } else { "EDGE" }, "REGIONAL");
+        diff.replace = !state.regional;
         diff
     }
 
-    fn owned_by(&self, o: &ObservedDomain, stack: &str) -> bool {
-        o.owner.as_deref() == Some(stack)
+    fn blockers(spec: Option<&Spec>, state: &State) -> Vec<String> {
+        let accepted = spec.is_some_and(|s| s.accept_truststore_warnings);
+        if state.truststore_warnings.is_empty() || accepted {
+            return Vec::new();
+        }
+        vec![format!(
+            "API Gateway warns about the truststore of {} (clients with these certificates are refused): {}; fix \
+             the truststore, or set domain.accept_truststore_warnings: true",
+            state.name,
+            state.truststore_warnings.join("; ")
+        )]
     }
 
-    async fn create(&self, aws: &Aws) -> anyhow::Result<ObservedDomain> {
+    fn outputs(state: &State) -> Outputs {
+        [
+            ("name".to_owned(), state.name.clone()),
+            ("regional_domain_name".to_owned(), state.regional_domain_name.clone()),
+            ("regional_hosted_zone_id".to_owned(), state.regional_hosted_zone_id.clone()),
+        ]
+        .into()
+    }
+
+    async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {
+        let version = spec.truststore_version.known()?;
         let tags: HashMap<String, String> = [
-            (OWNER_TAG.to_owned(), self.stack.clone()),
-            (TRUSTSTORE_VERSION_TAG.to_owned(), self.truststore_version.clone()),
+            (OWNER_TAG.to_owned(), spec.stack.clone()),
+            (TRUSTSTORE_URI_TAG.to_owned(), spec.truststore_uri.clone()),
+            (TRUSTSTORE_VERSION_TAG.to_owned(), version.to_owned()),
         ]
         .into();
         aws.apigateway
             .create_domain_name()
-            .domain_name(&self.name)
-            .regional_certificate_arn(&self.certificate_arn)
+            .domain_name(&spec.name)
+            .regional_certificate_arn(spec.certificate_arn.known()?)
             .endpoint_configuration(EndpointConfiguration::builder().types(EndpointType::Regional).build())
-            .security_policy(SecurityPolicy::from(self.security_policy.as_str()))
+            .security_policy(SecurityPolicy::from(spec.security_policy.as_str()))
             .mutual_tls_authentication(
                 MutualTlsAuthenticationInput::builder()
-                    .truststore_uri(&self.truststore_uri)
-                    .truststore_version(&self.truststore_version)
+                    .truststore_uri(&spec.truststore_uri)
+                    .truststore_version(version)
                     .build(),
             )
             .set_tags(Some(tags))
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("CreateDomainName: {}", describe(&e)))?;
-        self.find(aws).await?.context("domain missing right after creation")
+            .aws("CreateDomainName")?;
+        Ok(Self::find(aws, spec).await?.context("domain missing right after creation")?.state)
     }
 
-    async fn update(&self, aws: &Aws, o: &ObservedDomain, _: &Diff) -> anyhow::Result<ObservedDomain> {
+    async fn update(aws: &Aws, spec: &Spec, _: &State, diff: &Diff) -> anyhow::Result<State> {
         let replace =
             |path: &str, value: &str| PatchOperation::builder().op(Op::Replace).path(path).value(value).build();
         let mut operations = Vec::new();
-        if o.certificate_arn != self.certificate_arn {
-            operations.push(replace("/regionalCertificateArn", &self.certificate_arn));
+        if diff.has("regional_certificate_arn") {
+            operations.push(replace("/regionalCertificateArn", spec.certificate_arn.known()?));
         }
-        if o.security_policy != self.security_policy {
-            operations.push(replace("/securityPolicy", &self.security_policy));
+        if diff.has("security_policy") {
+            operations.push(replace("/securityPolicy", &spec.security_policy));
         }
-        if o.truststore_uri.as_deref() != Some(self.truststore_uri.as_str()) {
-            operations.push(replace("/mutualTlsAuthentication/truststoreUri", &self.truststore_uri));
+        if diff.has("truststore_uri") {
+            operations.push(replace("/mutualTlsAuthentication/truststoreUri", &spec.truststore_uri));
         }
-        if o.truststore_version.as_deref() != Some(self.truststore_version.as_str()) {
-            operations.push(replace("/mutualTlsAuthentication/truststoreVersion", &self.truststore_version));
+        if diff.has("truststore_version") {
+            operations.push(replace("/mutualTlsAuthentication/truststoreVersion", spec.truststore_version.known()?));
         }
         aws.apigateway
             .update_domain_name()
-            .domain_name(&self.name)
+            .domain_name(&spec.name)
             .set_patch_operations(Some(operations))
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("UpdateDomainName: {}", describe(&e)))?;
-        let arn = format!("arn:aws:apigateway:{}::/domainnames/{}", aws.region, self.name);
-        aws.apigateway
-            .tag_resource()
-            .resource_arn(arn)
-            .tags(TRUSTSTORE_VERSION_TAG, &self.truststore_version)
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!("TagResource: {}", describe(&e)))?;
-        self.find(aws).await?.context("domain vanished during update")
+            .aws("UpdateDomainName")?;
+        if diff.has("truststore_version") || diff.has("truststore_uri") {
+            let arn = format!("arn:{}:apigateway:{}::/domainnames/{}", aws.partition, aws.region, spec.name);
+            aws.apigateway
+                .tag_resource()
+                .resource_arn(arn)
+                .tags(TRUSTSTORE_URI_TAG, &spec.truststore_uri)
+                .tags(TRUSTSTORE_VERSION_TAG, spec.truststore_version.known()?)
+                .send()
+                .await
+                .aws("TagResource")?;
+        }
+        Ok(Self::find(aws, spec).await?.context("domain vanished during update")?.state)
     }
 
-    async fn delete(&self, aws: &Aws, _: &ObservedDomain) -> anyhow::Result<()> {
-        match aws.apigateway.delete_domain_name().domain_name(&self.name).send().await {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found_exception()) => Ok(()),
-            Err(e) => anyhow::bail!("DeleteDomainName: {}", describe(&e)),
+    async fn delete(aws: &Aws, state: &State) -> anyhow::Result<()> {
+        aws.apigateway.delete_domain_name().domain_name(&state.name).send().await.gone("DeleteDomainName")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::testing::{Case, check_diff};
+
+    fn spec() -> Spec {
+        Spec {
+            stack: "s".into(),
+            name: "api.example.com".into(),
+            certificate_arn: Val::Known("arn:aws:acm:eu-west-1:1:certificate/c".into()),
+            security_policy: "TLS_1_2".into(),
+            truststore_uri: "s3://b/truststore.pem".into(),
+            truststore_version: Val::Known("v2".into()),
+            accept_truststore_warnings: false,
         }
+    }
+
+    fn state() -> State {
+        State {
+            name: "api.example.com".into(),
+            certificate_arn: "arn:aws:acm:eu-west-1:1:certificate/c".into(),
+            security_policy: "TLS_1_2".into(),
+            regional: true,
+            truststore_uri: Some("s3://b/truststore.pem".into()),
+            truststore_version: Some("v2".into()),
+            truststore_warnings: Vec::new(),
+            regional_domain_name: "d-abc.execute-api.eu-west-1.amazonaws.com".into(),
+            regional_hosted_zone_id: "ZLY8HYME6SFDD".into(),
+        }
+    }
+
+    #[test]
+    fn diff() {
+        let cases: &[Case<State>] = &[
+            (|s| s.certificate_arn = "arn:aws:acm:eu-west-1:1:certificate/old".into(), "regional_certificate_arn"),
+            (|s| s.security_policy = "TLS_1_0".into(), "security_policy"),
+            (|s| s.truststore_uri = None, "truststore_uri"),
+            (|s| s.truststore_version = Some("v1".into()), "truststore_version"),
+        ];
+        check_diff::<DomainName>(&spec(), &state(), cases);
+        let edge = State { regional: false, ..state() };
+        assert!(DomainName::diff(&spec(), &edge).replace);
+    }
+
+    #[test]
+    fn truststore_warnings_block_unless_accepted() {
+        let warned = State { truststore_warnings: vec!["certificate CN=old expired".into()], ..state() };
+        let blockers = DomainName::blockers(Some(&spec()), &warned);
+        assert_eq!(blockers.len(), 1);
+        assert!(blockers[0].contains("CN=old expired") && blockers[0].contains("accept_truststore_warnings"));
+        let accepting = Spec { accept_truststore_warnings: true, ..spec() };
+        assert!(DomainName::blockers(Some(&accepting), &warned).is_empty());
+        assert!(DomainName::blockers(Some(&spec()), &state()).is_empty());
     }
 }

@@ -4,68 +4,59 @@
 
 use anyhow::Context as _;
 use aws_sdk_iam::types::Tag;
+use futures::future::try_join_all;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Diff, OWNER_TAG, Resource};
+use super::{Context, Diff, Found, Kind, OWNER_TAG, Ownership, Scope};
 use crate::aws::Aws;
+use crate::error::SdkResult as _;
+use crate::plan::Outputs;
 
-pub const BASIC_EXECUTION_POLICY: &str = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole";
 const INLINE_POLICY_NAME: &str = "invoke-authorizer";
 
-pub struct Role {
+pub struct IamRole;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Spec {
     pub stack: String,
     pub name: String,
     /// `lambda.amazonaws.com` or `apigateway.amazonaws.com`.
-    pub trusted_service: &'static str,
+    pub trusted_service: String,
     pub managed_policies: Vec<String>,
     /// The inline policy document, if any.
     pub inline_policy: Option<Value>,
 }
 
-#[derive(Debug)]
-pub struct ObservedRole {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    pub name: String,
     pub arn: String,
     pub trust: Value,
+    /// Sorted.
     pub managed_policies: Vec<String>,
     pub inline_policy: Option<Value>,
-    pub owner: Option<String>,
 }
 
-impl Role {
-    pub fn execution(stack: &str) -> Role {
-        Role {
-            stack: stack.to_owned(),
-            name: format!("{stack}-authorizer-exec"),
-            trusted_service: "lambda.amazonaws.com",
-            managed_policies: vec![BASIC_EXECUTION_POLICY.to_owned()],
-            inline_policy: None,
-        }
-    }
+/// The execution role's name: also what the function's spec refers to.
+pub fn execution_role_name(stack: &str) -> String {
+    format!("{stack}-authorizer-exec")
+}
 
-    pub fn invoker(stack: &str, function_arn: &str) -> Role {
-        Role {
-            stack: stack.to_owned(),
-            name: format!("{stack}-authorizer-invoke"),
-            trusted_service: "apigateway.amazonaws.com",
-            managed_policies: Vec::new(),
-            inline_policy: Some(json!({
-                "Version": "2012-10-17",
-                "Statement": [{"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": function_arn}]
-            })),
-        }
-    }
+pub fn invoke_role_name(stack: &str) -> String {
+    format!("{stack}-authorizer-invoke")
+}
 
-    /// The role's ARN, known before it exists.
-    pub fn arn(&self, account: &str) -> String {
-        format!("arn:aws:iam::{account}:role/{}", self.name)
-    }
+/// A role's ARN, known before it exists.
+pub fn arn(context: &Context<'_>, name: &str) -> String {
+    format!("arn:{}:iam::{}:role/{name}", context.partition, context.account)
+}
 
-    fn trust(&self) -> Value {
-        json!({
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Principal": {"Service": self.trusted_service}, "Action": "sts:AssumeRole"}]
-        })
-    }
+fn trust(service: &str) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]
+    })
 }
 
 /// IAM returns policy documents URL-encoded.
@@ -74,148 +65,236 @@ fn parse_document(text: &str) -> anyhow::Result<Value> {
     Ok(serde_json::from_str(&decoded)?)
 }
 
-impl Resource for Role {
-    const KIND: &'static str = "iam_role";
-    type Observed = ObservedRole;
+async fn read(aws: &Aws, stack: &str, name: &str) -> anyhow::Result<Option<Found<State>>> {
+    let Some(output) = aws.iam.get_role().role_name(name).send().await.found("GetRole")? else {
+        return Ok(None);
+    };
+    let role = output.role.context("GetRole answered without a role")?;
+    let (attached, inline) = tokio::join!(
+        aws.iam.list_attached_role_policies().role_name(name).send(),
+        aws.iam.get_role_policy().role_name(name).policy_name(INLINE_POLICY_NAME).send(),
+    );
+    let mut managed_policies: Vec<String> = attached
+        .aws("ListAttachedRolePolicies")?
+        .attached_policies()
+        .iter()
+        .filter_map(|p| p.policy_arn().map(str::to_owned))
+        .collect();
+    managed_policies.sort();
+    let inline_policy = inline.found("GetRolePolicy")?.map(|o| parse_document(o.policy_document())).transpose()?;
+    let owned = role.tags().iter().any(|t| t.key() == OWNER_TAG && t.value() == stack);
+    let state = State {
+        name: name.to_owned(),
+        arn: role.arn().to_owned(),
+        trust: parse_document(role.assume_role_policy_document().unwrap_or("{}"))?,
+        managed_policies,
+        inline_policy,
+    };
+    Ok(Some(Found::new(name, if owned { Ownership::Owned } else { Ownership::Foreign }, state)))
+}
 
-    fn id(&self) -> String {
-        self.name.clone()
+/// The state of a role IAM accepted `spec` for.
+fn wanted_state(spec: &Spec, arn: &str) -> State {
+    let mut managed_policies = spec.managed_policies.clone();
+    managed_policies.sort();
+    State {
+        name: spec.name.clone(),
+        arn: arn.to_owned(),
+        trust: trust(&spec.trusted_service),
+        managed_policies,
+        inline_policy: spec.inline_policy.clone(),
+    }
+}
+
+impl Kind for IamRole {
+    const NAME: &'static str = "iam_role";
+    const DEPENDS_ON: &'static [&'static str] = &[];
+    type Spec = Spec;
+    type State = State;
+
+    fn desired(context: &Context<'_>) -> anyhow::Result<Vec<Spec>> {
+        let stack = &context.stack.name;
+        let function_arn = super::lambda_function::arn(context);
+        Ok(vec![
+            Spec {
+                stack: stack.clone(),
+                name: execution_role_name(stack),
+                trusted_service: "lambda.amazonaws.com".into(),
+                managed_policies: vec![format!(
+                    "arn:{}:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+                    context.partition
+                )],
+                inline_policy: None,
+            },
+            Spec {
+                stack: stack.clone(),
+                name: invoke_role_name(stack),
+                trusted_service: "apigateway.amazonaws.com".into(),
+                managed_policies: Vec::new(),
+                inline_policy: Some(json!({
+                    "Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": function_arn}]
+                })),
+            },
+        ])
     }
 
-    async fn find(&self, aws: &Aws) -> anyhow::Result<Option<ObservedRole>> {
-        let role = match aws.iam.get_role().role_name(&self.name).send().await {
-            Ok(output) => output.role.context("GetRole answered without a role")?,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => return Ok(None),
-            Err(e) => anyhow::bail!("{}", crate::error::describe(&e)),
-        };
-        let trust = parse_document(role.assume_role_policy_document().unwrap_or("{}"))?;
-        let attached = aws
-            .iam
-            .list_attached_role_policies()
-            .role_name(&self.name)
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!("{}", crate::error::describe(&e)))?;
-        let mut managed_policies: Vec<String> =
-            attached.attached_policies().iter().filter_map(|p| p.policy_arn().map(str::to_owned)).collect();
-        managed_policies.sort();
-        let inline_policy =
-            match aws.iam.get_role_policy().role_name(&self.name).policy_name(INLINE_POLICY_NAME).send().await {
-                Ok(output) => Some(parse_document(output.policy_document())?),
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => None,
-                Err(e) => anyhow::bail!("{}", crate::error::describe(&e)),
-            };
-        let owner = role.tags().iter().find(|t| t.key() == OWNER_TAG).map(|t| t.value().to_owned());
-        Ok(Some(ObservedRole { arn: role.arn().to_owned(), trust, managed_policies, inline_policy, owner }))
+    fn name(spec: &Spec) -> String {
+        spec.name.clone()
     }
 
-    fn diff(&self, observed: &ObservedRole) -> Diff {
+    async fn observe(scope: &Scope<'_, Spec>) -> anyhow::Result<Vec<Found<State>>> {
+        let reads = scope.desired.iter().map(|spec| read(scope.aws, scope.stack, &spec.name));
+        Ok(try_join_all(reads).await?.into_iter().flatten().collect())
+    }
+
+    async fn find(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<Found<State>>> {
+        read(aws, &spec.stack, &spec.name).await
+    }
+
+    fn diff(spec: &Spec, state: &State) -> Diff {
         let mut diff = Diff::default();
-        diff.text("assume_role_policy", observed.trust.to_string(), self.trust().to_string());
-        let mut wanted = self.managed_policies.clone();
+        diff.text("assume_role_policy", state.trust.to_string(), trust(&spec.trusted_service).to_string());
+        let mut wanted = spec.managed_policies.clone();
         wanted.sort();
-        diff.field("managed_policies", &observed.managed_policies, &wanted);
+        diff.field("managed_policies", &state.managed_policies, &wanted);
         diff.text(
             "inline_policy",
-            observed.inline_policy.as_ref().map_or("none".into(), Value::to_string),
-            self.inline_policy.as_ref().map_or("none".into(), Value::to_string),
+            state.inline_policy.as_ref().map_or("none".into(), Value::to_string),
+            spec.inline_policy.as_ref().map_or("none".into(), Value::to_string),
         );
         diff
     }
 
-    fn owned_by(&self, observed: &ObservedRole, stack: &str) -> bool {
-        observed.owner.as_deref() == Some(stack)
+    fn outputs(state: &State) -> Outputs {
+        [("arn".to_owned(), state.arn.clone()), ("name".to_owned(), state.name.clone())].into()
     }
 
-    async fn create(&self, aws: &Aws) -> anyhow::Result<ObservedRole> {
-        let tag = Tag::builder().key(OWNER_TAG).value(&self.stack).build()?;
-        aws.iam
+    async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {
+        let tag = Tag::builder().key(OWNER_TAG).value(&spec.stack).build()?;
+        let created = aws
+            .iam
             .create_role()
-            .role_name(&self.name)
-            .assume_role_policy_document(self.trust().to_string())
-            .description(format!("API Gateway OAuth authorizer of stack {}", self.stack))
+            .role_name(&spec.name)
+            .assume_role_policy_document(trust(&spec.trusted_service).to_string())
+            .description(format!("API Gateway OAuth authorizer of stack {}", spec.stack))
             .tags(tag)
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("{}", crate::error::describe(&e)))?;
-        self.converge_policies(aws, None).await?;
-        self.find(aws).await?.context("role missing right after creation")
+            .aws("CreateRole")?;
+        converge_policies(aws, spec, &[], None).await?;
+        // What IAM accepted, not read back: IAM's reads lag its writes by
+        // seconds, and a GetRole now may answer NoSuchEntity.
+        Ok(wanted_state(spec, created.role().map(|r| r.arn()).context("CreateRole answered without a role")?))
     }
 
-    async fn update(&self, aws: &Aws, observed: &ObservedRole, diff: &Diff) -> anyhow::Result<ObservedRole> {
-        if diff.fields.iter().any(|f| f.field == "assume_role_policy") {
+    async fn update(aws: &Aws, spec: &Spec, state: &State, diff: &Diff) -> anyhow::Result<State> {
+        if diff.has("assume_role_policy") {
             aws.iam
                 .update_assume_role_policy()
-                .role_name(&self.name)
-                .policy_document(self.trust().to_string())
+                .role_name(&spec.name)
+                .policy_document(trust(&spec.trusted_service).to_string())
                 .send()
                 .await
-                .map_err(|e| anyhow::anyhow!("{}", crate::error::describe(&e)))?;
+                .aws("UpdateAssumeRolePolicy")?;
         }
-        self.converge_policies(aws, Some(observed)).await?;
-        self.find(aws).await?.context("role vanished during update")
+        if diff.has("managed_policies") || diff.has("inline_policy") {
+            converge_policies(aws, spec, &state.managed_policies, state.inline_policy.as_ref()).await?;
+        }
+        Ok(wanted_state(spec, &state.arn))
     }
 
-    async fn delete(&self, aws: &Aws, observed: &ObservedRole) -> anyhow::Result<()> {
+    async fn delete(aws: &Aws, state: &State) -> anyhow::Result<()> {
         // IAM refuses to delete a role that still has policies (DeleteConflict).
-        for arn in &observed.managed_policies {
-            let _ = aws.iam.detach_role_policy().role_name(&self.name).policy_arn(arn).send().await;
+        for arn in &state.managed_policies {
+            aws.iam
+                .detach_role_policy()
+                .role_name(&state.name)
+                .policy_arn(arn)
+                .send()
+                .await
+                .gone("DetachRolePolicy")?;
         }
-        if observed.inline_policy.is_some() {
-            let _ = aws.iam.delete_role_policy().role_name(&self.name).policy_name(INLINE_POLICY_NAME).send().await;
+        if state.inline_policy.is_some() {
+            aws.iam
+                .delete_role_policy()
+                .role_name(&state.name)
+                .policy_name(INLINE_POLICY_NAME)
+                .send()
+                .await
+                .gone("DeleteRolePolicy")?;
         }
-        match aws.iam.delete_role().role_name(&self.name).send().await {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => Ok(()),
-            Err(e) => anyhow::bail!("{}", crate::error::describe(&e)),
-        }
+        aws.iam.delete_role().role_name(&state.name).send().await.gone("DeleteRole")
     }
 }
 
-impl Role {
-    async fn converge_policies(&self, aws: &Aws, observed: Option<&ObservedRole>) -> anyhow::Result<()> {
-        let attached: &[String] = observed.map_or(&[], |o| &o.managed_policies);
-        for arn in self.managed_policies.iter().filter(|a| !attached.contains(a)) {
+/// Attaches and detaches managed policies, and puts or deletes the inline
+/// one, so the role has exactly what `spec` says.
+async fn converge_policies(aws: &Aws, spec: &Spec, attached: &[String], inline: Option<&Value>) -> anyhow::Result<()> {
+    for arn in spec.managed_policies.iter().filter(|a| !attached.contains(a)) {
+        aws.iam.attach_role_policy().role_name(&spec.name).policy_arn(arn).send().await.aws("AttachRolePolicy")?;
+    }
+    for arn in attached.iter().filter(|a| !spec.managed_policies.contains(a)) {
+        aws.iam.detach_role_policy().role_name(&spec.name).policy_arn(arn).send().await.aws("DetachRolePolicy")?;
+    }
+    match (&spec.inline_policy, inline) {
+        (Some(wanted), current) if current != Some(wanted) => {
             aws.iam
-                .attach_role_policy()
-                .role_name(&self.name)
-                .policy_arn(arn)
+                .put_role_policy()
+                .role_name(&spec.name)
+                .policy_name(INLINE_POLICY_NAME)
+                .policy_document(wanted.to_string())
                 .send()
                 .await
-                .map_err(|e| anyhow::anyhow!("attaching {arn}: {}", crate::error::describe(&e)))?;
+                .aws("PutRolePolicy")?;
         }
-        for arn in attached.iter().filter(|a| !self.managed_policies.contains(a)) {
+        (None, Some(_)) => {
             aws.iam
-                .detach_role_policy()
-                .role_name(&self.name)
-                .policy_arn(arn)
+                .delete_role_policy()
+                .role_name(&spec.name)
+                .policy_name(INLINE_POLICY_NAME)
                 .send()
                 .await
-                .map_err(|e| anyhow::anyhow!("detaching {arn}: {}", crate::error::describe(&e)))?;
+                .aws("DeleteRolePolicy")?;
         }
-        let current = observed.and_then(|o| o.inline_policy.as_ref());
-        match (&self.inline_policy, current) {
-            (Some(wanted), current) if current != Some(wanted) => {
-                aws.iam
-                    .put_role_policy()
-                    .role_name(&self.name)
-                    .policy_name(INLINE_POLICY_NAME)
-                    .policy_document(wanted.to_string())
-                    .send()
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{}", crate::error::describe(&e)))?;
-            }
-            (None, Some(_)) => {
-                aws.iam
-                    .delete_role_policy()
-                    .role_name(&self.name)
-                    .policy_name(INLINE_POLICY_NAME)
-                    .send()
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{}", crate::error::describe(&e)))?;
-            }
-            _ => {}
+        _ => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::testing::{Case, check_diff};
+
+    fn spec() -> Spec {
+        Spec {
+            stack: "s".into(),
+            name: "s-authorizer-invoke".into(),
+            trusted_service: "apigateway.amazonaws.com".into(),
+            managed_policies: vec!["arn:aws:iam::aws:policy/b".into(), "arn:aws:iam::aws:policy/a".into()],
+            inline_policy: Some(json!({"Version": "2012-10-17"})),
         }
-        Ok(())
+    }
+
+    fn matching_state() -> State {
+        State {
+            name: "s-authorizer-invoke".into(),
+            arn: "arn:aws:iam::123456789012:role/s-authorizer-invoke".into(),
+            trust: trust("apigateway.amazonaws.com"),
+            managed_policies: vec!["arn:aws:iam::aws:policy/a".into(), "arn:aws:iam::aws:policy/b".into()],
+            inline_policy: Some(json!({"Version": "2012-10-17"})),
+        }
+    }
+
+    #[test]
+    fn diff() {
+        let cases: &[Case<State>] = &[
+            (|s| s.trust = trust("lambda.amazonaws.com"), "assume_role_policy"),
+            (|s| s.managed_policies.pop().map(drop).unwrap_or(()), "managed_policies"),
+            (|s| s.inline_policy = None, "inline_policy"),
+            (|s| s.inline_policy = Some(json!({"Version": "2008-10-17"})), "inline_policy"),
+        ];
+        check_diff::<IamRole>(&spec(), &matching_state(), cases);
     }
 }

@@ -1,14 +1,23 @@
 //! A WAFv2 (REGIONAL) IP set holding one address family of the allowlist.
-//! Updates carry the lock token WAF hands out with every read.
+//! Updates carry the lock token WAF hands out with every read. Addresses are
+//! compared as networks (`2001:DB8::/32` and `2001:db8::/32` are the same).
+//!
+//! The stack's IP sets have names derived from the stack's name, so they
+//! are found (and deleted) even when `waf:` is gone from stack.yaml.
 
 use anyhow::Context as _;
-use aws_sdk_wafv2::types::{IpAddressVersion, Scope, Tag};
+use aws_sdk_wafv2::types::{IpAddressVersion, Scope as WafScope, Tag};
+use serde::{Deserialize, Serialize};
 
-use super::{Diff, OWNER_TAG, Resource};
+use super::{Context, Diff, Found, Kind, OWNER_TAG, Ownership, Scope};
 use crate::aws::Aws;
-use crate::error::describe;
+use crate::error::SdkResult as _;
+use crate::plan::{Address, Outputs};
 
-pub struct IpSet {
+pub struct IpSet;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Spec {
     pub stack: String,
     pub name: String,
     pub ipv6: bool,
@@ -16,24 +25,27 @@ pub struct IpSet {
     pub addresses: Vec<String>,
 }
 
-#[derive(Debug)]
-pub struct ObservedIpSet {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    pub name: String,
     pub id: String,
     pub arn: String,
     pub lock_token: String,
+    /// Canonical CIDRs (as parsed networks), sorted.
     pub addresses: Vec<String>,
-    pub owner: Option<String>,
+}
+
+pub fn name(stack: &str, ipv6: bool) -> String {
+    format!("{stack}-allow-{}", if ipv6 { "ipv6" } else { "ipv4" })
+}
+
+pub fn address(stack: &str, ipv6: bool) -> Address {
+    Address::new(IpSet::NAME, name(stack, ipv6))
 }
 
 /// The owner tag of a WAF resource.
 pub(super) async fn waf_owner(aws: &Aws, arn: &str) -> anyhow::Result<Option<String>> {
-    let tags = aws
-        .wafv2
-        .list_tags_for_resource()
-        .resource_arn(arn)
-        .send()
-        .await
-        .map_err(|e| anyhow::anyhow!("ListTagsForResource: {}", describe(&e)))?;
+    let tags = aws.wafv2.list_tags_for_resource().resource_arn(arn).send().await.aws("ListTagsForResource")?;
     Ok(tags
         .tag_info_for_resource()
         .map(|info| info.tag_list())
@@ -43,110 +55,190 @@ pub(super) async fn waf_owner(aws: &Aws, arn: &str) -> anyhow::Result<Option<Str
         .map(|t| t.value().to_owned()))
 }
 
-impl Resource for IpSet {
-    const KIND: &'static str = "waf_ip_set";
-    type Observed = ObservedIpSet;
+/// A regional IP set as WAF lists it.
+struct Listed {
+    name: String,
+    id: String,
+    arn: String,
+}
 
-    fn id(&self) -> String {
-        self.name.clone()
-    }
-
-    async fn find(&self, aws: &Aws) -> anyhow::Result<Option<ObservedIpSet>> {
-        // WAF pages its lists: a busy account must not hide ours (and get a duplicate).
-        let mut marker = None;
-        let summary = loop {
-            let page = aws
-                .wafv2
-                .list_ip_sets()
-                .scope(Scope::Regional)
-                .limit(100)
-                .set_next_marker(marker)
-                .send()
-                .await
-                .map_err(|e| anyhow::anyhow!("ListIPSets: {}", describe(&e)))?;
-            if let Some(found) = page.ip_sets().iter().find(|s| s.name() == Some(self.name.as_str())) {
-                break found.clone();
-            }
-            match page.next_marker() {
-                Some(next) if !page.ip_sets().is_empty() => marker = Some(next.to_owned()),
-                _ => return Ok(None),
-            }
-        };
-        let id = summary.id().context("IP set without id")?;
-        let output = aws
+/// Every regional IP set. WAF pages its lists with markers (the SDK has no
+/// paginator for them): a busy account must not hide ours.
+async fn list(aws: &Aws) -> anyhow::Result<Vec<Listed>> {
+    let mut found = Vec::new();
+    let mut marker = None;
+    loop {
+        let page = aws
             .wafv2
-            .get_ip_set()
-            .name(&self.name)
-            .scope(Scope::Regional)
-            .id(id)
+            .list_ip_sets()
+            .scope(WafScope::Regional)
+            .limit(100)
+            .set_next_marker(marker)
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("GetIPSet: {}", describe(&e)))?;
-        let set = output.ip_set().context("GetIPSet answered without a set")?;
-        let mut addresses = set.addresses().to_vec();
-        addresses.sort();
-        Ok(Some(ObservedIpSet {
-            id: id.to_owned(),
-            arn: set.arn().to_owned(),
-            lock_token: output.lock_token().unwrap_or_default().to_owned(),
-            addresses,
-            owner: waf_owner(aws, set.arn()).await?,
-        }))
+            .aws("ListIPSets")?;
+        found.extend(page.ip_sets().iter().filter_map(|s| {
+            Some(Listed { name: s.name()?.to_owned(), id: s.id()?.to_owned(), arn: s.arn()?.to_owned() })
+        }));
+        match page.next_marker() {
+            Some(next) if !page.ip_sets().is_empty() => marker = Some(next.to_owned()),
+            _ => return Ok(found),
+        }
+    }
+}
+
+fn canonical(addresses: &[String]) -> Vec<String> {
+    let mut canonical: Vec<String> =
+        addresses.iter().map(|a| crate::stack::parse_cidr(a).map(|c| c.0).unwrap_or_else(|_| a.clone())).collect();
+    canonical.sort();
+    canonical
+}
+
+async fn read(aws: &Aws, stack: &str, listed: &Listed) -> anyhow::Result<Option<Found<State>>> {
+    let Listed { name, id, arn } = listed;
+    // The list gave the ARN: the set and its tags are read at the same time.
+    let (output, owner) = tokio::try_join!(
+        async { aws.wafv2.get_ip_set().name(name).scope(WafScope::Regional).id(id).send().await.found("GetIPSet") },
+        waf_owner(aws, arn)
+    )?;
+    let Some(output) = output else { return Ok(None) };
+    let set = output.ip_set().context("GetIPSet answered without a set")?;
+    let state = State {
+        name: name.to_owned(),
+        id: id.to_owned(),
+        arn: set.arn().to_owned(),
+        lock_token: output.lock_token().unwrap_or_default().to_owned(),
+        addresses: canonical(set.addresses()),
+    };
+    let owned = owner.as_deref() == Some(stack);
+    Ok(Some(Found::new(name, if owned { Ownership::Owned } else { Ownership::Foreign }, state)))
+}
+
+async fn find_named(aws: &Aws, stack: &str, names: &[String]) -> anyhow::Result<Vec<Found<State>>> {
+    let listed = list(aws).await?;
+    let reads = listed.iter().filter(|l| names.contains(&l.name)).map(|l| read(aws, stack, l));
+    Ok(futures::future::try_join_all(reads).await?.into_iter().flatten().collect())
+}
+
+impl Kind for IpSet {
+    const NAME: &'static str = "ip_set";
+    const DEPENDS_ON: &'static [&'static str] = &[];
+    type Spec = Spec;
+    type State = State;
+
+    fn desired(context: &Context<'_>) -> anyhow::Result<Vec<Spec>> {
+        let Some(allow) = &context.stack.waf else { return Ok(Vec::new()) };
+        let stack = &context.stack.name;
+        Ok([false, true]
+            .into_iter()
+            .map(|ipv6| {
+                let mut addresses: Vec<String> =
+                    allow.iter().filter(|c| c.is_ipv6() == ipv6).map(|c| c.0.clone()).collect();
+                addresses.sort();
+                Spec { stack: stack.clone(), name: name(stack, ipv6), ipv6, addresses }
+            })
+            .collect())
     }
 
-    fn diff(&self, o: &ObservedIpSet) -> Diff {
+    fn name(spec: &Spec) -> String {
+        spec.name.clone()
+    }
+
+    async fn observe(scope: &Scope<'_, Spec>) -> anyhow::Result<Vec<Found<State>>> {
+        find_named(scope.aws, scope.stack, &[name(scope.stack, false), name(scope.stack, true)]).await
+    }
+
+    async fn find(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<Found<State>>> {
+        Ok(find_named(aws, &spec.stack, std::slice::from_ref(&spec.name)).await?.into_iter().next())
+    }
+
+    fn diff(spec: &Spec, state: &State) -> Diff {
         let mut diff = Diff::default();
-        diff.field("addresses", &o.addresses, &self.addresses);
+        diff.field("addresses", &state.addresses, &canonical(&spec.addresses));
         diff
     }
 
-    fn owned_by(&self, o: &ObservedIpSet, stack: &str) -> bool {
-        o.owner.as_deref() == Some(stack)
+    fn outputs(state: &State) -> Outputs {
+        [("arn".to_owned(), state.arn.clone())].into()
     }
 
-    async fn create(&self, aws: &Aws) -> anyhow::Result<ObservedIpSet> {
-        aws.wafv2
-            .create_ip_set()
-            .name(&self.name)
-            .scope(Scope::Regional)
-            .ip_address_version(if self.ipv6 { IpAddressVersion::Ipv6 } else { IpAddressVersion::Ipv4 })
-            .set_addresses(Some(self.addresses.clone()))
-            .description(format!("Allowlist of stack {}", self.stack))
-            .tags(Tag::builder().key(OWNER_TAG).value(&self.stack).build()?)
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!("CreateIPSet: {}", describe(&e)))?;
-        self.find(aws).await?.context("IP set missing right after creation")
-    }
-
-    async fn update(&self, aws: &Aws, o: &ObservedIpSet, _: &Diff) -> anyhow::Result<ObservedIpSet> {
-        aws.wafv2
-            .update_ip_set()
-            .name(&self.name)
-            .scope(Scope::Regional)
-            .id(&o.id)
-            .set_addresses(Some(self.addresses.clone()))
-            .lock_token(&o.lock_token)
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!("UpdateIPSet: {}", describe(&e)))?;
-        self.find(aws).await?.context("IP set vanished during update")
-    }
-
-    async fn delete(&self, aws: &Aws, o: &ObservedIpSet) -> anyhow::Result<()> {
-        match aws
+    async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {
+        let output = aws
             .wafv2
-            .delete_ip_set()
-            .name(&self.name)
-            .scope(Scope::Regional)
-            .id(&o.id)
-            .lock_token(&o.lock_token)
+            .create_ip_set()
+            .name(&spec.name)
+            .scope(WafScope::Regional)
+            .ip_address_version(if spec.ipv6 { IpAddressVersion::Ipv6 } else { IpAddressVersion::Ipv4 })
+            .set_addresses(Some(spec.addresses.clone()))
+            .description(format!("Allowlist of stack {}", spec.stack))
+            .tags(Tag::builder().key(OWNER_TAG).value(&spec.stack).build()?)
             .send()
             .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_waf_nonexistent_item_exception()) => Ok(()),
-            Err(e) => anyhow::bail!("DeleteIPSet: {}", describe(&e)),
-        }
+            .aws("CreateIPSet")?;
+        // The answer holds what a list might not show yet (WAF's lists lag).
+        let summary = output.summary().context("CreateIPSet answered without a summary")?;
+        Ok(State {
+            name: spec.name.clone(),
+            id: summary.id().context("CreateIPSet answered without an id")?.to_owned(),
+            arn: summary.arn().context("CreateIPSet answered without an ARN")?.to_owned(),
+            lock_token: summary.lock_token().unwrap_or_default().to_owned(),
+            addresses: canonical(&spec.addresses),
+        })
+    }
+
+    async fn update(aws: &Aws, spec: &Spec, state: &State, _: &Diff) -> anyhow::Result<State> {
+        let output = aws
+            .wafv2
+            .update_ip_set()
+            .name(&spec.name)
+            .scope(WafScope::Regional)
+            .id(&state.id)
+            .set_addresses(Some(spec.addresses.clone()))
+            .lock_token(&state.lock_token)
+            .send()
+            .await
+            .aws("UpdateIPSet")?;
+        Ok(State {
+            lock_token: output.next_lock_token().unwrap_or_default().to_owned(),
+            addresses: canonical(&spec.addresses),
+            ..state.clone()
+        })
+    }
+
+    async fn delete(aws: &Aws, state: &State) -> anyhow::Result<()> {
+        aws.wafv2
+            .delete_ip_set()
+            .name(&state.name)
+            .scope(WafScope::Regional)
+            .id(&state.id)
+            .lock_token(&state.lock_token)
+            .send()
+            .await
+            .gone("DeleteIPSet")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_compare_as_networks() {
+        let spec = Spec {
+            stack: "s".into(),
+            name: "s-allow-ipv6".into(),
+            ipv6: true,
+            addresses: vec!["2001:db8::/32".into()],
+        };
+        let state = State {
+            name: "s-allow-ipv6".into(),
+            id: "i".into(),
+            arn: "arn".into(),
+            lock_token: "t".into(),
+            addresses: canonical(&["2001:DB8:0::/32".to_owned()]),
+        };
+        assert!(IpSet::diff(&spec, &state).is_empty(), "{:?}", state.addresses);
+        let other = State { addresses: vec!["2001:db9::/32".into()], ..state };
+        assert!(IpSet::diff(&spec, &other).has("addresses"));
     }
 }

@@ -1,34 +1,48 @@
 //! The authorizer's Lambda function: code (a zip holding `bootstrap`),
 //! runtime `provided.al2023`, handler, environment, timeout, memory,
-//! architecture. Code is uploaded only when its SHA-256 changed; every
-//! change waits until Lambda reports the update finished.
+//! architecture. Code is uploaded only when its SHA-256 changed, and only the
+//! settings that differ are sent; every change waits until Lambda reports the
+//! function ready, before and after.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use aws_sdk_lambda::operation::get_function::GetFunctionOutput;
 use aws_sdk_lambda::primitives::Blob;
-use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, LastUpdateStatus, Runtime, State};
+use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, LastUpdateStatus, Runtime, State as Lifecycle};
+use serde::{Deserialize, Serialize};
 
-use super::{Diff, OWNER_TAG, Resource};
+use super::{Context, Diff, Found, Kind, OWNER_TAG, Ownership, Scope};
 use crate::aws::Aws;
+use crate::error::SdkResult as _;
+use crate::plan::Outputs;
 use crate::stack::Setting;
 
-pub struct Function {
+const RUNTIME: &str = "provided.al2023";
+const HANDLER: &str = "bootstrap";
+
+pub struct LambdaFunction;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Spec {
     pub stack: String,
     pub name: String,
     pub role_arn: String,
-    pub zip: Vec<u8>,
-    /// base64(SHA-256(zip)), as Lambda reports `CodeSha256`.
+    /// The zip on disk (written by `package`), and base64(SHA-256) of it as
+    /// Lambda reports `CodeSha256`. Empty when no code is needed (teardown).
+    pub package: PathBuf,
     pub code_sha256: String,
     pub environment: BTreeMap<String, Setting>,
     pub timeout_seconds: i32,
     pub memory_mb: i32,
-    pub architecture: &'static str,
+    pub architecture: String,
 }
 
-#[derive(Debug)]
-pub struct ObservedFunction {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    pub name: String,
     pub arn: String,
     pub code_sha256: String,
     pub role_arn: String,
@@ -38,105 +52,149 @@ pub struct ObservedFunction {
     pub timeout_seconds: i32,
     pub memory_mb: i32,
     pub architecture: String,
-    pub owner: Option<String>,
 }
 
-const RUNTIME: &str = "provided.al2023";
-const HANDLER: &str = "bootstrap";
+pub fn name(stack: &str) -> String {
+    format!("{stack}-authorizer")
+}
 
-impl Function {
-    pub fn arn(&self, aws: &Aws) -> String {
-        format!("arn:aws:lambda:{}:{}:function:{}", aws.region, aws.account, self.name)
-    }
+/// The function's ARN, known before it exists.
+pub fn arn(context: &Context<'_>) -> String {
+    format!(
+        "arn:{}:lambda:{}:{}:function:{}",
+        context.partition,
+        context.region,
+        context.account,
+        name(&context.stack.name)
+    )
+}
 
-    fn environment_values(&self) -> std::collections::HashMap<String, String> {
-        self.environment.iter().map(|(k, v)| (k.clone(), v.value.clone())).collect()
-    }
+async fn read(aws: &Aws, stack: &str, name: &str) -> anyhow::Result<Option<Found<State>>> {
+    let Some(output) = aws.lambda.get_function().function_name(name).send().await.found("GetFunction")? else {
+        return Ok(None);
+    };
+    let state = state_of(name, &output)?;
+    let owned = output.tags().and_then(|t| t.get(OWNER_TAG)).is_some_and(|owner| owner == stack);
+    Ok(Some(Found::new(name, if owned { Ownership::Owned } else { Ownership::Foreign }, state)))
+}
 
-    fn architecture(&self) -> Architecture {
-        Architecture::from(self.architecture)
-    }
+fn state_of(name: &str, output: &GetFunctionOutput) -> anyhow::Result<State> {
+    let c = output.configuration().context("GetFunction answered without configuration")?;
+    let environment = c
+        .environment()
+        .and_then(|e| e.variables())
+        .map(|v| v.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default();
+    let state = State {
+        name: name.to_owned(),
+        arn: c.function_arn().unwrap_or_default().to_owned(),
+        code_sha256: c.code_sha256().unwrap_or_default().to_owned(),
+        role_arn: c.role().unwrap_or_default().to_owned(),
+        runtime: c.runtime().map(|r| r.as_str().to_owned()).unwrap_or_default(),
+        handler: c.handler().unwrap_or_default().to_owned(),
+        environment,
+        timeout_seconds: c.timeout().unwrap_or_default(),
+        memory_mb: c.memory_size().unwrap_or_default(),
+        architecture: c.architectures().first().map_or("x86_64".to_owned(), |a| a.as_str().to_owned()),
+    };
+    Ok(state)
+}
 
-    /// Polls until the function is Active and its last update Successful.
-    async fn wait_ready(&self, aws: &Aws) -> anyhow::Result<()> {
-        for attempt in 0..120 {
-            let output = aws
-                .lambda
-                .get_function_configuration()
-                .function_name(&self.name)
-                .send()
-                .await
-                .map_err(|e| anyhow::anyhow!("{}", crate::error::describe(&e)))?;
-            let active = output.state().is_none_or(|s| *s == State::Active);
-            let updated = output.last_update_status().is_none_or(|s| *s == LastUpdateStatus::Successful);
-            if matches!(output.state(), Some(State::Failed))
-                || matches!(output.last_update_status(), Some(LastUpdateStatus::Failed))
-            {
-                anyhow::bail!(
-                    "Lambda reports the function failed: {}",
-                    output.state_reason().or(output.last_update_status_reason()).unwrap_or("no reason given")
-                );
-            }
-            if active && updated {
-                return Ok(());
-            }
-            if attempt % 10 == 0 {
-                eprintln!("    waiting for Lambda function {} to be ready...", self.name);
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
+fn environment_values(spec: &Spec) -> std::collections::HashMap<String, String> {
+    spec.environment.iter().map(|(k, v)| (k.clone(), v.value.clone())).collect()
+}
+
+fn code(spec: &Spec) -> anyhow::Result<Blob> {
+    let zip = std::fs::read(&spec.package).with_context(|| format!("reading {}", spec.package.display()))?;
+    anyhow::ensure!(
+        crate::package::sha256(&zip) == spec.code_sha256,
+        "{} changed since it was planned (its SHA-256 differs)",
+        spec.package.display()
+    );
+    Ok(Blob::new(zip))
+}
+
+/// Polls until the function is Active and its last update finished: Lambda
+/// refuses a change while the previous one is in progress.
+/// Waits until Lambda has finished creating or changing the function;
+/// returns its state then.
+async fn wait_ready(aws: &Aws, name: &str) -> anyhow::Result<State> {
+    for attempt in 0..120 {
+        let function = aws.lambda.get_function().function_name(name).send().await.aws("GetFunction")?;
+        let output = function.configuration().context("GetFunction answered without configuration")?;
+        if matches!(output.state(), Some(Lifecycle::Failed))
+            || matches!(output.last_update_status(), Some(LastUpdateStatus::Failed))
+        {
+            anyhow::bail!(
+                "Lambda reports the function failed: {}",
+                output.state_reason().or(output.last_update_status_reason()).unwrap_or("no reason given")
+            );
         }
-        anyhow::bail!("Lambda function {} was not ready after 2 minutes", self.name)
+        let active = output.state().is_none_or(|s| *s == Lifecycle::Active);
+        let updated = output.last_update_status().is_none_or(|s| *s == LastUpdateStatus::Successful);
+        if active && updated {
+            return state_of(name, &function);
+        }
+        if attempt % 10 == 0 {
+            eprintln!("    waiting for Lambda function {name} to be ready...");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
+    anyhow::bail!("Lambda function {name} was not ready after 2 minutes")
 }
 
-impl Resource for Function {
-    const KIND: &'static str = "lambda_function";
-    type Observed = ObservedFunction;
+impl Kind for LambdaFunction {
+    const NAME: &'static str = "lambda_function";
+    const DEPENDS_ON: &'static [&'static str] = &["iam_role"];
+    type Spec = Spec;
+    type State = State;
 
-    fn id(&self) -> String {
-        self.name.clone()
-    }
-
-    async fn find(&self, aws: &Aws) -> anyhow::Result<Option<ObservedFunction>> {
-        let output = match aws.lambda.get_function().function_name(&self.name).send().await {
-            Ok(output) => output,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => return Ok(None),
-            Err(e) => anyhow::bail!("{}", crate::error::describe(&e)),
+    fn desired(context: &Context<'_>) -> anyhow::Result<Vec<Spec>> {
+        let a = &context.stack.authorizer;
+        let (package, code_sha256) = match context.package {
+            Some(p) => (p.path.clone(), p.sha256.clone()),
+            None => (PathBuf::new(), String::new()),
         };
-        let c = output.configuration().context("GetFunction answered without configuration")?;
-        let environment = c
-            .environment()
-            .and_then(|e| e.variables())
-            .map(|v| v.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-            .unwrap_or_default();
-        Ok(Some(ObservedFunction {
-            arn: c.function_arn().unwrap_or_default().to_owned(),
-            code_sha256: c.code_sha256().unwrap_or_default().to_owned(),
-            role_arn: c.role().unwrap_or_default().to_owned(),
-            runtime: c.runtime().map(|r| r.as_str().to_owned()).unwrap_or_default(),
-            handler: c.handler().unwrap_or_default().to_owned(),
-            environment,
-            timeout_seconds: c.timeout().unwrap_or_default(),
-            memory_mb: c.memory_size().unwrap_or_default(),
-            architecture: c.architectures().first().map_or("x86_64".to_owned(), |a| a.as_str().to_owned()),
-            owner: output.tags().and_then(|t| t.get(OWNER_TAG)).cloned(),
-        }))
+        Ok(vec![Spec {
+            stack: context.stack.name.clone(),
+            name: name(&context.stack.name),
+            role_arn: super::iam_role::arn(context, &super::iam_role::execution_role_name(&context.stack.name)),
+            package,
+            code_sha256,
+            environment: a.environment.clone(),
+            timeout_seconds: a.timeout_seconds,
+            memory_mb: a.memory_mb,
+            architecture: a.architecture.as_lambda().to_owned(),
+        }])
     }
 
-    fn diff(&self, o: &ObservedFunction) -> Diff {
+    fn name(spec: &Spec) -> String {
+        spec.name.clone()
+    }
+
+    async fn observe(scope: &Scope<'_, Spec>) -> anyhow::Result<Vec<Found<State>>> {
+        let reads = scope.desired.iter().map(|spec| read(scope.aws, scope.stack, &spec.name));
+        Ok(futures::future::try_join_all(reads).await?.into_iter().flatten().collect())
+    }
+
+    async fn find(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<Found<State>>> {
+        read(aws, &spec.stack, &spec.name).await
+    }
+
+    fn diff(spec: &Spec, state: &State) -> Diff {
         let mut diff = Diff::default();
-        diff.field("code_sha256", o.code_sha256.as_str(), self.code_sha256.as_str());
-        diff.field("role", o.role_arn.as_str(), self.role_arn.as_str());
-        diff.field("runtime", o.runtime.as_str(), RUNTIME);
-        diff.field("handler", o.handler.as_str(), HANDLER);
-        diff.field("timeout", o.timeout_seconds, self.timeout_seconds);
-        diff.field("memory_size", o.memory_mb, self.memory_mb);
-        diff.field("architecture", o.architecture.as_str(), self.architecture);
+        diff.field("code_sha256", state.code_sha256.as_str(), spec.code_sha256.as_str());
+        diff.field("role", state.role_arn.as_str(), spec.role_arn.as_str());
+        diff.field("runtime", state.runtime.as_str(), RUNTIME);
+        diff.field("handler", state.handler.as_str(), HANDLER);
+        diff.field("timeout", state.timeout_seconds, spec.timeout_seconds);
+        diff.field("memory_size", state.memory_mb, spec.memory_mb);
+        diff.field("architecture", state.architecture.as_str(), spec.architecture.as_str());
         // Environment, variable by variable, secrets masked on both sides.
-        let names: std::collections::BTreeSet<&String> = o.environment.keys().chain(self.environment.keys()).collect();
+        let names: BTreeSet<&String> = state.environment.keys().chain(spec.environment.keys()).collect();
         for name in names {
-            let wanted = self.environment.get(name);
-            let current = o.environment.get(name);
+            let wanted = spec.environment.get(name);
+            let current = state.environment.get(name);
             if wanted.map(|w| &w.value) != current {
                 let secret =
                     wanted.is_some_and(|w| w.secret) || authorizer::config::SECRET_VARIABLES.contains(&name.as_str());
@@ -152,11 +210,12 @@ impl Resource for Function {
         diff
     }
 
-    fn owned_by(&self, o: &ObservedFunction, stack: &str) -> bool {
-        o.owner.as_deref() == Some(stack)
+    fn outputs(state: &State) -> Outputs {
+        [("arn".to_owned(), state.arn.clone()), ("name".to_owned(), state.name.clone())].into()
     }
 
-    async fn create(&self, aws: &Aws) -> anyhow::Result<ObservedFunction> {
+    async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {
+        let code = code(spec)?;
         // A role created seconds ago may not be assumable by Lambda yet (IAM
         // is eventually consistent): retry that one error, for up to 2 minutes.
         let mut delay = Duration::from_secs(2);
@@ -164,17 +223,17 @@ impl Resource for Function {
             let result = aws
                 .lambda
                 .create_function()
-                .function_name(&self.name)
-                .role(&self.role_arn)
+                .function_name(&spec.name)
+                .role(&spec.role_arn)
                 .runtime(Runtime::from(RUNTIME))
                 .handler(HANDLER)
-                .code(FunctionCode::builder().zip_file(Blob::new(self.zip.clone())).build())
-                .environment(Environment::builder().set_variables(Some(self.environment_values())).build())
-                .timeout(self.timeout_seconds)
-                .memory_size(self.memory_mb)
-                .architectures(self.architecture())
-                .description(format!("OAuth 2.0 / mTLS authorizer of stack {}", self.stack))
-                .tags(OWNER_TAG, &self.stack)
+                .code(FunctionCode::builder().zip_file(code.clone()).build())
+                .environment(Environment::builder().set_variables(Some(environment_values(spec))).build())
+                .timeout(spec.timeout_seconds)
+                .memory_size(spec.memory_mb)
+                .architectures(Architecture::from(spec.architecture.as_str()))
+                .description(format!("OAuth 2.0 / mTLS authorizer of stack {}", spec.stack))
+                .tags(OWNER_TAG, &spec.stack)
                 .send()
                 .await;
             match result {
@@ -188,49 +247,134 @@ impl Resource for Function {
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(15));
                 }
-                Err(e) => anyhow::bail!("{}", crate::error::describe(&e)),
+                Err(e) => return Err(e).aws("CreateFunction"),
             }
         }
-        self.wait_ready(aws).await?;
-        self.find(aws).await?.context("function missing right after creation")
+        wait_ready(aws, &spec.name).await
     }
 
-    async fn update(&self, aws: &Aws, _observed: &ObservedFunction, diff: &Diff) -> anyhow::Result<ObservedFunction> {
+    async fn update(aws: &Aws, spec: &Spec, _state: &State, diff: &Diff) -> anyhow::Result<State> {
         let changed = |prefix: &str| diff.fields.iter().any(|f| f.field.starts_with(prefix));
-        if ["role", "runtime", "handler", "timeout", "memory_size", "environment"].iter().any(|f| changed(f)) {
-            aws.lambda
-                .update_function_configuration()
-                .function_name(&self.name)
-                .role(&self.role_arn)
-                .runtime(Runtime::from(RUNTIME))
-                .handler(HANDLER)
-                .timeout(self.timeout_seconds)
-                .memory_size(self.memory_mb)
-                .environment(Environment::builder().set_variables(Some(self.environment_values())).build())
-                .send()
-                .await
-                .map_err(|e| anyhow::anyhow!("{}", crate::error::describe(&e)))?;
-            self.wait_ready(aws).await?;
+        let mut state = wait_ready(aws, &spec.name).await?;
+        let configuration = ["role", "runtime", "handler", "timeout", "memory_size", "environment"];
+        if configuration.iter().any(|f| changed(f)) {
+            let mut request = aws.lambda.update_function_configuration().function_name(&spec.name);
+            if changed("role") {
+                request = request.role(&spec.role_arn);
+            }
+            if changed("runtime") {
+                request = request.runtime(Runtime::from(RUNTIME));
+            }
+            if changed("handler") {
+                request = request.handler(HANDLER);
+            }
+            if changed("timeout") {
+                request = request.timeout(spec.timeout_seconds);
+            }
+            if changed("memory_size") {
+                request = request.memory_size(spec.memory_mb);
+            }
+            if changed("environment") {
+                // Lambda replaces the whole set: every variable goes.
+                request =
+                    request.environment(Environment::builder().set_variables(Some(environment_values(spec))).build());
+            }
+            request.send().await.aws("UpdateFunctionConfiguration")?;
+            state = wait_ready(aws, &spec.name).await?;
         }
         if changed("code_sha256") || changed("architecture") {
             aws.lambda
                 .update_function_code()
-                .function_name(&self.name)
-                .zip_file(Blob::new(self.zip.clone()))
-                .architectures(self.architecture())
+                .function_name(&spec.name)
+                .zip_file(code(spec)?)
+                .architectures(Architecture::from(spec.architecture.as_str()))
                 .send()
                 .await
-                .map_err(|e| anyhow::anyhow!("{}", crate::error::describe(&e)))?;
-            self.wait_ready(aws).await?;
+                .aws("UpdateFunctionCode")?;
+            state = wait_ready(aws, &spec.name).await?;
         }
-        self.find(aws).await?.context("function vanished during update")
+        Ok(state)
     }
 
-    async fn delete(&self, aws: &Aws, _observed: &ObservedFunction) -> anyhow::Result<()> {
-        match aws.lambda.delete_function().function_name(&self.name).send().await {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => Ok(()),
-            Err(e) => anyhow::bail!("{}", crate::error::describe(&e)),
+    async fn delete(aws: &Aws, state: &State) -> anyhow::Result<()> {
+        aws.lambda.delete_function().function_name(&state.name).send().await.gone("DeleteFunction")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::testing::{Case, check_diff};
+
+    fn setting(value: &str, secret: bool) -> Setting {
+        Setting { value: value.into(), secret }
+    }
+
+    fn spec() -> Spec {
+        Spec {
+            stack: "s".into(),
+            name: "s-authorizer".into(),
+            role_arn: "arn:aws:iam::1:role/s-authorizer-exec".into(),
+            package: PathBuf::from("/tmp/x.zip"),
+            code_sha256: "abc=".into(),
+            environment: [
+                ("TOKEN_VALIDATION".to_owned(), setting("introspection", false)),
+                ("INTROSPECTION_CLIENT_SECRET".to_owned(), setting("hunter2", true)),
+            ]
+            .into(),
+            timeout_seconds: 5,
+            memory_mb: 128,
+            architecture: "x86_64".into(),
         }
+    }
+
+    fn state() -> State {
+        State {
+            name: "s-authorizer".into(),
+            arn: "arn:aws:lambda:eu-west-1:1:function:s-authorizer".into(),
+            code_sha256: "abc=".into(),
+            role_arn: "arn:aws:iam::1:role/s-authorizer-exec".into(),
+            runtime: RUNTIME.into(),
+            handler: HANDLER.into(),
+            environment: [
+                ("TOKEN_VALIDATION".to_owned(), "introspection".to_owned()),
+                ("INTROSPECTION_CLIENT_SECRET".to_owned(), "hunter2".to_owned()),
+            ]
+            .into(),
+            timeout_seconds: 5,
+            memory_mb: 128,
+            architecture: "x86_64".into(),
+        }
+    }
+
+    fn fields(diff: &Diff) -> Vec<&str> {
+        diff.fields.iter().map(|f| f.field.as_str()).collect()
+    }
+
+    #[test]
+    fn diff_field_by_field() {
+        let cases: &[Case<State>] = &[
+            (|s| s.code_sha256 = "new=".into(), "code_sha256"),
+            (|s| s.role_arn = "arn:aws:iam::1:role/other".into(), "role"),
+            (|s| s.runtime = "provided.al2".into(), "runtime"),
+            (|s| s.handler = "main".into(), "handler"),
+            (|s| s.timeout_seconds = 3, "timeout"),
+            (|s| s.memory_mb = 256, "memory_size"),
+            (|s| s.architecture = "arm64".into(), "architecture"),
+            (|s| drop(s.environment.remove("TOKEN_VALIDATION")), "environment.TOKEN_VALIDATION"),
+            (|s| drop(s.environment.insert("ROUTES".into(), "{}".into())), "environment.ROUTES"),
+        ];
+        check_diff::<LambdaFunction>(&spec(), &state(), cases);
+    }
+
+    #[test]
+    fn a_changed_secret_is_detected_and_never_shown() {
+        let mut changed = state();
+        changed.environment.insert("INTROSPECTION_CLIENT_SECRET".into(), "old-secret".into());
+        let diff = LambdaFunction::diff(&spec(), &changed);
+        assert_eq!(fields(&diff), ["environment.INTROSPECTION_CLIENT_SECRET"]);
+        let shown = format!("{:?}", diff.fields);
+        assert!(!shown.contains("hunter2") && !shown.contains("old-secret"), "{shown}");
+        assert_eq!((diff.fields[0].old.as_str(), diff.fields[0].new.as_str()), ("(sensitive)", "(sensitive)"));
     }
 }

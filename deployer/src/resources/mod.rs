@@ -1,12 +1,30 @@
-//! One module per AWS resource kind, all with the same shape (see
-//! [`Resource`]): read what exists → compare with what the stack wants →
-//! create, update or delete. Adding a kind means adding one module and one
-//! line in `engine.rs`.
+//! One module per AWS resource kind, all with the same shape ([`Kind`]):
+//! what the stack wants of it (`Spec`), what AWS has (`State`), how to find
+//! every instance the stack owns (`observe`) or one by its spec (`find`), how
+//! the two differ (`diff`, pure), and how to `create`, `update` (only the
+//! fields that differ) and `delete` one.
 //!
-//! Resource modules never read stack.yaml: they are given their desired state.
+//! [`REGISTRY`] lists every kind once, with its dependencies: the graph the
+//! planner orders steps by, the executor runs forward (creates, updates) and
+//! in reverse (deletes), and teardown is a plan with nothing desired.
+//! **Adding a kind means adding one module and one line in [`REGISTRY`].**
+//!
+//! Modules never read stack.yaml: each derives its desired instances from
+//! the validated [`crate::stack::Stack`] (`desired`).
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::future::Future;
+use std::marker::PhantomData;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use crate::aws::Aws;
-use crate::plan::FieldChange;
+use crate::package::Package;
+use crate::plan::{Address, FieldChange, Outputs};
+use crate::stack::Stack;
 
 pub mod api_authorizer;
 pub mod api_route;
@@ -23,12 +41,77 @@ pub mod truststore;
 pub mod web_acl;
 pub mod web_acl_association;
 
-/// Tag carried by everything the deployer creates; teardown deletes only
-/// what carries it with this stack's name.
+/// Every kind, once. The order does not matter: `DEPENDS_ON` does.
+pub static REGISTRY: &[&dyn DynKind] = &[
+    &Registered::<iam_role::IamRole>(PhantomData),
+    &Registered::<lambda_function::LambdaFunction>(PhantomData),
+    &Registered::<rest_api::RestApi>(PhantomData),
+    &Registered::<api_authorizer::ApiAuthorizer>(PhantomData),
+    &Registered::<api_route::ApiRoute>(PhantomData),
+    &Registered::<gateway_response::GatewayResponse>(PhantomData),
+    &Registered::<stage::Stage>(PhantomData),
+    &Registered::<certificate::Certificate>(PhantomData),
+    &Registered::<truststore::Truststore>(PhantomData),
+    &Registered::<domain_name::DomainName>(PhantomData),
+    &Registered::<base_path_mapping::BasePathMapping>(PhantomData),
+    &Registered::<ip_set::IpSet>(PhantomData),
+    &Registered::<web_acl::WebAcl>(PhantomData),
+    &Registered::<web_acl_association::WebAclAssociation>(PhantomData),
+];
+
+/// The registered kind called `name`.
+pub fn kind(name: &str) -> anyhow::Result<&'static dyn DynKind> {
+    REGISTRY.iter().copied().find(|k| k.name() == name).ok_or_else(|| anyhow::anyhow!("unknown resource kind {name:?}"))
+}
+
+/// Tag carried by everything the deployer creates; nothing without it (or
+/// outside an API that carries it) is ever changed or deleted.
 pub const OWNER_TAG: &str = "oauth-gateway:stack";
 
-/// How the observed state differs from the desired one.
-#[derive(Debug, Default)]
+/// AWS tags in the shape every service's builder takes.
+pub fn owner_tags(stack: &str) -> std::collections::HashMap<String, String> {
+    [(OWNER_TAG.to_owned(), stack.to_owned())].into()
+}
+
+/// Whose an existing resource is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ownership {
+    /// Carries the stack's tag (or lives inside something that does).
+    Owned,
+    /// Named by the stack but not created by it (an adopted REST API and what
+    /// is in it): configured when declared, never deleted.
+    Adopted,
+    /// Sits where the stack wants one of its own, without its tag: never
+    /// touched; a stack that declares it is refused.
+    Foreign,
+}
+
+/// One existing resource.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Found<S> {
+    pub name: String,
+    pub ownership: Ownership,
+    pub state: S,
+    /// The resource it lives in, for kinds that live inside another (a route
+    /// in its REST API, a mapping in its domain).
+    #[serde(default)]
+    pub parent: Option<Address>,
+}
+
+impl<S> Found<S> {
+    pub fn new(name: impl Into<String>, ownership: Ownership, state: S) -> Found<S> {
+        Found { name: name.into(), ownership, state, parent: None }
+    }
+
+    pub fn inside(mut self, parent: Address) -> Found<S> {
+        self.parent = Some(parent);
+        self
+    }
+}
+
+/// How an existing resource differs from the desired one.
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct Diff {
     pub fields: Vec<FieldChange>,
     /// Some field cannot be changed in place: delete, then create.
@@ -37,7 +120,7 @@ pub struct Diff {
 
 impl Diff {
     /// Records `field` if `observed != desired`.
-    pub fn field<T: PartialEq + std::fmt::Debug>(&mut self, field: &str, observed: T, desired: T) {
+    pub fn field<T: PartialEq + Debug>(&mut self, field: &str, observed: T, desired: T) {
         if observed != desired {
             self.fields.push(FieldChange::new(field, observed, desired));
         }
@@ -46,7 +129,7 @@ impl Diff {
     /// Like [`Diff::field`], for values shown as given (already rendered text).
     pub fn text(&mut self, field: &str, observed: String, desired: String) {
         if observed != desired {
-            self.fields.push(FieldChange { field: field.to_owned(), old: observed, new: desired });
+            self.fields.push(FieldChange { field: field.to_owned(), old: observed, new: desired, forced: false });
         }
     }
 
@@ -54,33 +137,290 @@ impl Diff {
     /// shown with `old`/`new` as given: for secrets, whose masked renderings
     /// are equal even when the values differ.
     pub fn changed(&mut self, field: &str, old: String, new: String) {
-        self.fields.push(FieldChange { field: field.to_owned(), old, new });
+        self.fields.push(FieldChange { field: field.to_owned(), old, new, forced: false });
+    }
+
+    /// Whether `field` is among the changes.
+    pub fn has(&self, field: &str) -> bool {
+        self.fields.iter().any(|f| f.field == field)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
     }
 }
 
-/// A desired resource of one kind.
-#[allow(async_fn_in_trait)] // used with static dispatch only, inside this crate
-pub trait Resource {
-    const KIND: &'static str;
-    type Observed;
-
-    /// The name shown in plans and errors.
-    fn id(&self) -> String;
-    /// What exists now; `Ok(None)` when it does not exist.
-    async fn find(&self, aws: &Aws) -> anyhow::Result<Option<Self::Observed>>;
-    /// Pure: what differs. Normalise AWS's defaults in `find`, not here.
-    fn diff(&self, observed: &Self::Observed) -> Diff;
-    /// Whether an existing resource of this name belongs to `stack`.
-    fn owned_by(&self, observed: &Self::Observed, stack: &str) -> bool;
-    /// Creates it and waits until it is usable.
-    async fn create(&self, aws: &Aws) -> anyhow::Result<Self::Observed>;
-    /// Changes only `diff`'s fields, then waits until it is usable.
-    async fn update(&self, aws: &Aws, observed: &Self::Observed, diff: &Diff) -> anyhow::Result<Self::Observed>;
-    /// Deletes it; "already gone" counts as success.
-    async fn delete(&self, aws: &Aws, observed: &Self::Observed) -> anyhow::Result<()>;
+/// What desired state is derived from: the stack and what is known about the
+/// account before anything is read.
+pub struct Context<'a> {
+    pub stack: &'a Stack,
+    pub account: &'a str,
+    pub region: &'a str,
+    /// `aws`, `aws-cn` or `aws-us-gov`, for the ARNs the deployer builds.
+    pub partition: &'a str,
+    /// The authorizer's code; `None` when no desired state needs it.
+    pub package: Option<&'a Package>,
 }
 
-/// AWS tags in the shape every service's builder takes.
-pub fn owner_tags(stack: &str) -> std::collections::HashMap<String, String> {
-    [(OWNER_TAG.to_owned(), stack.to_owned())].into()
+/// What a kind's `observe` may use: the account, the stack's identity, the
+/// kind's own desired instances (names to look for), the addresses of every
+/// kind's desired instances, and the instances of the kinds it is observed
+/// under.
+pub struct Scope<'a, S> {
+    pub aws: &'a Aws,
+    pub stack: &'a str,
+    pub desired: Vec<S>,
+    pub declared: &'a [Address],
+    pub parents: &'a Observation,
+}
+
+impl<S> Scope<'_, S> {
+    /// The names the stack declares for `kind`.
+    pub fn declared(&self, kind: &str) -> impl Iterator<Item = &str> {
+        self.declared.iter().filter(move |a| a.kind == kind).map(|a| a.name.as_str())
+    }
+}
+
+/// Everything observed so far, by kind.
+#[derive(Debug, Default, Clone)]
+pub struct Observation {
+    pub found: BTreeMap<String, Vec<Found<Value>>>,
+    /// When the reads began (`None` for observations made up in tests).
+    pub read_at: Option<std::time::Instant>,
+}
+
+impl Observation {
+    /// The instances of kind `K`, typed.
+    pub fn of<K: Kind>(&self) -> Vec<Found<K::State>> {
+        self.found
+            .get(K::NAME)
+            .into_iter()
+            .flatten()
+            .filter_map(|f| {
+                let state = serde_json::from_value(f.state.clone()).ok()?;
+                Some(Found { name: f.name.clone(), ownership: f.ownership, state, parent: f.parent.clone() })
+            })
+            .collect()
+    }
+
+    pub fn get(&self, address: &Address) -> Option<&Found<Value>> {
+        self.found.get(&address.kind)?.iter().find(|f| f.name == address.name)
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = (Address, &Found<Value>)> {
+        self.found.iter().flat_map(|(kind, found)| found.iter().map(move |f| (Address::new(kind, &f.name), f)))
+    }
+}
+
+pub use futures::future::BoxFuture;
+
+/// One AWS resource kind. Implemented by each module; the registry sees it
+/// through [`DynKind`].
+pub trait Kind: Send + Sync + 'static {
+    const NAME: &'static str;
+    /// Kinds whose resources are created before this one's (and deleted after).
+    const DEPENDS_ON: &'static [&'static str];
+    /// Kinds observed first, because their states say where this one's are.
+    const OBSERVED_UNDER: &'static [&'static str] = &[];
+    /// A change takes effect only with a new deployment of the REST API.
+    const NEEDS_DEPLOYMENT: bool = false;
+    /// Creating or updating this kind deploys the REST API.
+    const DEPLOYS: bool = false;
+    /// Deleting its parent deletes it too: no step of its own then.
+    const DELETED_WITH_PARENT: bool = false;
+    /// Outputs an update changes (a new truststore object has a new version):
+    /// what refers to them is "known after apply" when this kind is updated.
+    const UPDATE_CHANGES: &'static [&'static str] = &[];
+    type Spec: Serialize + DeserializeOwned + Clone + Debug + Send + Sync;
+    type State: Serialize + DeserializeOwned + Clone + Debug + Send + Sync;
+
+    /// The instances the stack wants.
+    fn desired(context: &Context<'_>) -> anyhow::Result<Vec<Self::Spec>>;
+    /// The name of a desired instance (its address within the kind).
+    fn name(spec: &Self::Spec) -> String;
+    /// Every instance the stack owns or adopted, and any look-alike where the
+    /// stack wants one of its own.
+    fn observe(scope: &Scope<'_, Self::Spec>) -> impl Future<Output = anyhow::Result<Vec<Found<Self::State>>>> + Send;
+    /// The instance `spec` names, read again (before a write).
+    fn find(aws: &Aws, spec: &Self::Spec) -> impl Future<Output = anyhow::Result<Option<Found<Self::State>>>> + Send;
+    /// Pure: what differs. Normalise AWS's defaults when reading, not here.
+    fn diff(spec: &Self::Spec, state: &Self::State) -> Diff;
+    /// What makes `apply` stop although the resource is as desired (AWS's
+    /// warnings about a truststore, say).
+    fn blockers(_spec: Option<&Self::Spec>, _state: &Self::State) -> Vec<String> {
+        Vec::new()
+    }
+    /// Values other resources refer to.
+    fn outputs(state: &Self::State) -> Outputs;
+    /// Creates it and waits until it is usable; returns what was read after.
+    fn create(aws: &Aws, spec: &Self::Spec) -> impl Future<Output = anyhow::Result<Self::State>> + Send;
+    /// Changes only `diff`'s fields, then waits until it is usable.
+    fn update(
+        aws: &Aws,
+        spec: &Self::Spec,
+        state: &Self::State,
+        diff: &Diff,
+    ) -> impl Future<Output = anyhow::Result<Self::State>> + Send;
+    /// Deletes it; "already gone" counts as success.
+    fn delete(aws: &Aws, state: &Self::State) -> impl Future<Output = anyhow::Result<()>> + Send;
+}
+
+/// A kind as the planner and executor see it: specs and states as JSON, so
+/// one registry holds every kind and a plan can be saved.
+pub trait DynKind: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn depends_on(&self) -> &'static [&'static str];
+    fn observed_under(&self) -> &'static [&'static str];
+    fn needs_deployment(&self) -> bool;
+    fn deploys(&self) -> bool;
+    fn deleted_with_parent(&self) -> bool;
+    fn update_changes(&self) -> &'static [&'static str];
+    fn desired(&self, context: &Context<'_>) -> anyhow::Result<Vec<(String, Value)>>;
+    fn observe<'a>(
+        &'a self,
+        aws: &'a Aws,
+        stack: &'a str,
+        desired: Vec<Value>,
+        declared: &'a [Address],
+        parents: &'a Observation,
+    ) -> BoxFuture<'a, anyhow::Result<Vec<Found<Value>>>>;
+    fn find<'a>(&'a self, aws: &'a Aws, spec: &'a Value) -> BoxFuture<'a, anyhow::Result<Option<Found<Value>>>>;
+    fn diff(&self, spec: &Value, state: &Value) -> anyhow::Result<Diff>;
+    fn blockers(&self, spec: Option<&Value>, state: &Value) -> Vec<String>;
+    fn outputs(&self, state: &Value) -> anyhow::Result<Outputs>;
+    fn create<'a>(&'a self, aws: &'a Aws, spec: &'a Value) -> BoxFuture<'a, anyhow::Result<Value>>;
+    fn update<'a>(
+        &'a self,
+        aws: &'a Aws,
+        spec: &'a Value,
+        state: &'a Value,
+        diff: &'a Diff,
+    ) -> BoxFuture<'a, anyhow::Result<Value>>;
+    fn delete<'a>(&'a self, aws: &'a Aws, state: &'a Value) -> BoxFuture<'a, anyhow::Result<()>>;
+}
+
+/// [`Kind`] → [`DynKind`].
+pub struct Registered<K>(PhantomData<K>);
+
+fn typed<T: DeserializeOwned>(kind: &str, what: &str, value: &Value) -> anyhow::Result<T> {
+    serde_json::from_value(value.clone()).map_err(|e| anyhow::anyhow!("{kind}: reading its {what}: {e}"))
+}
+
+fn json<T: Serialize>(value: &T) -> anyhow::Result<Value> {
+    Ok(serde_json::to_value(value)?)
+}
+
+fn found_json<S: Serialize>(found: Found<S>) -> anyhow::Result<Found<Value>> {
+    Ok(Found { name: found.name, ownership: found.ownership, state: json(&found.state)?, parent: found.parent })
+}
+
+impl<K: Kind> DynKind for Registered<K> {
+    fn name(&self) -> &'static str {
+        K::NAME
+    }
+    fn depends_on(&self) -> &'static [&'static str] {
+        K::DEPENDS_ON
+    }
+    fn observed_under(&self) -> &'static [&'static str] {
+        K::OBSERVED_UNDER
+    }
+    fn needs_deployment(&self) -> bool {
+        K::NEEDS_DEPLOYMENT
+    }
+    fn deploys(&self) -> bool {
+        K::DEPLOYS
+    }
+    fn deleted_with_parent(&self) -> bool {
+        K::DELETED_WITH_PARENT
+    }
+    fn update_changes(&self) -> &'static [&'static str] {
+        K::UPDATE_CHANGES
+    }
+
+    fn desired(&self, context: &Context<'_>) -> anyhow::Result<Vec<(String, Value)>> {
+        K::desired(context)?.iter().map(|spec| Ok((K::name(spec), json(spec)?))).collect()
+    }
+
+    fn observe<'a>(
+        &'a self,
+        aws: &'a Aws,
+        stack: &'a str,
+        desired: Vec<Value>,
+        declared: &'a [Address],
+        parents: &'a Observation,
+    ) -> BoxFuture<'a, anyhow::Result<Vec<Found<Value>>>> {
+        Box::pin(async move {
+            let desired =
+                desired.iter().map(|spec| typed::<K::Spec>(K::NAME, "spec", spec)).collect::<anyhow::Result<_>>()?;
+            let scope = Scope { aws, stack, desired, declared, parents };
+            K::observe(&scope).await?.into_iter().map(found_json).collect()
+        })
+    }
+
+    fn find<'a>(&'a self, aws: &'a Aws, spec: &'a Value) -> BoxFuture<'a, anyhow::Result<Option<Found<Value>>>> {
+        Box::pin(async move {
+            let spec: K::Spec = typed(K::NAME, "spec", spec)?;
+            K::find(aws, &spec).await?.map(found_json).transpose()
+        })
+    }
+
+    fn diff(&self, spec: &Value, state: &Value) -> anyhow::Result<Diff> {
+        Ok(K::diff(&typed(K::NAME, "spec", spec)?, &typed(K::NAME, "state", state)?))
+    }
+
+    fn blockers(&self, spec: Option<&Value>, state: &Value) -> Vec<String> {
+        let spec = spec.and_then(|s| typed::<K::Spec>(K::NAME, "spec", s).ok());
+        match typed::<K::State>(K::NAME, "state", state) {
+            Ok(state) => K::blockers(spec.as_ref(), &state),
+            Err(e) => vec![e.to_string()],
+        }
+    }
+
+    fn outputs(&self, state: &Value) -> anyhow::Result<Outputs> {
+        Ok(K::outputs(&typed(K::NAME, "state", state)?))
+    }
+
+    fn create<'a>(&'a self, aws: &'a Aws, spec: &'a Value) -> BoxFuture<'a, anyhow::Result<Value>> {
+        Box::pin(async move { json(&K::create(aws, &typed(K::NAME, "spec", spec)?).await?) })
+    }
+
+    fn update<'a>(
+        &'a self,
+        aws: &'a Aws,
+        spec: &'a Value,
+        state: &'a Value,
+        diff: &'a Diff,
+    ) -> BoxFuture<'a, anyhow::Result<Value>> {
+        Box::pin(async move {
+            let state = K::update(aws, &typed(K::NAME, "spec", spec)?, &typed(K::NAME, "state", state)?, diff).await?;
+            json(&state)
+        })
+    }
+
+    fn delete<'a>(&'a self, aws: &'a Aws, state: &'a Value) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move { K::delete(aws, &typed(K::NAME, "state", state)?).await })
+    }
+}
+
+/// Table tests of a kind's `diff`, shared by every kind's module.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::Kind;
+
+    /// A change made to a matching state, and the one field the diff must report then.
+    pub type Case<S> = (fn(&mut S), &'static str);
+
+    /// `spec` and `state` match; each case changes the state, after which
+    /// the diff must name exactly its field, and never ask for a replacement.
+    pub fn check_diff<K: Kind>(spec: &K::Spec, state: &K::State, cases: &[Case<K::State>]) {
+        assert!(K::diff(spec, state).is_empty(), "{}: a matching state differs: {:?}", K::NAME, K::diff(spec, state));
+        for (change, field) in cases {
+            let mut changed = state.clone();
+            change(&mut changed);
+            let diff = K::diff(spec, &changed);
+            let fields: Vec<&str> = diff.fields.iter().map(|f| f.field.as_str()).collect();
+            assert_eq!(fields, [*field], "{}: {changed:?}", K::NAME);
+            assert!(!diff.replace, "{}: {field} is changed in place", K::NAME);
+        }
+    }
 }

@@ -1,187 +1,322 @@
-//! The deployment and the stage. A new deployment is made only when the
-//! API's configuration changed: a hash of the desired configuration is kept
-//! in the deployment's description, and any route, authorizer or gateway
-//! response repaired in this run forces one too (so a repair reaches clients).
+//! The deployment and the stage. The deployment's description holds a hash of
+//! the API configuration the stack wants; a different hash means a new
+//! deployment. A change AWS applies only on a deployment (the execute-api
+//! flag, a route, the authorizer, a gateway response) makes the planner ask
+//! for one too (`deployment`, a forced field), so a repair reaches clients.
 
 use std::collections::BTreeMap;
 
 use anyhow::Context as _;
 use aws_sdk_apigateway::types::{Op, PatchOperation};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
 
-use super::{Diff, OWNER_TAG, Resource, owner_tags};
+use super::rest_api::{self, RestApi};
+use super::{Context, Diff, Found, Kind, OWNER_TAG, Ownership, Scope, owner_tags};
 use crate::aws::Aws;
-use crate::error::describe;
+use crate::error::SdkResult as _;
+use crate::plan::{Address, Outputs, Val};
 use crate::stack::Throttling;
 
 const HASH_PREFIX: &str = "config-sha256:";
 
-pub struct Stage {
+pub struct Stage;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Spec {
     pub stack: String,
-    pub api_id: String,
+    pub api_id: Val,
     pub name: String,
     pub variables: BTreeMap<String, String>,
     pub throttling: Option<Throttling>,
     /// Hash of the desired API configuration.
     pub config_hash: String,
-    /// Something under the API changed in this run: deploy again.
-    pub force_redeploy: bool,
 }
 
-#[derive(Debug)]
-pub struct ObservedStage {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    pub api_id: String,
+    pub name: String,
+    pub deployment_id: String,
+    /// The configuration hash of the deployment the stage points at.
     pub deployed_hash: String,
     pub variables: BTreeMap<String, String>,
     pub throttling: Option<(f64, i32)>,
-    pub owner: Option<String>,
 }
 
-impl Stage {
-    async fn deploy(&self, aws: &Aws) -> anyhow::Result<String> {
-        let deployment = aws
-            .apigateway
-            .create_deployment()
-            .rest_api_id(&self.api_id)
-            .description(format!("{HASH_PREFIX}{}", self.config_hash))
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!("CreateDeployment: {}", describe(&e)))?;
-        Ok(deployment.id().context("CreateDeployment answered without an id")?.to_owned())
-    }
+pub fn address(context: &Context<'_>) -> Address {
+    Address::new(Stage::NAME, &context.stack.stage.name)
+}
 
-    fn wanted_throttling(&self) -> Option<(f64, i32)> {
-        self.throttling.map(|t| (t.rate_limit, t.burst_limit))
+/// A hash of everything a deployment snapshots, from the desired state only
+/// (ids excluded), so it is the same on every run until stack.yaml changes.
+fn config_hash(context: &Context<'_>) -> String {
+    let stack = context.stack;
+    let a = &stack.authorizer;
+    let mut text = format!(
+        "authorizer {} {:?} {}\nexecute-api disabled {}\n",
+        super::lambda_function::arn(context),
+        a.identity_sources,
+        a.cache_ttl_seconds,
+        stack.domain.is_some()
+    );
+    for r in &stack.api.routes {
+        text.push_str(&format!("route {} {} {} {:?}\n", r.method, r.path, r.backend, r.context_headers));
     }
+    text.push_str(&format!("challenge {}\n", stack.api.unauthorized_challenge));
+    Sha256::digest(text.as_bytes()).iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
 
-    async fn patch(&self, aws: &Aws, operations: Vec<PatchOperation>) -> anyhow::Result<()> {
-        if operations.is_empty() {
-            return Ok(());
-        }
+/// Every stage of an API, with the hash of the deployment each points at.
+async fn read_all(aws: &Aws, api_id: &str, stack: &str) -> anyhow::Result<Vec<Found<State>>> {
+    let (stages, deployments) = tokio::join!(
+        aws.apigateway.get_stages().rest_api_id(api_id).send(),
         aws.apigateway
-            .update_stage()
-            .rest_api_id(&self.api_id)
-            .stage_name(&self.name)
-            .set_patch_operations(Some(operations))
+            .get_deployments()
+            .rest_api_id(api_id)
+            .limit(500)
+            .into_paginator()
+            .items()
             .send()
-            .await
-            .map_err(|e| anyhow::anyhow!("UpdateStage: {}", describe(&e)))?;
-        Ok(())
-    }
-
-    fn throttling_patch(&self) -> Vec<PatchOperation> {
-        let Some(t) = self.throttling else { return Vec::new() };
-        let replace =
-            |path: &str, value: String| PatchOperation::builder().op(Op::Replace).path(path).value(value).build();
-        vec![
-            replace("/*/*/throttling/rateLimit", t.rate_limit.to_string()),
-            replace("/*/*/throttling/burstLimit", t.burst_limit.to_string()),
-        ]
-    }
+            .collect::<Result<Vec<_>, _>>(),
+    );
+    let deployments = deployments.aws("GetDeployments")?;
+    let hash_of = |deployment_id: &str| {
+        deployments
+            .iter()
+            .find(|d| d.id() == Some(deployment_id))
+            .map(|d| d.description().and_then(|d| d.strip_prefix(HASH_PREFIX)).unwrap_or("unknown"))
+            .unwrap_or("none")
+            .to_owned()
+    };
+    Ok(stages
+        .aws("GetStages")?
+        .item()
+        .iter()
+        .map(|stage| {
+            let deployment_id = stage.deployment_id().unwrap_or_default().to_owned();
+            let state = State {
+                api_id: api_id.to_owned(),
+                name: stage.stage_name().unwrap_or_default().to_owned(),
+                deployed_hash: hash_of(&deployment_id),
+                deployment_id,
+                variables: stage
+                    .variables()
+                    .map(|v| v.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                    .unwrap_or_default(),
+                throttling: stage
+                    .method_settings()
+                    .and_then(|m| m.get("*/*"))
+                    .map(|s| (s.throttling_rate_limit(), s.throttling_burst_limit())),
+            };
+            let owned = stage.tags().and_then(|t| t.get(OWNER_TAG)).is_some_and(|owner| owner == stack);
+            Found::new(state.name.clone(), if owned { Ownership::Owned } else { Ownership::Foreign }, state)
+        })
+        .collect())
 }
 
-impl Resource for Stage {
-    const KIND: &'static str = "stage";
-    type Observed = ObservedStage;
+async fn deploy(aws: &Aws, api_id: &str, hash: &str) -> anyhow::Result<String> {
+    let deployment = aws
+        .apigateway
+        .create_deployment()
+        .rest_api_id(api_id)
+        .description(format!("{HASH_PREFIX}{hash}"))
+        .send()
+        .await
+        .aws("CreateDeployment")?;
+    Ok(deployment.id().context("CreateDeployment answered without an id")?.to_owned())
+}
 
-    fn id(&self) -> String {
-        self.name.clone()
+fn throttling_patch(spec: &Spec) -> Vec<PatchOperation> {
+    let Some(t) = spec.throttling else { return Vec::new() };
+    let replace = |path: &str, value: String| PatchOperation::builder().op(Op::Replace).path(path).value(value).build();
+    vec![
+        replace("/*/*/throttling/rateLimit", t.rate_limit.to_string()),
+        replace("/*/*/throttling/burstLimit", t.burst_limit.to_string()),
+    ]
+}
+
+async fn patch(aws: &Aws, api_id: &str, stage: &str, operations: Vec<PatchOperation>) -> anyhow::Result<()> {
+    if operations.is_empty() {
+        return Ok(());
+    }
+    aws.apigateway
+        .update_stage()
+        .rest_api_id(api_id)
+        .stage_name(stage)
+        .set_patch_operations(Some(operations))
+        .send()
+        .await
+        .aws("UpdateStage")?;
+    Ok(())
+}
+
+impl Kind for Stage {
+    const NAME: &'static str = "stage";
+    const DEPENDS_ON: &'static [&'static str] = &["rest_api", "api_authorizer", "api_route", "gateway_response"];
+    const OBSERVED_UNDER: &'static [&'static str] = &["rest_api"];
+    const DEPLOYS: bool = true;
+    const DELETED_WITH_PARENT: bool = true;
+    type Spec = Spec;
+    type State = State;
+
+    fn desired(context: &Context<'_>) -> anyhow::Result<Vec<Spec>> {
+        let stage = &context.stack.stage;
+        Ok(vec![Spec {
+            stack: context.stack.name.clone(),
+            api_id: rest_api::id(context),
+            name: stage.name.clone(),
+            variables: stage.variables.clone(),
+            throttling: stage.throttling,
+            config_hash: config_hash(context),
+        }])
     }
 
-    async fn find(&self, aws: &Aws) -> anyhow::Result<Option<ObservedStage>> {
-        let stage = match aws.apigateway.get_stage().rest_api_id(&self.api_id).stage_name(&self.name).send().await {
-            Ok(stage) => stage,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found_exception()) => return Ok(None),
-            Err(e) => anyhow::bail!("{}", describe(&e)),
-        };
-        let deployment_id = stage.deployment_id().unwrap_or_default().to_owned();
-        let deployed_hash = match aws
-            .apigateway
-            .get_deployment()
-            .rest_api_id(&self.api_id)
-            .deployment_id(&deployment_id)
-            .send()
-            .await
-        {
-            Ok(d) => d.description().and_then(|d| d.strip_prefix(HASH_PREFIX)).unwrap_or("unknown").to_owned(),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found_exception()) => "none".to_owned(),
-            Err(e) => anyhow::bail!("{}", describe(&e)),
-        };
-        let throttling = stage
-            .method_settings()
-            .and_then(|m| m.get("*/*"))
-            .map(|s| (s.throttling_rate_limit(), s.throttling_burst_limit()));
-        Ok(Some(ObservedStage {
-            deployed_hash,
-            variables: stage
-                .variables()
-                .map(|v| v.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-                .unwrap_or_default(),
-            throttling,
-            owner: stage.tags().and_then(|t| t.get(OWNER_TAG)).cloned(),
-        }))
+    fn name(spec: &Spec) -> String {
+        spec.name.clone()
     }
 
-    fn diff(&self, o: &ObservedStage) -> Diff {
+    async fn observe(scope: &Scope<'_, Spec>) -> anyhow::Result<Vec<Found<State>>> {
+        let Some(spec) = scope.desired.first() else { return Ok(Vec::new()) };
+        let Some(api) = rest_api::of(scope.parents, &spec.api_id) else { return Ok(Vec::new()) };
+        let parent = Address::new(RestApi::NAME, &api.name);
+        Ok(read_all(scope.aws, &api.state.id, scope.stack)
+            .await?
+            .into_iter()
+            // A stage that is not ours matters only where the stack wants one.
+            .filter(|f| f.ownership == Ownership::Owned || f.name == spec.name)
+            .map(|f| f.inside(parent.clone()))
+            .collect())
+    }
+
+    async fn find(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<Found<State>>> {
+        Ok(read_all(aws, spec.api_id.known()?, &spec.stack).await?.into_iter().find(|f| f.name == spec.name))
+    }
+
+    fn diff(spec: &Spec, state: &State) -> Diff {
         let mut diff = Diff::default();
-        diff.field("deployed_configuration", o.deployed_hash.as_str(), self.config_hash.as_str());
-        if self.force_redeploy && o.deployed_hash == self.config_hash {
-            diff.text("deployment", "current".into(), "redeploy (API changed in this run)".into());
-        }
-        diff.field("variables", &o.variables, &self.variables);
-        if let Some(wanted) = self.wanted_throttling() {
-            diff.field("throttling", o.throttling, Some(wanted));
+        diff.field("deployed_configuration", state.deployed_hash.as_str(), spec.config_hash.as_str());
+        diff.field("variables", &state.variables, &spec.variables);
+        if let Some(t) = spec.throttling {
+            diff.field("throttling", state.throttling, Some((t.rate_limit, t.burst_limit)));
         }
         diff
     }
 
-    fn owned_by(&self, o: &ObservedStage, stack: &str) -> bool {
-        o.owner.as_deref() == Some(stack)
+    fn outputs(state: &State) -> Outputs {
+        [("name".to_owned(), state.name.clone()), ("deployment_id".to_owned(), state.deployment_id.clone())].into()
     }
 
-    async fn create(&self, aws: &Aws) -> anyhow::Result<ObservedStage> {
-        let deployment_id = self.deploy(aws).await?;
+    async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {
+        let api_id = spec.api_id.known()?;
+        let deployment_id = deploy(aws, api_id, &spec.config_hash).await?;
         aws.apigateway
             .create_stage()
-            .rest_api_id(&self.api_id)
-            .stage_name(&self.name)
+            .rest_api_id(api_id)
+            .stage_name(&spec.name)
             .deployment_id(&deployment_id)
-            .set_variables(Some(self.variables.clone().into_iter().collect()))
-            .set_tags(Some(owner_tags(&self.stack)))
+            .set_variables(Some(spec.variables.clone().into_iter().collect()))
+            .set_tags(Some(owner_tags(&spec.stack)))
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("CreateStage: {}", describe(&e)))?;
-        self.patch(aws, self.throttling_patch()).await?;
-        self.find(aws).await?.context("stage missing right after creation")
+            .aws("CreateStage")?;
+        patch(aws, api_id, &spec.name, throttling_patch(spec)).await?;
+        Ok(State {
+            api_id: api_id.to_owned(),
+            name: spec.name.clone(),
+            deployment_id,
+            deployed_hash: spec.config_hash.clone(),
+            variables: spec.variables.clone(),
+            throttling: spec.throttling.map(|t| (t.rate_limit, t.burst_limit)),
+        })
     }
 
-    async fn update(&self, aws: &Aws, o: &ObservedStage, diff: &Diff) -> anyhow::Result<ObservedStage> {
+    async fn update(aws: &Aws, spec: &Spec, state: &State, diff: &Diff) -> anyhow::Result<State> {
         let mut operations = Vec::new();
-        if diff.fields.iter().any(|f| f.field == "deployed_configuration" || f.field == "deployment") {
-            let deployment_id = self.deploy(aws).await?;
+        let mut deployment_id = state.deployment_id.clone();
+        if diff.has("deployed_configuration") || diff.has("deployment") {
+            deployment_id = deploy(aws, &state.api_id, &spec.config_hash).await?;
             operations
-                .push(PatchOperation::builder().op(Op::Replace).path("/deploymentId").value(deployment_id).build());
+                .push(PatchOperation::builder().op(Op::Replace).path("/deploymentId").value(&deployment_id).build());
         }
-        for (name, value) in &self.variables {
-            if o.variables.get(name) != Some(value) {
-                operations.push(
-                    PatchOperation::builder().op(Op::Replace).path(format!("/variables/{name}")).value(value).build(),
-                );
+        if diff.has("variables") {
+            for (name, value) in &spec.variables {
+                if state.variables.get(name) != Some(value) {
+                    operations.push(
+                        PatchOperation::builder()
+                            .op(Op::Replace)
+                            .path(format!("/variables/{name}"))
+                            .value(value)
+                            .build(),
+                    );
+                }
+            }
+            for name in state.variables.keys().filter(|n| !spec.variables.contains_key(*n)) {
+                operations.push(PatchOperation::builder().op(Op::Remove).path(format!("/variables/{name}")).build());
             }
         }
-        for name in o.variables.keys().filter(|n| !self.variables.contains_key(*n)) {
-            operations.push(PatchOperation::builder().op(Op::Remove).path(format!("/variables/{name}")).build());
+        if diff.has("throttling") {
+            operations.extend(throttling_patch(spec));
         }
-        if diff.fields.iter().any(|f| f.field == "throttling") {
-            operations.extend(self.throttling_patch());
-        }
-        self.patch(aws, operations).await?;
-        self.find(aws).await?.context("stage vanished during update")
+        patch(aws, &state.api_id, &spec.name, operations).await?;
+        Ok(State {
+            deployment_id,
+            deployed_hash: spec.config_hash.clone(),
+            variables: spec.variables.clone(),
+            throttling: spec.throttling.map(|t| (t.rate_limit, t.burst_limit)).or(state.throttling),
+            ..state.clone()
+        })
     }
 
-    async fn delete(&self, aws: &Aws, _: &ObservedStage) -> anyhow::Result<()> {
-        match aws.apigateway.delete_stage().rest_api_id(&self.api_id).stage_name(&self.name).send().await {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found_exception()) => Ok(()),
-            Err(e) => anyhow::bail!("{}", describe(&e)),
+    async fn delete(aws: &Aws, state: &State) -> anyhow::Result<()> {
+        aws.apigateway
+            .delete_stage()
+            .rest_api_id(&state.api_id)
+            .stage_name(&state.name)
+            .send()
+            .await
+            .gone("DeleteStage")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::testing::{Case, check_diff};
+
+    fn spec() -> Spec {
+        Spec {
+            stack: "s".into(),
+            api_id: Val::Known("a1".into()),
+            name: "prod".into(),
+            variables: [("tier".to_owned(), "gold".to_owned())].into(),
+            throttling: Some(Throttling { rate_limit: 100.0, burst_limit: 200 }),
+            config_hash: "h1".into(),
         }
+    }
+
+    fn state() -> State {
+        State {
+            api_id: "a1".into(),
+            name: "prod".into(),
+            deployment_id: "d1".into(),
+            deployed_hash: "h1".into(),
+            variables: [("tier".to_owned(), "gold".to_owned())].into(),
+            throttling: Some((100.0, 200)),
+        }
+    }
+
+    #[test]
+    fn diff() {
+        let cases: &[Case<State>] = &[
+            (|s| s.deployed_hash = "h0".into(), "deployed_configuration"),
+            (|s| s.deployed_hash = "none".into(), "deployed_configuration"),
+            (|s| drop(s.variables.insert("extra".into(), "x".into())), "variables"),
+            (|s| s.throttling = Some((50.0, 200)), "throttling"),
+            (|s| s.throttling = None, "throttling"),
+        ];
+        check_diff::<Stage>(&spec(), &state(), cases);
+        let unthrottled = Spec { throttling: None, ..spec() };
+        assert!(Stage::diff(&unthrottled, &state()).is_empty(), "no throttling asked: whatever is there stays");
     }
 }

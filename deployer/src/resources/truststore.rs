@@ -2,208 +2,289 @@
 //! it. Every upload makes a new object version; that version id is what the
 //! custom domain's `truststoreVersion` points at, so a changed truststore
 //! reaches API Gateway (overwriting the object alone would not).
+//!
+//! Observed after the domains: the bucket of a domain the stack no longer
+//! declares is found through that domain's truststore URI.
 
-use anyhow::Context as _;
-use aws_sdk_s3::error::ProvideErrorMetadata as _;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{
-    BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration, PublicAccessBlockConfiguration, Tag,
-    Tagging, VersioningConfiguration,
-};
+use aws_sdk_s3::types::{BucketVersioningStatus, Tag, Tagging, VersioningConfiguration};
 use base64::Engine as _;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use super::{Diff, OWNER_TAG, Resource};
-use crate::aws::Aws;
-use crate::error::describe;
+use super::domain_name::DomainName;
+use super::{Context, Diff, Found, Kind, OWNER_TAG, Ownership, Scope};
+use crate::aws::{Aws, buckets};
+use crate::error::SdkResult as _;
+use crate::plan::{Address, Outputs};
 
-pub struct Truststore {
+pub struct Truststore;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Spec {
     pub stack: String,
     pub bucket: String,
     pub key: String,
-    pub pem: Vec<u8>,
+    /// The PEM bundle (text).
+    pub pem: String,
 }
 
-#[derive(Debug)]
-pub struct ObservedTruststore {
-    pub owner: Option<String>,
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    pub bucket: String,
+    pub key: String,
     pub versioning: bool,
     pub public_access_blocked: bool,
+    /// base64(SHA-256) of the bundle, from the object's metadata.
     pub content_sha256: Option<String>,
     pub version_id: Option<String>,
 }
 
-impl Truststore {
-    pub fn uri(&self) -> String {
-        format!("s3://{}/{}", self.bucket, self.key)
-    }
-
-    fn sha256(&self) -> String {
-        base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&self.pem))
-    }
-
-    async fn secure_bucket(&self, aws: &Aws) -> anyhow::Result<()> {
-        aws.s3
-            .put_bucket_versioning()
-            .bucket(&self.bucket)
-            .versioning_configuration(
-                VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build(),
-            )
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!("PutBucketVersioning: {}", describe(&e)))?;
-        aws.s3
-            .put_public_access_block()
-            .bucket(&self.bucket)
-            .public_access_block_configuration(
-                PublicAccessBlockConfiguration::builder()
-                    .block_public_acls(true)
-                    .ignore_public_acls(true)
-                    .block_public_policy(true)
-                    .restrict_public_buckets(true)
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!("PutPublicAccessBlock: {}", describe(&e)))?;
-        Ok(())
-    }
-
-    async fn upload(&self, aws: &Aws) -> anyhow::Result<()> {
-        aws.s3
-            .put_object()
-            .bucket(&self.bucket)
-            .key(&self.key)
-            .body(ByteStream::from(self.pem.clone()))
-            .content_type("application/x-pem-file")
-            .metadata("sha256", self.sha256())
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!("PutObject: {}", describe(&e)))?;
-        Ok(())
-    }
+pub fn address(bucket: &str) -> Address {
+    Address::new(Truststore::NAME, bucket)
 }
 
-impl Resource for Truststore {
-    const KIND: &'static str = "truststore";
-    type Observed = ObservedTruststore;
+fn sha256(pem: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(Sha256::digest(pem.as_bytes()))
+}
 
-    fn id(&self) -> String {
-        self.uri()
+/// `s3://bucket/key` → (bucket, key).
+pub fn parse_uri(uri: &str) -> Option<(String, String)> {
+    let (bucket, key) = uri.strip_prefix("s3://")?.split_once('/')?;
+    Some((bucket.to_owned(), key.to_owned()))
+}
+
+async fn read(aws: &Aws, stack: &str, bucket: &str, key: &str) -> anyhow::Result<Option<Found<State>>> {
+    // All at once; when the bucket does not exist, the other answers are moot.
+    let (exists, tagging, access, head, versioning) = tokio::join!(
+        aws.s3.head_bucket().bucket(bucket).send(),
+        aws.s3.get_bucket_tagging().bucket(bucket).send(),
+        aws.s3.get_public_access_block().bucket(bucket).send(),
+        aws.s3.head_object().bucket(bucket).key(key).send(),
+        aws.s3.get_bucket_versioning().bucket(bucket).send(),
+    );
+    if exists.found("HeadBucket")?.is_none() {
+        return Ok(None);
     }
-
-    async fn find(&self, aws: &Aws) -> anyhow::Result<Option<ObservedTruststore>> {
-        match aws.s3.head_bucket().bucket(&self.bucket).send().await {
-            Ok(_) => {}
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => return Ok(None),
-            Err(e) => anyhow::bail!("HeadBucket: {}", describe(&e)),
+    let owner = match tagging {
+        Ok(t) => t.tag_set().iter().find(|t| t.key() == OWNER_TAG).map(|t| t.value().to_owned()),
+        // Only this code means "no tags"; any other error (AccessDenied) is an error.
+        Err(e) if crate::error::code(&e) == Some("NoSuchTagSet") => None,
+        Err(e) => return Err(e).aws("GetBucketTagging"),
+    };
+    let public_access_blocked = match access {
+        Ok(output) => output.public_access_block_configuration().is_some_and(|c| {
+            c.block_public_acls() == Some(true)
+                && c.ignore_public_acls() == Some(true)
+                && c.block_public_policy() == Some(true)
+                && c.restrict_public_buckets() == Some(true)
+        }),
+        Err(e) if crate::error::code(&e) == Some("NoSuchPublicAccessBlockConfiguration") => false,
+        Err(e) => return Err(e).aws("GetPublicAccessBlock"),
+    };
+    let (content_sha256, version_id) = match head.found("HeadObject")? {
+        Some(head) => (head.metadata().and_then(|m| m.get("sha256")).cloned(), head.version_id().map(str::to_owned)),
+        None => (None, None),
+    };
+    let versioning = match versioning {
+        Ok(output) => output.status() == Some(&BucketVersioningStatus::Enabled),
+        // An answer the SDK cannot read at all (no error code). moto 5.2.5
+        // names the XML root `GetBucketVersioningResponse` where S3 says
+        // `VersioningConfiguration`. The object's version id tells the same
+        // thing for a bucket we upload to: S3 gives one only when versioning
+        // is on ("null" otherwise).
+        Err(e) if crate::error::code(&e).is_none() && e.as_service_error().is_some() => {
+            version_id.as_deref().is_some_and(|v| v != "null")
         }
-        let owner = match aws.s3.get_bucket_tagging().bucket(&self.bucket).send().await {
-            Ok(t) => t.tag_set().iter().find(|t| t.key() == OWNER_TAG).map(|t| t.value().to_owned()),
-            Err(_) => None, // NoSuchTagSet: untagged, so not ours
-        };
-        let public_access_blocked = match aws.s3.get_public_access_block().bucket(&self.bucket).send().await {
-            Ok(output) => output.public_access_block_configuration().is_some_and(|c| {
-                c.block_public_acls() == Some(true)
-                    && c.ignore_public_acls() == Some(true)
-                    && c.block_public_policy() == Some(true)
-                    && c.restrict_public_buckets() == Some(true)
-            }),
-            Err(_) => false, // NoSuchPublicAccessBlockConfiguration
-        };
-        let (content_sha256, version_id) = match aws.s3.head_object().bucket(&self.bucket).key(&self.key).send().await {
-            Ok(head) => (head.metadata().and_then(|m| m.get("sha256")).cloned(), head.version_id().map(str::to_owned)),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => (None, None),
-            Err(e) => anyhow::bail!("HeadObject: {}", describe(&e)),
-        };
-        let versioning = match aws.s3.get_bucket_versioning().bucket(&self.bucket).send().await {
-            Ok(output) => output.status() == Some(&BucketVersioningStatus::Enabled),
-            // An answer the SDK cannot read at all (no error code). moto 5.2.5
-            // names the XML root `GetBucketVersioningResponse` where S3 says
-            // `VersioningConfiguration`. The object's version id tells the
-            // same thing for a bucket we upload to: S3 gives one only when
-            // versioning is on ("null" otherwise).
-            Err(e) if e.as_service_error().is_some_and(|s| s.code().is_none()) => {
-                version_id.as_deref().is_some_and(|v| v != "null")
-            }
-            Err(e) => anyhow::bail!("GetBucketVersioning: {}", describe(&e)),
-        };
-        Ok(Some(ObservedTruststore { owner, versioning, public_access_blocked, content_sha256, version_id }))
+        Err(e) => return Err(e).aws("GetBucketVersioning"),
+    };
+    let ownership = if owner.as_deref() == Some(stack) { Ownership::Owned } else { Ownership::Foreign };
+    let state = State {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+        versioning,
+        public_access_blocked,
+        content_sha256,
+        version_id,
+    };
+    Ok(Some(Found::new(bucket, ownership, state)))
+}
+
+async fn secure_bucket(aws: &Aws, bucket: &str) -> anyhow::Result<()> {
+    let versioning = aws
+        .s3
+        .put_bucket_versioning()
+        .bucket(bucket)
+        .versioning_configuration(VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build())
+        .send();
+    let access = buckets::block_public_access(aws, bucket).send();
+    let (versioning, access) = tokio::join!(versioning, access);
+    versioning.aws("PutBucketVersioning")?;
+    access.aws("PutPublicAccessBlock")?;
+    Ok(())
+}
+
+async fn upload(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<String>> {
+    let output = aws
+        .s3
+        .put_object()
+        .bucket(&spec.bucket)
+        .key(&spec.key)
+        .body(ByteStream::from(spec.pem.clone().into_bytes()))
+        .content_type("application/x-pem-file")
+        .metadata("sha256", sha256(&spec.pem))
+        .send()
+        .await
+        .aws("PutObject")?;
+    Ok(output.version_id().map(str::to_owned))
+}
+
+impl Kind for Truststore {
+    const NAME: &'static str = "truststore";
+    const DEPENDS_ON: &'static [&'static str] = &[];
+    const OBSERVED_UNDER: &'static [&'static str] = &["domain_name"];
+    /// New contents are a new object version, which the domain must be told.
+    const UPDATE_CHANGES: &'static [&'static str] = &["version_id"];
+    type Spec = Spec;
+    type State = State;
+
+    fn desired(context: &Context<'_>) -> anyhow::Result<Vec<Spec>> {
+        Ok(context
+            .stack
+            .domain
+            .iter()
+            .map(|d| Spec {
+                stack: context.stack.name.clone(),
+                bucket: d.truststore_bucket.clone(),
+                key: d.truststore_key.clone(),
+                pem: String::from_utf8_lossy(&d.truststore_pem).into_owned(),
+            })
+            .collect())
     }
 
-    fn diff(&self, o: &ObservedTruststore) -> Diff {
+    fn name(spec: &Spec) -> String {
+        spec.bucket.clone()
+    }
+
+    async fn observe(scope: &Scope<'_, Spec>) -> anyhow::Result<Vec<Found<State>>> {
+        let mut places: Vec<(String, String)> =
+            scope.desired.iter().map(|s| (s.bucket.clone(), s.key.clone())).collect();
+        for domain in scope.parents.of::<DomainName>().iter().filter(|d| d.ownership == Ownership::Owned) {
+            if let Some(place) = domain.state.truststore_uri.as_deref().and_then(parse_uri)
+                && !places.iter().any(|(bucket, _)| *bucket == place.0)
+            {
+                places.push(place);
+            }
+        }
+        let reads = places.iter().map(|(bucket, key)| read(scope.aws, scope.stack, bucket, key));
+        Ok(futures::future::try_join_all(reads).await?.into_iter().flatten().collect())
+    }
+
+    async fn find(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<Found<State>>> {
+        read(aws, &spec.stack, &spec.bucket, &spec.key).await
+    }
+
+    fn diff(spec: &Spec, state: &State) -> Diff {
         let mut diff = Diff::default();
-        diff.field("versioning", o.versioning, true);
-        diff.field("public_access_blocked", o.public_access_blocked, true);
-        diff.field("content_sha256", o.content_sha256.as_deref(), Some(self.sha256().as_str()));
+        diff.field("versioning", state.versioning, true);
+        diff.field("public_access_blocked", state.public_access_blocked, true);
+        diff.field("content_sha256", state.content_sha256.as_deref(), Some(sha256(&spec.pem).as_str()));
         diff
     }
 
-    fn owned_by(&self, o: &ObservedTruststore, stack: &str) -> bool {
-        o.owner.as_deref() == Some(stack)
+    fn outputs(state: &State) -> Outputs {
+        let mut outputs: Outputs = [("uri".to_owned(), format!("s3://{}/{}", state.bucket, state.key))].into();
+        if let Some(version) = &state.version_id {
+            outputs.insert("version_id".to_owned(), version.clone());
+        }
+        outputs
     }
 
-    async fn create(&self, aws: &Aws) -> anyhow::Result<ObservedTruststore> {
-        let mut create = aws.s3.create_bucket().bucket(&self.bucket);
-        if aws.region != "us-east-1" {
-            // us-east-1 is the one region that refuses an explicit constraint.
-            create = create.create_bucket_configuration(
-                CreateBucketConfiguration::builder()
-                    .location_constraint(BucketLocationConstraint::from(aws.region.as_str()))
-                    .build(),
-            );
-        }
-        create.send().await.map_err(|e| anyhow::anyhow!("CreateBucket: {}", describe(&e)))?;
+    async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {
+        buckets::create(aws, &spec.bucket).send().await.aws("CreateBucket")?;
         aws.s3
             .put_bucket_tagging()
-            .bucket(&self.bucket)
-            .tagging(Tagging::builder().tag_set(Tag::builder().key(OWNER_TAG).value(&self.stack).build()?).build()?)
+            .bucket(&spec.bucket)
+            .tagging(Tagging::builder().tag_set(Tag::builder().key(OWNER_TAG).value(&spec.stack).build()?).build()?)
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("PutBucketTagging: {}", describe(&e)))?;
-        self.secure_bucket(aws).await?;
-        self.upload(aws).await?;
-        self.find(aws).await?.context("truststore bucket missing right after creation")
+            .aws("PutBucketTagging")?;
+        secure_bucket(aws, &spec.bucket).await?;
+        let version_id = upload(aws, spec).await?;
+        Ok(State {
+            bucket: spec.bucket.clone(),
+            key: spec.key.clone(),
+            versioning: true,
+            public_access_blocked: true,
+            content_sha256: Some(sha256(&spec.pem)),
+            version_id,
+        })
     }
 
-    async fn update(&self, aws: &Aws, o: &ObservedTruststore, _diff: &Diff) -> anyhow::Result<ObservedTruststore> {
-        if !o.versioning || !o.public_access_blocked {
-            self.secure_bucket(aws).await?;
+    async fn update(aws: &Aws, spec: &Spec, state: &State, diff: &Diff) -> anyhow::Result<State> {
+        if diff.has("versioning") || diff.has("public_access_blocked") {
+            secure_bucket(aws, &spec.bucket).await?;
         }
-        if o.content_sha256.as_deref() != Some(self.sha256().as_str()) {
-            self.upload(aws).await?;
+        let mut state = State { versioning: true, public_access_blocked: true, ..state.clone() };
+        if diff.has("content_sha256") {
+            state.version_id = upload(aws, spec).await?;
+            state.content_sha256 = Some(sha256(&spec.pem));
         }
-        self.find(aws).await?.context("truststore bucket vanished during update")
+        Ok(state)
     }
 
-    async fn delete(&self, aws: &Aws, _: &ObservedTruststore) -> anyhow::Result<()> {
-        // A versioned bucket is empty only when every version and delete marker is gone.
-        let versions = aws
-            .s3
-            .list_object_versions()
-            .bucket(&self.bucket)
+    async fn delete(aws: &Aws, state: &State) -> anyhow::Result<()> {
+        empty_and_delete_bucket(aws, &state.bucket).await
+    }
+}
+
+/// Deletes every object version and delete marker, then the bucket: a
+/// versioned bucket is empty only when all of them are gone.
+pub async fn empty_and_delete_bucket(aws: &Aws, bucket: &str) -> anyhow::Result<()> {
+    let Some(versions) = aws.s3.list_object_versions().bucket(bucket).send().await.found("ListObjectVersions")? else {
+        return Ok(());
+    };
+    let objects = versions
+        .versions()
+        .iter()
+        .map(|v| (v.key(), v.version_id()))
+        .chain(versions.delete_markers().iter().map(|m| (m.key(), m.version_id())));
+    for (key, version) in objects {
+        aws.s3
+            .delete_object()
+            .bucket(bucket)
+            .set_key(key.map(str::to_owned))
+            .set_version_id(version.map(str::to_owned))
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("ListObjectVersions: {}", describe(&e)))?;
-        let objects = versions
-            .versions()
-            .iter()
-            .map(|v| (v.key(), v.version_id()))
-            .chain(versions.delete_markers().iter().map(|m| (m.key(), m.version_id())));
-        for (key, version) in objects {
-            aws.s3
-                .delete_object()
-                .bucket(&self.bucket)
-                .set_key(key.map(str::to_owned))
-                .set_version_id(version.map(str::to_owned))
-                .send()
-                .await
-                .map_err(|e| anyhow::anyhow!("DeleteObject: {}", describe(&e)))?;
-        }
-        match aws.s3.delete_bucket().bucket(&self.bucket).send().await {
-            Ok(_) => Ok(()),
-            Err(e) if crate::error::code(&e) == Some("NoSuchBucket") => Ok(()),
-            Err(e) => anyhow::bail!("DeleteBucket: {}", describe(&e)),
-        }
+            .gone("DeleteObject")?;
+    }
+    aws.s3.delete_bucket().bucket(bucket).send().await.gone("DeleteBucket")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::testing::{Case, check_diff};
+
+    #[test]
+    fn diff() {
+        let spec = Spec { stack: "s".into(), bucket: "b".into(), key: "t.pem".into(), pem: "PEM".into() };
+        let state = State {
+            bucket: "b".into(),
+            key: "t.pem".into(),
+            versioning: true,
+            public_access_blocked: true,
+            content_sha256: Some(sha256("PEM")),
+            version_id: Some("v1".into()),
+        };
+        let cases: &[Case<State>] = &[
+            (|s| s.versioning = false, "versioning"),
+            (|s| s.public_access_blocked = false, "public_access_blocked"),
+            (|s| s.content_sha256 = Some(sha256("OLD")), "content_sha256"),
+            (|s| s.content_sha256 = None, "content_sha256"),
+        ];
+        check_diff::<Truststore>(&spec, &state, cases);
+        assert_eq!(parse_uri("s3://bucket/dir/key.pem"), Some(("bucket".into(), "dir/key.pem".into())));
     }
 }

@@ -1,196 +1,277 @@
 //! The WAFv2 web ACL of the stage: allow requests from the allowlist's IP
-//! sets, block everything else.
+//! sets, block everything else. Its name derives from the stack's name, so
+//! it is found (and deleted) even when `waf:` is gone from stack.yaml.
 
 use anyhow::Context as _;
 use aws_sdk_wafv2::types::{
-    AllowAction, BlockAction, DefaultAction, IpSetReferenceStatement, Rule, RuleAction, Scope, Statement, Tag,
-    VisibilityConfig,
+    AllowAction, BlockAction, DefaultAction, IpSetReferenceStatement, Rule, RuleAction, Scope as WafScope, Statement,
+    Tag, VisibilityConfig,
 };
+use serde::{Deserialize, Serialize};
 
-use super::ip_set::waf_owner;
-use super::{Diff, OWNER_TAG, Resource};
+use super::ip_set::{self, waf_owner};
+use super::{Context, Diff, Found, Kind, OWNER_TAG, Ownership, Scope};
 use crate::aws::Aws;
-use crate::error::describe;
+use crate::error::SdkResult as _;
+use crate::plan::{Address, Outputs, Val};
 
-pub struct WebAcl {
+pub struct WebAcl;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Spec {
     pub stack: String,
     pub name: String,
     /// ARNs of the IP sets to allow, in rule priority order.
-    pub allowed_ip_sets: Vec<String>,
+    pub allowed_ip_sets: Vec<Val>,
 }
 
-#[derive(Debug)]
-pub struct ObservedWebAcl {
+/// One rule as compared: (name, priority, IP set ARN, allows).
+type RuleSummary = (String, i32, String, bool);
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    pub name: String,
     pub id: String,
     pub arn: String,
     pub lock_token: String,
     pub blocks_by_default: bool,
-    /// (rule name, priority, IP set ARN, allows)
-    pub rules: Vec<(String, i32, String, bool)>,
-    pub owner: Option<String>,
+    pub rules: Vec<RuleSummary>,
 }
 
-impl WebAcl {
-    fn visibility(&self, metric: &str) -> anyhow::Result<VisibilityConfig> {
-        Ok(VisibilityConfig::builder()
-            .sampled_requests_enabled(true)
-            .cloud_watch_metrics_enabled(true)
-            .metric_name(metric.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_', "-"))
-            .build()?)
-    }
-
-    fn wanted_rules(&self) -> Vec<(String, i32, String, bool)> {
-        self.allowed_ip_sets
-            .iter()
-            .enumerate()
-            .map(|(i, arn)| (format!("allow-{i}"), i as i32, arn.clone(), true))
-            .collect()
-    }
-
-    fn rules(&self) -> anyhow::Result<Vec<Rule>> {
-        self.wanted_rules()
-            .into_iter()
-            .map(|(name, priority, arn, _)| {
-                Ok(Rule::builder()
-                    .name(&name)
-                    .priority(priority)
-                    .statement(
-                        Statement::builder()
-                            .ip_set_reference_statement(IpSetReferenceStatement::builder().arn(arn).build()?)
-                            .build(),
-                    )
-                    .action(RuleAction::builder().allow(AllowAction::builder().build()).build())
-                    .visibility_config(self.visibility(&format!("{}-{name}", self.name))?)
-                    .build()?)
-            })
-            .collect()
-    }
-
-    fn block() -> DefaultAction {
-        DefaultAction::builder().block(BlockAction::builder().build()).build()
-    }
+pub fn name(stack: &str) -> String {
+    format!("{stack}-allowlist")
 }
 
-impl Resource for WebAcl {
-    const KIND: &'static str = "waf_web_acl";
-    type Observed = ObservedWebAcl;
+pub fn address(stack: &str) -> Address {
+    Address::new(WebAcl::NAME, name(stack))
+}
 
-    fn id(&self) -> String {
-        self.name.clone()
-    }
+fn visibility(metric: &str) -> anyhow::Result<VisibilityConfig> {
+    Ok(VisibilityConfig::builder()
+        .sampled_requests_enabled(true)
+        .cloud_watch_metrics_enabled(true)
+        .metric_name(metric.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_', "-"))
+        .build()?)
+}
 
-    async fn find(&self, aws: &Aws) -> anyhow::Result<Option<ObservedWebAcl>> {
-        // WAF pages its lists: a busy account must not hide ours (and get a duplicate).
-        let mut marker = None;
-        let summary = loop {
-            let page = aws
-                .wafv2
-                .list_web_acls()
-                .scope(Scope::Regional)
-                .limit(100)
-                .set_next_marker(marker)
-                .send()
-                .await
-                .map_err(|e| anyhow::anyhow!("ListWebACLs: {}", describe(&e)))?;
-            if let Some(found) = page.web_acls().iter().find(|s| s.name() == Some(self.name.as_str())) {
-                break found.clone();
-            }
-            match page.next_marker() {
-                Some(next) if !page.web_acls().is_empty() => marker = Some(next.to_owned()),
-                _ => return Ok(None),
-            }
-        };
-        let id = summary.id().context("web ACL without id")?;
-        let output = aws
+fn wanted_rules(spec: &Spec) -> Vec<RuleSummary> {
+    spec.allowed_ip_sets
+        .iter()
+        .enumerate()
+        .map(|(i, arn)| (format!("allow-{i}"), i as i32, arn.shown(), true))
+        .collect()
+}
+
+fn rules(spec: &Spec) -> anyhow::Result<Vec<Rule>> {
+    spec.allowed_ip_sets
+        .iter()
+        .enumerate()
+        .map(|(i, arn)| {
+            let name = format!("allow-{i}");
+            Ok(Rule::builder()
+                .name(&name)
+                .priority(i as i32)
+                .statement(
+                    Statement::builder()
+                        .ip_set_reference_statement(IpSetReferenceStatement::builder().arn(arn.known()?).build()?)
+                        .build(),
+                )
+                .action(RuleAction::builder().allow(AllowAction::builder().build()).build())
+                .visibility_config(visibility(&format!("{}-{name}", spec.name))?)
+                .build()?)
+        })
+        .collect()
+}
+
+fn block() -> DefaultAction {
+    DefaultAction::builder().block(BlockAction::builder().build()).build()
+}
+
+/// The (id, ARN) of the regional web ACL called `name`, if any (paged by marker).
+async fn id_of(aws: &Aws, name: &str) -> anyhow::Result<Option<(String, String)>> {
+    let mut marker = None;
+    loop {
+        let page = aws
             .wafv2
-            .get_web_acl()
-            .name(&self.name)
-            .scope(Scope::Regional)
-            .id(id)
+            .list_web_acls()
+            .scope(WafScope::Regional)
+            .limit(100)
+            .set_next_marker(marker)
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("GetWebACL: {}", describe(&e)))?;
-        let acl = output.web_acl().context("GetWebACL answered without an ACL")?;
-        let rules = acl
-            .rules()
-            .iter()
-            .map(|r| {
-                let arn = r
-                    .statement()
-                    .and_then(|s| s.ip_set_reference_statement())
-                    .map(|s| s.arn().to_owned())
-                    .unwrap_or_default();
-                let allows = r.action().is_some_and(|a| a.allow().is_some());
-                (r.name().to_owned(), r.priority(), arn, allows)
-            })
-            .collect();
-        Ok(Some(ObservedWebAcl {
-            id: id.to_owned(),
-            arn: acl.arn().to_owned(),
-            lock_token: output.lock_token().unwrap_or_default().to_owned(),
-            blocks_by_default: acl.default_action().is_some_and(|d| d.block().is_some()),
-            rules,
-            owner: waf_owner(aws, acl.arn()).await?,
-        }))
+            .aws("ListWebACLs")?;
+        if let Some(found) = page.web_acls().iter().find(|s| s.name() == Some(name)) {
+            return Ok(found.id().zip(found.arn()).map(|(id, arn)| (id.to_owned(), arn.to_owned())));
+        }
+        match page.next_marker() {
+            Some(next) if !page.web_acls().is_empty() => marker = Some(next.to_owned()),
+            _ => return Ok(None),
+        }
+    }
+}
+
+async fn read(aws: &Aws, stack: &str, name: &str) -> anyhow::Result<Option<Found<State>>> {
+    let Some((id, arn)) = id_of(aws, name).await? else { return Ok(None) };
+    // The list gave the ARN: the ACL and its tags are read at the same time.
+    let (output, owner) = tokio::try_join!(
+        async { aws.wafv2.get_web_acl().name(name).scope(WafScope::Regional).id(&id).send().await.found("GetWebACL") },
+        waf_owner(aws, &arn)
+    )?;
+    let Some(output) = output else { return Ok(None) };
+    let acl = output.web_acl().context("GetWebACL answered without an ACL")?;
+    let rules = acl
+        .rules()
+        .iter()
+        .map(|r| {
+            let arn = r
+                .statement()
+                .and_then(|s| s.ip_set_reference_statement())
+                .map(|s| s.arn().to_owned())
+                .unwrap_or_default();
+            (r.name().to_owned(), r.priority(), arn, r.action().is_some_and(|a| a.allow().is_some()))
+        })
+        .collect();
+    let state = State {
+        name: name.to_owned(),
+        id,
+        arn: acl.arn().to_owned(),
+        lock_token: output.lock_token().unwrap_or_default().to_owned(),
+        blocks_by_default: acl.default_action().is_some_and(|d| d.block().is_some()),
+        rules,
+    };
+    let owned = owner.as_deref() == Some(stack);
+    Ok(Some(Found::new(name, if owned { Ownership::Owned } else { Ownership::Foreign }, state)))
+}
+
+impl Kind for WebAcl {
+    const NAME: &'static str = "web_acl";
+    const DEPENDS_ON: &'static [&'static str] = &["ip_set"];
+    type Spec = Spec;
+    type State = State;
+
+    fn desired(context: &Context<'_>) -> anyhow::Result<Vec<Spec>> {
+        if context.stack.waf.is_none() {
+            return Ok(Vec::new());
+        }
+        let stack = &context.stack.name;
+        Ok(vec![Spec {
+            stack: stack.clone(),
+            name: name(stack),
+            allowed_ip_sets: [false, true]
+                .into_iter()
+                .map(|v6| Val::output(ip_set::address(stack, v6), "arn"))
+                .collect(),
+        }])
     }
 
-    fn diff(&self, o: &ObservedWebAcl) -> Diff {
+    fn name(spec: &Spec) -> String {
+        spec.name.clone()
+    }
+
+    async fn observe(scope: &Scope<'_, Spec>) -> anyhow::Result<Vec<Found<State>>> {
+        Ok(read(scope.aws, scope.stack, &name(scope.stack)).await?.into_iter().collect())
+    }
+
+    async fn find(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<Found<State>>> {
+        read(aws, &spec.stack, &spec.name).await
+    }
+
+    fn diff(spec: &Spec, state: &State) -> Diff {
         let mut diff = Diff::default();
-        diff.field("default_action", if o.blocks_by_default { "BLOCK" } else { "ALLOW" }, "BLOCK");
-        diff.field("rules", &o.rules, &self.wanted_rules());
+        diff.field("default_action", if state.blocks_by_default { "BLOCK" } else { "ALLOW" }, "BLOCK");
+        diff.field("rules", &state.rules, &wanted_rules(spec));
         diff
     }
 
-    fn owned_by(&self, o: &ObservedWebAcl, stack: &str) -> bool {
-        o.owner.as_deref() == Some(stack)
+    fn outputs(state: &State) -> Outputs {
+        [("arn".to_owned(), state.arn.clone())].into()
     }
 
-    async fn create(&self, aws: &Aws) -> anyhow::Result<ObservedWebAcl> {
-        aws.wafv2
-            .create_web_acl()
-            .name(&self.name)
-            .scope(Scope::Regional)
-            .default_action(Self::block())
-            .set_rules(Some(self.rules()?))
-            .visibility_config(self.visibility(&self.name)?)
-            .description(format!("Allowlist of stack {}: allow listed networks, block the rest", self.stack))
-            .tags(Tag::builder().key(OWNER_TAG).value(&self.stack).build()?)
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!("CreateWebACL: {}", describe(&e)))?;
-        self.find(aws).await?.context("web ACL missing right after creation")
-    }
-
-    async fn update(&self, aws: &Aws, o: &ObservedWebAcl, _: &Diff) -> anyhow::Result<ObservedWebAcl> {
-        aws.wafv2
-            .update_web_acl()
-            .name(&self.name)
-            .scope(Scope::Regional)
-            .id(&o.id)
-            .default_action(Self::block())
-            .set_rules(Some(self.rules()?))
-            .visibility_config(self.visibility(&self.name)?)
-            .lock_token(&o.lock_token)
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!("UpdateWebACL: {}", describe(&e)))?;
-        self.find(aws).await?.context("web ACL vanished during update")
-    }
-
-    async fn delete(&self, aws: &Aws, o: &ObservedWebAcl) -> anyhow::Result<()> {
-        match aws
+    async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {
+        let output = aws
             .wafv2
-            .delete_web_acl()
-            .name(&self.name)
-            .scope(Scope::Regional)
-            .id(&o.id)
-            .lock_token(&o.lock_token)
+            .create_web_acl()
+            .name(&spec.name)
+            .scope(WafScope::Regional)
+            .default_action(block())
+            .set_rules(Some(rules(spec)?))
+            .visibility_config(visibility(&spec.name)?)
+            .description(format!("Allowlist of stack {}: allow listed networks, block the rest", spec.stack))
+            .tags(Tag::builder().key(OWNER_TAG).value(&spec.stack).build()?)
             .send()
             .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_waf_nonexistent_item_exception()) => Ok(()),
-            Err(e) => anyhow::bail!("DeleteWebACL: {}", describe(&e)),
-        }
+            .aws("CreateWebACL")?;
+        // The answer holds what a list might not show yet (WAF's lists lag).
+        let summary = output.summary().context("CreateWebACL answered without a summary")?;
+        Ok(State {
+            name: spec.name.clone(),
+            id: summary.id().context("CreateWebACL answered without an id")?.to_owned(),
+            arn: summary.arn().context("CreateWebACL answered without an ARN")?.to_owned(),
+            lock_token: summary.lock_token().unwrap_or_default().to_owned(),
+            blocks_by_default: true,
+            rules: wanted_rules(spec),
+        })
+    }
+
+    async fn update(aws: &Aws, spec: &Spec, state: &State, _: &Diff) -> anyhow::Result<State> {
+        let output = aws
+            .wafv2
+            .update_web_acl()
+            .name(&spec.name)
+            .scope(WafScope::Regional)
+            .id(&state.id)
+            .default_action(block())
+            .set_rules(Some(rules(spec)?))
+            .visibility_config(visibility(&spec.name)?)
+            .lock_token(&state.lock_token)
+            .send()
+            .await
+            .aws("UpdateWebACL")?;
+        Ok(State {
+            lock_token: output.next_lock_token().unwrap_or_default().to_owned(),
+            blocks_by_default: true,
+            rules: wanted_rules(spec),
+            ..state.clone()
+        })
+    }
+
+    async fn delete(aws: &Aws, state: &State) -> anyhow::Result<()> {
+        aws.wafv2
+            .delete_web_acl()
+            .name(&state.name)
+            .scope(WafScope::Regional)
+            .id(&state.id)
+            .lock_token(&state.lock_token)
+            .send()
+            .await
+            .gone("DeleteWebACL")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diff() {
+        let spec = Spec {
+            stack: "s".into(),
+            name: "s-allowlist".into(),
+            allowed_ip_sets: vec![Val::Known("arn:v4".into()), Val::Known("arn:v6".into())],
+        };
+        let state = State {
+            name: "s-allowlist".into(),
+            id: "i".into(),
+            arn: "arn".into(),
+            lock_token: "t".into(),
+            blocks_by_default: true,
+            rules: wanted_rules(&spec),
+        };
+        assert!(WebAcl::diff(&spec, &state).is_empty());
+        let open = State { blocks_by_default: false, ..state.clone() };
+        assert!(WebAcl::diff(&spec, &open).has("default_action"));
+        let mut one_rule = state;
+        one_rule.rules.pop();
+        assert!(WebAcl::diff(&spec, &one_rule).has("rules"));
     }
 }

@@ -1,86 +1,162 @@
 //! The web ACL attached to the API's stage. WAF may refuse the association
-//! for a short while after the ACL is created (`WAFUnavailableEntityException`);
-//! that one error is retried, briefly.
+//! for a short while after the ACL or the stage is created
+//! (`WAFUnavailableEntityException`); that one error is retried, briefly.
+//!
+//! Observed on the stage the stack declares, in the stack's REST API (the
+//! stage ARN is known from the API's id, so this is read as soon as the API
+//! is): an association with the stack's web ACL is the stack's, and goes
+//! (before the ACL) when `waf:` is removed. A stage the stack no longer
+//! declares is deleted, and its association with it.
 
 use std::time::Duration;
 
-use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
 
-use super::{Diff, Resource};
+use super::rest_api::RestApi;
+use super::stage::Stage;
+use super::{Context, Diff, Found, Kind, Ownership, Scope};
 use crate::aws::Aws;
-use crate::error::describe;
+use crate::error::SdkResult as _;
+use crate::plan::{Address, Outputs, Val};
 
-pub struct WebAclAssociation {
-    pub web_acl_arn: String,
-    /// `arn:aws:apigateway:{region}::/restapis/{api}/stages/{stage}`.
+pub struct WebAclAssociation;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Spec {
+    pub web_acl_arn: Val,
+    pub api_id: Val,
+    pub stage: String,
+    pub partition: String,
+    pub region: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    /// `arn:{partition}:apigateway:{region}::/restapis/{api}/stages/{stage}`.
     pub stage_arn: String,
-}
-
-#[derive(Debug)]
-pub struct ObservedAssociation {
     pub web_acl_arn: String,
 }
 
-impl Resource for WebAclAssociation {
-    const KIND: &'static str = "waf_association";
-    type Observed = ObservedAssociation;
+fn stage_arn(partition: &str, region: &str, api_id: &str, stage: &str) -> String {
+    format!("arn:{partition}:apigateway:{region}::/restapis/{api_id}/stages/{stage}")
+}
 
-    fn id(&self) -> String {
-        self.stage_arn.clone()
-    }
+async fn read(aws: &Aws, stage_arn: &str) -> anyhow::Result<Option<State>> {
+    let output =
+        aws.wafv2.get_web_acl_for_resource().resource_arn(stage_arn).send().await.found("GetWebACLForResource")?;
+    Ok(output
+        .and_then(|o| o.web_acl().map(|acl| acl.arn().to_owned()))
+        .map(|web_acl_arn| State { stage_arn: stage_arn.to_owned(), web_acl_arn }))
+}
 
-    async fn find(&self, aws: &Aws) -> anyhow::Result<Option<ObservedAssociation>> {
-        match aws.wafv2.get_web_acl_for_resource().resource_arn(&self.stage_arn).send().await {
-            Ok(output) => Ok(output.web_acl().map(|acl| ObservedAssociation { web_acl_arn: acl.arn().to_owned() })),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_waf_nonexistent_item_exception()) => Ok(None),
-            Err(e) => anyhow::bail!("GetWebACLForResource: {}", describe(&e)),
+impl Kind for WebAclAssociation {
+    const NAME: &'static str = "web_acl_association";
+    const DEPENDS_ON: &'static [&'static str] = &["web_acl", "stage"];
+    const OBSERVED_UNDER: &'static [&'static str] = &["rest_api"];
+    type Spec = Spec;
+    type State = State;
+
+    fn desired(context: &Context<'_>) -> anyhow::Result<Vec<Spec>> {
+        if context.stack.waf.is_none() {
+            return Ok(Vec::new());
         }
+        Ok(vec![Spec {
+            web_acl_arn: Val::output(super::web_acl::address(&context.stack.name), "arn"),
+            api_id: super::rest_api::id(context),
+            stage: context.stack.stage.name.clone(),
+            partition: context.partition.to_owned(),
+            region: context.region.to_owned(),
+        }])
     }
 
-    fn diff(&self, o: &ObservedAssociation) -> Diff {
+    fn name(spec: &Spec) -> String {
+        spec.stage.clone()
+    }
+
+    async fn observe(scope: &Scope<'_, Spec>) -> anyhow::Result<Vec<Found<State>>> {
+        let our_acl = format!("/webacl/{}/", super::web_acl::name(scope.stack));
+        let apis = scope.parents.of::<RestApi>();
+        // Declared whether or not `waf:` still is: a stage that keeps an ACL
+        // the stack no longer declares must be found to be detached.
+        let stages: Vec<String> = scope.declared(Stage::NAME).map(str::to_owned).collect();
+        let stages = stages.iter();
+        let places = apis.iter().filter(|a| a.ownership != Ownership::Foreign).flat_map(|api| {
+            stages
+                .clone()
+                .map(move |stage| (stage_arn(&scope.aws.partition, &scope.aws.region, &api.state.id, stage), stage))
+        });
+        let our_acl = &our_acl;
+        let reads = places.map(|(arn, stage)| async move {
+            let Some(state) = read(scope.aws, &arn).await? else { return anyhow::Ok(None) };
+            // On the stack's stage, only the stack's ACL is the stack's association.
+            let ownership =
+                if state.web_acl_arn.contains(our_acl.as_str()) { Ownership::Owned } else { Ownership::Foreign };
+            Ok(Some(Found::new(stage.clone(), ownership, state).inside(Address::new(Stage::NAME, stage))))
+        });
+        Ok(futures::future::try_join_all(reads).await?.into_iter().flatten().collect())
+    }
+
+    async fn find(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<Found<State>>> {
+        let arn = stage_arn(&spec.partition, &spec.region, spec.api_id.known()?, &spec.stage);
+        Ok(read(aws, &arn).await?.map(|s| Found::new(spec.stage.clone(), Ownership::Owned, s)))
+    }
+
+    fn diff(spec: &Spec, state: &State) -> Diff {
         let mut diff = Diff::default();
-        diff.field("web_acl", o.web_acl_arn.as_str(), self.web_acl_arn.as_str());
+        diff.field("web_acl", state.web_acl_arn.as_str(), spec.web_acl_arn.shown().as_str());
         diff
     }
 
-    fn owned_by(&self, _: &ObservedAssociation, _: &str) -> bool {
-        true // on the stack's own stage
+    fn outputs(_: &State) -> Outputs {
+        Outputs::new()
     }
 
-    async fn create(&self, aws: &Aws) -> anyhow::Result<ObservedAssociation> {
+    async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {
+        let stage_arn = stage_arn(&spec.partition, &spec.region, spec.api_id.known()?, &spec.stage);
+        let web_acl_arn = spec.web_acl_arn.known()?;
         for attempt in 0.. {
-            match aws
-                .wafv2
-                .associate_web_acl()
-                .web_acl_arn(&self.web_acl_arn)
-                .resource_arn(&self.stage_arn)
-                .send()
-                .await
-            {
+            match aws.wafv2.associate_web_acl().web_acl_arn(web_acl_arn).resource_arn(&stage_arn).send().await {
                 Ok(_) => break,
-                Err(e)
-                    if attempt < 10
-                        && e.as_service_error().is_some_and(|s| s.is_waf_unavailable_entity_exception()) =>
-                {
+                Err(e) if attempt < 10 && crate::error::code(&e) == Some("WAFUnavailableEntityException") => {
                     eprintln!("    web ACL not yet available to WAF; retrying in 3s");
                     tokio::time::sleep(Duration::from_secs(3)).await;
                 }
-                Err(e) => anyhow::bail!("AssociateWebACL: {}", describe(&e)),
+                Err(e) => return Err(e).aws("AssociateWebACL"),
             }
         }
-        self.find(aws).await?.context("association missing right after creation")
+        Ok(State { stage_arn, web_acl_arn: web_acl_arn.to_owned() })
     }
 
-    async fn update(&self, aws: &Aws, _: &ObservedAssociation, _: &Diff) -> anyhow::Result<ObservedAssociation> {
+    async fn update(aws: &Aws, spec: &Spec, _: &State, _: &Diff) -> anyhow::Result<State> {
         // Associating replaces the stage's current web ACL.
-        self.create(aws).await
+        Self::create(aws, spec).await
     }
 
-    async fn delete(&self, aws: &Aws, _: &ObservedAssociation) -> anyhow::Result<()> {
-        match aws.wafv2.disassociate_web_acl().resource_arn(&self.stage_arn).send().await {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_waf_nonexistent_item_exception()) => Ok(()),
-            Err(e) => anyhow::bail!("DisassociateWebACL: {}", describe(&e)),
-        }
+    async fn delete(aws: &Aws, state: &State) -> anyhow::Result<()> {
+        aws.wafv2.disassociate_web_acl().resource_arn(&state.stage_arn).send().await.gone("DisassociateWebACL")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diff_and_stage_arn() {
+        let spec = Spec {
+            web_acl_arn: Val::Known("arn:aws:wafv2:eu-west-1:1:regional/webacl/s-allowlist/i".into()),
+            api_id: Val::Known("a1".into()),
+            stage: "prod".into(),
+            partition: "aws-cn".into(),
+            region: "cn-north-1".into(),
+        };
+        let state = State {
+            stage_arn: "arn:aws-cn:apigateway:cn-north-1::/restapis/a1/stages/prod".into(),
+            web_acl_arn: "arn:aws:wafv2:eu-west-1:1:regional/webacl/s-allowlist/i".into(),
+        };
+        assert!(WebAclAssociation::diff(&spec, &state).is_empty());
+        let other = State { web_acl_arn: "arn:aws:wafv2:eu-west-1:1:regional/webacl/other/j".into(), ..state.clone() };
+        assert!(WebAclAssociation::diff(&spec, &other).has("web_acl"));
+        assert_eq!(stage_arn("aws-cn", "cn-north-1", "a1", "prod"), state.stage_arn);
     }
 }

@@ -1,0 +1,223 @@
+//! The commands, on top of the engine: observe → plan (pure) → execute.
+//!
+//! - `diff` / `plan --out`: observe and plan; never writes.
+//! - `apply`: under the stack's lock, observe, plan, print, execute exactly
+//!   that plan, then check (without another read) that the states the
+//!   executor ended with leave nothing to do. With a saved plan, the fresh
+//!   plan must equal it, or nothing is changed.
+//! - `teardown`: the plan of an empty stack, under the lock.
+//! - `output`: observe, and show what a person needs next.
+
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use crate::aws::Aws;
+use crate::executor::{self, Report};
+use crate::lock::{self, Timing};
+use crate::outputs::{self, Outputs};
+use crate::package::Package;
+use crate::plan::{Address, Plan, SAVED_PLAN_FORMAT, SavedPlan};
+use crate::planner::{self, Desired, Planned};
+use crate::resources::{Context, Observation, REGISTRY};
+use crate::stack::Stack;
+
+/// The desired resources of the stack, every kind's.
+pub fn desired(stack: &Stack, aws: &Aws, package: Option<&Package>) -> anyhow::Result<Vec<Desired>> {
+    desired_in(&Context { stack, account: &aws.account, region: &aws.region, partition: &aws.partition, package })
+}
+
+/// The desired resources in `context` (no AWS call).
+pub fn desired_in(context: &Context<'_>) -> anyhow::Result<Vec<Desired>> {
+    let mut desired = Vec::new();
+    for kind in REGISTRY {
+        for (name, spec) in kind.desired(context)? {
+            desired.push(Desired { address: Address::new(kind.name(), name), spec });
+        }
+    }
+    Ok(desired)
+}
+
+/// What was read, and the plan made from it.
+pub struct Prepared {
+    pub observed: Observation,
+    pub planned: Planned,
+}
+
+/// Observes the account and plans towards `desired` (teardown: towards nothing).
+pub async fn prepare(aws: &Aws, stack: &Stack, desired: &[Desired], teardown: bool) -> anyhow::Result<Prepared> {
+    let observed = crate::observe::observe(aws, &stack.name, desired).await?;
+    let wanted: &[Desired] = if teardown { &[] } else { desired };
+    let planned = planner::plan(&stack.name, wanted, &observed)?;
+    Ok(Prepared { observed, planned })
+}
+
+/// The plan as `plan --out` saves it.
+pub fn save(stack: &Stack, aws: &Aws, plan: &Plan) -> SavedPlan {
+    SavedPlan {
+        format: SAVED_PLAN_FORMAT,
+        stack: stack.name.clone(),
+        account: aws.account.clone(),
+        region: aws.region.clone(),
+        stack_fingerprint: stack.fingerprint.clone(),
+        plan: plan.clone(),
+    }
+}
+
+/// Refuses a saved plan that is not for this stack, account and region, or
+/// whose stack.yaml has changed since.
+pub fn check_saved(saved: &SavedPlan, stack: &Stack, aws: &Aws) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        saved.format == SAVED_PLAN_FORMAT,
+        "the plan file has format {}, not {SAVED_PLAN_FORMAT}",
+        saved.format
+    );
+    anyhow::ensure!(
+        saved.stack == stack.name && saved.account == aws.account && saved.region == aws.region,
+        "the plan is for stack {:?} in account {} {}, not stack {:?} in account {} {}",
+        saved.stack,
+        saved.account,
+        saved.region,
+        stack.name,
+        aws.account,
+        aws.region
+    );
+    anyhow::ensure!(
+        saved.stack_fingerprint == stack.fingerprint,
+        "{} (or a file it names) changed since the plan was made; nothing was changed. Make a new plan",
+        stack.file.display()
+    );
+    Ok(())
+}
+
+/// Why a saved plan no longer describes the account: the steps that differ.
+pub fn moved(saved: &Plan, fresh: &Plan) -> Option<String> {
+    if saved == fresh {
+        return None;
+    }
+    let mut lines = Vec::new();
+    let fields = |step: &crate::plan::Step| step.fields.iter().map(|f| f.field.as_str()).collect::<Vec<_>>().join(", ");
+    for step in &fresh.steps {
+        match saved.step(&step.address) {
+            Some(old) if old == step => {}
+            Some(old) if old.action == step.action => lines.push(format!(
+                "  {}: planned {} of [{}], now {} of [{}]",
+                step.address,
+                old.action,
+                fields(old),
+                step.action,
+                fields(step)
+            )),
+            Some(old) => lines.push(format!("  {}: planned {}, now {}", step.address, old.action, step.action)),
+            None => lines.push(format!("  {}: not in the plan, now {}", step.address, step.action)),
+        }
+    }
+    for step in saved.steps.iter().filter(|s| fresh.step(&s.address).is_none()) {
+        lines.push(format!("  {}: planned {}, now not at all", step.address, step.action));
+    }
+    if lines.is_empty() {
+        lines.push("  the steps or their order changed".into());
+    }
+    Some(lines.join("\n"))
+}
+
+/// Runs the plan under the lock, then checks the result converged.
+pub async fn execute(
+    aws: &Aws,
+    stack: &Stack,
+    desired: &[Desired],
+    prepared: &Prepared,
+    teardown: bool,
+    stop: &AtomicBool,
+) -> anyhow::Result<(Report, Observation)> {
+    let planned = &prepared.planned;
+    let report = executor::execute(aws, &planned.plan, &planned.specs, &prepared.observed, stop).await;
+    let after = merged(&prepared.observed, &report);
+    if report.succeeded() {
+        // Convergence check, on the states the executor ended with: planning
+        // again must find nothing to do.
+        let wanted: &[Desired] = if teardown { &[] } else { desired };
+        let again = planner::plan(&stack.name, wanted, &after)?;
+        anyhow::ensure!(!again.plan.has_changes(), "AWS still differs from the stack after the run:\n{}", again.plan);
+    }
+    Ok((report, after))
+}
+
+/// The observation updated with what the executor did.
+fn merged(observed: &Observation, report: &Report) -> Observation {
+    let mut after = observed.clone();
+    // What lived inside a deleted resource (a route in its REST API) went with it.
+    let mut gone: std::collections::BTreeSet<Address> = report.deleted.clone();
+    loop {
+        let before = gone.len();
+        for (address, found) in after.all() {
+            if found.parent.as_ref().is_some_and(|p| gone.contains(p)) {
+                gone.insert(address);
+            }
+        }
+        if gone.len() == before {
+            break;
+        }
+    }
+    for (kind, found) in after.found.iter_mut() {
+        found.retain(|f| !gone.contains(&Address::new(kind, &f.name)));
+        for f in found.iter_mut() {
+            if let Some(state) = report.states.get(&Address::new(kind, &f.name)) {
+                f.state = state.clone();
+            }
+        }
+    }
+    for (address, state) in &report.states {
+        let found = after.found.entry(address.kind.clone()).or_default();
+        if !found.iter().any(|f| f.name == address.name) {
+            found.push(crate::resources::Found::new(
+                address.name.clone(),
+                crate::resources::Ownership::Owned,
+                state.clone(),
+            ));
+        }
+    }
+    after
+}
+
+/// The failure message of a run that did not complete.
+pub fn failure(report: &Report) -> Option<String> {
+    if report.succeeded() {
+        return None;
+    }
+    let mut lines = Vec::new();
+    for (address, error) in &report.failed {
+        lines.push(format!("  failed: {address}: {error}"));
+    }
+    for address in &report.skipped {
+        lines.push(format!("  not done (depends on a failed step): {address}"));
+    }
+    for blocker in &report.blockers {
+        lines.push(format!("  blocked: {blocker}"));
+    }
+    Some(lines.join("\n"))
+}
+
+/// The stack's outputs, from an observation.
+pub fn outputs(stack: &Stack, aws: &Aws, observed: &Observation) -> Outputs {
+    outputs::collect(stack, &aws.region, observed)
+}
+
+/// Takes the lock for `command`.
+pub async fn lock(
+    aws: &Aws,
+    stack: &Stack,
+    command: &str,
+    lease: Duration,
+    wait: Duration,
+) -> anyhow::Result<lock::Held> {
+    lock::acquire(aws, &stack.name, command, Timing { lease, wait }).await.context("taking the stack's lock")
+}
+
+/// Reads a saved plan.
+pub fn load_saved(path: &std::path::Path) -> anyhow::Result<SavedPlan> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a plan saved by `deployer plan --out`", path.display()))
+}

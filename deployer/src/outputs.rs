@@ -1,0 +1,135 @@
+//! What a person needs after `apply`, and from `deployer output`: where to
+//! point DNS, the records ACM waits for, the URL to call, the ids of what was
+//! made. Read from the resources' states, never guessed.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::resources::certificate::Certificate;
+use crate::resources::domain_name::DomainName;
+use crate::resources::lambda_function::LambdaFunction;
+use crate::resources::rest_api::RestApi;
+use crate::resources::stage::Stage;
+use crate::resources::{Observation, Ownership};
+use crate::stack::Stack;
+
+#[derive(Debug, Default, Serialize)]
+pub struct Outputs {
+    pub stack: String,
+    pub region: String,
+    pub api_id: Option<String>,
+    pub stage: Option<String>,
+    /// The URL clients call: the custom domain (mutual TLS) when there is one.
+    pub invoke_url: Option<String>,
+    /// `execute-api`'s own URL, when it is not disabled.
+    pub execute_api_url: Option<String>,
+    pub function_name: Option<String>,
+    pub function_arn: Option<String>,
+    pub domain: Option<DomainTarget>,
+    /// DNS records ACM waits for before it issues the certificate.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub certificate_validation: Vec<DnsRecord>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub truststore_warnings: Vec<String>,
+}
+
+/// Where the custom domain's DNS must point: an alias (A/AAAA) to
+/// `regional_domain_name` in hosted zone `regional_hosted_zone_id`.
+#[derive(Debug, Serialize)]
+pub struct DomainTarget {
+    pub name: String,
+    pub regional_domain_name: String,
+    pub regional_hosted_zone_id: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DnsRecord {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub value: String,
+}
+
+/// The outputs of `stack` in `observed` (the states after apply, or as read).
+pub fn collect(stack: &Stack, region: &str, observed: &Observation) -> Outputs {
+    let mut outputs = Outputs { stack: stack.name.clone(), region: region.to_owned(), ..Outputs::default() };
+    let api_name = match &stack.api.source {
+        crate::stack::ApiSource::Create(name) | crate::stack::ApiSource::Adopt(name) => name.clone(),
+    };
+    let api = observed.of::<RestApi>().into_iter().find(|a| a.name == api_name && a.ownership != Ownership::Foreign);
+    if let Some(api) = &api {
+        outputs.api_id = Some(api.state.id.clone());
+        if !api.state.disable_execute_api_endpoint {
+            outputs.execute_api_url =
+                Some(format!("https://{}.execute-api.{region}.amazonaws.com/{}", api.state.id, stack.stage.name));
+        }
+    }
+    if let Some(stage) = observed.of::<Stage>().into_iter().find(|s| s.name == stack.stage.name) {
+        outputs.stage = Some(stage.name);
+    }
+    if let Some(function) = observed.of::<LambdaFunction>().into_iter().find(|f| f.ownership == Ownership::Owned) {
+        outputs.function_name = Some(function.state.name);
+        outputs.function_arn = Some(function.state.arn);
+    }
+    if let Some(domain) = &stack.domain {
+        if let Some(found) = observed.of::<DomainName>().into_iter().find(|d| d.name == domain.name) {
+            outputs.invoke_url = Some(match domain.base_path.as_str() {
+                "" => format!("https://{}/", domain.name),
+                base => format!("https://{}/{base}", domain.name),
+            });
+            outputs.truststore_warnings = found.state.truststore_warnings.clone();
+            outputs.domain = Some(DomainTarget {
+                name: found.name,
+                regional_domain_name: found.state.regional_domain_name,
+                regional_hosted_zone_id: found.state.regional_hosted_zone_id,
+            });
+        }
+        if let Some(certificate) = observed.of::<Certificate>().into_iter().find(|c| c.name == domain.name)
+            && certificate.state.status == "PENDING_VALIDATION"
+        {
+            outputs.certificate_validation = certificate
+                .state
+                .validation_records
+                .into_iter()
+                .map(|(name, kind, value)| DnsRecord { name, kind, value })
+                .collect();
+        }
+    } else {
+        outputs.invoke_url = outputs.execute_api_url.clone();
+    }
+    outputs
+}
+
+impl fmt::Display for Outputs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(not created)".into());
+        writeln!(f, "Outputs of stack {} ({}):", self.stack, self.region)?;
+        writeln!(f, "  invoke URL:        {}", show(&self.invoke_url))?;
+        if let Some(url) = &self.execute_api_url
+            && Some(url) != self.invoke_url.as_ref()
+        {
+            writeln!(f, "  execute-api URL:   {url}")?;
+        }
+        writeln!(f, "  REST API id:       {}", show(&self.api_id))?;
+        writeln!(f, "  stage:             {}", show(&self.stage))?;
+        writeln!(f, "  function:          {} ({})", show(&self.function_name), show(&self.function_arn))?;
+        if let Some(domain) = &self.domain {
+            writeln!(
+                f,
+                "  DNS: point {} (alias A/AAAA) at {} in hosted zone {}",
+                domain.name, domain.regional_domain_name, domain.regional_hosted_zone_id
+            )?;
+        }
+        if !self.certificate_validation.is_empty() {
+            writeln!(f, "  ACM waits for these DNS records before it issues the certificate:")?;
+            for record in &self.certificate_validation {
+                writeln!(f, "    {} {} {}", record.name, record.kind, record.value)?;
+            }
+        }
+        for warning in &self.truststore_warnings {
+            writeln!(f, "  truststore warning: {warning}")?;
+        }
+        Ok(())
+    }
+}

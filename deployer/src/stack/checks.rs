@@ -1,0 +1,573 @@
+//! Everything about a stack that can be checked without AWS, one function per
+//! section of the file. Each check records every problem it finds and goes
+//! on, so one run reports them all.
+//!
+//! What the authorizer will accept is not re-implemented here: its settings
+//! go through `authorizer::Config::from_map`, its verbs, variable names and
+//! secret settings come from the authorizer crate, and its 401 challenge from
+//! `authorizer::error::unauthorized_challenge`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::path::Path;
+
+use authorizer::binding::BindingMode;
+use authorizer::config::{DpopMode, DpopSettings};
+
+use super::Problem;
+use super::model::*;
+use super::raw::*;
+
+/// Context variables API Gateway can use as identity sources (the subset that
+/// makes sense for a token authorizer on an mTLS domain).
+const CONTEXT_IDENTITY_SOURCES: &[&str] = &[
+    "context.identity.sourceIp",
+    "context.identity.clientCert.clientCertPem",
+    "context.identity.clientCert.subjectDN",
+    "context.identity.clientCert.issuerDN",
+    "context.identity.clientCert.serialNumber",
+    "context.identity.userAgent",
+    "context.domainName",
+    "context.httpMethod",
+    "context.resourcePath",
+    "context.stage",
+];
+
+/// The identity source that keys API Gateway's authorizer cache by the client
+/// certificate itself. `subjectDN`, `issuerDN` and `serialNumber` do not: two
+/// certificates of the same CA can share them (or be issued to share them).
+const CERTIFICATE_IDENTITY_SOURCE: &str = "context.identity.clientCert.clientCertPem";
+
+/// The identity source of the DPoP proof header.
+const DPOP_IDENTITY_SOURCE: &str = "method.request.header.DPoP";
+
+/// The problems found so far, and how `${env:NAME}` is resolved.
+struct Checks<'a> {
+    problems: Vec<Problem>,
+    env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Checks<'_> {
+    fn problem(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem { field: field.into(), line: None, message: message.into() });
+    }
+
+    /// Resolves `${env:NAME}` references; a value that used one is secret.
+    fn resolve(&mut self, field: &str, text: &str) -> Setting {
+        match interpolate(text, self.env) {
+            Ok((value, secret)) => Setting { value, secret },
+            Err(message) => {
+                self.problem(field, message);
+                Setting { value: String::new(), secret: true }
+            }
+        }
+    }
+}
+
+pub(super) fn validate(
+    raw: RawStack,
+    file: &Path,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Stack, Vec<Problem>> {
+    let mut checks = Checks { problems: Vec::new(), env };
+    checks.stack_name(&raw.stack);
+    let stage = checks.stage(raw.stage);
+    let (authorizer, dpop) = checks.authorizer(raw.authorizer, base, &stage.variables);
+    let api = checks.api(raw.api, &dpop);
+    let domain = raw.domain.map(|d| checks.domain(d, base));
+    let waf = raw.waf.map(|w| checks.waf(w));
+    if !checks.problems.is_empty() {
+        return Err(checks.problems);
+    }
+    Ok(Stack {
+        file: file.to_owned(),
+        fingerprint: String::new(),
+        name: raw.stack,
+        region: raw.region,
+        authorizer,
+        api: api.expect("an api section without problems is complete"),
+        domain,
+        waf,
+        stage,
+    })
+}
+
+impl Checks<'_> {
+    /// Names become parts of AWS resource names (roles, functions, buckets).
+    fn stack_name(&mut self, name: &str) {
+        let ok = !name.is_empty()
+            && name.len() <= 40
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && name.as_bytes()[0].is_ascii_alphabetic();
+        if !ok {
+            self.problem("stack", "must be 1-40 letters, digits or '-', starting with a letter");
+        }
+    }
+
+    fn stage(&mut self, raw: RawStage) -> StageSpec {
+        let name_ok = !raw.name.is_empty()
+            && raw.name.len() <= 128
+            && raw.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !name_ok {
+            self.problem("stage.name", "must be letters, digits, '-' or '_'");
+        }
+        let mut variables = BTreeMap::new();
+        for (key, value) in &raw.variables {
+            if !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                self.problem(format!("stage.variables.{key}"), "names may hold only letters, digits and '_'");
+            }
+            let value = self.resolve(&format!("stage.variables.{key}"), value).value;
+            variables.insert(key.clone(), value);
+        }
+        if let Some(t) = raw.throttling
+            && (t.rate_limit < 0.0 || t.burst_limit < 0)
+        {
+            self.problem("stage.throttling", "limits must not be negative");
+        }
+        StageSpec { name: raw.name, variables, throttling: raw.throttling }
+    }
+
+    /// The function, its settings (through the authorizer's own parser, so
+    /// what would fail its init fails here), and the authorizer cache.
+    /// Returns the DPoP settings too: the API's 401 challenge names them.
+    fn authorizer(
+        &mut self,
+        raw: RawAuthorizer,
+        base: &Path,
+        stage_variables: &BTreeMap<String, String>,
+    ) -> (AuthorizerSpec, Option<DpopSettings>) {
+        if !(128..=10240).contains(&raw.memory_mb) {
+            self.problem("authorizer.memory_mb", format!("{} is outside 128..=10240", raw.memory_mb));
+        }
+        if !(1..=30).contains(&raw.timeout_seconds) {
+            // API Gateway waits at most 29 s for an authorizer; more is never useful.
+            self.problem("authorizer.timeout_seconds", format!("{} is outside 1..=30", raw.timeout_seconds));
+        }
+        if !(0..=3600).contains(&raw.cache_ttl_seconds) {
+            self.problem(
+                "authorizer.cache_ttl_seconds",
+                format!("{} is outside 0..=3600 (API Gateway's limit)", raw.cache_ttl_seconds),
+            );
+        }
+        if raw.identity_sources.is_empty() {
+            self.problem("authorizer.identity_sources", "needs at least one source");
+        }
+        for (i, source) in raw.identity_sources.iter().enumerate() {
+            if let Err(message) = check_identity_source(source, stage_variables) {
+                self.problem(format!("authorizer.identity_sources[{i}]"), message);
+            }
+        }
+
+        let mut environment = BTreeMap::new();
+        for (name, value) in &raw.environment {
+            let field = format!("authorizer.environment.{name}");
+            let reserved = name.starts_with("AWS_") || name == "_HANDLER" || name == "LAMBDA_TASK_ROOT";
+            if reserved {
+                self.problem(&field, "is reserved by Lambda");
+            } else if !authorizer::config::VARIABLES.contains(&name.as_str())
+                && !authorizer::config::RUNTIME_VARIABLES.contains(&name.as_str())
+            {
+                self.problem(&field, "is not a setting the authorizer reads");
+            }
+            let mut setting = self.resolve(&field, value);
+            setting.secret |= authorizer::config::SECRET_VARIABLES.contains(&name.as_str());
+            environment.insert(name.clone(), setting);
+        }
+        let plain: BTreeMap<String, String> = environment.iter().map(|(k, v)| (k.clone(), v.value.clone())).collect();
+        let config = match authorizer::Config::from_map(&plain) {
+            Ok(config) => Some(config),
+            Err(e) => {
+                self.problem(format!("authorizer.environment.{}", e.variable), e.problem);
+                None
+            }
+        };
+        if let Some(config) = &config {
+            self.cache_keys(config, &raw);
+        }
+        let code = match raw.code {
+            RawCode::Build(krate) => Code::Build(krate),
+            RawCode::Zip(zip) => Code::Zip(base.join(zip)),
+        };
+        let spec = AuthorizerSpec {
+            code,
+            memory_mb: raw.memory_mb,
+            timeout_seconds: raw.timeout_seconds,
+            architecture: raw.architecture,
+            environment,
+            identity_sources: raw.identity_sources,
+            cache_ttl_seconds: raw.cache_ttl_seconds,
+        };
+        (spec, config.map(|c| c.dpop))
+    }
+
+    /// What API Gateway's authorizer cache would replay wrongly. A cached
+    /// answer is reused for every request with the same identity-source values:
+    /// - with certificate binding or a certificate allowlist, an answer is
+    ///   about one certificate, so the cache must be keyed by the certificate
+    ///   (or off), or a cached Allow reaches every certificate the truststore
+    ///   accepts;
+    /// - a DPoP proof is good for one request, so a cached answer would let a
+    ///   proof (or none) be replayed: the cache must be off.
+    fn cache_keys(&mut self, config: &authorizer::Config, raw: &RawAuthorizer) {
+        let cached = raw.cache_ttl_seconds > 0;
+        let keyed_by_certificate = raw.identity_sources.iter().any(|s| s == CERTIFICATE_IDENTITY_SOURCE);
+        let about_one_certificate = config.binding != BindingMode::Off || config.cert_allowlist.is_some();
+        if cached && about_one_certificate && !keyed_by_certificate && !raw.allow_cache_replay_with_binding {
+            let why = if config.cert_allowlist.is_some() && config.binding == BindingMode::Off {
+                "a client certificate allowlist is set"
+            } else {
+                "certificate binding is on"
+            };
+            self.problem(
+                "authorizer.cache_ttl_seconds",
+                format!(
+                    "{why} and the authorizer cache is not keyed by the client certificate: API Gateway would \
+                     replay a cached Allow to any client certificate the truststore accepts. Set \
+                     cache_ttl_seconds: 0, add the identity source {CERTIFICATE_IDENTITY_SOURCE} (subjectDN, \
+                     issuerDN and serialNumber do not identify a certificate), or set \
+                     allow_cache_replay_with_binding: true"
+                ),
+            );
+        }
+        if config.dpop.mode != DpopMode::Off && cached {
+            self.problem(
+                "authorizer.cache_ttl_seconds",
+                "DPoP is on and a DPoP proof is good for one request only: a cached answer would accept a \
+                 replayed proof. Set cache_ttl_seconds: 0",
+            );
+        }
+        if config.dpop.mode == DpopMode::Required && !raw.identity_sources.iter().any(|s| s == DPOP_IDENTITY_SOURCE) {
+            self.problem(
+                "authorizer.identity_sources",
+                format!(
+                    "DPOP is required: add {DPOP_IDENTITY_SOURCE}, so API Gateway answers 401 to a request \
+                     without a proof"
+                ),
+            );
+        }
+    }
+
+    /// The REST API, its routes, and the 401 challenge (realm and schemes).
+    /// `None` when the section is too broken to build.
+    fn api(&mut self, raw: RawApi, dpop: &Option<DpopSettings>) -> Option<ApiSpec> {
+        let source = match (raw.name, raw.id) {
+            (Some(name), None) => Some(ApiSource::Create(name)),
+            (None, Some(id)) => Some(ApiSource::Adopt(self.resolve("api.id", &id).value)),
+            _ => {
+                self.problem("api", "set exactly one of `name` (create the REST API) or `id` (adopt an existing one)");
+                None
+            }
+        };
+        if raw.realm.is_empty() || raw.realm.contains(['"', '\'', '\\']) || raw.realm.chars().any(char::is_control) {
+            self.problem("api.realm", "must be non-empty, without quotes, backslashes or control characters");
+        }
+        let dpop_off =
+            DpopSettings { mode: DpopMode::Off, algorithms: Vec::new(), iat_window: std::time::Duration::ZERO };
+        let unauthorized_challenge =
+            authorizer::error::unauthorized_challenge(&raw.realm, dpop.as_ref().unwrap_or(&dpop_off));
+
+        let mut seen = BTreeSet::new();
+        let mut routes = Vec::new();
+        for (i, route) in raw.routes.iter().enumerate() {
+            let field = |f: &str| format!("api.routes[{i}].{f}");
+            let method = route.method.to_ascii_uppercase();
+            if !authorizer::routes::VERBS.contains(&method.as_str()) && method != "ANY" {
+                self.problem(field("method"), format!("{:?} is not an HTTP method or ANY", route.method));
+            }
+            if let Err(message) = check_resource_path(&route.path) {
+                self.problem(field("path"), message);
+            }
+            if !seen.insert((method.clone(), route.path.clone())) {
+                self.problem(field("path"), format!("{method} {} is declared twice", route.path));
+            }
+            let backend = self.resolve(&field("backend"), &route.backend).value;
+            if !(backend.starts_with("https://") || backend.starts_with("http://")) {
+                self.problem(field("backend"), "must be an http(s) URL");
+            }
+            for (header, key) in &route.context_headers {
+                if header.is_empty() || !header.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+                    self.problem(field("context_headers"), format!("{header:?} is not a header name"));
+                }
+                if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                    self.problem(field("context_headers"), format!("{key:?} is not an authorizer context key"));
+                }
+            }
+            routes.push(RouteSpec {
+                method,
+                path: route.path.clone(),
+                backend,
+                context_headers: route.context_headers.clone(),
+            });
+        }
+        Some(ApiSpec { source: source?, routes, unauthorized_challenge })
+    }
+
+    /// The custom domain: name, certificate, TLS policy, truststore, base path.
+    fn domain(&mut self, raw: RawDomain, base: &Path) -> DomainSpec {
+        let name = self.resolve("domain.name", &raw.name).value;
+        if !is_domain_name(&name) {
+            self.problem("domain.name", format!("{name:?} is not a domain name"));
+        }
+        if let Err(message) = check_base_path(&raw.base_path) {
+            self.problem("domain.base_path", message);
+        }
+        if raw.security_policy != "TLS_1_2" {
+            // mTLS custom domains require TLS 1.2.
+            self.problem("domain.security_policy", "must be TLS_1_2 (required for mutual TLS)");
+        }
+        let certificate = match raw.certificate {
+            RawCertificate::Request(true) => CertificateSpec::Request,
+            RawCertificate::Request(false) => {
+                self.problem(
+                    "domain.certificate.request",
+                    "use `request: true`, or `arn:` for an existing certificate",
+                );
+                CertificateSpec::Request
+            }
+            RawCertificate::Arn(arn) => {
+                let arn = self.resolve("domain.certificate.arn", &arn).value;
+                if !arn.starts_with("arn:") || !arn.contains(":acm:") {
+                    self.problem("domain.certificate.arn", format!("{arn:?} is not an ACM certificate ARN"));
+                }
+                CertificateSpec::Existing(arn)
+            }
+        };
+        let file = base.join(&raw.truststore.file);
+        let pem = match std::fs::read(&file) {
+            Ok(pem) if pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") => pem,
+            Ok(_) => {
+                self.problem("domain.truststore.file", format!("{} holds no PEM certificate", file.display()));
+                Vec::new()
+            }
+            Err(e) => {
+                self.problem("domain.truststore.file", format!("{}: {e}", file.display()));
+                Vec::new()
+            }
+        };
+        if !is_bucket_name(&raw.truststore.bucket) {
+            self.problem(
+                "domain.truststore.bucket",
+                format!("{:?} is not a valid S3 bucket name", raw.truststore.bucket),
+            );
+        }
+        DomainSpec {
+            name,
+            certificate,
+            security_policy: raw.security_policy,
+            truststore_pem: pem,
+            truststore_bucket: raw.truststore.bucket,
+            truststore_key: raw.truststore.key,
+            base_path: raw.base_path,
+            accept_truststore_warnings: raw.accept_truststore_warnings,
+        }
+    }
+
+    /// The allowlist of source networks.
+    fn waf(&mut self, raw: RawWaf) -> Vec<Cidr> {
+        if raw.allow.is_empty() {
+            self.problem("waf.allow", "an empty allowlist would block every request; remove `waf` instead");
+        }
+        let mut cidrs = Vec::new();
+        for (i, text) in raw.allow.iter().enumerate() {
+            match parse_cidr(text) {
+                Ok(cidr) => cidrs.push(cidr),
+                Err(message) => self.problem(format!("waf.allow[{i}]"), message),
+            }
+        }
+        cidrs
+    }
+}
+
+/// Replaces every `${env:NAME}`; the result is secret if any reference was used.
+fn interpolate(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<(String, bool), String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let mut secret = false;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find('}').ok_or_else(|| format!("unterminated reference in {text:?}"))?;
+        let reference = &after[..end];
+        let name = reference
+            .strip_prefix("env:")
+            .ok_or_else(|| format!("unknown reference ${{{reference}}}: only ${{env:NAME}} is supported"))?;
+        let value =
+            env(name).ok_or_else(|| format!("refers to ${{env:{name}}}, but {name} is not set in the environment"))?;
+        out.push_str(&value);
+        secret = true;
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok((out, secret))
+}
+
+fn check_identity_source(source: &str, stage_variables: &BTreeMap<String, String>) -> Result<(), String> {
+    let valid_name = |n: &str| !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if let Some(header) = source.strip_prefix("method.request.header.") {
+        return if valid_name(header) { Ok(()) } else { Err(format!("{header:?} is not a header name")) };
+    }
+    if let Some(param) = source.strip_prefix("method.request.querystring.") {
+        return if valid_name(param) { Ok(()) } else { Err(format!("{param:?} is not a query parameter name")) };
+    }
+    if let Some(variable) = source.strip_prefix("stageVariables.") {
+        return if stage_variables.contains_key(variable) {
+            Ok(())
+        } else {
+            Err(format!("stage variable {variable:?} is not defined in stage.variables"))
+        };
+    }
+    if source.starts_with("context.") {
+        return if CONTEXT_IDENTITY_SOURCES.contains(&source) {
+            Ok(())
+        } else {
+            Err(format!("{source:?} is not an API Gateway context variable usable as an identity source"))
+        };
+    }
+    Err(format!(
+        "{source:?} is not an identity source: use method.request.header.NAME, method.request.querystring.NAME, \
+         stageVariables.NAME or a context variable"
+    ))
+}
+
+fn check_resource_path(path: &str) -> Result<(), String> {
+    if path == "/" {
+        return Ok(());
+    }
+    if !path.starts_with('/') || path.ends_with('/') || path.contains("//") {
+        return Err(format!("{path:?} must start with '/', not end with '/', and have no empty segment"));
+    }
+    for segment in path[1..].split('/') {
+        let inner = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}'));
+        let ok = match inner {
+            Some(param) => {
+                let param = param.strip_suffix('+').unwrap_or(param);
+                !param.is_empty() && param.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            }
+            None => segment.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~:@".contains(&b)),
+        };
+        if !ok {
+            return Err(format!("segment {segment:?} of {path:?} is not a valid resource path part"));
+        }
+    }
+    Ok(())
+}
+
+fn check_base_path(base_path: &str) -> Result<(), String> {
+    if base_path.starts_with('/') {
+        return Err(format!("{base_path:?} must not start with '/' (write \"v1\", not \"/v1\"; empty for the root)"));
+    }
+    if base_path.contains("//") || base_path.ends_with('/') {
+        return Err(format!("{base_path:?} has an empty segment"));
+    }
+    if !base_path.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._/".contains(&b)) {
+        return Err(format!("{base_path:?} may hold only letters, digits, '-', '.', '_' and '/'"));
+    }
+    Ok(())
+}
+
+fn is_domain_name(name: &str) -> bool {
+    name.len() <= 253
+        && name.contains('.')
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+fn is_bucket_name(name: &str) -> bool {
+    (3..=63).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name.as_bytes()[name.len() - 1].is_ascii_alphanumeric()
+        && !name.contains("..")
+        && name.parse::<std::net::Ipv4Addr>().is_err()
+}
+
+/// `203.0.113.0/24` or `2001:db8::/32`; host bits must be zero (WAF refuses
+/// them, and a typo there usually means a wrong prefix length).
+pub fn parse_cidr(text: &str) -> Result<Cidr, String> {
+    let (address, prefix) = text.split_once('/').ok_or_else(|| format!("{text:?} is not a CIDR (missing /prefix)"))?;
+    let address: IpAddr = address.parse().map_err(|_| format!("{text:?}: {address:?} is not an IP address"))?;
+    let prefix: u8 = prefix.parse().map_err(|_| format!("{text:?}: {prefix:?} is not a prefix length"))?;
+    let canonical = match address {
+        IpAddr::V4(v4) => {
+            if prefix > 32 || prefix == 0 {
+                return Err(format!("{text:?}: an IPv4 prefix length is 1..=32"));
+            }
+            let bits = u32::from(v4);
+            let mask = u32::MAX << (32 - prefix);
+            if bits & !mask != 0 {
+                return Err(format!(
+                    "{text:?} has host bits set; did you mean {}/{prefix}?",
+                    std::net::Ipv4Addr::from(bits & mask)
+                ));
+            }
+            format!("{v4}/{prefix}")
+        }
+        IpAddr::V6(v6) => {
+            if prefix > 128 || prefix == 0 {
+                return Err(format!("{text:?}: an IPv6 prefix length is 1..=128"));
+            }
+            let bits = u128::from(v6);
+            let mask = u128::MAX << (128 - u32::from(prefix));
+            if bits & !mask != 0 {
+                return Err(format!(
+                    "{text:?} has host bits set; did you mean {}/{prefix}?",
+                    std::net::Ipv6Addr::from(bits & mask)
+                ));
+            }
+            format!("{v6}/{prefix}")
+        }
+    };
+    Ok(Cidr(canonical))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidrs() {
+        assert_eq!(parse_cidr("203.0.113.0/24").unwrap().0, "203.0.113.0/24");
+        assert_eq!(parse_cidr("2001:DB8::/32").unwrap().0, "2001:db8::/32");
+        assert!(parse_cidr("203.0.113.5/24").unwrap_err().contains("did you mean 203.0.113.0/24"));
+        for bad in ["203.0.113.0", "300.0.0.0/8", "10.0.0.0/33", "10.0.0.0/0", "2001:db8::/129", "x/8"] {
+            assert!(parse_cidr(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn base_paths() {
+        assert!(check_base_path("").is_ok());
+        assert!(check_base_path("v1").is_ok());
+        assert!(check_base_path("v1/pets").is_ok());
+        for bad in ["/v1", "v1//pets", "v1/", "v 1"] {
+            assert!(check_base_path(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn interpolation() {
+        let env = |name: &str| (name == "SECRET").then(|| "s3cr3t".to_owned());
+        assert_eq!(interpolate("plain", &env), Ok(("plain".into(), false)));
+        assert_eq!(interpolate("a${env:SECRET}b", &env), Ok(("as3cr3tb".into(), true)));
+        assert!(interpolate("${env:MISSING}", &env).unwrap_err().contains("MISSING is not set"));
+        assert!(interpolate("${ssm:/x}", &env).unwrap_err().contains("only ${env:NAME}"));
+        assert!(interpolate("${env:SECRET", &env).is_err());
+    }
+
+    #[test]
+    fn identity_sources() {
+        let vars: BTreeMap<String, String> = [("tenant".to_owned(), "a".to_owned())].into();
+        assert!(check_identity_source("method.request.header.Authorization", &vars).is_ok());
+        assert!(check_identity_source("context.identity.clientCert.clientCertPem", &vars).is_ok());
+        assert!(check_identity_source("stageVariables.tenant", &vars).is_ok());
+        assert!(check_identity_source("stageVariables.missing", &vars).is_err());
+        assert!(check_identity_source("context.identity.clientCert.fingerprint", &vars).is_err());
+        assert!(check_identity_source("header.Authorization", &vars).is_err());
+    }
+}

@@ -1,0 +1,140 @@
+//! stack.yaml → a validated [`Stack`], before any AWS call.
+//!
+//! Two phases, as in ripgrep's low/high-level arguments: [`raw`] records what
+//! the file says (serde, unknown fields refused, with the line serde_yaml
+//! reports); [`checks`] resolves `${env:NAME}` references and checks
+//! everything that can be checked without AWS, one function per section of
+//! the file, into the [`model`] the rest of the deployer reads. Every problem
+//! is reported, not only the first, each as `file: field.path: what is wrong`.
+
+mod checks;
+pub mod model;
+mod raw;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest as _, Sha256};
+
+pub use checks::parse_cidr;
+pub use model::*;
+
+/// Everything wrong with a stack file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct StackError {
+    pub file: PathBuf,
+    pub problems: Vec<Problem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// `authorizer.cache_ttl_seconds`, `api.routes[2].path`, ...
+    pub field: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for StackError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let plural = if self.problems.len() == 1 { "" } else { "s" };
+        writeln!(
+            f,
+            "{} is not a valid stack ({} problem{plural}); nothing was changed:",
+            self.file.display(),
+            self.problems.len()
+        )?;
+        for p in &self.problems {
+            match p.line {
+                Some(line) => writeln!(f, "  {}:{line}: {}: {}", self.file.display(), p.field, p.message)?,
+                None => writeln!(f, "  {}: {}: {}", self.file.display(), p.field, p.message)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Stack {
+    /// Reads and validates `path`; `env` resolves `${env:NAME}`.
+    pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Stack, StackError> {
+        let error = |problems| StackError { file: path.to_owned(), problems };
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            error(vec![Problem { field: "(file)".into(), line: None, message: format!("cannot be read: {e}") }])
+        })?;
+        let raw: raw::RawStack = serde_yaml::from_str(&text).map_err(|e| {
+            let line = e.location().map(|l| l.line());
+            let message = e.to_string();
+            // serde_yaml's message is "path: what is wrong at line L column C".
+            let (field, message) = match message.split_once(": ") {
+                Some((field, rest)) if !field.contains(' ') => (field.to_owned(), rest.to_owned()),
+                _ => ("(document)".to_owned(), message),
+            };
+            let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
+            error(vec![Problem { field, line, message }])
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut stack = checks::validate(raw, path, base, env).map_err(error)?;
+        let mut hasher = Sha256::new();
+        hasher.update(text.as_bytes());
+        if let Some(domain) = &stack.domain {
+            hasher.update(&domain.truststore_pem);
+        }
+        stack.fingerprint = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        Ok(stack)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Loads `authorizer:` settings in an otherwise minimal stack.
+    fn load_authorizer(environment: &str, identity_sources: &[&str], ttl: i32) -> Result<Stack, StackError> {
+        let dir = std::env::temp_dir().join(format!("stack-guard-{}-{}", std::process::id(), rand_suffix()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let sources: String = identity_sources.iter().map(|s| format!("    - {s}\n")).collect();
+        let yaml = format!(
+            "stack: guard\nauthorizer:\n  code: {{ zip: code.zip }}\n  environment:\n{environment}  identity_sources:\n{sources}  cache_ttl_seconds: {ttl}\napi:\n  name: guard\nstage:\n  name: prod\n"
+        );
+        let path = dir.join("stack.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        let result = Stack::load(&path, &|_| None);
+        let _ = std::fs::remove_dir_all(&dir);
+        result
+    }
+
+    fn rand_suffix() -> u64 {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    }
+
+    const JWT_ENV: &str = "    TOKEN_VALIDATION: jwt\n    JWKS_URI: https://idp.example.com/jwks\n    TOKEN_ISSUER: https://idp.example.com/\n    AUDIENCE: api\n";
+
+    fn refused_for_replay(result: Result<Stack, StackError>) -> bool {
+        result.is_err_and(|e| e.problems.iter().any(|p| p.message.contains("replay")))
+    }
+
+    #[test]
+    fn only_the_certificate_pem_keys_the_cache_by_certificate() {
+        let bound = format!("{JWT_ENV}    CERT_BINDING: required\n");
+        for weak in ["subjectDN", "issuerDN", "serialNumber"] {
+            let source = format!("context.identity.clientCert.{weak}");
+            let sources = ["method.request.header.Authorization", source.as_str()];
+            assert!(refused_for_replay(load_authorizer(&bound, &sources, 300)), "{weak} does not key by certificate");
+        }
+        let pem = ["method.request.header.Authorization", "context.identity.clientCert.clientCertPem"];
+        assert!(load_authorizer(&bound, &pem, 300).is_ok());
+        assert!(load_authorizer(&bound, &["method.request.header.Authorization"], 0).is_ok(), "no cache, no replay");
+    }
+
+    #[test]
+    fn an_allowlist_needs_a_cache_keyed_by_the_certificate() {
+        let allowlist =
+            format!("{JWT_ENV}    CERT_BINDING: \"off\"\n    CLIENT_CERT_ALLOWLIST: '[{{\"subject\":\"CN=a\"}}]'\n");
+        assert!(refused_for_replay(load_authorizer(&allowlist, &["method.request.header.Authorization"], 300)));
+        let pem = ["method.request.header.Authorization", "context.identity.clientCert.clientCertPem"];
+        assert!(load_authorizer(&allowlist, &pem, 300).is_ok());
+        let unbound = format!("{JWT_ENV}    CERT_BINDING: \"off\"\n");
+        assert!(load_authorizer(&unbound, &["method.request.header.Authorization"], 300).is_ok());
+    }
+}

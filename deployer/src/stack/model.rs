@@ -1,0 +1,119 @@
+//! The validated stack: what every other module of the deployer reads.
+//! Everything in it was checked without AWS ([`super::checks`]); values from
+//! `${env:…}` are resolved, and secrets are marked so they are never printed.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+pub use super::raw::{Architecture, Throttling};
+
+/// A value that may hold a secret: displayed masked unless known public.
+/// (Serialised only in memory, between planner and executor; never saved.)
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Setting {
+    pub value: String,
+    pub secret: bool,
+}
+
+impl fmt::Debug for Setting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.display())
+    }
+}
+
+impl Setting {
+    /// What may be printed.
+    pub fn display(&self) -> String {
+        if self.secret { "(sensitive)".into() } else { format!("{:?}", self.value) }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Stack {
+    pub file: PathBuf,
+    /// SHA-256 of stack.yaml and the files it names, as read: a saved plan
+    /// is refused when it changed.
+    pub fingerprint: String,
+    pub name: String,
+    pub region: Option<String>,
+    pub authorizer: AuthorizerSpec,
+    pub api: ApiSpec,
+    pub domain: Option<DomainSpec>,
+    pub waf: Option<Vec<Cidr>>,
+    pub stage: StageSpec,
+}
+
+#[derive(Debug, Clone)]
+pub enum Code {
+    Build(String),
+    Zip(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthorizerSpec {
+    pub code: Code,
+    pub memory_mb: i32,
+    pub timeout_seconds: i32,
+    pub architecture: Architecture,
+    pub environment: BTreeMap<String, Setting>,
+    pub identity_sources: Vec<String>,
+    pub cache_ttl_seconds: i32,
+}
+
+#[derive(Debug, Clone)]
+pub enum ApiSource {
+    Create(String),
+    Adopt(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiSpec {
+    pub source: ApiSource,
+    pub routes: Vec<RouteSpec>,
+    /// The `WWW-Authenticate` value of every 401 (realm and accepted schemes).
+    pub unauthorized_challenge: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSpec {
+    pub method: String,
+    pub path: String,
+    pub backend: String,
+    pub context_headers: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DomainSpec {
+    pub name: String,
+    pub certificate: CertificateSpec,
+    pub security_policy: String,
+    pub truststore_pem: Vec<u8>,
+    pub truststore_bucket: String,
+    pub truststore_key: String,
+    pub base_path: String,
+    pub accept_truststore_warnings: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertificateSpec {
+    Request,
+    Existing(String),
+}
+
+/// An IPv4 or IPv6 network in canonical form (`203.0.113.0/24`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct Cidr(pub String);
+
+impl Cidr {
+    pub fn is_ipv6(&self) -> bool {
+        self.0.contains(':')
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct StageSpec {
+    pub name: String,
+    pub variables: BTreeMap<String, String>,
+    pub throttling: Option<Throttling>,
+}

@@ -1,0 +1,180 @@
+//! What stack.yaml says, as serde reads it: unknown fields refused, defaults
+//! filled in, nothing checked beyond the shape. [`super::checks`] turns it
+//! into a [`super::Stack`].
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStack {
+    /// Name of the stack: tags every resource, prefixes every name.
+    pub stack: String,
+    pub region: Option<String>,
+    pub authorizer: RawAuthorizer,
+    pub api: RawApi,
+    #[serde(default)]
+    pub domain: Option<RawDomain>,
+    #[serde(default)]
+    pub waf: Option<RawWaf>,
+    pub stage: RawStage,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuthorizer {
+    /// `{build: authorizer}` or `{zip: path}` (a one-key map, not a YAML tag).
+    #[serde(with = "serde_yaml::with::singleton_map")]
+    pub code: RawCode,
+    #[serde(default = "default_memory")]
+    pub memory_mb: i32,
+    #[serde(default = "default_timeout")]
+    pub timeout_seconds: i32,
+    #[serde(default)]
+    pub architecture: Architecture,
+    #[serde(default)]
+    pub environment: BTreeMap<String, String>,
+    #[serde(default = "default_identity_sources")]
+    pub identity_sources: Vec<String>,
+    #[serde(default)]
+    pub cache_ttl_seconds: i32,
+    /// Accept certificate binding with a cache keyed only by the token
+    /// (see the cache-replay note in README). Off unless the file says so.
+    #[serde(default)]
+    pub allow_cache_replay_with_binding: bool,
+}
+
+fn default_memory() -> i32 {
+    128
+}
+fn default_timeout() -> i32 {
+    5
+}
+fn default_identity_sources() -> Vec<String> {
+    vec!["method.request.header.Authorization".into()]
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum RawCode {
+    /// Build a crate of this workspace (`authorizer`) for Lambda.
+    Build(String),
+    /// A zip holding `bootstrap`, relative to stack.yaml.
+    Zip(PathBuf),
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Architecture {
+    #[default]
+    X86_64,
+    Arm64,
+}
+
+impl Architecture {
+    pub fn as_lambda(self) -> &'static str {
+        match self {
+            Architecture::X86_64 => "x86_64",
+            Architecture::Arm64 => "arm64",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApi {
+    /// Create and own a REST API of this name...
+    pub name: Option<String>,
+    /// ...or adopt an existing one by id (never deleted by teardown).
+    pub id: Option<String>,
+    #[serde(default)]
+    pub routes: Vec<RawRoute>,
+    /// `realm` of the 401 challenge configured on the UNAUTHORIZED response.
+    #[serde(default = "default_realm")]
+    pub realm: String,
+}
+
+fn default_realm() -> String {
+    "api".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub method: String,
+    pub path: String,
+    pub backend: String,
+    /// Request header → authorizer context key, e.g. `X-Sub: sub`.
+    #[serde(default)]
+    pub context_headers: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDomain {
+    pub name: String,
+    /// `{request: true}` or `{arn: ...}`.
+    #[serde(with = "serde_yaml::with::singleton_map")]
+    pub certificate: RawCertificate,
+    #[serde(default = "default_security_policy")]
+    pub security_policy: String,
+    pub truststore: RawTruststore,
+    /// Base path mapped to the stage; empty for the root.
+    #[serde(default)]
+    pub base_path: String,
+    /// Go on although API Gateway warns about certificates in the truststore.
+    #[serde(default)]
+    pub accept_truststore_warnings: bool,
+}
+
+fn default_security_policy() -> String {
+    "TLS_1_2".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum RawCertificate {
+    /// Request a certificate for the domain, validated by DNS.
+    Request(bool),
+    /// Use an existing ACM certificate.
+    Arn(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTruststore {
+    /// PEM bundle of the CAs that issue client certificates, relative to stack.yaml.
+    pub file: PathBuf,
+    pub bucket: String,
+    #[serde(default = "default_truststore_key")]
+    pub key: String,
+}
+
+fn default_truststore_key() -> String {
+    "truststore.pem".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWaf {
+    pub allow: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStage {
+    pub name: String,
+    #[serde(default)]
+    pub variables: BTreeMap<String, String>,
+    #[serde(default)]
+    pub throttling: Option<Throttling>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Throttling {
+    pub rate_limit: f64,
+    pub burst_limit: i32,
+}

@@ -1,0 +1,49 @@
+"""Starts moto's server with corrections for moto bugs that real AWS does not
+have and that the deployer's AWS-shaped code would trip over.
+
+Each correction is narrow and says what AWS does instead. Everything else
+about moto (including where it is kinder than AWS, or drops fields) is left
+as it is: tests say so where it matters.
+
+    python moto_server.py -H 127.0.0.1 -p PORT    (the arguments of moto_server)
+"""
+
+import collections
+import sys
+
+from moto.apigateway import models as apigateway
+from moto.server import main
+
+
+def base_path_mappings_of_a_new_domain_are_empty():
+    # moto 5.2.5 keeps mappings in a plain dict keyed by domain, created on
+    # the first CreateBasePathMapping: GetBasePathMappings on a domain that
+    # has none fails with HTTP 500 (KeyError). AWS answers an empty list.
+    original = apigateway.APIGatewayBackend.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self.base_path_mappings = collections.defaultdict(dict)
+
+    apigateway.APIGatewayBackend.__init__ = init
+
+
+def a_false_patch_value_is_false():
+    # moto 5.2.5 sets disableExecuteApiEndpoint to bool("false"), which is
+    # True: UpdateRestApi could never turn the execute-api endpoint back on.
+    # AWS parses the patch value as a boolean.
+    original = apigateway.RestAPI.apply_patch_operations
+
+    def apply(self, patch_operations):
+        original(self, patch_operations)
+        for operation in patch_operations:
+            if operation.get("path") == "/disableExecuteApiEndpoint" and operation.get("op") == "replace":
+                self.disableExecuteApiEndpoint = str(operation.get("value")).lower() == "true"
+
+    apigateway.RestAPI.apply_patch_operations = apply
+
+
+if __name__ == "__main__":
+    base_path_mappings_of_a_new_domain_are_empty()
+    a_false_patch_value_is_false()
+    sys.exit(main(sys.argv[1:]))
