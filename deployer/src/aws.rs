@@ -4,6 +4,30 @@
 
 use aws_config::BehaviorVersion;
 
+/// How the SDK retries what every service may answer: throttling (429
+/// `TooManyRequestsException`, `Throttling`), 5xx, timeouts and dropped
+/// connections. API Gateway allows CreateDomainName once every 30 s per
+/// account: the default (3 attempts, about 1 s apart) cannot wait that out;
+/// 10 attempts with backoff up to 20 s (jittered) span about a minute.
+/// The SDK's retry quota (a token bucket that stops retries after many
+/// failures, meant for long-running services) is off: each call's attempts
+/// are bounded anyway, and a deployer that gives up half-way leaves more
+/// behind than one that waits.
+macro_rules! with_retries {
+    ($service:ident, $config:expr) => {{
+        use $service::config::retry::{RetryConfig, RetryPartition, TokenBucket};
+        $service::config::Builder::from($config)
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(10)
+                    .with_initial_backoff(crate::retry::scaled(std::time::Duration::from_secs(1)))
+                    .with_max_backoff(crate::retry::scaled(std::time::Duration::from_secs(20))),
+            )
+            .retry_partition(RetryPartition::custom("deployer").token_bucket(TokenBucket::unlimited()).build())
+            .build()
+    }};
+}
+
 #[derive(Clone)]
 pub struct Aws {
     pub region: String,
@@ -30,7 +54,7 @@ impl Aws {
             .region()
             .map(ToString::to_string)
             .ok_or_else(|| anyhow::anyhow!("no AWS region: set `region` in stack.yaml or AWS_REGION"))?;
-        let sts = aws_sdk_sts::Client::new(&config);
+        let sts = aws_sdk_sts::Client::from_conf(with_retries!(aws_sdk_sts, &config));
         let identity = sts.get_caller_identity().send().await.map_err(|e| {
             anyhow::anyhow!("reading the AWS account (sts:GetCallerIdentity): {}", crate::error::describe(&e))
         })?;
@@ -38,18 +62,17 @@ impl Aws {
         let partition = identity.arn().and_then(|arn| arn.split(':').nth(1)).unwrap_or("aws").to_owned();
         // Path-style addressing works everywhere, including endpoints such as
         // localhost that cannot take a bucket subdomain.
-        let s3 =
-            aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build());
+        let s3 = with_retries!(aws_sdk_s3, &config).to_builder().force_path_style(true).build();
         Ok(Aws {
             region,
             account,
             partition,
-            iam: aws_sdk_iam::Client::new(&config),
-            lambda: aws_sdk_lambda::Client::new(&config),
-            apigateway: aws_sdk_apigateway::Client::new(&config),
-            acm: aws_sdk_acm::Client::new(&config),
-            s3,
-            wafv2: aws_sdk_wafv2::Client::new(&config),
+            iam: aws_sdk_iam::Client::from_conf(with_retries!(aws_sdk_iam, &config)),
+            lambda: aws_sdk_lambda::Client::from_conf(with_retries!(aws_sdk_lambda, &config)),
+            apigateway: aws_sdk_apigateway::Client::from_conf(with_retries!(aws_sdk_apigateway, &config)),
+            acm: aws_sdk_acm::Client::from_conf(with_retries!(aws_sdk_acm, &config)),
+            s3: aws_sdk_s3::Client::from_conf(s3),
+            wafv2: aws_sdk_wafv2::Client::from_conf(with_retries!(aws_sdk_wafv2, &config)),
         })
     }
 }

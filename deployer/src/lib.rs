@@ -17,4 +17,5 @@ pub mod package;
 pub mod plan;
 pub mod planner;
 pub mod resources;
+pub mod retry;
 pub mod stack;

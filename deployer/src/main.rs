@@ -92,11 +92,12 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         _ => None,
     };
     let aws = deployer::aws::Aws::connect(stack.region.as_deref()).await?;
+    stack.check_region(&aws.region)?;
     if let Some(saved) = &saved {
         commands::check_saved(saved, &stack, &aws)?;
     }
     let desired = commands::desired(&stack, &aws, package.as_ref())?;
-    let lease = Duration::from_secs(cli.lock_lease.max(3));
+    let lease = Duration::from_secs(cli.lock_lease.max(1));
     let wait = Duration::from_secs(cli.lock_timeout);
 
     match &cli.command {

@@ -293,6 +293,7 @@ mod tests {
             truststore_warnings: Vec::new(),
             regional_domain_name: "d-1.execute-api.eu-west-1.amazonaws.com".into(),
             regional_hosted_zone_id: "Z1".into(),
+            ownership_verification_certificate_arn: None,
         }
     }
 
@@ -371,6 +372,7 @@ mod tests {
                         public_access_blocked: true,
                         content_sha256: Some("x".into()),
                         version_id: Some("v1".into()),
+                        tagged: true,
                     },
                 ),
             ),

@@ -27,9 +27,23 @@ pub struct ServerCertificate {
 
 impl Ca {
     pub fn new(name: &str) -> Ca {
+        Self::with_params(name, |_| {})
+    }
+
+    /// A CA whose validity ended yesterday: what API Gateway warns about in a truststore.
+    pub fn expired(name: &str) -> Ca {
+        Self::with_params(name, |params| {
+            let now = std::time::SystemTime::now();
+            params.not_before = (now - std::time::Duration::from_secs(10 * 86_400)).into();
+            params.not_after = (now - std::time::Duration::from_secs(86_400)).into();
+        })
+    }
+
+    fn with_params(name: &str, adjust: impl FnOnce(&mut CertificateParams)) -> Ca {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.distinguished_name = dn(name);
+        adjust(&mut params);
         let key = KeyPair::generate().expect("ca key");
         let cert = params.self_signed(&key).expect("ca cert");
         Ca { pem: cert.pem(), issuer: Issuer::new(params, key) }

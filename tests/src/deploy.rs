@@ -17,7 +17,7 @@ impl StackDir {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("stack dir");
         std::fs::write(dir.join("stack.yaml"), yaml).expect("stack.yaml");
-        std::fs::write(dir.join("code.zip"), code_zip(b"\x7fELF not really a binary")).expect("code.zip");
+        std::fs::write(dir.join("code.zip"), code_zip(&tiny_bootstrap())).expect("code.zip");
         let ca = crate::certs::Ca::new("Clients CA");
         std::fs::write(dir.join("truststore.pem"), &ca.pem).expect("truststore");
         StackDir { dir }
@@ -38,6 +38,34 @@ impl Drop for StackDir {
     }
 }
 
+/// The smallest `bootstrap` Lambda could start: a static x86_64 ELF of 129
+/// bytes that exits 0 (one loadable segment; `mov eax, 60; xor edi, edi;
+/// syscall`). The deployer checks what it uploads; this passes.
+pub fn tiny_bootstrap() -> Vec<u8> {
+    const BASE: u64 = 0x40_0000;
+    let code: &[u8] = &[0xb8, 0x3c, 0, 0, 0, 0x31, 0xff, 0x0f, 0x05];
+    let size = (64 + 56 + code.len()) as u64;
+    let mut elf = Vec::new();
+    elf.extend_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    elf.extend_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+    elf.extend_from_slice(&0x3eu16.to_le_bytes()); // EM_X86_64
+    elf.extend_from_slice(&1u32.to_le_bytes());
+    elf.extend_from_slice(&(BASE + 120).to_le_bytes()); // entry: right after the headers
+    elf.extend_from_slice(&64u64.to_le_bytes()); // program headers
+    elf.extend_from_slice(&0u64.to_le_bytes()); // no section headers
+    elf.extend_from_slice(&0u32.to_le_bytes());
+    for half in [64u16, 56, 1, 64, 0, 0] {
+        elf.extend_from_slice(&half.to_le_bytes());
+    }
+    elf.extend_from_slice(&1u32.to_le_bytes()); // PT_LOAD
+    elf.extend_from_slice(&5u32.to_le_bytes()); // R + X
+    for word in [0, BASE, BASE, size, size, 0x1000] {
+        elf.extend_from_slice(&word.to_le_bytes());
+    }
+    elf.extend_from_slice(code);
+    elf
+}
+
 /// A zip holding `bootstrap` with `contents`.
 pub fn code_zip(contents: &[u8]) -> Vec<u8> {
     use std::io::Write as _;
@@ -55,9 +83,25 @@ pub struct Outcome {
     pub stderr: String,
 }
 
+/// How much faster than AWS time runs in these tests: the deployer's waits
+/// and the AWS-like proxy's delays alike (30 s of AWS become 300 ms).
+pub const TIME_SCALE: f64 = 0.01;
+
 /// Runs `deployer ARGS --stack DIR/stack.yaml` with AWS pointed at `endpoint`.
 /// Async, so the test's own servers (the proxy) keep running meanwhile.
 pub async fn deployer(stack: &StackDir, endpoint: &str, args: &[&str], env: &[(&str, &str)]) -> Outcome {
+    let command = command(stack, endpoint, args, env);
+    run(command).await
+}
+
+/// The deployer started, not awaited (to be killed).
+pub fn spawn_deployer(stack: &StackDir, endpoint: &str, args: &[&str], env: &[(&str, &str)]) -> tokio::process::Child {
+    let mut command = command(stack, endpoint, args, env);
+    command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).kill_on_drop(true);
+    command.spawn().expect("start deployer")
+}
+
+fn command(stack: &StackDir, endpoint: &str, args: &[&str], env: &[(&str, &str)]) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(crate::workspace_binary("debug", "deployer"));
     command
         .args(args)
@@ -69,10 +113,16 @@ pub async fn deployer(stack: &StackDir, endpoint: &str, args: &[&str], env: &[(&
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_REGION", "eu-west-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true");
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        // AWS's waits, scaled down as the AWS-like proxy scales its delays.
+        .env("DEPLOYER_TIME_SCALE", TIME_SCALE.to_string());
     for (name, value) in env {
         command.env(name, value);
     }
+    command
+}
+
+async fn run(mut command: tokio::process::Command) -> Outcome {
     let output = tokio::time::timeout(std::time::Duration::from_secs(300), command.output())
         .await
         .expect("deployer finished within 5 minutes")
@@ -86,6 +136,7 @@ pub async fn deployer(stack: &StackDir, endpoint: &str, args: &[&str], env: &[(&
 
 /// SDK clients on moto, for reading back and for changes behind the deployer's back.
 pub struct Clients {
+    pub region: &'static str,
     pub iam: aws_sdk_iam::Client,
     pub lambda: aws_sdk_lambda::Client,
     pub apigateway: aws_sdk_apigateway::Client,
@@ -99,13 +150,23 @@ pub async fn clients() -> Clients {
 }
 
 pub async fn clients_in(region: &'static str) -> Clients {
+    clients_of(&crate::moto::endpoint(), region).await
+}
+
+/// SDK clients that go through `endpoint` (a proxy) instead of straight to moto.
+pub async fn clients_at(endpoint: &str) -> Clients {
+    clients_of(endpoint, "eu-west-1").await
+}
+
+async fn clients_of(endpoint: &str, region: &'static str) -> Clients {
     let config = aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(crate::moto::endpoint())
+        .endpoint_url(endpoint)
         .region(aws_config::Region::new(region))
         .credentials_provider(aws_sdk_iam::config::Credentials::new("testing", "testing", None, None, "tests"))
         .load()
         .await;
     Clients {
+        region,
         iam: aws_sdk_iam::Client::new(&config),
         lambda: aws_sdk_lambda::Client::new(&config),
         apigateway: aws_sdk_apigateway::Client::new(&config),
@@ -180,4 +241,139 @@ pub async fn put_in_lock_bucket(aws: &Clients, key: &str, body: &[u8]) {
         }
     }
     panic!("could not write {key} in the lock bucket");
+}
+
+/// The stack's `domain:`, truststore and `waf:` sections, with names derived
+/// from `name` (so stacks in one account do not share them).
+pub fn edge_yaml(name: &str) -> String {
+    format!(
+        "domain:\n  name: api.{name}.example.com\n  certificate: {{ request: true }}\n  truststore: {{ file: truststore.pem, bucket: {name}-truststore }}\n  base_path: v1\nwaf:\n  allow: [203.0.113.0/24, \"2001:db8::/32\"]\n"
+    )
+}
+
+/// Everything of stack `name` in the account, one line per resource, ids
+/// left out: what two runs that leave the same resources agree on, and
+/// where a duplicate or a lost tag shows. Read straight from moto.
+pub async fn snapshot(aws: &Clients, name: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    let prefix = format!("{name}-");
+    let tagged = |tags: Option<&std::collections::HashMap<String, String>>| {
+        if tags.and_then(|t| t.get("oauth-gateway:stack")).is_some_and(|v| v == name) { "tagged" } else { "UNTAGGED" }
+    };
+    for role in aws.iam.list_roles().send().await.expect("roles").roles() {
+        if role.role_name().starts_with(&prefix) {
+            let tags = aws.iam.list_role_tags().role_name(role.role_name()).send().await.expect("role tags");
+            let owned = tags.tags().iter().any(|t| t.key() == "oauth-gateway:stack" && t.value() == name);
+            lines.push(format!("iam_role {} {}", role.role_name(), if owned { "tagged" } else { "UNTAGGED" }));
+        }
+    }
+    for function in aws.lambda.list_functions().send().await.expect("functions").functions() {
+        let function_name = function.function_name().unwrap_or_default();
+        if function_name.starts_with(&prefix) {
+            let read = aws.lambda.get_function().function_name(function_name).send().await.expect("function");
+            lines.push(format!("lambda_function {function_name} {}", tagged(read.tags())));
+        }
+    }
+    let apis = aws.apigateway.get_rest_apis().limit(500).send().await.expect("apis");
+    for api in apis.items().iter().filter(|a| a.name().is_some_and(|n| n.starts_with(&prefix))) {
+        let id = api.id().unwrap_or_default();
+        lines.push(format!("rest_api {} {}", api.name().unwrap_or_default(), tagged(api.tags())));
+        let authorizers = aws.apigateway.get_authorizers().rest_api_id(id).send().await.expect("authorizers");
+        lines.extend(authorizers.items().iter().map(|a| format!("  authorizer {}", a.name().unwrap_or_default())));
+        let resources =
+            aws.apigateway.get_resources().rest_api_id(id).embed("methods").limit(500).send().await.expect("resources");
+        for resource in resources.items() {
+            let path = resource.path().unwrap_or_default();
+            lines.push(format!("  resource {path}"));
+            for method in resource.resource_methods().into_iter().flat_map(|m| m.keys()) {
+                lines.push(format!("  method {method} {path}"));
+            }
+        }
+        let stages = aws.apigateway.get_stages().rest_api_id(id).send().await.expect("stages");
+        for stage in stages.item() {
+            let stage_name = stage.stage_name().unwrap_or_default();
+            lines.push(format!("  stage {stage_name} {}", tagged(stage.tags())));
+            // (moto has no ListResourcesForWebACL; the stage's side it has.)
+            let arn = format!("arn:aws:apigateway:{}::/restapis/{id}/stages/{stage_name}", aws.region);
+            let acl = aws.wafv2.get_web_acl_for_resource().resource_arn(arn).send().await;
+            if let Some(acl) = acl.ok().and_then(|a| a.web_acl().map(|acl| acl.name().to_owned())) {
+                lines.push(format!("  stage {stage_name} web_acl {acl}"));
+            }
+        }
+    }
+    let domain = format!("api.{name}.example.com");
+    if let Ok(found) = aws.apigateway.get_domain_name().domain_name(&domain).send().await {
+        lines.push(format!("domain_name {domain} {}", tagged(found.tags())));
+        let mappings = aws.apigateway.get_base_path_mappings().domain_name(&domain).send().await.expect("mappings");
+        lines.extend(
+            mappings.items().iter().map(|m| format!("  base_path_mapping {}", m.base_path().unwrap_or_default())),
+        );
+    }
+    let certificates = aws.acm.list_certificates().send().await.expect("certificates");
+    for summary in certificates.certificate_summary_list().iter().filter(|c| c.domain_name() == Some(domain.as_str())) {
+        let arn = summary.certificate_arn().unwrap_or_default();
+        let tags = aws.acm.list_tags_for_certificate().certificate_arn(arn).send().await.expect("certificate tags");
+        let owned = tags.tags().iter().any(|t| t.key() == "oauth-gateway:stack" && t.value() == Some(name));
+        lines.push(format!("certificate {domain} {}", if owned { "tagged" } else { "UNTAGGED" }));
+    }
+    let bucket = format!("{name}-truststore");
+    if aws.s3.head_bucket().bucket(&bucket).send().await.is_ok() {
+        let owned = aws
+            .s3
+            .get_bucket_tagging()
+            .bucket(&bucket)
+            .send()
+            .await
+            .is_ok_and(|t| t.tag_set().iter().any(|t| t.key() == "oauth-gateway:stack" && t.value() == name));
+        let objects = aws.s3.list_objects_v2().bucket(&bucket).send().await.expect("objects");
+        lines.push(format!(
+            "truststore {bucket} {} objects={}",
+            if owned { "tagged" } else { "UNTAGGED" },
+            objects.contents().len()
+        ));
+    }
+    let regional = aws_sdk_wafv2::types::Scope::Regional;
+    let sets = aws.wafv2.list_ip_sets().scope(regional.clone()).limit(100).send().await.expect("ip sets");
+    for set in sets.ip_sets().iter().filter(|s| s.name().is_some_and(|n| n.starts_with(&prefix))) {
+        lines.push(format!("ip_set {}", set.name().unwrap_or_default()));
+    }
+    let acls = aws.wafv2.list_web_acls().scope(regional).limit(100).send().await.expect("web acls");
+    for acl in acls.web_acls().iter().filter(|a| a.name().is_some_and(|n| n.starts_with(&prefix))) {
+        lines.push(format!("web_acl {}", acl.name().unwrap_or_default()));
+    }
+    lines.sort();
+    lines
+}
+
+/// `snapshot` with the stack's name replaced by `STACK`, so two stacks of
+/// the same shape compare equal.
+pub async fn shape(aws: &Clients, name: &str) -> Vec<String> {
+    let mut lines: Vec<String> = snapshot(aws, name).await.into_iter().map(|l| l.replace(name, "STACK")).collect();
+    lines.sort();
+    lines
+}
+
+/// The shape a clean apply of `stack_yaml(NAME, edge_yaml(NAME))` leaves,
+/// read once per test process (a stack of its own, applied through a plain
+/// proxy, then torn down).
+pub async fn clean_apply_shape() -> Vec<String> {
+    static SHAPE: tokio::sync::OnceCell<Vec<String>> = tokio::sync::OnceCell::const_new();
+    SHAPE
+        .get_or_init(|| async {
+            let name = "t-reference";
+            let stack = StackDir::new(name, &stack_yaml(name, &edge_yaml(name)));
+            let proxy = crate::moto::Proxy::start().await;
+            let secrets = [("INTROSPECTION_SECRET", SECRET)];
+            for command in [&["teardown"][..], &["apply"]] {
+                let outcome = deployer(&stack, &proxy.url(), command, &secrets).await;
+                assert_eq!(outcome.code, 0, "reference {command:?}: {}", outcome.stderr);
+            }
+            let shape = shape(&clients().await, name).await;
+            let teardown = deployer(&stack, &proxy.url(), &["teardown"], &secrets).await;
+            assert_eq!(teardown.code, 0, "reference teardown: {}", teardown.stderr);
+            assert!(shape.iter().any(|l| l.starts_with("web_acl ")) && !shape.iter().any(|l| l.contains("UNTAGGED")));
+            shape
+        })
+        .await
+        .clone()
 }

@@ -5,6 +5,8 @@
 //! Nothing here is a stand-in for the code under test: servers speak real
 //! HTTP, tokens are really signed, certificates really issued.
 
+#[cfg(feature = "aws")]
+pub mod aws_like;
 pub mod certs;
 #[cfg(feature = "aws")]
 pub mod deploy;

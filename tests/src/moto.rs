@@ -10,9 +10,11 @@
 //! deployer sent instead of what moto answers.
 
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use crate::aws_like::{AwsLike, Before, Behaviours};
 use crate::server::{Recorded, Reply, TestServer};
 
 /// The moto server's base URL.
@@ -97,62 +99,114 @@ pub struct Proxy {
     server: TestServer,
     calls: Arc<Mutex<Vec<Call>>>,
     concurrency: Arc<Concurrency>,
+    freeze: Arc<Freeze>,
+    layer: Option<Arc<AwsLike>>,
 }
 
 /// How many calls are in flight through the proxy, and the most there were.
 #[derive(Default)]
 struct Concurrency {
-    now: std::sync::atomic::AtomicUsize,
-    highest: std::sync::atomic::AtomicUsize,
+    now: AtomicUsize,
+    highest: AtomicUsize,
 }
+
+/// "Stop after the Nth mutating call": the Nth is passed on, then every
+/// later call is held unanswered, so the deployer can be killed at exactly
+/// that point.
+struct Freeze {
+    limit: AtomicUsize,
+    passed: AtomicUsize,
+}
+
+/// What a proxy does besides recording and passing calls on.
+#[derive(Default)]
+struct Options {
+    delay: Duration,
+    rewrite: Option<Arc<Rewrite>>,
+    refuse: Option<Arc<Refuse>>,
+    layer: Option<Arc<AwsLike>>,
+    dead_end: bool,
+}
+
+/// Answers a call instead of moto (`None`: pass it on).
+pub type Refuse = dyn Fn(&Recorded) -> Option<Reply> + Send + Sync;
 
 impl Proxy {
     pub async fn start() -> Proxy {
-        Self::start_to(Some(endpoint()), Duration::ZERO, None).await
+        Self::start_with(Options::default()).await
     }
 
     /// A proxy that holds every call for `delay` before passing it on, as a
     /// real control plane takes 100–300 ms to answer.
     pub async fn with_delay(delay: Duration) -> Proxy {
-        Self::start_to(Some(endpoint()), delay, None).await
+        Self::start_with(Options { delay, ..Options::default() }).await
     }
 
     /// A proxy that lets `rewrite` change moto's answers: to give the
     /// deployer what AWS would answer where moto cannot.
     pub async fn rewriting(rewrite: impl Fn(&Recorded, &mut Reply) + Send + Sync + 'static) -> Proxy {
-        Self::start_to(Some(endpoint()), Duration::ZERO, Some(Arc::new(rewrite))).await
+        Self::start_with(Options { rewrite: Some(Arc::new(rewrite)), ..Options::default() }).await
+    }
+
+    /// A proxy that answers the calls `refuse` picks itself, without moto:
+    /// an error AWS could give that no behaviour here produces.
+    pub async fn refusing(refuse: impl Fn(&Recorded) -> Option<Reply> + Send + Sync + 'static) -> Proxy {
+        Self::start_with(Options { refuse: Some(Arc::new(refuse)), ..Options::default() }).await
+    }
+
+    /// A proxy that behaves like AWS where moto does not (see `aws_like`).
+    pub async fn aws_like(behaviours: Behaviours) -> Proxy {
+        Self::start_with(Options { layer: Some(Arc::new(AwsLike::new(behaviours))), ..Options::default() }).await
     }
 
     /// A proxy with nothing behind it: records, and answers 500. For tests
     /// that expect no request at all.
     pub async fn dead_end() -> Proxy {
-        Self::start_to(None, Duration::ZERO, None).await
+        Self::start_with(Options { dead_end: true, ..Options::default() }).await
     }
 
-    async fn start_to(upstream: Option<String>, delay: Duration, rewrite: Option<Arc<Rewrite>>) -> Proxy {
+    async fn start_with(options: Options) -> Proxy {
+        let Options { delay, rewrite, refuse, layer, dead_end } = options;
+        let upstream = (!dead_end).then(endpoint);
         let calls: Arc<Mutex<Vec<Call>>> = Arc::new(Mutex::new(Vec::new()));
         let concurrency = Arc::new(Concurrency::default());
-        let recorded = calls.clone();
-        let in_flight = concurrency.clone();
+        let freeze = Arc::new(Freeze { limit: AtomicUsize::new(usize::MAX), passed: AtomicUsize::new(0) });
+        let (recorded, in_flight, frozen, aws) = (calls.clone(), concurrency.clone(), freeze.clone(), layer.clone());
         let client = reqwest::Client::new();
         let server = TestServer::start_async(Arc::new(move |request: Recorded| {
             let (service_operation, mutating) = classify(&request);
             let at = std::time::Instant::now();
             recorded.lock().expect("calls").push(Call { service_operation, mutating, request: request.clone(), at });
-            let client = client.clone();
-            let upstream = upstream.clone();
-            let rewrite = rewrite.clone();
-            let in_flight = in_flight.clone();
+            let (client, upstream, rewrite, refuse) =
+                (client.clone(), upstream.clone(), rewrite.clone(), refuse.clone());
+            let (in_flight, frozen, aws) = (in_flight.clone(), frozen.clone(), aws.clone());
             Box::pin(async move {
-                use std::sync::atomic::Ordering;
+                if !frozen.lets_through(mutating) {
+                    // Held until the test kills the deployer (bounded all the same).
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    return Reply::hang_up();
+                }
                 let now = in_flight.now.fetch_add(1, Ordering::SeqCst) + 1;
                 in_flight.highest.fetch_max(now, Ordering::SeqCst);
                 if !delay.is_zero() {
                     tokio::time::sleep(delay).await;
                 }
-                let mut reply = match upstream {
-                    None => Reply::status(500, "no upstream"),
-                    Some(upstream) => forward(&client, &upstream, request.clone()).await,
+                let mut outgoing = request.clone();
+                let refused = refuse.as_ref().and_then(|refuse| refuse(&request));
+                let decided = match refused {
+                    Some(reply) => Some(Before::Answer(reply)),
+                    None => aws.as_ref().map(|layer| layer.before(&mut outgoing)),
+                };
+                let mut reply = match (decided, upstream) {
+                    (Some(Before::Answer(reply)), _) => reply,
+                    (_, None) => Reply::status(500, "no upstream"),
+                    (_, Some(upstream)) => {
+                        let mut reply = forward(&client, &upstream, outgoing).await;
+                        if let Some(layer) = &aws {
+                            layer.after(&request, &mut reply);
+                        }
+                        reply
+                    }
                 };
                 if let Some(rewrite) = rewrite {
                     rewrite(&request, &mut reply);
@@ -162,12 +216,33 @@ impl Proxy {
             })
         }))
         .await;
-        Proxy { server, calls, concurrency }
+        Proxy { server, calls, concurrency, freeze, layer }
+    }
+
+    /// From now on, pass on `n` more mutating calls, then hold every call.
+    pub fn freeze_after(&self, n: usize) {
+        self.freeze.passed.store(0, Ordering::SeqCst);
+        self.freeze.limit.store(n, Ordering::SeqCst);
+    }
+
+    /// Mutating calls passed on since `freeze_after`.
+    pub fn passed_mutations(&self) -> usize {
+        self.freeze.passed.load(Ordering::SeqCst)
+    }
+
+    /// Pass every call on again.
+    pub fn thaw(&self) {
+        self.freeze.limit.store(usize::MAX, Ordering::SeqCst);
+    }
+
+    /// How many calls each AWS behaviour answered instead of moto.
+    pub fn behaviour_counts(&self) -> std::collections::BTreeMap<&'static str, usize> {
+        self.layer.as_ref().map(|l| l.counts()).unwrap_or_default()
     }
 
     /// The most calls that were in flight at once since the last reset.
     pub fn highest_concurrency(&self) -> usize {
-        self.concurrency.highest.load(std::sync::atomic::Ordering::SeqCst)
+        self.concurrency.highest.load(Ordering::SeqCst)
     }
 
     pub fn url(&self) -> String {
@@ -195,7 +270,18 @@ impl Proxy {
 
     pub fn reset(&self) {
         self.calls.lock().expect("calls").clear();
-        self.concurrency.highest.store(0, std::sync::atomic::Ordering::SeqCst);
+        self.concurrency.highest.store(0, Ordering::SeqCst);
+    }
+}
+
+impl Freeze {
+    /// Whether a call may pass; counts the mutating ones that do.
+    fn lets_through(&self, mutating: bool) -> bool {
+        let limit = self.limit.load(Ordering::SeqCst);
+        if !mutating {
+            return self.passed.load(Ordering::SeqCst) < limit;
+        }
+        self.passed.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < limit).then_some(n + 1)).is_ok()
     }
 }
 

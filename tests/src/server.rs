@@ -1,7 +1,6 @@
 //! A real HTTP/1.1 server on 127.0.0.1 (optionally over TLS) that answers
 //! through a closure and records every request it receives.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -39,6 +38,8 @@ pub struct Reply {
     /// Wait this long before answering (a slow identity provider).
     pub delay: Duration,
     pub headers: Vec<(String, String)>,
+    /// Close the connection instead of answering (a dropped connection).
+    pub hang_up: bool,
 }
 
 impl Reply {
@@ -49,10 +50,26 @@ impl Reply {
             content_type: "application/json",
             delay: Duration::ZERO,
             headers: Vec::new(),
+            hang_up: false,
         }
     }
     pub fn status(status: u16, body: &str) -> Reply {
-        Reply { status, body: body.to_owned(), content_type: "text/plain", delay: Duration::ZERO, headers: Vec::new() }
+        Reply {
+            status,
+            body: body.to_owned(),
+            content_type: "text/plain",
+            delay: Duration::ZERO,
+            headers: Vec::new(),
+            hang_up: false,
+        }
+    }
+    pub fn with_status(mut self, status: u16) -> Reply {
+        self.status = status;
+        self
+    }
+    /// No answer: the connection is closed.
+    pub fn hang_up() -> Reply {
+        Reply { hang_up: true, ..Reply::status(500, "") }
     }
     pub fn header(mut self, name: &str, value: impl ToString) -> Reply {
         self.headers.push((name.to_owned(), value.to_string()));
@@ -120,7 +137,7 @@ impl TestServer {
                     let service = service_fn(move |request: Request<Incoming>| {
                         let handler = handler.clone();
                         let recorded = recorded.clone();
-                        async move { Ok::<_, Infallible>(answer(request, &*handler, &recorded).await) }
+                        async move { answer(request, &*handler, &recorded).await }
                     });
                     let builder = hyper::server::conn::http1::Builder::new();
                     match tls {
@@ -168,11 +185,23 @@ fn sync_handler(handler: impl Fn(&Recorded) -> Reply + Send + Sync + 'static) ->
     })
 }
 
+/// Why a connection was closed without an answer.
+#[derive(Debug)]
+struct HungUp;
+
+impl std::fmt::Display for HungUp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("hung up on purpose")
+    }
+}
+
+impl std::error::Error for HungUp {}
+
 async fn answer(
     request: Request<Incoming>,
     handler: &AsyncHandler,
     recorded: &Mutex<Vec<Recorded>>,
-) -> Response<Full<Bytes>> {
+) -> Result<Response<Full<Bytes>>, HungUp> {
     let (parts, body) = request.into_parts();
     let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let request = Recorded {
@@ -187,6 +216,9 @@ async fn answer(
     };
     recorded.lock().expect("requests lock").push(request.clone());
     let reply = handler(request).await;
+    if reply.hang_up {
+        return Err(HungUp);
+    }
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;
     }
@@ -198,5 +230,5 @@ async fn answer(
     for (name, value) in &reply.headers {
         response = response.header(name.as_str(), value.as_str());
     }
-    response.body(Full::new(Bytes::from(reply.body))).expect("response")
+    Ok(response.body(Full::new(Bytes::from(reply.body))).expect("response"))
 }

@@ -276,6 +276,24 @@ async fn invalid_stacks_are_refused_before_any_aws_call() {
             ),
             "domain.base_path: \"v1//pets\" has an empty segment",
         ),
+        (
+            format!(
+                "{base}domain:\n  name: api.example.com\n  certificate: {{ request: true }}\n  truststore: {{ file: truststore.pem, bucket: t-invalid-ts }}\n  base_path: v1/pets\n"
+            ),
+            "domain.base_path: \"v1/pets\" has more than one segment",
+        ),
+        (
+            format!(
+                "{base}domain:\n  name: api.example.com\n  certificate: {{ arn: \"arn:aws:acm:us-east-1:123456789012:certificate/abc\" }}\n  truststore: {{ file: truststore.pem, bucket: t-invalid-ts }}\n"
+            ),
+            "domain.certificate.arn: the certificate is in us-east-1, the stack in eu-west-1",
+        ),
+        (
+            format!(
+                "{base}domain:\n  name: api.example.com\n  certificate: {{ request: true }}\n  ownership_verification_certificate_arn: \"arn:aws:acm:eu-west-1:123456789012:certificate/p\"\n  truststore: {{ file: truststore.pem, bucket: t-invalid-ts }}\n"
+            ),
+            "domain.ownership_verification_certificate_arn: only for an imported or private certificate",
+        ),
     ];
     for (yaml, expected) in cases {
         let stack = StackDir::new("t-invalid", &yaml);
@@ -288,6 +306,16 @@ async fn invalid_stacks_are_refused_before_any_aws_call() {
         }
         assert_eq!(proxy.calls().len(), 0, "no request may reach AWS for: {expected}");
     }
+    // A bootstrap Lambda could not start is refused before the first call.
+    let stack = StackDir::new("t-invalid", &base);
+    let garbage = e2e::deploy::code_zip(b"\x7fELF not really a binary");
+    stack.write("code.zip", garbage);
+    let proxy = Proxy::dead_end().await;
+    let outcome = deployer(&stack, &proxy.url(), &["apply"], &env()).await;
+    assert_eq!(outcome.code, 1);
+    assert!(outcome.stderr.contains("code.zip: refusing to upload it"), "{}", outcome.stderr);
+    assert!(outcome.stderr.contains("not an ELF executable"), "{}", outcome.stderr);
+    assert_eq!(proxy.calls().len(), 0);
     // serde_yaml's line number is passed on.
     let stack = StackDir::new("t-invalid", &base.replace("memory_mb: 256", "memroy_mb: 256"));
     let outcome = deployer(&stack, "http://127.0.0.1:9", &["diff"], &env()).await;
@@ -937,4 +965,50 @@ async fn truststore_warnings_stop_apply_unless_accepted_and_outputs_show_them() 
     assert_eq!(accepted.code, 0, "{}\n{}", accepted.stdout, accepted.stderr);
     assert!(accepted.stderr.contains(&format!("truststore warning: {warning}")), "still shown: {}", accepted.stderr);
     assert_eq!(deployer(&stack, &proxy.url(), &["teardown"], &env()).await.code, 0);
+}
+
+/// An apply killed between CreateBucket and PutBucketTagging leaves the
+/// truststore bucket untagged. The next apply takes it back while it is
+/// empty; an untagged bucket holding anything is someone else's.
+#[tokio::test]
+async fn the_stacks_own_untagged_empty_truststore_bucket_is_taken_back() {
+    let name = "t-takeback";
+    let domain_only = format!(
+        "domain:\n  name: api.{name}.example.com\n  certificate: {{ request: true }}\n  truststore: {{ file: truststore.pem, bucket: {name}-truststore }}\n  base_path: v1\n"
+    );
+    let stack = StackDir::new(name, &stack_yaml(name, &domain_only));
+    let proxy = Proxy::start().await;
+    clean_slate(&stack, &proxy).await;
+    let aws = clients().await;
+    let bucket = format!("{name}-truststore");
+    let create_bucket = || {
+        aws.s3
+            .create_bucket()
+            .bucket(&bucket)
+            .create_bucket_configuration(
+                aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                    .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
+                    .build(),
+            )
+            .send()
+    };
+
+    // Untagged and not empty: not the stack's, refused before any change.
+    create_bucket().await.unwrap();
+    aws.s3.put_object().bucket(&bucket).key("someone-elses.txt").body(b"data".to_vec().into()).send().await.unwrap();
+    let refused = deployer(&stack, &proxy.url(), &["apply"], &env()).await;
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(refused.stderr.contains(&format!("truststore {bucket}")), "{}", refused.stderr);
+    assert!(refused.stderr.contains("refusing to take over"), "{}", refused.stderr);
+
+    // Untagged and empty: what a killed apply leaves; taken back and tagged.
+    aws.s3.delete_object().bucket(&bucket).key("someone-elses.txt").send().await.unwrap();
+    let apply = deployer(&stack, &proxy.url(), &["apply"], &env()).await;
+    assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
+    let tags = aws.s3.get_bucket_tagging().bucket(&bucket).send().await.expect("tagged now");
+    assert!(tags.tag_set().iter().any(|t| t.key() == "oauth-gateway:stack" && t.value() == name));
+    assert_eq!(deployer(&stack, &proxy.url(), &["diff", "--detailed-exitcode"], &env()).await.code, 0);
+    assert_eq!(deployer(&stack, &proxy.url(), &["teardown"], &env()).await.code, 0);
+    let error = aws.s3.head_bucket().bucket(&bucket).send().await.expect_err("gone");
+    assert!(error.into_service_error().is_not_found());
 }

@@ -8,7 +8,7 @@
 //! one in a terminal state (FAILED, VALIDATION_TIMED_OUT, EXPIRED, REVOKED)
 //! is replaced; the others are the stack's leftovers and are deleted.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use aws_sdk_acm::types::{CertificateSummary, Tag, ValidationMethod};
@@ -19,6 +19,7 @@ use super::{Context, Diff, Found, Kind, OWNER_TAG, Ownership, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::plan::{Address, Outputs, Val};
+use crate::retry::{self, retry};
 use crate::stack::CertificateSpec;
 
 /// How long `apply` waits for a requested certificate to be ISSUED.
@@ -34,6 +35,10 @@ pub struct Spec {
     pub domain: String,
     /// A certificate given by ARN: checked, never created.
     pub existing_arn: Option<String>,
+    /// The public ACM certificate API Gateway needs beside an imported or
+    /// private one (`domain.ownership_verification_certificate_arn`).
+    #[serde(default)]
+    pub ownership_verification: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -132,31 +137,36 @@ async fn owned_among(
 
 /// Waits for ISSUED, showing the validation records once.
 async fn wait_issued(aws: &Aws, arn: &str) -> anyhow::Result<State> {
-    let started = Instant::now();
-    let mut shown_records = false;
-    loop {
+    let shown_records = std::sync::atomic::AtomicBool::new(false);
+    let waiting_for = format!("ACM to issue certificate {arn} (its DNS validation records must exist)");
+    retry::wait_until(&waiting_for, ISSUE_TIMEOUT, || async {
         let state = describe(aws, arn).await?.with_context(|| format!("certificate {arn} vanished"))?;
         match state.status.as_str() {
-            "ISSUED" => return Ok(state),
+            "ISSUED" => return Ok(Some(state)),
             "PENDING_VALIDATION" | "" => {}
             other => anyhow::bail!("certificate {arn} is {other}"),
         }
-        if !shown_records && !state.validation_records.is_empty() {
+        if !state.validation_records.is_empty() && !shown_records.swap(true, std::sync::atomic::Ordering::Relaxed) {
             let records: Vec<String> =
                 state.validation_records.iter().map(|(n, t, v)| format!("      {n} {t} {v}")).collect();
             eprintln!("    ACM validates {} by DNS; these records must exist:\n{}", state.domain, records.join("\n"));
-            shown_records = true;
         }
-        anyhow::ensure!(
-            started.elapsed() < ISSUE_TIMEOUT,
-            "certificate {arn} for {} still PENDING_VALIDATION after {}s: create the DNS records above, then run \
-             apply again",
-            state.domain,
-            ISSUE_TIMEOUT.as_secs()
-        );
-        eprintln!("    waiting for the certificate to be issued ({}s)...", started.elapsed().as_secs());
-        tokio::time::sleep(Duration::from_secs(10)).await;
-    }
+        Ok(None)
+    })
+    .await
+}
+
+/// Waits until ACM no longer lists anything in the certificate's `InUseBy`
+/// (it keeps a deleted domain there for minutes).
+async fn wait_unused(aws: &Aws, arn: &str) -> anyhow::Result<()> {
+    let waiting_for = format!("ACM to see certificate {arn} no longer in use");
+    retry::wait_until(&waiting_for, retry::ACM_IN_USE.budget, || async {
+        Ok(match describe(aws, arn).await? {
+            Some(state) if !state.in_use_by.is_empty() => None,
+            _ => Some(()),
+        })
+    })
+    .await
 }
 
 impl Kind for Certificate {
@@ -177,6 +187,7 @@ impl Kind for Certificate {
                     CertificateSpec::Existing(arn) => Some(arn.clone()),
                     CertificateSpec::Request => None,
                 },
+                ownership_verification: domain.ownership_verification_certificate_arn.clone(),
             })
             .collect())
     }
@@ -235,12 +246,21 @@ impl Kind for Certificate {
     }
 
     fn blockers(spec: Option<&Spec>, state: &State) -> Vec<String> {
-        match spec {
-            Some(spec) if spec.existing_arn.is_some() && state.status != "ISSUED" => {
-                vec![format!("certificate {} is {}, not ISSUED", state.arn, state.status)]
-            }
-            _ => Vec::new(),
+        let Some(spec) = spec.filter(|s| s.existing_arn.is_some()) else { return Vec::new() };
+        let mut blockers = Vec::new();
+        if state.status != "ISSUED" {
+            blockers.push(format!("certificate {} is {}, not ISSUED", state.arn, state.status));
         }
+        // API Gateway refuses mutual TLS with such a certificate unless it
+        // is shown a public ACM certificate for the same domain.
+        if ["IMPORTED", "PRIVATE"].contains(&state.kind.as_str()) && spec.ownership_verification.is_none() {
+            blockers.push(format!(
+                "certificate {} is {}: API Gateway needs domain.ownership_verification_certificate_arn (an \
+                 ACM-issued public certificate for {}) to use it with mutual TLS",
+                state.arn, state.kind, spec.domain
+            ));
+        }
+        blockers
     }
 
     fn outputs(state: &State) -> Outputs {
@@ -272,7 +292,12 @@ impl Kind for Certificate {
     }
 
     async fn delete(aws: &Aws, state: &State) -> anyhow::Result<()> {
-        aws.acm.delete_certificate().certificate_arn(&state.arn).send().await.gone("DeleteCertificate")
+        // The domain that used it was deleted before (the graph's order), but
+        // ACM lets go of it only minutes later.
+        wait_unused(aws, &state.arn).await?;
+        retry(&retry::ACM_IN_USE, || aws.acm.delete_certificate().certificate_arn(&state.arn).send())
+            .await
+            .gone("DeleteCertificate")
     }
 }
 
@@ -293,7 +318,12 @@ mod tests {
 
     #[test]
     fn diff() {
-        let requested = Spec { stack: "s".into(), domain: "api.example.com".into(), existing_arn: None };
+        let requested = Spec {
+            stack: "s".into(),
+            domain: "api.example.com".into(),
+            existing_arn: None,
+            ownership_verification: None,
+        };
         assert!(Certificate::diff(&requested, &state("ISSUED")).is_empty());
         let pending = Certificate::diff(&requested, &state("PENDING_VALIDATION"));
         assert!(pending.has("status") && !pending.replace, "a pending certificate is waited for");
@@ -304,5 +334,27 @@ mod tests {
         assert!(Certificate::diff(&existing, &state("PENDING_VALIDATION")).is_empty(), "never changed");
         assert_eq!(Certificate::blockers(Some(&existing), &state("PENDING_VALIDATION")).len(), 1);
         assert!(Certificate::blockers(Some(&existing), &state("ISSUED")).is_empty());
+    }
+
+    #[test]
+    fn an_imported_or_private_certificate_needs_an_ownership_verification_certificate() {
+        let given = Spec {
+            stack: "s".into(),
+            domain: "api.example.com".into(),
+            existing_arn: Some("arn:aws:acm:eu-west-1:123456789012:certificate/c".into()),
+            ownership_verification: None,
+        };
+        for kind in ["IMPORTED", "PRIVATE"] {
+            let state = State { kind: kind.into(), ..state("ISSUED") };
+            let blockers = Certificate::blockers(Some(&given), &state);
+            assert_eq!(blockers.len(), 1, "{kind}");
+            assert!(blockers[0].contains("domain.ownership_verification_certificate_arn"), "{}", blockers[0]);
+            let verified = Spec {
+                ownership_verification: Some("arn:aws:acm:eu-west-1:123456789012:certificate/p".into()),
+                ..given.clone()
+            };
+            assert!(Certificate::blockers(Some(&verified), &state).is_empty(), "{kind} with verification");
+        }
+        assert!(Certificate::blockers(Some(&given), &state("ISSUED")).is_empty(), "ACM-issued needs none");
     }
 }

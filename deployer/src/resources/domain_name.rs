@@ -41,6 +41,9 @@ pub struct Spec {
     pub truststore_uri: String,
     pub truststore_version: Val,
     pub accept_truststore_warnings: bool,
+    /// With an imported or private certificate.
+    #[serde(default)]
+    pub ownership_verification_certificate_arn: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -55,6 +58,8 @@ pub struct State {
     /// Where DNS must point (an alias to this name, in this hosted zone).
     pub regional_domain_name: String,
     pub regional_hosted_zone_id: String,
+    #[serde(default)]
+    pub ownership_verification_certificate_arn: Option<String>,
 }
 
 pub fn address(name: &str) -> Address {
@@ -71,6 +76,7 @@ struct Raw<'a> {
     mtls: Option<&'a aws_sdk_apigateway::types::MutualTlsAuthentication>,
     regional_domain_name: Option<&'a str>,
     regional_hosted_zone_id: Option<&'a str>,
+    ownership_verification: Option<&'a str>,
     tags: Option<&'a HashMap<String, String>>,
 }
 
@@ -84,6 +90,7 @@ macro_rules! raw {
             mtls: $domain.mutual_tls_authentication(),
             regional_domain_name: $domain.regional_domain_name(),
             regional_hosted_zone_id: $domain.regional_hosted_zone_id(),
+            ownership_verification: $domain.ownership_verification_certificate_arn(),
             tags: $domain.tags(),
         }
     };
@@ -105,6 +112,7 @@ fn found(raw: Raw<'_>, stack: &str, truststore_uri: Option<&str>) -> Found<State
         truststore_warnings: raw.mtls.map(|m| m.truststore_warnings().to_vec()).unwrap_or_default(),
         regional_domain_name: raw.regional_domain_name.unwrap_or_default().to_owned(),
         regional_hosted_zone_id: raw.regional_hosted_zone_id.unwrap_or_default().to_owned(),
+        ownership_verification_certificate_arn: raw.ownership_verification.map(str::to_owned),
     };
     if raw.mtls.is_none() && state.truststore_version.is_some() {
         // moto drops the field; the tags say mutual TLS was set, and where.
@@ -152,6 +160,7 @@ impl Kind for DomainName {
             truststore_uri: format!("s3://{}/{}", domain.truststore_bucket, domain.truststore_key),
             truststore_version: Val::output(super::truststore::address(&domain.truststore_bucket), "version_id"),
             accept_truststore_warnings: domain.accept_truststore_warnings,
+            ownership_verification_certificate_arn: domain.ownership_verification_certificate_arn.clone(),
         }])
     }
 
@@ -184,6 +193,13 @@ impl Kind for DomainName {
         let or_none = |value: &Option<String>| value.clone().unwrap_or_else(|| "(none)".into());
         diff.text("truststore_uri", or_none(&state.truststore_uri), spec.truststore_uri.clone());
         diff.text("truststore_version", or_none(&state.truststore_version), spec.truststore_version.shown());
+        if spec.ownership_verification_certificate_arn.is_some() {
+            diff.field(
+                "ownership_verification_certificate_arn",
+                state.ownership_verification_certificate_arn.as_deref(),
+                spec.ownership_verification_certificate_arn.as_deref(),
+            );
+        }
         // The endpoint type cannot be changed to REGIONAL in place by us.
         diff.field("endpoint_type", if state.regional { "REGIONAL" } else { "EDGE" }, "REGIONAL");
         diff.replace = !state.regional;
@@ -232,6 +248,7 @@ impl Kind for DomainName {
                     .truststore_version(version)
                     .build(),
             )
+            .set_ownership_verification_certificate_arn(spec.ownership_verification_certificate_arn.clone())
             .set_tags(Some(tags))
             .send()
             .await
@@ -254,6 +271,13 @@ impl Kind for DomainName {
         }
         if diff.has("truststore_version") {
             operations.push(replace("/mutualTlsAuthentication/truststoreVersion", spec.truststore_version.known()?));
+        }
+        if let Some(arn) = spec
+            .ownership_verification_certificate_arn
+            .as_deref()
+            .filter(|_| diff.has("ownership_verification_certificate_arn"))
+        {
+            operations.push(replace("/ownershipVerificationCertificateArn", arn));
         }
         aws.apigateway
             .update_domain_name()
@@ -295,6 +319,7 @@ mod tests {
             truststore_uri: "s3://b/truststore.pem".into(),
             truststore_version: Val::Known("v2".into()),
             accept_truststore_warnings: false,
+            ownership_verification_certificate_arn: None,
         }
     }
 
@@ -309,6 +334,7 @@ mod tests {
             truststore_warnings: Vec::new(),
             regional_domain_name: "d-abc.execute-api.eu-west-1.amazonaws.com".into(),
             regional_hosted_zone_id: "ZLY8HYME6SFDD".into(),
+            ownership_verification_certificate_arn: None,
         }
     }
 

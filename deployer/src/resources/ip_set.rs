@@ -9,10 +9,12 @@ use anyhow::Context as _;
 use aws_sdk_wafv2::types::{IpAddressVersion, Scope as WafScope, Tag};
 use serde::{Deserialize, Serialize};
 
+use super::waf::{self, LockTokens};
 use super::{Context, Diff, Found, Kind, OWNER_TAG, Ownership, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::plan::{Address, Outputs};
+use crate::retry::{StepError, WAF_CHANGE, retry, retry_step};
 
 pub struct IpSet;
 
@@ -43,16 +45,9 @@ pub fn address(stack: &str, ipv6: bool) -> Address {
     Address::new(IpSet::NAME, name(stack, ipv6))
 }
 
-/// The owner tag of a WAF resource.
-pub(super) async fn waf_owner(aws: &Aws, arn: &str) -> anyhow::Result<Option<String>> {
-    let tags = aws.wafv2.list_tags_for_resource().resource_arn(arn).send().await.aws("ListTagsForResource")?;
-    Ok(tags
-        .tag_info_for_resource()
-        .map(|info| info.tag_list())
-        .unwrap_or_default()
-        .iter()
-        .find(|t| t.key() == OWNER_TAG)
-        .map(|t| t.value().to_owned()))
+async fn fresh_token(aws: &Aws, state: &State) -> Result<String, StepError> {
+    let output = aws.wafv2.get_ip_set().name(&state.name).scope(WafScope::Regional).id(&state.id).send().await;
+    Ok(output.map_err(|e| StepError::aws("GetIPSet", e))?.lock_token().unwrap_or_default().to_owned())
 }
 
 /// A regional IP set as WAF lists it.
@@ -65,9 +60,7 @@ struct Listed {
 /// Every regional IP set. WAF pages its lists with markers (the SDK has no
 /// paginator for them): a busy account must not hide ours.
 async fn list(aws: &Aws) -> anyhow::Result<Vec<Listed>> {
-    let mut found = Vec::new();
-    let mut marker = None;
-    loop {
+    waf::list_all(|marker| async move {
         let page = aws
             .wafv2
             .list_ip_sets()
@@ -77,14 +70,12 @@ async fn list(aws: &Aws) -> anyhow::Result<Vec<Listed>> {
             .send()
             .await
             .aws("ListIPSets")?;
-        found.extend(page.ip_sets().iter().filter_map(|s| {
+        let items = page.ip_sets().iter().filter_map(|s| {
             Some(Listed { name: s.name()?.to_owned(), id: s.id()?.to_owned(), arn: s.arn()?.to_owned() })
-        }));
-        match page.next_marker() {
-            Some(next) if !page.ip_sets().is_empty() => marker = Some(next.to_owned()),
-            _ => return Ok(found),
-        }
-    }
+        });
+        Ok((items.collect(), page.next_marker().map(str::to_owned)))
+    })
+    .await
 }
 
 fn canonical(addresses: &[String]) -> Vec<String> {
@@ -99,7 +90,7 @@ async fn read(aws: &Aws, stack: &str, listed: &Listed) -> anyhow::Result<Option<
     // The list gave the ARN: the set and its tags are read at the same time.
     let (output, owner) = tokio::try_join!(
         async { aws.wafv2.get_ip_set().name(name).scope(WafScope::Regional).id(id).send().await.found("GetIPSet") },
-        waf_owner(aws, arn)
+        waf::owner(aws, arn)
     )?;
     let Some(output) = output else { return Ok(None) };
     let set = output.ip_set().context("GetIPSet answered without a set")?;
@@ -163,18 +154,34 @@ impl Kind for IpSet {
     }
 
     async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {
-        let output = aws
-            .wafv2
-            .create_ip_set()
-            .name(&spec.name)
-            .scope(WafScope::Regional)
-            .ip_address_version(if spec.ipv6 { IpAddressVersion::Ipv6 } else { IpAddressVersion::Ipv4 })
-            .set_addresses(Some(spec.addresses.clone()))
-            .description(format!("Allowlist of stack {}", spec.stack))
-            .tags(Tag::builder().key(OWNER_TAG).value(&spec.stack).build()?)
-            .send()
-            .await
-            .aws("CreateIPSet")?;
+        let tag = Tag::builder().key(OWNER_TAG).value(&spec.stack).build()?;
+        let created = retry(&WAF_CHANGE, || {
+            aws.wafv2
+                .create_ip_set()
+                .name(&spec.name)
+                .scope(WafScope::Regional)
+                .ip_address_version(if spec.ipv6 { IpAddressVersion::Ipv6 } else { IpAddressVersion::Ipv4 })
+                .set_addresses(Some(spec.addresses.clone()))
+                .description(format!("Allowlist of stack {}", spec.stack))
+                .tags(tag.clone())
+                .send()
+        })
+        .await;
+        let output = match created {
+            // The observation missed it (WAF's lists lag a create by a
+            // while): a run a moment ago made it. Wait until it is listed.
+            Err(e) if crate::error::code(&e) == Some("WAFDuplicateItemException") => {
+                let found = waf::wait_until_listed(&spec.name, || Self::find(aws, spec)).await?;
+                anyhow::ensure!(found.ownership == Ownership::Owned, "IP set {} is not the stack's", spec.name);
+                let diff = Self::diff(spec, &found.state);
+                return if diff.is_empty() {
+                    Ok(found.state)
+                } else {
+                    Self::update(aws, spec, &found.state, &diff).await
+                };
+            }
+            other => other.aws("CreateIPSet")?,
+        };
         // The answer holds what a list might not show yet (WAF's lists lag).
         let summary = output.summary().context("CreateIPSet answered without a summary")?;
         Ok(State {
@@ -187,34 +194,37 @@ impl Kind for IpSet {
     }
 
     async fn update(aws: &Aws, spec: &Spec, state: &State, _: &Diff) -> anyhow::Result<State> {
-        let output = aws
-            .wafv2
-            .update_ip_set()
-            .name(&spec.name)
-            .scope(WafScope::Regional)
-            .id(&state.id)
-            .set_addresses(Some(spec.addresses.clone()))
-            .lock_token(&state.lock_token)
-            .send()
-            .await
-            .aws("UpdateIPSet")?;
-        Ok(State {
-            lock_token: output.next_lock_token().unwrap_or_default().to_owned(),
-            addresses: canonical(&spec.addresses),
-            ..state.clone()
+        let tokens = LockTokens::new(&state.lock_token);
+        let next_token = retry_step(&WAF_CHANGE, || async {
+            let token = tokens.current(|| fresh_token(aws, state)).await?;
+            let output = aws
+                .wafv2
+                .update_ip_set()
+                .name(&spec.name)
+                .scope(WafScope::Regional)
+                .id(&state.id)
+                .set_addresses(Some(spec.addresses.clone()))
+                .lock_token(token)
+                .send()
+                .await
+                .map_err(|e| StepError::aws("UpdateIPSet", e))?;
+            Ok(output.next_lock_token().unwrap_or_default().to_owned())
         })
+        .await?;
+        Ok(State { lock_token: next_token, addresses: canonical(&spec.addresses), ..state.clone() })
     }
 
     async fn delete(aws: &Aws, state: &State) -> anyhow::Result<()> {
-        aws.wafv2
-            .delete_ip_set()
-            .name(&state.name)
-            .scope(WafScope::Regional)
-            .id(&state.id)
-            .lock_token(&state.lock_token)
-            .send()
-            .await
-            .gone("DeleteIPSet")
+        let tokens = LockTokens::new(&state.lock_token);
+        retry_step(&WAF_CHANGE, || async {
+            let token = tokens.current(|| fresh_token(aws, state)).await?;
+            let request = aws.wafv2.delete_ip_set().name(&state.name).scope(WafScope::Regional).id(&state.id);
+            match request.lock_token(token).send().await {
+                Err(e) if crate::error::is_not_found(&e) => Ok(()),
+                other => other.map(drop).map_err(|e| StepError::aws("DeleteIPSet", e)),
+            }
+        })
+        .await
     }
 }
 

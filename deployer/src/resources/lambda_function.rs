@@ -18,6 +18,7 @@ use super::{Context, Diff, Found, Kind, OWNER_TAG, Ownership, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::plan::Outputs;
+use crate::retry::{self, IAM_ROLE_PROPAGATION, LAMBDA_UPDATE_IN_PROGRESS, retry};
 use crate::stack::Setting;
 
 const RUNTIME: &str = "provided.al2023";
@@ -116,31 +117,26 @@ fn code(spec: &Spec) -> anyhow::Result<Blob> {
 
 /// Polls until the function is Active and its last update finished: Lambda
 /// refuses a change while the previous one is in progress.
-/// Waits until Lambda has finished creating or changing the function;
-/// returns its state then.
+/// Waits until Lambda has finished creating or changing the function (its
+/// state `Active`, its last update `Successful`); returns its state then.
+/// Lambda refuses another change before that (`ResourceConflictException`).
 async fn wait_ready(aws: &Aws, name: &str) -> anyhow::Result<State> {
-    for attempt in 0..120 {
+    retry::wait_until(&format!("Lambda function {name} to be ready"), Duration::from_secs(300), || async {
         let function = aws.lambda.get_function().function_name(name).send().await.aws("GetFunction")?;
-        let output = function.configuration().context("GetFunction answered without configuration")?;
-        if matches!(output.state(), Some(Lifecycle::Failed))
-            || matches!(output.last_update_status(), Some(LastUpdateStatus::Failed))
+        let c = function.configuration().context("GetFunction answered without configuration")?;
+        if matches!(c.state(), Some(Lifecycle::Failed))
+            || matches!(c.last_update_status(), Some(LastUpdateStatus::Failed))
         {
             anyhow::bail!(
                 "Lambda reports the function failed: {}",
-                output.state_reason().or(output.last_update_status_reason()).unwrap_or("no reason given")
+                c.state_reason().or(c.last_update_status_reason()).unwrap_or("no reason given")
             );
         }
-        let active = output.state().is_none_or(|s| *s == Lifecycle::Active);
-        let updated = output.last_update_status().is_none_or(|s| *s == LastUpdateStatus::Successful);
-        if active && updated {
-            return state_of(name, &function);
-        }
-        if attempt % 10 == 0 {
-            eprintln!("    waiting for Lambda function {name} to be ready...");
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    anyhow::bail!("Lambda function {name} was not ready after 2 minutes")
+        let active = c.state().is_none_or(|s| *s == Lifecycle::Active);
+        let updated = c.last_update_status().is_none_or(|s| *s == LastUpdateStatus::Successful);
+        Ok(if active && updated { Some(state_of(name, &function)?) } else { None })
+    })
+    .await
 }
 
 impl Kind for LambdaFunction {
@@ -216,12 +212,9 @@ impl Kind for LambdaFunction {
 
     async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {
         let code = code(spec)?;
-        // A role created seconds ago may not be assumable by Lambda yet (IAM
-        // is eventually consistent): retry that one error, for up to 2 minutes.
-        let mut delay = Duration::from_secs(2);
-        for attempt in 0.. {
-            let result = aws
-                .lambda
+        // A role created seconds ago may not be assumable by Lambda yet.
+        retry(&IAM_ROLE_PROPAGATION, || {
+            aws.lambda
                 .create_function()
                 .function_name(&spec.name)
                 .role(&spec.role_arn)
@@ -235,21 +228,9 @@ impl Kind for LambdaFunction {
                 .description(format!("OAuth 2.0 / mTLS authorizer of stack {}", spec.stack))
                 .tags(OWNER_TAG, &spec.stack)
                 .send()
-                .await;
-            match result {
-                Ok(_) => break,
-                Err(e)
-                    if attempt < 12
-                        && crate::error::code(&e) == Some("InvalidParameterValueException")
-                        && crate::error::describe(&e).contains("cannot be assumed") =>
-                {
-                    eprintln!("    IAM role not yet assumable by Lambda; retrying in {}s", delay.as_secs());
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(15));
-                }
-                Err(e) => return Err(e).aws("CreateFunction"),
-            }
-        }
+        })
+        .await
+        .aws("CreateFunction")?;
         wait_ready(aws, &spec.name).await
     }
 
@@ -279,18 +260,21 @@ impl Kind for LambdaFunction {
                 request =
                     request.environment(Environment::builder().set_variables(Some(environment_values(spec))).build());
             }
-            request.send().await.aws("UpdateFunctionConfiguration")?;
+            retry(&LAMBDA_UPDATE_IN_PROGRESS, || request.clone().send()).await.aws("UpdateFunctionConfiguration")?;
             state = wait_ready(aws, &spec.name).await?;
         }
         if changed("code_sha256") || changed("architecture") {
-            aws.lambda
-                .update_function_code()
-                .function_name(&spec.name)
-                .zip_file(code(spec)?)
-                .architectures(Architecture::from(spec.architecture.as_str()))
-                .send()
-                .await
-                .aws("UpdateFunctionCode")?;
+            let code = code(spec)?;
+            retry(&LAMBDA_UPDATE_IN_PROGRESS, || {
+                aws.lambda
+                    .update_function_code()
+                    .function_name(&spec.name)
+                    .zip_file(code.clone())
+                    .architectures(Architecture::from(spec.architecture.as_str()))
+                    .send()
+            })
+            .await
+            .aws("UpdateFunctionCode")?;
             state = wait_ready(aws, &spec.name).await?;
         }
         Ok(state)

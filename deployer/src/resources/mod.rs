@@ -38,6 +38,7 @@ pub mod lambda_function;
 pub mod rest_api;
 pub mod stage;
 pub mod truststore;
+pub mod waf;
 pub mod web_acl;
 pub mod web_acl_association;
 

@@ -5,6 +5,11 @@
 //!
 //! Observed after the domains: the bucket of a domain the stack no longer
 //! declares is found through that domain's truststore URI.
+//!
+//! Creating the bucket and tagging it are two calls: an apply killed between
+//! them leaves the bucket untagged. An untagged bucket of the stack's name
+//! is the stack's to take back while it is empty (no object, no version);
+//! one holding anything is someone else's and is refused.
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{BucketVersioningStatus, Tag, Tagging, VersioningConfiguration};
@@ -38,6 +43,14 @@ pub struct State {
     /// base64(SHA-256) of the bundle, from the object's metadata.
     pub content_sha256: Option<String>,
     pub version_id: Option<String>,
+    /// Whether it carries the stack's tag (an untagged one is only ever
+    /// observed as the stack's when it is empty).
+    #[serde(default = "tagged_by_default")]
+    pub tagged: bool,
+}
+
+fn tagged_by_default() -> bool {
+    true
 }
 
 pub fn address(bucket: &str) -> Address {
@@ -98,8 +111,13 @@ async fn read(aws: &Aws, stack: &str, bucket: &str, key: &str) -> anyhow::Result
         }
         Err(e) => return Err(e).aws("GetBucketVersioning"),
     };
-    let ownership = if owner.as_deref() == Some(stack) { Ownership::Owned } else { Ownership::Foreign };
+    let ownership = match owner.as_deref() {
+        Some(owner) if owner == stack => Ownership::Owned,
+        None if is_empty(aws, bucket).await? => Ownership::Owned,
+        _ => Ownership::Foreign,
+    };
     let state = State {
+        tagged: owner.is_some(),
         bucket: bucket.to_owned(),
         key: key.to_owned(),
         versioning,
@@ -108,6 +126,24 @@ async fn read(aws: &Aws, stack: &str, bucket: &str, key: &str) -> anyhow::Result
         version_id,
     };
     Ok(Some(Found::new(bucket, ownership, state)))
+}
+
+/// Whether the bucket holds no object and no object version.
+async fn is_empty(aws: &Aws, bucket: &str) -> anyhow::Result<bool> {
+    let versions = aws.s3.list_object_versions().bucket(bucket).max_keys(1).send().await.aws("ListObjectVersions")?;
+    Ok(versions.versions().is_empty() && versions.delete_markers().is_empty())
+}
+
+async fn tag(aws: &Aws, spec: &Spec) -> anyhow::Result<()> {
+    let tag = Tag::builder().key(OWNER_TAG).value(&spec.stack).build()?;
+    aws.s3
+        .put_bucket_tagging()
+        .bucket(&spec.bucket)
+        .tagging(Tagging::builder().tag_set(tag).build()?)
+        .send()
+        .await
+        .aws("PutBucketTagging")?;
+    Ok(())
 }
 
 async fn secure_bucket(aws: &Aws, bucket: &str) -> anyhow::Result<()> {
@@ -189,6 +225,7 @@ impl Kind for Truststore {
         diff.field("versioning", state.versioning, true);
         diff.field("public_access_blocked", state.public_access_blocked, true);
         diff.field("content_sha256", state.content_sha256.as_deref(), Some(sha256(&spec.pem).as_str()));
+        diff.field("owner_tag", state.tagged, true);
         diff
     }
 
@@ -202,13 +239,7 @@ impl Kind for Truststore {
 
     async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {
         buckets::create(aws, &spec.bucket).send().await.aws("CreateBucket")?;
-        aws.s3
-            .put_bucket_tagging()
-            .bucket(&spec.bucket)
-            .tagging(Tagging::builder().tag_set(Tag::builder().key(OWNER_TAG).value(&spec.stack).build()?).build()?)
-            .send()
-            .await
-            .aws("PutBucketTagging")?;
+        tag(aws, spec).await?;
         secure_bucket(aws, &spec.bucket).await?;
         let version_id = upload(aws, spec).await?;
         Ok(State {
@@ -218,14 +249,18 @@ impl Kind for Truststore {
             public_access_blocked: true,
             content_sha256: Some(sha256(&spec.pem)),
             version_id,
+            tagged: true,
         })
     }
 
     async fn update(aws: &Aws, spec: &Spec, state: &State, diff: &Diff) -> anyhow::Result<State> {
+        if diff.has("owner_tag") {
+            tag(aws, spec).await?;
+        }
         if diff.has("versioning") || diff.has("public_access_blocked") {
             secure_bucket(aws, &spec.bucket).await?;
         }
-        let mut state = State { versioning: true, public_access_blocked: true, ..state.clone() };
+        let mut state = State { versioning: true, public_access_blocked: true, tagged: true, ..state.clone() };
         if diff.has("content_sha256") {
             state.version_id = upload(aws, spec).await?;
             state.content_sha256 = Some(sha256(&spec.pem));
@@ -277,12 +312,14 @@ mod tests {
             public_access_blocked: true,
             content_sha256: Some(sha256("PEM")),
             version_id: Some("v1".into()),
+            tagged: true,
         };
         let cases: &[Case<State>] = &[
             (|s| s.versioning = false, "versioning"),
             (|s| s.public_access_blocked = false, "public_access_blocked"),
             (|s| s.content_sha256 = Some(sha256("OLD")), "content_sha256"),
             (|s| s.content_sha256 = None, "content_sha256"),
+            (|s| s.tagged = false, "owner_tag"),
         ];
         check_diff::<Truststore>(&spec, &state, cases);
         assert_eq!(parse_uri("s3://bucket/dir/key.pem"), Some(("bucket".into(), "dir/key.pem".into())));

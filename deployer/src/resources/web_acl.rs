@@ -9,11 +9,13 @@ use aws_sdk_wafv2::types::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::ip_set::{self, waf_owner};
+use super::ip_set;
+use super::waf::{self, LockTokens};
 use super::{Context, Diff, Found, Kind, OWNER_TAG, Ownership, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::plan::{Address, Outputs, Val};
+use crate::retry::{StepError, WAF_CHANGE, retry, retry_step};
 
 pub struct WebAcl;
 
@@ -89,8 +91,7 @@ fn block() -> DefaultAction {
 
 /// The (id, ARN) of the regional web ACL called `name`, if any (paged by marker).
 async fn id_of(aws: &Aws, name: &str) -> anyhow::Result<Option<(String, String)>> {
-    let mut marker = None;
-    loop {
+    let all = waf::list_all(|marker| async move {
         let page = aws
             .wafv2
             .list_web_acls()
@@ -100,14 +101,19 @@ async fn id_of(aws: &Aws, name: &str) -> anyhow::Result<Option<(String, String)>
             .send()
             .await
             .aws("ListWebACLs")?;
-        if let Some(found) = page.web_acls().iter().find(|s| s.name() == Some(name)) {
-            return Ok(found.id().zip(found.arn()).map(|(id, arn)| (id.to_owned(), arn.to_owned())));
-        }
-        match page.next_marker() {
-            Some(next) if !page.web_acls().is_empty() => marker = Some(next.to_owned()),
-            _ => return Ok(None),
-        }
-    }
+        let items = page
+            .web_acls()
+            .iter()
+            .filter_map(|s| Some((s.name()?.to_owned(), s.id()?.to_owned(), s.arn()?.to_owned())));
+        Ok((items.collect::<Vec<_>>(), page.next_marker().map(str::to_owned)))
+    })
+    .await?;
+    Ok(all.into_iter().find(|(n, _, _)| n == name).map(|(_, id, arn)| (id, arn)))
+}
+
+async fn fresh_token(aws: &Aws, state: &State) -> Result<String, StepError> {
+    let output = aws.wafv2.get_web_acl().name(&state.name).scope(WafScope::Regional).id(&state.id).send().await;
+    Ok(output.map_err(|e| StepError::aws("GetWebACL", e))?.lock_token().unwrap_or_default().to_owned())
 }
 
 async fn read(aws: &Aws, stack: &str, name: &str) -> anyhow::Result<Option<Found<State>>> {
@@ -115,7 +121,7 @@ async fn read(aws: &Aws, stack: &str, name: &str) -> anyhow::Result<Option<Found
     // The list gave the ARN: the ACL and its tags are read at the same time.
     let (output, owner) = tokio::try_join!(
         async { aws.wafv2.get_web_acl().name(name).scope(WafScope::Regional).id(&id).send().await.found("GetWebACL") },
-        waf_owner(aws, &arn)
+        waf::owner(aws, &arn)
     )?;
     let Some(output) = output else { return Ok(None) };
     let acl = output.web_acl().context("GetWebACL answered without an ACL")?;
@@ -188,19 +194,36 @@ impl Kind for WebAcl {
     }
 
     async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {
-        let output = aws
-            .wafv2
-            .create_web_acl()
-            .name(&spec.name)
-            .scope(WafScope::Regional)
-            .default_action(block())
-            .set_rules(Some(rules(spec)?))
-            .visibility_config(visibility(&spec.name)?)
-            .description(format!("Allowlist of stack {}: allow listed networks, block the rest", spec.stack))
-            .tags(Tag::builder().key(OWNER_TAG).value(&spec.stack).build()?)
-            .send()
-            .await
-            .aws("CreateWebACL")?;
+        let (rules, visibility, tag) =
+            (rules(spec)?, visibility(&spec.name)?, Tag::builder().key(OWNER_TAG).value(&spec.stack).build()?);
+        // WAF may not see the IP sets created a moment ago yet.
+        let created = retry(&WAF_CHANGE, || {
+            aws.wafv2
+                .create_web_acl()
+                .name(&spec.name)
+                .scope(WafScope::Regional)
+                .default_action(block())
+                .set_rules(Some(rules.clone()))
+                .visibility_config(visibility.clone())
+                .description(format!("Allowlist of stack {}: allow listed networks, block the rest", spec.stack))
+                .tags(tag.clone())
+                .send()
+        })
+        .await;
+        let output = match created {
+            // Made by a run a moment ago, not listed yet (see ip_set).
+            Err(e) if crate::error::code(&e) == Some("WAFDuplicateItemException") => {
+                let found = waf::wait_until_listed(&spec.name, || Self::find(aws, spec)).await?;
+                anyhow::ensure!(found.ownership == Ownership::Owned, "web ACL {} is not the stack's", spec.name);
+                let diff = Self::diff(spec, &found.state);
+                return if diff.is_empty() {
+                    Ok(found.state)
+                } else {
+                    Self::update(aws, spec, &found.state, &diff).await
+                };
+            }
+            other => other.aws("CreateWebACL")?,
+        };
         // The answer holds what a list might not show yet (WAF's lists lag).
         let summary = output.summary().context("CreateWebACL answered without a summary")?;
         Ok(State {
@@ -214,37 +237,41 @@ impl Kind for WebAcl {
     }
 
     async fn update(aws: &Aws, spec: &Spec, state: &State, _: &Diff) -> anyhow::Result<State> {
-        let output = aws
-            .wafv2
-            .update_web_acl()
-            .name(&spec.name)
-            .scope(WafScope::Regional)
-            .id(&state.id)
-            .default_action(block())
-            .set_rules(Some(rules(spec)?))
-            .visibility_config(visibility(&spec.name)?)
-            .lock_token(&state.lock_token)
-            .send()
-            .await
-            .aws("UpdateWebACL")?;
-        Ok(State {
-            lock_token: output.next_lock_token().unwrap_or_default().to_owned(),
-            blocks_by_default: true,
-            rules: wanted_rules(spec),
-            ..state.clone()
+        let (rules, visibility) = (rules(spec)?, visibility(&spec.name)?);
+        let tokens = LockTokens::new(&state.lock_token);
+        let next_token = retry_step(&WAF_CHANGE, || async {
+            let token = tokens.current(|| fresh_token(aws, state)).await?;
+            let output = aws
+                .wafv2
+                .update_web_acl()
+                .name(&spec.name)
+                .scope(WafScope::Regional)
+                .id(&state.id)
+                .default_action(block())
+                .set_rules(Some(rules.clone()))
+                .visibility_config(visibility.clone())
+                .lock_token(token)
+                .send()
+                .await
+                .map_err(|e| StepError::aws("UpdateWebACL", e))?;
+            Ok(output.next_lock_token().unwrap_or_default().to_owned())
         })
+        .await?;
+        Ok(State { lock_token: next_token, blocks_by_default: true, rules: wanted_rules(spec), ..state.clone() })
     }
 
     async fn delete(aws: &Aws, state: &State) -> anyhow::Result<()> {
-        aws.wafv2
-            .delete_web_acl()
-            .name(&state.name)
-            .scope(WafScope::Regional)
-            .id(&state.id)
-            .lock_token(&state.lock_token)
-            .send()
-            .await
-            .gone("DeleteWebACL")
+        // WAF may still see the association removed a moment ago.
+        let tokens = LockTokens::new(&state.lock_token);
+        retry_step(&WAF_CHANGE, || async {
+            let token = tokens.current(|| fresh_token(aws, state)).await?;
+            let request = aws.wafv2.delete_web_acl().name(&state.name).scope(WafScope::Regional).id(&state.id);
+            match request.lock_token(token).send().await {
+                Err(e) if crate::error::is_not_found(&e) => Ok(()),
+                other => other.map(drop).map_err(|e| StepError::aws("DeleteWebACL", e)),
+            }
+        })
+        .await
     }
 }
 

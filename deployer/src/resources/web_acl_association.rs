@@ -1,14 +1,13 @@
 //! The web ACL attached to the API's stage. WAF may refuse the association
-//! for a short while after the ACL or the stage is created
-//! (`WAFUnavailableEntityException`); that one error is retried, briefly.
+//! for minutes after the ACL or the stage is created
+//! (`WAFUnavailableEntityException`, `WAFNonexistentItemException`): those
+//! are retried (`retry::WAF_ASSOCIATION`).
 //!
 //! Observed on the stage the stack declares, in the stack's REST API (the
 //! stage ARN is known from the API's id, so this is read as soon as the API
 //! is): an association with the stack's web ACL is the stack's, and goes
 //! (before the ACL) when `waf:` is removed. A stage the stack no longer
 //! declares is deleted, and its association with it.
-
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +17,7 @@ use super::{Context, Diff, Found, Kind, Ownership, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::plan::{Address, Outputs, Val};
+use crate::retry::{WAF_ASSOCIATION, WAF_CHANGE, retry};
 
 pub struct WebAclAssociation;
 
@@ -114,16 +114,11 @@ impl Kind for WebAclAssociation {
     async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {
         let stage_arn = stage_arn(&spec.partition, &spec.region, spec.api_id.known()?, &spec.stage);
         let web_acl_arn = spec.web_acl_arn.known()?;
-        for attempt in 0.. {
-            match aws.wafv2.associate_web_acl().web_acl_arn(web_acl_arn).resource_arn(&stage_arn).send().await {
-                Ok(_) => break,
-                Err(e) if attempt < 10 && crate::error::code(&e) == Some("WAFUnavailableEntityException") => {
-                    eprintln!("    web ACL not yet available to WAF; retrying in 3s");
-                    tokio::time::sleep(Duration::from_secs(3)).await;
-                }
-                Err(e) => return Err(e).aws("AssociateWebACL"),
-            }
-        }
+        retry(&WAF_ASSOCIATION, || {
+            aws.wafv2.associate_web_acl().web_acl_arn(web_acl_arn).resource_arn(&stage_arn).send()
+        })
+        .await
+        .aws("AssociateWebACL")?;
         Ok(State { stage_arn, web_acl_arn: web_acl_arn.to_owned() })
     }
 
@@ -133,7 +128,9 @@ impl Kind for WebAclAssociation {
     }
 
     async fn delete(aws: &Aws, state: &State) -> anyhow::Result<()> {
-        aws.wafv2.disassociate_web_acl().resource_arn(&state.stage_arn).send().await.gone("DisassociateWebACL")
+        retry(&WAF_CHANGE, || aws.wafv2.disassociate_web_acl().resource_arn(&state.stage_arn).send())
+            .await
+            .gone("DisassociateWebACL")
     }
 }
 

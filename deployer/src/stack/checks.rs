@@ -76,6 +76,9 @@ pub(super) fn validate(
     let (authorizer, dpop) = checks.authorizer(raw.authorizer, base, &stage.variables);
     let api = checks.api(raw.api, &dpop);
     let domain = raw.domain.map(|d| checks.domain(d, base));
+    if let (Some(domain), Some(region)) = (&domain, &raw.region) {
+        checks.problems.extend(region_problems(domain, region));
+    }
     let waf = raw.waf.map(|w| checks.waf(w));
     if !checks.problems.is_empty() {
         return Err(checks.problems);
@@ -327,12 +330,27 @@ impl Checks<'_> {
             }
             RawCertificate::Arn(arn) => {
                 let arn = self.resolve("domain.certificate.arn", &arn).value;
-                if !arn.starts_with("arn:") || !arn.contains(":acm:") {
+                if certificate_region(&arn).is_none() {
                     self.problem("domain.certificate.arn", format!("{arn:?} is not an ACM certificate ARN"));
                 }
                 CertificateSpec::Existing(arn)
             }
         };
+        let ownership_verification = raw.ownership_verification_certificate_arn.map(|arn| {
+            let field = "domain.ownership_verification_certificate_arn";
+            let arn = self.resolve(field, &arn).value;
+            if certificate_region(&arn).is_none() {
+                self.problem(field, format!("{arn:?} is not an ACM certificate ARN"));
+            }
+            if certificate == CertificateSpec::Request {
+                self.problem(
+                    field,
+                    "only for an imported or private certificate (`certificate: {arn: …}`); a requested one is \
+                     ACM-issued already",
+                );
+            }
+            arn
+        });
         let file = base.join(&raw.truststore.file);
         let pem = match std::fs::read(&file) {
             Ok(pem) if pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") => pem,
@@ -360,6 +378,7 @@ impl Checks<'_> {
             truststore_key: raw.truststore.key,
             base_path: raw.base_path,
             accept_truststore_warnings: raw.accept_truststore_warnings,
+            ownership_verification_certificate_arn: ownership_verification,
         }
     }
 
@@ -453,6 +472,50 @@ fn check_resource_path(path: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The region of an ACM certificate ARN
+/// (`arn:PARTITION:acm:REGION:ACCOUNT:certificate/ID`), if it is one.
+pub fn certificate_region(arn: &str) -> Option<&str> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    match parts.as_slice() {
+        ["arn", partition, "acm", region, account, resource]
+            if !partition.is_empty()
+                && !region.is_empty()
+                && account.len() == 12
+                && account.bytes().all(|b| b.is_ascii_digit())
+                && resource.strip_prefix("certificate/").is_some_and(|id| !id.is_empty()) =>
+        {
+            Some(region)
+        }
+        _ => None,
+    }
+}
+
+/// Problems of certificates given by ARN that are not in `region`: a
+/// regional custom domain takes a certificate of its own region only, and
+/// CreateDomainName would fail after everything before it was created.
+pub fn region_problems(domain: &DomainSpec, region: &str) -> Vec<Problem> {
+    let mut arns = Vec::new();
+    if let CertificateSpec::Existing(arn) = &domain.certificate {
+        arns.push(("domain.certificate.arn", arn));
+    }
+    if let Some(arn) = &domain.ownership_verification_certificate_arn {
+        arns.push(("domain.ownership_verification_certificate_arn", arn));
+    }
+    arns.into_iter()
+        .filter_map(|(field, arn)| {
+            let theirs = certificate_region(arn)?;
+            (theirs != region).then(|| Problem {
+                field: field.to_owned(),
+                line: None,
+                message: format!(
+                    "the certificate is in {theirs}, the stack in {region}: a regional custom domain needs a \
+                     certificate of its own region"
+                ),
+            })
+        })
+        .collect()
+}
+
 fn check_base_path(base_path: &str) -> Result<(), String> {
     if base_path.starts_with('/') {
         return Err(format!("{base_path:?} must not start with '/' (write \"v1\", not \"/v1\"; empty for the root)"));
@@ -462,6 +525,12 @@ fn check_base_path(base_path: &str) -> Result<(), String> {
     }
     if !base_path.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._/".contains(&b)) {
         return Err(format!("{base_path:?} may hold only letters, digits, '-', '.', '_' and '/'"));
+    }
+    if base_path.contains('/') {
+        return Err(format!(
+            "{base_path:?} has more than one segment: a REST API's base path mapping takes one segment (\"v1\"); \
+             multi-level paths exist only as API mappings of API Gateway v2, which this deployer does not manage"
+        ));
     }
     Ok(())
 }
@@ -541,13 +610,49 @@ mod tests {
     }
 
     #[test]
+    fn certificate_arns_and_their_region() {
+        assert_eq!(certificate_region("arn:aws:acm:eu-west-1:123456789012:certificate/abc"), Some("eu-west-1"));
+        assert_eq!(certificate_region("arn:aws-cn:acm:cn-north-1:123456789012:certificate/abc"), Some("cn-north-1"));
+        for bad in [
+            "arn:aws:iam::123456789012:role/r",
+            "arn:aws:acm:eu-west-1:123:certificate/abc",
+            "arn:aws:acm::123456789012:certificate/abc",
+            "arn:aws:acm:eu-west-1:123456789012:certificate/",
+            "not an arn",
+        ] {
+            assert_eq!(certificate_region(bad), None, "{bad}");
+        }
+        let domain = |certificate, ownership: Option<&str>| DomainSpec {
+            name: "api.example.com".into(),
+            certificate,
+            security_policy: "TLS_1_2".into(),
+            truststore_pem: Vec::new(),
+            truststore_bucket: "b".into(),
+            truststore_key: "k".into(),
+            base_path: String::new(),
+            accept_truststore_warnings: false,
+            ownership_verification_certificate_arn: ownership.map(str::to_owned),
+        };
+        let here = "arn:aws:acm:eu-west-1:123456789012:certificate/a";
+        let there = "arn:aws:acm:us-east-1:123456789012:certificate/b";
+        assert!(region_problems(&domain(CertificateSpec::Existing(here.into()), Some(here)), "eu-west-1").is_empty());
+        assert!(region_problems(&domain(CertificateSpec::Request, None), "eu-west-1").is_empty());
+        let problems = region_problems(&domain(CertificateSpec::Existing(there.into()), Some(there)), "eu-west-1");
+        let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(fields, ["domain.certificate.arn", "domain.ownership_verification_certificate_arn"]);
+        assert!(problems[0].message.contains("the certificate is in us-east-1, the stack in eu-west-1"));
+    }
+
+    #[test]
     fn base_paths() {
         assert!(check_base_path("").is_ok());
         assert!(check_base_path("v1").is_ok());
-        assert!(check_base_path("v1/pets").is_ok());
         for bad in ["/v1", "v1//pets", "v1/", "v 1"] {
             assert!(check_base_path(bad).is_err(), "{bad}");
         }
+        // API Gateway's base path mappings (REST APIs) take one segment; CreateBasePathMapping refuses more.
+        let error = check_base_path("v1/pets").expect_err("two segments");
+        assert!(error.contains("one segment"), "{error}");
     }
 
     #[test]

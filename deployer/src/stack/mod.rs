@@ -54,6 +54,13 @@ impl fmt::Display for StackError {
 }
 
 impl Stack {
+    /// What can only be checked once the region is known (when stack.yaml
+    /// leaves it to the environment): still before any AWS write.
+    pub fn check_region(&self, region: &str) -> Result<(), StackError> {
+        let problems = self.domain.as_ref().map(|d| checks::region_problems(d, region)).unwrap_or_default();
+        if problems.is_empty() { Ok(()) } else { Err(StackError { file: self.file.clone(), problems }) }
+    }
+
     /// Reads and validates `path`; `env` resolves `${env:NAME}`.
     pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Stack, StackError> {
         let error = |problems| StackError { file: path.to_owned(), problems };

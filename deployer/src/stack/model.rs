@@ -93,6 +93,9 @@ pub struct DomainSpec {
     pub truststore_key: String,
     pub base_path: String,
     pub accept_truststore_warnings: bool,
+    /// Required by API Gateway when the certificate is imported or from a
+    /// private CA (checked against ACM when the certificate is read).
+    pub ownership_verification_certificate_arn: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -127,6 +127,11 @@ pub struct RawDomain {
     /// Go on although API Gateway warns about certificates in the truststore.
     #[serde(default)]
     pub accept_truststore_warnings: bool,
+    /// For an imported or private-CA certificate (`certificate: {arn: …}`):
+    /// an ACM-issued public certificate for the same domain, which API
+    /// Gateway requires to accept the other with mutual TLS.
+    #[serde(default)]
+    pub ownership_verification_certificate_arn: Option<String>,
 }
 
 fn default_security_policy() -> String {

@@ -1,0 +1,341 @@
+//! Waiting out AWS, in one place: retrying a call on named errors only, and
+//! polling until a resource reaches a status.
+//!
+//! AWS is eventually consistent and rate-limited: a WAF web ACL may not be
+//! usable for minutes after it is created, ACM says a certificate is in use
+//! for minutes after its domain is deleted, a new IAM role cannot be assumed
+//! by Lambda for seconds. Each such case is a [`Policy`]: the error codes that
+//! mean "not yet" and how long to keep trying (the budgets are
+//! terraform-provider-aws's). Anything else fails at once. Throttling
+//! (HTTP 429, `TooManyRequestsException`) and 5xx answers are retried by the
+//! SDK itself, configured in `aws.rs`.
+//!
+//! `DEPLOYER_TIME_SCALE` (default 1) multiplies every wait, budget and
+//! backoff here and in the SDK's retries: tests run AWS-like delays scaled
+//! down, and the deployer scales its patience with them.
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
+
+/// What "not yet" looks like for one kind of wait.
+#[derive(Debug)]
+pub struct Policy {
+    /// What is being waited for, for the progress line.
+    pub waiting_for: &'static str,
+    /// Error codes that mean "not yet".
+    pub codes: &'static [&'static str],
+    /// When set, only errors whose message contains this (a code shared with
+    /// real failures, such as Lambda's `InvalidParameterValueException`).
+    pub message: Option<&'static str>,
+    /// How long to keep trying, unscaled.
+    pub budget: Duration,
+}
+
+/// A new IAM role is not assumable by Lambda for a few seconds.
+pub const IAM_ROLE_PROPAGATION: Policy = Policy {
+    waiting_for: "IAM to let Lambda assume the new role",
+    codes: &["InvalidParameterValueException"],
+    message: Some("cannot be assumed"),
+    budget: Duration::from_secs(120),
+};
+
+/// Lambda refuses a change while the last one is in progress.
+pub const LAMBDA_UPDATE_IN_PROGRESS: Policy = Policy {
+    waiting_for: "Lambda to finish the function's last update",
+    codes: &["ResourceConflictException"],
+    message: None,
+    budget: Duration::from_secs(300),
+};
+
+/// WAF does not see a just-created IP set or web ACL for a while, still sees
+/// a just-removed association or ACL, and refuses a change made with a lock
+/// token someone else's change has made stale (the step reads a fresh one).
+pub const WAF_CHANGE: Policy = Policy {
+    waiting_for: "WAF to see the latest change",
+    codes: &["WAFUnavailableEntityException", "WAFAssociatedItemException", "WAFOptimisticLockException"],
+    message: None,
+    budget: Duration::from_secs(300),
+};
+
+/// A just-created stage may be unknown to WAF too.
+pub const WAF_ASSOCIATION: Policy = Policy {
+    waiting_for: "WAF to see the web ACL and the stage",
+    codes: &["WAFUnavailableEntityException", "WAFNonexistentItemException"],
+    message: None,
+    budget: Duration::from_secs(300),
+};
+
+/// ACM holds a certificate "in use" for minutes after its domain is deleted.
+pub const ACM_IN_USE: Policy = Policy {
+    waiting_for: "ACM to release the certificate of the deleted domain",
+    codes: &["ResourceInUseException"],
+    message: None,
+    budget: Duration::from_secs(600),
+};
+
+/// The factor every wait is multiplied by (`DEPLOYER_TIME_SCALE`).
+pub fn time_scale() -> f64 {
+    static SCALE: LazyLock<f64> = LazyLock::new(|| {
+        std::env::var("DEPLOYER_TIME_SCALE")
+            .ok()
+            .and_then(|s| s.parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .unwrap_or(1.0)
+    });
+    *SCALE
+}
+
+/// `duration`, scaled.
+pub fn scaled(duration: Duration) -> Duration {
+    duration.mul_f64(time_scale())
+}
+
+/// Runs `call` until it succeeds, fails with an error `policy` does not name,
+/// or the policy's budget is spent. The result is the SDK's, for `.aws()`,
+/// `.found()` or `.gone()`.
+pub async fn retry<T, E, R, F, Fut>(policy: &Policy, mut call: F) -> Result<T, SdkError<E, R>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, SdkError<E, R>>>,
+    E: ProvideErrorMetadata,
+{
+    let mut backoff = Backoff::new(policy.budget);
+    loop {
+        match call().await {
+            Err(error) if matches(policy, &error) && backoff.wait(policy.waiting_for, code_of(&error)).await => {}
+            result => return result,
+        }
+    }
+}
+
+/// Like [`retry`], for steps of several calls (read, then write with what
+/// was read): `step` returns the SDK error it stopped on, if any, and is run
+/// again from the start when that error is one `policy` names.
+pub async fn retry_step<T, F, Fut>(policy: &Policy, mut step: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StepError>>,
+{
+    let mut backoff = Backoff::new(policy.budget);
+    loop {
+        match step().await {
+            Ok(value) => return Ok(value),
+            Err(StepError::Aws { code, message, operation }) => {
+                let named = policy.codes.contains(&code.as_str()) && policy.message.is_none_or(|m| message.contains(m));
+                if !(named && backoff.wait(policy.waiting_for, &code).await) {
+                    anyhow::bail!("{operation}: {code}: {message}");
+                }
+            }
+            Err(StepError::Other(error)) => return Err(error),
+        }
+    }
+}
+
+/// A failed step of [`retry_step`]: an AWS error (retried when named) or
+/// anything else (never retried).
+#[derive(Debug)]
+pub enum StepError {
+    Aws { operation: String, code: String, message: String },
+    Other(anyhow::Error),
+}
+
+impl StepError {
+    pub fn aws<E: ProvideErrorMetadata + std::error::Error + 'static, R: Debug>(
+        operation: &str,
+        error: SdkError<E, R>,
+    ) -> StepError {
+        match error.as_service_error().and_then(|e| e.code()) {
+            Some(code) => StepError::Aws {
+                operation: operation.to_owned(),
+                code: code.to_owned(),
+                message: error.as_service_error().and_then(|e| e.message()).unwrap_or_default().to_owned(),
+            },
+            None => StepError::Other(anyhow::anyhow!("{operation}: {}", crate::error::describe(&error))),
+        }
+    }
+}
+
+impl From<anyhow::Error> for StepError {
+    fn from(error: anyhow::Error) -> StepError {
+        StepError::Other(error)
+    }
+}
+
+/// Polls until `poll` returns `Some`, or `budget` (unscaled) is spent;
+/// `waiting_for` names the status for the progress line and the error.
+pub async fn wait_until<T, F, Fut>(waiting_for: &str, budget: Duration, mut poll: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<Option<T>>>,
+{
+    let mut backoff = Backoff::new(budget);
+    loop {
+        if let Some(value) = poll().await? {
+            return Ok(value);
+        }
+        if !backoff.wait(waiting_for, "").await {
+            anyhow::bail!("gave up waiting for {waiting_for} after {}s", scaled(budget).as_secs());
+        }
+    }
+}
+
+fn matches<E: ProvideErrorMetadata, R>(policy: &Policy, error: &SdkError<E, R>) -> bool {
+    let Some(service) = error.as_service_error() else { return false };
+    service.code().is_some_and(|code| policy.codes.contains(&code))
+        && policy.message.is_none_or(|m| service.message().is_some_and(|text| text.contains(m)))
+}
+
+fn code_of<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> &str {
+    error.as_service_error().and_then(|e| e.code()).unwrap_or_default()
+}
+
+/// Exponential backoff with jitter (1 s doubling to 15 s, scaled), within a
+/// budget, with a progress line on the first wait and every 30 s after.
+struct Backoff {
+    started: Instant,
+    budget: Duration,
+    next: Duration,
+    last_said: Option<Instant>,
+}
+
+impl Backoff {
+    fn new(budget: Duration) -> Backoff {
+        Backoff {
+            started: Instant::now(),
+            budget: scaled(budget),
+            next: scaled(Duration::from_secs(1)),
+            last_said: None,
+        }
+    }
+
+    /// Sleeps before the next attempt; `false` when the budget is spent.
+    async fn wait(&mut self, waiting_for: &str, code: &str) -> bool {
+        let elapsed = self.started.elapsed();
+        if elapsed >= self.budget {
+            return false;
+        }
+        if self.last_said.is_none_or(|at| at.elapsed() >= scaled(Duration::from_secs(30))) {
+            let why = if code.is_empty() { String::new() } else { format!(" ({code})") };
+            eprintln!(
+                "    waiting for {waiting_for}{why}: {}s of at most {}s",
+                elapsed.as_secs(),
+                self.budget.as_secs()
+            );
+            self.last_said = Some(Instant::now());
+        }
+        // Full jitter in [next/2, next): many waiters do not retry in step.
+        let pause = self.next.mul_f64(0.5 + jitter() / 2.0).min(self.budget - elapsed);
+        tokio::time::sleep(pause).await;
+        self.next = (self.next * 2).min(scaled(Duration::from_secs(15)));
+        true
+    }
+}
+
+/// A number in [0, 1), different on every call (no RNG dependency needed
+/// for jitter).
+pub fn jitter() -> f64 {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher
+        .write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_in_range_and_varies() {
+        let values: Vec<f64> = (0..100).map(|_| jitter()).collect();
+        assert!(values.iter().all(|v| (0.0..1.0).contains(v)));
+        assert!(values.windows(2).any(|w| w[0] != w[1]));
+    }
+
+    /// A policy with a short budget: these tests run in real time.
+    const SHORT: Policy = Policy { budget: Duration::from_secs(2), ..WAF_CHANGE };
+
+    #[tokio::test]
+    async fn a_wait_gives_up_after_its_budget_and_not_before() {
+        let started = Instant::now();
+        let mut polls = 0;
+        let result: anyhow::Result<()> = wait_until("Godot", SHORT.budget, || {
+            polls += 1;
+            async { Ok(None) }
+        })
+        .await;
+        let error = result.expect_err("never came");
+        assert!(error.to_string().contains("gave up waiting for Godot after 2s"), "{error}");
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_secs(2) && waited < Duration::from_millis(2500), "{waited:?}");
+        // 1 s doubling, with jitter in [½, 1): two to four polls in two seconds.
+        assert!((2..=4).contains(&polls), "{polls} polls");
+    }
+
+    #[tokio::test]
+    async fn a_step_is_retried_on_named_codes_only() {
+        let mut attempts = 0;
+        let result = retry_step(&SHORT, || {
+            attempts += 1;
+            let attempt = attempts;
+            async move {
+                match attempt {
+                    1 | 2 => Err(StepError::Aws {
+                        operation: "CreateWebACL".into(),
+                        code: "WAFUnavailableEntityException".into(),
+                        message: "not yet".into(),
+                    }),
+                    _ => Ok(attempt),
+                }
+            }
+        })
+        .await;
+        assert_eq!(result.expect("third time"), 3);
+
+        let mut attempts = 0;
+        let result: anyhow::Result<()> = retry_step(&SHORT, || {
+            attempts += 1;
+            async {
+                Err(StepError::Aws {
+                    operation: "CreateWebACL".into(),
+                    code: "WAFInvalidParameterException".into(),
+                    message: "bad".into(),
+                })
+            }
+        })
+        .await;
+        assert_eq!(attempts, 1, "another error is not retried");
+        assert!(result.expect_err("fails").to_string().contains("CreateWebACL: WAFInvalidParameterException: bad"));
+    }
+
+    #[tokio::test]
+    async fn a_shared_code_is_retried_only_with_its_message() {
+        const IAM_SHORT: Policy = Policy { budget: Duration::from_secs(2), ..IAM_ROLE_PROPAGATION };
+        let step = |message: &'static str| {
+            let mut attempts = 0;
+            async move {
+                let result: anyhow::Result<()> = retry_step(&IAM_SHORT, || {
+                    attempts += 1;
+                    async move {
+                        Err(StepError::Aws {
+                            operation: "CreateFunction".into(),
+                            code: "InvalidParameterValueException".into(),
+                            message: message.into(),
+                        })
+                    }
+                })
+                .await;
+                assert!(result.is_err());
+                attempts
+            }
+        };
+        assert_eq!(step("Unsupported runtime").await, 1);
+        assert!(step("The role defined for the function cannot be assumed by Lambda.").await >= 2);
+    }
+}

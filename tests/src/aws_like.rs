@@ -1,0 +1,775 @@
+//! What real AWS does that moto does not, between the deployer and moto:
+//! rate quotas, eventual consistency, conflicts while a change is in
+//! progress, and faults. Each behaviour has its own switch; its durations are
+//! AWS's (as `shared/notes/aws-behaviours.md` gives them) times `scale`, so a
+//! test waits 300 ms where AWS makes a pipeline wait 30 s. The deployer under
+//! test is run with the same `DEPLOYER_TIME_SCALE`.
+//!
+//! It sits in the recording proxy (`moto::Proxy::aws_like`): `before` may
+//! answer a call itself (an error AWS would give now) or change it before
+//! moto sees it; `after` may change moto's answer (a field moto drops, a
+//! status AWS would still report) and remembers what the next calls depend
+//! on (what was created when, which certificate a domain uses).
+//!
+//! It also fills in what moto lacks and the deployer relies on: the mutual
+//! TLS fields of custom domains and `UpdateDomainName` (moto 5.2.5 drops the
+//! first and answers the second with 500), so a truststore rotation
+//! completes, and `truststoreWarnings` for a truststore holding an expired
+//! certificate.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::server::{Recorded, Reply};
+
+/// Which behaviours are on, and how much faster than AWS time runs.
+#[derive(Debug, Clone)]
+pub struct Behaviours {
+    /// AWS's durations are multiplied by this (0.01: 30 s become 300 ms).
+    pub scale: f64,
+    /// API Gateway's per-operation quotas and its general 10 rps: 429 `TooManyRequestsException`.
+    pub throttling: bool,
+    /// ACM: a certificate stays in use (`InUseBy`, `ResourceInUseException`)
+    /// while its domain exists and for a while after the domain is deleted.
+    pub acm_in_use: bool,
+    /// WAFv2: `WAFUnavailableEntityException` after a create,
+    /// `WAFAssociatedItemException` after a disassociation or an ACL
+    /// deletion; `WAFDuplicateItemException` for a name that exists (moto
+    /// does not refuse a duplicate IP set).
+    pub waf_eventual: bool,
+    /// WAFv2: lists that do not show what was just created.
+    pub waf_list_lag: bool,
+    /// WAFv2: the first write to each IP set or web ACL finds its lock token
+    /// stale (`WAFOptimisticLockException`), as after someone else's change.
+    pub waf_stale_tokens: bool,
+    /// IAM: Lambda cannot assume a role for a while after it is created.
+    pub iam_propagation: bool,
+    /// Lambda: `LastUpdateStatus: InProgress` for a while after each change,
+    /// and `ResourceConflictException` on a change meanwhile.
+    pub lambda_in_progress: bool,
+    /// API Gateway custom domains: mutual TLS fields kept, `UpdateDomainName`
+    /// answered, `truststoreWarnings` for expired certificates.
+    pub domain_mtls: bool,
+    /// A share of all calls answered 500 or 503, or the connection dropped,
+    /// before they reach moto.
+    pub faults: Option<Faults>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Faults {
+    /// Share of calls, 0.0–1.0.
+    pub rate: f64,
+    pub seed: u64,
+}
+
+impl Behaviours {
+    /// Nothing but the moto fill-ins for custom domains.
+    pub fn none(scale: f64) -> Behaviours {
+        Behaviours {
+            scale,
+            throttling: false,
+            acm_in_use: false,
+            waf_eventual: false,
+            waf_list_lag: false,
+            waf_stale_tokens: false,
+            iam_propagation: false,
+            lambda_in_progress: false,
+            domain_mtls: true,
+            faults: None,
+        }
+    }
+
+    /// Every behaviour (faults aside: add them with `faults`).
+    pub fn all(scale: f64) -> Behaviours {
+        Behaviours {
+            throttling: true,
+            acm_in_use: true,
+            waf_eventual: true,
+            waf_list_lag: true,
+            waf_stale_tokens: true,
+            iam_propagation: true,
+            lambda_in_progress: true,
+            ..Behaviours::none(scale)
+        }
+    }
+}
+
+/// AWS's durations, before scaling.
+mod aws_time {
+    use std::time::Duration;
+    /// ACM lets go of a deleted domain's certificate after minutes.
+    pub const ACM_RELEASE: Duration = Duration::from_secs(120);
+    /// WAF sees a new IP set, web ACL or stage after up to minutes.
+    pub const WAF_UNAVAILABLE: Duration = Duration::from_secs(60);
+    /// WAF still sees a removed association or ACL for a while.
+    pub const WAF_ASSOCIATED: Duration = Duration::from_secs(30);
+    /// WAF's lists lag its creates.
+    pub const WAF_LIST_LAG: Duration = Duration::from_secs(30);
+    /// A new IAM role reaches Lambda after seconds.
+    pub const IAM_PROPAGATION: Duration = Duration::from_secs(10);
+    /// A Lambda create or update is in progress for seconds.
+    pub const LAMBDA_UPDATE: Duration = Duration::from_secs(10);
+}
+
+/// The layer, shared by every call through one proxy.
+pub struct AwsLike {
+    behaviours: Behaviours,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Calls answered by a behaviour rather than by moto, by behaviour.
+    counts: BTreeMap<&'static str, usize>,
+    quotas: HashMap<&'static str, Bucket>,
+    /// Custom domain → what moto does not keep.
+    domains: HashMap<String, Domain>,
+    /// Certificate ARN → in use until (None: by a live domain).
+    certificate_in_use: HashMap<String, Option<Instant>>,
+    /// WAF ARN (IP set, web ACL, stage) → unavailable until.
+    waf_unavailable: HashMap<String, Instant>,
+    /// WAF ARN (web ACL, IP set) → still associated until.
+    waf_associated: HashMap<String, Instant>,
+    /// WAF ARN → hidden from lists until.
+    waf_hidden: HashMap<String, Instant>,
+    /// WAF id → ARN (deletes and updates name the id).
+    waf_arn_by_id: HashMap<String, String>,
+    /// Web ACL ARN → the IP set ARNs its rules reference.
+    acl_ip_sets: HashMap<String, Vec<String>>,
+    /// Resource (stage) ARN → web ACL ARN.
+    associations: HashMap<String, String>,
+    /// WAF name → ARN of what exists (moto does not refuse a duplicate IP
+    /// set, and names the web ACL one wrong).
+    waf_names: HashMap<String, String>,
+    /// WAF ids whose lock token was already refused once.
+    stale_refused: HashSet<String>,
+    /// IAM role name → created at.
+    roles: HashMap<String, Instant>,
+    /// Lambda function → (busy until, just created).
+    functions: HashMap<String, (Instant, bool)>,
+    /// (bucket, key, version) of a truststore → its warnings.
+    truststores: HashMap<(String, String, String), Vec<String>>,
+    faults_seen: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Domain {
+    certificate_arn: String,
+    truststore_uri: Option<String>,
+    truststore_version: Option<String>,
+    ownership_verification: Option<String>,
+}
+
+/// A token bucket: `capacity` calls, refilled at one per `every`.
+struct Bucket {
+    tokens: f64,
+    capacity: f64,
+    every: Duration,
+    at: Instant,
+}
+
+impl Bucket {
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.at).as_secs_f64() / self.every.as_secs_f64();
+        self.tokens = (self.tokens + refill).min(self.capacity);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// What `before` decided.
+pub enum Before {
+    /// Answer this, without moto.
+    Answer(Reply),
+    /// Pass on (possibly changed).
+    Forward,
+}
+
+/// A call, as the layer reads it.
+struct Call<'a> {
+    service: String,
+    region: String,
+    /// The operation for JSON and query protocols (`CreateIPSet`); the
+    /// method for REST ones.
+    operation: String,
+    path: &'a str,
+    body: Value,
+}
+
+impl<'a> Call<'a> {
+    fn read(request: &'a Recorded) -> Call<'a> {
+        // SigV4: Credential=AKID/DATE/REGION/SERVICE/aws4_request
+        let scope = request
+            .header("authorization")
+            .and_then(|a| a.split("Credential=").nth(1))
+            .map(|c| c.split('/').collect::<Vec<_>>())
+            .unwrap_or_default();
+        let operation = match request.header("x-amz-target") {
+            Some(target) => target.rsplit('.').next().unwrap_or(target).to_owned(),
+            None => request
+                .body
+                .split('&')
+                .find_map(|pair| pair.strip_prefix("Action="))
+                .map_or_else(|| request.method.clone(), str::to_owned),
+        };
+        Call {
+            service: scope.get(3).copied().unwrap_or_default().to_owned(),
+            region: scope.get(2).copied().unwrap_or_default().to_owned(),
+            operation,
+            path: request.path.split('?').next().unwrap_or(""),
+            body: serde_json::from_str(&request.body).unwrap_or(Value::Null),
+        }
+    }
+
+    fn is(&self, service: &str, operation: &str) -> bool {
+        self.service == service && self.operation == operation
+    }
+
+    /// REST: method and path segments.
+    fn rest(&self, method: &str, pattern: &[&str]) -> Option<Vec<&'a str>> {
+        if self.operation != method {
+            return None;
+        }
+        let segments: Vec<&str> = self.path.trim_start_matches('/').split('/').collect();
+        if segments.len() != pattern.len() {
+            return None;
+        }
+        let mut captured = Vec::new();
+        for (segment, wanted) in segments.iter().zip(pattern) {
+            match *wanted {
+                "*" => captured.push(*segment),
+                literal if literal == *segment => {}
+                _ => return None,
+            }
+        }
+        Some(captured)
+    }
+}
+
+fn url_decode(text: &str) -> String {
+    percent_encoding::percent_decode_str(text).decode_utf8_lossy().into_owned()
+}
+
+/// An error as the service's protocol spells it.
+fn error(service: &str, status: u16, code: &str, message: &str) -> Reply {
+    match service {
+        // JSON 1.1 (WAFv2, ACM).
+        "wafv2" | "acm" => Reply::json(json!({"__type": code, "message": message}))
+            .with_status(status)
+            .header("content-type", "application/x-amz-json-1.1"),
+        // REST-JSON (API Gateway, Lambda): the code in a header.
+        _ => Reply::json(json!({"message": message, "Type": "User"}))
+            .with_status(status)
+            .header("x-amzn-errortype", code),
+    }
+}
+
+impl AwsLike {
+    pub fn new(behaviours: Behaviours) -> AwsLike {
+        AwsLike { behaviours, state: Mutex::new(State::default()) }
+    }
+
+    /// How many calls each behaviour answered instead of moto.
+    pub fn counts(&self) -> BTreeMap<&'static str, usize> {
+        self.state().counts.clone()
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn scaled(&self, duration: Duration) -> Duration {
+        duration.mul_f64(self.behaviours.scale)
+    }
+
+    /// Decides, before moto sees it, whether AWS would refuse this call now;
+    /// may rewrite the call (UpdateDomainName becomes a read of the domain).
+    pub fn before(&self, request: &mut Recorded) -> Before {
+        let call = Call::read(request);
+        let now = Instant::now();
+        let b = &self.behaviours;
+        let mut state = self.state();
+
+        if let Some(faults) = b.faults {
+            state.faults_seen += 1;
+            let roll = splitmix(faults.seed ^ state.faults_seen);
+            if (roll % 1_000_000) as f64 / 1_000_000.0 < faults.rate {
+                *state.counts.entry("fault").or_default() += 1;
+                return Before::Answer(match roll % 3 {
+                    0 => Reply::hang_up(),
+                    1 => Reply::status(503, "{}").header("content-type", "application/json"),
+                    _ => Reply::status(500, "{}").header("content-type", "application/json"),
+                });
+            }
+        }
+
+        if b.throttling && call.service == "apigateway" && !self.within_quota(&call, &mut state) {
+            *state.counts.entry("throttling").or_default() += 1;
+            return Before::Answer(error("apigateway", 429, "TooManyRequestsException", "Too Many Requests"));
+        }
+
+        if b.acm_in_use && call.is("acm", "DeleteCertificate") {
+            let arn = call.body["CertificateArn"].as_str().unwrap_or_default();
+            if state.certificate_in_use.get(arn).is_some_and(|until| until.is_none_or(|t| now < t)) {
+                *state.counts.entry("acm_in_use").or_default() += 1;
+                return Before::Answer(error(
+                    "acm",
+                    400,
+                    "ResourceInUseException",
+                    &format!("Certificate {arn} is in use."),
+                ));
+            }
+        }
+
+        if (b.waf_eventual || b.waf_list_lag)
+            && call.service == "wafv2"
+            && let Some((behaviour, reply)) = self.waf_not_yet(&call, &mut state, now)
+        {
+            *state.counts.entry(behaviour).or_default() += 1;
+            return Before::Answer(reply);
+        }
+
+        if b.waf_stale_tokens
+            && ["UpdateIPSet", "UpdateWebACL", "DeleteIPSet", "DeleteWebACL"].iter().any(|op| call.is("wafv2", op))
+        {
+            let id = call.body["Id"].as_str().unwrap_or_default().to_owned();
+            if state.stale_refused.insert(id) {
+                *state.counts.entry("waf_stale_token").or_default() += 1;
+                return Before::Answer(error(
+                    "wafv2",
+                    400,
+                    "WAFOptimisticLockException",
+                    "AWS WAF couldn't save your changes because someone changed the resource after you started to edit it.",
+                ));
+            }
+        }
+
+        if b.iam_propagation && call.rest("POST", &["2015-03-31", "functions"]).is_some() {
+            let role = call.body["Role"].as_str().unwrap_or_default();
+            let name = role.rsplit('/').next().unwrap_or_default();
+            if state.roles.get(name).is_some_and(|at| now < *at + self.scaled(aws_time::IAM_PROPAGATION)) {
+                *state.counts.entry("iam_propagation").or_default() += 1;
+                return Before::Answer(error(
+                    "lambda",
+                    400,
+                    "InvalidParameterValueException",
+                    "The role defined for the function cannot be assumed by Lambda.",
+                ));
+            }
+        }
+
+        if b.lambda_in_progress {
+            let changing = call
+                .rest("PUT", &["2015-03-31", "functions", "*", "configuration"])
+                .or_else(|| call.rest("PUT", &["2015-03-31", "functions", "*", "code"]));
+            if let Some(name) = changing.and_then(|c| c.first().map(|n| url_decode(n)))
+                && state.functions.get(&name).is_some_and(|(until, _)| now < *until)
+            {
+                *state.counts.entry("lambda_in_progress").or_default() += 1;
+                return Before::Answer(error(
+                    "lambda",
+                    409,
+                    "ResourceConflictException",
+                    &format!(
+                        "The operation cannot be performed at this time. An update is in progress for resource: {name}"
+                    ),
+                ));
+            }
+        }
+
+        // moto cannot tag custom domains after creation (404); AWS can.
+        if b.domain_mtls
+            && call.rest("PUT", &["tags", "*"]).is_some_and(|c| url_decode(c[0]).contains(":/domainnames/"))
+        {
+            *state.counts.entry("domain_update_filled_in").or_default() += 1;
+            return Before::Answer(Reply::status(204, ""));
+        }
+
+        // moto cannot update domains: the layer keeps the mutual TLS fields
+        // itself, and answers with the domain as moto has it otherwise.
+        if b.domain_mtls
+            && let Some(name) = call.rest("PATCH", &["domainnames", "*"]).and_then(|c| c.first().map(|n| url_decode(n)))
+        {
+            let Some(domain) = state.domains.get_mut(&name) else {
+                return Before::Answer(error(
+                    "apigateway",
+                    404,
+                    "NotFoundException",
+                    "Invalid domain name identifier specified",
+                ));
+            };
+            for operation in call.body["patchOperations"].as_array().into_iter().flatten() {
+                let value = operation["value"].as_str().map(str::to_owned);
+                match operation["path"].as_str().unwrap_or_default() {
+                    "/mutualTlsAuthentication/truststoreUri" => domain.truststore_uri = value,
+                    "/mutualTlsAuthentication/truststoreVersion" => domain.truststore_version = value,
+                    "/ownershipVerificationCertificateArn" => domain.ownership_verification = value,
+                    "/regionalCertificateArn" => domain.certificate_arn = value.unwrap_or_default(),
+                    _ => {}
+                }
+            }
+            *state.counts.entry("domain_update_filled_in").or_default() += 1;
+            request.method = "GET".into();
+            request.body.clear();
+        }
+        Before::Forward
+    }
+
+    /// Changes moto's answer to what AWS would answer, and remembers what
+    /// later calls depend on.
+    /// `request` is the call as the deployer sent it (before `before` changed it).
+    pub fn after(&self, request: &Recorded, reply: &mut Reply) {
+        let call = Call::read(request);
+        let now = Instant::now();
+        let ok = (200..300).contains(&reply.status);
+        let mut answer: Value = serde_json::from_str(&reply.body).unwrap_or(Value::Null);
+        let mut changed = false;
+        let mut state = self.state();
+
+        // What was created when.
+        if ok && call.is("iam", "CreateRole") {
+            let name = request.body.split('&').find_map(|p| p.strip_prefix("RoleName=")).unwrap_or_default();
+            state.roles.insert(url_decode(name), now);
+        }
+        if ok && call.service == "wafv2" {
+            self.remember_waf(&call, &answer, &mut state, now);
+        }
+        if ok && call.service == "apigateway" {
+            // A new stage (CreateStage, or CreateDeployment with a stage name).
+            let stage = call
+                .rest("POST", &["restapis", "*", "stages"])
+                .and_then(|c| Some((c[0], call.body["stageName"].as_str()?)))
+                .or_else(|| {
+                    call.rest("POST", &["restapis", "*", "deployments"])
+                        .and_then(|c| Some((c[0], call.body["stageName"].as_str()?)))
+                });
+            if let Some((api, stage)) = stage {
+                let arn = format!("arn:aws:apigateway:{}::/restapis/{api}/stages/{stage}", call.region);
+                state.waf_unavailable.insert(arn, now + self.scaled(aws_time::WAF_UNAVAILABLE));
+            }
+        }
+        if ok && call.service == "lambda" {
+            let created = call
+                .rest("POST", &["2015-03-31", "functions"])
+                .map(|_| (call.body["FunctionName"].as_str().unwrap_or_default().to_owned(), true));
+            let updated = call
+                .rest("PUT", &["2015-03-31", "functions", "*", "configuration"])
+                .or_else(|| call.rest("PUT", &["2015-03-31", "functions", "*", "code"]))
+                .map(|c| (url_decode(c[0]), false));
+            if let Some((name, new)) = created.or(updated) {
+                state.functions.insert(name, (now + self.scaled(aws_time::LAMBDA_UPDATE), new));
+            }
+        }
+        if ok && call.service == "s3" && call.operation == "PUT" && request.body.contains("-----BEGIN CERTIFICATE-----")
+        {
+            let mut parts = call.path.trim_start_matches('/').splitn(2, '/');
+            let (bucket, key) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+            let version = reply
+                .headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case("x-amz-version-id"))
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default();
+            state.truststores.insert((bucket.to_owned(), url_decode(key), version), expired_in(&request.body));
+        }
+
+        // Lambda: still in progress.
+        if self.behaviours.lambda_in_progress && ok && call.service == "lambda" {
+            let read = call.rest("GET", &["2015-03-31", "functions", "*"]).map(|c| (c[0], true)).or_else(|| {
+                call.rest("GET", &["2015-03-31", "functions", "*", "configuration"]).map(|c| (c[0], false))
+            });
+            if let Some((name, wrapped)) = read
+                && let Some((until, new)) = state.functions.get(&url_decode(name)).copied()
+                && now < until
+            {
+                let configuration = if wrapped { &mut answer["Configuration"] } else { &mut answer };
+                if configuration.is_object() {
+                    configuration["LastUpdateStatus"] = json!("InProgress");
+                    if new {
+                        configuration["State"] = json!("Pending");
+                    }
+                    *state.counts.entry("lambda_in_progress").or_default() += 1;
+                    changed = true;
+                }
+            }
+        }
+
+        // ACM: in use while the domain lives, and for a while after.
+        if self.behaviours.acm_in_use && ok && call.service == "apigateway" {
+            if call.rest("POST", &["domainnames"]).is_some()
+                && let Some(arn) = call.body["regionalCertificateArn"].as_str()
+            {
+                state.certificate_in_use.insert(arn.to_owned(), None);
+            }
+            if let Some(name) =
+                call.rest("DELETE", &["domainnames", "*"]).and_then(|c| c.first().map(|n| url_decode(n)))
+                && let Some(domain) = state.domains.get(&name).cloned()
+            {
+                let until = now + self.scaled(aws_time::ACM_RELEASE);
+                state.certificate_in_use.insert(domain.certificate_arn, Some(until));
+            }
+        }
+        if self.behaviours.acm_in_use && ok && call.is("acm", "DescribeCertificate") {
+            let arn = call.body["CertificateArn"].as_str().unwrap_or_default();
+            if state.certificate_in_use.get(arn).is_some_and(|until| until.is_none_or(|t| now < t)) {
+                let domain_arn = format!("arn:aws:apigateway:{}::/domainnames/(in use)", call.region);
+                answer["Certificate"]["InUseBy"] = json!([domain_arn]);
+                *state.counts.entry("acm_in_use").or_default() += 1;
+                changed = true;
+            }
+        }
+
+        // WAF: lists lag creates.
+        if self.behaviours.waf_list_lag && ok && (call.is("wafv2", "ListIPSets") || call.is("wafv2", "ListWebACLs")) {
+            let field = if call.operation == "ListIPSets" { "IPSets" } else { "WebACLs" };
+            if let Some(items) = answer[field].as_array_mut() {
+                let before = items.len();
+                items.retain(|item| {
+                    let arn = item["ARN"].as_str().unwrap_or_default();
+                    state.waf_hidden.get(arn).is_none_or(|until| now >= *until)
+                });
+                if items.len() != before {
+                    *state.counts.entry("waf_list_lag").or_default() += before - items.len();
+                    changed = true;
+                }
+            }
+        }
+
+        // Custom domains: the mutual TLS fields moto drops.
+        if self.behaviours.domain_mtls && call.service == "apigateway" {
+            changed |= fill_in_domains(&call, ok, &mut answer, &mut state);
+        }
+
+        if changed {
+            reply.body = answer.to_string();
+        }
+    }
+
+    /// API Gateway's quotas per account (the note's table), on the scaled
+    /// clock like everything else: the deployer's backoff is scaled too, so
+    /// a 10-per-second rate becomes 1 000 per second here (and is not met),
+    /// and one domain change per 30 s becomes one per 300 ms.
+    fn within_quota(&self, call: &Call<'_>, state: &mut State) -> bool {
+        let (name, capacity, every) = if call.rest("POST", &["domainnames"]).is_some()
+            || call.rest("PATCH", &["domainnames", "*"]).is_some()
+            || call.rest("DELETE", &["domainnames", "*"]).is_some()
+        {
+            ("domain names", 1.0, Duration::from_secs(30))
+        } else if call.rest("DELETE", &["restapis", "*"]).is_some() {
+            ("DeleteRestApi", 1.0, Duration::from_secs(30))
+        } else if call.rest("POST", &["restapis", "*", "deployments"]).is_some() {
+            ("CreateDeployment", 1.0, Duration::from_secs(5))
+        } else if call.rest("GET", &["restapis", "*", "resources"]).is_some() {
+            ("GetResources", 5.0, Duration::from_millis(400))
+        } else {
+            ("control plane", 40.0, Duration::from_millis(100))
+        };
+        let every = self.scaled(every);
+        let general = state.quotas.entry("control plane").or_insert_with(|| Bucket {
+            tokens: 40.0,
+            capacity: 40.0,
+            every: self.scaled(Duration::from_millis(100)),
+            at: Instant::now(),
+        });
+        if !general.take() {
+            return false;
+        }
+        if name == "control plane" {
+            return true;
+        }
+        let bucket = state.quotas.entry(name).or_insert_with(|| Bucket {
+            tokens: capacity,
+            capacity,
+            every,
+            at: Instant::now(),
+        });
+        bucket.take()
+    }
+
+    /// The WAF error AWS would give now, with the behaviour it counts under.
+    fn waf_not_yet(&self, call: &Call<'_>, state: &mut State, now: Instant) -> Option<(&'static str, Reply)> {
+        let unavailable = |arn: &str| state.waf_unavailable.get(arn).is_some_and(|until| now < *until);
+        let associated = |arn: &str| state.waf_associated.get(arn).is_some_and(|until| now < *until);
+        let unavailable_error = || {
+            error(
+                "wafv2",
+                400,
+                "WAFUnavailableEntityException",
+                "AWS WAF couldn't retrieve a resource that you specified. Retry your request.",
+            )
+        };
+        let associated_error = || {
+            error(
+                "wafv2",
+                400,
+                "WAFAssociatedItemException",
+                "AWS WAF couldn't perform the operation because your resource is being used by another resource.",
+            )
+        };
+        let name = call.body["Name"].as_str().unwrap_or_default();
+        if ["CreateIPSet", "CreateWebACL"].contains(&call.operation.as_str()) && state.waf_names.contains_key(name) {
+            return Some((
+                "waf_duplicate",
+                error(
+                    "wafv2",
+                    400,
+                    "WAFDuplicateItemException",
+                    "AWS WAF couldn't perform the operation because some resource in your request is a duplicate of an existing one.",
+                ),
+            ));
+        }
+        if !self.behaviours.waf_eventual {
+            return None;
+        }
+        let reply = match call.operation.as_str() {
+            "CreateWebACL" => {
+                let rules = call.body["Rules"].as_array().cloned().unwrap_or_default();
+                let referenced = rules.iter().filter_map(|r| r["Statement"]["IPSetReferenceStatement"]["ARN"].as_str());
+                referenced.clone().any(unavailable).then(unavailable_error)
+            }
+            "AssociateWebACL" => {
+                let acl = call.body["WebACLArn"].as_str().unwrap_or_default();
+                let resource = call.body["ResourceArn"].as_str().unwrap_or_default();
+                (unavailable(acl) || unavailable(resource)).then(unavailable_error)
+            }
+            "DeleteWebACL" | "DeleteIPSet" => {
+                let id = call.body["Id"].as_str().unwrap_or_default();
+                let arn = state.waf_arn_by_id.get(id).cloned().unwrap_or_default();
+                associated(&arn).then(associated_error)
+            }
+            _ => None,
+        };
+        reply.map(|reply| ("waf_eventual", reply))
+    }
+
+    fn remember_waf(&self, call: &Call<'_>, answer: &Value, state: &mut State, now: Instant) {
+        match call.operation.as_str() {
+            "CreateIPSet" | "CreateWebACL" => {
+                let summary = &answer["Summary"];
+                let (Some(id), Some(arn)) = (summary["Id"].as_str(), summary["ARN"].as_str()) else { return };
+                state.waf_arn_by_id.insert(id.to_owned(), arn.to_owned());
+                if let Some(name) = call.body["Name"].as_str() {
+                    state.waf_names.insert(name.to_owned(), arn.to_owned());
+                }
+                state.waf_unavailable.insert(arn.to_owned(), now + self.scaled(aws_time::WAF_UNAVAILABLE));
+                state.waf_hidden.insert(arn.to_owned(), now + self.scaled(aws_time::WAF_LIST_LAG));
+                if call.operation == "CreateWebACL" {
+                    let rules = call.body["Rules"].as_array().cloned().unwrap_or_default();
+                    let sets = rules
+                        .iter()
+                        .filter_map(|r| r["Statement"]["IPSetReferenceStatement"]["ARN"].as_str().map(str::to_owned));
+                    state.acl_ip_sets.insert(arn.to_owned(), sets.collect());
+                }
+            }
+            "AssociateWebACL" => {
+                let (Some(acl), Some(resource)) = (call.body["WebACLArn"].as_str(), call.body["ResourceArn"].as_str())
+                else {
+                    return;
+                };
+                state.associations.insert(resource.to_owned(), acl.to_owned());
+            }
+            "DisassociateWebACL" => {
+                let resource = call.body["ResourceArn"].as_str().unwrap_or_default();
+                if let Some(acl) = state.associations.remove(resource) {
+                    state.waf_associated.insert(acl, now + self.scaled(aws_time::WAF_ASSOCIATED));
+                }
+            }
+            "DeleteIPSet" => {
+                let name = call.body["Name"].as_str().unwrap_or_default();
+                state.waf_names.remove(name);
+            }
+            "DeleteWebACL" => {
+                let id = call.body["Id"].as_str().unwrap_or_default();
+                let arn = state.waf_arn_by_id.get(id).cloned().unwrap_or_default();
+                state.waf_names.remove(call.body["Name"].as_str().unwrap_or_default());
+                for set in state.acl_ip_sets.remove(&arn).unwrap_or_default() {
+                    state.waf_associated.insert(set, now + self.scaled(aws_time::WAF_ASSOCIATED));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Keeps the mutual TLS fields of the domains created through this proxy
+/// and puts them in every answer that shows those domains.
+fn fill_in_domains(call: &Call<'_>, ok: bool, answer: &mut Value, state: &mut State) -> bool {
+    if ok && call.rest("POST", &["domainnames"]).is_some() {
+        let body = &call.body;
+        let name = body["domainName"].as_str().unwrap_or_default().to_owned();
+        state.domains.insert(
+            name,
+            Domain {
+                certificate_arn: body["regionalCertificateArn"].as_str().unwrap_or_default().to_owned(),
+                truststore_uri: body["mutualTlsAuthentication"]["truststoreUri"].as_str().map(str::to_owned),
+                truststore_version: body["mutualTlsAuthentication"]["truststoreVersion"].as_str().map(str::to_owned),
+                ownership_verification: body["ownershipVerificationCertificateArn"].as_str().map(str::to_owned),
+            },
+        );
+    }
+    if ok && let Some(name) = call.rest("DELETE", &["domainnames", "*"]).and_then(|c| c.first().map(|n| url_decode(n)))
+    {
+        state.domains.remove(&name);
+    }
+    let shows_domains = call.rest("POST", &["domainnames"]).is_some()
+        || call.rest("GET", &["domainnames"]).is_some()
+        || call.rest("GET", &["domainnames", "*"]).is_some()
+        || call.rest("PATCH", &["domainnames", "*"]).is_some();
+    if !ok || !shows_domains {
+        return false;
+    }
+    let mut changed = false;
+    let items: Vec<&mut Value> = match answer.get_mut("item") {
+        Some(Value::Array(items)) => items.iter_mut().collect(),
+        _ => vec![answer],
+    };
+    for item in items {
+        let Some(name) = item["domainName"].as_str() else { continue };
+        let Some(domain) = state.domains.get(name) else { continue };
+        if let (Some(uri), Some(version)) = (&domain.truststore_uri, &domain.truststore_version) {
+            let place = uri.strip_prefix("s3://").and_then(|p| p.split_once('/'));
+            let warnings = place
+                .and_then(|(bucket, key)| state.truststores.get(&(bucket.to_owned(), key.to_owned(), version.clone())))
+                .cloned()
+                .unwrap_or_default();
+            item["mutualTlsAuthentication"] =
+                json!({"truststoreUri": uri, "truststoreVersion": version, "truststoreWarnings": warnings});
+        }
+        if let Some(arn) = &domain.ownership_verification {
+            item["ownershipVerificationCertificateArn"] = json!(arn);
+        }
+        changed = true;
+    }
+    changed
+}
+
+/// The warnings API Gateway gives for a truststore: one per expired certificate.
+fn expired_in(pem: &str) -> Vec<String> {
+    let now = x509_parser::time::ASN1Time::now();
+    let mut warnings = Vec::new();
+    for block in x509_parser::pem::Pem::iter_from_buffer(pem.as_bytes()).flatten() {
+        let Ok(certificate) = block.parse_x509() else { continue };
+        if certificate.validity().not_after < now {
+            warnings.push(format!("Certificate {} is expired", certificate.subject()));
+        }
+    }
+    warnings
+}
+
+/// A well-mixed 64-bit number from `seed` (SplitMix64): the same faults for
+/// the same seed and call order.
+fn splitmix(seed: u64) -> u64 {
+    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
