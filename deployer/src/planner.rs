@@ -216,16 +216,15 @@ mod tests {
 
     /// The desired resources of the shipped example stack (domain, WAF and all).
     fn example() -> Vec<Desired> {
+        example_in("aws")
+    }
+
+    fn example_in(partition: &'static str) -> Vec<Desired> {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../stack.yaml");
         let stack = Stack::load(&path, &|_| None).expect("the example stack is valid");
         let package = crate::package::Package { path: "bootstrap.zip".into(), sha256: "c2hh".into() };
-        let context = Context {
-            stack: &stack,
-            account: "123456789012",
-            region: "eu-west-1",
-            partition: "aws",
-            package: Some(&package),
-        };
+        let context =
+            Context { stack: &stack, account: "123456789012", region: "eu-west-1", partition, package: Some(&package) };
         crate::commands::desired_in(&context).expect("desired")
     }
 
@@ -247,6 +246,16 @@ mod tests {
 
     fn position(planned: &Planned, kind: &str) -> usize {
         planned.plan.steps.iter().position(|s| s.address.kind == kind).unwrap_or_else(|| panic!("no {kind} step"))
+    }
+
+    #[test]
+    fn every_arn_the_stack_builds_is_in_the_caller_partition() {
+        for (partition, foreign) in [("aws-cn", "arn:aws:"), ("aws-us-gov", "arn:aws:"), ("aws", "arn:aws-")] {
+            let desired = example_in(partition);
+            let specs = serde_json::to_string(&desired.iter().map(|d| &d.spec).collect::<Vec<_>>()).expect("json");
+            assert!(specs.contains(&format!("arn:{partition}:")), "{partition}: the example stack builds ARNs");
+            assert!(!specs.contains(foreign), "{partition}: an ARN of another partition in {specs}");
+        }
     }
 
     #[test]

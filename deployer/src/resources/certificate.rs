@@ -125,14 +125,21 @@ async fn owned_among(
         .filter(|(owner, _)| owner.as_deref() == Some(stack))
         .filter_map(|(_, state)| state)
         .collect();
+    best_first(&mut found);
+    Ok(found)
+}
+
+/// Orders the stack's certificates for one domain so that the first is the one
+/// to use: ISSUED, then pending, then anything else, terminal states last (they
+/// are replaced, never used). Ties break on the ARN so every run picks the same.
+fn best_first(certificates: &mut [State]) {
     let rank = |s: &State| match s.status.as_str() {
         "ISSUED" => 0,
         "PENDING_VALIDATION" => 1,
         status if TERMINAL.contains(&status) => 3,
         _ => 2,
     };
-    found.sort_by_key(|s| (rank(s), s.arn.clone()));
-    Ok(found)
+    certificates.sort_by_key(|s| (rank(s), s.arn.clone()));
 }
 
 /// Waits for ISSUED, showing the validation records once.
@@ -314,6 +321,21 @@ mod tests {
             validation_records: Vec::new(),
             in_use_by: Vec::new(),
         }
+    }
+
+    #[test]
+    fn an_issued_certificate_is_preferred_and_terminal_ones_come_last() {
+        let with = |arn: &str, status: &str| State { arn: arn.into(), ..state(status) };
+        let mut found = vec![
+            with("arn-a", "EXPIRED"),
+            with("arn-b", "PENDING_VALIDATION"),
+            with("arn-c", "FAILED"),
+            with("arn-d", "ISSUED"),
+            with("arn-e", "INACTIVE"),
+        ];
+        best_first(&mut found);
+        let order: Vec<&str> = found.iter().map(|s| s.arn.as_str()).collect();
+        assert_eq!(order, ["arn-d", "arn-b", "arn-e", "arn-a", "arn-c"]);
     }
 
     #[test]
