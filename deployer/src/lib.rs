@@ -10,6 +10,7 @@ pub mod commands;
 pub mod error;
 pub mod executor;
 pub mod graph;
+pub mod local;
 pub mod lock;
 pub mod observe;
 pub mod outputs;

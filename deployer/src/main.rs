@@ -55,6 +55,30 @@ enum Command {
     Teardown,
     /// Show what a person needs next: DNS target, validation records, URLs, ids.
     Output,
+    /// Serve the stack on this machine as API Gateway would (mTLS, WAF
+    /// allowlist, routes, the real authorizer and its cache, header mappings,
+    /// the backend), without AWS. One JSON access-log line per request on stdout.
+    Local {
+        /// Where to listen.
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        listen: std::net::SocketAddr,
+        /// Send every route's requests to this origin instead of its backend's
+        /// scheme, host and port (the path is kept), e.g. http://127.0.0.1:8080.
+        #[arg(long, value_name = "URL")]
+        backend: Option<url::Url>,
+        /// Run this authorizer binary instead of building or unzipping the stack's code.
+        #[arg(long, value_name = "PATH")]
+        bootstrap: Option<PathBuf>,
+        /// Override one of the authorizer's variables (repeatable), e.g. JWKS_URI=http://127.0.0.1:9000/jwks.
+        #[arg(long = "env", value_name = "NAME=VALUE")]
+        environment: Vec<String>,
+        /// The server certificate (PEM); generated for the domain name when not given.
+        #[arg(long, value_name = "PEM", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The server certificate's private key (PEM).
+        #[arg(long, value_name = "PEM", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -78,6 +102,28 @@ fn main() -> ExitCode {
 async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     // Everything that can be checked without AWS is checked before the first call.
     let stack = Stack::load(&cli.stack, &|name| std::env::var(name).ok())?;
+    if let Command::Local { listen, backend, bootstrap, environment, tls_cert, tls_key } = &cli.command {
+        let environment = environment
+            .iter()
+            .map(|pair| match pair.split_once('=') {
+                Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
+                _ => Err(anyhow::anyhow!("--env {pair:?}: expected NAME=VALUE")),
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let options = deployer::local::Options {
+            listen: *listen,
+            bootstrap: bootstrap.clone(),
+            backend: backend.clone(),
+            tls: tls_cert.clone().zip(tls_key.clone()),
+            environment,
+            workspace: workspace_of(&cli.stack),
+        };
+        deployer::local::serve(&stack, options, |address, prefix| {
+            println!("{}", serde_json::json!({"listening": format!("https://{address}{prefix}"), "stack": stack.name}));
+        })
+        .await?;
+        return Ok(ExitCode::SUCCESS);
+    }
     // Only commands that may create or update the function need its code.
     let package = match &cli.command {
         Command::Teardown | Command::Output => None,
@@ -128,6 +174,7 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             let result = apply(cli, &aws, &stack, &desired, saved.as_ref().map(|s| &s.plan), &held.lost()).await;
             finish(held, result).await
         }
+        Command::Local { .. } => unreachable!("`local` is served before AWS is contacted"),
         Command::Teardown => {
             let held = commands::lock(&aws, &stack, "teardown", lease, wait).await?;
             let result = teardown(cli, &aws, &stack, &desired, &held.lost()).await;

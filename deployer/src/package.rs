@@ -36,19 +36,7 @@ pub fn load(code: &Code, architecture: Architecture, workspace: &Path) -> anyhow
             return Ok(Package { path: path.clone(), sha256: sha256(&zip) });
         }
         Code::Build(krate) => {
-            anyhow::ensure!(
-                architecture == Architecture::X86_64,
-                "code.build compiles for this machine (x86_64); for arm64 build with `cargo lambda build --arm64` and use code.zip"
-            );
-            eprintln!("    building {krate} (cargo build --release -p {krate} --bin bootstrap)...");
-            let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-                .args(["build", "--release", "--quiet", "-p", krate, "--bin", "bootstrap"])
-                .current_dir(workspace)
-                .status()
-                .context("running cargo")?;
-            anyhow::ensure!(status.success(), "building {krate} failed");
-            let binary = std::fs::read(target_dir(workspace).join("release/bootstrap"))
-                .context("reading the built bootstrap")?;
+            let binary = build(krate, architecture, workspace)?;
             check_bootstrap(&binary, architecture).context("the bootstrap cargo built: refusing to upload it")?;
             zip_bootstrap(&binary)?
         }
@@ -62,7 +50,33 @@ pub fn load(code: &Code, architecture: Architecture, workspace: &Path) -> anyhow
     Ok(Package { path, sha256 })
 }
 
-fn target_dir(workspace: &Path) -> PathBuf {
+/// The `bootstrap` binary the stack deploys, as bytes: built, or read from the zip.
+pub fn bootstrap(code: &Code, architecture: Architecture, workspace: &Path) -> anyhow::Result<Vec<u8>> {
+    match code {
+        Code::Zip(path) => {
+            let zip = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            bootstrap_in(&zip).with_context(|| path.display().to_string())
+        }
+        Code::Build(krate) => build(krate, architecture, workspace),
+    }
+}
+
+fn build(krate: &str, architecture: Architecture, workspace: &Path) -> anyhow::Result<Vec<u8>> {
+    anyhow::ensure!(
+        architecture == Architecture::X86_64,
+        "code.build compiles for this machine (x86_64); for arm64 build with `cargo lambda build --arm64` and use code.zip"
+    );
+    eprintln!("    building {krate} (cargo build --release -p {krate} --bin bootstrap)...");
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--release", "--quiet", "-p", krate, "--bin", "bootstrap"])
+        .current_dir(workspace)
+        .status()
+        .context("running cargo")?;
+    anyhow::ensure!(status.success(), "building {krate} failed");
+    std::fs::read(target_dir(workspace).join("release/bootstrap")).context("reading the built bootstrap")
+}
+
+pub fn target_dir(workspace: &Path) -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map(Into::into).unwrap_or_else(|| workspace.join("target"))
 }
 

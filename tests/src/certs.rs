@@ -12,6 +12,8 @@ pub struct Ca {
 
 pub struct ClientCertificate {
     pub pem: String,
+    /// The private key (PKCS#8 PEM), for clients that present the certificate.
+    pub key_pem: String,
     pub der: Vec<u8>,
     /// RFC 8705 `x5t#S256`.
     pub thumbprint: String,
@@ -23,6 +25,8 @@ pub struct ClientCertificate {
 pub struct ServerCertificate {
     pub cert_der: Vec<u8>,
     pub key_der: Vec<u8>,
+    pub cert_pem: String,
+    pub key_pem: String,
 }
 
 impl Ca {
@@ -50,14 +54,34 @@ impl Ca {
     }
 
     pub fn client(&self, common_name: &str, serial: u64) -> ClientCertificate {
+        self.client_with(common_name, serial, |_| {})
+    }
+
+    /// A client certificate whose validity ended yesterday.
+    pub fn expired_client(&self, common_name: &str, serial: u64) -> ClientCertificate {
+        self.client_with(common_name, serial, |params| {
+            let now = std::time::SystemTime::now();
+            params.not_before = (now - std::time::Duration::from_secs(10 * 86_400)).into();
+            params.not_after = (now - std::time::Duration::from_secs(86_400)).into();
+        })
+    }
+
+    fn client_with(
+        &self,
+        common_name: &str,
+        serial: u64,
+        adjust: impl FnOnce(&mut CertificateParams),
+    ) -> ClientCertificate {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("client params");
         params.distinguished_name = dn(common_name);
         params.serial_number = Some(serial.into());
+        adjust(&mut params);
         let key = KeyPair::generate().expect("client key");
         let cert = params.signed_by(&key, &self.issuer).expect("client cert");
         let der = cert.der().to_vec();
         ClientCertificate {
             pem: cert.pem(),
+            key_pem: key.serialize_pem(),
             thumbprint: thumbprint(&der),
             der,
             subject_dn: format!("CN={common_name}"),
@@ -70,7 +94,12 @@ impl Ca {
         params.distinguished_name = dn(host);
         let key = KeyPair::generate().expect("server key");
         let cert = params.signed_by(&key, &self.issuer).expect("server cert");
-        ServerCertificate { cert_der: cert.der().to_vec(), key_der: key.serialize_der() }
+        ServerCertificate {
+            cert_der: cert.der().to_vec(),
+            key_der: key.serialize_der(),
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
     }
 }
 

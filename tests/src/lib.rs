@@ -16,6 +16,8 @@ pub mod fixture;
 pub mod iam;
 pub mod keys;
 #[cfg(feature = "aws")]
+pub mod local;
+#[cfg(feature = "aws")]
 pub mod moto;
 pub mod provider;
 pub mod runtime_api;

@@ -1,0 +1,66 @@
+//! One JSON line per request on stdout, like an API Gateway access log:
+//! status, source, route, authorizer latency and cache hit, integration
+//! latency. Never a header value, so never a token or a certificate.
+
+use std::io::Write as _;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+pub struct AccessLog {
+    started: Instant,
+    line: serde_json::Map<String, Value>,
+}
+
+fn millis(duration: Duration) -> f64 {
+    (duration.as_secs_f64() * 1e5).round() / 100.0
+}
+
+impl AccessLog {
+    pub fn start(request_id: &str, source: IpAddr, method: &str, path: &str) -> AccessLog {
+        let time = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let line = json!({
+            "requestId": request_id,
+            "requestTimeEpochMs": time.as_millis() as u64,
+            "sourceIp": source.to_string(),
+            "httpMethod": method,
+            "path": path,
+            "route": null,
+            "authorizerLatencyMs": null,
+            "authorizerCacheHit": null,
+            "integrationLatencyMs": null,
+        });
+        let Value::Object(line) = line else { unreachable!("a JSON object literal") };
+        AccessLog { started: Instant::now(), line }
+    }
+
+    pub fn route(&mut self, template: &str) {
+        self.line.insert("route".into(), template.into());
+    }
+
+    /// `latency` is None on a cache hit (the authorizer was not called).
+    pub fn authorizer(&mut self, latency: Option<Duration>, cache_hit: bool) {
+        self.line.insert("authorizerLatencyMs".into(), latency.map(millis).into());
+        self.line.insert("authorizerCacheHit".into(), cache_hit.into());
+    }
+
+    pub fn principal(&mut self, principal: Option<&str>) {
+        self.line.insert("principalId".into(), principal.into());
+    }
+
+    pub fn integration(&mut self, latency: Duration) {
+        self.line.insert("integrationLatencyMs".into(), millis(latency).into());
+    }
+
+    pub fn note(&mut self, note: &str) {
+        self.line.insert("note".into(), note.into());
+    }
+
+    pub fn finish(mut self, status: u16) {
+        self.line.insert("status".into(), status.into());
+        self.line.insert("latencyMs".into(), millis(self.started.elapsed()).into());
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{}", Value::Object(self.line));
+    }
+}

@@ -1,0 +1,338 @@
+//! One request through the local edge, in API Gateway's order: WAF, base
+//! path, route, stage throttling, identity sources, authorizer (or its cache),
+//! the policy against the method ARN, then the integration. Every step that
+//! ends the request answers as API Gateway does (status, body, error type) and
+//! the access log records how far it got.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::{Request, Response};
+use serde_json::{Value, json};
+
+use super::access_log::AccessLog;
+use super::cache::{Authorization, AuthorizerCache};
+use super::event::{ApiIdentity, RequestFacts, request_event};
+use super::integration::{Forward, Integration, IntegrationError};
+use super::lambda::{Failure, Function};
+use super::policy::{self, Decision};
+use super::routes::Routes;
+use super::throttle::Throttle;
+use super::tls::ClientCert;
+use super::waf::Allowlist;
+
+/// API Gateway's payload limit.
+const MAX_BODY: usize = 10 * 1024 * 1024;
+
+/// What the TLS handshake established, for every request of a connection.
+pub struct Connection {
+    pub source: IpAddr,
+    pub client_cert: Option<ClientCert>,
+}
+
+pub struct Edge {
+    pub api: ApiIdentity,
+    /// The custom domain's base path, without slashes ("" for the root).
+    pub base_path: String,
+    pub allowlist: Option<Allowlist>,
+    pub routes: Routes,
+    pub throttle: Option<Throttle>,
+    pub identity_sources: Vec<String>,
+    pub cache: AuthorizerCache,
+    pub function: Function,
+    pub integration: Integration,
+    pub stage_variables: BTreeMap<String, String>,
+    /// `WWW-Authenticate` of the UNAUTHORIZED gateway response.
+    pub unauthorized_challenge: String,
+    pub requests: AtomicU64,
+}
+
+type Answer = Response<Full<Bytes>>;
+
+impl Edge {
+    pub async fn handle(&self, request: Request<hyper::body::Incoming>, connection: &Connection) -> Answer {
+        let request_id = format!("{:016x}", self.requests.fetch_add(1, Ordering::Relaxed) + 1);
+        let method = request.method().as_str().to_owned();
+        let full_path = request.uri().path().to_owned();
+        let mut log = AccessLog::start(&request_id, connection.source, &method, &full_path);
+        let answer = self.pipeline(request, connection, &request_id, &method, &full_path, &mut log).await;
+        log.finish(answer.status().as_u16());
+        with_request_id(answer, &request_id)
+    }
+
+    async fn pipeline(
+        &self,
+        request: Request<hyper::body::Incoming>,
+        connection: &Connection,
+        request_id: &str,
+        method: &str,
+        full_path: &str,
+        log: &mut AccessLog,
+    ) -> Answer {
+        // 1. TLS is done: this connection's certificate chained to the truststore.
+        // 2. WAF: the web ACL on the stage allows only the stack's networks.
+        if let Some(allowlist) = &self.allowlist
+            && !allowlist.allows(connection.source)
+        {
+            return gateway_error(403, "ForbiddenException", json!({"message": "Forbidden"}));
+        }
+        // The custom domain maps its base path to the stage.
+        let Some(path) = strip_base_path(full_path, &self.base_path) else {
+            return gateway_error(403, "ForbiddenException", json!({"message": "Forbidden"}));
+        };
+        // 3. Routing.
+        let Some(matched) = self.routes.find(method, &path) else {
+            return gateway_error(
+                403,
+                "MissingAuthenticationTokenException",
+                json!({"message": "Missing Authentication Token"}),
+            );
+        };
+        log.route(&matched.route.spec.path);
+        // Stage throttling, before the authorizer is paid for.
+        if let Some(throttle) = &self.throttle
+            && !throttle.admit()
+        {
+            return gateway_error(429, "TooManyRequestsException", json!({"message": "Too Many Requests"}));
+        }
+        let headers = header_pairs(&request);
+        let query_text = request.uri().query().map(str::to_owned);
+        let query = query_pairs(query_text.as_deref());
+        // 4. Identity sources: one missing or empty is a 401 without invoking the authorizer.
+        let Some(cache_key) = self.identity_values(&headers, &query, connection) else {
+            return self.unauthorized();
+        };
+        let authorization = match self.cache.get(&cache_key) {
+            Some(cached) => {
+                log.authorizer(None, true);
+                cached
+            }
+            None => {
+                let facts = RequestFacts {
+                    request_id,
+                    method,
+                    path: &path,
+                    full_path,
+                    resource: &matched.route.spec.path,
+                    headers: &headers,
+                    query: &query,
+                    path_parameters: &matched.parameters,
+                    stage_variables: &self.stage_variables,
+                    source_ip: connection.source.to_string(),
+                    client_cert: connection.client_cert.as_ref(),
+                };
+                let started = Instant::now();
+                let outcome = self.function.invoke(request_event(&self.api, &facts)).await;
+                log.authorizer(Some(started.elapsed()), false);
+                // 5. The authorizer's answer.
+                match outcome.map(parse_authorization) {
+                    Ok(Some(authorization)) => {
+                        self.cache.put(cache_key, authorization.clone());
+                        authorization
+                    }
+                    Err(Failure::FunctionError(error)) if error["errorMessage"] == "Unauthorized" => {
+                        return self.unauthorized();
+                    }
+                    failed => {
+                        log.note(&match failed {
+                            Err(Failure::FunctionError(error)) => {
+                                format!("the authorizer failed: {}", error["errorType"])
+                            }
+                            Err(Failure::Timeout) => "the authorizer timed out".to_owned(),
+                            Err(Failure::Crashed(how)) => format!("the authorizer's process {how}"),
+                            Ok(_) => "the authorizer answered without a policy".to_owned(),
+                        });
+                        return gateway_error(500, "AuthorizerConfigurationException", json!({"message": null}));
+                    }
+                }
+            }
+        };
+        log.principal(authorization.principal.as_deref());
+        let method_arn = self.api.method_arn(method, &path);
+        match policy::evaluate(&authorization.policy, &method_arn) {
+            Decision::Allow => {}
+            denied => return access_denied(denied, &authorization),
+        }
+        // 7. The integration.
+        let body = match Limited::new(request.into_body(), MAX_BODY).collect().await {
+            Ok(body) => body.to_bytes(),
+            Err(_) => return gateway_error(413, "RequestTooLargeException", json!({"message": "Request Too Long"})),
+        };
+        let started = Instant::now();
+        let forwarded = self
+            .integration
+            .forward(Forward {
+                method,
+                backend: &matched.route.spec.backend,
+                path_parameters: &matched.parameters,
+                query: query_text.as_deref(),
+                headers: &headers,
+                context_headers: &matched.route.spec.context_headers,
+                context: &authorization.context,
+                body,
+            })
+            .await;
+        log.integration(started.elapsed());
+        match forwarded {
+            Ok(answer) => {
+                let mut response = Response::new(Full::new(answer.body));
+                *response.status_mut() =
+                    hyper::StatusCode::from_u16(answer.status).unwrap_or(hyper::StatusCode::BAD_GATEWAY);
+                for (name, value) in answer.headers {
+                    if let (Ok(name), Ok(value)) =
+                        (hyper::header::HeaderName::try_from(name), hyper::header::HeaderValue::from_bytes(&value))
+                    {
+                        response.headers_mut().append(name, value);
+                    }
+                }
+                response
+            }
+            Err(IntegrationError::Timeout) => {
+                gateway_error(504, "IntegrationTimeout", json!({"message": "Endpoint request timed out"}))
+            }
+            Err(IntegrationError::Failed(error)) => {
+                log.note(&format!("integration failed: {error:#}"));
+                gateway_error(500, "InternalServerErrorException", json!({"message": "Internal server error"}))
+            }
+        }
+    }
+
+    /// The identity-source values in the stack's order (the cache key), or
+    /// None when one is missing or empty.
+    fn identity_values(
+        &self,
+        headers: &[(String, String)],
+        query: &[(String, String)],
+        connection: &Connection,
+    ) -> Option<Vec<String>> {
+        let certificate = connection.client_cert.as_ref();
+        self.identity_sources
+            .iter()
+            .map(|source| {
+                let value = if let Some(name) = source.strip_prefix("method.request.header.") {
+                    headers.iter().rev().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone())
+                } else if let Some(name) = source.strip_prefix("method.request.querystring.") {
+                    query.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v.clone())
+                } else if let Some(name) = source.strip_prefix("stageVariables.") {
+                    self.stage_variables.get(name).cloned()
+                } else {
+                    match source.as_str() {
+                        "context.identity.sourceIp" => Some(connection.source.to_string()),
+                        "context.identity.clientCert.clientCertPem" => certificate.map(|c| c.pem.clone()),
+                        "context.identity.clientCert.subjectDN" => certificate.map(|c| c.subject_dn.clone()),
+                        "context.identity.clientCert.issuerDN" => certificate.map(|c| c.issuer_dn.clone()),
+                        "context.identity.clientCert.serialNumber" => certificate.map(|c| c.serial_number.clone()),
+                        _ => None,
+                    }
+                };
+                value.filter(|v| !v.is_empty())
+            })
+            .collect()
+    }
+
+    fn unauthorized(&self) -> Answer {
+        let mut answer = gateway_error(401, "UnauthorizedException", json!({"message": "Unauthorized"}));
+        if let Ok(value) = hyper::header::HeaderValue::from_str(&self.unauthorized_challenge) {
+            answer.headers_mut().insert(hyper::header::WWW_AUTHENTICATE, value);
+        }
+        answer
+    }
+}
+
+/// The ACCESS_DENIED gateway response, with the authorizer's challenge
+/// (`context.authorizer.challenge`) as the stack configures it.
+fn access_denied(decision: Decision, authorization: &Authorization) -> Answer {
+    let message = match decision {
+        Decision::ExplicitDeny => "User is not authorized to access this resource with an explicit deny",
+        _ => "User is not authorized to access this resource",
+    };
+    let mut answer = gateway_error(403, "AccessDeniedException", json!({"Message": message}));
+    if let Some(challenge) = authorization.context.get("challenge").and_then(Value::as_str)
+        && let Ok(value) = hyper::header::HeaderValue::from_str(challenge)
+    {
+        answer.headers_mut().insert(hyper::header::WWW_AUTHENTICATE, value);
+    }
+    answer
+}
+
+/// A policy answer (`principalId`, `policyDocument`, `context`), or None for
+/// anything else (API Gateway's AUTHORIZER_FAILURE).
+fn parse_authorization(answer: Value) -> Option<Authorization> {
+    let policy = answer.get("policyDocument")?.clone();
+    let context = match answer.get("context") {
+        Some(Value::Object(context)) => context.clone(),
+        None | Some(Value::Null) => serde_json::Map::new(),
+        Some(_) => return None,
+    };
+    let principal = answer.get("principalId").and_then(Value::as_str).map(str::to_owned);
+    Some(Authorization { policy, context, principal })
+}
+
+fn strip_base_path(full_path: &str, base_path: &str) -> Option<String> {
+    if base_path.is_empty() {
+        return Some(full_path.to_owned());
+    }
+    let rest = full_path.strip_prefix('/')?.strip_prefix(base_path)?;
+    match rest {
+        "" => Some("/".to_owned()),
+        rest if rest.starts_with('/') => Some(rest.to_owned()),
+        _ => None,
+    }
+}
+
+fn header_pairs(request: &Request<hyper::body::Incoming>) -> Vec<(String, String)> {
+    request
+        .headers()
+        .iter()
+        .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
+        .collect()
+}
+
+fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    query.map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default()
+}
+
+fn gateway_error(status: u16, error_type: &str, body: Value) -> Answer {
+    let mut answer = Response::new(Full::new(Bytes::from(body.to_string())));
+    *answer.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = answer.headers_mut();
+    headers.insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+    if let Ok(value) = hyper::header::HeaderValue::from_str(error_type) {
+        headers.insert("x-amzn-errortype", value);
+    }
+    answer
+}
+
+fn with_request_id(mut answer: Answer, request_id: &str) -> Answer {
+    if let Ok(value) = hyper::header::HeaderValue::from_str(request_id) {
+        answer.headers_mut().insert("x-amzn-requestid", value);
+    }
+    answer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_paths_map_like_a_custom_domain() {
+        assert_eq!(strip_base_path("/v1/pets/7", "v1").as_deref(), Some("/pets/7"));
+        assert_eq!(strip_base_path("/v1", "v1").as_deref(), Some("/"));
+        assert_eq!(strip_base_path("/v10/pets", "v1"), None);
+        assert_eq!(strip_base_path("/pets", "v1"), None);
+        assert_eq!(strip_base_path("/pets", "").as_deref(), Some("/pets"));
+    }
+
+    #[test]
+    fn only_a_policy_answer_authorizes() {
+        let answer = json!({"principalId": "u", "policyDocument": {"Statement": []}, "context": {"sub": "u"}});
+        let authorization = parse_authorization(answer).expect("a policy");
+        assert_eq!((authorization.principal.as_deref(), authorization.context["sub"].as_str()), (Some("u"), Some("u")));
+        assert!(parse_authorization(json!({"context": {}})).is_none());
+        assert!(parse_authorization(json!({"policyDocument": {}, "context": "x"})).is_none());
+    }
+}

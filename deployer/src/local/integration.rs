@@ -1,0 +1,146 @@
+//! The HTTP_PROXY integration: the request passed on to the route's backend
+//! (path parameters substituted, query string and headers kept), plus the
+//! stack's `context_headers` taken from the authorizer's context; the
+//! backend's answer passed back.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use serde_json::Value;
+
+/// API Gateway's integration timeout.
+const TIMEOUT: Duration = Duration::from_secs(29);
+
+/// Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1).
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+];
+
+pub struct Integration {
+    client: reqwest::Client,
+    /// Replaces the scheme, host and port of every backend (`--backend`).
+    backend_override: Option<url::Url>,
+}
+
+pub struct BackendAnswer {
+    pub status: u16,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub body: Bytes,
+}
+
+pub struct Forward<'a> {
+    pub method: &'a str,
+    /// The route's `backend`, with `{param}` placeholders.
+    pub backend: &'a str,
+    pub path_parameters: &'a BTreeMap<String, String>,
+    pub query: Option<&'a str>,
+    pub headers: &'a [(String, String)],
+    pub context_headers: &'a BTreeMap<String, String>,
+    pub context: &'a serde_json::Map<String, Value>,
+    pub body: Bytes,
+}
+
+impl Integration {
+    pub fn new(backend_override: Option<url::Url>) -> anyhow::Result<Integration> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(TIMEOUT)
+            .build()
+            .context("the integration's HTTP client")?;
+        Ok(Integration { client, backend_override })
+    }
+
+    pub fn url(
+        &self,
+        backend: &str,
+        parameters: &BTreeMap<String, String>,
+        query: Option<&str>,
+    ) -> anyhow::Result<url::Url> {
+        let mut filled = backend.to_owned();
+        for (name, value) in parameters {
+            let encoded = percent_encoding::utf8_percent_encode(value, SEGMENT).to_string();
+            // A greedy parameter keeps its slashes.
+            filled = filled.replace(&format!("{{{name}+}}"), &encoded.replace("%2F", "/"));
+            filled = filled.replace(&format!("{{{name}}}"), &encoded);
+        }
+        let mut url = url::Url::parse(&filled).with_context(|| format!("backend {backend:?}"))?;
+        if let Some(base) = &self.backend_override {
+            url.set_scheme(base.scheme()).map_err(|()| anyhow::anyhow!("--backend scheme"))?;
+            url.set_host(base.host_str()).context("--backend host")?;
+            url.set_port(base.port()).map_err(|()| anyhow::anyhow!("--backend port"))?;
+        }
+        url.set_query(query);
+        Ok(url)
+    }
+
+    pub async fn forward(&self, request: Forward<'_>) -> Result<BackendAnswer, IntegrationError> {
+        let url =
+            self.url(request.backend, request.path_parameters, request.query).map_err(IntegrationError::Failed)?;
+        let method = reqwest::Method::from_bytes(request.method.as_bytes())
+            .map_err(|e| IntegrationError::Failed(anyhow::anyhow!("method: {e}")))?;
+        let mut outgoing = self.client.request(method, url).body(request.body);
+        for (name, value) in request.headers {
+            if !HOP_BY_HOP.contains(&name.to_ascii_lowercase().as_str()) {
+                outgoing = outgoing.header(name, value);
+            }
+        }
+        for (header, key) in request.context_headers {
+            match request.context.get(key) {
+                Some(Value::String(value)) => outgoing = outgoing.header(header, value),
+                Some(Value::Null) | None => {}
+                Some(other) => outgoing = outgoing.header(header, other.to_string()),
+            }
+        }
+        let answer = outgoing.send().await.map_err(|e| match e.is_timeout() {
+            true => IntegrationError::Timeout,
+            false => IntegrationError::Failed(e.into()),
+        })?;
+        let status = answer.status().as_u16();
+        let headers = answer
+            .headers()
+            .iter()
+            .filter(|(name, _)| !HOP_BY_HOP.contains(&name.as_str()))
+            .map(|(name, value)| (name.to_string(), value.as_bytes().to_vec()))
+            .collect();
+        let body = answer.bytes().await.map_err(|e| IntegrationError::Failed(e.into()))?;
+        Ok(BackendAnswer { status, headers, body })
+    }
+}
+
+#[derive(Debug)]
+pub enum IntegrationError {
+    Timeout,
+    Failed(anyhow::Error),
+}
+
+/// What may stay unencoded in one path segment.
+const SEGMENT: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_urls_take_parameters_query_and_the_override() {
+        let parameters = BTreeMap::from([("id".to_owned(), "a b/c".to_owned()), ("path".to_owned(), "x/y".to_owned())]);
+        let plain = Integration::new(None).expect("client");
+        let url = plain.url("https://backend.example.com/pets/{id}", &parameters, Some("q=1")).expect("url");
+        assert_eq!(url.as_str(), "https://backend.example.com/pets/a%20b%2Fc?q=1");
+        let greedy = plain.url("https://b.example.com/files/{path+}", &parameters, None).expect("url");
+        assert_eq!(greedy.as_str(), "https://b.example.com/files/x/y");
+        let local = Integration::new(Some(url::Url::parse("http://127.0.0.1:9000").expect("url"))).expect("client");
+        let url = local.url("https://backend.example.com/pets/{id}", &parameters, None).expect("url");
+        assert_eq!(url.as_str(), "http://127.0.0.1:9000/pets/a%20b%2Fc");
+    }
+}

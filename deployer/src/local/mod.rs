@@ -1,0 +1,236 @@
+//! `deployer local`: the stack served on 127.0.0.1 the way API Gateway would
+//! serve it, so the whole chain can be seen before it is deployed: mTLS
+//! handshake against the stack's truststore, the WAF allowlist, routing, the
+//! REQUEST authorizer (the stack's own `bootstrap`, run under a local Lambda
+//! Runtime API), its cache, the IAM policy against the method ARN, and the
+//! HTTP_PROXY integration with the context-to-header mappings.
+//!
+//! The per-request path is [`edge::Edge::handle`]; this module builds the edge
+//! from the stack and runs the TLS listener.
+
+mod access_log;
+mod cache;
+mod edge;
+mod event;
+mod integration;
+mod lambda;
+mod policy;
+mod routes;
+mod throttle;
+mod tls;
+mod waf;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio_rustls::TlsAcceptor;
+
+use crate::stack::{Architecture, Stack};
+
+/// Stand-ins for what only exists in AWS.
+pub const ACCOUNT: &str = "123456789012";
+pub const API_ID: &str = "local";
+
+pub struct Options {
+    pub listen: SocketAddr,
+    /// The authorizer binary to run instead of the stack's `code`.
+    pub bootstrap: Option<PathBuf>,
+    /// Replaces scheme, host and port of every route's backend.
+    pub backend: Option<url::Url>,
+    /// The server certificate (PEM chain) and key; generated when absent.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Authorizer variables that override the stack's (`--env NAME=VALUE`).
+    pub environment: Vec<(String, String)>,
+    /// Where `target/` is (to build or unpack the bootstrap).
+    pub workspace: PathBuf,
+}
+
+/// What the stack asks for that the local edge does not reproduce: said at
+/// start, never silently ignored.
+pub fn not_reproduced(stack: &Stack) -> Vec<String> {
+    let mut notes = vec![
+        format!("account {ACCOUNT} and API id {API_ID:?} stand in for yours in the method ARN"),
+        "one authorizer execution environment: invocations run one at a time (Lambda scales out)".to_owned(),
+        format!(
+            "the authorizer's memory ({} MB) is not enforced, and it runs without the IAM role",
+            stack.authorizer.memory_mb
+        ),
+        "header names reach the authorizer and the backend lower-cased".to_owned(),
+    ];
+    if let Some(domain) = &stack.domain {
+        notes.push(format!(
+            "the custom domain's ACM certificate and security policy {}: a local certificate, TLS 1.2 and 1.3 with rustls' cipher suites",
+            domain.security_policy
+        ));
+    } else {
+        notes.push("no `domain:`: served over TLS without client certificates, like the execute-api endpoint".into());
+    }
+    for source in &stack.authorizer.identity_sources {
+        if !identity_source_supported(source) {
+            notes.push(format!("identity source {source} is not read locally: every request is a 401"));
+        }
+    }
+    notes.push("account-level throttling and usage plans are not modelled (the stage's rate and burst are)".into());
+    notes
+}
+
+fn identity_source_supported(source: &str) -> bool {
+    ["method.request.header.", "method.request.querystring.", "stageVariables."].iter().any(|p| source.starts_with(p))
+        || [
+            "context.identity.sourceIp",
+            "context.identity.clientCert.clientCertPem",
+            "context.identity.clientCert.subjectDN",
+            "context.identity.clientCert.issuerDN",
+            "context.identity.clientCert.serialNumber",
+        ]
+        .contains(&source)
+}
+
+/// Serves until the process is stopped; `on_ready` gets the bound address.
+pub async fn serve(stack: &Stack, options: Options, on_ready: impl FnOnce(SocketAddr, &str)) -> anyhow::Result<()> {
+    for note in not_reproduced(stack) {
+        eprintln!("note: {note}");
+    }
+    let binary = bootstrap_binary(stack, &options)?;
+    let region =
+        stack.region.clone().or_else(|| std::env::var("AWS_REGION").ok()).unwrap_or_else(|| "us-east-1".into());
+    let mut variables: Vec<(String, String)> =
+        stack.authorizer.environment.iter().map(|(k, v)| (k.clone(), v.value.clone())).collect();
+    for (name, value) in &options.environment {
+        variables.retain(|(k, _)| k != name);
+        variables.push((name.clone(), value.clone()));
+    }
+    let function_name = format!("{}-authorizer", stack.name);
+    let environment = lambda::lambda_environment(&function_name, stack.authorizer.memory_mb, &region, variables);
+    let timeout = Duration::from_secs(u64::try_from(stack.authorizer.timeout_seconds).unwrap_or(3));
+    let function = lambda::Function::new(binary, environment, timeout);
+    function.warm_up().await?;
+
+    let identity = match &options.tls {
+        Some((cert, key)) => tls::ServerIdentity::from_files(cert, key)?,
+        None => {
+            let host = stack.domain.as_ref().map(|d| d.name.as_str()).unwrap_or("localhost");
+            let identity = tls::ServerIdentity::generate(host)?;
+            let path = crate::package::target_dir(&options.workspace).join("deployer/local/server.pem");
+            write(&path, identity.pem.as_bytes())?;
+            eprintln!("server certificate (generated): {}", path.display());
+            identity
+        }
+    };
+    let config = match &stack.domain {
+        Some(domain) => tls::server_config(&domain.truststore_pem, identity)?,
+        None => tls::server_config_without_client_auth(identity)?,
+    };
+    let edge = Arc::new(edge::Edge {
+        api: event::ApiIdentity {
+            partition: "aws".into(),
+            region,
+            account: ACCOUNT.into(),
+            api_id: API_ID.into(),
+            stage: stack.stage.name.clone(),
+            domain: stack.domain.as_ref().map(|d| d.name.clone()),
+        },
+        base_path: stack.domain.as_ref().map(|d| d.base_path.clone()).unwrap_or_default(),
+        allowlist: stack.waf.as_deref().map(waf::Allowlist::new).transpose()?,
+        routes: routes::Routes::new(&stack.api.routes),
+        throttle: stack
+            .stage
+            .throttling
+            .as_ref()
+            .map(|t| throttle::Throttle::new(t.rate_limit, f64::from(t.burst_limit))),
+        identity_sources: stack.authorizer.identity_sources.clone(),
+        cache: cache::AuthorizerCache::new(Duration::from_secs(
+            u64::try_from(stack.authorizer.cache_ttl_seconds).unwrap_or(0),
+        )),
+        function,
+        integration: integration::Integration::new(options.backend.clone())?,
+        stage_variables: stack.stage.variables.clone(),
+        unauthorized_challenge: stack.api.unauthorized_challenge.clone(),
+        requests: Default::default(),
+    });
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .with_context(|| format!("listening on {}", options.listen))?;
+    let address = listener.local_addr()?;
+    let prefix = match &edge.base_path {
+        base if base.is_empty() => String::new(),
+        base => format!("/{base}"),
+    };
+    on_ready(address, &prefix);
+    let acceptor = TlsAcceptor::from(config);
+    loop {
+        let (stream, peer) = listener.accept().await.context("accepting a connection")?;
+        let acceptor = acceptor.clone();
+        let edge = edge.clone();
+        tokio::spawn(async move { serve_connection(acceptor, stream, peer, edge).await });
+    }
+}
+
+async fn serve_connection(
+    acceptor: TlsAcceptor,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    edge: Arc<edge::Edge>,
+) {
+    let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await;
+    let tls = match handshake {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => return handshake_refused(peer, &e.to_string()),
+        Err(_) => return handshake_refused(peer, "timed out"),
+    };
+    let client_cert = match tls.get_ref().1.peer_certificates().and_then(|chain| chain.first()) {
+        Some(leaf) => match tls::ClientCert::from_der(leaf) {
+            Ok(cert) => Some(cert),
+            Err(e) => return handshake_refused(peer, &format!("{e:#}")),
+        },
+        None => None,
+    };
+    let connection = Arc::new(edge::Connection { source: peer.ip(), client_cert });
+    let service = hyper::service::service_fn(move |request| {
+        let edge = edge.clone();
+        let connection = connection.clone();
+        async move { Ok::<_, std::convert::Infallible>(edge.handle(request, &connection).await) }
+    });
+    let _ =
+        hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(tls), service).await;
+}
+
+/// A refused handshake has no request to log; one line says who and why.
+fn handshake_refused(peer: SocketAddr, reason: &str) {
+    println!("{}", serde_json::json!({"sourceIp": peer.ip().to_string(), "tls": "refused", "reason": reason}));
+}
+
+/// The binary to run: `--bootstrap`, or the stack's code (built, or taken
+/// from its zip) written under `target/deployer/local/`.
+fn bootstrap_binary(stack: &Stack, options: &Options) -> anyhow::Result<PathBuf> {
+    if let Some(path) = &options.bootstrap {
+        anyhow::ensure!(path.is_file(), "--bootstrap {}: no such file", path.display());
+        return Ok(path.clone());
+    }
+    anyhow::ensure!(
+        stack.authorizer.architecture == Architecture::X86_64 || cfg!(target_arch = "aarch64"),
+        "the stack's bootstrap is arm64 and this machine cannot run it: give --bootstrap with a native build"
+    );
+    let binary = crate::package::bootstrap(&stack.authorizer.code, stack.authorizer.architecture, &options.workspace)?;
+    let path = crate::package::target_dir(&options.workspace)
+        .join("deployer/local")
+        .join(format!("bootstrap-{}", &crate::package::sha256(&binary).replace(['/', '+', '='], "")[..12]));
+    write(&path, &binary)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+            .with_context(|| format!("making {} executable", path.display()))?;
+    }
+    Ok(path)
+}
+
+fn write(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+}

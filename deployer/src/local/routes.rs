@@ -1,0 +1,136 @@
+//! Route matching as API Gateway does it for a REST API: the request's verb
+//! and path against each route's method and resource template (`{param}` is
+//! one segment, a trailing `{param+}` the rest of the path). A literal segment
+//! wins over a parameter, as the most specific resource does on API Gateway.
+
+use std::collections::BTreeMap;
+
+use crate::stack::RouteSpec;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part {
+    Literal(String),
+    Param(String),
+    Greedy(String),
+}
+
+#[derive(Debug)]
+pub struct Route {
+    pub spec: RouteSpec,
+    parts: Vec<Part>,
+}
+
+/// A matched route and the path parameters it captured.
+#[derive(Debug)]
+pub struct Matched<'a> {
+    pub route: &'a Route,
+    pub parameters: BTreeMap<String, String>,
+}
+
+#[derive(Debug)]
+pub struct Routes(Vec<Route>);
+
+impl Routes {
+    pub fn new(specs: &[RouteSpec]) -> Routes {
+        Routes(specs.iter().map(|spec| Route { parts: parse(&spec.path), spec: spec.clone() }).collect())
+    }
+
+    /// The most specific route for `method` and `path` (already without the
+    /// base path), if any. `ANY` routes match every verb, after exact ones.
+    pub fn find(&self, method: &str, path: &str) -> Option<Matched<'_>> {
+        let segments: Vec<&str> =
+            if path == "/" || path.is_empty() { Vec::new() } else { path.trim_start_matches('/').split('/').collect() };
+        self.0
+            .iter()
+            .filter(|route| route.spec.method == method || route.spec.method == "ANY")
+            .filter_map(|route| Some((route, capture(&route.parts, &segments)?)))
+            .max_by_key(|(route, _)| (specificity(&route.parts), route.spec.method != "ANY"))
+            .map(|(route, parameters)| Matched { route, parameters })
+    }
+}
+
+fn parse(template: &str) -> Vec<Part> {
+    template
+        .trim_start_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|segment| match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            Some(name) => match name.strip_suffix('+') {
+                Some(greedy) => Part::Greedy(greedy.to_owned()),
+                None => Part::Param(name.to_owned()),
+            },
+            None => Part::Literal(segment.to_owned()),
+        })
+        .collect()
+}
+
+fn capture(parts: &[Part], segments: &[&str]) -> Option<BTreeMap<String, String>> {
+    let mut parameters = BTreeMap::new();
+    for (i, part) in parts.iter().enumerate() {
+        match part {
+            Part::Greedy(name) => {
+                let rest = segments.get(i..).filter(|rest| !rest.is_empty())?;
+                parameters.insert(name.clone(), decode(&rest.join("/")));
+                return Some(parameters);
+            }
+            Part::Literal(literal) if segments.get(i) == Some(&literal.as_str()) => {}
+            Part::Param(name) if segments.get(i).is_some_and(|s| !s.is_empty()) => {
+                parameters.insert(name.clone(), decode(segments[i]));
+            }
+            _ => return None,
+        }
+    }
+    (parts.len() == segments.len()).then_some(parameters)
+}
+
+/// Literal segments first, then single parameters, a greedy one last.
+fn specificity(parts: &[Part]) -> (usize, usize, bool) {
+    let literals = parts.iter().filter(|p| matches!(p, Part::Literal(_))).count();
+    let params = parts.iter().filter(|p| matches!(p, Part::Param(_))).count();
+    (literals, params, !parts.iter().any(|p| matches!(p, Part::Greedy(_))))
+}
+
+/// API Gateway hands path parameters to the authorizer and the integration
+/// decoded.
+fn decode(segment: &str) -> String {
+    percent_encoding::percent_decode_str(segment).decode_utf8_lossy().into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn routes(specs: &[(&str, &str)]) -> Routes {
+        Routes::new(
+            &specs
+                .iter()
+                .map(|(method, path)| RouteSpec {
+                    method: (*method).into(),
+                    path: (*path).into(),
+                    backend: "http://b".into(),
+                    context_headers: BTreeMap::new(),
+                })
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    fn found(routes: &Routes, method: &str, path: &str) -> Option<(String, Vec<(String, String)>)> {
+        routes.find(method, path).map(|m| (m.route.spec.path.clone(), m.parameters.into_iter().collect()))
+    }
+
+    #[test]
+    fn templates_match_like_api_gateway_resources() {
+        let table =
+            routes(&[("GET", "/pets/{id}"), ("GET", "/pets/mine"), ("POST", "/pets"), ("ANY", "/files/{path+}")]);
+        let one = |k: &str, v: &str| vec![(k.to_owned(), v.to_owned())];
+        assert_eq!(found(&table, "GET", "/pets/7"), Some(("/pets/{id}".into(), one("id", "7"))));
+        assert_eq!(found(&table, "GET", "/pets/mine"), Some(("/pets/mine".into(), vec![])), "literal wins");
+        assert_eq!(found(&table, "GET", "/pets/a%20b"), Some(("/pets/{id}".into(), one("id", "a b"))));
+        assert_eq!(found(&table, "DELETE", "/files/a/b"), Some(("/files/{path+}".into(), one("path", "a/b"))));
+        for (method, path) in
+            [("GET", "/pets"), ("DELETE", "/pets/7"), ("GET", "/pets/7/x"), ("GET", "/files"), ("GET", "/")]
+        {
+            assert_eq!(found(&table, method, path), None, "{method} {path}");
+        }
+    }
+}

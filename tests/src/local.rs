@@ -1,0 +1,325 @@
+//! `deployer local` as a user runs it: a stack file with a truststore of a
+//! real CA, the real `deployer` and `bootstrap` binaries as processes, a JWKS
+//! server and an echoing backend on 127.0.0.1, and an HTTPS client that
+//! presents real client certificates.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+
+use crate::certs::{Ca, ClientCertificate, ServerCertificate};
+use crate::fixture::{self, AUDIENCE, ISSUER, ROUTES};
+use crate::server::{Reply, TestServer};
+
+/// The domain the stack serves (the client resolves it to 127.0.0.1).
+pub const DOMAIN: &str = "api.pets.test";
+
+/// What a test changes in the stack.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    pub identity_sources: Vec<&'static str>,
+    pub cache_ttl_seconds: u32,
+    pub allow_cache_replay_with_binding: bool,
+    pub throttling: Option<(f64, u32)>,
+    pub timeout_seconds: u32,
+    pub allow: Vec<&'static str>,
+    /// Run this instead of the workspace's `bootstrap`.
+    pub bootstrap: Option<PathBuf>,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        StackOptions {
+            identity_sources: vec!["method.request.header.Authorization", "context.identity.clientCert.clientCertPem"],
+            cache_ttl_seconds: 0,
+            allow_cache_replay_with_binding: false,
+            throttling: None,
+            timeout_seconds: 5,
+            allow: vec!["127.0.0.1/32"],
+            bootstrap: None,
+        }
+    }
+}
+
+/// The certificates of one run: a CA in the truststore and what it issued,
+/// an expired certificate of the same CA, one of another CA, and the server's.
+pub struct LocalPki {
+    pub ca: Ca,
+    pub client: ClientCertificate,
+    pub other_client: ClientCertificate,
+    pub expired_client: ClientCertificate,
+    pub foreign_client: ClientCertificate,
+    pub server_ca: Ca,
+    pub server: ServerCertificate,
+}
+
+impl LocalPki {
+    pub fn new() -> LocalPki {
+        let ca = Ca::new("Pets client CA");
+        let foreign = Ca::new("Somebody else's CA");
+        let server_ca = Ca::new("Local server CA");
+        LocalPki {
+            client: ca.client("client-a", 0x2001),
+            other_client: ca.client("client-b", 0x2002),
+            expired_client: ca.expired_client("client-old", 0x2003),
+            foreign_client: foreign.client("client-a", 0x2001),
+            server: server_ca.server(DOMAIN),
+            ca,
+            server_ca,
+        }
+    }
+}
+
+impl Default for LocalPki {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+pub struct LocalEdge {
+    process: tokio::process::Child,
+    pub address: SocketAddr,
+    /// `https://api.pets.test:PORT/v1`.
+    pub base: String,
+    access_log: Arc<Mutex<Vec<Value>>>,
+    stderr: Arc<Mutex<String>>,
+    pub backend: TestServer,
+    pub jwks: TestServer,
+    pub pki: Arc<LocalPki>,
+    pub directory: PathBuf,
+}
+
+/// A stack file for `deployer local`, its files beside it.
+pub fn write_stack(directory: &std::path::Path, options: &StackOptions, jwks_uri: &str, pki: &LocalPki) -> PathBuf {
+    std::fs::create_dir_all(directory).expect("stack directory");
+    std::fs::write(directory.join("truststore.pem"), &pki.ca.pem).expect("truststore");
+    let throttling = match options.throttling {
+        Some((rate, burst)) => format!("  throttling: {{ rate_limit: {rate}, burst_limit: {burst} }}\n"),
+        None => String::new(),
+    };
+    let stack = format!(
+        r#"stack: local-pets
+region: eu-west-1
+authorizer:
+  code: {{ build: authorizer }}
+  timeout_seconds: {timeout}
+  environment:
+    TOKEN_VALIDATION: jwt
+    JWKS_URI: {jwks_uri}
+    TOKEN_ISSUER: {ISSUER}
+    AUDIENCE: {AUDIENCE}
+    CERT_BINDING: required
+    REALM: pets
+    ROUTES: '{routes}'
+  identity_sources: {sources}
+  cache_ttl_seconds: {ttl}
+  allow_cache_replay_with_binding: {replay}
+api:
+  name: local-pets
+  realm: pets
+  routes:
+    - method: GET
+      path: /pets/{{id}}
+      backend: https://backend.example.com/pets/{{id}}
+      context_headers: {{ X-Sub: sub, X-Client-Id: client_id, X-Client-Cert-Thumbprint: cert_thumbprint }}
+    - method: POST
+      path: /pets
+      backend: https://backend.example.com/pets
+      context_headers: {{ X-Sub: sub }}
+domain:
+  name: {DOMAIN}
+  certificate: {{ request: true }}
+  truststore: {{ file: truststore.pem, bucket: local-pets-truststore, key: truststore.pem }}
+  base_path: v1
+waf:
+  allow: {allow}
+stage:
+  name: prod
+  variables: {{ tier: gold }}
+{throttling}"#,
+        timeout = options.timeout_seconds,
+        routes = ROUTES.replace('\n', " "),
+        sources = json!(options.identity_sources),
+        ttl = options.cache_ttl_seconds,
+        replay = options.allow_cache_replay_with_binding,
+        allow = json!(options.allow),
+    );
+    let path = directory.join("stack.yaml");
+    std::fs::write(&path, stack).expect("stack.yaml");
+    path
+}
+
+/// A fresh directory under the system's temporary directory.
+pub fn scratch_directory(name: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!("deployer-local-{name}-{}-{n}", std::process::id()))
+}
+
+/// A backend that answers 200 with what it received (method, path, headers).
+pub async fn echo_backend() -> TestServer {
+    TestServer::start(|request| {
+        let headers: serde_json::Map<String, Value> =
+            request.headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), Value::String(v.clone()))).collect();
+        Reply::json(json!({"method": request.method, "path": request.path, "headers": headers}))
+    })
+    .await
+}
+
+impl LocalEdge {
+    pub async fn start(options: StackOptions) -> LocalEdge {
+        Self::start_with(options, &[]).await
+    }
+
+    /// Starts `deployer local` with `extra` arguments; panics if it does not
+    /// come up.
+    pub async fn start_with(options: StackOptions, extra: &[&str]) -> LocalEdge {
+        match Self::try_start(options, extra).await {
+            Ok(edge) => edge,
+            Err(stderr) => panic!("deployer local did not start:\n{stderr}"),
+        }
+    }
+
+    /// Starts `deployer local`, or returns what it printed on stderr when it
+    /// exits instead.
+    pub async fn try_start(options: StackOptions, extra: &[&str]) -> Result<LocalEdge, String> {
+        let pki = Arc::new(LocalPki::new());
+        let jwks = fixture::jwks_server().await;
+        let backend = echo_backend().await;
+        let directory = scratch_directory("edge");
+        let stack = write_stack(&directory, &options, &jwks.url("/jwks"), &pki);
+        std::fs::write(directory.join("server.pem"), &pki.server.cert_pem).expect("server cert");
+        std::fs::write(directory.join("server.key"), &pki.server.key_pem).expect("server key");
+        let bootstrap = options.bootstrap.clone().unwrap_or_else(|| crate::workspace_binary("debug", "bootstrap"));
+        let mut command = tokio::process::Command::new(crate::workspace_binary("debug", "deployer"));
+        command
+            .arg("--stack")
+            .arg(&stack)
+            .args(["local", "--listen", "127.0.0.1:0", "--backend", &backend.url("")])
+            .arg("--bootstrap")
+            .arg(&bootstrap)
+            .arg("--tls-cert")
+            .arg(directory.join("server.pem"))
+            .arg("--tls-key")
+            .arg(directory.join("server.key"))
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut process = command.spawn().expect("spawn deployer local");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut err_lines = BufReader::new(process.stderr.take().expect("stderr")).lines();
+        let collected = stderr.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = err_lines.next_line().await {
+                collected.lock().expect("stderr").push_str(&(line + "\n"));
+            }
+        });
+        let mut lines = BufReader::new(process.stdout.take().expect("stdout")).lines();
+        let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await;
+        let listening = match first {
+            Ok(Ok(Some(line))) => {
+                serde_json::from_str::<Value>(&line).ok().and_then(|v| v["listening"].as_str().map(str::to_owned))
+            }
+            _ => None,
+        };
+        let Some(listening) = listening else {
+            let _ = tokio::time::timeout(Duration::from_secs(5), process.wait()).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let _ = std::fs::remove_dir_all(&directory);
+            return Err(stderr.lock().expect("stderr").clone());
+        };
+        let access_log = Arc::new(Mutex::new(Vec::new()));
+        let log = access_log.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Ok(value) = serde_json::from_str::<Value>(&line) {
+                    log.lock().expect("log").push(value);
+                }
+            }
+        });
+        // https://127.0.0.1:PORT/v1 → the address, and the base URL by name.
+        let rest = listening.strip_prefix("https://").expect("https URL");
+        let (authority, prefix) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let address: SocketAddr = authority.parse().expect("socket address");
+        let base = format!("https://{DOMAIN}:{}{prefix}", address.port());
+        Ok(LocalEdge { process, address, base, access_log, stderr, backend, jwks, pki, directory })
+    }
+
+    /// An HTTPS client that trusts the local server and presents `certificate`.
+    pub fn client(&self, certificate: Option<&ClientCertificate>) -> reqwest::Client {
+        self.client_from(certificate, None)
+    }
+
+    /// The same, its connections made from `source` (a loopback address).
+    pub fn client_from(&self, certificate: Option<&ClientCertificate>, source: Option<IpAddr>) -> reqwest::Client {
+        let root = reqwest::Certificate::from_pem(self.pki.server_ca.pem.as_bytes()).expect("server CA");
+        let mut builder = reqwest::Client::builder()
+            .tls_certs_only([root])
+            .resolve(DOMAIN, self.address)
+            .timeout(Duration::from_secs(20))
+            .local_address(source);
+        if let Some(certificate) = certificate {
+            let identity =
+                reqwest::Identity::from_pem(format!("{}{}", certificate.pem, certificate.key_pem).as_bytes())
+                    .expect("client identity");
+            builder = builder.identity(identity);
+        }
+        builder.build().expect("client")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A token bound to `certificate` with `scope`, signed by the published key.
+    pub fn token(&self, scope: &str, certificate: &ClientCertificate) -> String {
+        let mut claims = fixture::claims();
+        claims["scope"] = scope.into();
+        claims["cnf"] = json!({"x5t#S256": certificate.thumbprint});
+        fixture::keys().rsa.sign(&claims)
+    }
+
+    /// Access-log lines so far (refused handshakes included).
+    pub fn access_log(&self) -> Vec<Value> {
+        self.access_log.lock().expect("log").clone()
+    }
+
+    /// Waits (bounded) until `count` access-log lines are there.
+    pub async fn wait_for_log(&self, count: usize) -> Vec<Value> {
+        for _ in 0..200 {
+            let lines = self.access_log();
+            if lines.len() >= count {
+                return lines;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("fewer than {count} access-log lines: {:?}", self.access_log())
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().expect("stderr").clone()
+    }
+
+    /// Lines of the access log for requests (not refused handshakes).
+    pub fn requests_logged(&self) -> Vec<Value> {
+        self.access_log().into_iter().filter(|l| l.get("status").is_some()).collect()
+    }
+
+    /// How many requests invoked the authorizer (not served from its cache).
+    pub fn invocations(&self) -> usize {
+        self.requests_logged().iter().filter(|l| l["authorizerCacheHit"] == false).count()
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.process.kill().await;
+        let _ = std::fs::remove_dir_all(&self.directory);
+    }
+}
