@@ -81,6 +81,15 @@ impl Default for LocalPki {
     }
 }
 
+/// Which deployer, which stack, and any further `local` arguments.
+pub struct Launch {
+    pub deployer: PathBuf,
+    pub stack: PathBuf,
+    pub arguments: Vec<String>,
+    /// Added to the inherited environment.
+    pub environment: Vec<(String, String)>,
+}
+
 pub struct LocalEdge {
     process: tokio::process::Child,
     pub address: SocketAddr,
@@ -194,21 +203,41 @@ impl LocalEdge {
         let backend = echo_backend().await;
         let directory = scratch_directory("edge");
         let stack = write_stack(&directory, &options, &jwks.url("/jwks"), &pki);
+        let bootstrap = options.bootstrap.clone().unwrap_or_else(|| crate::workspace_binary("debug", "bootstrap"));
+        let mut arguments = vec!["--bootstrap".to_owned(), bootstrap.display().to_string()];
+        arguments.extend(extra.iter().map(|a| (*a).to_owned()));
+        let launch = Launch {
+            deployer: crate::workspace_binary("debug", "deployer"),
+            stack,
+            arguments,
+            environment: Vec::new(),
+        };
+        Self::launch(launch, pki, jwks, backend, directory).await
+    }
+
+    /// Runs `deployer --stack STACK local` with the server certificate of
+    /// `pki`, sending every route to `backend`.
+    pub async fn launch(
+        launch: Launch,
+        pki: Arc<LocalPki>,
+        jwks: TestServer,
+        backend: TestServer,
+        directory: PathBuf,
+    ) -> Result<LocalEdge, String> {
+        std::fs::create_dir_all(&directory).expect("directory");
         std::fs::write(directory.join("server.pem"), &pki.server.cert_pem).expect("server cert");
         std::fs::write(directory.join("server.key"), &pki.server.key_pem).expect("server key");
-        let bootstrap = options.bootstrap.clone().unwrap_or_else(|| crate::workspace_binary("debug", "bootstrap"));
-        let mut command = tokio::process::Command::new(crate::workspace_binary("debug", "deployer"));
+        let mut command = tokio::process::Command::new(&launch.deployer);
         command
             .arg("--stack")
-            .arg(&stack)
+            .arg(&launch.stack)
             .args(["local", "--listen", "127.0.0.1:0", "--backend", &backend.url("")])
-            .arg("--bootstrap")
-            .arg(&bootstrap)
+            .args(&launch.arguments)
+            .envs(launch.environment.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .arg("--tls-cert")
             .arg(directory.join("server.pem"))
             .arg("--tls-key")
             .arg(directory.join("server.key"))
-            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -260,19 +289,7 @@ impl LocalEdge {
 
     /// The same, its connections made from `source` (a loopback address).
     pub fn client_from(&self, certificate: Option<&ClientCertificate>, source: Option<IpAddr>) -> reqwest::Client {
-        let root = reqwest::Certificate::from_pem(self.pki.server_ca.pem.as_bytes()).expect("server CA");
-        let mut builder = reqwest::Client::builder()
-            .tls_certs_only([root])
-            .resolve(DOMAIN, self.address)
-            .timeout(Duration::from_secs(20))
-            .local_address(source);
-        if let Some(certificate) = certificate {
-            let identity =
-                reqwest::Identity::from_pem(format!("{}{}", certificate.pem, certificate.key_pem).as_bytes())
-                    .expect("client identity");
-            builder = builder.identity(identity);
-        }
-        builder.build().expect("client")
+        https_client(&self.pki, self.address, certificate, source)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -322,4 +339,26 @@ impl LocalEdge {
         let _ = self.process.kill().await;
         let _ = std::fs::remove_dir_all(&self.directory);
     }
+}
+
+/// An HTTPS client that trusts `pki`'s server CA, reaches [`DOMAIN`] at
+/// `address`, presents `certificate` and connects from `source`.
+pub fn https_client(
+    pki: &LocalPki,
+    address: SocketAddr,
+    certificate: Option<&ClientCertificate>,
+    source: Option<IpAddr>,
+) -> reqwest::Client {
+    let root = reqwest::Certificate::from_pem(pki.server_ca.pem.as_bytes()).expect("server CA");
+    let mut builder = reqwest::Client::builder()
+        .tls_certs_only([root])
+        .resolve(DOMAIN, address)
+        .timeout(Duration::from_secs(20))
+        .local_address(source);
+    if let Some(certificate) = certificate {
+        let identity = reqwest::Identity::from_pem(format!("{}{}", certificate.pem, certificate.key_pem).as_bytes())
+            .expect("client identity");
+        builder = builder.identity(identity);
+    }
+    builder.build().expect("client")
 }

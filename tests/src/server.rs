@@ -119,6 +119,37 @@ impl TestServer {
         Self::spawn(sync_handler(handler), Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await
     }
 
+    /// HTTPS that requires a client certificate from `client_ca_pem`, with the
+    /// TLS settings of `deployer local` (rustls, aws-lc-rs, TLS 1.2 and 1.3):
+    /// the reference its benchmark compares against.
+    pub async fn start_mtls(
+        cert: &ServerCertificate,
+        client_ca_pem: &str,
+        handler: impl Fn(&Recorded) -> Reply + Send + Sync + 'static,
+    ) -> TestServer {
+        use tokio_rustls::rustls;
+        use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        for ca in rustls::pki_types::CertificateDer::pem_slice_iter(client_ca_pem.as_bytes()) {
+            roots.add(ca.expect("CA PEM")).expect("CA");
+        }
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .build()
+            .expect("client verifier");
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .expect("versions")
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(
+                vec![cert.cert_der.clone().into()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(cert.key_der.clone().into()),
+            )
+            .expect("server TLS config");
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Self::spawn(sync_handler(handler), Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await
+    }
+
     async fn spawn(handler: Arc<AsyncHandler>, tls: Option<tokio_rustls::TlsAcceptor>) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
