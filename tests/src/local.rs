@@ -330,9 +330,12 @@ impl LocalEdge {
         self.access_log().into_iter().filter(|l| l.get("status").is_some()).collect()
     }
 
-    /// How many requests invoked the authorizer (not served from its cache).
-    pub fn invocations(&self) -> usize {
-        self.requests_logged().iter().filter(|l| l["authorizerCacheHit"] == false).count()
+    /// How many times the authorizer ran, by its own account: the `bootstrap`
+    /// logs one "authorization decision" line per invocation (to the stderr of
+    /// `deployer local`). Waits briefly first: the line travels through a pipe.
+    pub async fn invocations(&self) -> usize {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        self.stderr().lines().filter(|l| l.contains("authorization decision")).count()
     }
 
     pub async fn stop(mut self) {

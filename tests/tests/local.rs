@@ -58,7 +58,7 @@ async fn an_address_outside_the_allowlist_is_403_from_the_waf() {
     assert_eq!((status, body["message"].as_str()), (403, Some("Forbidden")));
     let logged = edge.requests_logged();
     assert_eq!(logged[0]["sourceIp"], "127.0.0.2");
-    assert_eq!((edge.invocations(), edge.backend.request_count()), (0, 0));
+    assert_eq!((edge.invocations().await, edge.backend.request_count()), (0, 0));
     edge.stop().await;
 }
 
@@ -78,7 +78,7 @@ async fn an_unknown_route_is_403_missing_authentication_token() {
     let outside =
         client.get(edge.url("/pets/7").replace("/v1/", "/v2/")).bearer_auth(&token).send().await.expect("answer");
     assert_eq!(outside.status().as_u16(), 403);
-    assert_eq!((edge.invocations(), edge.backend.request_count()), (0, 0));
+    assert_eq!((edge.invocations().await, edge.backend.request_count()), (0, 0));
     edge.stop().await;
 }
 
@@ -93,7 +93,7 @@ async fn a_missing_identity_source_is_401_without_invoking_the_authorizer() {
     let empty = client.get(edge.url("/pets/7")).header("Authorization", "").send().await.expect("answer");
     assert_eq!(empty.status().as_u16(), 401, "an empty identity source counts as missing");
     edge.wait_for_log(2).await;
-    assert_eq!(edge.invocations(), 0, "API Gateway answers 401 itself: {:?}", edge.requests_logged());
+    assert_eq!(edge.invocations().await, 0, "API Gateway answers 401 itself: {:?}", edge.requests_logged());
     edge.stop().await;
 }
 
@@ -225,15 +225,15 @@ async fn the_cache_answers_without_invoking_until_the_ttl_and_checks_each_route(
     let token = edge.token("pets:read", &pki.client);
     assert_eq!(get(&edge, &client, "/pets/7", Some(&token)).await.0, 200);
     assert_eq!(get(&edge, &client, "/pets/8", Some(&token)).await.0, 200);
-    assert_eq!(edge.invocations(), 1, "the second request is a cache hit: {:?}", edge.requests_logged());
+    assert_eq!(edge.invocations().await, 1, "the second request is a cache hit: {:?}", edge.requests_logged());
     assert_eq!(edge.requests_logged()[1]["authorizerCacheHit"], true);
     // The cached policy is evaluated against this request's ARN: no pets:write.
     let posted = client.post(edge.url("/pets")).bearer_auth(&token).body("{}").send().await.expect("answer");
     assert_eq!(posted.status().as_u16(), 403);
-    assert_eq!(edge.invocations(), 1, "still from the cache");
+    assert_eq!(edge.invocations().await, 1, "still from the cache");
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(get(&edge, &client, "/pets/7", Some(&token)).await.0, 200);
-    assert_eq!(edge.invocations(), 2, "expired after the TTL");
+    assert_eq!(edge.invocations().await, 2, "expired after the TTL");
     edge.stop().await;
 }
 
@@ -254,7 +254,7 @@ async fn a_cache_keyed_by_the_token_alone_replays_an_allow_to_another_certificat
     assert_eq!(get(&edge, &edge.client(Some(&pki.client)), "/pets/7", Some(&token)).await.0, 200);
     let (status, _, _) = get(&edge, &edge.client(Some(&pki.other_client)), "/pets/7", Some(&token)).await;
     assert_eq!(status, 200, "the stolen token is replayed to another certificate from the cache");
-    assert_eq!(edge.invocations(), 1);
+    assert_eq!(edge.invocations().await, 1);
     edge.stop().await;
 
     let keyed = StackOptions { cache_ttl_seconds: 60, ..StackOptions::default() };

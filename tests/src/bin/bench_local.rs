@@ -52,7 +52,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let slow = uncached.client(Some(&pki.client));
     let uncached_sample = load(&slow, &uncached.url("/pets/7"), &token, per_round / 4, concurrency).await?;
-    let invoked = uncached.invocations();
+    let invoked = uncached.invocations().await;
 
     println!(
         "deployer local, {rounds} rounds × {per_round} requests, {concurrency} concurrent, keep-alive, profile {profile}"
