@@ -62,7 +62,7 @@ pub fn request_event(api: &ApiIdentity, request: &RequestFacts<'_>) -> Value {
         request.stage_variables.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
     let header =
         |name: &str| request.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     json!({
         "type": "REQUEST",
         "methodArn": api.method_arn(request.method, request.path),
@@ -80,8 +80,8 @@ pub fn request_event(api: &ApiIdentity, request: &RequestFacts<'_>) -> Value {
             "resourcePath": request.resource,
             "httpMethod": request.method,
             "extendedRequestId": request.request_id,
-            "requestTime": "",
-            "requestTimeEpoch": now,
+            "requestTime": request_time(now.as_secs()),
+            "requestTimeEpoch": now.as_millis() as u64,
             "path": request.full_path,
             "accountId": api.account,
             "protocol": "HTTP/1.1",
@@ -97,6 +97,18 @@ pub fn request_event(api: &ApiIdentity, request: &RequestFacts<'_>) -> Value {
             },
         },
     })
+}
+
+/// API Gateway's `requestTime`: `09/Apr/2015:12:34:56 +0000` (UTC).
+fn request_time(epoch_seconds: u64) -> String {
+    let format = time::macros::format_description!(
+        "[day]/[month repr:short]/[year]:[hour]:[minute]:[second] [offset_hour sign:mandatory][offset_minute]"
+    );
+    i64::try_from(epoch_seconds)
+        .ok()
+        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+        .and_then(|t| t.format(format).ok())
+        .unwrap_or_default()
 }
 
 /// `headers` keeps the last value of a repeated name, `multiValueHeaders` all.
@@ -118,6 +130,13 @@ fn single_and_multi(pairs: &[(String, String)]) -> (Map<String, Value>, Map<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_time_is_in_api_gateways_format() {
+        assert_eq!(request_time(0), "01/Jan/1970:00:00:00 +0000");
+        assert_eq!(request_time(1_428_582_896), "09/Apr/2015:12:34:56 +0000");
+        assert_eq!(request_time(1_709_210_096), "29/Feb/2024:12:34:56 +0000");
+    }
 
     #[test]
     fn the_event_carries_what_the_authorizer_reads() {

@@ -113,9 +113,10 @@ impl ClientCert {
 }
 
 /// API Gateway's format: `May 28 12:30:02 2019 GMT`.
-fn gmt(time: &x509_parser::time::ASN1Time) -> String {
-    let shown = time.to_string();
-    shown.strip_suffix(" +00:00").map(|t| format!("{t} GMT")).unwrap_or(shown)
+fn gmt(moment: &x509_parser::time::ASN1Time) -> String {
+    let format =
+        time::macros::format_description!("[month repr:short] [day padding:space] [hour]:[minute]:[second] [year] GMT");
+    moment.to_datetime().to_offset(time::UtcOffset::UTC).format(format).unwrap_or_default()
 }
 
 fn pem(der: &[u8]) -> String {
