@@ -88,6 +88,9 @@ pub struct Launch {
     pub arguments: Vec<String>,
     /// Added to the inherited environment.
     pub environment: Vec<(String, String)>,
+    /// Parse and keep the access log (tests); otherwise it is read and
+    /// dropped, as a benchmark wants.
+    pub keep_access_log: bool,
 }
 
 pub struct LocalEdge {
@@ -211,6 +214,7 @@ impl LocalEdge {
             stack,
             arguments,
             environment: Vec::new(),
+            keep_access_log: true,
         };
         Self::launch(launch, pki, jwks, backend, directory).await
     }
@@ -267,8 +271,12 @@ impl LocalEdge {
         };
         let access_log = Arc::new(Mutex::new(Vec::new()));
         let log = access_log.clone();
+        let keep = launch.keep_access_log;
         tokio::spawn(async move {
             while let Ok(Some(line)) = lines.next_line().await {
+                if !keep {
+                    continue;
+                }
                 if let Ok(value) = serde_json::from_str::<Value>(&line) {
                     log.lock().expect("log").push(value);
                 }

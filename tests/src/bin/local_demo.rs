@@ -73,6 +73,7 @@ async fn run() -> anyhow::Result<bool> {
         stack: stack_file,
         arguments: vec!["--env".into(), format!("JWKS_URI={jwks_uri}")],
         environment: vec![("CARGO_TARGET_DIR".into(), target)],
+        keep_access_log: true,
     };
     let edge = LocalEdge::launch(launch, pki.clone(), jwks, backend, directory.join("run"))
         .await
