@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use e2e::certs::ClientCertificate;
 use e2e::fixture;
-use e2e::local::{Launch, LocalEdge, LocalPki, echo_backend};
+use e2e::local::{DOMAIN, Launch, LocalEdge, LocalPki, echo_backend};
 
 /// One request of the demo: what it is, who sends it from where, and the
 /// status API Gateway would answer (None: no TLS handshake).
@@ -81,7 +81,10 @@ async fn run() -> anyhow::Result<bool> {
     for note in edge.stderr().lines().filter(|l| l.starts_with("note:")) {
         println!("   {note}");
     }
-    println!("   listening: {}\n", edge.base);
+    println!(
+        "   listening on {} (the client below resolves {DOMAIN}, the name of the server certificate it trusts)\n",
+        edge.address
+    );
 
     let reader = edge.token("pets:read", &pki.client);
     let no_scope = edge.token("profile", &pki.client);
