@@ -72,6 +72,10 @@ enum Command {
         /// Override one of the authorizer's variables (repeatable), e.g. JWKS_URI=http://127.0.0.1:9000/jwks.
         #[arg(long = "env", value_name = "NAME=VALUE")]
         environment: Vec<String>,
+        /// How many execution environments the authorizer may run in at once
+        /// (each serves one invocation at a time, as on Lambda).
+        #[arg(long, default_value = "1", value_name = "N")]
+        concurrency: usize,
         /// The server certificate (PEM); generated for the domain name when not given.
         #[arg(long, value_name = "PEM", requires = "tls_key")]
         tls_cert: Option<PathBuf>,
@@ -102,7 +106,7 @@ fn main() -> ExitCode {
 async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     // Everything that can be checked without AWS is checked before the first call.
     let stack = Stack::load(&cli.stack, &|name| std::env::var(name).ok())?;
-    if let Command::Local { listen, backend, bootstrap, environment, tls_cert, tls_key } = &cli.command {
+    if let Command::Local { listen, backend, bootstrap, environment, concurrency, tls_cert, tls_key } = &cli.command {
         let environment = environment
             .iter()
             .map(|pair| match pair.split_once('=') {
@@ -117,6 +121,7 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             tls: tls_cert.clone().zip(tls_key.clone()),
             environment,
             workspace: workspace_of(&cli.stack),
+            concurrency: *concurrency,
         };
         deployer::local::serve(&stack, options, |address, prefix| {
             println!("{}", serde_json::json!({"listening": format!("https://{address}{prefix}"), "stack": stack.name}));

@@ -30,6 +30,9 @@ pub struct StackOptions {
     pub allow: Vec<&'static str>,
     /// Run this instead of the workspace's `bootstrap`.
     pub bootstrap: Option<PathBuf>,
+    /// The stack's `code: { zip: … }`; then no `--bootstrap` is given and
+    /// `deployer local` runs what the zip holds.
+    pub code_zip: Option<PathBuf>,
 }
 
 impl Default for StackOptions {
@@ -42,6 +45,7 @@ impl Default for StackOptions {
             timeout_seconds: 5,
             allow: vec!["127.0.0.1/32"],
             bootstrap: None,
+            code_zip: None,
         }
     }
 }
@@ -118,7 +122,7 @@ pub fn write_stack(directory: &std::path::Path, options: &StackOptions, jwks_uri
         r#"stack: local-pets
 region: eu-west-1
 authorizer:
-  code: {{ build: authorizer }}
+  code: {code}
   timeout_seconds: {timeout}
   environment:
     TOKEN_VALIDATION: jwt
@@ -155,6 +159,10 @@ stage:
   variables: {{ tier: gold }}
 {throttling}"#,
         timeout = options.timeout_seconds,
+        code = match &options.code_zip {
+            Some(zip) => format!("{{ zip: {:?} }}", zip.display().to_string()),
+            None => "{ build: authorizer }".to_owned(),
+        },
         routes = ROUTES.replace('\n', " "),
         sources = json!(options.identity_sources),
         ttl = options.cache_ttl_seconds,
@@ -207,7 +215,10 @@ impl LocalEdge {
         let directory = scratch_directory("edge");
         let stack = write_stack(&directory, &options, &jwks.url("/jwks"), &pki);
         let bootstrap = options.bootstrap.clone().unwrap_or_else(|| crate::workspace_binary("debug", "bootstrap"));
-        let mut arguments = vec!["--bootstrap".to_owned(), bootstrap.display().to_string()];
+        let mut arguments = match options.code_zip {
+            Some(_) => Vec::new(),
+            None => vec!["--bootstrap".to_owned(), bootstrap.display().to_string()],
+        };
         arguments.extend(extra.iter().map(|a| (*a).to_owned()));
         let launch = Launch {
             deployer: crate::workspace_binary("debug", "deployer"),

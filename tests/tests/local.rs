@@ -151,6 +151,7 @@ fn python_function(name: &str, behaviour: &str) -> PathBuf {
 import json, os, time, urllib.request
 base = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2018-06-01/runtime/invocation/"
 marker = {marker:?}
+sub = "script"
 while True:
     with urllib.request.urlopen(base + "next") as answer:
         request_id = answer.headers["Lambda-Runtime-Aws-Request-Id"]
@@ -158,7 +159,7 @@ while True:
 {behaviour}
     policy = {{"Version": "2012-10-17", "Statement": [
         {{"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": event["methodArn"]}}]}}
-    body = json.dumps({{"principalId": "script", "policyDocument": policy, "context": {{"sub": "script"}}}})
+    body = json.dumps({{"principalId": "script", "policyDocument": policy, "context": {{"sub": sub}}}})
     urllib.request.urlopen(urllib.request.Request(base + request_id + "/response", data=body.encode(), method="POST")).read()
 "#
     );
@@ -185,6 +186,47 @@ async fn an_authorizer_that_crashes_is_500_and_the_next_request_starts_it_again(
     let logged = edge.requests_logged();
     assert!(logged[0]["note"].as_str().is_some_and(|n| n.contains("exited")), "{:?}", logged[0]);
     edge.stop().await;
+    let _ = std::fs::remove_dir_all(script.parent().expect("directory"));
+}
+
+#[tokio::test]
+async fn without_bootstrap_the_stack_runs_the_bootstrap_its_code_zip_holds() {
+    use std::io::Write as _;
+    let script = python_function("zipped", "    pass");
+    let zip_path = script.with_file_name("authorizer.zip");
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&zip_path).expect("zip file"));
+    let options = zip::write::SimpleFileOptions::default().unix_permissions(0o644);
+    zip.start_file("bootstrap", options).expect("entry");
+    zip.write_all(&std::fs::read(&script).expect("script")).expect("write");
+    zip.finish().expect("zip");
+    let edge = LocalEdge::start(StackOptions { code_zip: Some(zip_path), ..StackOptions::default() }).await;
+    let pki = edge.pki.clone();
+    let (status, body, _) =
+        get(&edge, &edge.client(Some(&pki.client)), "/pets/7", Some(&edge.token("pets:read", &pki.client))).await;
+    assert_eq!((status, body["headers"]["x-sub"].as_str()), (200, Some("script")), "the zipped function answered");
+    edge.stop().await;
+    let _ = std::fs::remove_dir_all(script.parent().expect("directory"));
+}
+
+#[tokio::test]
+async fn concurrent_requests_run_in_as_many_execution_environments_as_allowed() {
+    // Each environment answers with its own process id, after holding the
+    // invocation long enough for the other request to arrive.
+    let script = python_function("pids", "    sub = str(os.getpid())\n    time.sleep(0.3)");
+    for (concurrency, environments) in [("1", 1), ("2", 2)] {
+        let options = StackOptions { bootstrap: Some(script.clone()), ..StackOptions::default() };
+        let edge = LocalEdge::start_with(options, &["--concurrency", concurrency]).await;
+        let pki = edge.pki.clone();
+        let client = edge.client(Some(&pki.client));
+        let token = edge.token("pets:read", &pki.client);
+        let (a, b) =
+            tokio::join!(get(&edge, &client, "/pets/7", Some(&token)), get(&edge, &client, "/pets/8", Some(&token)));
+        assert_eq!((a.0, b.0), (200, 200));
+        let pids: std::collections::BTreeSet<String> =
+            [a.1, b.1].iter().map(|body| body["headers"]["x-sub"].as_str().unwrap_or_default().to_owned()).collect();
+        assert_eq!(pids.len(), environments, "--concurrency {concurrency}: {pids:?}");
+        edge.stop().await;
+    }
     let _ = std::fs::remove_dir_all(script.parent().expect("directory"));
 }
 
@@ -291,7 +333,7 @@ async fn requests_over_the_stage_rate_get_429() {
 async fn what_the_edge_does_not_reproduce_is_said_at_start() {
     let edge = LocalEdge::start(StackOptions::default()).await;
     let stderr = edge.stderr();
-    for expected in ["note: account 123456789012", "security policy", "one authorizer execution environment"] {
+    for expected in ["note: account 123456789012", "security policy", "at most 1 authorizer execution environment"] {
         assert!(stderr.contains(expected), "{expected:?} missing from:\n{stderr}");
     }
     edge.stop().await;

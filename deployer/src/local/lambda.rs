@@ -2,7 +2,8 @@
 //! a child process with the stack's environment (and nothing of ours), asking
 //! a Lambda Runtime API (2018-06-01) served here on 127.0.0.1 for work.
 //!
-//! One execution environment, invocations one at a time. Lambda's rules kept:
+//! Up to `concurrency` execution environments, each serving one invocation at
+//! a time, started when a request finds none free. Lambda's rules kept:
 //! init may take up to 10 s before the first poll; the stack's timeout runs
 //! from the moment the function takes the event; a timeout or a crash ends the
 //! environment, and the next invocation starts a new one (a cold start). An
@@ -39,28 +40,44 @@ pub struct Function {
     binary: PathBuf,
     environment: Vec<(String, String)>,
     timeout: Duration,
-    /// The running execution environment; held for the whole of an invocation.
-    running: Mutex<Option<Environment>>,
+    /// The execution environments' slots; a slot is held for the whole of an
+    /// invocation. A permit of `free` guarantees an unheld slot.
+    slots: Vec<Mutex<Option<Environment>>>,
+    free: tokio::sync::Semaphore,
     counter: AtomicU64,
 }
 
 impl Function {
-    pub fn new(binary: PathBuf, environment: Vec<(String, String)>, timeout: Duration) -> Function {
-        Function { binary, environment, timeout, running: Mutex::new(None), counter: AtomicU64::new(0) }
+    pub fn new(binary: PathBuf, environment: Vec<(String, String)>, timeout: Duration, concurrency: usize) -> Function {
+        let concurrency = concurrency.max(1);
+        Function {
+            binary,
+            environment,
+            timeout,
+            slots: (0..concurrency).map(|_| Mutex::new(None)).collect(),
+            free: tokio::sync::Semaphore::new(concurrency),
+            counter: AtomicU64::new(0),
+        }
     }
 
-    /// Starts the environment now rather than at the first request, so init
-    /// errors show at start.
+    /// Starts the first environment now rather than at the first request, so
+    /// init errors show at start.
     pub async fn warm_up(&self) -> anyhow::Result<()> {
-        let mut running = self.running.lock().await;
-        if running.is_none() {
-            *running = Some(self.start().await?);
+        if let Some(slot) = self.slots.first() {
+            let mut running = slot.lock().await;
+            if running.is_none() {
+                *running = Some(self.start().await?);
+            }
         }
         Ok(())
     }
 
     pub async fn invoke(&self, event: Value) -> Result<Value, Failure> {
-        let mut running = self.running.lock().await;
+        let _permit = self.free.acquire().await.map_err(|_| Failure::Crashed("shut down".into()))?;
+        // Warm environments first (slots fill from the front), as Lambda reuses them.
+        let Some(mut running) = self.slots.iter().find_map(|slot| slot.try_lock().ok()) else {
+            return Err(Failure::Crashed("no free execution environment".into()));
+        };
         if running.as_ref().is_none_or(|environment| environment.exited().is_some()) {
             *running = Some(self.start().await.map_err(|e| Failure::Crashed(format!("{e:#}")))?);
         }

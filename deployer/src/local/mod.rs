@@ -46,14 +46,18 @@ pub struct Options {
     pub environment: Vec<(String, String)>,
     /// Where `target/` is (to build or unpack the bootstrap).
     pub workspace: PathBuf,
+    /// Execution environments the authorizer may run in at once.
+    pub concurrency: usize,
 }
 
 /// What the stack asks for that the local edge does not reproduce: said at
 /// start, never silently ignored.
-pub fn not_reproduced(stack: &Stack) -> Vec<String> {
+pub fn not_reproduced(stack: &Stack, concurrency: usize) -> Vec<String> {
     let mut notes = vec![
         format!("account {ACCOUNT} and API id {API_ID:?} stand in for yours in the method ARN"),
-        "one authorizer execution environment: invocations run one at a time (Lambda scales out)".to_owned(),
+        format!(
+            "at most {concurrency} authorizer execution environment(s) at once (--concurrency); Lambda scales further"
+        ),
         format!(
             "the authorizer's memory ({} MB) is not enforced, and it runs without the IAM role",
             stack.authorizer.memory_mb
@@ -91,7 +95,7 @@ fn identity_source_supported(source: &str) -> bool {
 
 /// Serves until the process is stopped; `on_ready` gets the bound address.
 pub async fn serve(stack: &Stack, options: Options, on_ready: impl FnOnce(SocketAddr, &str)) -> anyhow::Result<()> {
-    for note in not_reproduced(stack) {
+    for note in not_reproduced(stack, options.concurrency) {
         eprintln!("note: {note}");
     }
     let binary = bootstrap_binary(stack, &options)?;
@@ -106,7 +110,7 @@ pub async fn serve(stack: &Stack, options: Options, on_ready: impl FnOnce(Socket
     let function_name = format!("{}-authorizer", stack.name);
     let environment = lambda::lambda_environment(&function_name, stack.authorizer.memory_mb, &region, variables);
     let timeout = Duration::from_secs(u64::try_from(stack.authorizer.timeout_seconds).unwrap_or(3));
-    let function = lambda::Function::new(binary, environment, timeout);
+    let function = lambda::Function::new(binary, environment, timeout, options.concurrency);
     function.warm_up().await?;
 
     let identity = match &options.tls {

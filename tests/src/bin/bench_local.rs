@@ -33,8 +33,9 @@ async fn main() -> anyhow::Result<()> {
 
     let pki = Arc::new(LocalPki::new());
     let reference = TestServer::start_mtls(&pki.server, &pki.ca.pem, |_| e2e::server::Reply::json("{}")).await;
-    let cached = start_edge(&pki, &profile, 300).await?;
-    let uncached = start_edge(&pki, &profile, 0).await?;
+    let cached = start_edge(&pki, &profile, 300, 1).await?;
+    let uncached = start_edge(&pki, &profile, 0, 1).await?;
+    let uncached_two = start_edge(&pki, &profile, 0, 2).await?;
     let token = cached.token("pets:read", &pki.client);
 
     let direct = https_client(&pki, reference.addr, Some(&pki.client), None);
@@ -53,6 +54,8 @@ async fn main() -> anyhow::Result<()> {
     let slow = uncached.client(Some(&pki.client));
     let uncached_sample = load(&slow, &uncached.url("/pets/7"), &token, per_round / 4, concurrency).await?;
     let invoked = uncached.invocations().await;
+    let two = uncached_two.client(Some(&pki.client));
+    let uncached_two_sample = load(&two, &uncached_two.url("/pets/7"), &token, per_round / 4, concurrency).await?;
 
     println!(
         "deployer local, {rounds} rounds × {per_round} requests, {concurrency} concurrent, keep-alive, profile {profile}"
@@ -61,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
     let reference_row = row("backend over mTLS, direct (reference)", &reference_samples);
     let edge_row = row("through deployer local, cached Allow", &edge_samples);
     row("through deployer local, uncached (TTL 0)", std::slice::from_ref(&uncached_sample));
+    row("  the same, --concurrency 2", std::slice::from_ref(&uncached_two_sample));
     println!(
         "overhead: {:.2}× the reference's throughput, p50 {:.2}× , p99 {:.2}× (cached Allow); uncached: {} authorizer invocations",
         edge_row.0 / reference_row.0,
@@ -70,10 +74,11 @@ async fn main() -> anyhow::Result<()> {
     );
     cached.stop().await;
     uncached.stop().await;
+    uncached_two.stop().await;
     Ok(())
 }
 
-async fn start_edge(pki: &Arc<LocalPki>, profile: &str, ttl: u32) -> anyhow::Result<LocalEdge> {
+async fn start_edge(pki: &Arc<LocalPki>, profile: &str, ttl: u32, concurrency: usize) -> anyhow::Result<LocalEdge> {
     let jwks = fixture::jwks_server().await;
     let backend = echo_backend().await;
     let directory = scratch_directory("bench");
@@ -82,7 +87,12 @@ async fn start_edge(pki: &Arc<LocalPki>, profile: &str, ttl: u32) -> anyhow::Res
     let launch = Launch {
         deployer: e2e::workspace_binary(profile, "deployer"),
         stack,
-        arguments: vec!["--bootstrap".into(), e2e::workspace_binary(profile, "bootstrap").display().to_string()],
+        arguments: vec![
+            "--bootstrap".into(),
+            e2e::workspace_binary(profile, "bootstrap").display().to_string(),
+            "--concurrency".into(),
+            concurrency.to_string(),
+        ],
         environment: Vec::new(),
         // The edge still writes every line; only the parsing is spared.
         keep_access_log: false,
