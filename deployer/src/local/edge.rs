@@ -25,6 +25,20 @@ use super::throttle::Throttle;
 use super::tls::ClientCert;
 use super::waf::Allowlist;
 
+/// The `context.…` identity sources the edge reads (`identity_values`).
+pub const CONTEXT_SOURCES: &[&str] = &[
+    "context.identity.sourceIp",
+    "context.identity.userAgent",
+    "context.identity.clientCert.clientCertPem",
+    "context.identity.clientCert.subjectDN",
+    "context.identity.clientCert.issuerDN",
+    "context.identity.clientCert.serialNumber",
+    "context.domainName",
+    "context.httpMethod",
+    "context.resourcePath",
+    "context.stage",
+];
+
 /// API Gateway's payload limit.
 const MAX_BODY: usize = 10 * 1024 * 1024;
 
@@ -102,8 +116,21 @@ impl Edge {
         let headers = header_pairs(&request);
         let query_text = request.uri().query().map(str::to_owned);
         let query = query_pairs(query_text.as_deref());
+        let facts = RequestFacts {
+            request_id,
+            method,
+            path: &path,
+            full_path,
+            resource: &matched.route.spec.path,
+            headers: &headers,
+            query: &query,
+            path_parameters: &matched.parameters,
+            stage_variables: &self.stage_variables,
+            source_ip: connection.source.to_string(),
+            client_cert: connection.client_cert.as_ref(),
+        };
         // 4. Identity sources: one missing or empty is a 401 without invoking the authorizer.
-        let Some(cache_key) = self.identity_values(&headers, &query, connection) else {
+        let Some(cache_key) = self.identity_values(&facts) else {
             return self.unauthorized();
         };
         let authorization = match self.cache.get(&cache_key) {
@@ -112,19 +139,6 @@ impl Edge {
                 cached
             }
             None => {
-                let facts = RequestFacts {
-                    request_id,
-                    method,
-                    path: &path,
-                    full_path,
-                    resource: &matched.route.spec.path,
-                    headers: &headers,
-                    query: &query,
-                    path_parameters: &matched.parameters,
-                    stage_variables: &self.stage_variables,
-                    source_ip: connection.source.to_string(),
-                    client_cert: connection.client_cert.as_ref(),
-                };
                 let started = Instant::now();
                 let outcome = self.function.invoke(request_event(&self.api, &facts)).await;
                 log.authorizer(Some(started.elapsed()), false);
@@ -203,31 +217,18 @@ impl Edge {
 
     /// The identity-source values in the stack's order (the cache key), or
     /// None when one is missing or empty.
-    fn identity_values(
-        &self,
-        headers: &[(String, String)],
-        query: &[(String, String)],
-        connection: &Connection,
-    ) -> Option<Vec<String>> {
-        let certificate = connection.client_cert.as_ref();
+    fn identity_values(&self, request: &RequestFacts<'_>) -> Option<Vec<String>> {
         self.identity_sources
             .iter()
             .map(|source| {
                 let value = if let Some(name) = source.strip_prefix("method.request.header.") {
-                    headers.iter().rev().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone())
+                    last_value(request.headers, name, true)
                 } else if let Some(name) = source.strip_prefix("method.request.querystring.") {
-                    query.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v.clone())
+                    last_value(request.query, name, false)
                 } else if let Some(name) = source.strip_prefix("stageVariables.") {
                     self.stage_variables.get(name).cloned()
                 } else {
-                    match source.as_str() {
-                        "context.identity.sourceIp" => Some(connection.source.to_string()),
-                        "context.identity.clientCert.clientCertPem" => certificate.map(|c| c.pem.clone()),
-                        "context.identity.clientCert.subjectDN" => certificate.map(|c| c.subject_dn.clone()),
-                        "context.identity.clientCert.issuerDN" => certificate.map(|c| c.issuer_dn.clone()),
-                        "context.identity.clientCert.serialNumber" => certificate.map(|c| c.serial_number.clone()),
-                        _ => None,
-                    }
+                    context_value(source, request, &self.api).flatten()
                 };
                 value.filter(|v| !v.is_empty())
             })
@@ -241,6 +242,31 @@ impl Edge {
         }
         answer
     }
+}
+
+/// The last value of `name` among `pairs` (header names compare without case).
+fn last_value(pairs: &[(String, String)], name: &str, any_case: bool) -> Option<String> {
+    let same = |n: &String| if any_case { n.eq_ignore_ascii_case(name) } else { n == name };
+    pairs.iter().rev().find(|(n, _)| same(n)).map(|(_, v)| v.clone())
+}
+
+/// The value of a `context.…` identity source for this request (None inside
+/// when the request has none); None for a source the edge does not know.
+fn context_value(source: &str, request: &RequestFacts<'_>, api: &ApiIdentity) -> Option<Option<String>> {
+    let certificate = request.client_cert;
+    Some(match source {
+        "context.identity.sourceIp" => Some(request.source_ip.clone()),
+        "context.identity.userAgent" => last_value(request.headers, "user-agent", true),
+        "context.identity.clientCert.clientCertPem" => certificate.map(|c| c.pem.clone()),
+        "context.identity.clientCert.subjectDN" => certificate.map(|c| c.subject_dn.clone()),
+        "context.identity.clientCert.issuerDN" => certificate.map(|c| c.issuer_dn.clone()),
+        "context.identity.clientCert.serialNumber" => certificate.map(|c| c.serial_number.clone()),
+        "context.domainName" => api.domain.clone(),
+        "context.httpMethod" => Some(request.method.to_owned()),
+        "context.resourcePath" => Some(request.resource.to_owned()),
+        "context.stage" => Some(api.stage.clone()),
+        _ => return None,
+    })
 }
 
 /// The ACCESS_DENIED gateway response, with the authorizer's challenge
@@ -325,6 +351,39 @@ mod tests {
         assert_eq!(strip_base_path("/v10/pets", "v1"), None);
         assert_eq!(strip_base_path("/pets", "v1"), None);
         assert_eq!(strip_base_path("/pets", "").as_deref(), Some("/pets"));
+    }
+
+    #[test]
+    fn every_context_identity_source_listed_is_read() {
+        let api = ApiIdentity {
+            partition: "aws".into(),
+            region: "eu-west-1".into(),
+            account: "1".into(),
+            api_id: "local".into(),
+            stage: "prod".into(),
+            domain: Some("api.example.com".into()),
+        };
+        let headers = vec![("user-agent".to_owned(), "curl".to_owned())];
+        let empty = BTreeMap::new();
+        let request = RequestFacts {
+            request_id: "r",
+            method: "GET",
+            path: "/pets/7",
+            full_path: "/pets/7",
+            resource: "/pets/{id}",
+            headers: &headers,
+            query: &[],
+            path_parameters: &empty,
+            stage_variables: &empty,
+            source_ip: "127.0.0.1".into(),
+            client_cert: None,
+        };
+        for source in CONTEXT_SOURCES {
+            assert!(context_value(source, &request, &api).is_some(), "{source} is listed but not read");
+        }
+        assert_eq!(context_value("context.stage", &request, &api), Some(Some("prod".into())));
+        assert_eq!(context_value("context.identity.clientCert.clientCertPem", &request, &api), Some(None));
+        assert_eq!(context_value("context.bogus", &request, &api), None);
     }
 
     #[test]

@@ -83,14 +83,7 @@ pub fn not_reproduced(stack: &Stack, concurrency: usize) -> Vec<String> {
 
 fn identity_source_supported(source: &str) -> bool {
     ["method.request.header.", "method.request.querystring.", "stageVariables."].iter().any(|p| source.starts_with(p))
-        || [
-            "context.identity.sourceIp",
-            "context.identity.clientCert.clientCertPem",
-            "context.identity.clientCert.subjectDN",
-            "context.identity.clientCert.issuerDN",
-            "context.identity.clientCert.serialNumber",
-        ]
-        .contains(&source)
+        || edge::CONTEXT_SOURCES.contains(&source)
 }
 
 /// Serves until the process is stopped; `on_ready` gets the bound address.
