@@ -148,8 +148,10 @@ struct State {
     stale_refused: HashSet<String>,
     /// IAM role name → created at.
     roles: HashMap<String, Instant>,
-    /// Lambda function → (busy until, just created).
-    functions: HashMap<String, (Instant, bool)>,
+    /// Roles Lambda has refused at least once.
+    roles_refused: HashSet<String>,
+    /// Lambda function → (busy until, just created, InProgress reported since).
+    functions: HashMap<String, (Instant, bool, bool)>,
     /// (bucket, key, version) of a truststore → its warnings.
     truststores: HashMap<(String, String, String), Vec<String>>,
     faults_seen: u64,
@@ -356,7 +358,14 @@ impl AwsLike {
         if b.iam_propagation && call.rest("POST", &["2015-03-31", "functions"]).is_some() {
             let role = call.body["Role"].as_str().unwrap_or_default();
             let name = role.rsplit('/').next().unwrap_or_default();
-            if state.roles.get(name).is_some_and(|at| now < *at + self.scaled(aws_time::IAM_PROPAGATION)) {
+            // Refused while the role propagates, and always the first time: on
+            // a loaded machine the scaled window can pass before the first
+            // CreateFunction, and the behaviour must still be met.
+            let propagating =
+                state.roles.get(name).is_some_and(|at| now < *at + self.scaled(aws_time::IAM_PROPAGATION));
+            let first = state.roles.contains_key(name) && !state.roles_refused.contains(name);
+            if propagating || first {
+                state.roles_refused.insert(name.to_owned());
                 *state.counts.entry("iam_propagation").or_default() += 1;
                 return Before::Answer(error(
                     "lambda",
@@ -372,7 +381,7 @@ impl AwsLike {
                 .rest("PUT", &["2015-03-31", "functions", "*", "configuration"])
                 .or_else(|| call.rest("PUT", &["2015-03-31", "functions", "*", "code"]));
             if let Some(name) = changing.and_then(|c| c.first().map(|n| url_decode(n)))
-                && state.functions.get(&name).is_some_and(|(until, _)| now < *until)
+                && state.functions.get(&name).is_some_and(|(until, _, _)| now < *until)
             {
                 *state.counts.entry("lambda_in_progress").or_default() += 1;
                 return Before::Answer(error(
@@ -466,7 +475,7 @@ impl AwsLike {
                 .or_else(|| call.rest("PUT", &["2015-03-31", "functions", "*", "code"]))
                 .map(|c| (url_decode(c[0]), false));
             if let Some((name, new)) = created.or(updated) {
-                state.functions.insert(name, (now + self.scaled(aws_time::LAMBDA_UPDATE), new));
+                state.functions.insert(name, (now + self.scaled(aws_time::LAMBDA_UPDATE), new, false));
             }
         }
         if ok && call.service == "s3" && call.operation == "PUT" && request.body.contains("-----BEGIN CERTIFICATE-----")
@@ -487,10 +496,15 @@ impl AwsLike {
             let read = call.rest("GET", &["2015-03-31", "functions", "*"]).map(|c| (c[0], true)).or_else(|| {
                 call.rest("GET", &["2015-03-31", "functions", "*", "configuration"]).map(|c| (c[0], false))
             });
+            // In progress for the window, and always at the first read after a
+            // change (on a loaded machine the scaled window can pass first).
             if let Some((name, wrapped)) = read
-                && let Some((until, new)) = state.functions.get(&url_decode(name)).copied()
-                && now < until
+                && let Some((until, new, reported)) = state.functions.get(&url_decode(name)).copied()
+                && (now < until || !reported)
             {
+                if let Some(entry) = state.functions.get_mut(&url_decode(name)) {
+                    entry.2 = true;
+                }
                 let configuration = if wrapped { &mut answer["Configuration"] } else { &mut answer };
                 if configuration.is_object() {
                     configuration["LastUpdateStatus"] = json!("InProgress");
