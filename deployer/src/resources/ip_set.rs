@@ -171,14 +171,7 @@ impl Kind for IpSet {
             // The observation missed it (WAF's lists lag a create by a
             // while): a run a moment ago made it. Wait until it is listed.
             Err(e) if crate::error::code(&e) == Some("WAFDuplicateItemException") => {
-                let found = waf::wait_until_listed(&spec.name, || Self::find(aws, spec)).await?;
-                anyhow::ensure!(found.ownership == Ownership::Owned, "IP set {} is not the stack's", spec.name);
-                let diff = Self::diff(spec, &found.state);
-                return if diff.is_empty() {
-                    Ok(found.state)
-                } else {
-                    Self::update(aws, spec, &found.state, &diff).await
-                };
+                return waf::finish_duplicate::<Self>(aws, spec, "IP set").await;
             }
             other => other.aws("CreateIPSet")?,
         };

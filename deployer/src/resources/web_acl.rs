@@ -213,14 +213,7 @@ impl Kind for WebAcl {
         let output = match created {
             // Made by a run a moment ago, not listed yet (see ip_set).
             Err(e) if crate::error::code(&e) == Some("WAFDuplicateItemException") => {
-                let found = waf::wait_until_listed(&spec.name, || Self::find(aws, spec)).await?;
-                anyhow::ensure!(found.ownership == Ownership::Owned, "web ACL {} is not the stack's", spec.name);
-                let diff = Self::diff(spec, &found.state);
-                return if diff.is_empty() {
-                    Ok(found.state)
-                } else {
-                    Self::update(aws, spec, &found.state, &diff).await
-                };
+                return waf::finish_duplicate::<Self>(aws, spec, "web ACL").await;
             }
             other => other.aws("CreateWebACL")?,
         };
