@@ -242,11 +242,18 @@ impl LocalEdge {
         std::fs::create_dir_all(&directory).expect("directory");
         std::fs::write(directory.join("server.pem"), &pki.server.cert_pem).expect("server cert");
         std::fs::write(directory.join("server.key"), &pki.server.key_pem).expect("server key");
+        // Every route goes to `backend`, unless the arguments name another.
+        let backend_url = backend.url("");
+        let default_backend = match launch.arguments.iter().any(|a| a == "--backend") {
+            true => None,
+            false => Some(["--backend", backend_url.as_str()]),
+        };
         let mut command = tokio::process::Command::new(&launch.deployer);
         command
             .arg("--stack")
             .arg(&launch.stack)
-            .args(["local", "--listen", "127.0.0.1:0", "--backend", &backend.url("")])
+            .args(["local", "--listen", "127.0.0.1:0"])
+            .args(default_backend.iter().flatten())
             .args(&launch.arguments)
             .envs(launch.environment.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .arg("--tls-cert")

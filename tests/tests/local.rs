@@ -231,6 +231,20 @@ async fn concurrent_requests_run_in_as_many_execution_environments_as_allowed() 
 }
 
 #[tokio::test]
+async fn an_unreachable_backend_is_500_internal_server_error() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+    let backend = format!("http://{closed}");
+    let edge = LocalEdge::start_with(StackOptions::default(), &["--backend", &backend]).await;
+    let pki = edge.pki.clone();
+    let (status, body, _) =
+        get(&edge, &edge.client(Some(&pki.client)), "/pets/7", Some(&edge.token("pets:read", &pki.client))).await;
+    assert_eq!((status, body["message"].as_str()), (500, Some("Internal server error")));
+    let line = &edge.wait_for_log(1).await[0];
+    assert!(line["note"].as_str().is_some_and(|n| n.contains("integration failed")), "{line}");
+    edge.stop().await;
+}
+
+#[tokio::test]
 async fn an_authorizer_over_its_timeout_is_500() {
     let script = python_function("slow", "    time.sleep(3)");
     let options = StackOptions { bootstrap: Some(script.clone()), timeout_seconds: 1, ..StackOptions::default() };
