@@ -75,6 +75,16 @@ mod tests {
     }
 
     #[test]
+    fn a_full_cache_evicts_its_oldest_entry_only() {
+        let cache = AuthorizerCache::new(Duration::from_secs(60));
+        for i in 0..=MAX_ENTRIES {
+            cache.put(vec![i.to_string()], answer("x"));
+        }
+        assert!(cache.get(&["0".to_owned()]).is_none(), "the oldest went");
+        assert!(cache.get(&["1".to_owned()]).is_some() && cache.get(&[MAX_ENTRIES.to_string()]).is_some());
+    }
+
+    #[test]
     fn entries_expire_and_a_zero_ttl_caches_nothing() {
         let cache = AuthorizerCache::new(Duration::from_millis(300));
         cache.put(vec!["a".into()], answer("a"));
