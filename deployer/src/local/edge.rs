@@ -133,6 +133,7 @@ impl Edge {
         let Some(cache_key) = self.identity_values(&facts) else {
             return self.unauthorized();
         };
+        // 6. The authorizer cache, keyed by those values; a miss invokes the authorizer.
         let authorization = match self.cache.get(&cache_key) {
             Some(cached) => {
                 log.authorizer(None, true);
@@ -166,6 +167,7 @@ impl Edge {
             }
         };
         log.principal(authorization.principal.as_deref());
+        // The policy (fresh or cached) against this request's own method ARN.
         let method_arn = self.api.method_arn(method, &path);
         match policy::evaluate(&authorization.policy, &method_arn) {
             Decision::Allow => {}
