@@ -191,14 +191,9 @@ async fn an_authorizer_that_crashes_is_500_and_the_next_request_starts_it_again(
 
 #[tokio::test]
 async fn without_bootstrap_the_stack_runs_the_bootstrap_its_code_zip_holds() {
-    use std::io::Write as _;
     let script = python_function("zipped", "    pass");
     let zip_path = script.with_file_name("authorizer.zip");
-    let mut zip = zip::ZipWriter::new(std::fs::File::create(&zip_path).expect("zip file"));
-    let options = zip::write::SimpleFileOptions::default().unix_permissions(0o644);
-    zip.start_file("bootstrap", options).expect("entry");
-    zip.write_all(&std::fs::read(&script).expect("script")).expect("write");
-    zip.finish().expect("zip");
+    std::fs::write(&zip_path, e2e::deploy::code_zip(&std::fs::read(&script).expect("script"))).expect("zip");
     let edge = LocalEdge::start(StackOptions { code_zip: Some(zip_path), ..StackOptions::default() }).await;
     let pki = edge.pki.clone();
     let (status, body, _) =

@@ -25,20 +25,6 @@ use super::throttle::Throttle;
 use super::tls::ClientCert;
 use super::waf::Allowlist;
 
-/// The `context.…` identity sources the edge reads (`identity_values`).
-pub const CONTEXT_SOURCES: &[&str] = &[
-    "context.identity.sourceIp",
-    "context.identity.userAgent",
-    "context.identity.clientCert.clientCertPem",
-    "context.identity.clientCert.subjectDN",
-    "context.identity.clientCert.issuerDN",
-    "context.identity.clientCert.serialNumber",
-    "context.domainName",
-    "context.httpMethod",
-    "context.resourcePath",
-    "context.stage",
-];
-
 /// API Gateway's payload limit.
 const MAX_BODY: usize = 10 * 1024 * 1024;
 
@@ -224,9 +210,9 @@ impl Edge {
             .iter()
             .map(|source| {
                 let value = if let Some(name) = source.strip_prefix("method.request.header.") {
-                    last_value(request.headers, name, true)
+                    request.header(name).map(str::to_owned)
                 } else if let Some(name) = source.strip_prefix("method.request.querystring.") {
-                    last_value(request.query, name, false)
+                    request.query_value(name).map(str::to_owned)
                 } else if let Some(name) = source.strip_prefix("stageVariables.") {
                     self.stage_variables.get(name).cloned()
                 } else {
@@ -246,19 +232,13 @@ impl Edge {
     }
 }
 
-/// The last value of `name` among `pairs` (header names compare without case).
-fn last_value(pairs: &[(String, String)], name: &str, any_case: bool) -> Option<String> {
-    let same = |n: &String| if any_case { n.eq_ignore_ascii_case(name) } else { n == name };
-    pairs.iter().rev().find(|(n, _)| same(n)).map(|(_, v)| v.clone())
-}
-
 /// The value of a `context.…` identity source for this request (None inside
 /// when the request has none); None for a source the edge does not know.
 fn context_value(source: &str, request: &RequestFacts<'_>, api: &ApiIdentity) -> Option<Option<String>> {
     let certificate = request.client_cert;
     Some(match source {
         "context.identity.sourceIp" => Some(request.source_ip.clone()),
-        "context.identity.userAgent" => last_value(request.headers, "user-agent", true),
+        "context.identity.userAgent" => request.header("user-agent").map(str::to_owned),
         "context.identity.clientCert.clientCertPem" => certificate.map(|c| c.pem.clone()),
         "context.identity.clientCert.subjectDN" => certificate.map(|c| c.subject_dn.clone()),
         "context.identity.clientCert.issuerDN" => certificate.map(|c| c.issuer_dn.clone()),
@@ -356,7 +336,7 @@ mod tests {
     }
 
     #[test]
-    fn every_context_identity_source_listed_is_read() {
+    fn every_context_identity_source_a_stack_may_name_is_read() {
         let api = ApiIdentity {
             partition: "aws".into(),
             region: "eu-west-1".into(),
@@ -380,8 +360,9 @@ mod tests {
             source_ip: "127.0.0.1".into(),
             client_cert: None,
         };
-        for source in CONTEXT_SOURCES {
-            assert!(context_value(source, &request, &api).is_some(), "{source} is listed but not read");
+        // Every context source the stack's checks accept is read here.
+        for source in crate::stack::CONTEXT_IDENTITY_SOURCES {
+            assert!(context_value(source, &request, &api).is_some(), "{source} is accepted but not read");
         }
         assert_eq!(context_value("context.stage", &request, &api), Some(Some("prod".into())));
         assert_eq!(context_value("context.identity.clientCert.clientCertPem", &request, &api), Some(None));

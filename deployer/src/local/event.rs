@@ -52,6 +52,19 @@ pub struct RequestFacts<'a> {
     pub client_cert: Option<&'a ClientCert>,
 }
 
+impl RequestFacts<'_> {
+    /// The last value of a header (names compare without case), as API
+    /// Gateway's single-value view keeps it.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().rev().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// The last value of a query-string parameter.
+    pub fn query_value(&self, name: &str) -> Option<&str> {
+        self.query.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+}
+
 pub fn request_event(api: &ApiIdentity, request: &RequestFacts<'_>) -> Value {
     let (headers, multi_headers) = single_and_multi(request.headers);
     let (query, multi_query) = single_and_multi(request.query);
@@ -60,8 +73,6 @@ pub fn request_event(api: &ApiIdentity, request: &RequestFacts<'_>) -> Value {
         request.path_parameters.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
     let stage_variables: Map<String, Value> =
         request.stage_variables.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
-    let header =
-        |name: &str| request.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     json!({
         "type": "REQUEST",
@@ -92,7 +103,7 @@ pub fn request_event(api: &ApiIdentity, request: &RequestFacts<'_>) -> Value {
             "apiId": api.api_id,
             "identity": {
                 "sourceIp": request.source_ip,
-                "userAgent": header("user-agent"),
+                "userAgent": request.header("user-agent"),
                 "clientCert": request.client_cert.map(ClientCert::to_json),
             },
         },

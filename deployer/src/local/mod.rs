@@ -72,18 +72,8 @@ pub fn not_reproduced(stack: &Stack, concurrency: usize) -> Vec<String> {
     } else {
         notes.push("no `domain:`: served over TLS without client certificates, like the execute-api endpoint".into());
     }
-    for source in &stack.authorizer.identity_sources {
-        if !identity_source_supported(source) {
-            notes.push(format!("identity source {source} is not read locally: every request is a 401"));
-        }
-    }
     notes.push("account-level throttling and usage plans are not modelled (the stage's rate and burst are)".into());
     notes
-}
-
-fn identity_source_supported(source: &str) -> bool {
-    ["method.request.header.", "method.request.querystring.", "stageVariables."].iter().any(|p| source.starts_with(p))
-        || edge::CONTEXT_SOURCES.contains(&source)
 }
 
 /// Serves until the process is stopped; `on_ready` gets the bound address.
@@ -117,10 +107,7 @@ pub async fn serve(stack: &Stack, options: Options, on_ready: impl FnOnce(Socket
             identity
         }
     };
-    let config = match &stack.domain {
-        Some(domain) => tls::server_config(&domain.truststore_pem, identity)?,
-        None => tls::server_config_without_client_auth(identity)?,
-    };
+    let config = tls::server_config(stack.domain.as_ref().map(|d| d.truststore_pem.as_slice()), identity)?;
     let edge = Arc::new(edge::Edge {
         api: event::ApiIdentity {
             partition: "aws".into(),
@@ -131,7 +118,7 @@ pub async fn serve(stack: &Stack, options: Options, on_ready: impl FnOnce(Socket
             domain: stack.domain.as_ref().map(|d| d.name.clone()),
         },
         base_path: stack.domain.as_ref().map(|d| d.base_path.clone()).unwrap_or_default(),
-        allowlist: stack.waf.as_deref().map(waf::Allowlist::new).transpose()?,
+        allowlist: stack.waf.as_deref().map(waf::Allowlist::new),
         routes: routes::Routes::new(&stack.api.routes),
         throttle: stack
             .stage

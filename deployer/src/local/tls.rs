@@ -42,36 +42,29 @@ impl ServerIdentity {
     }
 }
 
-/// TLS 1.2+ with a mandatory client certificate from the truststore's CAs.
-pub fn server_config(truststore_pem: &[u8], identity: ServerIdentity) -> anyhow::Result<Arc<ServerConfig>> {
+/// TLS 1.2+; with a truststore (an mTLS custom domain), a client certificate
+/// from its CAs is mandatory; without one (no `domain:`), none is asked for.
+pub fn server_config(truststore_pem: Option<&[u8]>, identity: ServerIdentity) -> anyhow::Result<Arc<ServerConfig>> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut roots = RootCertStore::empty();
-    for certificate in CertificateDer::pem_slice_iter(truststore_pem) {
-        roots.add(certificate.context("the truststore: not PEM certificates")?).context("the truststore")?;
-    }
-    anyhow::ensure!(!roots.is_empty(), "the truststore holds no CA certificate");
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .build()
-        .context("the client certificate verifier")?;
-    let mut config = ServerConfig::builder_with_provider(provider)
+    let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .context("TLS versions")?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(identity.chain, identity.key)
-        .context("the server certificate and key")?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
-}
-
-/// TLS 1.2+ with no client certificate (a stack without a custom domain).
-pub fn server_config_without_client_auth(identity: ServerIdentity) -> anyhow::Result<Arc<ServerConfig>> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .context("TLS versions")?
-        .with_no_client_auth()
-        .with_single_cert(identity.chain, identity.key)
-        .context("the server certificate and key")?;
+        .context("TLS versions")?;
+    let builder = match truststore_pem {
+        Some(pem) => {
+            let mut roots = RootCertStore::empty();
+            for certificate in CertificateDer::pem_slice_iter(pem) {
+                roots.add(certificate.context("the truststore: not PEM certificates")?).context("the truststore")?;
+            }
+            anyhow::ensure!(!roots.is_empty(), "the truststore holds no CA certificate");
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .context("the client certificate verifier")?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut config =
+        builder.with_single_cert(identity.chain, identity.key).context("the server certificate and key")?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

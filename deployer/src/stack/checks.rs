@@ -20,7 +20,7 @@ use super::raw::*;
 
 /// Context variables API Gateway can use as identity sources (the subset that
 /// makes sense for a token authorizer on an mTLS domain).
-const CONTEXT_IDENTITY_SOURCES: &[&str] = &[
+pub const CONTEXT_IDENTITY_SOURCES: &[&str] = &[
     "context.identity.sourceIp",
     "context.identity.clientCert.clientCertPem",
     "context.identity.clientCert.subjectDN",
