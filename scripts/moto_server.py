@@ -12,6 +12,7 @@ import collections
 import sys
 
 from moto.apigateway import models as apigateway
+from moto.s3 import responses as s3
 from moto.server import main
 
 
@@ -43,7 +44,24 @@ def a_false_patch_value_is_false():
     apigateway.RestAPI.apply_patch_operations = apply
 
 
+def bucket_versioning_is_answered_as_s3_does():
+    # moto 5.2.5 names the root of the GetBucketVersioning answer
+    # GetBucketVersioningResponse, which no SDK parser reads; S3 answers
+    # <VersioningConfiguration> with a <Status> once versioning was set.
+    def get_bucket_versioning(self):
+        status = self.backend.get_bucket_versioning(self.bucket_name)
+        inner = f"<Status>{status}</Status>" if status else ""
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>'
+            f'<VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">{inner}</VersioningConfiguration>'
+        )
+        return 200, {"Content-Type": "application/xml"}, body
+
+    s3.S3Response.get_bucket_versioning = get_bucket_versioning
+
+
 if __name__ == "__main__":
     base_path_mappings_of_a_new_domain_are_empty()
     a_false_patch_value_is_false()
+    bucket_versioning_is_answered_as_s3_does()
     sys.exit(main(sys.argv[1:]))

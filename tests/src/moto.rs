@@ -159,6 +159,21 @@ impl Proxy {
         Self::start_with(Options { layer: Some(Arc::new(AwsLike::new(behaviours))), ..Options::default() }).await
     }
 
+    /// [`Proxy::aws_like`] with every call held for `delay` too, as a real
+    /// control plane takes 100–300 ms to act.
+    pub async fn aws_like_with_delay(behaviours: Behaviours, delay: Duration) -> Proxy {
+        Self::start_with(Options { delay, layer: Some(Arc::new(AwsLike::new(behaviours))), ..Options::default() }).await
+    }
+
+    /// [`Proxy::aws_like`] whose answers `rewrite` may change last.
+    pub async fn aws_like_rewriting(
+        behaviours: Behaviours,
+        rewrite: impl Fn(&Recorded, &mut Reply) + Send + Sync + 'static,
+    ) -> Proxy {
+        let layer = Some(Arc::new(AwsLike::new(behaviours)));
+        Self::start_with(Options { rewrite: Some(Arc::new(rewrite)), layer, ..Options::default() }).await
+    }
+
     /// A proxy with nothing behind it: records, and answers 500. For tests
     /// that expect no request at all.
     pub async fn dead_end() -> Proxy {
@@ -188,23 +203,27 @@ impl Proxy {
                 }
                 let now = in_flight.now.fetch_add(1, Ordering::SeqCst) + 1;
                 in_flight.highest.fetch_max(now, Ordering::SeqCst);
-                if !delay.is_zero() {
-                    tokio::time::sleep(delay).await;
-                }
                 let mut outgoing = request.clone();
                 let refused = refuse.as_ref().and_then(|refuse| refuse(&request));
                 let decided = match refused {
                     Some(reply) => Some(Before::Answer(reply)),
                     None => aws.as_ref().map(|layer| layer.before(&mut outgoing)),
                 };
+                // The delay stands for AWS's time to act: a write is in
+                // flight (and overlaps others) for all of it.
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
                 let mut reply = match (decided, upstream) {
                     (Some(Before::Answer(reply)), _) => reply,
                     (_, None) => Reply::status(500, "no upstream"),
-                    (_, Some(upstream)) => {
+                    (decided, Some(upstream)) => {
                         let mut reply = forward(&client, &upstream, outgoing).await;
                         if let Some(layer) = &aws {
                             layer.after(&request, &mut reply);
                         }
+                        // The write is over once moto answered.
+                        drop(decided);
                         reply
                     }
                 };
@@ -238,6 +257,17 @@ impl Proxy {
     /// How many calls each AWS behaviour answered instead of moto.
     pub fn behaviour_counts(&self) -> std::collections::BTreeMap<&'static str, usize> {
         self.layer.as_ref().map(|l| l.counts()).unwrap_or_default()
+    }
+
+    /// The routes a stage serves (its deployment's snapshot), for a REST API
+    /// created through this proxy's AWS-like layer.
+    pub fn served_routes(&self, api_id: &str, stage: &str) -> Option<std::collections::BTreeSet<String>> {
+        self.layer.as_ref()?.served_routes(api_id, stage)
+    }
+
+    /// The resource paths of a REST API created through this proxy's layer.
+    pub fn resource_paths(&self, api_id: &str) -> Option<std::collections::BTreeSet<String>> {
+        self.layer.as_ref()?.resource_paths(api_id)
     }
 
     /// The most calls that were in flight at once since the last reset.

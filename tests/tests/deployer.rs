@@ -263,6 +263,14 @@ async fn invalid_stacks_are_refused_before_any_aws_call() {
             "API Gateway would replay a cached Allow",
         ),
         (format!("{base}waf:\n  allow: [203.0.113.7/24]\n"), "waf.allow[0]: \"203.0.113.7/24\" has host bits set"),
+        (
+            base.replace(
+                "    - method: POST\n",
+                "    - method: GET\n      path: /pets/{petId}/toys\n      backend: https://backend.example.com/toys\n    - method: POST\n",
+            ),
+            "api.routes[1].path: {petId} beside {id} (api.routes[0].path) under /pets: API Gateway allows one \
+             variable path part per parent",
+        ),
         (format!("{base}waf:\n  allow: [2001:db8::/200]\n"), "waf.allow[0]"),
         (
             format!(
@@ -679,12 +687,14 @@ async fn a_stack_grows_shrinks_and_is_torn_down_leaving_only_look_alikes() {
     let api = aws.apigateway.get_rest_api().rest_api_id(&api_id).send().await.unwrap();
     assert!(!api.disable_execute_api_endpoint(), "without a domain, execute-api is the way in");
 
-    // Adding the domain turns execute-api off, and deploys that.
+    // Adding the domain turns execute-api off once the domain serves the
+    // stage (the mapping is made), and deploys that.
     stack.write("stack.yaml", yaml(&edge_yaml(name)));
     let diff = deployer(&stack, &proxy.url(), &["diff"], &env()).await;
-    assert!(diff.stdout.contains("~ rest_api t-life-api"), "{}", diff.stdout);
-    assert!(diff.stdout.contains("disable_execute_api_endpoint: false → true"), "{}", diff.stdout);
-    assert!(diff.stdout.contains("deployment: current → new (for rest_api t-life-api)"), "{}", diff.stdout);
+    assert!(diff.stdout.contains("~ execute_api t-life-api"), "{}", diff.stdout);
+    assert!(diff.stdout.contains("execute_api: on → off"), "{}", diff.stdout);
+    assert!(diff.stdout.contains("deployed_execute_api: on → off"), "{}", diff.stdout);
+    assert!(!diff.stdout.contains("~ stage prod"), "the stage has nothing to deploy before: {}", diff.stdout);
     let deployments_before = aws.apigateway.get_deployments().rest_api_id(&api_id).send().await.unwrap().items().len();
     proxy.reset();
     let grow = deployer(&stack, &proxy.url(), &["apply"], &env()).await;
@@ -698,6 +708,11 @@ async fn a_stack_grows_shrinks_and_is_torn_down_leaving_only_look_alikes() {
                 && c.request.body.contains("/disableExecuteApiEndpoint")
         })
         .expect("the execute-api flag was set");
+    let mapping = calls
+        .iter()
+        .position(|c| c.service_operation == "POST /domainnames/api.t-life.example.com/basepathmappings")
+        .expect("the base path was mapped");
+    assert!(mapping < flag, "execute-api goes off only once the custom domain serves the stage");
     let deployment = calls
         .iter()
         .position(|c| c.request.method == "POST" && c.request.path == format!("/restapis/{api_id}/deployments"))
@@ -746,8 +761,7 @@ async fn a_stack_grows_shrinks_and_is_torn_down_leaving_only_look_alikes() {
             "- certificate api.t-life.example.com",
             "- domain_name api.t-life.example.com",
             "- truststore t-life-truststore",
-            "~ rest_api t-life-api",
-            "~ stage prod",
+            "~ execute_api t-life-api",
         ],
         "{}",
         diff.stdout
@@ -755,6 +769,7 @@ async fn a_stack_grows_shrinks_and_is_torn_down_leaving_only_look_alikes() {
     let order = apply_in_order(&stack, &proxy).await;
     let at = |operation: &str| position(&order, operation);
     let domain = "/domainnames/api.t-life.example.com";
+    assert!(at(&format!("PATCH /restapis/{api_id}")) < at(&format!("DELETE {domain}")), "execute-api first: {order:?}");
     assert!(at(&format!("DELETE {domain}/basepathmappings/v1")) < at(&format!("DELETE {domain}")), "{order:?}");
     assert!(at(&format!("DELETE {domain}")) < at("DeleteCertificate"), "{order:?}");
     let error = aws.apigateway.get_domain_name().domain_name("api.t-life.example.com").send().await.expect_err("gone");

@@ -4,6 +4,7 @@
 //! AWS's scaled by `e2e::deploy::TIME_SCALE`, for the proxy and the deployer
 //! alike.
 
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use e2e::aws_like::Behaviours;
@@ -184,28 +185,30 @@ async fn every_aws_behaviour_at_once_is_survived() {
 }
 
 /// AWS reports bad certificates in a truststore only as warnings and keeps
-/// mutual TLS on; the proxy gives them for a truststore holding an expired
-/// CA, as AWS would.
+/// mutual TLS on, refusing the clients of those CAs. The deployer checks the
+/// file itself first: an expired CA or a leaf certificate is refused before
+/// any call, naming the certificate and the reason. With
+/// `accept_truststore_warnings`, it goes up, and AWS's warnings (the proxy
+/// gives them as AWS would) reach the outputs.
 #[tokio::test]
-async fn an_expired_certificate_in_the_truststore_stops_apply_unless_accepted() {
+async fn a_truststore_api_gateway_would_warn_about_is_refused_before_any_call_unless_accepted() {
     let name = "t-aws-warn";
     let proxy = Proxy::aws_like(Behaviours::none(TIME_SCALE)).await;
     let stack = fresh_stack(name, &proxy).await;
     let expired = e2e::certs::Ca::expired("Expired Clients CA");
-    stack.write("truststore.pem", format!("{}{}", e2e::certs::Ca::new("Clients CA").pem, expired.pem));
+    let leaf = e2e::certs::Ca::new("Clients CA").client("a-client", 7);
+    stack.write("truststore.pem", format!("{}{}{}", e2e::certs::Ca::new("Clients CA").pem, expired.pem, leaf.pem));
+    proxy.reset();
     let apply = deployer(&stack, &proxy.url(), &["apply"], &env()).await;
     assert_eq!(apply.code, 1, "{}", apply.stderr);
-    assert!(
-        apply.stderr.contains(&format!("blocked: API Gateway warns about the truststore of api.{name}.example.com")),
-        "{}",
-        apply.stderr
-    );
-    assert!(apply.stderr.contains("CN=Expired Clients CA is expired"), "{}", apply.stderr);
-
-    let output = deployer(&stack, &proxy.url(), &["output", "--json"], &env()).await;
-    let outputs: serde_json::Value = serde_json::from_str(&output.stdout).expect("outputs");
-    assert_eq!(outputs["truststore_warnings"][0], "Certificate CN=Expired Clients CA is expired");
-    assert_eq!(outputs["invoke_url"], format!("https://api.{name}.example.com/v1"));
+    for expected in [
+        "stack.yaml: domain.truststore.file: ",
+        "truststore.pem: certificate \"CN=Expired Clients CA\": expired on",
+        "truststore.pem: certificate \"CN=a-client\": is not a CA certificate",
+    ] {
+        assert!(apply.stderr.contains(expected), "{expected}: {}", apply.stderr);
+    }
+    assert_eq!(proxy.calls().len(), 0, "refused before any call");
 
     let accepting = stack_yaml(name, &edge_yaml(name))
         .replace("  base_path: v1\n", "  base_path: v1\n  accept_truststore_warnings: true\n");
@@ -213,6 +216,68 @@ async fn an_expired_certificate_in_the_truststore_stops_apply_unless_accepted() 
     let accepted = deployer(&stack, &proxy.url(), &["apply"], &env()).await;
     assert_eq!(accepted.code, 0, "{}\n{}", accepted.stdout, accepted.stderr);
     assert!(accepted.stderr.contains("truststore warning: Certificate CN=Expired Clients CA is expired"));
+    let output = deployer(&stack, &proxy.url(), &["output", "--json"], &env()).await;
+    let outputs: serde_json::Value = serde_json::from_str(&output.stdout).expect("outputs");
+    let warnings = outputs["truststore_warnings"].as_array().expect("warnings");
+    assert!(warnings.contains(&serde_json::json!("Certificate CN=Expired Clients CA is expired")), "{warnings:?}");
+    assert!(warnings.contains(&serde_json::json!("Certificate CN=a-client is not a CA certificate")), "{warnings:?}");
+    assert_eq!(outputs["invoke_url"], format!("https://api.{name}.example.com/v1"));
+    assert_eq!(deployer(&stack, &proxy.url(), &["teardown"], &env()).await.code, 0);
+}
+
+/// AWS may warn about a certificate the deployer's own checks pass (its
+/// rules are its own): a truststore update that AWS answers with warnings
+/// puts the domain back on the version it used, so its clients keep
+/// working, and `apply` fails naming the warning.
+#[tokio::test]
+async fn a_truststore_update_aws_warns_about_is_rolled_back() {
+    let name = "t-aws-rollback";
+    let first_version: Arc<Mutex<Option<String>>> = Arc::default();
+    let known = first_version.clone();
+    // Any version but the first gets a warning, in every answer that shows the domain.
+    let proxy = Proxy::aws_like_rewriting(Behaviours::none(TIME_SCALE), move |request, reply| {
+        let Some(first) = known.lock().unwrap().clone() else { return };
+        if !request.path.starts_with("/domainnames/") || request.path.contains("basepathmappings") {
+            return;
+        }
+        let Ok(mut domain) = serde_json::from_str::<serde_json::Value>(&reply.body) else { return };
+        let mtls = &mut domain["mutualTlsAuthentication"];
+        if mtls.is_object() && mtls["truststoreVersion"] != first.as_str() {
+            mtls["truststoreWarnings"] = serde_json::json!(["Certificate CN=Rotated CA: unsupported key usage"]);
+            reply.body = domain.to_string();
+        }
+    })
+    .await;
+    let stack = fresh_stack(name, &proxy).await;
+    assert_eq!(deployer(&stack, &proxy.url(), &["apply"], &env()).await.code, 0);
+    let aws = clients().await;
+    let bucket = format!("{name}-truststore");
+    let version = aws.s3.head_object().bucket(&bucket).key("truststore.pem").send().await.unwrap();
+    let v1 = version.version_id().expect("a versioned truststore").to_owned();
+    *first_version.lock().unwrap() = Some(v1.clone());
+
+    stack.write("truststore.pem", e2e::certs::Ca::new("Rotated CA").pem);
+    proxy.reset();
+    let rotate = deployer(&stack, &proxy.url(), &["apply"], &env()).await;
+    assert_eq!(rotate.code, 1, "{}\n{}", rotate.stdout, rotate.stderr);
+    assert!(rotate.stderr.contains("Certificate CN=Rotated CA: unsupported key usage"), "{}", rotate.stderr);
+    assert!(
+        rotate.stderr.contains(&format!("the domain was set back to the truststore version it used before ({v1})")),
+        "{}",
+        rotate.stderr
+    );
+    let patches: Vec<String> = proxy
+        .calls()
+        .iter()
+        .filter(|c| c.service_operation == format!("PATCH /domainnames/api.{name}.example.com"))
+        .map(|c| c.request.body.clone())
+        .collect();
+    assert_eq!(patches.len(), 2, "the new version, then the old one back: {patches:?}");
+    assert!(patches[1].contains(&v1), "{}", patches[1]);
+    let through_proxy = e2e::deploy::clients_at(&proxy.url()).await;
+    let domain = through_proxy.apigateway.get_domain_name().domain_name(format!("api.{name}.example.com"));
+    let domain = domain.send().await.unwrap();
+    assert_eq!(domain.mutual_tls_authentication().and_then(|m| m.truststore_version()), Some(v1.as_str()));
     assert_eq!(deployer(&stack, &proxy.url(), &["teardown"], &env()).await.code, 0);
 }
 

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use e2e::aws_like::{Behaviours, Faults};
+use e2e::aws_like::{Behaviours, Faults, LostAnswers};
 use e2e::deploy::{
     SECRET, StackDir, TIME_SCALE, clean_apply_shape, clients, deployer, edge_yaml, shape, spawn_deployer, stack_yaml,
 };
@@ -145,5 +145,42 @@ async fn faults_on_any_call_do_not_stop_a_run() {
         let counts = proxy.behaviour_counts();
         assert!(counts.get("fault").is_some_and(|n| *n > 0), "seed {seed}: no fault was injected");
         println!("seed {seed}: {} faults injected over {} calls", counts["fault"], proxy.calls().len());
+    }
+}
+
+/// 5% of mutating calls reach AWS and then lose their answer (500, 503 or
+/// a dropped connection after AWS acted), with API Gateway's own rules on:
+/// every create converges without a duplicate (one REST API, one
+/// deployment), a second apply has nothing to do, and teardown leaves
+/// nothing.
+#[tokio::test]
+async fn lost_answers_leave_no_duplicate_and_nothing_after_teardown() {
+    let expected = clean_apply_shape().await;
+    let aws = clients().await;
+    for seed in [5, 4_242, 77_777] {
+        let name = format!("t-lost-{seed}");
+        let behaviours = Behaviours {
+            lost_answers: Some(LostAnswers::rate(0.05, seed)),
+            api_rules: true,
+            concurrent_writes: true,
+            ..Behaviours::none(TIME_SCALE)
+        };
+        let proxy = Proxy::aws_like(behaviours).await;
+        let stack = StackDir::new(&name, &stack_yaml(&name, &edge_yaml(&name)));
+        must(&stack, &proxy, &["teardown"]).await;
+        must(&stack, &proxy, &["apply"]).await;
+        assert_eq!(shape(&aws, &name).await, expected, "seed {seed}: apply");
+        let apis = aws.apigateway.get_rest_apis().limit(500).send().await.expect("apis");
+        let api = apis.items().iter().find(|a| a.name() == Some(&format!("{name}-api"))).expect("the API");
+        let deployments = aws.apigateway.get_deployments().rest_api_id(api.id().unwrap()).send().await.unwrap();
+        assert_eq!(deployments.items().len(), 1, "seed {seed}: one deployment");
+        let again = deployer(&stack, &proxy.url(), &["apply"], &env()).await;
+        assert_eq!(again.code, 0, "seed {seed}: {}", again.stderr);
+        assert!(again.stdout.contains("No changes"), "seed {seed}: {}", again.stdout);
+        must(&stack, &proxy, &["teardown"]).await;
+        assert_eq!(shape(&aws, &name).await, Vec::<String>::new(), "seed {seed}: teardown");
+        let counts = proxy.behaviour_counts();
+        assert!(counts.get("lost_answer").is_some_and(|n| *n > 0), "seed {seed}: no answer was lost");
+        println!("seed {seed}: {} answers lost over {} calls", counts["lost_answer"], proxy.calls().len());
     }
 }

@@ -15,10 +15,15 @@
 //! TLS fields of custom domains and `UpdateDomainName` (moto 5.2.5 drops the
 //! first and answers the second with 500), so a truststore rotation
 //! completes, and `truststoreWarnings` for a truststore holding an expired
-//! certificate.
+//! certificate or one that is not a CA.
+//!
+//! API Gateway's own rules on a REST API (one write at a time, one variable
+//! path part per parent, deployments as snapshots) live in `rest_apis`.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Mutex;
+mod rest_apis;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -56,6 +61,48 @@ pub struct Behaviours {
     /// A share of all calls answered 500 or 503, or the connection dropped,
     /// before they reach moto.
     pub faults: Option<Faults>,
+    /// API Gateway serialises changes to one REST API: a write to it while
+    /// another is in flight gets 409 `ConflictException` ("concurrent
+    /// modification").
+    pub concurrent_writes: bool,
+    /// API Gateway's refusals on a REST API that moto lacks: a second
+    /// variable path part under one parent, a path part or method that
+    /// exists, an authorizer name in use, a custom domain that exists.
+    pub api_rules: bool,
+    /// Mutating calls forwarded to moto, then answered 500 or 503 or their
+    /// connection dropped: AWS acted, the caller does not know it.
+    pub lost_answers: Option<LostAnswers>,
+    /// S3: right after versioning is enabled, `GetBucketVersioning` does not
+    /// say Enabled yet, and an upload may get no version id.
+    pub s3_versioning_lag: bool,
+    /// API Gateway custom domains: `domainNameStatus` is UPDATING (PENDING
+    /// after a create) for a while after each change.
+    pub domain_updating: bool,
+}
+
+/// Which answers are lost (see [`Behaviours::lost_answers`]).
+#[derive(Debug, Clone, Copy)]
+pub struct LostAnswers {
+    /// Share of mutating calls, 0.0–1.0.
+    pub rate: f64,
+    pub seed: u64,
+    /// Only calls of this operation (`POST /restapis` for REST protocols,
+    /// the operation name otherwise), if set.
+    pub only: Option<&'static str>,
+    /// At most this many answers are lost.
+    pub at_most: usize,
+}
+
+impl LostAnswers {
+    /// A share of every mutating call, with a seed.
+    pub fn rate(rate: f64, seed: u64) -> LostAnswers {
+        LostAnswers { rate, seed, only: None, at_most: usize::MAX }
+    }
+
+    /// The answer to the first call of `operation`.
+    pub fn first(operation: &'static str) -> LostAnswers {
+        LostAnswers { rate: 1.0, seed: 0, only: Some(operation), at_most: 1 }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -79,10 +126,16 @@ impl Behaviours {
             lambda_in_progress: false,
             domain_mtls: true,
             faults: None,
+            concurrent_writes: false,
+            api_rules: false,
+            lost_answers: None,
+            s3_versioning_lag: false,
+            domain_updating: false,
         }
     }
 
-    /// Every behaviour (faults aside: add them with `faults`).
+    /// Every behaviour (faults and lost answers aside: add them with
+    /// `faults` and `lost_answers`).
     pub fn all(scale: f64) -> Behaviours {
         Behaviours {
             throttling: true,
@@ -92,6 +145,10 @@ impl Behaviours {
             waf_stale_tokens: true,
             iam_propagation: true,
             lambda_in_progress: true,
+            concurrent_writes: true,
+            api_rules: true,
+            s3_versioning_lag: true,
+            domain_updating: true,
             ..Behaviours::none(scale)
         }
     }
@@ -112,6 +169,10 @@ mod aws_time {
     pub const IAM_PROPAGATION: Duration = Duration::from_secs(10);
     /// A Lambda create or update is in progress for seconds.
     pub const LAMBDA_UPDATE: Duration = Duration::from_secs(10);
+    /// S3 versioning reaches every write of a bucket after a while.
+    pub const S3_VERSIONING: Duration = Duration::from_secs(30);
+    /// A custom domain is UPDATING (or PENDING) for a while after a change.
+    pub const DOMAIN_UPDATE: Duration = Duration::from_secs(60);
 }
 
 /// The layer, shared by every call through one proxy.
@@ -155,6 +216,17 @@ struct State {
     /// (bucket, key, version) of a truststore → its warnings.
     truststores: HashMap<(String, String, String), Vec<String>>,
     faults_seen: u64,
+    /// REST APIs as API Gateway keeps them.
+    rest_apis: rest_apis::RestApis,
+    /// REST API id → writes to it in flight.
+    writes_in_flight: HashMap<String, usize>,
+    /// Mutating calls seen, and answers lost so far.
+    lost_seen: u64,
+    lost: usize,
+    /// Bucket → when versioning was enabled; buckets whose first versioned
+    /// upload already went without a version id.
+    versioning_enabled_at: HashMap<String, Instant>,
+    unversioned_upload: HashSet<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -163,6 +235,10 @@ struct Domain {
     truststore_uri: Option<String>,
     truststore_version: Option<String>,
     ownership_verification: Option<String>,
+    /// Status while a change is in progress, until when, and whether a read
+    /// has reported it yet (it always is once: on a loaded machine the scaled
+    /// window can pass before the first read).
+    pending: Option<(&'static str, Instant, bool)>,
 }
 
 /// A token bucket: `capacity` calls, refilled at one per `every`.
@@ -192,8 +268,24 @@ impl Bucket {
 pub enum Before {
     /// Answer this, without moto.
     Answer(Reply),
-    /// Pass on (possibly changed).
-    Forward,
+    /// Pass on (possibly changed); the write stays in flight until the
+    /// [`InFlight`] is dropped, answered or not (a caller that hangs up).
+    Forward(Option<InFlight>),
+}
+
+/// A write to a REST API in flight.
+pub struct InFlight {
+    layer: Arc<AwsLike>,
+    api: String,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut state = self.layer.state();
+        if let Some(count) = state.writes_in_flight.get_mut(&self.api) {
+            *count = count.saturating_sub(1);
+        }
+    }
 }
 
 /// A call, as the layer reads it.
@@ -285,6 +377,17 @@ impl AwsLike {
         self.state().counts.clone()
     }
 
+    /// The routes (`GET /pets/{id}`) a stage of a REST API created through
+    /// the layer serves: those of its deployment, as it was made.
+    pub fn served_routes(&self, api_id: &str, stage: &str) -> Option<BTreeSet<String>> {
+        self.state().rest_apis.served(api_id, stage)
+    }
+
+    /// The resource paths of a REST API created through the layer.
+    pub fn resource_paths(&self, api_id: &str) -> Option<BTreeSet<String>> {
+        self.state().rest_apis.paths(api_id)
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -295,7 +398,7 @@ impl AwsLike {
 
     /// Decides, before moto sees it, whether AWS would refuse this call now;
     /// may rewrite the call (UpdateDomainName becomes a read of the domain).
-    pub fn before(&self, request: &mut Recorded) -> Before {
+    pub fn before(self: &Arc<Self>, request: &mut Recorded) -> Before {
         let call = Call::read(request);
         let now = Instant::now();
         let b = &self.behaviours;
@@ -317,6 +420,18 @@ impl AwsLike {
         if b.throttling && call.service == "apigateway" && !self.within_quota(&call, &mut state) {
             *state.counts.entry("throttling").or_default() += 1;
             return Before::Answer(error("apigateway", 429, "TooManyRequestsException", "Too Many Requests"));
+        }
+
+        if b.api_rules {
+            let refusal = state.rest_apis.refusal(&call).or_else(|| {
+                let name = call.body["domainName"].as_str().unwrap_or_default();
+                (call.rest("POST", &["domainnames"]).is_some() && state.domains.contains_key(name))
+                    .then(|| (400, "BadRequestException", "The domain name you provided already exists.".to_owned()))
+            });
+            if let Some((status, code, message)) = refusal {
+                *state.counts.entry("api_rules").or_default() += 1;
+                return Before::Answer(error("apigateway", status, code, &message));
+            }
         }
 
         if b.acm_in_use && call.is("acm", "DeleteCertificate") {
@@ -403,6 +518,8 @@ impl AwsLike {
             return Before::Answer(Reply::status(204, ""));
         }
 
+        let writes_to = if b.concurrent_writes { rest_apis::RestApis::written_by(&call) } else { None };
+
         // moto cannot update domains: the layer keeps the mutual TLS fields
         // itself, and answers with the domain as moto has it otherwise.
         if b.domain_mtls
@@ -416,21 +533,51 @@ impl AwsLike {
                     "Invalid domain name identifier specified",
                 ));
             };
+            let mut released = None;
             for operation in call.body["patchOperations"].as_array().into_iter().flatten() {
                 let value = operation["value"].as_str().map(str::to_owned);
                 match operation["path"].as_str().unwrap_or_default() {
                     "/mutualTlsAuthentication/truststoreUri" => domain.truststore_uri = value,
                     "/mutualTlsAuthentication/truststoreVersion" => domain.truststore_version = value,
                     "/ownershipVerificationCertificateArn" => domain.ownership_verification = value,
-                    "/regionalCertificateArn" => domain.certificate_arn = value.unwrap_or_default(),
+                    "/regionalCertificateArn" => {
+                        let new = value.unwrap_or_default();
+                        released = Some((std::mem::replace(&mut domain.certificate_arn, new.clone()), new));
+                    }
                     _ => {}
                 }
+            }
+            if b.domain_updating {
+                domain.pending = Some(("UPDATING", now + self.scaled(aws_time::DOMAIN_UPDATE), false));
+            }
+            // ACM: the new certificate is in use; the old one for a while yet.
+            if b.acm_in_use
+                && let Some((old, new)) = released
+            {
+                state.certificate_in_use.insert(old, Some(now + self.scaled(aws_time::ACM_RELEASE)));
+                state.certificate_in_use.insert(new, None);
             }
             *state.counts.entry("domain_update_filled_in").or_default() += 1;
             request.method = "GET".into();
             request.body.clear();
         }
-        Before::Forward
+
+        // Last, so that a write counted in flight is one moto will see.
+        if let Some(api) = writes_to {
+            let in_flight = state.writes_in_flight.entry(api.clone()).or_default();
+            if *in_flight > 0 {
+                *state.counts.entry("concurrent_modification").or_default() += 1;
+                return Before::Answer(error(
+                    "apigateway",
+                    409,
+                    "ConflictException",
+                    "Unable to complete operation due to concurrent modification. Please try again later.",
+                ));
+            }
+            *in_flight += 1;
+            return Before::Forward(Some(InFlight { layer: self.clone(), api }));
+        }
+        Before::Forward(None)
     }
 
     /// Changes moto's answer to what AWS would answer, and remembers what
@@ -488,7 +635,38 @@ impl AwsLike {
                 .find(|(n, _)| n.eq_ignore_ascii_case("x-amz-version-id"))
                 .map(|(_, v)| v.clone())
                 .unwrap_or_default();
-            state.truststores.insert((bucket.to_owned(), url_decode(key), version), expired_in(&request.body));
+            state.truststores.insert((bucket.to_owned(), url_decode(key), version), truststore_warnings(&request.body));
+            // S3: an upload right after versioning was enabled may store an
+            // unversioned object, answered without a version id (the first
+            // upload of each bucket always is, however late).
+            if self.behaviours.s3_versioning_lag
+                && let Some(enabled_at) = state.versioning_enabled_at.get(bucket).copied()
+                && (now < enabled_at + self.scaled(aws_time::S3_VERSIONING)
+                    || !state.unversioned_upload.contains(bucket))
+            {
+                state.unversioned_upload.insert(bucket.to_owned());
+                reply.headers.retain(|(n, _)| !n.eq_ignore_ascii_case("x-amz-version-id"));
+                *state.counts.entry("s3_versioning_lag").or_default() += 1;
+            }
+        }
+        if ok && call.service == "s3" && request.path.contains("?versioning") {
+            let bucket = call.path.trim_matches('/').to_owned();
+            if call.operation == "PUT" && request.body.contains("<Status>Enabled</Status>") {
+                state.versioning_enabled_at.entry(bucket).or_insert(now);
+            } else if self.behaviours.s3_versioning_lag
+                && call.operation == "GET"
+                && state
+                    .versioning_enabled_at
+                    .get(&bucket)
+                    .is_some_and(|at| now < *at + self.scaled(aws_time::S3_VERSIONING))
+            {
+                reply.body = r#"<?xml version="1.0" encoding="UTF-8"?><VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"/>"#.into();
+                *state.counts.entry("s3_versioning_lag").or_default() += 1;
+            }
+        }
+
+        if ok {
+            state.rest_apis.record(&call, &answer);
         }
 
         // Lambda: still in progress.
@@ -558,13 +736,36 @@ impl AwsLike {
             }
         }
 
-        // Custom domains: the mutual TLS fields moto drops.
+        // Custom domains: the mutual TLS fields moto drops, and the status
+        // of a change in progress.
         if self.behaviours.domain_mtls && call.service == "apigateway" {
-            changed |= fill_in_domains(&call, ok, &mut answer, &mut state);
+            let pending =
+                self.behaviours.domain_updating.then(|| ("PENDING", now + self.scaled(aws_time::DOMAIN_UPDATE), false));
+            changed |= fill_in_domains(&call, ok, &mut answer, &mut state, pending, now);
         }
 
         if changed {
             reply.body = answer.to_string();
+        }
+
+        // Last: AWS acted, and the answer never reaches the caller.
+        if let Some(lost) = self.behaviours.lost_answers
+            && ok
+        {
+            let (operation, mutating) = crate::moto::classify(request);
+            if mutating && lost.only.is_none_or(|only| only == operation) && state.lost < lost.at_most {
+                state.lost_seen += 1;
+                let roll = splitmix(lost.seed ^ state.lost_seen.rotate_left(32));
+                if (roll % 1_000_000) as f64 / 1_000_000.0 < lost.rate {
+                    state.lost += 1;
+                    *state.counts.entry("lost_answer").or_default() += 1;
+                    *reply = match roll % 3 {
+                        0 => Reply::hang_up(),
+                        1 => Reply::status(503, "{}").header("content-type", "application/json"),
+                        _ => Reply::status(500, "{}").header("content-type", "application/json"),
+                    };
+                }
+            }
         }
     }
 
@@ -584,6 +785,12 @@ impl AwsLike {
             ("CreateDeployment", 1.0, Duration::from_secs(5))
         } else if call.rest("GET", &["restapis", "*", "resources"]).is_some() {
             ("GetResources", 5.0, Duration::from_millis(400))
+        } else if call.rest("POST", &["restapis", "*", "resources", "*"]).is_some() {
+            ("CreateResource", 5.0, Duration::from_millis(200))
+        } else if call.rest("DELETE", &["restapis", "*", "resources", "*"]).is_some() {
+            ("DeleteResource", 5.0, Duration::from_millis(200))
+        } else if call.rest("POST", &["restapis"]).is_some() {
+            ("CreateRestApi", 1.0, Duration::from_secs(3))
         } else {
             ("control plane", 40.0, Duration::from_millis(100))
         };
@@ -716,7 +923,16 @@ impl AwsLike {
 
 /// Keeps the mutual TLS fields of the domains created through this proxy
 /// and puts them in every answer that shows those domains.
-fn fill_in_domains(call: &Call<'_>, ok: bool, answer: &mut Value, state: &mut State) -> bool {
+/// `pending`: the status a new domain reports for a while (with
+/// `domain_updating` on).
+fn fill_in_domains(
+    call: &Call<'_>,
+    ok: bool,
+    answer: &mut Value,
+    state: &mut State,
+    pending: Option<(&'static str, Instant, bool)>,
+    now: Instant,
+) -> bool {
     if ok && call.rest("POST", &["domainnames"]).is_some() {
         let body = &call.body;
         let name = body["domainName"].as_str().unwrap_or_default().to_owned();
@@ -727,6 +943,7 @@ fn fill_in_domains(call: &Call<'_>, ok: bool, answer: &mut Value, state: &mut St
                 truststore_uri: body["mutualTlsAuthentication"]["truststoreUri"].as_str().map(str::to_owned),
                 truststore_version: body["mutualTlsAuthentication"]["truststoreVersion"].as_str().map(str::to_owned),
                 ownership_verification: body["ownershipVerificationCertificateArn"].as_str().map(str::to_owned),
+                pending,
             },
         );
     }
@@ -746,13 +963,14 @@ fn fill_in_domains(call: &Call<'_>, ok: bool, answer: &mut Value, state: &mut St
         Some(Value::Array(items)) => items.iter_mut().collect(),
         _ => vec![answer],
     };
+    let State { domains, truststores, counts, .. } = state;
     for item in items {
         let Some(name) = item["domainName"].as_str() else { continue };
-        let Some(domain) = state.domains.get(name) else { continue };
+        let Some(domain) = domains.get_mut(name) else { continue };
         if let (Some(uri), Some(version)) = (&domain.truststore_uri, &domain.truststore_version) {
             let place = uri.strip_prefix("s3://").and_then(|p| p.split_once('/'));
             let warnings = place
-                .and_then(|(bucket, key)| state.truststores.get(&(bucket.to_owned(), key.to_owned(), version.clone())))
+                .and_then(|(bucket, key)| truststores.get(&(bucket.to_owned(), key.to_owned(), version.clone())))
                 .cloned()
                 .unwrap_or_default();
             item["mutualTlsAuthentication"] =
@@ -761,19 +979,35 @@ fn fill_in_domains(call: &Call<'_>, ok: bool, answer: &mut Value, state: &mut St
         if let Some(arn) = &domain.ownership_verification {
             item["ownershipVerificationCertificateArn"] = json!(arn);
         }
+        if !domain.certificate_arn.is_empty() {
+            item["regionalCertificateArn"] = json!(domain.certificate_arn);
+        }
+        if let Some((status, until, reported)) = &mut domain.pending {
+            if now < *until || !*reported {
+                item["domainNameStatus"] = json!(status);
+                *reported = true;
+                *counts.entry("domain_updating").or_default() += 1;
+            } else {
+                domain.pending = None;
+            }
+        }
         changed = true;
     }
     changed
 }
 
-/// The warnings API Gateway gives for a truststore: one per expired certificate.
-fn expired_in(pem: &str) -> Vec<String> {
+/// The warnings API Gateway gives for a truststore: one per expired
+/// certificate, one per certificate that is not a CA.
+fn truststore_warnings(pem: &str) -> Vec<String> {
     let now = x509_parser::time::ASN1Time::now();
     let mut warnings = Vec::new();
     for block in x509_parser::pem::Pem::iter_from_buffer(pem.as_bytes()).flatten() {
         let Ok(certificate) = block.parse_x509() else { continue };
         if certificate.validity().not_after < now {
             warnings.push(format!("Certificate {} is expired", certificate.subject()));
+        }
+        if !certificate.is_ca() {
+            warnings.push(format!("Certificate {} is not a CA certificate", certificate.subject()));
         }
     }
     warnings
