@@ -69,12 +69,26 @@ impl Aws {
             partition,
             iam: aws_sdk_iam::Client::from_conf(with_retries!(aws_sdk_iam, &config)),
             lambda: aws_sdk_lambda::Client::from_conf(with_retries!(aws_sdk_lambda, &config)),
-            apigateway: aws_sdk_apigateway::Client::from_conf(with_retries!(aws_sdk_apigateway, &config)),
+            // Every API Gateway call is retried on "concurrent modification" too.
+            apigateway: aws_sdk_apigateway::Client::from_conf(
+                with_retries!(aws_sdk_apigateway, &config)
+                    .to_builder()
+                    .retry_classifier(crate::retry::ConcurrentModification)
+                    .build(),
+            ),
             acm: aws_sdk_acm::Client::from_conf(with_retries!(aws_sdk_acm, &config)),
             s3: aws_sdk_s3::Client::from_conf(s3),
             wafv2: aws_sdk_wafv2::Client::from_conf(with_retries!(aws_sdk_wafv2, &config)),
         })
     }
+}
+
+/// The per-call configuration that keeps the SDK from sending a create
+/// again after a lost answer (`retry::AnswerMayBeLost`), for
+/// `.customize().config_override(..)` on the creates `retry::create_or_find`
+/// sends.
+pub fn answer_may_be_lost() -> aws_sdk_apigateway::config::Builder {
+    aws_sdk_apigateway::config::Builder::default().retry_classifier(crate::retry::AnswerMayBeLost)
 }
 
 /// S3 buckets as the deployer makes them (the lock bucket, truststores).

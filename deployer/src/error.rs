@@ -32,6 +32,27 @@ const NOT_FOUND: &[&str] = &[
     "WAFNonexistentItemException", // WAFv2
 ];
 
+/// Whether the service says what a create asked for exists already: made by
+/// a run a moment ago, or by this create's first attempt whose answer was
+/// lost (the SDK then sent it again). A "concurrent modification"
+/// `ConflictException` is never this: it is retried (`retry.rs`).
+pub fn already_exists<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> bool {
+    let Some(service) = error.as_service_error() else { return false };
+    let message = service.message().unwrap_or_default();
+    match service.code().unwrap_or_default() {
+        "EntityAlreadyExists" | "BucketAlreadyOwnedByYou" | "WAFDuplicateItemException" => true,
+        // Lambda: "Function already exist: NAME" (the same code means "an
+        // update is in progress" too).
+        "ResourceConflictException" => message.contains("already exist"),
+        // API Gateway: a stage, base path, method, authorizer name or domain
+        // that exists; a path part under a parent that has it.
+        "ConflictException" | "BadRequestException" => {
+            message.contains("already exist") || message.contains("already has this name")
+        }
+        _ => false,
+    }
+}
+
 /// Whether the service said the thing does not exist.
 pub fn is_not_found<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> bool {
     code(error).is_some_and(|c| NOT_FOUND.contains(&c))

@@ -1,16 +1,18 @@
-//! The executor: carries out a plan's steps, and only those, in dependency
-//! order, with independent steps running at the same time (bounded).
+//! The executor: carries out a plan's steps, and only those, each as soon as
+//! the steps it waits for are done ([`crate::order`]), with independent steps
+//! running at the same time (bounded), and steps that write inside one REST
+//! API one at a time (API Gateway answers overlapping writes to one API with
+//! 409 "concurrent modification").
 //!
-//! Creates and updates go first, in the order of the kind graph; deletes
-//! after, in its reverse. Before an update or a replacement the resource is
-//! read again (`find`), and what is written is the difference found then. A
-//! create trusts the observation instead when it is fresh (read under this
-//! run's lock less than [`FRESH`] ago): no other run can have written since,
-//! and a read per level of the graph would double the rounds of a first
-//! apply; after a long wait (a certificate being issued) it reads again.
-//! Either way, a resource a killed run already made is found, not made twice.
-//! A step that fails stops only the steps that depend on it; the others go
-//! on, and the run ends with the list of what failed and what was left undone.
+//! Before an update or a replacement the resource is read again (`find`),
+//! and what is written is the difference found then. A create trusts the
+//! observation instead when it is fresh (read under this run's lock less
+//! than [`FRESH`] ago): no other run can have written since, and a read per
+//! level of the graph would double the rounds of a first apply; after a long
+//! wait (a certificate being issued) it reads again. Either way, a resource a
+//! killed run already made is found, not made twice. A step that fails stops
+//! only the steps that depend on it; the others go on, and the run ends with
+//! the list of what failed and what was left undone.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -20,7 +22,7 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 
 use crate::aws::Aws;
-use crate::graph;
+use crate::order;
 use crate::plan::{Action, Address, Outputs, Plan, Step};
 use crate::planner::{references, resolve};
 use crate::resources::{self, Found, Observation, Ownership};
@@ -70,127 +72,92 @@ pub async fn execute(
             outputs.insert(address, values);
         }
     }
+    let steps: Vec<&Step> = plan.steps.iter().filter(|s| s.action != Action::NoOp).collect();
+    let waits = order::prerequisites(&steps, specs);
     let mut report = Report::default();
-    let writes: Vec<&Step> = plan.steps.iter().filter(|s| !matches!(s.action, Action::NoOp | Action::Delete)).collect();
-    let deletes: Vec<&Step> = plan.steps.iter().filter(|s| s.action == Action::Delete).collect();
-    let phase = Phase { aws, specs, observed, stop };
-    phase.run(&writes, Direction::Forward, &mut outputs, &mut report).await;
-    phase.run(&deletes, Direction::Reverse, &mut outputs, &mut report).await;
-    report
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Direction {
-    /// A step waits for the steps of the kinds its kind depends on.
-    Forward,
-    /// A step waits for the steps of the kinds that depend on its kind.
-    Reverse,
-}
-
-/// The steps `step` must wait for, among `steps`.
-fn prerequisites(step: &Step, steps: &[&Step], direction: Direction) -> Vec<Address> {
-    steps
+    let mut done: BTreeSet<Address> = BTreeSet::new();
+    let mut failed: BTreeSet<Address> = BTreeSet::new();
+    let mut started: BTreeSet<Address> = BTreeSet::new();
+    let semaphore = Arc::new(Semaphore::new(CONCURRENCY));
+    let groups: BTreeMap<&str, Arc<Semaphore>> = steps
         .iter()
-        .filter(|other| match direction {
-            Direction::Forward => graph::ancestors(&step.address.kind).contains(other.address.kind.as_str()),
-            Direction::Reverse => graph::ancestors(&other.address.kind).contains(step.address.kind.as_str()),
-        })
-        .map(|other| other.address.clone())
-        .collect()
-}
+        .filter_map(|s| resources::kind(&s.address.kind).ok()?.write_group())
+        .map(|group| (group, Arc::new(Semaphore::new(1))))
+        .collect();
+    let mut running = tokio::task::JoinSet::new();
 
-/// What every step of a run shares.
-struct Phase<'a> {
-    aws: &'a Aws,
-    specs: &'a BTreeMap<Address, Value>,
-    observed: &'a Observation,
-    stop: &'a AtomicBool,
-}
-
-impl Phase<'_> {
-    async fn run(
-        &self,
-        steps: &[&Step],
-        direction: Direction,
-        outputs: &mut BTreeMap<Address, Outputs>,
-        report: &mut Report,
-    ) {
-        let Phase { aws, specs, observed, stop } = *self;
-        let waits: BTreeMap<Address, Vec<Address>> =
-            steps.iter().map(|s| (s.address.clone(), prerequisites(s, steps, direction))).collect();
-        let mut done: BTreeSet<Address> = BTreeSet::new();
-        let mut failed: BTreeSet<Address> = BTreeSet::new();
-        let mut started: BTreeSet<Address> = BTreeSet::new();
-        let semaphore = Arc::new(Semaphore::new(CONCURRENCY));
-        let mut running = tokio::task::JoinSet::new();
-
-        loop {
-            for step in steps {
-                let address = &step.address;
-                if started.contains(address) {
-                    continue;
-                }
-                let before = &waits[address];
-                if before.iter().any(|a| failed.contains(a) || report.skipped.contains(a)) {
-                    started.insert(address.clone());
-                    report.skipped.push(address.clone());
-                    continue;
-                }
-                if !before.iter().all(|a| done.contains(a)) {
-                    continue;
-                }
-                if stop.load(Ordering::SeqCst) {
-                    started.insert(address.clone());
-                    report.skipped.push(address.clone());
-                    continue;
-                }
-                started.insert(address.clone());
-                let job = Job {
-                    step: (*step).clone(),
-                    spec: specs
-                        .get(address)
-                        .map(|spec| resolve(spec, &|of, output| outputs.get(of)?.get(output).cloned())),
-                    observed: observed.get(address).cloned(),
-                    fresh: observed.read_at.is_some_and(|at| at.elapsed() < FRESH),
-                };
-                let aws = aws.clone();
-                let semaphore = semaphore.clone();
-                running.spawn(async move {
-                    let _permit = semaphore.acquire_owned().await;
-                    let address = job.step.address.clone();
-                    (address, job.run(&aws).await)
-                });
+    loop {
+        for step in &steps {
+            let address = &step.address;
+            if started.contains(address) {
+                continue;
             }
-            let Some(finished) = running.join_next().await else { break };
-            let (address, outcome) = match finished {
-                Ok(result) => result,
-                Err(panic) => {
-                    // A panicking step is a bug; report it rather than abort the run.
-                    report.failed.push((Address::new("executor", "task"), panic.to_string()));
-                    continue;
-                }
+            let before = &waits[address];
+            if before.iter().any(|a| failed.contains(a) || report.skipped.contains(a)) {
+                started.insert(address.clone());
+                report.skipped.push(address.clone());
+                continue;
+            }
+            if !before.iter().all(|a| done.contains(a)) {
+                continue;
+            }
+            if stop.load(Ordering::SeqCst) {
+                started.insert(address.clone());
+                report.skipped.push(address.clone());
+                continue;
+            }
+            started.insert(address.clone());
+            let job = Job {
+                step: (*step).clone(),
+                spec: specs.get(address).map(|spec| resolve(spec, &|of, output| outputs.get(of)?.get(output).cloned())),
+                observed: observed.get(address).cloned(),
+                fresh: observed.read_at.is_some_and(|at| at.elapsed() < FRESH),
             };
-            match outcome {
-                Ok(Outcome::Deleted) => {
-                    outputs.remove(&address);
-                    report.deleted.insert(address.clone());
-                    done.insert(address);
-                }
-                Ok(Outcome::Written { state, outputs: values, blockers }) => {
-                    eprintln!("  done: {address}");
-                    outputs.insert(address.clone(), values);
-                    report.blockers.extend(blockers);
-                    report.states.insert(address.clone(), state);
-                    done.insert(address);
-                }
-                Err(error) => {
-                    eprintln!("  failed: {address}: {error:#}");
-                    report.failed.push((address.clone(), format!("{error:#}")));
-                    failed.insert(address);
-                }
+            let aws = aws.clone();
+            let semaphore = semaphore.clone();
+            let group = resources::kind(&address.kind).ok().and_then(|k| groups.get(k.write_group()?)).cloned();
+            running.spawn(async move {
+                // The group first: a step waiting for its group holds no
+                // place another service's step could use.
+                let _group = match group {
+                    Some(group) => Some(group.acquire_owned().await),
+                    None => None,
+                };
+                let _permit = semaphore.acquire_owned().await;
+                let address = job.step.address.clone();
+                (address, job.run(&aws).await)
+            });
+        }
+        let Some(finished) = running.join_next().await else { break };
+        let (address, outcome) = match finished {
+            Ok(result) => result,
+            Err(panic) => {
+                // A panicking step is a bug; report it rather than abort the run.
+                report.failed.push((Address::new("executor", "task"), panic.to_string()));
+                continue;
+            }
+        };
+        match outcome {
+            Ok(Outcome::Deleted) => {
+                outputs.remove(&address);
+                report.deleted.insert(address.clone());
+                done.insert(address);
+            }
+            Ok(Outcome::Written { state, outputs: values, blockers }) => {
+                eprintln!("  done: {address}");
+                outputs.insert(address.clone(), values);
+                report.blockers.extend(blockers);
+                report.states.insert(address.clone(), state);
+                done.insert(address);
+            }
+            Err(error) => {
+                eprintln!("  failed: {address}: {error:#}");
+                report.failed.push((address.clone(), format!("{error:#}")));
+                failed.insert(address);
             }
         }
     }
+    report
 }
 
 /// One step, with everything it needs to run on its own.

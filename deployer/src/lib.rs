@@ -13,6 +13,7 @@ pub mod graph;
 pub mod local;
 pub mod lock;
 pub mod observe;
+pub mod order;
 pub mod outputs;
 pub mod package;
 pub mod plan;

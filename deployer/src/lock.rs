@@ -110,6 +110,11 @@ pub async fn acquire(aws: &Aws, stack: &str, command: &str, timing: Timing) -> a
             Err(PutError::Other(e)) => return Err(e),
             Err(PutError::Precondition) => {
                 let Some((current, etag)) = read(aws, &bucket, &key).await? else { continue };
+                if current.run == run {
+                    // This run's own put, whose first answer was lost (the
+                    // SDK sent it again, and S3 refused the second).
+                    return Ok(Held::start(aws, bucket, key, current, etag, timing));
+                }
                 if current.expires_at < now() {
                     eprintln!("  taking over the lock of stack {stack:?}: the lease of {} ran out", current.holder);
                     match put(aws, &bucket, &key, &lease, Condition::Etag(etag)).await {
@@ -177,7 +182,15 @@ async fn renew(
         tokio::time::sleep(timing.lease / 3).await;
         let mut current = etag.lock().await;
         lease.expires_at = now() + timing.lease.as_secs();
-        match put(&aws, &bucket, &key, &lease, Condition::Etag(current.clone())).await {
+        let renewed = match put(&aws, &bucket, &key, &lease, Condition::Etag(current.clone())).await {
+            // This renewal's first answer was lost: the lease is ours, at a new ETag.
+            Err(PutError::Precondition) => match read(&aws, &bucket, &key).await {
+                Ok(Some((stored, etag))) if stored == lease => Ok(etag),
+                _ => Err(PutError::Precondition),
+            },
+            other => other,
+        };
+        match renewed {
             Ok(next) => *current = next,
             Err(PutError::Precondition) | Err(PutError::NoBucket) => {
                 eprintln!("  the lock was taken over by another run; stopping");

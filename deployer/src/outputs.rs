@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::resources::certificate::Certificate;
 use crate::resources::domain_name::DomainName;
+use crate::resources::execute_api::ExecuteApi;
 use crate::resources::lambda_function::LambdaFunction;
 use crate::resources::rest_api::RestApi;
 use crate::resources::stage::Stage;
@@ -41,6 +42,8 @@ pub struct DomainTarget {
     pub name: String,
     pub regional_domain_name: String,
     pub regional_hosted_zone_id: String,
+    /// `domainNameStatus`: AVAILABLE once a change is done.
+    pub status: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -60,7 +63,11 @@ pub fn collect(stack: &Stack, region: &str, observed: &Observation) -> Outputs {
     let api = observed.of::<RestApi>().into_iter().find(|a| a.name == api_name && a.ownership != Ownership::Foreign);
     if let Some(api) = &api {
         outputs.api_id = Some(api.state.id.clone());
-        if !api.state.disable_execute_api_endpoint {
+        // The switch as the stage's deployment has it, once known.
+        let execute_api = observed.of::<ExecuteApi>().into_iter().find(|e| e.name == api.name);
+        let disabled =
+            execute_api.and_then(|e| e.state.deployed_disabled).unwrap_or(api.state.disable_execute_api_endpoint);
+        if !disabled {
             outputs.execute_api_url =
                 Some(format!("https://{}.execute-api.{region}.amazonaws.com/{}", api.state.id, stack.stage.name));
         }
@@ -83,6 +90,7 @@ pub fn collect(stack: &Stack, region: &str, observed: &Observation) -> Outputs {
                 name: found.name,
                 regional_domain_name: found.state.regional_domain_name,
                 regional_hosted_zone_id: found.state.regional_hosted_zone_id,
+                status: found.state.status,
             });
         }
         if let Some(certificate) = observed.of::<Certificate>().into_iter().find(|c| c.name == domain.name)
@@ -120,6 +128,9 @@ impl fmt::Display for Outputs {
                 "  DNS: point {} (alias A/AAAA) at {} in hosted zone {}",
                 domain.name, domain.regional_domain_name, domain.regional_hosted_zone_id
             )?;
+            if domain.status != "AVAILABLE" {
+                writeln!(f, "  domain status:     {} (a change is still in progress)", domain.status)?;
+            }
         }
         if !self.certificate_validation.is_empty() {
             writeln!(f, "  ACM waits for these DNS records before it issues the certificate:")?;

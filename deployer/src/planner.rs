@@ -303,6 +303,7 @@ mod tests {
             regional_domain_name: "d-1.execute-api.eu-west-1.amazonaws.com".into(),
             regional_hosted_zone_id: "Z1".into(),
             ownership_verification_certificate_arn: None,
+            status: "AVAILABLE".into(),
         }
     }
 
@@ -348,6 +349,8 @@ mod tests {
                         name: "theirs".into(),
                         disable_execute_api_endpoint: true,
                         regional: true,
+                        root_resource_id: "r0".into(),
+                        ambiguous_with: Vec::new(),
                     },
                 ),
             ),
@@ -472,9 +475,12 @@ mod tests {
         let step = |kind: &str, action| Step { address: Address::new(kind, "x"), action, fields: Vec::new() };
         for (changed, redeploys) in [
             ("api_authorizer", true),
+            ("api_resource", true),
             ("api_route", true),
             ("gateway_response", true),
-            ("rest_api", true),
+            // The execute-api switch deploys by itself (execute_api).
+            ("rest_api", false),
+            ("execute_api", false),
             ("ip_set", false),
             ("lambda_function", false),
         ] {

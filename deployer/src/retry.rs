@@ -19,8 +19,11 @@ use std::future::Future;
 use std::sync::LazyLock;
 use std::time::Duration;
 
+use aws_sdk_apigateway::config::interceptors::InterceptorContext;
+use aws_sdk_apigateway::config::retry::{ClassifyRetry, RetryAction};
 use tokio::time::Instant;
 
+use aws_sdk_iam::config::http::HttpResponse;
 use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
 
 /// What "not yet" looks like for one kind of wait.
@@ -78,6 +81,117 @@ pub const ACM_IN_USE: Policy = Policy {
     message: None,
     budget: Duration::from_secs(600),
 };
+
+/// A create whose answer was lost (a timeout, a dropped connection, a 5xx)
+/// may have happened: before it is sent again, what it would have made is
+/// looked for ([`create_or_find`]).
+pub const LOST_ANSWER: Policy =
+    Policy { waiting_for: "an answer to a create", codes: &[], message: None, budget: Duration::from_secs(120) };
+
+/// API Gateway serialises changes to one REST API and answers a write that
+/// overlaps another with 409 `ConflictException` "Unable to complete
+/// operation due to concurrent modification. Please try again later." The
+/// SDK does not retry it on its own; this classifier (on the API Gateway
+/// client, `aws.rs`) makes every API Gateway call retried on exactly that
+/// message, within the SDK's attempts and backoff, as terraform-provider-aws
+/// does. Any other `ConflictException` (a path part that exists) is not.
+#[derive(Debug)]
+pub struct ConcurrentModification;
+
+impl ClassifyRetry for ConcurrentModification {
+    fn classify_retry(&self, ctx: &InterceptorContext) -> RetryAction {
+        let Some(response) = ctx.response() else { return RetryAction::NoActionIndicated };
+        let says_so = response
+            .body()
+            .bytes()
+            .is_some_and(|body| String::from_utf8_lossy(body).contains("concurrent modification"));
+        if response.status().as_u16() == 409 && says_so {
+            RetryAction::transient_error()
+        } else {
+            RetryAction::NoActionIndicated
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "API Gateway concurrent modification"
+    }
+}
+
+/// Keeps the SDK from sending a create again when its answer may have been
+/// lost after AWS acted: for creates AWS does not refuse to repeat (a second
+/// CreateRestApi makes a second API), the caller looks first
+/// ([`create_or_find`]). Throttling and "concurrent modification", which
+/// AWS answers without acting, are still retried by the SDK.
+#[derive(Debug)]
+pub struct AnswerMayBeLost;
+
+impl ClassifyRetry for AnswerMayBeLost {
+    fn classify_retry(&self, ctx: &InterceptorContext) -> RetryAction {
+        let Some(Err(error)) = ctx.output_or_error() else { return RetryAction::NoActionIndicated };
+        let server_error = ctx.response().is_some_and(|r| r.status().is_server_error());
+        if error.is_timeout_error() || error.is_connector_error() || error.is_response_error() || server_error {
+            RetryAction::RetryForbidden
+        } else {
+            RetryAction::NoActionIndicated
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "a create whose answer may be lost"
+    }
+}
+
+/// What a create ended with: its own answer, or what a lost answer had
+/// made, found.
+#[derive(Debug)]
+pub enum Created<T, S> {
+    New(T),
+    Found(S),
+}
+
+/// Sends a create that AWS would carry out twice if asked twice (it takes
+/// no idempotency token and refuses no duplicate). `send` must carry
+/// [`AnswerMayBeLost`] (the SDK then returns a lost answer instead of
+/// sending the create again); after one, `find` looks for what the create
+/// may have made, and only if it finds nothing is the create sent again.
+pub async fn create_or_find<T, S, E, Send, SendFut, Find, FindFut>(
+    operation: &str,
+    mut send: Send,
+    mut find: Find,
+) -> anyhow::Result<Created<T, S>>
+where
+    Send: FnMut() -> SendFut,
+    SendFut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+    Find: FnMut() -> FindFut,
+    FindFut: Future<Output = anyhow::Result<Option<S>>>,
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let mut backoff = Backoff::new(LOST_ANSWER.budget);
+    loop {
+        let error = match send().await {
+            Ok(created) => return Ok(Created::New(created)),
+            Err(error) if answer_may_be_lost(&error) => error,
+            Err(error) => anyhow::bail!("{operation}: {}", crate::error::describe(&error)),
+        };
+        if let Some(found) = find().await? {
+            eprintln!("    {operation}: its answer was lost, but it was done; continuing with what it made");
+            return Ok(Created::Found(found));
+        }
+        let why = crate::error::describe(&error);
+        if !backoff.wait(LOST_ANSWER.waiting_for, "").await {
+            anyhow::bail!("{operation}: {why}");
+        }
+    }
+}
+
+/// Whether AWS may have acted on a call whose answer is this error.
+fn answer_may_be_lost<E>(error: &SdkError<E, HttpResponse>) -> bool {
+    match error {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
+        SdkError::ServiceError(service) => service.raw().status().is_server_error(),
+        _ => false,
+    }
+}
 
 /// The factor every wait is multiplied by (`DEPLOYER_TIME_SCALE`).
 pub fn time_scale() -> f64 {

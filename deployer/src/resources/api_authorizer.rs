@@ -10,7 +10,7 @@ use aws_sdk_apigateway::types::{AuthorizerType, Op, PatchOperation};
 use serde::{Deserialize, Serialize};
 
 use super::rest_api::{self, RestApi};
-use super::{Context, Diff, Found, Kind, Ownership, Scope};
+use super::{Context, Diff, Found, Kind, Ownership, REST_API_WRITES, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::plan::{Address, Outputs, Val};
@@ -80,7 +80,9 @@ impl Kind for ApiAuthorizer {
     const DEPENDS_ON: &'static [&'static str] = &["rest_api", "lambda_function", "iam_role"];
     const OBSERVED_UNDER: &'static [&'static str] = &["rest_api"];
     const NEEDS_DEPLOYMENT: bool = true;
+    const SNAPSHOTTED: bool = true;
     const DELETED_WITH_PARENT: bool = true;
+    const WRITE_GROUP: Option<&'static str> = REST_API_WRITES;
     type Spec = Spec;
     type State = State;
 
@@ -150,10 +152,18 @@ impl Kind for ApiAuthorizer {
             .identity_source(identity_source(spec))
             .authorizer_result_ttl_in_seconds(spec.ttl_seconds)
             .send()
-            .await
-            .aws("CreateAuthorizer")?;
-        // API Gateway answers with the authorizer as created.
-        Ok(state_of!(api_id, created))
+            .await;
+        match created {
+            // API Gateway answers with the authorizer as created.
+            Ok(created) => Ok(state_of!(api_id, created)),
+            // Names are unique in an API: this create's first answer was lost.
+            Err(e) if crate::error::already_exists(&e) => {
+                let found = Self::find(aws, spec).await?.context("CreateAuthorizer: it exists, but is not listed")?;
+                let diff = Self::diff(spec, &found.state);
+                if diff.is_empty() { Ok(found.state) } else { Self::update(aws, spec, &found.state, &diff).await }
+            }
+            Err(e) => Err(e).aws("CreateAuthorizer"),
+        }
     }
 
     async fn update(aws: &Aws, spec: &Spec, state: &State, diff: &Diff) -> anyhow::Result<State> {

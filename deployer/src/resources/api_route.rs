@@ -1,21 +1,21 @@
-//! One route of the REST API: its resource (path), its method (CUSTOM
-//! authorization with the stack's authorizer) and its HTTP_PROXY integration,
-//! which forwards authorizer context keys as request headers
-//! (`integration.request.header.X-Sub = context.authorizer.sub`).
+//! One route of the REST API: its method (CUSTOM authorization with the
+//! stack's authorizer) on its path resource (`api_resource`), and its
+//! HTTP_PROXY integration, which forwards authorizer context keys as request
+//! headers (`integration.request.header.X-Sub = context.authorizer.sub`).
 //!
 //! Every route of an API the stack created is the stack's: one it no longer
 //! declares is deleted. In an adopted API only the declared ones are touched.
 //! A changed integration is put again; a changed method is deleted and put
-//! again (API Gateway refuses PutMethod on an existing method).
+//! again (API Gateway refuses PutMethod on an existing method, which after a
+//! lost answer means it was made).
 
 use std::collections::BTreeMap;
 
-use anyhow::Context as _;
 use aws_sdk_apigateway::types::IntegrationType;
 use serde::{Deserialize, Serialize};
 
 use super::rest_api::{self, RestApi};
-use super::{Context, Diff, Found, Kind, Ownership, Scope};
+use super::{Context, Diff, Found, Kind, Ownership, REST_API_WRITES, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::plan::{Address, Outputs, Val};
@@ -25,6 +25,8 @@ pub struct ApiRoute;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Spec {
     pub api_id: Val,
+    /// The id of the path resource (`api_resource`) the method hangs on.
+    pub resource_id: Val,
     pub authorizer_id: Val,
     pub method: String,
     pub path: String,
@@ -68,8 +70,8 @@ fn integration_parameters(spec: &Spec) -> BTreeMap<String, String> {
     parameters
 }
 
-/// Every method of the API, as routes, and the resource ids by path.
-async fn read_all(aws: &Aws, api_id: &str) -> anyhow::Result<(Vec<State>, BTreeMap<String, String>)> {
+/// Every method of the API, as routes.
+async fn read_all(aws: &Aws, api_id: &str) -> anyhow::Result<Vec<State>> {
     let resources: Vec<_> = aws
         .apigateway
         .get_resources()
@@ -83,10 +85,8 @@ async fn read_all(aws: &Aws, api_id: &str) -> anyhow::Result<(Vec<State>, BTreeM
         .await
         .aws("GetResources")?;
     let mut routes = Vec::new();
-    let mut by_path = BTreeMap::new();
     for resource in &resources {
         let (Some(path), Some(resource_id)) = (resource.path(), resource.id()) else { continue };
-        by_path.insert(path.to_owned(), resource_id.to_owned());
         for (method_name, method) in resource.resource_methods().into_iter().flatten() {
             let integration = method.method_integration();
             routes.push(State {
@@ -112,64 +112,16 @@ async fn read_all(aws: &Aws, api_id: &str) -> anyhow::Result<(Vec<State>, BTreeM
             });
         }
     }
-    Ok((routes, by_path))
+    Ok(routes)
 }
 
 fn route_name(method: &str, path: &str) -> String {
     format!("{method} {path}")
 }
 
-/// The resource id of `path`, creating the parts that are missing. Another
-/// process may still create a part between the read and the create: API
-/// Gateway's conflict then means "use the one that is there".
-async fn ensure_resource(aws: &Aws, api_id: &str, path: &str) -> anyhow::Result<String> {
-    let tree = rest_api::resource_tree(api_id);
-    let mut known = tree.lock().await;
-    let by_path = match known.as_mut() {
-        Some(by_path) => by_path,
-        None => known.insert(read_all(aws, api_id).await?.1),
-    };
-    let id = ensure_in(aws, api_id, path, by_path).await;
-    if id.is_err() {
-        *known = None; // read again next time
-    }
-    id
-}
-
-async fn ensure_in(
-    aws: &Aws,
-    api_id: &str,
-    path: &str,
-    by_path: &mut BTreeMap<String, String>,
-) -> anyhow::Result<String> {
-    let mut parent = by_path.get("/").cloned().context("the REST API has no root resource")?;
-    if path == "/" {
-        return Ok(parent);
-    }
-    let mut current = String::new();
-    for part in path.trim_start_matches('/').split('/') {
-        current = format!("{current}/{part}");
-        if let Some(id) = by_path.get(&current) {
-            parent = id.clone();
-            continue;
-        }
-        let created =
-            aws.apigateway.create_resource().rest_api_id(api_id).parent_id(&parent).path_part(part).send().await;
-        parent = match created {
-            Ok(resource) => resource.id().context("CreateResource answered without an id")?.to_owned(),
-            Err(e) if crate::error::code(&e) == Some("ConflictException") => {
-                *by_path = read_all(aws, api_id).await?.1;
-                by_path.get(&current).cloned().with_context(|| format!("resource {current} conflicts but is absent"))?
-            }
-            Err(e) => return Err(e).aws(&format!("CreateResource {current}")),
-        };
-        by_path.insert(current.clone(), parent.clone());
-    }
-    Ok(parent)
-}
-
 async fn put_method(aws: &Aws, spec: &Spec, api_id: &str, resource_id: &str) -> anyhow::Result<()> {
-    aws.apigateway
+    let put = aws
+        .apigateway
         .put_method()
         .rest_api_id(api_id)
         .resource_id(resource_id)
@@ -178,9 +130,13 @@ async fn put_method(aws: &Aws, spec: &Spec, api_id: &str, resource_id: &str) -> 
         .authorizer_id(spec.authorizer_id.known()?)
         .set_request_parameters(Some(method_parameters(spec).into_iter().collect()))
         .send()
-        .await
-        .aws("PutMethod")?;
-    Ok(())
+        .await;
+    match put {
+        // Only ever put where there was none (creates, or after its
+        // delete): one that exists is this put's, its first answer lost.
+        Err(e) if crate::error::already_exists(&e) => Ok(()),
+        other => other.map(drop).aws("PutMethod"),
+    }
 }
 
 async fn put_integration(aws: &Aws, spec: &Spec, api_id: &str, resource_id: &str) -> anyhow::Result<()> {
@@ -218,10 +174,12 @@ fn written(spec: &Spec, api_id: &str, resource_id: &str) -> anyhow::Result<State
 
 impl Kind for ApiRoute {
     const NAME: &'static str = "api_route";
-    const DEPENDS_ON: &'static [&'static str] = &["rest_api", "api_authorizer"];
+    const DEPENDS_ON: &'static [&'static str] = &["rest_api", "api_resource", "api_authorizer"];
     const OBSERVED_UNDER: &'static [&'static str] = &["rest_api"];
     const NEEDS_DEPLOYMENT: bool = true;
+    const SNAPSHOTTED: bool = true;
     const DELETED_WITH_PARENT: bool = true;
+    const WRITE_GROUP: Option<&'static str> = REST_API_WRITES;
     type Spec = Spec;
     type State = State;
 
@@ -234,6 +192,7 @@ impl Kind for ApiRoute {
             .iter()
             .map(|r| Spec {
                 api_id: rest_api::id(context),
+                resource_id: super::api_resource::id(context, &r.path),
                 authorizer_id: Val::output(authorizer.clone(), "id"),
                 method: r.method.clone(),
                 path: r.path.clone(),
@@ -252,7 +211,7 @@ impl Kind for ApiRoute {
         let Some(api) = rest_api::of(scope.parents, &spec.api_id) else { return Ok(Vec::new()) };
         let parent = Address::new(RestApi::NAME, &api.name);
         let declared: Vec<String> = scope.desired.iter().map(Self::name).collect();
-        let (routes, _) = read_all(scope.aws, &api.state.id).await?;
+        let routes = read_all(scope.aws, &api.state.id).await?;
         Ok(routes
             .into_iter()
             .map(|r| Found::new(route_name(&r.method, &r.path), api.ownership, r).inside(parent.clone()))
@@ -262,7 +221,7 @@ impl Kind for ApiRoute {
 
     async fn find(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<Found<State>>> {
         let name = Self::name(spec);
-        let (routes, _) = read_all(aws, spec.api_id.known()?).await?;
+        let routes = read_all(aws, spec.api_id.known()?).await?;
         Ok(routes
             .into_iter()
             .find(|r| r.method == spec.method && r.path == spec.path)
@@ -285,11 +244,10 @@ impl Kind for ApiRoute {
     }
 
     async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {
-        let api_id = spec.api_id.known()?;
-        let resource_id = ensure_resource(aws, api_id, &spec.path).await?;
-        put_method(aws, spec, api_id, &resource_id).await?;
-        put_integration(aws, spec, api_id, &resource_id).await?;
-        written(spec, api_id, &resource_id)
+        let (api_id, resource_id) = (spec.api_id.known()?, spec.resource_id.known()?);
+        put_method(aws, spec, api_id, resource_id).await?;
+        put_integration(aws, spec, api_id, resource_id).await?;
+        written(spec, api_id, resource_id)
     }
 
     async fn update(aws: &Aws, spec: &Spec, state: &State, diff: &Diff) -> anyhow::Result<State> {
@@ -326,6 +284,7 @@ mod tests {
     fn spec() -> Spec {
         Spec {
             api_id: Val::Known("a1".into()),
+            resource_id: Val::Known("r1".into()),
             authorizer_id: Val::Known("z9".into()),
             method: "GET".into(),
             path: "/pets/{id}".into(),

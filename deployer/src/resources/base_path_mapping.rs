@@ -1,7 +1,9 @@
 //! The base path of the custom domain mapped to the API's stage. It can only
 //! exist once the domain and the stage do, and goes before the domain. A
-//! mapping pointing elsewhere is replaced.
+//! mapping pointing elsewhere is updated in place (UpdateBasePathMapping):
+//! a delete and a create would leave the path answering 404 in between.
 
+use aws_sdk_apigateway::types::{Op, PatchOperation};
 use serde::{Deserialize, Serialize};
 
 use super::domain_name::{self, DomainName};
@@ -113,7 +115,6 @@ impl Kind for BasePathMapping {
         let mut diff = Diff::default();
         diff.field("rest_api_id", state.api_id.as_str(), spec.api_id.shown().as_str());
         diff.field("stage", state.stage.as_str(), spec.stage.as_str());
-        diff.replace = !diff.is_empty();
         diff
     }
 
@@ -128,7 +129,17 @@ impl Kind for BasePathMapping {
         if !spec.base_path.is_empty() {
             request = request.base_path(&spec.base_path);
         }
-        request.send().await.aws("CreateBasePathMapping")?;
+        match request.send().await {
+            Ok(_) => {}
+            // Made by this create, its first answer lost: bring it in line.
+            Err(e) if crate::error::already_exists(&e) => {
+                let found = Self::find(aws, spec).await?;
+                let found =
+                    found.ok_or_else(|| anyhow::anyhow!("CreateBasePathMapping: it exists, but is not listed"))?;
+                return Self::update(aws, spec, &found.state, &Self::diff(spec, &found.state)).await;
+            }
+            Err(e) => return Err(e).aws("CreateBasePathMapping"),
+        }
         Ok(State {
             domain: spec.domain.clone(),
             base_path: spec.base_path.clone(),
@@ -137,9 +148,28 @@ impl Kind for BasePathMapping {
         })
     }
 
-    async fn update(aws: &Aws, spec: &Spec, state: &State, _: &Diff) -> anyhow::Result<State> {
-        Self::delete(aws, state).await?;
-        Self::create(aws, spec).await
+    async fn update(aws: &Aws, spec: &Spec, state: &State, diff: &Diff) -> anyhow::Result<State> {
+        let api_id = spec.api_id.known()?;
+        let replace =
+            |path: &str, value: &str| PatchOperation::builder().op(Op::Replace).path(path).value(value).build();
+        let mut operations = Vec::new();
+        if diff.has("rest_api_id") {
+            operations.push(replace("/restapiId", api_id));
+        }
+        if diff.has("stage") {
+            operations.push(replace("/stage", &spec.stage));
+        }
+        if !operations.is_empty() {
+            aws.apigateway
+                .update_base_path_mapping()
+                .domain_name(&state.domain)
+                .base_path(key(&state.base_path))
+                .set_patch_operations(Some(operations))
+                .send()
+                .await
+                .aws("UpdateBasePathMapping")?;
+        }
+        Ok(State { api_id: api_id.to_owned(), stage: spec.stage.clone(), ..state.clone() })
     }
 
     async fn delete(aws: &Aws, state: &State) -> anyhow::Result<()> {
@@ -164,7 +194,8 @@ mod tests {
         let state = State { domain: "d".into(), base_path: "v1".into(), api_id: "a1".into(), stage: "prod".into() };
         assert!(BasePathMapping::diff(&spec, &state).is_empty());
         let elsewhere = State { api_id: "a0".into(), ..state.clone() };
-        assert!(BasePathMapping::diff(&spec, &elsewhere).replace, "a mapping to another API is replaced");
+        let diff = BasePathMapping::diff(&spec, &elsewhere);
+        assert!(diff.has("rest_api_id") && !diff.replace, "a mapping to another API is updated in place");
         let other_stage = State { stage: "dev".into(), ..state };
         assert!(BasePathMapping::diff(&spec, &other_stage).has("stage"));
         assert_eq!(key(""), ROOT);

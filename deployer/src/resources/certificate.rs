@@ -5,8 +5,14 @@
 //! (with progress, bounded) for ISSUED; `deployer output` shows them too.
 //!
 //! Among the stack's certificates for a domain, an ISSUED one is preferred;
-//! one in a terminal state (FAILED, VALIDATION_TIMED_OUT, EXPIRED, REVOKED)
-//! is replaced; the others are the stack's leftovers and are deleted.
+//! the others are the stack's leftovers and are deleted. One in a terminal
+//! state (FAILED, VALIDATION_TIMED_OUT, EXPIRED, REVOKED) is never the
+//! domain's: a new one is requested, the domain is pointed at it, and only
+//! then is the old one deleted (ACM refuses to delete a certificate a domain
+//! still uses, however expired).
+//!
+//! RequestCertificate carries an idempotency token, new for every create: the
+//! SDK's second attempt after a lost answer gets the same certificate back.
 
 use std::time::Duration;
 
@@ -142,6 +148,20 @@ fn best_first(certificates: &mut [State]) {
     certificates.sort_by_key(|s| (rank(s), s.arn.clone()));
 }
 
+/// The stack's certificates for `domain` (best first), by address name: the
+/// best is the domain's unless it is in a terminal state; every other one is
+/// a leftover, `DOMAIN (ARN)`, to be deleted once nothing uses it.
+fn named(domain: &str, best_first: Vec<State>) -> Vec<(String, State)> {
+    best_first
+        .into_iter()
+        .enumerate()
+        .map(|(i, state)| {
+            let usable = i == 0 && !TERMINAL.contains(&state.status.as_str());
+            (if usable { domain.to_owned() } else { format!("{domain} ({})", state.arn) }, state)
+        })
+        .collect()
+}
+
 /// Waits for ISSUED, showing the validation records once.
 async fn wait_issued(aws: &Aws, arn: &str) -> anyhow::Result<State> {
     let shown_records = std::sync::atomic::AtomicBool::new(false);
@@ -161,6 +181,12 @@ async fn wait_issued(aws: &Aws, arn: &str) -> anyhow::Result<State> {
         Ok(None)
     })
     .await
+}
+
+/// 32 random hex digits (ACM takes at most 32 word characters).
+fn idempotency_token() -> String {
+    let random = || (retry::jitter() * u64::MAX as f64) as u64;
+    format!("{:016x}{:016x}", random(), random() ^ u64::from(std::process::id()))
 }
 
 /// Waits until ACM no longer lists anything in the certificate's `InUseBy`
@@ -226,11 +252,9 @@ impl Kind for Certificate {
         requested.extend(undeclared.iter().map(String::as_str));
         let reads = requested.iter().map(|domain| owned_among(scope.aws, scope.stack, domain, &summaries));
         for (domain, states) in requested.iter().zip(futures::future::try_join_all(reads).await?) {
-            for (i, state) in states.into_iter().enumerate() {
-                // The best one is the domain's; any other is a leftover to delete.
-                let name = if i == 0 { (*domain).to_owned() } else { format!("{domain} ({})", state.arn) };
-                found.push(Found::new(name, Ownership::Owned, state));
-            }
+            found.extend(
+                named(domain, states).into_iter().map(|(name, state)| Found::new(name, Ownership::Owned, state)),
+            );
         }
         Ok(found)
     }
@@ -239,15 +263,16 @@ impl Kind for Certificate {
         if let Some(arn) = &spec.existing_arn {
             return Ok(describe(aws, arn).await?.map(|s| Found::new(spec.domain.clone(), Ownership::Adopted, s)));
         }
-        let best = owned_for(aws, &spec.stack, &spec.domain).await?.into_iter().next();
-        Ok(best.map(|s| Found::new(spec.domain.clone(), Ownership::Owned, s)))
+        let certificates = owned_for(aws, &spec.stack, &spec.domain).await?;
+        let best = named(&spec.domain, certificates).into_iter().find(|(name, _)| *name == spec.domain);
+        Ok(best.map(|(name, state)| Found::new(name, Ownership::Owned, state)))
     }
 
     fn diff(spec: &Spec, state: &State) -> Diff {
         let mut diff = Diff::default();
         if spec.existing_arn.is_none() {
+            // Pending validation is waited out (a terminal one is never the domain's).
             diff.field("status", state.status.as_str(), "ISSUED");
-            diff.replace = TERMINAL.contains(&state.status.as_str());
         }
         diff
     }
@@ -281,10 +306,12 @@ impl Kind for Certificate {
             .request_certificate()
             .domain_name(&spec.domain)
             .validation_method(ValidationMethod::Dns)
-            // No idempotency token: ACM would answer a token reused within the
-            // hour with the earlier certificate, even one a teardown deleted.
-            // The owner tag travels in this same request, so after an
-            // interruption the next run finds the certificate by its tag.
+            // A token of this create only: ACM answers a token reused within
+            // the hour with the earlier certificate, even one a teardown
+            // deleted, so it is never derived from the stack. The owner tag
+            // travels in this same request, so after an interruption the next
+            // run finds the certificate by its tag.
+            .idempotency_token(idempotency_token())
             .tags(Tag::builder().key(OWNER_TAG).value(&spec.stack).build()?)
             .send()
             .await
@@ -339,6 +366,24 @@ mod tests {
     }
 
     #[test]
+    fn a_certificate_in_a_terminal_state_is_never_the_domains_and_goes_once_a_new_one_is_used() {
+        let with = |arn: &str, status: &str| State { arn: arn.into(), ..state(status) };
+        for terminal in TERMINAL {
+            let names: Vec<String> =
+                named("api.example.com", vec![with("arn-a", terminal)]).into_iter().map(|(n, _)| n).collect();
+            assert_eq!(names, ["api.example.com (arn-a)"], "{terminal}: a leftover, so a new one is requested");
+        }
+        let names: Vec<String> = named("api.example.com", vec![with("arn-b", "ISSUED"), with("arn-a", "EXPIRED")])
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(names, ["api.example.com", "api.example.com (arn-a)"]);
+        let token = idempotency_token();
+        assert!(token.len() == 32 && token.bytes().all(|b| b.is_ascii_hexdigit()), "{token}");
+        assert_ne!(token, idempotency_token());
+    }
+
+    #[test]
     fn diff() {
         let requested = Spec {
             stack: "s".into(),
@@ -349,9 +394,6 @@ mod tests {
         assert!(Certificate::diff(&requested, &state("ISSUED")).is_empty());
         let pending = Certificate::diff(&requested, &state("PENDING_VALIDATION"));
         assert!(pending.has("status") && !pending.replace, "a pending certificate is waited for");
-        for terminal in TERMINAL {
-            assert!(Certificate::diff(&requested, &state(terminal)).replace, "{terminal} is replaced");
-        }
         let existing = Spec { existing_arn: Some("arn:aws:acm:eu-west-1:1:certificate/c".into()), ..requested };
         assert!(Certificate::diff(&existing, &state("PENDING_VALIDATION")).is_empty(), "never changed");
         assert_eq!(Certificate::blockers(Some(&existing), &state("PENDING_VALIDATION")).len(), 1);

@@ -8,6 +8,14 @@
 //! were meant for are locked out. Such warnings stop `apply` unless the stack
 //! says to accept them (`domain.accept_truststore_warnings`).
 //!
+//! Every change is waited out: API Gateway reports `domainNameStatus`
+//! UPDATING (PENDING after a create) until it is done. A truststore update
+//! that AWS answers with warnings the stack does not accept is rolled back
+//! to the previous version, and the step fails: clients of the old
+//! truststore keep working.
+//!
+//! A create AWS says exists (its first answer lost) is read back and updated.
+//!
 //! The truststore (URI and version) the deployer last set is also kept in
 //! tags. AWS always reports `mutualTlsAuthentication` for a domain created
 //! with it, and that answer wins; the tags are only read when the answer
@@ -26,6 +34,10 @@ use super::{Context, Diff, Found, Kind, OWNER_TAG, Ownership, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::plan::{Address, Outputs, Val};
+use crate::retry;
+
+/// How long a change of the domain may take to finish (unscaled).
+const CHANGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 const TRUSTSTORE_VERSION_TAG: &str = "oauth-gateway:truststore-version";
 const TRUSTSTORE_URI_TAG: &str = "oauth-gateway:truststore-uri";
@@ -60,6 +72,13 @@ pub struct State {
     pub regional_hosted_zone_id: String,
     #[serde(default)]
     pub ownership_verification_certificate_arn: Option<String>,
+    /// `domainNameStatus`: AVAILABLE, UPDATING, PENDING, PENDING_….
+    #[serde(default = "available")]
+    pub status: String,
+}
+
+fn available() -> String {
+    "AVAILABLE".into()
 }
 
 pub fn address(name: &str) -> Address {
@@ -77,6 +96,7 @@ struct Raw<'a> {
     regional_domain_name: Option<&'a str>,
     regional_hosted_zone_id: Option<&'a str>,
     ownership_verification: Option<&'a str>,
+    status: Option<&'a aws_sdk_apigateway::types::DomainNameStatus>,
     tags: Option<&'a HashMap<String, String>>,
 }
 
@@ -91,6 +111,7 @@ macro_rules! raw {
             regional_domain_name: $domain.regional_domain_name(),
             regional_hosted_zone_id: $domain.regional_hosted_zone_id(),
             ownership_verification: $domain.ownership_verification_certificate_arn(),
+            status: $domain.domain_name_status(),
             tags: $domain.tags(),
         }
     };
@@ -113,6 +134,7 @@ fn found(raw: Raw<'_>, stack: &str, truststore_uri: Option<&str>) -> Found<State
         regional_domain_name: raw.regional_domain_name.unwrap_or_default().to_owned(),
         regional_hosted_zone_id: raw.regional_hosted_zone_id.unwrap_or_default().to_owned(),
         ownership_verification_certificate_arn: raw.ownership_verification.map(str::to_owned),
+        status: raw.status.map_or_else(available, |s| s.as_str().to_owned()),
     };
     if raw.mtls.is_none() && state.truststore_version.is_some() {
         // moto drops the field; the tags say mutual TLS was set, and where.
@@ -236,7 +258,8 @@ impl Kind for DomainName {
             (TRUSTSTORE_VERSION_TAG.to_owned(), version.to_owned()),
         ]
         .into();
-        aws.apigateway
+        let created = aws
+            .apigateway
             .create_domain_name()
             .domain_name(&spec.name)
             .regional_certificate_arn(spec.certificate_arn.known()?)
@@ -251,58 +274,137 @@ impl Kind for DomainName {
             .set_ownership_verification_certificate_arn(spec.ownership_verification_certificate_arn.clone())
             .set_tags(Some(tags))
             .send()
-            .await
-            .aws("CreateDomainName")?;
-        Ok(Self::find(aws, spec).await?.context("domain missing right after creation")?.state)
+            .await;
+        match created {
+            Ok(_) => Ok(wait_available(aws, spec).await?),
+            // Made by this create, its first answer lost: bring it in line.
+            Err(e) if crate::error::already_exists(&e) => {
+                let found = Self::find(aws, spec).await?.context("CreateDomainName: it exists, but cannot be read")?;
+                anyhow::ensure!(
+                    found.ownership == Ownership::Owned,
+                    "domain {} exists and is not the stack's",
+                    spec.name
+                );
+                let diff = Self::diff(spec, &found.state);
+                if diff.is_empty() {
+                    wait_available(aws, spec).await
+                } else {
+                    Self::update(aws, spec, &found.state, &diff).await
+                }
+            }
+            Err(e) => Err(e).aws("CreateDomainName"),
+        }
     }
 
-    async fn update(aws: &Aws, spec: &Spec, _: &State, diff: &Diff) -> anyhow::Result<State> {
-        let replace =
-            |path: &str, value: &str| PatchOperation::builder().op(Op::Replace).path(path).value(value).build();
-        let mut operations = Vec::new();
-        if diff.has("regional_certificate_arn") {
-            operations.push(replace("/regionalCertificateArn", spec.certificate_arn.known()?));
+    async fn update(aws: &Aws, spec: &Spec, state: &State, diff: &Diff) -> anyhow::Result<State> {
+        let updated = patch(aws, spec, diff).await?;
+        let warnings = Self::blockers(Some(spec), &updated);
+        let previous = state.truststore_version.as_deref().filter(|_| diff.has("truststore_version"));
+        match previous {
+            Some(previous) if !warnings.is_empty() => {
+                // Clients of the truststore in use keep working: go back to it.
+                let back = PatchOperation::builder()
+                    .op(Op::Replace)
+                    .path("/mutualTlsAuthentication/truststoreVersion")
+                    .value(previous)
+                    .build();
+                send_patch(aws, &spec.name, vec![back]).await?;
+                tag_truststore(aws, spec, previous).await?;
+                wait_available(aws, spec).await?;
+                anyhow::bail!(
+                    "{}; the domain was set back to the truststore version it used before ({previous})",
+                    warnings.join("; ")
+                )
+            }
+            _ => Ok(updated),
         }
-        if diff.has("security_policy") {
-            operations.push(replace("/securityPolicy", &spec.security_policy));
-        }
-        if diff.has("truststore_uri") {
-            operations.push(replace("/mutualTlsAuthentication/truststoreUri", &spec.truststore_uri));
-        }
-        if diff.has("truststore_version") {
-            operations.push(replace("/mutualTlsAuthentication/truststoreVersion", spec.truststore_version.known()?));
-        }
-        if let Some(arn) = spec
-            .ownership_verification_certificate_arn
-            .as_deref()
-            .filter(|_| diff.has("ownership_verification_certificate_arn"))
-        {
-            operations.push(replace("/ownershipVerificationCertificateArn", arn));
-        }
-        aws.apigateway
-            .update_domain_name()
-            .domain_name(&spec.name)
-            .set_patch_operations(Some(operations))
-            .send()
-            .await
-            .aws("UpdateDomainName")?;
-        if diff.has("truststore_version") || diff.has("truststore_uri") {
-            let arn = format!("arn:{}:apigateway:{}::/domainnames/{}", aws.partition, aws.region, spec.name);
-            aws.apigateway
-                .tag_resource()
-                .resource_arn(arn)
-                .tags(TRUSTSTORE_URI_TAG, &spec.truststore_uri)
-                .tags(TRUSTSTORE_VERSION_TAG, spec.truststore_version.known()?)
-                .send()
-                .await
-                .aws("TagResource")?;
-        }
-        Ok(Self::find(aws, spec).await?.context("domain vanished during update")?.state)
     }
 
     async fn delete(aws: &Aws, state: &State) -> anyhow::Result<()> {
         aws.apigateway.delete_domain_name().domain_name(&state.name).send().await.gone("DeleteDomainName")
     }
+}
+
+/// Waits until the domain's last change is done (AVAILABLE); its state then.
+async fn wait_available(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {
+    let waiting_for = format!("API Gateway to finish the change of domain {}", spec.name);
+    let shown = std::sync::atomic::AtomicBool::new(false);
+    retry::wait_until(&waiting_for, CHANGE_TIMEOUT, || async {
+        let found = DomainName::find(aws, spec).await?.with_context(|| format!("domain {} vanished", spec.name))?;
+        match found.state.status.as_str() {
+            "AVAILABLE" => Ok(Some(found.state)),
+            "UPDATING" | "PENDING" => {
+                if !shown.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    eprintln!("    domain {} is {}", spec.name, found.state.status);
+                }
+                Ok(None)
+            }
+            // PENDING_CERTIFICATE_REIMPORT, PENDING_OWNERSHIP_VERIFICATION:
+            // waiting does not help, a person must act.
+            other => anyhow::bail!(
+                "domain {} is {other}: API Gateway waits for something to be done about its certificate (see \
+                 `aws apigateway get-domain-name`, domainNameStatusMessage)",
+                spec.name
+            ),
+        }
+    })
+    .await
+}
+
+async fn send_patch(aws: &Aws, name: &str, operations: Vec<PatchOperation>) -> anyhow::Result<()> {
+    aws.apigateway
+        .update_domain_name()
+        .domain_name(name)
+        .set_patch_operations(Some(operations))
+        .send()
+        .await
+        .aws("UpdateDomainName")?;
+    Ok(())
+}
+
+/// Records the truststore in use in the domain's tags (read only where
+/// AWS's answer lacks the mutual TLS fields).
+async fn tag_truststore(aws: &Aws, spec: &Spec, version: &str) -> anyhow::Result<()> {
+    let arn = format!("arn:{}:apigateway:{}::/domainnames/{}", aws.partition, aws.region, spec.name);
+    aws.apigateway
+        .tag_resource()
+        .resource_arn(arn)
+        .tags(TRUSTSTORE_URI_TAG, &spec.truststore_uri)
+        .tags(TRUSTSTORE_VERSION_TAG, version)
+        .send()
+        .await
+        .aws("TagResource")?;
+    Ok(())
+}
+
+/// Writes `diff`'s fields, then waits until the change is done.
+async fn patch(aws: &Aws, spec: &Spec, diff: &Diff) -> anyhow::Result<State> {
+    let replace = |path: &str, value: &str| PatchOperation::builder().op(Op::Replace).path(path).value(value).build();
+    let mut operations = Vec::new();
+    if diff.has("regional_certificate_arn") {
+        operations.push(replace("/regionalCertificateArn", spec.certificate_arn.known()?));
+    }
+    if diff.has("security_policy") {
+        operations.push(replace("/securityPolicy", &spec.security_policy));
+    }
+    if diff.has("truststore_uri") {
+        operations.push(replace("/mutualTlsAuthentication/truststoreUri", &spec.truststore_uri));
+    }
+    if diff.has("truststore_version") {
+        operations.push(replace("/mutualTlsAuthentication/truststoreVersion", spec.truststore_version.known()?));
+    }
+    if let Some(arn) = spec
+        .ownership_verification_certificate_arn
+        .as_deref()
+        .filter(|_| diff.has("ownership_verification_certificate_arn"))
+    {
+        operations.push(replace("/ownershipVerificationCertificateArn", arn));
+    }
+    send_patch(aws, &spec.name, operations).await?;
+    if diff.has("truststore_version") || diff.has("truststore_uri") {
+        tag_truststore(aws, spec, spec.truststore_version.known()?).await?;
+    }
+    wait_available(aws, spec).await
 }
 
 #[cfg(test)]
@@ -335,6 +437,7 @@ mod tests {
             regional_domain_name: "d-abc.execute-api.eu-west-1.amazonaws.com".into(),
             regional_hosted_zone_id: "ZLY8HYME6SFDD".into(),
             ownership_verification_certificate_arn: None,
+            status: "AVAILABLE".into(),
         }
     }
 

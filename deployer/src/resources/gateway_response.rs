@@ -13,7 +13,7 @@ use aws_sdk_apigateway::types::GatewayResponseType;
 use serde::{Deserialize, Serialize};
 
 use super::rest_api::{self, RestApi};
-use super::{Context, Diff, Found, Kind, Scope};
+use super::{Context, Diff, Found, Kind, REST_API_WRITES, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::plan::{Address, Outputs, Val};
@@ -64,7 +64,9 @@ impl Kind for GatewayResponse {
     const DEPENDS_ON: &'static [&'static str] = &["rest_api"];
     const OBSERVED_UNDER: &'static [&'static str] = &["rest_api"];
     const NEEDS_DEPLOYMENT: bool = true;
+    const SNAPSHOTTED: bool = true;
     const DELETED_WITH_PARENT: bool = true;
+    const WRITE_GROUP: Option<&'static str> = REST_API_WRITES;
     type Spec = Spec;
     type State = State;
 

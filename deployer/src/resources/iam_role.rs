@@ -12,6 +12,7 @@ use super::{Context, Diff, Found, Kind, OWNER_TAG, Ownership, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::plan::Outputs;
+use crate::retry;
 
 const INLINE_POLICY_NAME: &str = "invoke-authorizer";
 
@@ -180,12 +181,32 @@ impl Kind for IamRole {
             .description(format!("API Gateway OAuth authorizer of stack {}", spec.stack))
             .tags(tag)
             .send()
-            .await
-            .aws("CreateRole")?;
-        converge_policies(aws, spec, &[], None).await?;
-        // What IAM accepted, not read back: IAM's reads lag its writes by
-        // seconds, and a GetRole now may answer NoSuchEntity.
-        Ok(wanted_state(spec, created.role().map(|r| r.arn()).context("CreateRole answered without a role")?))
+            .await;
+        match created {
+            Ok(created) => {
+                converge_policies(aws, spec, &[], None).await?;
+                // What IAM accepted, not read back: IAM's reads lag its writes
+                // by seconds, and a GetRole now may answer NoSuchEntity.
+                Ok(wanted_state(spec, created.role().map(|r| r.arn()).context("CreateRole answered without a role")?))
+            }
+            // Made by this create, its first answer lost: once IAM shows it,
+            // give it what it lacks.
+            Err(e) if crate::error::already_exists(&e) => {
+                let waiting_for = format!("IAM to show role {}, which it says exists", spec.name);
+                let found = retry::wait_until(&waiting_for, retry::IAM_ROLE_PROPAGATION.budget, || {
+                    read(aws, &spec.stack, &spec.name)
+                })
+                .await?;
+                anyhow::ensure!(
+                    found.ownership == Ownership::Owned,
+                    "role {} exists and is not the stack's",
+                    spec.name
+                );
+                let diff = Self::diff(spec, &found.state);
+                Self::update(aws, spec, &found.state, &diff).await
+            }
+            Err(e) => Err(e).aws("CreateRole"),
+        }
     }
 
     async fn update(aws: &Aws, spec: &Spec, state: &State, diff: &Diff) -> anyhow::Result<State> {

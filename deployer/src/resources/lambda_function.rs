@@ -213,7 +213,7 @@ impl Kind for LambdaFunction {
     async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {
         let code = code(spec)?;
         // A role created seconds ago may not be assumable by Lambda yet.
-        retry(&IAM_ROLE_PROPAGATION, || {
+        let created = retry(&IAM_ROLE_PROPAGATION, || {
             aws.lambda
                 .create_function()
                 .function_name(&spec.name)
@@ -229,9 +229,19 @@ impl Kind for LambdaFunction {
                 .tags(OWNER_TAG, &spec.stack)
                 .send()
         })
-        .await
-        .aws("CreateFunction")?;
-        wait_ready(aws, &spec.name).await
+        .await;
+        match created {
+            Ok(_) => wait_ready(aws, &spec.name).await,
+            // Made by this create, its first answer lost: bring it in line.
+            Err(e) if crate::error::already_exists(&e) => {
+                let found = read(aws, &spec.stack, &spec.name).await?.context("Lambda says the function exists")?;
+                anyhow::ensure!(found.ownership == Ownership::Owned, "function {} is not the stack's", spec.name);
+                let state = wait_ready(aws, &spec.name).await?;
+                let diff = Self::diff(spec, &state);
+                if diff.is_empty() { Ok(state) } else { Self::update(aws, spec, &state, &diff).await }
+            }
+            Err(e) => Err(e).aws("CreateFunction"),
+        }
     }
 
     async fn update(aws: &Aws, spec: &Spec, _state: &State, diff: &Diff) -> anyhow::Result<State> {

@@ -27,10 +27,12 @@ use crate::plan::{Address, FieldChange, Outputs};
 use crate::stack::Stack;
 
 pub mod api_authorizer;
+pub mod api_resource;
 pub mod api_route;
 pub mod base_path_mapping;
 pub mod certificate;
 pub mod domain_name;
+pub mod execute_api;
 pub mod gateway_response;
 pub mod iam_role;
 pub mod ip_set;
@@ -48,6 +50,7 @@ pub static REGISTRY: &[&dyn DynKind] = &[
     &Registered::<lambda_function::LambdaFunction>(PhantomData),
     &Registered::<rest_api::RestApi>(PhantomData),
     &Registered::<api_authorizer::ApiAuthorizer>(PhantomData),
+    &Registered::<api_resource::ApiResource>(PhantomData),
     &Registered::<api_route::ApiRoute>(PhantomData),
     &Registered::<gateway_response::GatewayResponse>(PhantomData),
     &Registered::<stage::Stage>(PhantomData),
@@ -58,12 +61,16 @@ pub static REGISTRY: &[&dyn DynKind] = &[
     &Registered::<ip_set::IpSet>(PhantomData),
     &Registered::<web_acl::WebAcl>(PhantomData),
     &Registered::<web_acl_association::WebAclAssociation>(PhantomData),
+    &Registered::<execute_api::ExecuteApi>(PhantomData),
 ];
 
 /// The registered kind called `name`.
 pub fn kind(name: &str) -> anyhow::Result<&'static dyn DynKind> {
     REGISTRY.iter().copied().find(|k| k.name() == name).ok_or_else(|| anyhow::anyhow!("unknown resource kind {name:?}"))
 }
+
+/// The write group of every kind that writes inside a REST API.
+pub const REST_API_WRITES: Option<&str> = Some("rest_api");
 
 /// Tag carried by everything the deployer creates; nothing without it (or
 /// outside an API that carries it) is ever changed or deleted.
@@ -232,6 +239,18 @@ pub trait Kind: Send + Sync + 'static {
     /// Outputs an update changes (a new truststore object has a new version):
     /// what refers to them is "known after apply" when this kind is updated.
     const UPDATE_CHANGES: &'static [&'static str] = &[];
+    /// A deployment copies it (a method, a path resource, the authorizer, a
+    /// gateway response): its deletes run before the stage's next
+    /// deployment, or the stage would keep serving what was removed.
+    const SNAPSHOTTED: bool = false;
+    /// Its deletes run before its own creates: a removed variable path part
+    /// must be gone before a sibling takes its place (API Gateway allows one
+    /// per parent). Only for kinds nothing is re-pointed from.
+    const DELETES_FIRST: bool = false;
+    /// Steps of kinds in the same group never run at the same time: API
+    /// Gateway answers a write to a REST API that overlaps another with 409
+    /// "concurrent modification" ([`REST_API_WRITES`]).
+    const WRITE_GROUP: Option<&'static str> = None;
     type Spec: Serialize + DeserializeOwned + Clone + Debug + Send + Sync;
     type State: Serialize + DeserializeOwned + Clone + Debug + Send + Sync;
 
@@ -276,6 +295,9 @@ pub trait DynKind: Send + Sync {
     fn deploys(&self) -> bool;
     fn deleted_with_parent(&self) -> bool;
     fn update_changes(&self) -> &'static [&'static str];
+    fn snapshotted(&self) -> bool;
+    fn deletes_first(&self) -> bool;
+    fn write_group(&self) -> Option<&'static str>;
     fn desired(&self, context: &Context<'_>) -> anyhow::Result<Vec<(String, Value)>>;
     fn observe<'a>(
         &'a self,
@@ -336,6 +358,15 @@ impl<K: Kind> DynKind for Registered<K> {
     }
     fn update_changes(&self) -> &'static [&'static str] {
         K::UPDATE_CHANGES
+    }
+    fn snapshotted(&self) -> bool {
+        K::SNAPSHOTTED
+    }
+    fn deletes_first(&self) -> bool {
+        K::DELETES_FIRST
+    }
+    fn write_group(&self) -> Option<&'static str> {
+        K::WRITE_GROUP
     }
 
     fn desired(&self, context: &Context<'_>) -> anyhow::Result<Vec<(String, Value)>> {

@@ -1,19 +1,29 @@
-//! The REST API itself: created (tagged, regional) or adopted by id. With an
-//! mTLS domain, `disableExecuteApiEndpoint` is on: the default `execute-api`
-//! endpoint would otherwise let clients bypass mutual TLS. AWS applies that
-//! flag only with a new deployment, so a change here redeploys the stage.
+//! The REST API itself: created (tagged, regional) or adopted by id. Its
+//! default `execute-api` endpoint is another kind's business
+//! (`execute_api`): a new API is only created with it already off when the
+//! stack has a custom domain.
 //!
 //! An adopted API is configured, never deleted; an API the stack created and
 //! no longer declares (renamed) is deleted, and everything in it with it.
+//!
+//! CreateRestApi takes no idempotency token, and API Gateway lets two APIs
+//! share a name: a create whose answer was lost is looked for before it is
+//! sent again (`retry::create_or_find`). Two APIs of the stack's name and tag
+//! (made by an older run that lost an answer) are told apart here: the one
+//! a stage serves from, else the one with any configuration, else the
+//! oldest, is the stack's; an empty extra one is deleted; two that both
+//! hold configuration stop `apply` naming both, since only a person can
+//! tell which to keep.
 
 use anyhow::Context as _;
-use aws_sdk_apigateway::types::{EndpointConfiguration, EndpointType, Op, PatchOperation};
+use aws_sdk_apigateway::types::{EndpointConfiguration, EndpointType};
 use serde::{Deserialize, Serialize};
 
-use super::{Context, Diff, Found, Kind, OWNER_TAG, Observation, Ownership, Scope, owner_tags};
+use super::{Context, Diff, Found, Kind, OWNER_TAG, Observation, Ownership, REST_API_WRITES, Scope, owner_tags};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::plan::{Address, Outputs, Val};
+use crate::retry::{self, Created};
 use crate::stack::ApiSource;
 
 pub struct RestApi;
@@ -22,7 +32,9 @@ pub struct RestApi;
 pub struct Spec {
     pub stack: String,
     pub source: Source,
-    pub disable_execute_api_endpoint: bool,
+    /// Whether a new API is created with `execute-api` off (the stack has a
+    /// custom domain; a new API has no clients to cut off).
+    pub created_without_execute_api: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,6 +52,12 @@ pub struct State {
     pub name: String,
     pub disable_execute_api_endpoint: bool,
     pub regional: bool,
+    /// The id of the resource `/`.
+    #[serde(default)]
+    pub root_resource_id: String,
+    /// Other APIs of the same name and tag that hold configuration too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ambiguous_with: Vec<String>,
 }
 
 /// The address of the stack's REST API.
@@ -53,6 +71,11 @@ pub fn id(context: &Context<'_>) -> Val {
         Source::Adopt(id) => Val::Known(id),
         Source::Create(_) => Val::output(address(context), "id"),
     }
+}
+
+/// The id of the API's root resource `/`, for the resources under it.
+pub fn root_resource_id(context: &Context<'_>) -> Val {
+    Val::output(address(context), "root_resource_id")
 }
 
 fn source(context: &Context<'_>) -> Source {
@@ -79,13 +102,19 @@ pub fn of(observation: &Observation, api_id: &Val) -> Option<Found<State>> {
     }
 }
 
-fn state_of(api: &aws_sdk_apigateway::types::RestApi) -> State {
-    State {
-        id: api.id().unwrap_or_default().to_owned(),
-        name: api.name().unwrap_or_default().to_owned(),
-        disable_execute_api_endpoint: api.disable_execute_api_endpoint(),
-        regional: api.endpoint_configuration().is_some_and(|c| c.types().contains(&EndpointType::Regional)),
-    }
+/// The state in a `RestApi` or a `CreateRestApiOutput` (same accessors,
+/// different types).
+macro_rules! state_of {
+    ($api:expr) => {
+        State {
+            id: $api.id().unwrap_or_default().to_owned(),
+            name: $api.name().unwrap_or_default().to_owned(),
+            disable_execute_api_endpoint: $api.disable_execute_api_endpoint(),
+            regional: $api.endpoint_configuration().is_some_and(|c| c.types().contains(&EndpointType::Regional)),
+            root_resource_id: $api.root_resource_id().unwrap_or_default().to_owned(),
+            ambiguous_with: Vec::new(),
+        }
+    };
 }
 
 async fn adopted(aws: &Aws, id: &str) -> anyhow::Result<Found<State>> {
@@ -97,37 +126,13 @@ async fn adopted(aws: &Aws, id: &str) -> anyhow::Result<Found<State>> {
         .await
         .found("GetRestApi")?
         .with_context(|| format!("the REST API {id} to adopt does not exist"))?;
-    Ok(Found::new(
-        id,
-        Ownership::Adopted,
-        State {
-            id: id.to_owned(),
-            name: api.name().unwrap_or_default().to_owned(),
-            disable_execute_api_endpoint: api.disable_execute_api_endpoint(),
-            regional: api.endpoint_configuration().is_some_and(|c| c.types().contains(&EndpointType::Regional)),
-        },
-    ))
+    Ok(Found::new(id, Ownership::Adopted, state_of!(api)))
 }
 
-/// An API's resource tree as this process knows it (path → resource id),
-/// behind one lock per API: routes are created concurrently, and two routes
-/// under `/pets` must not both create `/pets` (API Gateway answers the
-/// second with a conflict; moto creates a duplicate). `None` until read; an
-/// API created by this process starts with its root, so its first route
-/// need not read the tree at all.
-pub type ResourceTree = std::sync::Arc<tokio::sync::Mutex<Option<std::collections::BTreeMap<String, String>>>>;
-
-static RESOURCE_TREES: std::sync::LazyLock<std::sync::Mutex<std::collections::BTreeMap<String, ResourceTree>>> =
-    std::sync::LazyLock::new(Default::default);
-
-pub fn resource_tree(api_id: &str) -> ResourceTree {
-    let mut trees = RESOURCE_TREES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    trees.entry(api_id.to_owned()).or_default().clone()
-}
-
-/// Every REST API carrying the stack's tag. Names are not unique in API
-/// Gateway: another API of the same name is someone else's business.
-async fn owned(aws: &Aws, stack: &str) -> anyhow::Result<Vec<Found<State>>> {
+/// Every REST API carrying the stack's tag, with its creation time. Names
+/// are not unique in API Gateway: another API of the same name is someone
+/// else's business.
+async fn tagged(aws: &Aws, stack: &str) -> anyhow::Result<Vec<(State, i64)>> {
     let apis: Vec<_> = aws
         .apigateway
         .get_rest_apis()
@@ -141,17 +146,66 @@ async fn owned(aws: &Aws, stack: &str) -> anyhow::Result<Vec<Found<State>>> {
     Ok(apis
         .iter()
         .filter(|api| api.tags().and_then(|t| t.get(OWNER_TAG)).is_some_and(|owner| owner == stack))
-        .map(|api| {
-            let state = state_of(api);
-            Found::new(state.name.clone(), Ownership::Owned, state)
-        })
+        .map(|api| (state_of!(api), api.created_date().map_or(0, |d| d.secs())))
         .collect())
+}
+
+/// What an API holds: whether a stage serves from it, and whether it holds
+/// any configuration (a stage, an authorizer, a resource besides `/`).
+async fn contents(aws: &Aws, id: &str) -> anyhow::Result<(bool, bool)> {
+    let (stages, authorizers, resources) = tokio::join!(
+        aws.apigateway.get_stages().rest_api_id(id).send(),
+        aws.apigateway.get_authorizers().rest_api_id(id).limit(1).send(),
+        aws.apigateway.get_resources().rest_api_id(id).limit(2).send(),
+    );
+    let staged = !stages.aws("GetStages")?.item().is_empty();
+    let configured = staged
+        || !authorizers.aws("GetAuthorizers")?.items().is_empty()
+        || resources.aws("GetResources")?.items().len() > 1;
+    Ok((staged, configured))
+}
+
+/// The stack's APIs: one per name; an extra one of the same name is named
+/// `NAME (ID)` (and, owned and undeclared, deleted).
+async fn owned(aws: &Aws, stack: &str) -> anyhow::Result<Vec<Found<State>>> {
+    let mut by_name: std::collections::BTreeMap<String, Vec<(State, i64)>> = Default::default();
+    for (state, created) in tagged(aws, stack).await? {
+        by_name.entry(state.name.clone()).or_default().push((state, created));
+    }
+    let mut found = Vec::new();
+    for (name, apis) in by_name {
+        if apis.len() == 1 {
+            found.extend(apis.into_iter().map(|(state, _)| Found::new(name.clone(), Ownership::Owned, state)));
+            continue;
+        }
+        let reads = apis.iter().map(|(state, _)| contents(aws, &state.id));
+        let read = futures::future::try_join_all(reads).await?;
+        let mut ranked: Vec<((bool, bool), State, i64)> =
+            read.into_iter().zip(apis).map(|(contents, (state, created))| (contents, state, created)).collect();
+        // Serving first, then configured, then the oldest; the id settles a tie.
+        ranked.sort_by(|a, b| (!a.0.0, !a.0.1, a.2, &a.1.id).cmp(&(!b.0.0, !b.0.1, b.2, &b.1.id)));
+        let mut ranked = ranked.into_iter();
+        let Some((_, mut kept, _)) = ranked.next() else { continue };
+        for ((_, configured), extra, _) in ranked {
+            if configured {
+                kept.ambiguous_with.push(extra.id.clone());
+            }
+            found.push(Found::new(format!("{name} ({})", extra.id), Ownership::Owned, extra));
+        }
+        found.push(Found::new(name, Ownership::Owned, kept));
+    }
+    Ok(found)
+}
+
+/// The stack's API of this name, if any.
+async fn find_named(aws: &Aws, stack: &str, name: &str) -> anyhow::Result<Option<Found<State>>> {
+    Ok(owned(aws, stack).await?.into_iter().find(|api| api.name == name))
 }
 
 impl Kind for RestApi {
     const NAME: &'static str = "rest_api";
     const DEPENDS_ON: &'static [&'static str] = &[];
-    const NEEDS_DEPLOYMENT: bool = true;
+    const WRITE_GROUP: Option<&'static str> = REST_API_WRITES;
     type Spec = Spec;
     type State = State;
 
@@ -159,7 +213,7 @@ impl Kind for RestApi {
         Ok(vec![Spec {
             stack: context.stack.name.clone(),
             source: source(context),
-            disable_execute_api_endpoint: context.stack.domain.is_some(),
+            created_without_execute_api: context.stack.domain.is_some(),
         }])
     }
 
@@ -180,17 +234,12 @@ impl Kind for RestApi {
     async fn find(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<Found<State>>> {
         match &spec.source {
             Source::Adopt(id) => Ok(Some(adopted(aws, id).await?)),
-            Source::Create(name) => Ok(owned(aws, &spec.stack).await?.into_iter().find(|api| api.name == *name)),
+            Source::Create(name) => find_named(aws, &spec.stack, name).await,
         }
     }
 
     fn diff(spec: &Spec, state: &State) -> Diff {
         let mut diff = Diff::default();
-        diff.field(
-            "disable_execute_api_endpoint",
-            state.disable_execute_api_endpoint,
-            spec.disable_execute_api_endpoint,
-        );
         if matches!(spec.source, Source::Create(_)) {
             // The endpoint type of an API cannot be changed in place here.
             diff.field("endpoint_type", if state.regional { "REGIONAL" } else { "other" }, "REGIONAL");
@@ -199,52 +248,58 @@ impl Kind for RestApi {
         diff
     }
 
+    fn blockers(_: Option<&Spec>, state: &State) -> Vec<String> {
+        if state.ambiguous_with.is_empty() {
+            return Vec::new();
+        }
+        vec![format!(
+            "REST APIs {} and {} are both named {:?}, carry the stack's tag and hold configuration; the deployer \
+             cannot tell which to keep. Delete the one you do not want (aws apigateway delete-rest-api \
+             --rest-api-id ID) and apply again",
+            state.id,
+            state.ambiguous_with.join(", "),
+            state.name
+        )]
+    }
+
     fn outputs(state: &State) -> Outputs {
-        [("id".to_owned(), state.id.clone())].into()
+        [
+            ("id".to_owned(), state.id.clone()),
+            ("root_resource_id".to_owned(), state.root_resource_id.clone()),
+            ("disable_execute_api_endpoint".to_owned(), state.disable_execute_api_endpoint.to_string()),
+        ]
+        .into()
     }
 
     async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {
         let Source::Create(name) = &spec.source else { anyhow::bail!("an adopted REST API is never created") };
-        let api = aws
-            .apigateway
-            .create_rest_api()
-            .name(name)
-            .description(format!("OAuth 2.0 / mTLS protected API of stack {}", spec.stack))
-            .endpoint_configuration(EndpointConfiguration::builder().types(EndpointType::Regional).build())
-            .disable_execute_api_endpoint(spec.disable_execute_api_endpoint)
-            .set_tags(Some(owner_tags(&spec.stack)))
-            .send()
-            .await
-            .aws("CreateRestApi")?;
-        let id = api.id().context("CreateRestApi answered without an id")?;
-        if let Some(root) = api.root_resource_id() {
-            *resource_tree(id).lock().await = Some([("/".to_owned(), root.to_owned())].into());
-        }
-        Ok(State {
-            id: id.to_owned(),
-            name: name.clone(),
-            disable_execute_api_endpoint: api.disable_execute_api_endpoint(),
-            regional: true,
-        })
+        let created = retry::create_or_find(
+            "CreateRestApi",
+            || {
+                aws.apigateway
+                    .create_rest_api()
+                    .name(name)
+                    .description(format!("OAuth 2.0 / mTLS protected API of stack {}", spec.stack))
+                    .endpoint_configuration(EndpointConfiguration::builder().types(EndpointType::Regional).build())
+                    .disable_execute_api_endpoint(spec.created_without_execute_api)
+                    .set_tags(Some(owner_tags(&spec.stack)))
+                    .customize()
+                    .config_override(crate::aws::answer_may_be_lost())
+                    .send()
+            },
+            || async { Ok(find_named(aws, &spec.stack, name).await?.map(|found| found.state)) },
+        )
+        .await?;
+        let state = match created {
+            Created::New(api) => State { regional: true, ..state_of!(api) },
+            Created::Found(state) => state,
+        };
+        anyhow::ensure!(!state.id.is_empty(), "CreateRestApi answered without an id");
+        Ok(state)
     }
 
-    async fn update(aws: &Aws, spec: &Spec, state: &State, diff: &Diff) -> anyhow::Result<State> {
-        if diff.has("disable_execute_api_endpoint") {
-            let patch = PatchOperation::builder()
-                .op(Op::Replace)
-                .path("/disableExecuteApiEndpoint")
-                .value(spec.disable_execute_api_endpoint.to_string())
-                .build();
-            let api = aws
-                .apigateway
-                .update_rest_api()
-                .rest_api_id(&state.id)
-                .patch_operations(patch)
-                .send()
-                .await
-                .aws("UpdateRestApi")?;
-            return Ok(State { disable_execute_api_endpoint: api.disable_execute_api_endpoint(), ..state.clone() });
-        }
+    async fn update(_: &Aws, _: &Spec, state: &State, _: &Diff) -> anyhow::Result<State> {
+        // The endpoint type is the only field, and it is replaced.
         Ok(state.clone())
     }
 
@@ -258,20 +313,35 @@ mod tests {
     use super::*;
 
     fn state() -> State {
-        State { id: "a1".into(), name: "pets".into(), disable_execute_api_endpoint: true, regional: true }
+        State {
+            id: "a1".into(),
+            name: "pets".into(),
+            disable_execute_api_endpoint: true,
+            regional: true,
+            root_resource_id: "r0".into(),
+            ambiguous_with: Vec::new(),
+        }
     }
 
     #[test]
     fn diff() {
         let created =
-            Spec { stack: "s".into(), source: Source::Create("pets".into()), disable_execute_api_endpoint: true };
+            Spec { stack: "s".into(), source: Source::Create("pets".into()), created_without_execute_api: true };
         assert!(RestApi::diff(&created, &state()).is_empty());
         let open = State { disable_execute_api_endpoint: false, ..state() };
-        let diff = RestApi::diff(&created, &open);
-        assert!(diff.has("disable_execute_api_endpoint") && !diff.replace);
+        assert!(RestApi::diff(&created, &open).is_empty(), "execute-api is the execute_api kind's business");
         let edge = State { regional: false, ..state() };
         assert!(RestApi::diff(&created, &edge).replace, "an edge API is replaced by a regional one");
         let adopted = Spec { source: Source::Adopt("a1".into()), ..created };
         assert!(RestApi::diff(&adopted, &edge).is_empty(), "an adopted API's endpoint type is its owner's business");
+    }
+
+    #[test]
+    fn two_configured_apis_of_one_name_block_apply_naming_both() {
+        assert!(RestApi::blockers(None, &state()).is_empty());
+        let ambiguous = State { ambiguous_with: vec!["b2".into()], ..state() };
+        let blockers = RestApi::blockers(None, &ambiguous);
+        assert_eq!(blockers.len(), 1);
+        assert!(blockers[0].contains("a1 and b2") && blockers[0].contains("\"pets\""), "{}", blockers[0]);
     }
 }

@@ -1,8 +1,14 @@
-//! The deployment and the stage. The deployment's description holds a hash of
-//! the API configuration the stack wants; a different hash means a new
-//! deployment. A change AWS applies only on a deployment (the execute-api
-//! flag, a route, the authorizer, a gateway response) makes the planner ask
-//! for one too (`deployment`, a forced field), so a repair reaches clients.
+//! The deployment and the stage. A deployment's description holds a hash of
+//! the API configuration the stack wants, and whether the API's execute-api
+//! endpoint was off when it was made (`config-sha256:HASH execute-api:off`);
+//! a different hash means a new deployment. A change AWS applies only on a
+//! deployment (a route, the authorizer, a gateway response) makes the
+//! planner ask for one too (`deployment`, a forced field), so a repair
+//! reaches clients.
+//!
+//! CreateDeployment takes no idempotency token: each carries a random run
+//! token in its description, by which a deployment whose answer was lost is
+//! found instead of being made twice.
 
 use std::collections::BTreeMap;
 
@@ -12,10 +18,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use super::rest_api::{self, RestApi};
-use super::{Context, Diff, Found, Kind, OWNER_TAG, Ownership, Scope, owner_tags};
+use super::{Context, Diff, Found, Kind, OWNER_TAG, Ownership, REST_API_WRITES, Scope, owner_tags};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::plan::{Address, Outputs, Val};
+use crate::retry::{self, Created};
 use crate::stack::Throttling;
 
 const HASH_PREFIX: &str = "config-sha256:";
@@ -31,6 +38,9 @@ pub struct Spec {
     pub throttling: Option<Throttling>,
     /// Hash of the desired API configuration.
     pub config_hash: String,
+    /// The API's `disableExecuteApiEndpoint` as it is when this step runs
+    /// (`"true"`/`"false"`), recorded with each deployment.
+    pub execute_api_disabled: Val,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,6 +50,10 @@ pub struct State {
     pub deployment_id: String,
     /// The configuration hash of the deployment the stage points at.
     pub deployed_hash: String,
+    /// Whether execute-api was off when that deployment was made (`None`:
+    /// the deployment does not say).
+    #[serde(default)]
+    pub deployed_without_execute_api: Option<bool>,
     pub variables: BTreeMap<String, String>,
     pub throttling: Option<(f64, i32)>,
 }
@@ -50,15 +64,14 @@ pub fn address(context: &Context<'_>) -> Address {
 
 /// A hash of everything a deployment snapshots, from the desired state only
 /// (ids excluded), so it is the same on every run until stack.yaml changes.
-fn config_hash(context: &Context<'_>) -> String {
+pub fn config_hash(context: &Context<'_>) -> String {
     let stack = context.stack;
     let a = &stack.authorizer;
     let mut text = format!(
-        "authorizer {} {:?} {}\nexecute-api disabled {}\n",
+        "authorizer {} {:?} {}\n",
         super::lambda_function::arn(context),
         a.identity_sources,
-        a.cache_ttl_seconds,
-        stack.domain.is_some()
+        a.cache_ttl_seconds
     );
     for r in &stack.api.routes {
         text.push_str(&format!("route {} {} {} {:?}\n", r.method, r.path, r.backend, r.context_headers));
@@ -67,8 +80,18 @@ fn config_hash(context: &Context<'_>) -> String {
     Sha256::digest(text.as_bytes()).iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
-/// Every stage of an API, with the hash of the deployment each points at.
-async fn read_all(aws: &Aws, api_id: &str, stack: &str) -> anyhow::Result<Vec<Found<State>>> {
+/// What a deployment's description says: its configuration hash and
+/// whether execute-api was off.
+fn described(description: Option<&str>) -> (String, Option<bool>) {
+    let Some(rest) = description.and_then(|d| d.strip_prefix(HASH_PREFIX)) else { return ("unknown".into(), None) };
+    let mut words = rest.split_whitespace();
+    let hash = words.next().unwrap_or("unknown").to_owned();
+    let execute_api = words.find_map(|w| w.strip_prefix("execute-api:")).map(|v| v == "off");
+    (hash, execute_api)
+}
+
+/// Every stage of an API, with what the deployment each points at says.
+pub async fn read_all(aws: &Aws, api_id: &str, stack: &str) -> anyhow::Result<Vec<Found<State>>> {
     let (stages, deployments) = tokio::join!(
         aws.apigateway.get_stages().rest_api_id(api_id).send(),
         aws.apigateway
@@ -81,13 +104,9 @@ async fn read_all(aws: &Aws, api_id: &str, stack: &str) -> anyhow::Result<Vec<Fo
             .collect::<Result<Vec<_>, _>>(),
     );
     let deployments = deployments.aws("GetDeployments")?;
-    let hash_of = |deployment_id: &str| {
-        deployments
-            .iter()
-            .find(|d| d.id() == Some(deployment_id))
-            .map(|d| d.description().and_then(|d| d.strip_prefix(HASH_PREFIX)).unwrap_or("unknown"))
-            .unwrap_or("none")
-            .to_owned()
+    let described_by = |deployment_id: &str| match deployments.iter().find(|d| d.id() == Some(deployment_id)) {
+        Some(deployment) => described(deployment.description()),
+        None => ("none".to_owned(), None),
     };
     Ok(stages
         .aws("GetStages")?
@@ -95,10 +114,12 @@ async fn read_all(aws: &Aws, api_id: &str, stack: &str) -> anyhow::Result<Vec<Fo
         .iter()
         .map(|stage| {
             let deployment_id = stage.deployment_id().unwrap_or_default().to_owned();
+            let (deployed_hash, deployed_without_execute_api) = described_by(&deployment_id);
             let state = State {
                 api_id: api_id.to_owned(),
                 name: stage.stage_name().unwrap_or_default().to_owned(),
-                deployed_hash: hash_of(&deployment_id),
+                deployed_hash,
+                deployed_without_execute_api,
                 deployment_id,
                 variables: stage
                     .variables()
@@ -115,16 +136,41 @@ async fn read_all(aws: &Aws, api_id: &str, stack: &str) -> anyhow::Result<Vec<Fo
         .collect())
 }
 
-async fn deploy(aws: &Aws, api_id: &str, hash: &str) -> anyhow::Result<String> {
-    let deployment = aws
-        .apigateway
-        .create_deployment()
-        .rest_api_id(api_id)
-        .description(format!("{HASH_PREFIX}{hash}"))
-        .send()
-        .await
-        .aws("CreateDeployment")?;
-    Ok(deployment.id().context("CreateDeployment answered without an id")?.to_owned())
+/// Makes a deployment of the API as it is now; returns its id. Found, not
+/// made twice, when its answer is lost.
+pub async fn deploy(aws: &Aws, api_id: &str, hash: &str, execute_api_disabled: bool) -> anyhow::Result<String> {
+    let run = format!("{:016x}", (retry::jitter() * u64::MAX as f64) as u64 ^ u64::from(std::process::id()));
+    let execute_api = if execute_api_disabled { "off" } else { "on" };
+    let description = format!("{HASH_PREFIX}{hash} execute-api:{execute_api} run:{run}");
+    let created = retry::create_or_find(
+        "CreateDeployment",
+        || {
+            aws.apigateway
+                .create_deployment()
+                .rest_api_id(api_id)
+                .description(&description)
+                .customize()
+                .config_override(crate::aws::answer_may_be_lost())
+                .send()
+        },
+        || async {
+            let deployments = aws.apigateway.get_deployments().rest_api_id(api_id).limit(500).send().await;
+            let deployments = deployments.aws("GetDeployments")?;
+            let mine = deployments.items().iter().find(|d| d.description() == Some(description.as_str()));
+            Ok(mine.and_then(|d| d.id()).map(str::to_owned))
+        },
+    )
+    .await?;
+    match created {
+        Created::New(deployment) => Ok(deployment.id().context("CreateDeployment answered without an id")?.to_owned()),
+        Created::Found(id) => Ok(id),
+    }
+}
+
+/// Points the stage at a deployment.
+pub async fn point_at(aws: &Aws, api_id: &str, stage: &str, deployment_id: &str) -> anyhow::Result<()> {
+    let operation = PatchOperation::builder().op(Op::Replace).path("/deploymentId").value(deployment_id).build();
+    patch(aws, api_id, stage, vec![operation]).await
 }
 
 fn throttling_patch(spec: &Spec) -> Vec<PatchOperation> {
@@ -151,12 +197,17 @@ async fn patch(aws: &Aws, api_id: &str, stage: &str, operations: Vec<PatchOperat
     Ok(())
 }
 
+fn disabled(spec: &Spec) -> anyhow::Result<bool> {
+    Ok(spec.execute_api_disabled.known()? == "true")
+}
+
 impl Kind for Stage {
     const NAME: &'static str = "stage";
     const DEPENDS_ON: &'static [&'static str] = &["rest_api", "api_authorizer", "api_route", "gateway_response"];
     const OBSERVED_UNDER: &'static [&'static str] = &["rest_api"];
     const DEPLOYS: bool = true;
     const DELETED_WITH_PARENT: bool = true;
+    const WRITE_GROUP: Option<&'static str> = REST_API_WRITES;
     type Spec = Spec;
     type State = State;
 
@@ -169,6 +220,7 @@ impl Kind for Stage {
             variables: stage.variables.clone(),
             throttling: stage.throttling,
             config_hash: config_hash(context),
+            execute_api_disabled: Val::output(rest_api::address(context), "disable_execute_api_endpoint"),
         }])
     }
 
@@ -209,8 +261,9 @@ impl Kind for Stage {
 
     async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {
         let api_id = spec.api_id.known()?;
-        let deployment_id = deploy(aws, api_id, &spec.config_hash).await?;
-        aws.apigateway
+        let deployment_id = deploy(aws, api_id, &spec.config_hash, disabled(spec)?).await?;
+        let created = aws
+            .apigateway
             .create_stage()
             .rest_api_id(api_id)
             .stage_name(&spec.name)
@@ -218,14 +271,35 @@ impl Kind for Stage {
             .set_variables(Some(spec.variables.clone().into_iter().collect()))
             .set_tags(Some(owner_tags(&spec.stack)))
             .send()
-            .await
-            .aws("CreateStage")?;
+            .await;
+        match created {
+            Ok(_) => {}
+            // Made by this create, its first answer lost: finish it as an update.
+            Err(e) if crate::error::already_exists(&e) => {
+                let found = Self::find(aws, spec).await?.context("CreateStage: it exists, but is not listed")?;
+                anyhow::ensure!(
+                    found.ownership == Ownership::Owned,
+                    "stage {} exists and is not the stack's",
+                    spec.name
+                );
+                point_at(aws, api_id, &spec.name, &deployment_id).await?;
+                let pointed = State {
+                    deployment_id,
+                    deployed_hash: spec.config_hash.clone(),
+                    deployed_without_execute_api: Some(disabled(spec)?),
+                    ..found.state
+                };
+                return Self::update(aws, spec, &pointed, &Self::diff(spec, &pointed)).await;
+            }
+            Err(e) => return Err(e).aws("CreateStage"),
+        }
         patch(aws, api_id, &spec.name, throttling_patch(spec)).await?;
         Ok(State {
             api_id: api_id.to_owned(),
             name: spec.name.clone(),
             deployment_id,
             deployed_hash: spec.config_hash.clone(),
+            deployed_without_execute_api: Some(disabled(spec)?),
             variables: spec.variables.clone(),
             throttling: spec.throttling.map(|t| (t.rate_limit, t.burst_limit)),
         })
@@ -234,8 +308,10 @@ impl Kind for Stage {
     async fn update(aws: &Aws, spec: &Spec, state: &State, diff: &Diff) -> anyhow::Result<State> {
         let mut operations = Vec::new();
         let mut deployment_id = state.deployment_id.clone();
+        let mut deployed_without_execute_api = state.deployed_without_execute_api;
         if diff.has("deployed_configuration") || diff.has("deployment") {
-            deployment_id = deploy(aws, &state.api_id, &spec.config_hash).await?;
+            deployment_id = deploy(aws, &state.api_id, &spec.config_hash, disabled(spec)?).await?;
+            deployed_without_execute_api = Some(disabled(spec)?);
             operations
                 .push(PatchOperation::builder().op(Op::Replace).path("/deploymentId").value(&deployment_id).build());
         }
@@ -262,6 +338,7 @@ impl Kind for Stage {
         Ok(State {
             deployment_id,
             deployed_hash: spec.config_hash.clone(),
+            deployed_without_execute_api,
             variables: spec.variables.clone(),
             throttling: spec.throttling.map(|t| (t.rate_limit, t.burst_limit)).or(state.throttling),
             ..state.clone()
@@ -292,6 +369,7 @@ mod tests {
             variables: [("tier".to_owned(), "gold".to_owned())].into(),
             throttling: Some(Throttling { rate_limit: 100.0, burst_limit: 200 }),
             config_hash: "h1".into(),
+            execute_api_disabled: Val::Known("true".into()),
         }
     }
 
@@ -301,6 +379,7 @@ mod tests {
             name: "prod".into(),
             deployment_id: "d1".into(),
             deployed_hash: "h1".into(),
+            deployed_without_execute_api: Some(true),
             variables: [("tier".to_owned(), "gold".to_owned())].into(),
             throttling: Some((100.0, 200)),
         }
@@ -318,5 +397,15 @@ mod tests {
         check_diff::<Stage>(&spec(), &state(), cases);
         let unthrottled = Spec { throttling: None, ..spec() };
         assert!(Stage::diff(&unthrottled, &state()).is_empty(), "no throttling asked: whatever is there stays");
+    }
+
+    #[test]
+    fn a_deployment_says_what_it_was_made_from() {
+        assert_eq!(described(Some("config-sha256:ab12 execute-api:off run:77")), ("ab12".into(), Some(true)));
+        assert_eq!(described(Some("config-sha256:ab12 execute-api:on run:77")), ("ab12".into(), Some(false)));
+        // Made by an older deployer, or by hand.
+        assert_eq!(described(Some("config-sha256:ab12")), ("ab12".into(), None));
+        assert_eq!(described(Some("manual")), ("unknown".into(), None));
+        assert_eq!(described(None), ("unknown".into(), None));
     }
 }

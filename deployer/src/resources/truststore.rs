@@ -10,6 +10,12 @@
 //! them leaves the bucket untagged. An untagged bucket of the stack's name
 //! is the stack's to take back while it is empty (no object, no version);
 //! one holding anything is someone else's and is refused.
+//!
+//! S3 may take a while after versioning is first enabled before every write
+//! gets a version id. The first upload waits until `GetBucketVersioning`
+//! says Enabled, and an upload answered without a version id (or with
+//! "null": an unversioned object) is never handed to the domain: it is made
+//! again until S3 versions it.
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{BucketVersioningStatus, Tag, Tagging, VersioningConfiguration};
@@ -22,6 +28,11 @@ use super::{Context, Diff, Found, Kind, OWNER_TAG, Ownership, Scope};
 use crate::aws::{Aws, buckets};
 use crate::error::SdkResult as _;
 use crate::plan::{Address, Outputs};
+use crate::retry;
+
+/// How long S3 may take to version every write after versioning is enabled
+/// (S3 documents up to 15 minutes; unscaled).
+const VERSIONING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 pub struct Truststore;
 
@@ -96,21 +107,12 @@ async fn read(aws: &Aws, stack: &str, bucket: &str, key: &str) -> anyhow::Result
         Err(e) => return Err(e).aws("GetPublicAccessBlock"),
     };
     let (content_sha256, version_id) = match head.found("HeadObject")? {
-        Some(head) => (head.metadata().and_then(|m| m.get("sha256")).cloned(), head.version_id().map(str::to_owned)),
+        Some(head) => {
+            (head.metadata().and_then(|m| m.get("sha256")).cloned(), versioned(head.version_id()).map(str::to_owned))
+        }
         None => (None, None),
     };
-    let versioning = match versioning {
-        Ok(output) => output.status() == Some(&BucketVersioningStatus::Enabled),
-        // An answer the SDK cannot read at all (no error code). moto 5.2.5
-        // names the XML root `GetBucketVersioningResponse` where S3 says
-        // `VersioningConfiguration`. The object's version id tells the same
-        // thing for a bucket we upload to: S3 gives one only when versioning
-        // is on ("null" otherwise).
-        Err(e) if crate::error::code(&e).is_none() && e.as_service_error().is_some() => {
-            version_id.as_deref().is_some_and(|v| v != "null")
-        }
-        Err(e) => return Err(e).aws("GetBucketVersioning"),
-    };
+    let versioning = versioning.aws("GetBucketVersioning")?.status() == Some(&BucketVersioningStatus::Enabled);
     let ownership = match owner.as_deref() {
         Some(owner) if owner == stack => Ownership::Owned,
         None if is_empty(aws, bucket).await? => Ownership::Owned,
@@ -146,6 +148,16 @@ async fn tag(aws: &Aws, spec: &Spec) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Waits until S3 says versioning is on (it may not at once).
+async fn wait_versioned(aws: &Aws, bucket: &str) -> anyhow::Result<()> {
+    let waiting_for = format!("S3 to turn on versioning of bucket {bucket}");
+    retry::wait_until(&waiting_for, VERSIONING_TIMEOUT, || async {
+        let versioning = aws.s3.get_bucket_versioning().bucket(bucket).send().await.aws("GetBucketVersioning")?;
+        Ok((versioning.status() == Some(&BucketVersioningStatus::Enabled)).then_some(()))
+    })
+    .await
+}
+
 async fn secure_bucket(aws: &Aws, bucket: &str) -> anyhow::Result<()> {
     let versioning = aws
         .s3
@@ -160,19 +172,31 @@ async fn secure_bucket(aws: &Aws, bucket: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn upload(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<String>> {
-    let output = aws
-        .s3
-        .put_object()
-        .bucket(&spec.bucket)
-        .key(&spec.key)
-        .body(ByteStream::from(spec.pem.clone().into_bytes()))
-        .content_type("application/x-pem-file")
-        .metadata("sha256", sha256(&spec.pem))
-        .send()
-        .await
-        .aws("PutObject")?;
-    Ok(output.version_id().map(str::to_owned))
+/// Uploads the bundle until S3 answers with a version id: the domain can
+/// only point at a version.
+async fn upload(aws: &Aws, spec: &Spec) -> anyhow::Result<String> {
+    let waiting_for = format!("S3 to version the upload of s3://{}/{}", spec.bucket, spec.key);
+    retry::wait_until(&waiting_for, VERSIONING_TIMEOUT, || async {
+        let output = aws
+            .s3
+            .put_object()
+            .bucket(&spec.bucket)
+            .key(&spec.key)
+            .body(ByteStream::from(spec.pem.clone().into_bytes()))
+            .content_type("application/x-pem-file")
+            .metadata("sha256", sha256(&spec.pem))
+            .send()
+            .await
+            .aws("PutObject")?;
+        Ok(versioned(output.version_id()).map(str::to_owned))
+    })
+    .await
+}
+
+/// A version id the domain can point at: present, and not S3's "null" of
+/// an object stored while versioning was not on yet.
+fn versioned(version_id: Option<&str>) -> Option<&str> {
+    version_id.filter(|v| !v.is_empty() && *v != "null")
 }
 
 impl Kind for Truststore {
@@ -225,6 +249,9 @@ impl Kind for Truststore {
         diff.field("versioning", state.versioning, true);
         diff.field("public_access_blocked", state.public_access_blocked, true);
         diff.field("content_sha256", state.content_sha256.as_deref(), Some(sha256(&spec.pem).as_str()));
+        // An object stored while versioning was not on yet has no version a
+        // domain can point at.
+        diff.field("versioned_object", state.version_id.is_some(), true);
         diff.field("owner_tag", state.tagged, true);
         diff
     }
@@ -238,10 +265,16 @@ impl Kind for Truststore {
     }
 
     async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {
-        buckets::create(aws, &spec.bucket).send().await.aws("CreateBucket")?;
+        match buckets::create(aws, &spec.bucket).send().await {
+            // Made by this create, its first answer lost (S3 answers so
+            // only to the bucket's own account).
+            Err(e) if crate::error::already_exists(&e) => {}
+            other => drop(other.aws("CreateBucket")?),
+        }
         tag(aws, spec).await?;
         secure_bucket(aws, &spec.bucket).await?;
-        let version_id = upload(aws, spec).await?;
+        wait_versioned(aws, &spec.bucket).await?;
+        let version_id = Some(upload(aws, spec).await?);
         Ok(State {
             bucket: spec.bucket.clone(),
             key: spec.key.clone(),
@@ -259,10 +292,11 @@ impl Kind for Truststore {
         }
         if diff.has("versioning") || diff.has("public_access_blocked") {
             secure_bucket(aws, &spec.bucket).await?;
+            wait_versioned(aws, &spec.bucket).await?;
         }
         let mut state = State { versioning: true, public_access_blocked: true, tagged: true, ..state.clone() };
-        if diff.has("content_sha256") {
-            state.version_id = upload(aws, spec).await?;
+        if diff.has("content_sha256") || diff.has("versioned_object") {
+            state.version_id = Some(upload(aws, spec).await?);
             state.content_sha256 = Some(sha256(&spec.pem));
         }
         Ok(state)
@@ -320,8 +354,17 @@ mod tests {
             (|s| s.content_sha256 = Some(sha256("OLD")), "content_sha256"),
             (|s| s.content_sha256 = None, "content_sha256"),
             (|s| s.tagged = false, "owner_tag"),
+            (|s| s.version_id = None, "versioned_object"),
         ];
         check_diff::<Truststore>(&spec, &state, cases);
         assert_eq!(parse_uri("s3://bucket/dir/key.pem"), Some(("bucket".into(), "dir/key.pem".into())));
+    }
+
+    #[test]
+    fn only_a_real_version_id_is_handed_to_the_domain() {
+        assert_eq!(versioned(Some("3HL4kqtJlcpXroDTDmJ")), Some("3HL4kqtJlcpXroDTDmJ"));
+        for unversioned in [None, Some("null"), Some("")] {
+            assert_eq!(versioned(unversioned), None, "{unversioned:?}");
+        }
     }
 }

@@ -303,7 +303,38 @@ impl Checks<'_> {
                 context_headers: route.context_headers.clone(),
             });
         }
+        self.one_variable_per_parent(&routes);
         Some(ApiSpec { source: source?, routes, unauthorized_challenge })
+    }
+
+    /// API Gateway allows one variable path part per parent resource:
+    /// `/pets/{id}` beside `/pets/{petId}/toys` cannot be made (it answers
+    /// "A sibling ({id}) of this resource already has a variable path part").
+    fn one_variable_per_parent(&mut self, routes: &[RouteSpec]) {
+        let mut variables: BTreeMap<String, (&str, usize)> = BTreeMap::new();
+        for (i, route) in routes.iter().enumerate() {
+            let mut parent = String::new();
+            for part in route.path.split('/').filter(|p| !p.is_empty()) {
+                if part.starts_with('{') {
+                    match variables.get(&parent) {
+                        Some((other, j)) if *other != part => {
+                            let under = if parent.is_empty() { "/" } else { parent.as_str() };
+                            self.problem(
+                                format!("api.routes[{i}].path"),
+                                format!(
+                                    "{part} beside {other} (api.routes[{j}].path) under {under}: API Gateway allows \
+                                     one variable path part per parent; give both the same name"
+                                ),
+                            );
+                            break;
+                        }
+                        Some(_) => {}
+                        None => drop(variables.insert(parent.clone(), (part, i))),
+                    }
+                }
+                parent = format!("{parent}/{part}");
+            }
+        }
     }
 
     /// The custom domain: name, certificate, TLS policy, truststore, base path.
@@ -353,7 +384,17 @@ impl Checks<'_> {
         });
         let file = base.join(&raw.truststore.file);
         let pem = match std::fs::read(&file) {
-            Ok(pem) if pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") => pem,
+            Ok(pem) if pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") => {
+                // What API Gateway would only warn about once it is uploaded
+                // (and refuse those clients), unless the stack accepts it.
+                if !raw.accept_truststore_warnings {
+                    let now = x509_parser::time::ASN1Time::now();
+                    for problem in super::truststore::problems(&pem, now) {
+                        self.problem("domain.truststore.file", format!("{}: {problem}", file.display()));
+                    }
+                }
+                pem
+            }
             Ok(_) => {
                 self.problem("domain.truststore.file", format!("{} holds no PEM certificate", file.display()));
                 Vec::new()
@@ -641,6 +682,28 @@ mod tests {
         let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
         assert_eq!(fields, ["domain.certificate.arn", "domain.ownership_verification_certificate_arn"]);
         assert!(problems[0].message.contains("the certificate is in us-east-1, the stack in eu-west-1"));
+    }
+
+    #[test]
+    fn one_variable_path_part_per_parent() {
+        let route = |path: &str| RouteSpec {
+            method: "GET".into(),
+            path: path.into(),
+            backend: "https://b".into(),
+            context_headers: BTreeMap::new(),
+        };
+        let problems = |paths: &[&str]| {
+            let mut checks = Checks { problems: Vec::new(), env: &|_| None };
+            checks.one_variable_per_parent(&paths.iter().map(|p| route(p)).collect::<Vec<_>>());
+            checks.problems.into_iter().map(|p| format!("{}: {}", p.field, p.message)).collect::<Vec<_>>()
+        };
+        assert!(problems(&["/pets/{id}", "/pets/{id}/toys", "/owners/{id}", "/{tenant}"]).is_empty());
+        assert_eq!(
+            problems(&["/pets/{id}", "/pets/{petId}/toys"]),
+            ["api.routes[1].path: {petId} beside {id} (api.routes[0].path) under /pets: API Gateway allows one \
+              variable path part per parent; give both the same name"]
+        );
+        assert_eq!(problems(&["/{tenant}/pets", "/{proxy+}"]).len(), 1, "a greedy one is a variable too");
     }
 
     #[test]

@@ -10,6 +10,7 @@
 mod checks;
 pub mod model;
 mod raw;
+pub mod truststore;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,205 @@
+//! One path resource of the REST API (`/pets`, `/pets/{id}`): the tree the
+//! routes' methods hang on. Every prefix of every route's path is one; `/`
+//! is the API's own (its root).
+//!
+//! API Gateway allows one variable path part per parent: renaming
+//! `/pets/{id}` to `/pets/{petId}` means deleting the old resource before
+//! creating the new one (`DELETES_FIRST`; nothing clients see changes until
+//! the stage deploys). A resource no route needs any more is deleted with
+//! what is left under it. In an adopted API only the declared resources are
+//! touched, and never deleted.
+//!
+//! CreateResource of a path part that exists is refused with a
+//! `ConflictException`: after a lost answer, that means "made", and the
+//! resource is read back.
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+
+use super::rest_api::{self, RestApi};
+use super::{Context, Diff, Found, Kind, Ownership, REST_API_WRITES, Scope};
+use crate::aws::Aws;
+use crate::error::SdkResult as _;
+use crate::plan::{Address, Outputs, Val};
+
+pub struct ApiResource;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Spec {
+    pub api_id: Val,
+    pub path: String,
+    /// The parent resource's id (the root's for a top-level path).
+    pub parent_id: Val,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    pub api_id: String,
+    pub id: String,
+    pub path: String,
+}
+
+pub fn address(path: &str) -> Address {
+    Address::new(ApiResource::NAME, path)
+}
+
+/// The id of the resource at `path`, for what hangs on it (`/` is the root).
+pub fn id(context: &Context<'_>, path: &str) -> Val {
+    if path == "/" { rest_api::root_resource_id(context) } else { Val::output(address(path), "id") }
+}
+
+/// `/pets/{id}` → `/pets`; a top-level path → `/`.
+fn parent_path(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(0) | None => "/",
+        Some(at) => &path[..at],
+    }
+}
+
+/// Every resource of the API but its root, by path.
+pub async fn read_all(aws: &Aws, api_id: &str) -> anyhow::Result<Vec<State>> {
+    let resources: Vec<_> = aws
+        .apigateway
+        .get_resources()
+        .rest_api_id(api_id)
+        .limit(500)
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .aws("GetResources")?;
+    Ok(resources
+        .iter()
+        .filter_map(|r| Some((r.path()?, r.id()?)))
+        .filter(|(path, _)| *path != "/")
+        .map(|(path, id)| State { api_id: api_id.to_owned(), id: id.to_owned(), path: path.to_owned() })
+        .collect())
+}
+
+impl Kind for ApiResource {
+    const NAME: &'static str = "api_resource";
+    const DEPENDS_ON: &'static [&'static str] = &["rest_api"];
+    const OBSERVED_UNDER: &'static [&'static str] = &["rest_api"];
+    const NEEDS_DEPLOYMENT: bool = true;
+    const SNAPSHOTTED: bool = true;
+    const DELETES_FIRST: bool = true;
+    const DELETED_WITH_PARENT: bool = true;
+    const WRITE_GROUP: Option<&'static str> = REST_API_WRITES;
+    type Spec = Spec;
+    type State = State;
+
+    fn desired(context: &Context<'_>) -> anyhow::Result<Vec<Spec>> {
+        let mut paths = std::collections::BTreeSet::new();
+        for route in &context.stack.api.routes {
+            let mut path = route.path.as_str();
+            while path != "/" {
+                paths.insert(path.to_owned());
+                path = parent_path(path);
+            }
+        }
+        Ok(paths
+            .into_iter()
+            .map(|path| Spec { api_id: rest_api::id(context), parent_id: id(context, parent_path(&path)), path })
+            .collect())
+    }
+
+    fn name(spec: &Spec) -> String {
+        spec.path.clone()
+    }
+
+    async fn observe(scope: &Scope<'_, Spec>) -> anyhow::Result<Vec<Found<State>>> {
+        let Some(spec) = scope.desired.first() else { return Ok(Vec::new()) };
+        let Some(api) = rest_api::of(scope.parents, &spec.api_id) else { return Ok(Vec::new()) };
+        let api_address = Address::new(RestApi::NAME, &api.name);
+        let declared: Vec<&str> = scope.desired.iter().map(|s| s.path.as_str()).collect();
+        Ok(read_all(scope.aws, &api.state.id)
+            .await?
+            .into_iter()
+            .filter(|r| api.ownership == Ownership::Owned || declared.contains(&r.path.as_str()))
+            .map(|r| {
+                // It goes with its parent resource, or with the API.
+                let parent = match parent_path(&r.path) {
+                    "/" => api_address.clone(),
+                    parent => address(parent),
+                };
+                Found::new(r.path.clone(), api.ownership, r).inside(parent)
+            })
+            .collect())
+    }
+
+    async fn find(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<Found<State>>> {
+        let found = read_all(aws, spec.api_id.known()?).await?.into_iter().find(|r| r.path == spec.path);
+        Ok(found.map(|r| Found::new(r.path.clone(), Ownership::Owned, r)))
+    }
+
+    fn diff(_: &Spec, _: &State) -> Diff {
+        // A path resource is its path: nothing to change in place.
+        Diff::default()
+    }
+
+    fn outputs(state: &State) -> Outputs {
+        [("id".to_owned(), state.id.clone())].into()
+    }
+
+    async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {
+        let api_id = spec.api_id.known()?;
+        let part = spec.path.rsplit('/').next().unwrap_or_default();
+        let created = aws
+            .apigateway
+            .create_resource()
+            .rest_api_id(api_id)
+            .parent_id(spec.parent_id.known()?)
+            .path_part(part)
+            .send()
+            .await;
+        match created {
+            Ok(resource) => Ok(State {
+                api_id: api_id.to_owned(),
+                id: resource.id().context("CreateResource answered without an id")?.to_owned(),
+                path: spec.path.clone(),
+            }),
+            // Made already: by this create, whose first answer was lost.
+            Err(e) if crate::error::already_exists(&e) => {
+                Self::find(aws, spec).await?.map(|found| found.state).with_context(|| {
+                    format!("CreateResource {}: API Gateway says it exists, but it is not listed", spec.path)
+                })
+            }
+            Err(e) => Err(e).aws(&format!("CreateResource {}", spec.path)),
+        }
+    }
+
+    async fn update(_: &Aws, _: &Spec, state: &State, _: &Diff) -> anyhow::Result<State> {
+        Ok(state.clone())
+    }
+
+    async fn delete(aws: &Aws, state: &State) -> anyhow::Result<()> {
+        // Deletes what is under it too (resources and methods).
+        aws.apigateway
+            .delete_resource()
+            .rest_api_id(&state.api_id)
+            .resource_id(&state.id)
+            .send()
+            .await
+            .gone("DeleteResource")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parents() {
+        assert_eq!(parent_path("/pets"), "/");
+        assert_eq!(parent_path("/pets/{id}"), "/pets");
+        assert_eq!(parent_path("/owners/{id}/pets"), "/owners/{id}");
+    }
+
+    #[test]
+    fn nothing_about_a_path_resource_is_changed_in_place() {
+        let spec = Spec { api_id: Val::Known("a1".into()), path: "/pets".into(), parent_id: Val::Known("r0".into()) };
+        let state = State { api_id: "a1".into(), id: "r1".into(), path: "/pets".into() };
+        assert!(ApiResource::diff(&spec, &state).is_empty());
+    }
+}

@@ -1,0 +1,174 @@
+//! The REST API's default endpoint, `execute-api`. With a custom domain it is
+//! off: clients could otherwise call the API without mutual TLS. Without
+//! one, it is on. API Gateway applies the switch only with a new
+//! deployment, which this step makes (and records in the deployment's
+//! description, so a run killed between the switch and the deployment is
+//! finished by the next).
+//!
+//! It is turned off only once the custom domain serves the stage: this kind
+//! comes after the base path mapping, which comes after the domain, which
+//! waits for its certificate to be issued. Adding `domain:` to a live API so
+//! never cuts its clients off before the domain can take them. (A new API of
+//! a stack with a domain is created with it off: it has no clients yet.)
+//! Removing `domain:` turns it back on before the domain is deleted.
+
+use anyhow::Context as _;
+use aws_sdk_apigateway::types::{Op, PatchOperation};
+use serde::{Deserialize, Serialize};
+
+use super::rest_api::{self, RestApi};
+use super::stage;
+use super::{Context, Diff, Found, Kind, REST_API_WRITES, Scope};
+use crate::aws::Aws;
+use crate::error::SdkResult as _;
+use crate::plan::{Address, Outputs, Val};
+
+pub struct ExecuteApi;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Spec {
+    pub stack: String,
+    pub api_id: Val,
+    /// The API's address name, which this is named after.
+    pub api: String,
+    pub stage: String,
+    /// Off (`disableExecuteApiEndpoint: true`) when the stack has a custom domain.
+    pub disabled: bool,
+    /// The stage's configuration hash, for the deployment this step makes.
+    pub config_hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    pub api_id: String,
+    pub stage: String,
+    /// The API's `disableExecuteApiEndpoint`.
+    pub disabled: bool,
+    /// The same, as of the deployment the stage serves (`None`: unknown).
+    pub deployed_disabled: Option<bool>,
+}
+
+fn shown(disabled: Option<bool>) -> String {
+    match disabled {
+        Some(true) => "off".into(),
+        Some(false) => "on".into(),
+        None => "unknown".into(),
+    }
+}
+
+/// The state, from the API's switch and the stage's deployment.
+async fn read(aws: &Aws, api_id: &str, stack: &str, stage_name: &str, disabled: bool) -> anyhow::Result<Option<State>> {
+    let stages = stage::read_all(aws, api_id, stack).await?;
+    let Some(found) = stages.into_iter().find(|s| s.name == stage_name) else { return Ok(None) };
+    Ok(Some(State {
+        api_id: api_id.to_owned(),
+        stage: stage_name.to_owned(),
+        disabled,
+        deployed_disabled: found.state.deployed_without_execute_api,
+    }))
+}
+
+impl Kind for ExecuteApi {
+    const NAME: &'static str = "execute_api";
+    const DEPENDS_ON: &'static [&'static str] = &["rest_api", "stage", "base_path_mapping"];
+    const OBSERVED_UNDER: &'static [&'static str] = &["rest_api"];
+    const DELETED_WITH_PARENT: bool = true;
+    const WRITE_GROUP: Option<&'static str> = REST_API_WRITES;
+    type Spec = Spec;
+    type State = State;
+
+    fn desired(context: &Context<'_>) -> anyhow::Result<Vec<Spec>> {
+        Ok(vec![Spec {
+            stack: context.stack.name.clone(),
+            api_id: rest_api::id(context),
+            api: rest_api::address(context).name,
+            stage: context.stack.stage.name.clone(),
+            disabled: context.stack.domain.is_some(),
+            config_hash: stage::config_hash(context),
+        }])
+    }
+
+    fn name(spec: &Spec) -> String {
+        spec.api.clone()
+    }
+
+    async fn observe(scope: &Scope<'_, Spec>) -> anyhow::Result<Vec<Found<State>>> {
+        let Some(spec) = scope.desired.first() else { return Ok(Vec::new()) };
+        let Some(api) = rest_api::of(scope.parents, &spec.api_id) else { return Ok(Vec::new()) };
+        let state =
+            read(scope.aws, &api.state.id, scope.stack, &spec.stage, api.state.disable_execute_api_endpoint).await?;
+        let parent = Address::new(RestApi::NAME, &api.name);
+        Ok(state.map(|s| Found::new(spec.api.clone(), api.ownership, s).inside(parent)).into_iter().collect())
+    }
+
+    async fn find(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<Found<State>>> {
+        let api_id = spec.api_id.known()?;
+        let api = aws.apigateway.get_rest_api().rest_api_id(api_id).send().await.aws("GetRestApi")?;
+        let state = read(aws, api_id, &spec.stack, &spec.stage, api.disable_execute_api_endpoint()).await?;
+        Ok(state.map(|s| Found::new(spec.api.clone(), super::Ownership::Owned, s)))
+    }
+
+    fn diff(spec: &Spec, state: &State) -> Diff {
+        let mut diff = Diff::default();
+        diff.text("execute_api", shown(Some(state.disabled)), shown(Some(spec.disabled)));
+        diff.text("deployed_execute_api", shown(state.deployed_disabled), shown(Some(spec.disabled)));
+        diff
+    }
+
+    fn outputs(_: &State) -> Outputs {
+        Outputs::new()
+    }
+
+    async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {
+        // There is nothing to create: the API has the switch, the stage a deployment.
+        let found = Self::find(aws, spec).await?.with_context(|| format!("stage {} does not exist", spec.stage))?;
+        let diff = Self::diff(spec, &found.state);
+        if diff.is_empty() { Ok(found.state) } else { Self::update(aws, spec, &found.state, &diff).await }
+    }
+
+    async fn update(aws: &Aws, spec: &Spec, state: &State, _: &Diff) -> anyhow::Result<State> {
+        if state.disabled != spec.disabled {
+            let patch = PatchOperation::builder()
+                .op(Op::Replace)
+                .path("/disableExecuteApiEndpoint")
+                .value(spec.disabled.to_string())
+                .build();
+            let update = aws.apigateway.update_rest_api().rest_api_id(&state.api_id).patch_operations(patch);
+            update.send().await.aws("UpdateRestApi")?;
+        }
+        // The switch reaches clients with a deployment made after it.
+        let deployment = stage::deploy(aws, &state.api_id, &spec.config_hash, spec.disabled).await?;
+        stage::point_at(aws, &state.api_id, &spec.stage, &deployment).await?;
+        Ok(State { disabled: spec.disabled, deployed_disabled: Some(spec.disabled), ..state.clone() })
+    }
+
+    async fn delete(_: &Aws, _: &State) -> anyhow::Result<()> {
+        // Nothing of its own: it goes with its API.
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::testing::{Case, check_diff};
+
+    #[test]
+    fn diff() {
+        let spec = Spec {
+            stack: "s".into(),
+            api_id: Val::Known("a1".into()),
+            api: "pets".into(),
+            stage: "prod".into(),
+            disabled: true,
+            config_hash: "h".into(),
+        };
+        let state = State { api_id: "a1".into(), stage: "prod".into(), disabled: true, deployed_disabled: Some(true) };
+        let cases: &[Case<State>] = &[
+            (|s| s.disabled = false, "execute_api"),
+            (|s| s.deployed_disabled = Some(false), "deployed_execute_api"),
+            (|s| s.deployed_disabled = None, "deployed_execute_api"),
+        ];
+        check_diff::<ExecuteApi>(&spec, &state, cases);
+    }
+}
