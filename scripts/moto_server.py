@@ -11,6 +11,7 @@ as it is: tests say so where it matters.
 import collections
 import sys
 
+from moto.apigateway import exceptions as apigateway_errors
 from moto.apigateway import models as apigateway
 from moto.s3 import responses as s3
 from moto.server import main
@@ -60,8 +61,41 @@ def bucket_versioning_is_answered_as_s3_does():
     s3.S3Response.get_bucket_versioning = get_bucket_versioning
 
 
+def a_delete_of_what_is_gone_answers_not_found():
+    # moto 5.2.5 answers DeleteRestApi, DeleteResource and DeleteAuthorizer
+    # of an id that does not exist with HTTP 500 (a KeyError). AWS answers
+    # 404 NotFoundException, which is what a delete sent again after its
+    # first answer was lost gets.
+    backend = apigateway.APIGatewayBackend
+    delete_rest_api, delete_resource, delete_authorizer = (
+        backend.delete_rest_api,
+        backend.delete_resource,
+        backend.delete_authorizer,
+    )
+
+    def rest_api_gone(self, function_id):
+        if function_id not in self.apis:
+            raise apigateway_errors.RestAPINotFound()
+        return delete_rest_api(self, function_id)
+
+    def resource_gone(self, function_id, resource_id):
+        if resource_id not in self.get_rest_api(function_id).resources:
+            raise apigateway_errors.ResourceIdNotFoundException()
+        return delete_resource(self, function_id, resource_id)
+
+    def authorizer_gone(self, restapi_id, authorizer_id):
+        if authorizer_id not in self.get_rest_api(restapi_id).authorizers:
+            raise apigateway_errors.AuthorizerNotFoundException()
+        return delete_authorizer(self, restapi_id, authorizer_id)
+
+    backend.delete_rest_api = rest_api_gone
+    backend.delete_resource = resource_gone
+    backend.delete_authorizer = authorizer_gone
+
+
 if __name__ == "__main__":
     base_path_mappings_of_a_new_domain_are_empty()
     a_false_patch_value_is_false()
     bucket_versioning_is_answered_as_s3_does()
+    a_delete_of_what_is_gone_answers_not_found()
     sys.exit(main(sys.argv[1:]))

@@ -15,7 +15,8 @@
 //! TLS fields of custom domains and `UpdateDomainName` (moto 5.2.5 drops the
 //! first and answers the second with 500), so a truststore rotation
 //! completes, and `truststoreWarnings` for a truststore holding an expired
-//! certificate or one that is not a CA.
+//! certificate or one that is not a CA; and it refuses a second WAF IP set
+//! or web ACL of a name, as AWS does and moto does not.
 //!
 //! API Gateway's own rules on a REST API (one write at a time, one variable
 //! path part per parent, deployments as snapshots) live in `rest_apis`.
@@ -42,8 +43,8 @@ pub struct Behaviours {
     pub acm_in_use: bool,
     /// WAFv2: `WAFUnavailableEntityException` after a create,
     /// `WAFAssociatedItemException` after a disassociation or an ACL
-    /// deletion; `WAFDuplicateItemException` for a name that exists (moto
-    /// does not refuse a duplicate IP set).
+    /// deletion. (`WAFDuplicateItemException` for a name that exists is
+    /// always given: moto does not refuse a duplicate IP set.)
     pub waf_eventual: bool,
     /// WAFv2: lists that do not show what was just created.
     pub waf_list_lag: bool,
@@ -447,8 +448,9 @@ impl AwsLike {
             }
         }
 
-        if (b.waf_eventual || b.waf_list_lag)
-            && call.service == "wafv2"
+        // (A duplicate WAF name is refused whatever the switches: moto
+        // creates a second IP set where AWS refuses.)
+        if call.service == "wafv2"
             && let Some((behaviour, reply)) = self.waf_not_yet(&call, &mut state, now)
         {
             *state.counts.entry(behaviour).or_default() += 1;
