@@ -3,7 +3,10 @@
 //! certificate and the domain at once). Only reads; the planner decides what
 //! they mean.
 
-use std::collections::BTreeMap;
+use std::any::Any;
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::FutureExt as _;
 use futures::future::{BoxFuture, Shared, join_all};
@@ -16,6 +19,34 @@ use crate::resources::{Found, Observation};
 
 type Read = Shared<BoxFuture<'static, Result<Vec<Found<Value>>, String>>>;
 
+type Erased = Arc<dyn Any + Send + Sync>;
+
+/// One shared read, awaited by whoever needs it.
+type SharedRead = Shared<BoxFuture<'static, Result<Erased, String>>>;
+
+/// Reads two kinds need in one observation, made once: a REST API's
+/// resource tree (its paths for `api_resource`, its methods for
+/// `api_route`) is the call API Gateway limits most (5 in 2 s).
+#[derive(Clone, Default)]
+pub struct SharedReads(Arc<Mutex<HashMap<String, SharedRead>>>);
+
+impl SharedReads {
+    /// What `read` answers for `key`: read by whoever asks first, awaited by all.
+    pub async fn get<T, F>(&self, key: String, read: F) -> anyhow::Result<Arc<T>>
+    where
+        T: Send + Sync + 'static,
+        F: Future<Output = anyhow::Result<T>> + Send + 'static,
+    {
+        let shared = {
+            let mut reads = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            let erased = read.map(|r| r.map(|v| Arc::new(v) as Erased).map_err(|e| format!("{e:#}")));
+            reads.entry(key).or_insert_with(|| erased.boxed().shared()).clone()
+        };
+        let value = shared.await.map_err(anyhow::Error::msg)?;
+        value.downcast::<T>().map_err(|_| anyhow::anyhow!("a shared read was asked for as another type"))
+    }
+}
+
 /// Observes every kind. `desired` names what to look for (by name, where a
 /// name cannot be found by tag alone); teardown passes the stack's desired
 /// resources too, and plans against none.
@@ -23,17 +54,18 @@ pub async fn observe(aws: &Aws, stack: &str, desired: &[Desired]) -> anyhow::Res
     let read_at = std::time::Instant::now();
     let declared: std::sync::Arc<[crate::plan::Address]> = desired.iter().map(|d| d.address.clone()).collect();
     let mut reads: BTreeMap<&'static str, Read> = BTreeMap::new();
+    let shared = SharedReads::default();
     for kind in graph::observation_waves().into_iter().flatten() {
         let parents: Vec<(&'static str, Read)> = kind.observed_under().iter().map(|p| (*p, reads[p].clone())).collect();
         let specs: Vec<Value> =
             desired.iter().filter(|d| d.address.kind == kind.name()).map(|d| d.spec.clone()).collect();
-        let (aws, stack, declared) = (aws.clone(), stack.to_owned(), declared.clone());
+        let (aws, stack, declared, shared) = (aws.clone(), stack.to_owned(), declared.clone(), shared.clone());
         let read = async move {
             let mut seen = Observation::default();
             for (name, parent) in parents {
                 seen.found.insert(name.to_owned(), parent.await?);
             }
-            kind.observe(&aws, &stack, specs, &declared, &seen)
+            kind.observe(&aws, &stack, specs, &declared, &seen, &shared)
                 .await
                 .map_err(|e| format!("reading {}: {e:#}", kind.name()))
         };

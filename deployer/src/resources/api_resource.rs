@@ -13,13 +13,17 @@
 //! `ConflictException`: after a lost answer, that means "made", and the
 //! resource is read back.
 
+use std::sync::Arc;
+
 use anyhow::Context as _;
+use aws_sdk_apigateway::types::Resource;
 use serde::{Deserialize, Serialize};
 
 use super::rest_api::{self, RestApi};
 use super::{Context, Diff, Found, Kind, Ownership, REST_API_WRITES, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
+use crate::observe::SharedReads;
 use crate::plan::{Address, Outputs, Val};
 
 pub struct ApiResource;
@@ -56,25 +60,34 @@ fn parent_path(path: &str) -> &str {
     }
 }
 
-/// Every resource of the API but its root, by path.
-pub async fn read_all(aws: &Aws, api_id: &str) -> anyhow::Result<Vec<State>> {
-    let resources: Vec<_> = aws
-        .apigateway
+/// The API's resource tree with every method and integration on it: what
+/// this kind and `api_route` read.
+pub async fn tree(aws: Aws, api_id: String) -> anyhow::Result<Vec<Resource>> {
+    aws.apigateway
         .get_resources()
         .rest_api_id(api_id)
         .limit(500)
+        .embed("methods")
         .into_paginator()
         .items()
         .send()
         .collect::<Result<Vec<_>, _>>()
         .await
-        .aws("GetResources")?;
-    Ok(resources
-        .iter()
+        .aws("GetResources")
+}
+
+/// The tree, read once per observation for this kind and `api_route`.
+pub async fn shared_tree(scope_shared: &SharedReads, aws: &Aws, api_id: &str) -> anyhow::Result<Arc<Vec<Resource>>> {
+    scope_shared.get(format!("GetResources {api_id}"), tree(aws.clone(), api_id.to_owned())).await
+}
+
+/// Every resource of the API but its root, by path.
+fn states(api_id: &str, tree: &[Resource]) -> Vec<State> {
+    tree.iter()
         .filter_map(|r| Some((r.path()?, r.id()?)))
         .filter(|(path, _)| *path != "/")
         .map(|(path, id)| State { api_id: api_id.to_owned(), id: id.to_owned(), path: path.to_owned() })
-        .collect())
+        .collect()
 }
 
 impl Kind for ApiResource {
@@ -113,8 +126,8 @@ impl Kind for ApiResource {
         let Some(api) = rest_api::of(scope.parents, &spec.api_id) else { return Ok(Vec::new()) };
         let api_address = Address::new(RestApi::NAME, &api.name);
         let declared: Vec<&str> = scope.desired.iter().map(|s| s.path.as_str()).collect();
-        Ok(read_all(scope.aws, &api.state.id)
-            .await?
+        let tree = shared_tree(scope.shared, scope.aws, &api.state.id).await?;
+        Ok(states(&api.state.id, &tree)
             .into_iter()
             .filter(|r| api.ownership == Ownership::Owned || declared.contains(&r.path.as_str()))
             .map(|r| {
@@ -129,7 +142,9 @@ impl Kind for ApiResource {
     }
 
     async fn find(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<Found<State>>> {
-        let found = read_all(aws, spec.api_id.known()?).await?.into_iter().find(|r| r.path == spec.path);
+        let api_id = spec.api_id.known()?;
+        let tree = tree(aws.clone(), api_id.to_owned()).await?;
+        let found = states(api_id, &tree).into_iter().find(|r| r.path == spec.path);
         Ok(found.map(|r| Found::new(r.path.clone(), Ownership::Owned, r)))
     }
 

@@ -70,22 +70,10 @@ fn integration_parameters(spec: &Spec) -> BTreeMap<String, String> {
     parameters
 }
 
-/// Every method of the API, as routes.
-async fn read_all(aws: &Aws, api_id: &str) -> anyhow::Result<Vec<State>> {
-    let resources: Vec<_> = aws
-        .apigateway
-        .get_resources()
-        .rest_api_id(api_id)
-        .limit(500)
-        .embed("methods")
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Result<Vec<_>, _>>()
-        .await
-        .aws("GetResources")?;
+/// Every method of the API's resource tree, as routes.
+fn routes(api_id: &str, tree: &[aws_sdk_apigateway::types::Resource]) -> Vec<State> {
     let mut routes = Vec::new();
-    for resource in &resources {
+    for resource in tree {
         let (Some(path), Some(resource_id)) = (resource.path(), resource.id()) else { continue };
         for (method_name, method) in resource.resource_methods().into_iter().flatten() {
             let integration = method.method_integration();
@@ -112,7 +100,7 @@ async fn read_all(aws: &Aws, api_id: &str) -> anyhow::Result<Vec<State>> {
             });
         }
     }
-    Ok(routes)
+    routes
 }
 
 fn route_name(method: &str, path: &str) -> String {
@@ -211,7 +199,8 @@ impl Kind for ApiRoute {
         let Some(api) = rest_api::of(scope.parents, &spec.api_id) else { return Ok(Vec::new()) };
         let parent = Address::new(RestApi::NAME, &api.name);
         let declared: Vec<String> = scope.desired.iter().map(Self::name).collect();
-        let routes = read_all(scope.aws, &api.state.id).await?;
+        let tree = super::api_resource::shared_tree(scope.shared, scope.aws, &api.state.id).await?;
+        let routes = routes(&api.state.id, &tree);
         Ok(routes
             .into_iter()
             .map(|r| Found::new(route_name(&r.method, &r.path), api.ownership, r).inside(parent.clone()))
@@ -221,7 +210,8 @@ impl Kind for ApiRoute {
 
     async fn find(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<Found<State>>> {
         let name = Self::name(spec);
-        let routes = read_all(aws, spec.api_id.known()?).await?;
+        let api_id = spec.api_id.known()?;
+        let routes = routes(api_id, &super::api_resource::tree(aws.clone(), api_id.to_owned()).await?);
         Ok(routes
             .into_iter()
             .find(|r| r.method == spec.method && r.path == spec.path)

@@ -17,7 +17,7 @@ use aws_sdk_apigateway::types::{Op, PatchOperation};
 use serde::{Deserialize, Serialize};
 
 use super::rest_api::{self, RestApi};
-use super::stage;
+use super::stage::{self, Stage};
 use super::{Context, Diff, Found, Kind, REST_API_WRITES, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
@@ -71,7 +71,7 @@ async fn read(aws: &Aws, api_id: &str, stack: &str, stage_name: &str, disabled: 
 impl Kind for ExecuteApi {
     const NAME: &'static str = "execute_api";
     const DEPENDS_ON: &'static [&'static str] = &["rest_api", "stage", "base_path_mapping"];
-    const OBSERVED_UNDER: &'static [&'static str] = &["rest_api"];
+    const OBSERVED_UNDER: &'static [&'static str] = &["rest_api", "stage"];
     const DELETED_WITH_PARENT: bool = true;
     const WRITE_GROUP: Option<&'static str> = REST_API_WRITES;
     type Spec = Spec;
@@ -92,13 +92,22 @@ impl Kind for ExecuteApi {
         spec.api.clone()
     }
 
+    /// From what the API and its stage say: no call of its own.
     async fn observe(scope: &Scope<'_, Spec>) -> anyhow::Result<Vec<Found<State>>> {
         let Some(spec) = scope.desired.first() else { return Ok(Vec::new()) };
         let Some(api) = rest_api::of(scope.parents, &spec.api_id) else { return Ok(Vec::new()) };
-        let state =
-            read(scope.aws, &api.state.id, scope.stack, &spec.stage, api.state.disable_execute_api_endpoint).await?;
+        let stages = scope.parents.of::<Stage>();
+        let Some(stage) = stages.iter().find(|s| s.name == spec.stage && s.state.api_id == api.state.id) else {
+            return Ok(Vec::new());
+        };
+        let state = State {
+            api_id: api.state.id.clone(),
+            stage: spec.stage.clone(),
+            disabled: api.state.disable_execute_api_endpoint,
+            deployed_disabled: stage.state.deployed_without_execute_api,
+        };
         let parent = Address::new(RestApi::NAME, &api.name);
-        Ok(state.map(|s| Found::new(spec.api.clone(), api.ownership, s).inside(parent)).into_iter().collect())
+        Ok(vec![Found::new(spec.api.clone(), api.ownership, state).inside(parent)])
     }
 
     async fn find(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<Found<State>>> {

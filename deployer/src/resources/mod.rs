@@ -180,6 +180,8 @@ pub struct Scope<'a, S> {
     pub desired: Vec<S>,
     pub declared: &'a [Address],
     pub parents: &'a Observation,
+    /// Reads other kinds of this observation make too.
+    pub shared: &'a crate::observe::SharedReads,
 }
 
 impl<S> Scope<'_, S> {
@@ -306,6 +308,7 @@ pub trait DynKind: Send + Sync {
         desired: Vec<Value>,
         declared: &'a [Address],
         parents: &'a Observation,
+        shared: &'a crate::observe::SharedReads,
     ) -> BoxFuture<'a, anyhow::Result<Vec<Found<Value>>>>;
     fn find<'a>(&'a self, aws: &'a Aws, spec: &'a Value) -> BoxFuture<'a, anyhow::Result<Option<Found<Value>>>>;
     fn diff(&self, spec: &Value, state: &Value) -> anyhow::Result<Diff>;
@@ -380,11 +383,12 @@ impl<K: Kind> DynKind for Registered<K> {
         desired: Vec<Value>,
         declared: &'a [Address],
         parents: &'a Observation,
+        shared: &'a crate::observe::SharedReads,
     ) -> BoxFuture<'a, anyhow::Result<Vec<Found<Value>>>> {
         Box::pin(async move {
             let desired =
                 desired.iter().map(|spec| typed::<K::Spec>(K::NAME, "spec", spec)).collect::<anyhow::Result<_>>()?;
-            let scope = Scope { aws, stack, desired, declared, parents };
+            let scope = Scope { aws, stack, desired, declared, parents, shared };
             K::observe(&scope).await?.into_iter().map(found_json).collect()
         })
     }
