@@ -88,6 +88,15 @@ pub const ACM_IN_USE: Policy = Policy {
 pub const LOST_ANSWER: Policy =
     Policy { waiting_for: "an answer to a create", codes: &[], message: None, budget: Duration::from_secs(120) };
 
+/// A create AWS answered "already exists": how long to wait for its lists
+/// to show what exists (WAF's and IAM's lag their writes by minutes).
+pub const MADE_ALREADY: Policy = Policy {
+    waiting_for: "a resource AWS says exists to be listed",
+    codes: &[],
+    message: None,
+    budget: Duration::from_secs(300),
+};
+
 /// API Gateway serialises changes to one REST API and answers a write that
 /// overlaps another with 409 `ConflictException` "Unable to complete
 /// operation due to concurrent modification. Please try again later." The

@@ -123,28 +123,36 @@ where
     outputs
 }
 
+/// Apply from empty, apply again (nothing to do), teardown (nothing left),
+/// through `proxy`: what one clean apply gives every time, and
+/// `behaviour` met at least once. After a run, `check` may look at the
+/// account before teardown.
+async fn converges_through(name: &str, proxy: &Proxy, behaviour: &str, check: impl AsyncFnOnce(&e2e::deploy::Clients)) {
+    let aws = clients().await;
+    let stack = StackDir::new(name, &stack_yaml(name, &edge_yaml(name)));
+    must(&stack, proxy, &["teardown"]).await;
+    must(&stack, proxy, &["apply"]).await;
+    assert_eq!(shape(&aws, name).await, clean_apply_shape().await, "{name}: apply");
+    check(&aws).await;
+    let again = deployer(&stack, &proxy.url(), &["apply"], &env()).await;
+    assert_eq!(again.code, 0, "{name}: {}", again.stderr);
+    assert!(again.stdout.contains("No changes"), "{name}: {}", again.stdout);
+    must(&stack, proxy, &["teardown"]).await;
+    assert_eq!(shape(&aws, name).await, Vec::<String>::new(), "{name}: teardown");
+    let counts = proxy.behaviour_counts();
+    let met = counts.get(behaviour).copied().unwrap_or(0);
+    assert!(met > 0, "{name}: {behaviour} never happened");
+    println!("{name}: {behaviour} {met} times over {} calls", proxy.calls().len());
+}
+
 /// 5% of all calls answered 500 or 503 or their connection dropped, before
 /// they reach moto: the SDK's retries absorb them.
 #[tokio::test]
 async fn faults_on_any_call_do_not_stop_a_run() {
-    let expected = clean_apply_shape().await;
-    let aws = clients().await;
     for seed in [7, 1_234, 99_991] {
-        let name = format!("t-faults-{seed}");
         let faults = Faults { rate: 0.05, seed };
         let proxy = Proxy::aws_like(Behaviours { faults: Some(faults), ..Behaviours::none(TIME_SCALE) }).await;
-        let stack = StackDir::new(&name, &stack_yaml(&name, &edge_yaml(&name)));
-        must(&stack, &proxy, &["teardown"]).await;
-        must(&stack, &proxy, &["apply"]).await;
-        assert_eq!(shape(&aws, &name).await, expected, "seed {seed}: apply");
-        let again = deployer(&stack, &proxy.url(), &["apply"], &env()).await;
-        assert_eq!(again.code, 0, "seed {seed}: {}", again.stderr);
-        assert!(again.stdout.contains("No changes"), "seed {seed}: {}", again.stdout);
-        must(&stack, &proxy, &["teardown"]).await;
-        assert_eq!(shape(&aws, &name).await, Vec::<String>::new(), "seed {seed}: teardown");
-        let counts = proxy.behaviour_counts();
-        assert!(counts.get("fault").is_some_and(|n| *n > 0), "seed {seed}: no fault was injected");
-        println!("seed {seed}: {} faults injected over {} calls", counts["fault"], proxy.calls().len());
+        converges_through(&format!("t-faults-{seed}"), &proxy, "fault", async |_| {}).await;
     }
 }
 
@@ -155,8 +163,6 @@ async fn faults_on_any_call_do_not_stop_a_run() {
 /// nothing.
 #[tokio::test]
 async fn lost_answers_leave_no_duplicate_and_nothing_after_teardown() {
-    let expected = clean_apply_shape().await;
-    let aws = clients().await;
     for seed in [5, 4_242, 77_777] {
         let name = format!("t-lost-{seed}");
         let behaviours = Behaviours {
@@ -166,21 +172,13 @@ async fn lost_answers_leave_no_duplicate_and_nothing_after_teardown() {
             ..Behaviours::none(TIME_SCALE)
         };
         let proxy = Proxy::aws_like(behaviours).await;
-        let stack = StackDir::new(&name, &stack_yaml(&name, &edge_yaml(&name)));
-        must(&stack, &proxy, &["teardown"]).await;
-        must(&stack, &proxy, &["apply"]).await;
-        assert_eq!(shape(&aws, &name).await, expected, "seed {seed}: apply");
-        let apis = aws.apigateway.get_rest_apis().limit(500).send().await.expect("apis");
-        let api = apis.items().iter().find(|a| a.name() == Some(&format!("{name}-api"))).expect("the API");
-        let deployments = aws.apigateway.get_deployments().rest_api_id(api.id().unwrap()).send().await.unwrap();
-        assert_eq!(deployments.items().len(), 1, "seed {seed}: one deployment");
-        let again = deployer(&stack, &proxy.url(), &["apply"], &env()).await;
-        assert_eq!(again.code, 0, "seed {seed}: {}", again.stderr);
-        assert!(again.stdout.contains("No changes"), "seed {seed}: {}", again.stdout);
-        must(&stack, &proxy, &["teardown"]).await;
-        assert_eq!(shape(&aws, &name).await, Vec::<String>::new(), "seed {seed}: teardown");
-        let counts = proxy.behaviour_counts();
-        assert!(counts.get("lost_answer").is_some_and(|n| *n > 0), "seed {seed}: no answer was lost");
-        println!("seed {seed}: {} answers lost over {} calls", counts["lost_answer"], proxy.calls().len());
+        let api_name = format!("{name}-api");
+        converges_through(&name, &proxy, "lost_answer", async |aws| {
+            let apis = aws.apigateway.get_rest_apis().limit(500).send().await.expect("apis");
+            let api = apis.items().iter().find(|a| a.name() == Some(&api_name)).expect("the API");
+            let deployments = aws.apigateway.get_deployments().rest_api_id(api.id().unwrap()).send().await.unwrap();
+            assert_eq!(deployments.items().len(), 1, "{name}: one deployment");
+        })
+        .await;
     }
 }

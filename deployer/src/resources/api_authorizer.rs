@@ -157,11 +157,7 @@ impl Kind for ApiAuthorizer {
             // API Gateway answers with the authorizer as created.
             Ok(created) => Ok(state_of!(api_id, created)),
             // Names are unique in an API: this create's first answer was lost.
-            Err(e) if crate::error::already_exists(&e) => {
-                let found = Self::find(aws, spec).await?.context("CreateAuthorizer: it exists, but is not listed")?;
-                let diff = Self::diff(spec, &found.state);
-                if diff.is_empty() { Ok(found.state) } else { Self::update(aws, spec, &found.state, &diff).await }
-            }
+            Err(e) if crate::error::already_exists(&e) => super::made_already::<Self>(aws, spec).await,
             Err(e) => Err(e).aws("CreateAuthorizer"),
         }
     }

@@ -175,11 +175,7 @@ impl Kind for ApiResource {
                 path: spec.path.clone(),
             }),
             // Made already: by this create, whose first answer was lost.
-            Err(e) if crate::error::already_exists(&e) => {
-                Self::find(aws, spec).await?.map(|found| found.state).with_context(|| {
-                    format!("CreateResource {}: API Gateway says it exists, but it is not listed", spec.path)
-                })
-            }
+            Err(e) if crate::error::already_exists(&e) => super::made_already::<Self>(aws, spec).await,
             Err(e) => Err(e).aws(&format!("CreateResource {}", spec.path)),
         }
     }

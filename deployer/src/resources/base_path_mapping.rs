@@ -132,12 +132,7 @@ impl Kind for BasePathMapping {
         match request.send().await {
             Ok(_) => {}
             // Made by this create, its first answer lost: bring it in line.
-            Err(e) if crate::error::already_exists(&e) => {
-                let found = Self::find(aws, spec).await?;
-                let found =
-                    found.ok_or_else(|| anyhow::anyhow!("CreateBasePathMapping: it exists, but is not listed"))?;
-                return Self::update(aws, spec, &found.state, &Self::diff(spec, &found.state)).await;
-            }
+            Err(e) if crate::error::already_exists(&e) => return super::made_already::<Self>(aws, spec).await,
             Err(e) => return Err(e).aws("CreateBasePathMapping"),
         }
         Ok(State {

@@ -279,18 +279,8 @@ impl Kind for DomainName {
             Ok(_) => Ok(wait_available(aws, spec).await?),
             // Made by this create, its first answer lost: bring it in line.
             Err(e) if crate::error::already_exists(&e) => {
-                let found = Self::find(aws, spec).await?.context("CreateDomainName: it exists, but cannot be read")?;
-                anyhow::ensure!(
-                    found.ownership == Ownership::Owned,
-                    "domain {} exists and is not the stack's",
-                    spec.name
-                );
-                let diff = Self::diff(spec, &found.state);
-                if diff.is_empty() {
-                    wait_available(aws, spec).await
-                } else {
-                    Self::update(aws, spec, &found.state, &diff).await
-                }
+                super::made_already::<Self>(aws, spec).await?;
+                wait_available(aws, spec).await
             }
             Err(e) => Err(e).aws("CreateDomainName"),
         }

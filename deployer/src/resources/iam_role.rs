@@ -12,7 +12,6 @@ use super::{Context, Diff, Found, Kind, OWNER_TAG, Ownership, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::plan::Outputs;
-use crate::retry;
 
 const INLINE_POLICY_NAME: &str = "invoke-authorizer";
 
@@ -191,20 +190,7 @@ impl Kind for IamRole {
             }
             // Made by this create, its first answer lost: once IAM shows it,
             // give it what it lacks.
-            Err(e) if crate::error::already_exists(&e) => {
-                let waiting_for = format!("IAM to show role {}, which it says exists", spec.name);
-                let found = retry::wait_until(&waiting_for, retry::IAM_ROLE_PROPAGATION.budget, || {
-                    read(aws, &spec.stack, &spec.name)
-                })
-                .await?;
-                anyhow::ensure!(
-                    found.ownership == Ownership::Owned,
-                    "role {} exists and is not the stack's",
-                    spec.name
-                );
-                let diff = Self::diff(spec, &found.state);
-                Self::update(aws, spec, &found.state, &diff).await
-            }
+            Err(e) if crate::error::already_exists(&e) => super::made_already::<Self>(aws, spec).await,
             Err(e) => Err(e).aws("CreateRole"),
         }
     }

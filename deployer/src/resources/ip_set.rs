@@ -168,11 +168,9 @@ impl Kind for IpSet {
         })
         .await;
         let output = match created {
-            // The observation missed it (WAF's lists lag a create by a
-            // while): a run a moment ago made it. Wait until it is listed.
-            Err(e) if crate::error::code(&e) == Some("WAFDuplicateItemException") => {
-                return waf::finish_duplicate::<Self>(aws, spec, "IP set").await;
-            }
+            // Made by this create (its first answer lost), or by a run a
+            // moment ago that WAF's lagging lists hid from the observation.
+            Err(e) if crate::error::already_exists(&e) => return super::made_already::<Self>(aws, spec).await,
             other => other.aws("CreateIPSet")?,
         };
         // The answer holds what a list might not show yet (WAF's lists lag).

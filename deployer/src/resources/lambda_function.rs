@@ -234,11 +234,8 @@ impl Kind for LambdaFunction {
             Ok(_) => wait_ready(aws, &spec.name).await,
             // Made by this create, its first answer lost: bring it in line.
             Err(e) if crate::error::already_exists(&e) => {
-                let found = read(aws, &spec.stack, &spec.name).await?.context("Lambda says the function exists")?;
-                anyhow::ensure!(found.ownership == Ownership::Owned, "function {} is not the stack's", spec.name);
-                let state = wait_ready(aws, &spec.name).await?;
-                let diff = Self::diff(spec, &state);
-                if diff.is_empty() { Ok(state) } else { Self::update(aws, spec, &state, &diff).await }
+                super::made_already::<Self>(aws, spec).await?;
+                wait_ready(aws, &spec.name).await
             }
             Err(e) => Err(e).aws("CreateFunction"),
         }

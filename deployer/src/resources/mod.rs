@@ -438,6 +438,21 @@ impl<K: Kind> DynKind for Registered<K> {
     }
 }
 
+/// What a create does when AWS answers that what it asks for exists
+/// already: this create's first attempt made it (its answer was lost and
+/// the SDK sent it again), or a run a moment ago did and a list that lags
+/// hid it (WAF's, IAM's). Waits until `find` sees it, refuses it unless it
+/// is the stack's, and brings it in line with `spec`.
+pub async fn made_already<K: Kind>(aws: &Aws, spec: &K::Spec) -> anyhow::Result<K::State> {
+    let name = K::name(spec);
+    let waiting_for = format!("{} {name}, which AWS says exists, to be listed", K::NAME);
+    let found =
+        crate::retry::wait_until(&waiting_for, crate::retry::MADE_ALREADY.budget, || K::find(aws, spec)).await?;
+    anyhow::ensure!(found.ownership != Ownership::Foreign, "{} {name} exists and is not the stack's", K::NAME);
+    let diff = K::diff(spec, &found.state);
+    if diff.is_empty() { Ok(found.state) } else { K::update(aws, spec, &found.state, &diff).await }
+}
+
 /// Table tests of a kind's `diff`, shared by every kind's module.
 #[cfg(test)]
 pub(crate) mod testing {

@@ -44,31 +44,6 @@ where
     anyhow::bail!("WAF kept answering with more pages")
 }
 
-/// Polls `find` until WAF lists what it says already exists.
-pub async fn wait_until_listed<S, Fut>(name: &str, find: impl FnMut() -> Fut) -> anyhow::Result<super::Found<S>>
-where
-    Fut: Future<Output = anyhow::Result<Option<super::Found<S>>>>,
-{
-    let waiting_for = format!("WAF to list {name}, which it says exists");
-    crate::retry::wait_until(&waiting_for, crate::retry::WAF_CHANGE.budget, find).await
-}
-
-/// What a create does when WAF answers `WAFDuplicateItemException` although
-/// the observation found nothing: a run a moment ago made it and WAF's lists
-/// lag. Waits until it is listed, refuses it unless the stack owns it, and
-/// brings it in line with `spec`.
-pub async fn finish_duplicate<K: super::Kind>(
-    aws: &crate::aws::Aws,
-    spec: &K::Spec,
-    what: &str,
-) -> anyhow::Result<K::State> {
-    let name = K::name(spec);
-    let found = wait_until_listed(&name, || K::find(aws, spec)).await?;
-    anyhow::ensure!(found.ownership == super::Ownership::Owned, "{what} {name} is not the stack's");
-    let diff = K::diff(spec, &found.state);
-    if diff.is_empty() { Ok(found.state) } else { K::update(aws, spec, &found.state, &diff).await }
-}
-
 /// The lock token for the next write: the one last read, then, once WAF has
 /// refused it as stale (`WAFOptimisticLockException`, retried by the step),
 /// a fresh one.

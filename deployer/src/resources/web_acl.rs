@@ -211,10 +211,8 @@ impl Kind for WebAcl {
         })
         .await;
         let output = match created {
-            // Made by a run a moment ago, not listed yet (see ip_set).
-            Err(e) if crate::error::code(&e) == Some("WAFDuplicateItemException") => {
-                return waf::finish_duplicate::<Self>(aws, spec, "web ACL").await;
-            }
+            // Made by this create or a run a moment ago (see ip_set).
+            Err(e) if crate::error::already_exists(&e) => return super::made_already::<Self>(aws, spec).await,
             other => other.aws("CreateWebACL")?,
         };
         // The answer holds what a list might not show yet (WAF's lists lag).
