@@ -304,6 +304,7 @@ mod tests {
             regional_hosted_zone_id: "Z1".into(),
             ownership_verification_certificate_arn: None,
             status: "AVAILABLE".into(),
+            status_message: None,
         }
     }
 

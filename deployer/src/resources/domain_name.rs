@@ -75,6 +75,9 @@ pub struct State {
     /// `domainNameStatus`: AVAILABLE, UPDATING, PENDING, PENDING_….
     #[serde(default = "available")]
     pub status: String,
+    /// What API Gateway says about that status, if anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_message: Option<String>,
 }
 
 fn available() -> String {
@@ -97,6 +100,7 @@ struct Raw<'a> {
     regional_hosted_zone_id: Option<&'a str>,
     ownership_verification: Option<&'a str>,
     status: Option<&'a aws_sdk_apigateway::types::DomainNameStatus>,
+    status_message: Option<&'a str>,
     tags: Option<&'a HashMap<String, String>>,
 }
 
@@ -112,6 +116,7 @@ macro_rules! raw {
             regional_hosted_zone_id: $domain.regional_hosted_zone_id(),
             ownership_verification: $domain.ownership_verification_certificate_arn(),
             status: $domain.domain_name_status(),
+            status_message: $domain.domain_name_status_message(),
             tags: $domain.tags(),
         }
     };
@@ -135,6 +140,7 @@ fn found(raw: Raw<'_>, stack: &str, truststore_uri: Option<&str>) -> Found<State
         regional_hosted_zone_id: raw.regional_hosted_zone_id.unwrap_or_default().to_owned(),
         ownership_verification_certificate_arn: raw.ownership_verification.map(str::to_owned),
         status: raw.status.map_or_else(available, |s| s.as_str().to_owned()),
+        status_message: raw.status_message.filter(|m| !m.is_empty()).map(str::to_owned),
     };
     if raw.mtls.is_none() && state.truststore_version.is_some() {
         // moto drops the field; the tags say mutual TLS was set, and where.
@@ -316,27 +322,26 @@ impl Kind for DomainName {
 }
 
 /// Waits until the domain's last change is done (AVAILABLE); its state then.
+/// UPDATING and PENDING pass by themselves; PENDING_OWNERSHIP_VERIFICATION
+/// once the ownership certificate is issued; PENDING_CERTIFICATE_REIMPORT
+/// only once someone reimports the certificate: each is shown (with what
+/// API Gateway says of it) and waited out within the budget.
 async fn wait_available(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {
     let waiting_for = format!("API Gateway to finish the change of domain {}", spec.name);
-    let shown = std::sync::atomic::AtomicBool::new(false);
+    let shown = std::sync::Mutex::new(String::new());
     retry::wait_until(&waiting_for, CHANGE_TIMEOUT, || async {
         let found = DomainName::find(aws, spec).await?.with_context(|| format!("domain {} vanished", spec.name))?;
-        match found.state.status.as_str() {
-            "AVAILABLE" => Ok(Some(found.state)),
-            "UPDATING" | "PENDING" => {
-                if !shown.swap(true, std::sync::atomic::Ordering::Relaxed) {
-                    eprintln!("    domain {} is {}", spec.name, found.state.status);
-                }
-                Ok(None)
-            }
-            // PENDING_CERTIFICATE_REIMPORT, PENDING_OWNERSHIP_VERIFICATION:
-            // waiting does not help, a person must act.
-            other => anyhow::bail!(
-                "domain {} is {other}: API Gateway waits for something to be done about its certificate (see \
-                 `aws apigateway get-domain-name`, domainNameStatusMessage)",
-                spec.name
-            ),
+        let state = found.state;
+        if state.status == "AVAILABLE" {
+            return Ok(Some(state));
         }
+        let mut last = shown.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *last != state.status {
+            let why = state.status_message.as_deref().map(|m| format!(": {m}")).unwrap_or_default();
+            eprintln!("    domain {} is {}{why}", spec.name, state.status);
+            last.clone_from(&state.status);
+        }
+        Ok(None)
     })
     .await
 }
@@ -428,6 +433,7 @@ mod tests {
             regional_hosted_zone_id: "ZLY8HYME6SFDD".into(),
             ownership_verification_certificate_arn: None,
             status: "AVAILABLE".into(),
+            status_message: None,
         }
     }
 
