@@ -22,32 +22,53 @@ pub struct Package {
     pub sha256: String,
 }
 
+impl Package {
+    /// The first 8 bytes of the zip's SHA-256, in hex: what names its copies.
+    pub fn hex(&self) -> String {
+        use base64::Engine as _;
+        let digest = base64::engine::general_purpose::STANDARD.decode(&self.sha256).unwrap_or_default();
+        digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    }
+}
+
 /// base64(SHA-256(bytes)), as Lambda reports `CodeSha256`.
 pub fn sha256(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(Sha256::digest(bytes))
 }
 
 pub fn load(code: &Code, architecture: Architecture, workspace: &Path) -> anyhow::Result<Package> {
-    let zip = match code {
-        Code::Zip(path) => {
-            let zip = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-            check_bootstrap(&bootstrap_in(&zip).with_context(|| path.display().to_string())?, architecture)
-                .with_context(|| format!("{}: refusing to upload it", path.display()))?;
-            return Ok(Package { path: path.clone(), sha256: sha256(&zip) });
-        }
-        Code::Build(krate) => {
-            let binary = build(krate, architecture, workspace)?;
-            check_bootstrap(&binary, architecture).context("the bootstrap cargo built: refusing to upload it")?;
-            zip_bootstrap(&binary)?
-        }
+    let krate = match code {
+        Code::Zip(path) => return from_zip(path, architecture),
+        Code::Build(krate) => krate,
     };
-    let sha256 = sha256(&zip);
-    let hex: String = Sha256::digest(&zip).iter().take(8).map(|b| format!("{b:02x}")).collect();
+    let binary = build(krate, architecture, workspace)?;
+    check_bootstrap(&binary, architecture).context("the bootstrap cargo built: refusing to upload it")?;
+    let zip = zip_bootstrap(&binary)?;
     let directory = target_dir(workspace).join("deployer");
     std::fs::create_dir_all(&directory).with_context(|| format!("creating {}", directory.display()))?;
-    let path = directory.join(format!("authorizer-{hex}.zip"));
-    std::fs::write(&path, &zip).with_context(|| format!("writing {}", path.display()))?;
-    Ok(Package { path, sha256 })
+    let mut package = Package { path: PathBuf::new(), sha256: sha256(&zip) };
+    package.path = directory.join(format!("authorizer-{}.zip", package.hex()));
+    std::fs::write(&package.path, &zip).with_context(|| format!("writing {}", package.path.display()))?;
+    Ok(package)
+}
+
+/// The largest zip Lambda takes uploaded directly (CreateFunction,
+/// UpdateFunctionCode).
+pub const MAX_ZIP_BYTES: u64 = 50 * 1024 * 1024;
+
+/// A zip on disk, as it is, once its `bootstrap` is checked.
+pub fn from_zip(path: &Path, architecture: Architecture) -> anyhow::Result<Package> {
+    let size = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?.len();
+    anyhow::ensure!(
+        size <= MAX_ZIP_BYTES,
+        "{} is {:.1} MB: Lambda takes a zip of at most 50 MB uploaded directly; refusing to upload it",
+        path.display(),
+        size as f64 / (1024.0 * 1024.0)
+    );
+    let zip = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    check_bootstrap(&bootstrap_in(&zip).with_context(|| path.display().to_string())?, architecture)
+        .with_context(|| format!("{}: refusing to upload it", path.display()))?;
+    Ok(Package { path: path.to_owned(), sha256: sha256(&zip) })
 }
 
 /// The `bootstrap` binary the stack deploys, as bytes: built, or read from the zip.
@@ -61,19 +82,73 @@ pub fn bootstrap(code: &Code, architecture: Architecture, workspace: &Path) -> a
     }
 }
 
+/// The Rust target of a Lambda architecture.
+pub fn rust_target(architecture: Architecture) -> &'static str {
+    match architecture {
+        Architecture::X86_64 => "x86_64-unknown-linux-gnu",
+        Architecture::Arm64 => "aarch64-unknown-linux-gnu",
+    }
+}
+
+/// Builds `krate`'s `bootstrap` for Lambda, whatever the host: with
+/// cargo-zigbuild, zig as the linker and the glibc of `provided.al2023`
+/// (2.34) as the one linked against, for the function's architecture —
+/// what cargo-lambda does. A plain `cargo build` links the host's glibc:
+/// on today's CI images (glibc 2.39) that binary cannot start on Lambda,
+/// and on macOS it is not even Linux.
 fn build(krate: &str, architecture: Architecture, workspace: &Path) -> anyhow::Result<Vec<u8>> {
-    anyhow::ensure!(
-        architecture == Architecture::X86_64,
-        "code.build compiles for this machine (x86_64); for arm64 build with `cargo lambda build --arm64` and use code.zip"
-    );
-    eprintln!("    building {krate} (cargo build --release -p {krate} --bin bootstrap)...");
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--release", "--quiet", "-p", krate, "--bin", "bootstrap"])
+    let target = rust_target(architecture);
+    let versioned = format!("{target}.{}.{}", AL2023_GLIBC.0, AL2023_GLIBC.1);
+    eprintln!("    building {krate} for Lambda (cargo zigbuild --release --target {versioned})...");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = Command::new(&cargo);
+    command
+        .args(["zigbuild", "--release", "--quiet", "-p", krate, "--bin", "bootstrap", "--target", &versioned])
+        .arg("--message-format=json-render-diagnostics")
         .current_dir(workspace)
-        .status()
-        .context("running cargo")?;
-    anyhow::ensure!(status.success(), "building {krate} failed");
-    std::fs::read(target_dir(workspace).join("release/bootstrap")).context("reading the built bootstrap")
+        .stderr(std::process::Stdio::inherit());
+    // zig keeps its cache under $HOME; a runner without one gets it in target/.
+    if std::env::var_os("HOME").is_none() && std::env::var_os("ZIG_GLOBAL_CACHE_DIR").is_none() {
+        command.env("ZIG_GLOBAL_CACHE_DIR", target_dir(workspace).join("zig-cache"));
+    }
+    if let Some(tools) = local_toolchain(workspace) {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let paths = std::iter::once(tools).chain(std::env::split_paths(&path));
+        command.env("PATH", std::env::join_paths(paths).context("PATH")?);
+    }
+    let output = command.output().with_context(|| format!("running {cargo}"))?;
+    if !output.status.success() {
+        let installed = Command::new(&cargo).args(["zigbuild", "--version"]).output().is_ok_and(|o| o.status.success())
+            || local_toolchain(workspace).is_some();
+        anyhow::ensure!(
+            installed,
+            "code.build builds with cargo-zigbuild (zig links against provided.al2023's glibc 2.34, for either \
+             architecture, from any host): run scripts/lambda-toolchain (it installs cargo-zigbuild and zig in \
+             .venv-build, where the deployer finds them, and adds the Rust targets) or `pip install \
+             cargo-zigbuild ziglang`, or give code.zip"
+        );
+        anyhow::bail!("building {krate} for {target} failed (if the target is missing: `rustup target add {target}`)");
+    }
+    let binary = executable(&output.stdout, "bootstrap").context("cargo built no `bootstrap` executable")?;
+    std::fs::read(&binary).with_context(|| format!("reading the built {}", binary.display()))
+}
+
+/// Where scripts/lambda-toolchain put cargo-zigbuild and zig: `.venv-build/bin`
+/// of the directory of `workspace` (or one above) that holds it.
+fn local_toolchain(workspace: &Path) -> Option<PathBuf> {
+    let workspace = workspace.canonicalize().ok()?;
+    workspace.ancestors().map(|d| d.join(".venv-build/bin")).find(|bin| bin.join("cargo-zigbuild").exists())
+}
+
+/// The path of executable `name` in cargo's JSON messages (what it built,
+/// wherever its target directory is).
+fn executable(messages: &[u8], name: &str) -> Option<PathBuf> {
+    messages.split(|b| *b == b'\n').filter_map(|line| serde_json::from_slice::<serde_json::Value>(line).ok()).find_map(
+        |message| {
+            let built = message["reason"] == "compiler-artifact" && message["target"]["name"] == name;
+            built.then(|| message["executable"].as_str().map(PathBuf::from)).flatten()
+        },
+    )
 }
 
 pub fn target_dir(workspace: &Path) -> PathBuf {
@@ -85,6 +160,15 @@ fn bootstrap_in(zip: &[u8]) -> anyhow::Result<Vec<u8>> {
     use std::io::Read as _;
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip)).context("not a zip")?;
     let mut entry = archive.by_name("bootstrap").context("the zip holds no `bootstrap` at its root")?;
+    // Lambda runs `bootstrap` itself: without an execute bit in the zip, every
+    // start fails with "permission denied".
+    let mode = entry.unix_mode();
+    anyhow::ensure!(
+        mode.is_some_and(|m| m & 0o111 != 0),
+        "its `bootstrap` is not executable (mode {}): `chmod +x bootstrap` before zipping, or let code.build make \
+         the zip",
+        mode.map_or("unknown".to_owned(), |m| format!("{:o}", m & 0o7777))
+    );
     let mut binary = Vec::new();
     entry.read_to_end(&mut binary).context("reading bootstrap from the zip")?;
     Ok(binary)
@@ -112,15 +196,27 @@ pub fn check_bootstrap(binary: &[u8], architecture: Architecture) -> anyhow::Res
     );
     anyhow::ensure!(
         machine == wanted,
-        "bootstrap is built for {}, but the function runs on {}: build for {} (authorizer.architecture)",
+        "bootstrap is built for {}, but the function runs on {}: build it for {} (code: {{ build: … }} does)",
         match machine {
             goblin::elf::header::EM_X86_64 => "x86_64",
             goblin::elf::header::EM_AARCH64 => "arm64",
             other => goblin::elf::header::machine_to_str(other),
         },
         architecture.as_lambda(),
-        if architecture == Architecture::X86_64 { "x86_64-unknown-linux-musl" } else { "aarch64-unknown-linux-musl" }
+        rust_target(architecture)
     );
+    // A dynamic binary is started by its interpreter: it must be the glibc
+    // loader Amazon Linux 2023 has (a dynamic musl binary's is not there).
+    if let Some(interpreter) = elf.interpreter {
+        let expected = match architecture {
+            Architecture::X86_64 => "/lib64/ld-linux-x86-64.so.2",
+            Architecture::Arm64 => "/lib/ld-linux-aarch64.so.1",
+        };
+        anyhow::ensure!(
+            interpreter == expected,
+            "bootstrap is started by {interpreter}, which provided.al2023 does not have ({expected} is its loader)"
+        );
+    }
     let mut newest: Option<((u32, u32, u32), &str)> = None;
     for file in elf.verneed.iter().flat_map(|verneed| verneed.iter()) {
         for version in file.iter() {
@@ -134,7 +230,7 @@ pub fn check_bootstrap(binary: &[u8], architecture: Architecture) -> anyhow::Res
         anyhow::ensure!(
             version <= AL2023_GLIBC,
             "bootstrap needs {name}, but provided.al2023 has glibc 2.34 and would fail to start it: build it \
-             statically (`--target x86_64-unknown-linux-musl`, or `cargo lambda build`) or on an older Linux"
+             against glibc 2.34 (code: {{ build: … }} does, with cargo-zigbuild) or statically (musl)"
         );
     }
     Ok(())
@@ -215,6 +311,30 @@ mod tests {
         assert!(error.to_string().contains("not an ELF"), "{error}");
         check_bootstrap(b"#!/bin/sh\nexec ./handler\n", Architecture::X86_64)
             .expect("scripts are run by their interpreter");
+
+        // Started by musl's loader, which Amazon Linux 2023 does not have.
+        let mut musl = linked_against("GLIBC_2.17");
+        let glibc_loader = b"/lib64/ld-linux-x86-64.so.2";
+        let at = musl.windows(glibc_loader.len()).position(|w| w == glibc_loader).expect("an interpreter");
+        musl[at..at + glibc_loader.len()].copy_from_slice(b"/lib/ld-musl-x86_64.so.1\0\0\0");
+        let error = check_bootstrap(&musl, Architecture::X86_64).expect_err("no such loader");
+        assert!(error.to_string().contains("/lib/ld-musl-x86_64.so.1"), "{error}");
+    }
+
+    #[test]
+    fn the_built_bootstrap_is_found_in_cargos_messages() {
+        let messages = concat!(
+            r#"{"reason":"compiler-artifact","target":{"name":"authorizer"},"executable":null}"#,
+            "\n",
+            r#"{"reason":"compiler-artifact","target":{"name":"bootstrap"},"executable":"/t/x86_64-unknown-linux-gnu/release/bootstrap"}"#,
+            "\n",
+            r#"{"reason":"build-finished","success":true}"#,
+        );
+        assert_eq!(
+            executable(messages.as_bytes(), "bootstrap"),
+            Some(PathBuf::from("/t/x86_64-unknown-linux-gnu/release/bootstrap"))
+        );
+        assert_eq!(executable(messages.as_bytes(), "deployer"), None);
     }
 
     #[test]

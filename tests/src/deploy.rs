@@ -13,7 +13,17 @@ pub struct StackDir {
 
 impl StackDir {
     pub fn new(name: &str, yaml: &str) -> StackDir {
-        let dir = std::env::temp_dir().join(format!("deployer-{name}-{}", std::process::id()));
+        Self::at(std::env::temp_dir(), name, yaml)
+    }
+
+    /// A stack directory inside this workspace (under `target/`), for a
+    /// stack whose `code: { build: … }` cargo must find the workspace from.
+    pub fn in_workspace(name: &str, yaml: &str) -> StackDir {
+        Self::at(crate::workspace_root().join("target").join("e2e-stacks"), name, yaml)
+    }
+
+    fn at(base: PathBuf, name: &str, yaml: &str) -> StackDir {
+        let dir = base.join(format!("deployer-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("stack dir");
         std::fs::write(dir.join("stack.yaml"), yaml).expect("stack.yaml");
