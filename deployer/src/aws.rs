@@ -13,9 +13,15 @@ use aws_config::BehaviorVersion;
 /// failures, meant for long-running services) is off: each call's attempts
 /// are bounded anyway, and a deployer that gives up half-way leaves more
 /// behind than one that waits.
+///
+/// Every call is bounded in time too (an attempt 2 minutes, a call with its
+/// retries 15, scaled, never under 5 s and 20 s): a call that hangs cannot
+/// hold the stack's lock forever.
 macro_rules! with_retries {
     ($service:ident, $config:expr) => {{
         use $service::config::retry::{RetryConfig, RetryPartition, TokenBucket};
+        use $service::config::timeout::TimeoutConfig;
+        let (attempt, call) = crate::aws::call_timeouts();
         $service::config::Builder::from($config)
             .retry_config(
                 RetryConfig::standard()
@@ -24,8 +30,44 @@ macro_rules! with_retries {
                     .with_max_backoff(crate::retry::scaled(std::time::Duration::from_secs(20))),
             )
             .retry_partition(RetryPartition::custom("deployer").token_bucket(TokenBucket::unlimited()).build())
+            .timeout_config(TimeoutConfig::builder().operation_attempt_timeout(attempt).operation_timeout(call).build())
             .build()
     }};
+}
+
+/// How long one attempt of a call, and a call with all its attempts, may take.
+pub fn call_timeouts() -> (std::time::Duration, std::time::Duration) {
+    use std::time::Duration;
+    let attempt = crate::retry::scaled(Duration::from_secs(120)).max(Duration::from_secs(5));
+    let call = crate::retry::scaled(Duration::from_secs(15 * 60)).max(Duration::from_secs(20));
+    (attempt, call)
+}
+
+/// Every S3 call names the account its bucket must belong to
+/// (`x-amz-expected-bucket-owner`): bucket names are global, and a bucket of
+/// the stack's name that was deleted and taken by another account must never
+/// get the truststore or hold the lock (S3 answers 403 instead). CreateBucket
+/// takes no owner: the bucket is the caller's once made.
+#[derive(Debug)]
+struct ExpectedBucketOwner(String);
+
+impl aws_sdk_s3::config::Intercept for ExpectedBucketOwner {
+    fn name(&self) -> &'static str {
+        "ExpectedBucketOwner"
+    }
+
+    fn modify_before_signing(
+        &self,
+        context: &mut aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextMut<'_>,
+        _: &aws_sdk_s3::config::RuntimeComponents,
+        cfg: &mut aws_sdk_s3::config::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        let operation = cfg.load::<aws_smithy_runtime_api::client::orchestrator::Metadata>().map(|m| m.name());
+        if operation != Some("CreateBucket") {
+            context.request_mut().headers_mut().insert("x-amz-expected-bucket-owner", self.0.clone());
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone)]
@@ -62,7 +104,11 @@ impl Aws {
         let partition = identity.arn().and_then(|arn| arn.split(':').nth(1)).unwrap_or("aws").to_owned();
         // Path-style addressing works everywhere, including endpoints such as
         // localhost that cannot take a bucket subdomain.
-        let s3 = with_retries!(aws_sdk_s3, &config).to_builder().force_path_style(true).build();
+        let s3 = with_retries!(aws_sdk_s3, &config)
+            .to_builder()
+            .force_path_style(true)
+            .interceptor(ExpectedBucketOwner(account.clone()))
+            .build();
         Ok(Aws {
             region,
             account,

@@ -8,6 +8,7 @@
 //! - `teardown`: the plan of an empty stack, under the lock.
 //! - `output`: observe, and show what a person needs next.
 
+use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ use crate::executor::{self, Report};
 use crate::lock::{self, Timing};
 use crate::outputs::{self, Outputs};
 use crate::package::Package;
-use crate::plan::{Address, Plan, SAVED_PLAN_FORMAT, SavedPlan};
+use crate::plan::{Address, Artifact, Plan, SAVED_PLAN_FORMAT, SavedPlan};
 use crate::planner::{self, Desired, Planned};
 use crate::resources::{Context, Observation, REGISTRY};
 use crate::stack::Stack;
@@ -53,16 +54,50 @@ pub async fn prepare(aws: &Aws, stack: &Stack, desired: &[Desired], teardown: bo
     Ok(Prepared { observed, planned })
 }
 
-/// The plan as `plan --out` saves it.
-pub fn save(stack: &Stack, aws: &Aws, plan: &Plan) -> SavedPlan {
-    SavedPlan {
+/// Saves the plan as `plan --out` does: `path`, and beside it the zip the
+/// plan uploads (`plan.json` → `plan.authorizer-HEX.zip`).
+pub fn save(stack: &Stack, aws: &Aws, plan: &Plan, package: Option<&Package>, path: &Path) -> anyhow::Result<()> {
+    let artifact = package
+        .map(|package| {
+            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("plan");
+            let file = format!("{stem}.authorizer-{}.zip", package.hex());
+            let beside = path.with_file_name(&file);
+            std::fs::copy(&package.path, &beside)
+                .with_context(|| format!("copying {} to {}", package.path.display(), beside.display()))?;
+            anyhow::Ok(Artifact { file, sha256: package.sha256.clone() })
+        })
+        .transpose()?;
+    let saved = SavedPlan {
         format: SAVED_PLAN_FORMAT,
         stack: stack.name.clone(),
         account: aws.account.clone(),
         region: aws.region.clone(),
         stack_fingerprint: stack.fingerprint.clone(),
+        artifact,
         plan: plan.clone(),
-    }
+    };
+    std::fs::write(path, serde_json::to_string_pretty(&saved)?).with_context(|| format!("writing {}", path.display()))
+}
+
+/// The zip a saved plan uploads, from beside the plan file; refused when it
+/// is missing or is not the one the plan was made with.
+pub fn saved_artifact(saved: &SavedPlan, path: &Path, stack: &Stack) -> anyhow::Result<Option<Package>> {
+    let Some(artifact) = &saved.artifact else { return Ok(None) };
+    let zip = path.with_file_name(&artifact.file);
+    anyhow::ensure!(
+        zip.exists(),
+        "{} is missing: the plan uploads that zip, so keep it beside {} (a pipeline's artifact holds both); \
+         nothing was changed",
+        zip.display(),
+        path.display()
+    );
+    let package = crate::package::from_zip(&zip, stack.authorizer.architecture)?;
+    anyhow::ensure!(
+        package.sha256 == artifact.sha256,
+        "{} is not the zip the plan was made with (its SHA-256 differs); nothing was changed. Make a new plan",
+        zip.display()
+    );
+    Ok(Some(package))
 }
 
 /// Refuses a saved plan that is not for this stack, account and region, or
@@ -85,7 +120,8 @@ pub fn check_saved(saved: &SavedPlan, stack: &Stack, aws: &Aws) -> anyhow::Resul
     );
     anyhow::ensure!(
         saved.stack_fingerprint == stack.fingerprint,
-        "{} (or a file it names) changed since the plan was made; nothing was changed. Make a new plan",
+        "{} (a file it names, or a ${{env:…}} value it uses) changed since the plan was made; nothing was \
+         changed. Make a new plan",
         stack.file.display()
     );
     Ok(())
@@ -201,7 +237,7 @@ pub fn failure(report: &Report) -> Option<String> {
 
 /// The stack's outputs, from an observation.
 pub fn outputs(stack: &Stack, aws: &Aws, observed: &Observation) -> Outputs {
-    outputs::collect(stack, &aws.region, observed)
+    outputs::collect(stack, &aws.region, &aws.partition, observed)
 }
 
 /// Takes the lock for `command`.

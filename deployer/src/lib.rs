@@ -6,6 +6,7 @@
 //! [`planner`] (pure) → [`executor`] (does exactly the plan), under [`lock`].
 
 pub mod aws;
+pub mod cli;
 pub mod commands;
 pub mod error;
 pub mod executor;

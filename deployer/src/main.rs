@@ -12,78 +12,11 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::Parser as _;
+use deployer::cli::{Cli, Command};
 use deployer::commands::{self, Prepared};
 use deployer::plan::Plan;
 use deployer::stack::Stack;
-
-#[derive(Parser)]
-#[command(version, about = "Converge AWS (IAM, Lambda, API Gateway, ACM, S3, WAF) to stack.yaml")]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-    /// The stack file.
-    #[arg(long, global = true, default_value = "stack.yaml")]
-    stack: PathBuf,
-    /// Print plans and outputs as JSON on stdout (progress goes to stderr).
-    #[arg(long, global = true)]
-    json: bool,
-    /// How long `apply` and `teardown` wait for another run's lock on the stack.
-    #[arg(long, global = true, default_value = "300", value_name = "SECONDS")]
-    lock_timeout: u64,
-    /// How long a lock lasts unless renewed (a crashed run's lock runs out after it).
-    #[arg(long, global = true, env = "DEPLOYER_LOCK_LEASE_SECONDS", default_value = "60", hide = true)]
-    lock_lease: u64,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Show what apply would change; never writes.
-    #[command(alias = "plan")]
-    Diff {
-        /// Exit 0 when AWS matches the stack, 2 when changes are pending, 1 on error.
-        #[arg(long)]
-        detailed_exitcode: bool,
-        /// Save the plan here, for `deployer apply PLAN`.
-        #[arg(long, value_name = "PLAN")]
-        out: Option<PathBuf>,
-    },
-    /// Print the plan, then carry it out. With PLAN (saved by `plan --out`),
-    /// carry out exactly that plan, or nothing if AWS or stack.yaml moved since.
-    Apply { plan: Option<PathBuf> },
-    /// Delete everything the stack created (and nothing else).
-    Teardown,
-    /// Show what a person needs next: DNS target, validation records, URLs, ids.
-    Output,
-    /// Serve the stack on this machine as API Gateway would (mTLS, WAF
-    /// allowlist, routes, the real authorizer and its cache, header mappings,
-    /// the backend), without AWS. One JSON access-log line per request on stdout.
-    Local {
-        /// Where to listen.
-        #[arg(long, default_value = "127.0.0.1:8443")]
-        listen: std::net::SocketAddr,
-        /// Send every route's requests to this origin instead of its backend's
-        /// scheme, host and port (the path is kept), e.g. http://127.0.0.1:8080.
-        #[arg(long, value_name = "URL")]
-        backend: Option<url::Url>,
-        /// Run this authorizer binary instead of building or unzipping the stack's code.
-        #[arg(long, value_name = "PATH")]
-        bootstrap: Option<PathBuf>,
-        /// Override one of the authorizer's variables (repeatable), e.g. JWKS_URI=http://127.0.0.1:9000/jwks.
-        #[arg(long = "env", value_name = "NAME=VALUE")]
-        environment: Vec<String>,
-        /// How many execution environments the authorizer may run in at once
-        /// (each serves one invocation at a time, as on Lambda).
-        #[arg(long, default_value = "1", value_name = "N")]
-        concurrency: usize,
-        /// The server certificate (PEM); generated for the domain name when not given.
-        #[arg(long, value_name = "PEM", requires = "tls_key")]
-        tls_cert: Option<PathBuf>,
-        /// The server certificate's private key (PEM).
-        #[arg(long, value_name = "PEM", requires = "tls_cert")]
-        tls_key: Option<PathBuf>,
-    },
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -129,22 +62,24 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         .await?;
         return Ok(ExitCode::SUCCESS);
     }
-    // Only commands that may create or update the function need its code.
-    let package = match &cli.command {
-        Command::Teardown | Command::Output => None,
+    let saved = match &cli.command {
+        Command::Apply { plan: Some(path) } => Some((commands::load_saved(path)?, path)),
+        _ => None,
+    };
+    // Only commands that may create or update the function need its code; a
+    // saved plan brings the exact zip it was made with.
+    let package = match (&cli.command, &saved) {
+        (Command::Teardown | Command::Output, _) => None,
+        (_, Some((saved, path))) => commands::saved_artifact(saved, path, &stack)?,
         _ => Some(deployer::package::load(
             &stack.authorizer.code,
             stack.authorizer.architecture,
             &workspace_of(&cli.stack),
         )?),
     };
-    let saved = match &cli.command {
-        Command::Apply { plan: Some(path) } => Some(commands::load_saved(path)?),
-        _ => None,
-    };
     let aws = deployer::aws::Aws::connect(stack.region.as_deref()).await?;
     stack.check_region(&aws.region)?;
-    if let Some(saved) = &saved {
+    if let Some((saved, _)) = &saved {
         commands::check_saved(saved, &stack, &aws)?;
     }
     let desired = commands::desired(&stack, &aws, package.as_ref())?;
@@ -156,9 +91,7 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             let prepared = commands::prepare(&aws, &stack, &desired, false).await?;
             show(cli, &prepared.planned.plan)?;
             if let Some(path) = out {
-                let saved = commands::save(&stack, &aws, &prepared.planned.plan);
-                std::fs::write(path, serde_json::to_string_pretty(&saved)?)
-                    .with_context(|| format!("writing {}", path.display()))?;
+                commands::save(&stack, &aws, &prepared.planned.plan, package.as_ref(), path)?;
                 eprintln!("Plan saved to {}; carry it out with `deployer apply {}`.", path.display(), path.display());
             }
             let pending = prepared.planned.plan.has_changes();
@@ -176,7 +109,7 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Apply { .. } => {
             let held = commands::lock(&aws, &stack, "apply", lease, wait).await?;
-            let result = apply(cli, &aws, &stack, &desired, saved.as_ref().map(|s| &s.plan), &held.lost()).await;
+            let result = apply(cli, &aws, &stack, &desired, saved.as_ref().map(|(s, _)| &s.plan), &held.lost()).await;
             finish(held, result).await
         }
         Command::Local { .. } => unreachable!("`local` is served before AWS is contacted"),

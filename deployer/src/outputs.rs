@@ -54,8 +54,16 @@ pub struct DnsRecord {
     pub value: String,
 }
 
+/// The DNS suffix of AWS's own endpoints in a partition.
+pub fn dns_suffix(partition: &str) -> &'static str {
+    match partition {
+        "aws-cn" => "amazonaws.com.cn",
+        _ => "amazonaws.com",
+    }
+}
+
 /// The outputs of `stack` in `observed` (the states after apply, or as read).
-pub fn collect(stack: &Stack, region: &str, observed: &Observation) -> Outputs {
+pub fn collect(stack: &Stack, region: &str, partition: &str, observed: &Observation) -> Outputs {
     let mut outputs = Outputs { stack: stack.name.clone(), region: region.to_owned(), ..Outputs::default() };
     let api_name = match &stack.api.source {
         crate::stack::ApiSource::Create(name) | crate::stack::ApiSource::Adopt(name) => name.clone(),
@@ -68,8 +76,12 @@ pub fn collect(stack: &Stack, region: &str, observed: &Observation) -> Outputs {
         let disabled =
             execute_api.and_then(|e| e.state.deployed_disabled).unwrap_or(api.state.disable_execute_api_endpoint);
         if !disabled {
-            outputs.execute_api_url =
-                Some(format!("https://{}.execute-api.{region}.amazonaws.com/{}", api.state.id, stack.stage.name));
+            outputs.execute_api_url = Some(format!(
+                "https://{}.execute-api.{region}.{}/{}",
+                api.state.id,
+                dns_suffix(partition),
+                stack.stage.name
+            ));
         }
     }
     if let Some(stage) = observed.of::<Stage>().into_iter().find(|s| s.name == stack.stage.name) {
@@ -142,5 +154,37 @@ impl fmt::Display for Outputs {
             writeln!(f, "  truststore warning: {warning}")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::Found;
+    use crate::resources::Kind as _;
+    use crate::resources::rest_api::{self, RestApi};
+
+    #[test]
+    fn the_execute_api_url_is_named_in_the_callers_partition() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../stack.yaml");
+        let stack = Stack::load(&path, &|_| None).expect("the example stack is valid");
+        let api = rest_api::State {
+            id: "a1".into(),
+            name: "pets-api".into(),
+            disable_execute_api_endpoint: false,
+            regional: true,
+            root_resource_id: "r0".into(),
+            ambiguous_with: Vec::new(),
+        };
+        let mut observed = Observation::default();
+        let found = Found::new("pets-api", Ownership::Owned, serde_json::to_value(api).expect("state"));
+        observed.found.insert(RestApi::NAME.to_owned(), vec![found]);
+        for (region, partition, url) in [
+            ("cn-north-1", "aws-cn", "https://a1.execute-api.cn-north-1.amazonaws.com.cn/prod"),
+            ("us-gov-west-1", "aws-us-gov", "https://a1.execute-api.us-gov-west-1.amazonaws.com/prod"),
+            ("eu-west-1", "aws", "https://a1.execute-api.eu-west-1.amazonaws.com/prod"),
+        ] {
+            assert_eq!(collect(&stack, region, partition, &observed).execute_api_url.as_deref(), Some(url));
+        }
     }
 }

@@ -198,9 +198,24 @@ pub struct SavedPlan {
     pub stack: String,
     pub account: String,
     pub region: String,
-    /// SHA-256 of stack.yaml and the files it names (truststore), as read.
+    /// SHA-256 of stack.yaml, the files it names (truststore) and the
+    /// values of its `${env:…}` references, as read.
     pub stack_fingerprint: String,
+    /// The authorizer's zip the plan uploads, kept beside the plan file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact: Option<Artifact>,
     pub plan: Plan,
 }
 
-pub const SAVED_PLAN_FORMAT: u32 = 1;
+/// The zip a saved plan was made with: `apply PLAN` uploads exactly it,
+/// whatever the checkout it runs in would build (Rust builds differ from
+/// runner to runner).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Artifact {
+    /// Its file name, in the plan file's directory.
+    pub file: String,
+    /// base64(SHA-256), as Lambda reports `CodeSha256`.
+    pub sha256: String,
+}
+
+pub const SAVED_PLAN_FORMAT: u32 = 2;

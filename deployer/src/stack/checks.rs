@@ -177,6 +177,7 @@ impl Checks<'_> {
             setting.secret |= authorizer::config::SECRET_VARIABLES.contains(&name.as_str());
             environment.insert(name.clone(), setting);
         }
+        self.environment_size(&environment);
         let plain: BTreeMap<String, String> = environment.iter().map(|(k, v)| (k.clone(), v.value.clone())).collect();
         let config = match authorizer::Config::from_map(&plain) {
             Ok(config) => Some(config),
@@ -202,6 +203,26 @@ impl Checks<'_> {
             cache_ttl_seconds: raw.cache_ttl_seconds,
         };
         (spec, config.map(|c| c.dpop))
+    }
+
+    /// Lambda refuses a function whose environment (names and values, as
+    /// resolved) is over 4 KB in all: after half the stack exists, unless
+    /// it is refused here.
+    fn environment_size(&mut self, environment: &BTreeMap<String, Setting>) {
+        const LIMIT: usize = 4096;
+        let size = |(name, setting): (&String, &Setting)| name.len() + setting.value.len();
+        let total: usize = environment.iter().map(size).sum();
+        if total > LIMIT {
+            let (largest, bytes) =
+                environment.iter().map(|e| (e.0.as_str(), size(e))).max_by_key(|(_, bytes)| *bytes).unwrap_or(("", 0));
+            self.problem(
+                "authorizer.environment",
+                format!(
+                    "is {total} bytes in all (names and values), over Lambda's limit of {LIMIT}; the largest is \
+                     {largest} ({bytes} bytes)"
+                ),
+            );
+        }
     }
 
     /// What API Gateway's authorizer cache would replay wrongly. A cached
@@ -270,6 +291,13 @@ impl Checks<'_> {
         let unauthorized_challenge =
             authorizer::error::unauthorized_challenge(&raw.realm, dpop.as_ref().unwrap_or(&dpop_off));
 
+        if raw.routes.is_empty() {
+            // API Gateway refuses to deploy an API without a method.
+            self.problem(
+                "api.routes",
+                "a stack needs at least one route: API Gateway cannot deploy an API without one",
+            );
+        }
         let mut seen = BTreeSet::new();
         let mut routes = Vec::new();
         for (i, route) in raw.routes.iter().enumerate() {

@@ -63,7 +63,37 @@ impl Stack {
     }
 
     /// Reads and validates `path`; `env` resolves `${env:NAME}`.
+    ///
+    /// The fingerprint (what a saved plan is checked against) covers the
+    /// file, the files it names and the value of every `${env:…}` it used:
+    /// a secret rotated between `plan` and `apply` is a different stack. The
+    /// values only go into the SHA-256, never anywhere in clear.
     pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Stack, StackError> {
+        let used = std::cell::RefCell::new(std::collections::BTreeMap::new());
+        let recording = |name: &str| {
+            let value = env(name);
+            used.borrow_mut().insert(name.to_owned(), value.clone());
+            value
+        };
+        let (mut stack, text) = Self::read(path, &recording)?;
+        let mut hasher = Sha256::new();
+        hasher.update(text.as_bytes());
+        if let Some(domain) = &stack.domain {
+            hasher.update(&domain.truststore_pem);
+        }
+        for (name, value) in used.into_inner() {
+            // Length-prefixed, so no two sets of values hash alike.
+            for part in [name.as_bytes(), value.as_deref().unwrap_or_default().as_bytes()] {
+                hasher.update((part.len() as u64).to_le_bytes());
+                hasher.update(part);
+            }
+        }
+        stack.fingerprint = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        Ok(stack)
+    }
+
+    /// The validated stack, and the file's text.
+    fn read(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<(Stack, String), StackError> {
         let error = |problems| StackError { file: path.to_owned(), problems };
         let text = std::fs::read_to_string(path).map_err(|e| {
             error(vec![Problem { field: "(file)".into(), line: None, message: format!("cannot be read: {e}") }])
@@ -80,14 +110,7 @@ impl Stack {
             error(vec![Problem { field, line, message }])
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        let mut stack = checks::validate(raw, path, base, env).map_err(error)?;
-        let mut hasher = Sha256::new();
-        hasher.update(text.as_bytes());
-        if let Some(domain) = &stack.domain {
-            hasher.update(&domain.truststore_pem);
-        }
-        stack.fingerprint = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
-        Ok(stack)
+        Ok((checks::validate(raw, path, base, env).map_err(error)?, text))
     }
 }
 
@@ -101,7 +124,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let sources: String = identity_sources.iter().map(|s| format!("    - {s}\n")).collect();
         let yaml = format!(
-            "stack: guard\nauthorizer:\n  code: {{ zip: code.zip }}\n  environment:\n{environment}  identity_sources:\n{sources}  cache_ttl_seconds: {ttl}\napi:\n  name: guard\nstage:\n  name: prod\n"
+            "stack: guard\nauthorizer:\n  code: {{ zip: code.zip }}\n  environment:\n{environment}  identity_sources:\n{sources}  cache_ttl_seconds: {ttl}\napi:\n  name: guard\n  routes: [{{ method: GET, path: /pets, backend: \"https://b.example.com\" }}]\nstage:\n  name: prod\n"
         );
         let path = dir.join("stack.yaml");
         std::fs::write(&path, yaml).unwrap();
@@ -120,6 +143,26 @@ mod tests {
 
     fn refused_for_replay(result: Result<Stack, StackError>) -> bool {
         result.is_err_and(|e| e.problems.iter().any(|p| p.message.contains("replay")))
+    }
+
+    #[test]
+    fn the_fingerprint_covers_resolved_env_values_without_holding_them() {
+        let dir = std::env::temp_dir().join(format!("stack-fingerprint-{}-{}", std::process::id(), rand_suffix()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("stack.yaml");
+        let yaml = include_str!("../../../stack.yaml")
+            .replace("code: { build: authorizer }", "code: { zip: code.zip }")
+            .replace("file: examples/truststore.pem", "file: truststore.pem")
+            .replace("AUDIENCE: api://pets", "AUDIENCE: ${env:PETS_AUDIENCE}");
+        std::fs::write(&path, yaml).unwrap();
+        std::fs::write(dir.join("truststore.pem"), include_str!("../../../examples/truststore.pem")).unwrap();
+        let with = |value: &'static str| move |name: &str| (name == "PETS_AUDIENCE").then(|| value.to_owned());
+        let first = Stack::load(&path, &with("api://pets")).expect("valid").fingerprint;
+        assert_eq!(Stack::load(&path, &with("api://pets")).expect("valid").fingerprint, first);
+        let rotated = Stack::load(&path, &with("api://pets-v2")).expect("valid").fingerprint;
+        assert_ne!(rotated, first, "a changed value is a changed stack");
+        assert!(!rotated.contains("pets-v2") && rotated.len() == 64, "only a hash");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -1,0 +1,75 @@
+//! The command line: what each command takes, declared once (clap). The
+//! binary (`main.rs`) runs it; tests parse the command lines the examples
+//! give with it.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(version, about = "Converge AWS (IAM, Lambda, API Gateway, ACM, S3, WAF) to stack.yaml")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// The stack file.
+    #[arg(long, global = true, default_value = "stack.yaml")]
+    pub stack: PathBuf,
+    /// Print plans and outputs as JSON on stdout (progress goes to stderr).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// How long `apply` and `teardown` wait for another run's lock on the stack.
+    #[arg(long, global = true, default_value = "300", value_name = "SECONDS")]
+    pub lock_timeout: u64,
+    /// How long a lock lasts unless renewed (a crashed run's lock runs out after it).
+    #[arg(long, global = true, env = "DEPLOYER_LOCK_LEASE_SECONDS", default_value = "60", hide = true)]
+    pub lock_lease: u64,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Show what apply would change; never writes.
+    #[command(alias = "plan")]
+    Diff {
+        /// Exit 0 when AWS matches the stack, 2 when changes are pending, 1 on error.
+        #[arg(long)]
+        detailed_exitcode: bool,
+        /// Save the plan here, for `deployer apply PLAN`.
+        #[arg(long, value_name = "PLAN")]
+        out: Option<PathBuf>,
+    },
+    /// Print the plan, then carry it out. With PLAN (saved by `plan --out`),
+    /// carry out exactly that plan, or nothing if AWS or stack.yaml moved since.
+    Apply { plan: Option<PathBuf> },
+    /// Delete everything the stack created (and nothing else).
+    Teardown,
+    /// Show what a person needs next: DNS target, validation records, URLs, ids.
+    Output,
+    /// Serve the stack on this machine as API Gateway would (mTLS, WAF
+    /// allowlist, routes, the real authorizer and its cache, header mappings,
+    /// the backend), without AWS. One JSON access-log line per request on stdout.
+    Local {
+        /// Where to listen.
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        listen: std::net::SocketAddr,
+        /// Send every route's requests to this origin instead of its backend's
+        /// scheme, host and port (the path is kept), e.g. http://127.0.0.1:8080.
+        #[arg(long, value_name = "URL")]
+        backend: Option<url::Url>,
+        /// Run this authorizer binary instead of building or unzipping the stack's code.
+        #[arg(long, value_name = "PATH")]
+        bootstrap: Option<PathBuf>,
+        /// Override one of the authorizer's variables (repeatable), e.g. JWKS_URI=http://127.0.0.1:9000/jwks.
+        #[arg(long = "env", value_name = "NAME=VALUE")]
+        environment: Vec<String>,
+        /// How many execution environments the authorizer may run in at once
+        /// (each serves one invocation at a time, as on Lambda).
+        #[arg(long, default_value = "1", value_name = "N")]
+        concurrency: usize,
+        /// The server certificate (PEM); generated for the domain name when not given.
+        #[arg(long, value_name = "PEM", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The server certificate's private key (PEM).
+        #[arg(long, value_name = "PEM", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+    },
+}
