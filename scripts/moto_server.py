@@ -13,6 +13,8 @@ import sys
 
 from moto.apigateway import exceptions as apigateway_errors
 from moto.apigateway import models as apigateway
+from moto.route53 import exceptions as route53_errors
+from moto.route53 import models as route53
 from moto.s3 import responses as s3
 from moto.server import main
 
@@ -93,9 +95,37 @@ def a_delete_of_what_is_gone_answers_not_found():
     backend.delete_authorizer = authorizer_gone
 
 
+def deleting_a_missing_record_says_not_found():
+    # moto 5.2.5 answers a Route 53 DELETE of a record set that does not
+    # exist with InvalidInput ("Expected exactly one of [AliasTarget, ...]").
+    # AWS answers InvalidChangeBatch "Tried to delete resource record set
+    # [...] but it was not found", which is what a delete sent again after
+    # its first answer was lost gets.
+    original = route53.Route53Backend.change_resource_record_sets
+
+    def change(self, zoneid, change_list):
+        zone = self.get_hosted_zone(zoneid)
+        for value in change_list:
+            if value["Action"] != "DELETE":
+                continue
+            record_set = value["ResourceRecordSet"]
+            name = record_set["Name"].rstrip(".").lower() + "."
+            kind = record_set["Type"]
+            exists = any(r.name.rstrip(".").lower() + "." == name and r.type == kind for r in zone.rrsets)
+            if not exists:
+                raise route53_errors.Route53ClientError(
+                    "InvalidChangeBatch",
+                    f"[Tried to delete resource record set [name='{name}', type='{kind}'] but it was not found]",
+                )
+        return original(self, zoneid, change_list)
+
+    route53.Route53Backend.change_resource_record_sets = change
+
+
 if __name__ == "__main__":
     base_path_mappings_of_a_new_domain_are_empty()
     a_false_patch_value_is_false()
     bucket_versioning_is_answered_as_s3_does()
     a_delete_of_what_is_gone_answers_not_found()
+    deleting_a_missing_record_says_not_found()
     sys.exit(main(sys.argv[1:]))

@@ -82,7 +82,15 @@ pub struct Aws {
     pub acm: aws_sdk_acm::Client,
     pub s3: aws_sdk_s3::Client,
     pub wafv2: aws_sdk_wafv2::Client,
+    pub route53: aws_sdk_route53::Client,
+    /// How long `apply` waits for ACM to issue a requested certificate
+    /// before it leaves the rest for a later run (unscaled;
+    /// `apply --wait-for-certificate`).
+    pub certificate_wait: std::time::Duration,
 }
+
+/// How long `apply` waits for a certificate's DNS validation by default.
+pub const CERTIFICATE_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
 
 impl Aws {
     /// `region` from stack.yaml wins over the environment's.
@@ -125,6 +133,8 @@ impl Aws {
             acm: aws_sdk_acm::Client::from_conf(with_retries!(aws_sdk_acm, &config)),
             s3: aws_sdk_s3::Client::from_conf(s3),
             wafv2: aws_sdk_wafv2::Client::from_conf(with_retries!(aws_sdk_wafv2, &config)),
+            route53: aws_sdk_route53::Client::from_conf(with_retries!(aws_sdk_route53, &config)),
+            certificate_wait: CERTIFICATE_WAIT,
         })
     }
 }

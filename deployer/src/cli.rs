@@ -25,6 +25,21 @@ pub struct Cli {
     pub lock_lease: u64,
 }
 
+impl Cli {
+    /// Parses a command line (`args[0]` is the program), as the binary would.
+    pub fn parse_args<I, T>(args: I) -> Result<Cli, String>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        Cli::try_parse_from(args).map_err(|e| e.to_string())
+    }
+}
+
+fn deployer_default_certificate_wait() -> u64 {
+    crate::aws::CERTIFICATE_WAIT.as_secs()
+}
+
 #[derive(Subcommand)]
 pub enum Command {
     /// Show what apply would change; never writes.
@@ -39,11 +54,29 @@ pub enum Command {
     },
     /// Print the plan, then carry it out. With PLAN (saved by `plan --out`),
     /// carry out exactly that plan, or nothing if AWS or stack.yaml moved since.
-    Apply { plan: Option<PathBuf> },
+    Apply {
+        plan: Option<PathBuf>,
+        /// How long to wait for ACM to issue a requested certificate. When it
+        /// is still waiting for its DNS record then, everything that does not
+        /// depend on it is done and apply exits 3; the next apply finishes.
+        #[arg(long, value_name = "SECONDS", default_value_t = deployer_default_certificate_wait())]
+        wait_for_certificate: u64,
+    },
     /// Delete everything the stack created (and nothing else).
     Teardown,
     /// Show what a person needs next: DNS target, validation records, URLs, ids.
     Output,
+    /// Print the least-privilege IAM policy the role that runs the deployer
+    /// for this stack needs (a policy document with --json).
+    Policy {
+        /// The account the policy is for; without it, the caller's (sts:GetCallerIdentity).
+        #[arg(long, value_name = "ID")]
+        account: Option<String>,
+        /// Only what `diff` and `plan` need (they never write): for a role
+        /// that runs plans, such as on pull requests.
+        #[arg(long)]
+        read_only: bool,
+    },
     /// Serve the stack on this machine as API Gateway would (mTLS, WAF
     /// allowlist, routes, the real authorizer and its cache, header mappings,
     /// the backend), without AWS. One JSON access-log line per request on stdout.

@@ -50,7 +50,10 @@ pub struct Prepared {
 pub async fn prepare(aws: &Aws, stack: &Stack, desired: &[Desired], teardown: bool) -> anyhow::Result<Prepared> {
     let observed = crate::observe::observe(aws, &stack.name, desired).await?;
     let wanted: &[Desired] = if teardown { &[] } else { desired };
-    let planned = planner::plan(&stack.name, wanted, &observed)?;
+    let mut planned = planner::plan(&stack.name, wanted, &observed)?;
+    if !teardown {
+        planned.plan.dns_validation = outputs::dns_validation(stack, &observed);
+    }
     Ok(Prepared { observed, planned })
 }
 
@@ -129,7 +132,9 @@ pub fn check_saved(saved: &SavedPlan, stack: &Stack, aws: &Aws) -> anyhow::Resul
 
 /// Why a saved plan no longer describes the account: the steps that differ.
 pub fn moved(saved: &Plan, fresh: &Plan) -> Option<String> {
-    if saved == fresh {
+    // (What the plan shows beside its steps, such as the DNS record a
+    // certificate waits for, does not change what it does.)
+    if saved.steps == fresh.steps && saved.blockers == fresh.blockers {
         return None;
     }
     let mut lines = Vec::new();
@@ -226,8 +231,11 @@ pub fn failure(report: &Report) -> Option<String> {
     for (address, error) in &report.failed {
         lines.push(format!("  failed: {address}: {error}"));
     }
+    for (address, what) in &report.waiting {
+        lines.push(format!("  waiting: {address}: {what}"));
+    }
     for address in &report.skipped {
-        lines.push(format!("  not done (depends on a failed step): {address}"));
+        lines.push(format!("  not done (depends on a step that failed or waits): {address}"));
     }
     for blocker in &report.blockers {
         lines.push(format!("  blocked: {blocker}"));

@@ -12,7 +12,10 @@
 //! wait (a certificate being issued) it reads again. Either way, a resource a
 //! killed run already made is found, not made twice. A step that fails stops
 //! only the steps that depend on it; the others go on, and the run ends with
-//! the list of what failed and what was left undone.
+//! the list of what failed and what was left undone. A step that waits for
+//! something outside the deployer's reach ([`LeftForLater`]: a certificate's
+//! DNS record) is not a failure: it and what depends on it are left for a
+//! later run, and `apply` says so with its own exit code.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -33,6 +36,13 @@ pub const CONCURRENCY: usize = 8;
 /// How long an observation made under the lock counts as current for a create.
 pub const FRESH: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// A step that could not finish in this run through nobody's fault: it
+/// waits for something outside the deployer's reach (a DNS record someone
+/// has yet to create). The message says what it waits for.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct LeftForLater(pub String);
+
 /// What a run ended with.
 #[derive(Debug, Default)]
 pub struct Report {
@@ -41,7 +51,9 @@ pub struct Report {
     /// Resources deleted.
     pub deleted: BTreeSet<Address>,
     pub failed: Vec<(Address, String)>,
-    /// Steps not run because a step they depend on failed.
+    /// Steps left for a later run ([`LeftForLater`]), with what they wait for.
+    pub waiting: Vec<(Address, String)>,
+    /// Steps not run because a step they depend on failed or is waiting.
     pub skipped: Vec<Address>,
     /// Reasons `apply` must report failure although every step ran.
     pub blockers: Vec<String>,
@@ -49,7 +61,13 @@ pub struct Report {
 
 impl Report {
     pub fn succeeded(&self) -> bool {
-        self.failed.is_empty() && self.skipped.is_empty() && self.blockers.is_empty()
+        self.failed.is_empty() && self.waiting.is_empty() && self.skipped.is_empty() && self.blockers.is_empty()
+    }
+
+    /// Nothing failed, but some steps wait for something outside (and what
+    /// depends on them was left too): a later run finishes.
+    pub fn only_waiting(&self) -> bool {
+        self.failed.is_empty() && self.blockers.is_empty() && !self.waiting.is_empty()
     }
 }
 
@@ -151,8 +169,16 @@ pub async fn execute(
                 done.insert(address);
             }
             Err(error) => {
-                eprintln!("  failed: {address}: {error:#}");
-                report.failed.push((address.clone(), format!("{error:#}")));
+                match error.chain().find_map(|e| e.downcast_ref::<LeftForLater>()) {
+                    Some(waiting) => {
+                        eprintln!("  waiting: {address}: {waiting}");
+                        report.waiting.push((address.clone(), waiting.to_string()));
+                    }
+                    None => {
+                        eprintln!("  failed: {address}: {error:#}");
+                        report.failed.push((address.clone(), format!("{error:#}")));
+                    }
+                }
                 failed.insert(address);
             }
         }

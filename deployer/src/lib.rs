@@ -19,6 +19,7 @@ pub mod outputs;
 pub mod package;
 pub mod plan;
 pub mod planner;
+pub mod policy;
 pub mod resources;
 pub mod retry;
 pub mod stack;

@@ -61,7 +61,17 @@ pub struct Held {
 }
 
 pub fn bucket_name(aws: &Aws) -> String {
-    format!("oauth-gateway-{}-{}", aws.account, aws.region)
+    bucket_for(&aws.account, &aws.region)
+}
+
+/// The lock bucket of an account and region.
+pub fn bucket_for(account: &str, region: &str) -> String {
+    format!("oauth-gateway-{account}-{region}")
+}
+
+/// The stack's lock object in it.
+pub fn key(stack: &str) -> String {
+    format!("locks/{stack}.json")
 }
 
 fn now() -> u64 {
@@ -80,7 +90,7 @@ fn holder(command: &str) -> String {
 /// Takes the stack's lock, waiting at most `timing.wait` for its holder.
 pub async fn acquire(aws: &Aws, stack: &str, command: &str, timing: Timing) -> anyhow::Result<Held> {
     let bucket = bucket_name(aws);
-    let key = format!("locks/{stack}.json");
+    let key = key(stack);
     let run = format!("{:x}", rand_u64());
     let started = std::time::Instant::now();
     let mut announced = false;

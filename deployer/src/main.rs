@@ -3,7 +3,9 @@
 //!
 //! Exit status is an interface pipelines rely on: 0 success (for `diff` or
 //! `plan` with `--detailed-exitcode`: no changes), 2 changes pending (with
-//! `--detailed-exitcode` only), 1 error. Nothing ever prompts; progress goes
+//! `--detailed-exitcode` only), 3 `apply` did everything it could but a
+//! certificate still waits for its DNS validation record (run it again
+//! once the record exists), 1 error. Nothing ever prompts; progress goes
 //! to stderr, plans and outputs to stdout.
 
 use std::path::{Path, PathBuf};
@@ -17,6 +19,9 @@ use deployer::cli::{Cli, Command};
 use deployer::commands::{self, Prepared};
 use deployer::plan::Plan;
 use deployer::stack::Stack;
+
+/// `apply`'s exit code when a certificate still waits for its DNS record.
+const WAITING_FOR_DNS_VALIDATION: u8 = 3;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -38,7 +43,12 @@ fn main() -> ExitCode {
 
 async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     // Everything that can be checked without AWS is checked before the first call.
-    let stack = Stack::load(&cli.stack, &|name| std::env::var(name).ok())?;
+    // `policy` depends on no `${env:…}` value: whoever sets the role up need
+    // not hold the pipeline's secrets.
+    let policy_only = matches!(cli.command, Command::Policy { .. });
+    let stack = Stack::load(&cli.stack, &|name| {
+        std::env::var(name).ok().or_else(|| policy_only.then(|| format!("unset-{name}")))
+    })?;
     if let Command::Local { listen, backend, bootstrap, environment, concurrency, tls_cert, tls_key } = &cli.command {
         let environment = environment
             .iter()
@@ -62,14 +72,26 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         .await?;
         return Ok(ExitCode::SUCCESS);
     }
+    if let Command::Policy { account: Some(account), read_only } = &cli.command {
+        // Everything it needs is in the stack file: no AWS call.
+        let region = stack
+            .region
+            .clone()
+            .or_else(|| std::env::var("AWS_REGION").ok())
+            .context("no AWS region: set `region` in stack.yaml or AWS_REGION")?;
+        let partition = deployer::policy::partition_of(&region);
+        let target = deployer::policy::Target { account, region: &region, partition };
+        print_policy(cli, deployer::policy::document(&stack, &target), *read_only)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let saved = match &cli.command {
-        Command::Apply { plan: Some(path) } => Some((commands::load_saved(path)?, path)),
+        Command::Apply { plan: Some(path), .. } => Some((commands::load_saved(path)?, path)),
         _ => None,
     };
     // Only commands that may create or update the function need its code; a
     // saved plan brings the exact zip it was made with.
     let package = match (&cli.command, &saved) {
-        (Command::Teardown | Command::Output, _) => None,
+        (Command::Teardown | Command::Output | Command::Policy { .. }, _) => None,
         (_, Some((saved, path))) => commands::saved_artifact(saved, path, &stack)?,
         _ => Some(deployer::package::load(
             &stack.authorizer.code,
@@ -77,7 +99,10 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             &workspace_of(&cli.stack),
         )?),
     };
-    let aws = deployer::aws::Aws::connect(stack.region.as_deref()).await?;
+    let mut aws = deployer::aws::Aws::connect(stack.region.as_deref()).await?;
+    if let Command::Apply { wait_for_certificate, .. } = &cli.command {
+        aws.certificate_wait = Duration::from_secs(*wait_for_certificate);
+    }
     stack.check_region(&aws.region)?;
     if let Some((saved, _)) = &saved {
         commands::check_saved(saved, &stack, &aws)?;
@@ -96,6 +121,12 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             }
             let pending = prepared.planned.plan.has_changes();
             Ok(if *detailed_exitcode && pending { ExitCode::from(2) } else { ExitCode::SUCCESS })
+        }
+        Command::Policy { read_only, .. } => {
+            let target =
+                deployer::policy::Target { account: &aws.account, region: &aws.region, partition: &aws.partition };
+            print_policy(cli, deployer::policy::document(&stack, &target), *read_only)?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Output => {
             let observed = deployer::observe::observe(&aws, &stack.name, &desired).await?;
@@ -155,6 +186,15 @@ async fn apply(
     let observed = if prepared.planned.plan.has_changes() {
         eprintln!("Applying...");
         let (report, after) = commands::execute(aws, stack, desired, &prepared, false, lost).await?;
+        if report.only_waiting() {
+            // Not a failure: a later run finishes once the DNS record exists.
+            let why = commands::failure(&report).unwrap_or_default();
+            eprintln!("Apply is waiting for DNS validation; everything else is done:\n{why}");
+            if !cli.json {
+                eprint!("{}", commands::outputs(stack, aws, &after));
+            }
+            return Ok(ExitCode::from(WAITING_FOR_DNS_VALIDATION));
+        }
         if let Some(why) = commands::failure(&report) {
             anyhow::bail!("apply did not complete:\n{why}");
         }
@@ -196,6 +236,16 @@ async fn teardown(
         eprintln!("Teardown complete.");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_policy(cli: &Cli, policy: deployer::policy::Policy, read_only: bool) -> anyhow::Result<()> {
+    let policy = if read_only { policy.read_only() } else { policy };
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&policy).context("serialising the policy")?);
+    } else {
+        print!("{policy}");
+    }
+    Ok(())
 }
 
 fn show(cli: &Cli, plan: &Plan) -> anyhow::Result<()> {

@@ -6,6 +6,7 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::plan::{DnsRecord, DnsValidation};
 use crate::resources::certificate::Certificate;
 use crate::resources::domain_name::DomainName;
 use crate::resources::execute_api::ExecuteApi;
@@ -13,7 +14,7 @@ use crate::resources::lambda_function::LambdaFunction;
 use crate::resources::rest_api::RestApi;
 use crate::resources::stage::Stage;
 use crate::resources::{Observation, Ownership};
-use crate::stack::Stack;
+use crate::stack::{CertificateSpec, Stack};
 
 #[derive(Debug, Default, Serialize)]
 pub struct Outputs {
@@ -28,9 +29,9 @@ pub struct Outputs {
     pub function_name: Option<String>,
     pub function_arn: Option<String>,
     pub domain: Option<DomainTarget>,
-    /// DNS records ACM waits for before it issues the certificate.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub certificate_validation: Vec<DnsRecord>,
+    /// The DNS record ACM waits for before it issues the certificate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns_validation: Option<DnsValidation>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub truststore_warnings: Vec<String>,
 }
@@ -46,12 +47,29 @@ pub struct DomainTarget {
     pub status: String,
 }
 
-#[derive(Debug, Serialize)]
-pub struct DnsRecord {
-    pub name: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub value: String,
+/// The record the stack's requested certificate still waits for, if it does
+/// and ACM has named it (what `plan`, `diff` and `output` show).
+pub fn dns_validation(stack: &Stack, observed: &Observation) -> Option<DnsValidation> {
+    let domain = stack.domain.as_ref()?;
+    if domain.certificate != CertificateSpec::Request {
+        return None;
+    }
+    let certificate = observed.of::<Certificate>().into_iter().find(|c| c.name == domain.name)?;
+    if certificate.state.status != "PENDING_VALIDATION" || certificate.state.validation_records.is_empty() {
+        return None;
+    }
+    Some(DnsValidation {
+        domain: domain.name.clone(),
+        certificate_arn: certificate.state.arn,
+        status: certificate.state.status,
+        hosted_zone_id: domain.hosted_zone_id.clone(),
+        records: certificate
+            .state
+            .validation_records
+            .into_iter()
+            .map(|(name, kind, value)| DnsRecord { name, kind, value })
+            .collect(),
+    })
 }
 
 /// The DNS suffix of AWS's own endpoints in a partition.
@@ -105,16 +123,7 @@ pub fn collect(stack: &Stack, region: &str, partition: &str, observed: &Observat
                 status: found.state.status,
             });
         }
-        if let Some(certificate) = observed.of::<Certificate>().into_iter().find(|c| c.name == domain.name)
-            && certificate.state.status == "PENDING_VALIDATION"
-        {
-            outputs.certificate_validation = certificate
-                .state
-                .validation_records
-                .into_iter()
-                .map(|(name, kind, value)| DnsRecord { name, kind, value })
-                .collect();
-        }
+        outputs.dns_validation = dns_validation(stack, observed);
     } else {
         outputs.invoke_url = outputs.execute_api_url.clone();
     }
@@ -144,11 +153,8 @@ impl fmt::Display for Outputs {
                 writeln!(f, "  domain status:     {} (a change is still in progress)", domain.status)?;
             }
         }
-        if !self.certificate_validation.is_empty() {
-            writeln!(f, "  ACM waits for these DNS records before it issues the certificate:")?;
-            for record in &self.certificate_validation {
-                writeln!(f, "    {} {} {}", record.name, record.kind, record.value)?;
-            }
+        if let Some(validation) = &self.dns_validation {
+            write!(f, "  {validation}")?;
         }
         for warning in &self.truststore_warnings {
             writeln!(f, "  truststore warning: {warning}")?;

@@ -136,6 +136,46 @@ pub struct Plan {
     /// What makes `apply` refuse to go on (a truststore AWS warns about).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub blockers: Vec<String>,
+    /// The DNS record a requested certificate still waits for, once ACM
+    /// has named it: what someone (or the deployer, in a hosted zone) must
+    /// create before the custom domain can be made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_validation: Option<DnsValidation>,
+}
+
+/// A certificate waiting for DNS validation, and the records it waits for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsValidation {
+    pub domain: String,
+    pub certificate_arn: String,
+    /// `PENDING_VALIDATION` while it waits.
+    pub status: String,
+    /// Where the deployer writes the records itself (`domain.hosted_zone_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosted_zone_id: Option<String>,
+    pub records: Vec<DnsRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsRecord {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub value: String,
+}
+
+impl fmt::Display for DnsValidation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let by = match &self.hosted_zone_id {
+            Some(zone) => format!("the deployer writes it in hosted zone {zone}"),
+            None => "create it in the domain's DNS".to_owned(),
+        };
+        writeln!(f, "DNS validation: ACM issues the certificate for {} once this record exists ({by}):", self.domain)?;
+        for record in &self.records {
+            writeln!(f, "    {} {} {}", record.name, record.kind, record.value)?;
+        }
+        Ok(())
+    }
 }
 
 impl Plan {
@@ -184,6 +224,9 @@ impl fmt::Display for Plan {
         }
         for blocker in &self.blockers {
             writeln!(f, "Blocked: {blocker}")?;
+        }
+        if let Some(validation) = &self.dns_validation {
+            write!(f, "{validation}")?;
         }
         Ok(())
     }

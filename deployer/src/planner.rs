@@ -39,7 +39,8 @@ pub struct Planned {
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
     #[error(
-        "{} already exist{} without the tag of stack {stack:?}; refusing to take over:\n  {}",
+        "{} already exist{} without the tag of stack {stack:?} (or, for a DNS record, pointing elsewhere); refusing \
+         to take over:\n  {}",
         if addresses.len() == 1 { "this resource" } else { "these resources" },
         if addresses.len() == 1 { "s" } else { "" },
         addresses.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  ")
@@ -209,8 +210,8 @@ mod tests {
     use super::*;
     use crate::plan::{Action, Address};
     use crate::resources::{
-        Context, Found, api_authorizer, base_path_mapping, certificate, domain_name, ip_set, rest_api, truststore,
-        web_acl, web_acl_association,
+        Context, Found, api_authorizer, base_path_mapping, certificate, certificate_validation, domain_name, ip_set,
+        rest_api, truststore, web_acl, web_acl_association,
     };
     use crate::stack::Stack;
 
@@ -305,6 +306,7 @@ mod tests {
             ownership_verification_certificate_arn: None,
             status: "AVAILABLE".into(),
             status_message: None,
+            hosted_zone: None,
         }
     }
 
@@ -370,8 +372,22 @@ mod tests {
                         kind: "AMAZON_ISSUED".into(),
                         validation_records: Vec::new(),
                         in_use_by: Vec::new(),
+                        hosted_zone: None,
                     },
                 ),
+            ),
+            (
+                "certificate_validation",
+                found(
+                    "api.pets.example.com",
+                    owned,
+                    certificate_validation::State {
+                        arn: "arn:aws:acm:eu-west-1:123456789012:certificate/c1".into(),
+                        status: "ISSUED".into(),
+                        validation_records: Vec::new(),
+                    },
+                )
+                .inside(Address::new("certificate", "api.pets.example.com")),
             ),
             (
                 "truststore",
@@ -486,7 +502,7 @@ mod tests {
             ("lambda_function", false),
         ] {
             let mut plan =
-                Plan { steps: vec![step(changed, Action::Update), step("stage", Action::NoOp)], blockers: Vec::new() };
+                Plan { steps: vec![step(changed, Action::Update), step("stage", Action::NoOp)], ..Plan::default() };
             redeploy_if_needed(&mut plan);
             let stage = &plan.steps[1];
             assert_eq!(stage.action == Action::Update, redeploys, "{changed}");
@@ -496,22 +512,19 @@ mod tests {
             }
         }
         // A stage being created deploys anyway: no extra field.
-        let mut plan = Plan {
-            steps: vec![step("api_route", Action::Create), step("stage", Action::Create)],
-            blockers: Vec::new(),
-        };
+        let mut plan =
+            Plan { steps: vec![step("api_route", Action::Create), step("stage", Action::Create)], ..Plan::default() };
         redeploy_if_needed(&mut plan);
         assert!(plan.steps[1].fields.is_empty());
     }
 
+    const EDGE: [&str; 4] = ["certificate", "certificate_validation", "truststore", "domain_name"];
+
     #[test]
     fn a_new_truststore_version_reaches_the_domain_as_known_after_apply() {
-        let desired: Vec<Desired> = example()
-            .into_iter()
-            .filter(|d| ["certificate", "truststore", "domain_name"].contains(&d.address.kind.as_str()))
-            .collect();
+        let desired: Vec<Desired> = example().into_iter().filter(|d| EDGE.contains(&d.address.kind.as_str())).collect();
         let mut observation = edge_and_adopted();
-        observation.found.retain(|kind, _| ["certificate", "truststore", "domain_name"].contains(&kind.as_str()));
+        observation.found.retain(|kind, _| EDGE.contains(&kind.as_str()));
         // The bucket holds other contents than stack.yaml's truststore file.
         let planned = plan("pets-api", &desired, &observation).expect("plan");
         let actions = actions(&planned);

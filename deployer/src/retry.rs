@@ -290,7 +290,17 @@ impl From<anyhow::Error> for StepError {
     }
 }
 
-/// Polls until `poll` returns `Some`, or `budget` (unscaled) is spent;
+/// A wait whose budget was spent (`wait_until`): callers that can leave
+/// the rest for a later run (a certificate waiting for its DNS record) tell
+/// it from a failure.
+#[derive(Debug, thiserror::Error)]
+#[error("gave up waiting for {waiting_for} after {seconds}s")]
+pub struct GaveUp {
+    pub waiting_for: String,
+    pub seconds: u64,
+}
+
+/// Polls until `poll` returns `Some`, or `budget` (unscaled) is spent ([`GaveUp`]);
 /// `waiting_for` names the status for the progress line and the error.
 pub async fn wait_until<T, F, Fut>(waiting_for: &str, budget: Duration, mut poll: F) -> anyhow::Result<T>
 where
@@ -303,7 +313,7 @@ where
             return Ok(value);
         }
         if !backoff.wait(waiting_for, "").await {
-            anyhow::bail!("gave up waiting for {waiting_for} after {}s", scaled(budget).as_secs());
+            return Err(GaveUp { waiting_for: waiting_for.to_owned(), seconds: scaled(budget).as_secs() }.into());
         }
     }
 }

@@ -153,6 +153,7 @@ pub struct Clients {
     pub s3: aws_sdk_s3::Client,
     pub wafv2: aws_sdk_wafv2::Client,
     pub acm: aws_sdk_acm::Client,
+    pub route53: aws_sdk_route53::Client,
 }
 
 pub async fn clients() -> Clients {
@@ -183,6 +184,7 @@ async fn clients_of(endpoint: &str, region: &'static str) -> Clients {
         s3: aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build()),
         wafv2: aws_sdk_wafv2::Client::new(&config),
         acm: aws_sdk_acm::Client::new(&config),
+        route53: aws_sdk_route53::Client::new(&config),
     }
 }
 

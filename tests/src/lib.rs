@@ -14,6 +14,8 @@ pub mod dpop;
 pub mod events;
 pub mod fixture;
 pub mod iam;
+#[cfg(feature = "aws")]
+pub mod iam_actions;
 pub mod keys;
 #[cfg(feature = "aws")]
 pub mod local;

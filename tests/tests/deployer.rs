@@ -229,7 +229,8 @@ async fn an_existing_untagged_resource_is_not_taken_over() {
     let apply = deployer(&stack, &proxy.url(), &["apply"], &env()).await;
     assert_eq!(apply.code, 1);
     assert!(
-        apply.stderr.contains("already exists without the tag of stack \"t-squat\"; refusing to take over:\n  iam_role t-squat-authorizer-exec"),
+        apply.stderr.contains("already exists without the tag of stack \"t-squat\"")
+            && apply.stderr.contains("refusing to take over:\n  iam_role t-squat-authorizer-exec"),
         "{}",
         apply.stderr
     );

@@ -189,3 +189,78 @@ async fn a_call_that_hangs_cannot_hold_the_lock_forever() {
     let lock = proxy.lock_writes();
     assert_eq!(lock.last().map(|w| w.starts_with("DELETE")), Some(true), "the lock was given back: {lock:?}");
 }
+
+/// The deployer command lines of a workflow's `run:` scripts: what follows
+/// a program ending in `/deployer` up to the next shell operator, per job.
+fn deployer_commands(workflow: &serde_yaml::Value) -> Vec<(String, Vec<String>)> {
+    let mut commands = Vec::new();
+    let jobs = workflow["jobs"].as_mapping().expect("jobs");
+    for (job, definition) in jobs {
+        let job = job.as_str().expect("job name").to_owned();
+        for step in definition["steps"].as_sequence().expect("steps") {
+            let Some(script) = step["run"].as_str() else { continue };
+            for line in script.lines() {
+                let Some(words) = shlex::split(line) else { continue };
+                let Some(start) = words.iter().position(|w| w.ends_with("/deployer")) else { continue };
+                let args: Vec<String> = words[start + 1..]
+                    .iter()
+                    .take_while(|w| !["|", "||", "&&", ";", ">", ">>"].contains(&w.as_str()))
+                    .cloned()
+                    .collect();
+                commands.push((job.clone(), args));
+            }
+        }
+    }
+    commands
+}
+
+/// The GitHub Actions example: every deployer command line it runs is one
+/// the deployer accepts, and its jobs hand the saved plan and its zip from
+/// the plan job to the apply job, which never builds the authorizer.
+#[test]
+fn the_example_workflow_runs_the_deployer_as_it_accepts_and_applies_the_reviewed_plan() {
+    let path = e2e::workspace_root().join("examples/github-actions/deploy.yml");
+    let text = std::fs::read_to_string(&path).expect("the example workflow");
+    let workflow: serde_yaml::Value = serde_yaml::from_str(&text).expect("valid YAML");
+    let commands = deployer_commands(&workflow);
+    assert!(commands.len() >= 4, "{commands:?}");
+    for (job, args) in &commands {
+        let line = std::iter::once("deployer".to_owned()).chain(args.iter().cloned());
+        if let Err(e) = deployer::cli::Cli::parse_args(line) {
+            panic!("job {job}: `deployer {}` is refused:\n{e}", args.join(" "));
+        }
+    }
+    let runs = |job: &str, words: &[&str]| {
+        commands.iter().any(|(j, args)| j == job && words.iter().all(|w| args.iter().any(|a| a == w)))
+    };
+    assert!(runs("plan", &["plan", "--out", "plan.json", "--detailed-exitcode"]), "{commands:?}");
+    assert!(runs("apply", &["apply", "plan.json"]), "the apply job applies the saved plan: {commands:?}");
+    assert!(!runs("apply", &["plan"]), "the apply job does not plan again: {commands:?}");
+
+    let job = |name: &str| &workflow["jobs"][name];
+    let uses = |name: &str, action: &str| {
+        job(name)["steps"]
+            .as_sequence()
+            .expect("steps")
+            .iter()
+            .find(|s| s["uses"].as_str().is_some_and(|u| u.starts_with(action)))
+    };
+    let upload = uses("plan", "actions/upload-artifact").expect("the plan job uploads the plan");
+    let uploaded = upload["with"]["path"].as_str().expect("paths");
+    assert!(uploaded.contains("plan.json") && uploaded.contains("plan.authorizer-*.zip"), "{uploaded}");
+    let download = uses("apply", "actions/download-artifact").expect("the apply job downloads it");
+    assert_eq!(download["with"]["name"], upload["with"]["name"]);
+    assert_eq!(job("apply")["needs"], "plan");
+    assert_eq!(job("apply")["environment"], "production", "a reviewer approves before the apply");
+    assert_eq!(workflow["permissions"]["id-token"], "write", "the role is assumed through OIDC");
+    let role = |name: &str| {
+        uses(name, "aws-actions/configure-aws-credentials").expect("credentials")["with"]["role-to-assume"].clone()
+    };
+    assert_ne!(role("plan"), role("apply"), "plans (of pull requests too) run with a role that cannot write");
+    let apply_scripts: String =
+        job("apply")["steps"].as_sequence().expect("steps").iter().filter_map(|s| s["run"].as_str()).collect();
+    assert!(!apply_scripts.contains("lambda-toolchain"), "the apply job never builds the authorizer");
+    assert!(apply_scripts.contains("-eq 3"), "exit code 3 (waiting for DNS validation) is handled");
+    // No AWS keys anywhere: only the role.
+    assert!(!text.contains("AWS_SECRET_ACCESS_KEY") && !text.contains("aws-secret-access-key"));
+}

@@ -1,8 +1,11 @@
 //! The ACM certificate of the custom domain: requested with DNS validation
 //! (and tagged), or given by ARN (then only checked, never created or
 //! deleted). ACM keeps a requested certificate PENDING_VALIDATION until the
-//! CNAME records it names exist: creating one prints those records and waits
-//! (with progress, bounded) for ISSUED; `deployer output` shows them too.
+//! CNAME record it names exists: creating one waits only until ACM names
+//! that record (`validation_name`, `validation_value`: what
+//! `validation_record` writes when the stack has a hosted zone); waiting for
+//! ISSUED is `certificate_validation`'s. `plan`, `diff` and `output` show
+//! the record while the certificate waits for it.
 //!
 //! Among the stack's certificates for a domain, an ISSUED one is preferred;
 //! the others are the stack's leftovers and are deleted. One in a terminal
@@ -21,15 +24,15 @@ use aws_sdk_acm::types::{CertificateSummary, Tag, ValidationMethod};
 use serde::{Deserialize, Serialize};
 
 use super::domain_name;
-use super::{Context, Diff, Found, Kind, OWNER_TAG, Ownership, Scope};
+use super::{Context, Diff, Found, HOSTED_ZONE_TAG, Kind, OWNER_TAG, Ownership, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
-use crate::plan::{Address, Outputs, Val};
+use crate::plan::{Address, Outputs};
 use crate::retry::{self, retry};
 use crate::stack::CertificateSpec;
 
-/// How long `apply` waits for a requested certificate to be ISSUED.
-const ISSUE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+/// How long ACM may take to name the DNS record of a new certificate.
+const RECORDS_TIMEOUT: Duration = Duration::from_secs(120);
 
 const TERMINAL: &[&str] = &["FAILED", "VALIDATION_TIMED_OUT", "EXPIRED", "REVOKED"];
 
@@ -45,6 +48,9 @@ pub struct Spec {
     /// private one (`domain.ownership_verification_certificate_arn`).
     #[serde(default)]
     pub ownership_verification: Option<String>,
+    /// The hosted zone its validation record is written in, if any.
+    #[serde(default)]
+    pub hosted_zone: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,22 +63,16 @@ pub struct State {
     /// The DNS records ACM waits for: (name, type, value).
     pub validation_records: Vec<(String, String, String)>,
     pub in_use_by: Vec<String>,
+    /// The hosted zone its validation record was written in (a tag).
+    #[serde(default)]
+    pub hosted_zone: Option<String>,
 }
 
 pub fn address(domain: &str) -> Address {
     Address::new(Certificate::NAME, domain)
 }
 
-/// The domain's certificate ARN, for the domain's spec.
-pub fn arn(context: &Context<'_>) -> Option<Val> {
-    let domain = context.stack.domain.as_ref()?;
-    Some(match &domain.certificate {
-        CertificateSpec::Existing(arn) => Val::Known(arn.clone()),
-        CertificateSpec::Request => Val::output(address(&domain.name), "arn"),
-    })
-}
-
-async fn describe(aws: &Aws, arn: &str) -> anyhow::Result<Option<State>> {
+pub(super) async fn describe(aws: &Aws, arn: &str) -> anyhow::Result<Option<State>> {
     let Some(output) = aws.acm.describe_certificate().certificate_arn(arn).send().await.found("DescribeCertificate")?
     else {
         return Ok(None);
@@ -90,12 +90,15 @@ async fn describe(aws: &Aws, arn: &str) -> anyhow::Result<Option<State>> {
             .map(|r| (r.name().to_owned(), r.r#type().as_str().to_owned(), r.value().to_owned()))
             .collect(),
         in_use_by: c.in_use_by().to_vec(),
+        hosted_zone: None,
     }))
 }
 
-async fn owner(aws: &Aws, arn: &str) -> anyhow::Result<Option<String>> {
+/// The certificate's owner tag and hosted-zone tag.
+async fn tags(aws: &Aws, arn: &str) -> anyhow::Result<(Option<String>, Option<String>)> {
     let tags = aws.acm.list_tags_for_certificate().certificate_arn(arn).send().await.aws("ListTagsForCertificate")?;
-    Ok(tags.tags().iter().find(|t| t.key() == OWNER_TAG).and_then(|t| t.value()).map(str::to_owned))
+    let tag = |key: &str| tags.tags().iter().find(|t| t.key() == key).and_then(|t| t.value()).map(str::to_owned);
+    Ok((tag(OWNER_TAG), tag(HOSTED_ZONE_TAG)))
 }
 
 /// Every certificate summary of the region (ACM pages them).
@@ -124,12 +127,12 @@ async fn owned_among(
 ) -> anyhow::Result<Vec<State>> {
     // Each candidate's tags and details at the same time, all candidates at once.
     let candidates = summaries.iter().filter(|s| s.domain_name() == Some(domain)).filter_map(|s| s.certificate_arn());
-    let reads = candidates.map(|arn| async move { tokio::try_join!(owner(aws, arn), describe(aws, arn)) });
+    let reads = candidates.map(|arn| async move { tokio::try_join!(tags(aws, arn), describe(aws, arn)) });
     let mut found: Vec<State> = futures::future::try_join_all(reads)
         .await?
         .into_iter()
-        .filter(|(owner, _)| owner.as_deref() == Some(stack))
-        .filter_map(|(_, state)| state)
+        .filter(|((owner, _), _)| owner.as_deref() == Some(stack))
+        .filter_map(|((_, hosted_zone), state)| state.map(|state| State { hosted_zone, ..state }))
         .collect();
     best_first(&mut found);
     Ok(found)
@@ -162,25 +165,31 @@ fn named(domain: &str, best_first: Vec<State>) -> Vec<(String, State)> {
         .collect()
 }
 
-/// Waits for ISSUED, showing the validation records once.
-async fn wait_issued(aws: &Aws, arn: &str) -> anyhow::Result<State> {
-    let shown_records = std::sync::atomic::AtomicBool::new(false);
-    let waiting_for = format!("ACM to issue certificate {arn} (its DNS validation records must exist)");
-    retry::wait_until(&waiting_for, ISSUE_TIMEOUT, || async {
+/// Waits until ACM names the DNS record it validates a new certificate by
+/// (it takes a few seconds to); the certificate's state then.
+async fn wait_for_records(aws: &Aws, arn: &str) -> anyhow::Result<State> {
+    let waiting_for = format!("ACM to name the DNS record of certificate {arn}");
+    retry::wait_until(&waiting_for, RECORDS_TIMEOUT, || async {
         let state = describe(aws, arn).await?.with_context(|| format!("certificate {arn} vanished"))?;
-        match state.status.as_str() {
-            "ISSUED" => return Ok(Some(state)),
-            "PENDING_VALIDATION" | "" => {}
-            other => anyhow::bail!("certificate {arn} is {other}"),
-        }
-        if !state.validation_records.is_empty() && !shown_records.swap(true, std::sync::atomic::Ordering::Relaxed) {
-            let records: Vec<String> =
-                state.validation_records.iter().map(|(n, t, v)| format!("      {n} {t} {v}")).collect();
-            eprintln!("    ACM validates {} by DNS; these records must exist:\n{}", state.domain, records.join("\n"));
-        }
-        Ok(None)
+        Ok((!state.validation_records.is_empty() || state.status == "ISSUED").then_some(state))
     })
     .await
+}
+
+/// The CNAME record ACM validates the certificate by: (name, type, value).
+pub fn validation_cname(state: &State) -> Option<&(String, String, String)> {
+    state.validation_records.iter().find(|(_, kind, _)| kind == "CNAME")
+}
+
+/// The tags a requested certificate is created with: the owner's, and the
+/// hosted zone its record is written in. Both travel in RequestCertificate
+/// itself, so a run killed right after it still finds (and cleans up) both.
+fn spec_tags(spec: &Spec) -> anyhow::Result<Vec<Tag>> {
+    let mut tags = vec![Tag::builder().key(OWNER_TAG).value(&spec.stack).build()?];
+    if let Some(zone) = &spec.hosted_zone {
+        tags.push(Tag::builder().key(HOSTED_ZONE_TAG).value(zone).build()?);
+    }
+    Ok(tags)
 }
 
 /// 32 random hex digits (ACM takes at most 32 word characters).
@@ -221,6 +230,11 @@ impl Kind for Certificate {
                     CertificateSpec::Request => None,
                 },
                 ownership_verification: domain.ownership_verification_certificate_arn.clone(),
+                // Only a requested certificate's record is the stack's to write.
+                hosted_zone: match &domain.certificate {
+                    CertificateSpec::Existing(_) => None,
+                    CertificateSpec::Request => domain.hosted_zone_id.clone(),
+                },
             })
             .collect())
     }
@@ -271,8 +285,9 @@ impl Kind for Certificate {
     fn diff(spec: &Spec, state: &State) -> Diff {
         let mut diff = Diff::default();
         if spec.existing_arn.is_none() {
-            // Pending validation is waited out (a terminal one is never the domain's).
-            diff.field("status", state.status.as_str(), "ISSUED");
+            // (Pending validation is `certificate_validation`'s to wait out;
+            // a terminal certificate is never the domain's.)
+            diff.field("hosted_zone_tag", state.hosted_zone.as_deref(), spec.hosted_zone.as_deref());
         }
         diff
     }
@@ -296,7 +311,12 @@ impl Kind for Certificate {
     }
 
     fn outputs(state: &State) -> Outputs {
-        [("arn".to_owned(), state.arn.clone())].into()
+        let mut outputs: Outputs = [("arn".to_owned(), state.arn.clone())].into();
+        if let Some((name, _, value)) = validation_cname(state) {
+            outputs.insert("validation_name".to_owned(), name.clone());
+            outputs.insert("validation_value".to_owned(), value.clone());
+        }
+        outputs
     }
 
     async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {
@@ -312,17 +332,41 @@ impl Kind for Certificate {
             // travels in this same request, so after an interruption the next
             // run finds the certificate by its tag.
             .idempotency_token(idempotency_token())
-            .tags(Tag::builder().key(OWNER_TAG).value(&spec.stack).build()?)
+            .set_tags(Some(spec_tags(spec)?))
             .send()
             .await
             .aws("RequestCertificate")?;
         let arn = output.certificate_arn().context("RequestCertificate answered without an ARN")?;
-        wait_issued(aws, arn).await
+        Ok(State { hosted_zone: spec.hosted_zone.clone(), ..wait_for_records(aws, arn).await? })
     }
 
-    async fn update(aws: &Aws, _: &Spec, state: &State, _: &Diff) -> anyhow::Result<State> {
-        // Nothing to change: pending validation is waited out.
-        wait_issued(aws, &state.arn).await
+    async fn update(aws: &Aws, spec: &Spec, state: &State, diff: &Diff) -> anyhow::Result<State> {
+        if diff.has("hosted_zone_tag") {
+            match &spec.hosted_zone {
+                Some(zone) => {
+                    let tag = Tag::builder().key(HOSTED_ZONE_TAG).value(zone).build()?;
+                    aws.acm
+                        .add_tags_to_certificate()
+                        .certificate_arn(&state.arn)
+                        .tags(tag)
+                        .send()
+                        .await
+                        .aws("AddTagsToCertificate")?;
+                }
+                None => {
+                    let tag = Tag::builder().key(HOSTED_ZONE_TAG).build()?;
+                    aws.acm
+                        .remove_tags_from_certificate()
+                        .certificate_arn(&state.arn)
+                        .tags(tag)
+                        .send()
+                        .await
+                        .aws("RemoveTagsFromCertificate")?;
+                }
+            }
+        }
+        let now = describe(aws, &state.arn).await?.with_context(|| format!("certificate {} vanished", state.arn))?;
+        Ok(State { hosted_zone: spec.hosted_zone.clone(), ..now })
     }
 
     async fn delete(aws: &Aws, state: &State) -> anyhow::Result<()> {
@@ -347,6 +391,7 @@ mod tests {
             kind: "AMAZON_ISSUED".into(),
             validation_records: Vec::new(),
             in_use_by: Vec::new(),
+            hosted_zone: None,
         }
     }
 
@@ -390,10 +435,16 @@ mod tests {
             domain: "api.example.com".into(),
             existing_arn: None,
             ownership_verification: None,
+            hosted_zone: None,
         };
         assert!(Certificate::diff(&requested, &state("ISSUED")).is_empty());
-        let pending = Certificate::diff(&requested, &state("PENDING_VALIDATION"));
-        assert!(pending.has("status") && !pending.replace, "a pending certificate is waited for");
+        assert!(
+            Certificate::diff(&requested, &state("PENDING_VALIDATION")).is_empty(),
+            "validation is certificate_validation's"
+        );
+        let in_zone = Spec { hosted_zone: Some("Z1".into()), ..requested.clone() };
+        let tagging = Certificate::diff(&in_zone, &state("ISSUED"));
+        assert!(tagging.has("hosted_zone_tag") && !tagging.replace, "the zone is a tag, changed in place");
         let existing = Spec { existing_arn: Some("arn:aws:acm:eu-west-1:1:certificate/c".into()), ..requested };
         assert!(Certificate::diff(&existing, &state("PENDING_VALIDATION")).is_empty(), "never changed");
         assert_eq!(Certificate::blockers(Some(&existing), &state("PENDING_VALIDATION")).len(), 1);
@@ -407,6 +458,7 @@ mod tests {
             domain: "api.example.com".into(),
             existing_arn: Some("arn:aws:acm:eu-west-1:123456789012:certificate/c".into()),
             ownership_verification: None,
+            hosted_zone: None,
         };
         for kind in ["IMPORTED", "PRIVATE"] {
             let state = State { kind: kind.into(), ..state("ISSUED") };

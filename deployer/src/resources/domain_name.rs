@@ -30,7 +30,7 @@ use aws_sdk_apigateway::types::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{Context, Diff, Found, Kind, OWNER_TAG, Ownership, Scope};
+use super::{Context, Diff, Found, HOSTED_ZONE_TAG, Kind, OWNER_TAG, Ownership, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::plan::{Address, Outputs, Val};
@@ -56,6 +56,9 @@ pub struct Spec {
     /// With an imported or private certificate.
     #[serde(default)]
     pub ownership_verification_certificate_arn: Option<String>,
+    /// The Route 53 hosted zone of its alias records, kept in a tag.
+    #[serde(default)]
+    pub hosted_zone: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,6 +81,9 @@ pub struct State {
     /// What API Gateway says about that status, if anything.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_message: Option<String>,
+    /// The hosted zone its alias records were written in (a tag).
+    #[serde(default)]
+    pub hosted_zone: Option<String>,
 }
 
 fn available() -> String {
@@ -141,6 +147,7 @@ fn found(raw: Raw<'_>, stack: &str, truststore_uri: Option<&str>) -> Found<State
         ownership_verification_certificate_arn: raw.ownership_verification.map(str::to_owned),
         status: raw.status.map_or_else(available, |s| s.as_str().to_owned()),
         status_message: raw.status_message.filter(|m| !m.is_empty()).map(str::to_owned),
+        hosted_zone: tag(HOSTED_ZONE_TAG),
     };
     if raw.mtls.is_none() && state.truststore_version.is_some() {
         // moto drops the field; the tags say mutual TLS was set, and where.
@@ -174,7 +181,7 @@ pub async fn owned_names(aws: &Aws, stack: &str) -> anyhow::Result<Vec<String>> 
 
 impl Kind for DomainName {
     const NAME: &'static str = "domain_name";
-    const DEPENDS_ON: &'static [&'static str] = &["certificate", "truststore"];
+    const DEPENDS_ON: &'static [&'static str] = &["certificate", "certificate_validation", "truststore"];
     type Spec = Spec;
     type State = State;
 
@@ -183,12 +190,13 @@ impl Kind for DomainName {
         Ok(vec![Spec {
             stack: context.stack.name.clone(),
             name: domain.name.clone(),
-            certificate_arn: super::certificate::arn(context).context("a domain has a certificate")?,
+            certificate_arn: super::certificate_validation::arn(context).context("a domain has a certificate")?,
             security_policy: domain.security_policy.clone(),
             truststore_uri: format!("s3://{}/{}", domain.truststore_bucket, domain.truststore_key),
             truststore_version: Val::output(super::truststore::address(&domain.truststore_bucket), "version_id"),
             accept_truststore_warnings: domain.accept_truststore_warnings,
             ownership_verification_certificate_arn: domain.ownership_verification_certificate_arn.clone(),
+            hosted_zone: domain.hosted_zone_id.clone(),
         }])
     }
 
@@ -228,6 +236,7 @@ impl Kind for DomainName {
                 spec.ownership_verification_certificate_arn.as_deref(),
             );
         }
+        diff.field("hosted_zone_tag", state.hosted_zone.as_deref(), spec.hosted_zone.as_deref());
         // The endpoint type cannot be changed to REGIONAL in place by us.
         diff.field("endpoint_type", if state.regional { "REGIONAL" } else { "EDGE" }, "REGIONAL");
         diff.replace = !state.regional;
@@ -258,12 +267,15 @@ impl Kind for DomainName {
 
     async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {
         let version = spec.truststore_version.known()?;
-        let tags: HashMap<String, String> = [
+        let mut tags: HashMap<String, String> = [
             (OWNER_TAG.to_owned(), spec.stack.clone()),
             (TRUSTSTORE_URI_TAG.to_owned(), spec.truststore_uri.clone()),
             (TRUSTSTORE_VERSION_TAG.to_owned(), version.to_owned()),
         ]
         .into();
+        if let Some(zone) = &spec.hosted_zone {
+            tags.insert(HOSTED_ZONE_TAG.to_owned(), zone.clone());
+        }
         let created = aws
             .apigateway
             .create_domain_name()
@@ -357,13 +369,43 @@ async fn send_patch(aws: &Aws, name: &str, operations: Vec<PatchOperation>) -> a
     Ok(())
 }
 
+fn arn(aws: &Aws, name: &str) -> String {
+    format!("arn:{}:apigateway:{}::/domainnames/{name}", aws.partition, aws.region)
+}
+
+/// Records the hosted zone of the alias records in the domain's tags (or
+/// removes it with `hosted_zone_id`).
+async fn tag_hosted_zone(aws: &Aws, spec: &Spec) -> anyhow::Result<()> {
+    let arn = arn(aws, &spec.name);
+    match &spec.hosted_zone {
+        Some(zone) => {
+            aws.apigateway
+                .tag_resource()
+                .resource_arn(arn)
+                .tags(HOSTED_ZONE_TAG, zone)
+                .send()
+                .await
+                .aws("TagResource")?;
+        }
+        None => {
+            aws.apigateway
+                .untag_resource()
+                .resource_arn(arn)
+                .tag_keys(HOSTED_ZONE_TAG)
+                .send()
+                .await
+                .aws("UntagResource")?;
+        }
+    }
+    Ok(())
+}
+
 /// Records the truststore in use in the domain's tags (read only where
 /// AWS's answer lacks the mutual TLS fields).
 async fn tag_truststore(aws: &Aws, spec: &Spec, version: &str) -> anyhow::Result<()> {
-    let arn = format!("arn:{}:apigateway:{}::/domainnames/{}", aws.partition, aws.region, spec.name);
     aws.apigateway
         .tag_resource()
-        .resource_arn(arn)
+        .resource_arn(arn(aws, &spec.name))
         .tags(TRUSTSTORE_URI_TAG, &spec.truststore_uri)
         .tags(TRUSTSTORE_VERSION_TAG, version)
         .send()
@@ -395,9 +437,14 @@ async fn patch(aws: &Aws, spec: &Spec, diff: &Diff) -> anyhow::Result<State> {
     {
         operations.push(replace("/ownershipVerificationCertificateArn", arn));
     }
-    send_patch(aws, &spec.name, operations).await?;
+    if !operations.is_empty() {
+        send_patch(aws, &spec.name, operations).await?;
+    }
     if diff.has("truststore_version") || diff.has("truststore_uri") {
         tag_truststore(aws, spec, spec.truststore_version.known()?).await?;
+    }
+    if diff.has("hosted_zone_tag") {
+        tag_hosted_zone(aws, spec).await?;
     }
     wait_available(aws, spec).await
 }
@@ -417,6 +464,7 @@ mod tests {
             truststore_version: Val::Known("v2".into()),
             accept_truststore_warnings: false,
             ownership_verification_certificate_arn: None,
+            hosted_zone: Some("Z1".into()),
         }
     }
 
@@ -434,6 +482,7 @@ mod tests {
             ownership_verification_certificate_arn: None,
             status: "AVAILABLE".into(),
             status_message: None,
+            hosted_zone: Some("Z1".into()),
         }
     }
 
@@ -444,6 +493,7 @@ mod tests {
             (|s| s.security_policy = "TLS_1_0".into(), "security_policy"),
             (|s| s.truststore_uri = None, "truststore_uri"),
             (|s| s.truststore_version = Some("v1".into()), "truststore_version"),
+            (|s| s.hosted_zone = None, "hosted_zone_tag"),
         ];
         check_diff::<DomainName>(&spec(), &state(), cases);
         let edge = State { regional: false, ..state() };

@@ -70,7 +70,7 @@ async fn read(aws: &Aws, api_id: &str, stack: &str, stage_name: &str, disabled: 
 
 impl Kind for ExecuteApi {
     const NAME: &'static str = "execute_api";
-    const DEPENDS_ON: &'static [&'static str] = &["rest_api", "stage", "base_path_mapping"];
+    const DEPENDS_ON: &'static [&'static str] = &["rest_api", "stage", "base_path_mapping", "alias_record"];
     const OBSERVED_UNDER: &'static [&'static str] = &["rest_api", "stage"];
     const DELETED_WITH_PARENT: bool = true;
     const WRITE_GROUP: Option<&'static str> = REST_API_WRITES;

@@ -26,11 +26,13 @@ use crate::package::Package;
 use crate::plan::{Address, FieldChange, Outputs};
 use crate::stack::Stack;
 
+pub mod alias_record;
 pub mod api_authorizer;
 pub mod api_resource;
 pub mod api_route;
 pub mod base_path_mapping;
 pub mod certificate;
+pub mod certificate_validation;
 pub mod domain_name;
 pub mod execute_api;
 pub mod gateway_response;
@@ -38,8 +40,10 @@ pub mod iam_role;
 pub mod ip_set;
 pub mod lambda_function;
 pub mod rest_api;
+pub mod route53;
 pub mod stage;
 pub mod truststore;
+pub mod validation_record;
 pub mod waf;
 pub mod web_acl;
 pub mod web_acl_association;
@@ -55,9 +59,12 @@ pub static REGISTRY: &[&dyn DynKind] = &[
     &Registered::<gateway_response::GatewayResponse>(PhantomData),
     &Registered::<stage::Stage>(PhantomData),
     &Registered::<certificate::Certificate>(PhantomData),
+    &Registered::<validation_record::ValidationRecord>(PhantomData),
+    &Registered::<certificate_validation::CertificateValidation>(PhantomData),
     &Registered::<truststore::Truststore>(PhantomData),
     &Registered::<domain_name::DomainName>(PhantomData),
     &Registered::<base_path_mapping::BasePathMapping>(PhantomData),
+    &Registered::<alias_record::AliasRecord>(PhantomData),
     &Registered::<ip_set::IpSet>(PhantomData),
     &Registered::<web_acl::WebAcl>(PhantomData),
     &Registered::<web_acl_association::WebAclAssociation>(PhantomData),
@@ -75,6 +82,11 @@ pub const REST_API_WRITES: Option<&str> = Some("rest_api");
 /// Tag carried by everything the deployer creates; nothing without it (or
 /// outside an API that carries it) is ever changed or deleted.
 pub const OWNER_TAG: &str = "oauth-gateway:stack";
+
+/// Tag on a requested certificate and on the custom domain: the Route 53
+/// hosted zone their records were written in, so that teardown (or a stack
+/// that drops `hosted_zone_id`) finds and deletes exactly those records.
+pub const HOSTED_ZONE_TAG: &str = "oauth-gateway:hosted-zone";
 
 /// AWS tags in the shape every service's builder takes.
 pub fn owner_tags(stack: &str) -> std::collections::HashMap<String, String> {

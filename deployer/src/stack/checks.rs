@@ -410,6 +410,12 @@ impl Checks<'_> {
             }
             arn
         });
+        let hosted_zone_id = raw.hosted_zone_id.map(|zone| {
+            check_hosted_zone_id(&zone).unwrap_or_else(|why| {
+                self.problem("domain.hosted_zone_id", why);
+                zone
+            })
+        });
         let file = base.join(&raw.truststore.file);
         let pem = match std::fs::read(&file) {
             Ok(pem) if pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") => {
@@ -448,6 +454,7 @@ impl Checks<'_> {
             base_path: raw.base_path,
             accept_truststore_warnings: raw.accept_truststore_warnings,
             ownership_verification_certificate_arn: ownership_verification,
+            hosted_zone_id,
         }
     }
 
@@ -664,6 +671,14 @@ pub fn parse_cidr(text: &str) -> Result<Cidr, String> {
     Ok(Cidr(canonical))
 }
 
+/// A Route 53 hosted zone id (`Z0123…`, also accepted as `/hostedzone/Z0123…`,
+/// as the console and the API show it), without the prefix.
+fn check_hosted_zone_id(zone: &str) -> Result<String, String> {
+    let id = zone.trim_start_matches("/hostedzone/");
+    let ok = !id.is_empty() && id.len() <= 32 && id.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+    if ok { Ok(id.to_owned()) } else { Err(format!("{zone:?} is not a Route 53 hosted zone id (Z…)")) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -701,6 +716,7 @@ mod tests {
             base_path: String::new(),
             accept_truststore_warnings: false,
             ownership_verification_certificate_arn: ownership.map(str::to_owned),
+            hosted_zone_id: None,
         };
         let here = "arn:aws:acm:eu-west-1:123456789012:certificate/a";
         let there = "arn:aws:acm:us-east-1:123456789012:certificate/b";
@@ -732,6 +748,15 @@ mod tests {
               variable path part per parent; give both the same name"]
         );
         assert_eq!(problems(&["/{tenant}/pets", "/{proxy+}"]).len(), 1, "a greedy one is a variable too");
+    }
+
+    #[test]
+    fn hosted_zone_ids() {
+        assert_eq!(check_hosted_zone_id("Z0123456789ABCDEFGHIJ"), Ok("Z0123456789ABCDEFGHIJ".into()));
+        assert_eq!(check_hosted_zone_id("/hostedzone/Z2FDTNDATAQYW2"), Ok("Z2FDTNDATAQYW2".into()));
+        for wrong in ["", "example.com", "z2fdtndataqyw2", "Z2FD TNDA", "/hostedzone/"] {
+            assert!(check_hosted_zone_id(wrong).is_err(), "{wrong:?}");
+        }
     }
 
     #[test]

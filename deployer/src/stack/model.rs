@@ -96,6 +96,9 @@ pub struct DomainSpec {
     /// Required by API Gateway when the certificate is imported or from a
     /// private CA (checked against ACM when the certificate is read).
     pub ownership_verification_certificate_arn: Option<String>,
+    /// The Route 53 hosted zone the deployer writes the certificate's
+    /// validation record and the domain's alias records in, if any.
+    pub hosted_zone_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

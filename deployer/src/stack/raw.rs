@@ -132,6 +132,10 @@ pub struct RawDomain {
     /// Gateway requires to accept the other with mutual TLS.
     #[serde(default)]
     pub ownership_verification_certificate_arn: Option<String>,
+    /// A Route 53 hosted zone the deployer writes the certificate's
+    /// validation record and the domain's alias records in.
+    #[serde(default)]
+    pub hosted_zone_id: Option<String>,
 }
 
 fn default_security_policy() -> String {

@@ -79,6 +79,20 @@ pub struct Behaviours {
     /// API Gateway custom domains: `domainNameStatus` is UPDATING (PENDING
     /// after a create) for a while after each change.
     pub domain_updating: bool,
+    /// ACM: a requested certificate stays PENDING_VALIDATION until its
+    /// validation CNAME is written through Route 53 (then it is issued
+    /// shortly after), or until someone else would have made the record
+    /// ([`DnsValidation::elsewhere_after`]). moto issues at once.
+    pub acm_dns_validation: Option<DnsValidation>,
+}
+
+/// How a requested certificate gets validated (see
+/// [`Behaviours::acm_dns_validation`]).
+#[derive(Debug, Clone, Copy)]
+pub struct DnsValidation {
+    /// AWS time after which the record is taken to exist anyway, as when
+    /// someone creates it outside Route 53 (`None`: never).
+    pub elsewhere_after: Option<Duration>,
 }
 
 /// Which answers are lost (see [`Behaviours::lost_answers`]).
@@ -132,11 +146,12 @@ impl Behaviours {
             lost_answers: None,
             s3_versioning_lag: false,
             domain_updating: false,
+            acm_dns_validation: None,
         }
     }
 
-    /// Every behaviour (faults and lost answers aside: add them with
-    /// `faults` and `lost_answers`).
+    /// Every behaviour (faults, lost answers and DNS validation aside: add
+    /// them with `faults`, `lost_answers` and `acm_dns_validation`).
     pub fn all(scale: f64) -> Behaviours {
         Behaviours {
             throttling: true,
@@ -174,6 +189,8 @@ mod aws_time {
     pub const S3_VERSIONING: Duration = Duration::from_secs(30);
     /// A custom domain is UPDATING (or PENDING) for a while after a change.
     pub const DOMAIN_UPDATE: Duration = Duration::from_secs(60);
+    /// ACM issues a certificate a while after its validation record exists.
+    pub const ACM_ISSUE: Duration = Duration::from_secs(30);
 }
 
 /// The layer, shared by every call through one proxy.
@@ -228,6 +245,18 @@ struct State {
     /// upload already went without a version id.
     versioning_enabled_at: HashMap<String, Instant>,
     unversioned_upload: HashSet<String>,
+    /// Certificate ARN → its DNS validation, while it is not issued.
+    pending_certificates: HashMap<String, PendingCertificate>,
+}
+
+/// A requested certificate on its way to ISSUED.
+#[derive(Debug, Clone)]
+struct PendingCertificate {
+    requested_at: Instant,
+    /// The record ACM named for it (from the first DescribeCertificate).
+    record: Option<(String, String)>,
+    /// When its record was written through Route 53.
+    record_written_at: Option<Instant>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -671,6 +700,12 @@ impl AwsLike {
             state.rest_apis.record(&call, &answer);
         }
 
+        if let Some(validation) = self.behaviours.acm_dns_validation
+            && ok
+        {
+            changed |= self.dns_validation(validation, &call, request, &mut answer, &mut state, now);
+        }
+
         // Lambda: still in progress.
         if self.behaviours.lambda_in_progress && ok && call.service == "lambda" {
             let read = call.rest("GET", &["2015-03-31", "functions", "*"]).map(|c| (c[0], true)).or_else(|| {
@@ -769,6 +804,82 @@ impl AwsLike {
                 }
             }
         }
+    }
+
+    /// ACM's DNS validation: remembers requested certificates and the
+    /// records written through Route 53, and reports a certificate
+    /// PENDING_VALIDATION until it would be issued.
+    fn dns_validation(
+        &self,
+        validation: DnsValidation,
+        call: &Call<'_>,
+        request: &Recorded,
+        answer: &mut Value,
+        state: &mut State,
+        now: Instant,
+    ) -> bool {
+        if call.is("acm", "RequestCertificate")
+            && let Some(arn) = answer["CertificateArn"].as_str()
+        {
+            let pending = PendingCertificate { requested_at: now, record: None, record_written_at: None };
+            state.pending_certificates.entry(arn.to_owned()).or_insert(pending);
+            return false;
+        }
+        if call.service == "route53" && call.operation == "POST" && call.path.trim_end_matches('/').ends_with("/rrset")
+        {
+            for (action, name, kind, value) in route53_changes(&request.body) {
+                if !(action == "CREATE" || action == "UPSERT") || kind != "CNAME" {
+                    continue;
+                }
+                for pending in state.pending_certificates.values_mut() {
+                    let written = |(n, v): &(String, String)| fqdn(n) == fqdn(&name) && fqdn(v) == fqdn(&value);
+                    if pending.record.as_ref().is_some_and(written) {
+                        pending.record_written_at.get_or_insert(now);
+                    }
+                }
+            }
+            return false;
+        }
+        let issued = |pending: &PendingCertificate| {
+            let by_route53 = pending.record_written_at.is_some_and(|at| now >= at + self.scaled(aws_time::ACM_ISSUE));
+            let elsewhere =
+                validation.elsewhere_after.is_some_and(|after| now >= pending.requested_at + self.scaled(after));
+            by_route53 || elsewhere
+        };
+        if call.is("acm", "DescribeCertificate") {
+            let arn = call.body["CertificateArn"].as_str().unwrap_or_default();
+            let Some(pending) = state.pending_certificates.get_mut(arn) else { return false };
+            let options = answer["Certificate"]["DomainValidationOptions"].as_array_mut();
+            if pending.record.is_none()
+                && let Some(record) = options.as_ref().and_then(|o| o.first()).map(|o| &o["ResourceRecord"])
+                && let (Some(name), Some(value)) = (record["Name"].as_str(), record["Value"].as_str())
+            {
+                pending.record = Some((name.to_owned(), value.to_owned()));
+            }
+            if issued(pending) {
+                state.pending_certificates.remove(arn);
+                return false;
+            }
+            answer["Certificate"]["Status"] = json!("PENDING_VALIDATION");
+            answer["Certificate"].as_object_mut().map(|c| c.remove("IssuedAt"));
+            for option in answer["Certificate"]["DomainValidationOptions"].as_array_mut().into_iter().flatten() {
+                option["ValidationStatus"] = json!("PENDING_VALIDATION");
+            }
+            *state.counts.entry("acm_dns_validation").or_default() += 1;
+            return true;
+        }
+        if call.is("acm", "ListCertificates") {
+            let mut changed = false;
+            for summary in answer["CertificateSummaryList"].as_array_mut().into_iter().flatten() {
+                let arn = summary["CertificateArn"].as_str().unwrap_or_default();
+                if state.pending_certificates.get(arn).is_some_and(|p| !issued(p)) {
+                    summary["Status"] = json!("PENDING_VALIDATION");
+                    changed = true;
+                }
+            }
+            return changed;
+        }
+        false
     }
 
     /// API Gateway's quotas per account (the note's table), on the scaled
@@ -996,6 +1107,32 @@ fn fill_in_domains(
         changed = true;
     }
     changed
+}
+
+/// `Api.Example.com` → `api.example.com.`, as DNS compares names.
+fn fqdn(name: &str) -> String {
+    let name = name.to_ascii_lowercase();
+    if name.ends_with('.') { name } else { format!("{name}.") }
+}
+
+/// The changes of a Route 53 ChangeResourceRecordSets request (XML):
+/// (action, name, type, first value) of each.
+fn route53_changes(body: &str) -> Vec<(String, String, String, String)> {
+    let element = |text: &str, tag: &str| -> String {
+        let open = format!("<{tag}>");
+        let close = format!("</{tag}>");
+        text.split_once(&open)
+            .and_then(|(_, rest)| rest.split_once(&close))
+            .map(|(inner, _)| inner.trim().to_owned())
+            .unwrap_or_default()
+    };
+    body.split("<Change>")
+        .skip(1)
+        .map(|change| {
+            let value = element(&element(change, "ResourceRecord"), "Value");
+            (element(change, "Action"), element(change, "Name"), element(change, "Type"), value)
+        })
+        .collect()
 }
 
 /// The warnings API Gateway gives for a truststore: one per expired

@@ -1,0 +1,129 @@
+//! What the two Route 53 kinds (`validation_record`, `alias_record`) share:
+//! reading one record set, writing it with UPSERT (sent twice, as after a
+//! lost answer, it changes nothing), deleting it as it is (Route 53 deletes
+//! only a record set given whole, and says "not found" of one that is
+//! gone), and names as Route 53 spells them (lower case, a final dot).
+//!
+//! Records carry no tags: a record is the stack's when it points at what the
+//! stack made (the certificate's own validation value, the stack's own
+//! custom domain), so a look-alike pointing elsewhere is never changed.
+
+use anyhow::Context as _;
+use aws_sdk_route53::types::{
+    AliasTarget, Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::aws::Aws;
+use crate::error::SdkResult as _;
+
+/// One record set, as written and as read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// Fully qualified, lower case, with the final dot.
+    pub name: String,
+    /// `CNAME`, `A`, `AAAA`.
+    pub kind: String,
+    /// A plain record's values (a CNAME's one target).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<String>,
+    /// An alias record's target: DNS name (fully qualified) and hosted zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<(String, String)>,
+}
+
+/// `Api.Example.com` → `api.example.com.`: how Route 53 answers names.
+pub fn fqdn(name: &str) -> String {
+    let name = name.to_ascii_lowercase();
+    if name.ends_with('.') { name } else { format!("{name}.") }
+}
+
+/// The TTL of the plain records the deployer writes.
+const TTL: i64 = 300;
+
+/// The record set `name`/`kind` in `zone`, if any.
+pub async fn read(aws: &Aws, zone: &str, name: &str, kind: &str) -> anyhow::Result<Option<Record>> {
+    let name = fqdn(name);
+    let page = aws
+        .route53
+        .list_resource_record_sets()
+        .hosted_zone_id(zone)
+        .start_record_name(&name)
+        .start_record_type(RrType::from(kind))
+        .max_items(1)
+        .send()
+        .await
+        .aws("ListResourceRecordSets")?;
+    Ok(page.resource_record_sets().iter().find(|set| fqdn(set.name()) == name && set.r#type().as_str() == kind).map(
+        |set| Record {
+            name: name.clone(),
+            kind: kind.to_owned(),
+            values: set.resource_records().iter().map(|r| r.value().to_owned()).collect(),
+            alias: set.alias_target().map(|a| (fqdn(a.dns_name()), a.hosted_zone_id().to_owned())),
+        },
+    ))
+}
+
+fn record_set(record: &Record) -> anyhow::Result<ResourceRecordSet> {
+    let mut set = ResourceRecordSet::builder().name(&record.name).r#type(RrType::from(record.kind.as_str()));
+    match &record.alias {
+        Some((dns_name, zone)) => {
+            let target = AliasTarget::builder().dns_name(dns_name).hosted_zone_id(zone).evaluate_target_health(false);
+            set = set.alias_target(target.build()?);
+        }
+        None => {
+            set = set.ttl(TTL);
+            for value in &record.values {
+                set = set.resource_records(ResourceRecord::builder().value(value).build()?);
+            }
+        }
+    }
+    Ok(set.build()?)
+}
+
+fn change(
+    aws: &Aws,
+    zone: &str,
+    action: ChangeAction,
+    record: &Record,
+) -> anyhow::Result<
+    aws_sdk_route53::operation::change_resource_record_sets::builders::ChangeResourceRecordSetsFluentBuilder,
+> {
+    let change = Change::builder().action(action).resource_record_set(record_set(record)?).build()?;
+    let batch = ChangeBatch::builder()
+        .comment("oauth-gateway deployer")
+        .changes(change)
+        .build()
+        .context("a Route 53 change batch")?;
+    Ok(aws.route53.change_resource_record_sets().hosted_zone_id(zone).change_batch(batch))
+}
+
+/// Writes `record` (creates or replaces it).
+pub async fn upsert(aws: &Aws, zone: &str, record: &Record) -> anyhow::Result<()> {
+    change(aws, zone, ChangeAction::Upsert, record)?.send().await.aws("ChangeResourceRecordSets (UPSERT)")?;
+    Ok(())
+}
+
+/// Deletes `record`, given as it is; one that is gone already is success.
+pub async fn delete(aws: &Aws, zone: &str, record: &Record) -> anyhow::Result<()> {
+    match change(aws, zone, ChangeAction::Delete, record)?.send().await {
+        Err(e)
+            if crate::error::code(&e) == Some("InvalidChangeBatch")
+                && e.as_service_error().and_then(|s| s.meta().message()).is_some_and(|m| m.contains("not found")) =>
+        {
+            Ok(())
+        }
+        other => other.map(drop).aws("ChangeResourceRecordSets (DELETE)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_as_route_53_answers_them() {
+        assert_eq!(fqdn("Api.Example.com"), "api.example.com.");
+        assert_eq!(fqdn("_abc.api.example.com."), "_abc.api.example.com.");
+    }
+}

@@ -1,0 +1,158 @@
+//! The CNAME record ACM validates a requested certificate by, written in
+//! the stack's Route 53 hosted zone (`domain.hosted_zone_id`), so that a
+//! stack with a hosted zone deploys unattended end to end. ACM keeps using
+//! the record to renew the certificate: it stays as long as the certificate.
+//!
+//! Which records are the stack's: the one named by an owned certificate's
+//! validation record, in the zone the certificate's tag names, holding the
+//! value ACM gave. Another value at that name is not the stack's and is
+//! never overwritten. Teardown (and removing `hosted_zone_id`) deletes the
+//! record through the same tag, once nothing wants it.
+
+use serde::{Deserialize, Serialize};
+
+use super::certificate::{self, Certificate};
+use super::route53::{self, Record};
+use super::{Context, Diff, Found, Kind, Ownership, Scope};
+use crate::aws::Aws;
+use crate::plan::{Outputs, Val};
+use crate::stack::CertificateSpec;
+
+pub struct ValidationRecord;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Spec {
+    pub domain: String,
+    pub zone: String,
+    /// The record's name and value, as ACM names them for the certificate.
+    pub name: Val,
+    pub value: Val,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    pub zone: String,
+    pub record: Record,
+}
+
+fn record(spec: &Spec) -> anyhow::Result<Record> {
+    Ok(Record {
+        name: route53::fqdn(spec.name.known()?),
+        kind: "CNAME".into(),
+        values: vec![route53::fqdn(spec.value.known()?)],
+        alias: None,
+    })
+}
+
+/// The record `name` in `zone`, the stack's when it holds `value`.
+async fn read(aws: &Aws, address: &str, zone: &str, name: &str, value: &str) -> anyhow::Result<Option<Found<State>>> {
+    let Some(record) = route53::read(aws, zone, name, "CNAME").await? else { return Ok(None) };
+    let ownership = if record.values == [route53::fqdn(value)] { Ownership::Owned } else { Ownership::Foreign };
+    Ok(Some(Found::new(address, ownership, State { zone: zone.to_owned(), record })))
+}
+
+impl Kind for ValidationRecord {
+    const NAME: &'static str = "validation_record";
+    const DEPENDS_ON: &'static [&'static str] = &["certificate"];
+    const OBSERVED_UNDER: &'static [&'static str] = &["certificate"];
+    type Spec = Spec;
+    type State = State;
+
+    fn desired(context: &Context<'_>) -> anyhow::Result<Vec<Spec>> {
+        let Some(domain) = &context.stack.domain else { return Ok(Vec::new()) };
+        let (Some(zone), CertificateSpec::Request) = (&domain.hosted_zone_id, &domain.certificate) else {
+            return Ok(Vec::new());
+        };
+        let certificate = certificate::address(&domain.name);
+        Ok(vec![Spec {
+            domain: domain.name.clone(),
+            zone: zone.clone(),
+            name: Val::output(certificate.clone(), "validation_name"),
+            value: Val::output(certificate, "validation_value"),
+        }])
+    }
+
+    fn name(spec: &Spec) -> String {
+        spec.domain.clone()
+    }
+
+    /// The record of each of the stack's certificates: in the zone the stack
+    /// declares for its domain, or (teardown, a zone removed) in the one the
+    /// certificate's tag names. Certificates of one domain may share a
+    /// record: it is listed once, under the domain's name if in use.
+    async fn observe(scope: &Scope<'_, Spec>) -> anyhow::Result<Vec<Found<State>>> {
+        let certificates = scope.parents.of::<Certificate>();
+        let mut wanted: Vec<(String, String, String, String)> = Vec::new();
+        for found in certificates.iter().filter(|c| c.ownership == Ownership::Owned) {
+            let declared = scope.desired.iter().find(|s| s.domain == found.name).map(|s| s.zone.clone());
+            let Some(zone) = declared.or_else(|| found.state.hosted_zone.clone()) else { continue };
+            let Some((name, _, value)) = certificate::validation_cname(&found.state) else { continue };
+            let name = route53::fqdn(name);
+            if wanted.iter().any(|(_, z, n, _)| *z == zone && *n == name) {
+                continue;
+            }
+            wanted.push((found.name.clone(), zone, name, value.clone()));
+        }
+        // The certificate in use first: its address is the domain's.
+        wanted.sort_by_key(|(address, ..)| address.contains(' '));
+        let reads = wanted.iter().map(|(address, zone, name, value)| read(scope.aws, address, zone, name, value));
+        Ok(futures::future::try_join_all(reads).await?.into_iter().flatten().collect())
+    }
+
+    async fn find(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<Found<State>>> {
+        read(aws, &spec.domain, &spec.zone, spec.name.known()?, spec.value.known()?).await
+    }
+
+    fn diff(spec: &Spec, state: &State) -> Diff {
+        let mut diff = Diff::default();
+        diff.text("zone", state.zone.clone(), spec.zone.clone());
+        diff.text("name", state.record.name.clone(), spec.name.shown());
+        // Another zone or name is another record: write the new, delete the old.
+        diff.replace = !diff.is_empty();
+        diff
+    }
+
+    fn outputs(state: &State) -> Outputs {
+        [("name".to_owned(), state.record.name.clone())].into()
+    }
+
+    async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {
+        let record = record(spec)?;
+        route53::upsert(aws, &spec.zone, &record).await?;
+        Ok(State { zone: spec.zone.clone(), record })
+    }
+
+    async fn update(aws: &Aws, spec: &Spec, _: &State, _: &Diff) -> anyhow::Result<State> {
+        Self::create(aws, spec).await
+    }
+
+    async fn delete(aws: &Aws, state: &State) -> anyhow::Result<()> {
+        route53::delete(aws, &state.zone, &state.record).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn another_zone_or_name_is_another_record() {
+        let spec = Spec {
+            domain: "api.example.com".into(),
+            zone: "Z1".into(),
+            name: Val::Known("_a.api.example.com.".into()),
+            value: Val::Known("_b.acm-validations.aws.".into()),
+        };
+        let state = State { zone: "Z1".into(), record: record(&spec).expect("known") };
+        assert!(ValidationRecord::diff(&spec, &state).is_empty());
+        assert_eq!(state.record.values, ["_b.acm-validations.aws."]);
+        let moved = State { zone: "Z2".into(), ..state.clone() };
+        let renamed = State { record: Record { name: "_c.api.example.com.".into(), ..state.record.clone() }, ..state };
+        for (changed, field) in [(moved, "zone"), (renamed, "name")] {
+            let diff = ValidationRecord::diff(&spec, &changed);
+            let fields: Vec<&str> = diff.fields.iter().map(|f| f.field.as_str()).collect();
+            assert_eq!(fields, [field]);
+            assert!(diff.replace, "{field}: write the new record, delete the old");
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! DNS validation the way pipelines need it, against the AWS-like layer's
+//! `acm_dns_validation` (moto issues a requested certificate at once; ACM
+//! keeps it PENDING_VALIDATION until its CNAME resolves):
+//!
+//! - without a hosted zone, `apply` does everything that does not depend on
+//!   the certificate and exits 3; `diff` and `output` show the record (text
+//!   and JSON); once the record exists, the next `apply` finishes;
+//! - with `domain.hosted_zone_id`, the deployer writes the validation CNAME
+//!   and the domain's alias records itself, and teardown removes those and
+//!   nothing else of the zone;
+//! - a name someone else serves is never moved: the plan is refused.
+
+use std::time::Duration;
+
+use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType};
+use e2e::aws_like::{Behaviours, DnsValidation};
+use e2e::deploy::{Clients, SECRET, StackDir, TIME_SCALE, clients, deployer, edge_yaml, snapshot, stack_yaml};
+use e2e::moto::Proxy;
+
+fn env() -> [(&'static str, &'static str); 1] {
+    [("INTROSPECTION_SECRET", SECRET)]
+}
+
+async fn must(stack: &StackDir, proxy: &Proxy, args: &[&str]) -> e2e::deploy::Outcome {
+    let outcome = deployer(stack, &proxy.url(), args, &env()).await;
+    assert_eq!(outcome.code, 0, "{args:?}:\n{}\n{}", outcome.stdout, outcome.stderr);
+    outcome
+}
+
+async fn fresh_stack(name: &str, yaml: &str, proxy: &Proxy) -> StackDir {
+    let stack = StackDir::new(name, yaml);
+    must(&stack, proxy, &["teardown"]).await;
+    stack
+}
+
+/// A layer where ACM validates only what it can resolve: the record written
+/// through Route 53, or (`elsewhere_after`) one someone made by hand.
+async fn validating_proxy(elsewhere_after: Option<Duration>) -> Proxy {
+    let validation = DnsValidation { elsewhere_after };
+    Proxy::aws_like(Behaviours { acm_dns_validation: Some(validation), ..Behaviours::none(TIME_SCALE) }).await
+}
+
+/// The validation record ACM names for the stack's certificate, read
+/// straight from moto: (name, value).
+async fn acm_record(aws: &Clients, domain: &str) -> (String, String) {
+    let listed = aws.acm.list_certificates().send().await.expect("certificates");
+    let arn = listed
+        .certificate_summary_list()
+        .iter()
+        .find(|c| c.domain_name() == Some(domain))
+        .and_then(|c| c.certificate_arn())
+        .expect("the stack's certificate")
+        .to_owned();
+    let described = aws.acm.describe_certificate().certificate_arn(arn).send().await.expect("certificate");
+    let certificate = described.certificate().expect("certificate");
+    let record = certificate.domain_validation_options()[0].resource_record().expect("a validation record");
+    (record.name().to_owned(), record.value().to_owned())
+}
+
+/// A public hosted zone for `name`, made for the test; its id without `/hostedzone/`.
+async fn hosted_zone(aws: &Clients, name: &str) -> String {
+    let created = aws
+        .route53
+        .create_hosted_zone()
+        .name(name)
+        .caller_reference(format!("{name}-{}", std::process::id()))
+        .send()
+        .await
+        .expect("hosted zone");
+    let id = created.hosted_zone().expect("zone").id();
+    id.trim_start_matches("/hostedzone/").to_owned()
+}
+
+/// Writes `name A address` in `zone`, as someone other than the deployer.
+async fn a_record(aws: &Clients, zone: &str, name: &str, address: &str) {
+    let set = ResourceRecordSet::builder()
+        .name(name)
+        .r#type(RrType::A)
+        .ttl(60)
+        .resource_records(ResourceRecord::builder().value(address).build().unwrap())
+        .build()
+        .unwrap();
+    let change = Change::builder().action(ChangeAction::Create).resource_record_set(set).build().unwrap();
+    aws.route53
+        .change_resource_record_sets()
+        .hosted_zone_id(zone)
+        .change_batch(ChangeBatch::builder().changes(change).build().unwrap())
+        .send()
+        .await
+        .expect("someone else's record");
+}
+
+/// Every record set of `zone`: `name type value-or-alias-target`, sorted.
+async fn records(aws: &Clients, zone: &str) -> Vec<String> {
+    let listed = aws.route53.list_resource_record_sets().hosted_zone_id(zone).send().await.expect("records");
+    let mut lines: Vec<String> = listed
+        .resource_record_sets()
+        .iter()
+        .map(|set| {
+            let value = match set.alias_target() {
+                Some(alias) => format!("alias {} {}", alias.dns_name(), alias.hosted_zone_id()),
+                None => set.resource_records().iter().map(|r| r.value()).collect::<Vec<_>>().join(","),
+            };
+            format!("{} {} {value}", set.name(), set.r#type().as_str())
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
+fn with_zone(name: &str, zone: &str) -> String {
+    stack_yaml(
+        name,
+        &edge_yaml(name).replace("  base_path: v1\n", &format!("  base_path: v1\n  hosted_zone_id: {zone}\n")),
+    )
+}
+
+#[tokio::test]
+async fn a_certificate_waiting_for_its_record_leaves_the_rest_done_and_apply_exits_3() {
+    let name = "t-dns-wait";
+    let domain = format!("api.{name}.example.com");
+    // Someone creates the record by hand 10 minutes (AWS time) after the request.
+    let proxy = validating_proxy(Some(Duration::from_secs(600))).await;
+    let stack = fresh_stack(name, &stack_yaml(name, &edge_yaml(name)), &proxy).await;
+
+    let first = deployer(&stack, &proxy.url(), &["apply", "--wait-for-certificate", "60"], &env()).await;
+    assert_eq!(first.code, 3, "waiting for DNS validation is exit code 3:\n{}\n{}", first.stdout, first.stderr);
+    let aws = clients().await;
+    let (record, value) = acm_record(&aws, &domain).await;
+    assert!(first.stderr.contains("Apply is waiting for DNS validation"), "{}", first.stderr);
+    assert!(first.stderr.contains(&format!("{record} CNAME {value}")), "the record to create:\n{}", first.stderr);
+    assert!(first.stderr.contains(&format!("not done (depends on a step that failed or waits): domain_name {domain}")));
+    // Everything that does not depend on the certificate is done.
+    let made = snapshot(&aws, name).await;
+    for part in [
+        format!("lambda_function {name}-authorizer tagged"),
+        format!("rest_api {name}-api tagged"),
+        "  stage prod tagged".to_owned(),
+        format!("  stage prod web_acl {name}-allowlist"),
+        format!("truststore {name}-truststore tagged objects=1"),
+        format!("certificate {domain} tagged"),
+    ] {
+        assert!(made.contains(&part), "{part} is missing: {made:#?}");
+    }
+    assert!(!made.iter().any(|l| l.starts_with("domain_name")), "the domain waits for its certificate: {made:#?}");
+
+    // The record is in diff and output, as text and as JSON.
+    let diff = deployer(&stack, &proxy.url(), &["diff", "--detailed-exitcode"], &env()).await;
+    assert_eq!(diff.code, 2, "{}", diff.stderr);
+    assert!(
+        diff.stdout.contains(&format!("DNS validation: ACM issues the certificate for {domain}")),
+        "{}",
+        diff.stdout
+    );
+    assert!(diff.stdout.contains(&format!("{record} CNAME {value}")), "{}", diff.stdout);
+    let plan: serde_json::Value =
+        serde_json::from_str(&must(&stack, &proxy, &["diff", "--json"]).await.stdout).expect("plan JSON");
+    assert_eq!(plan["dns_validation"]["records"][0]["name"], record.as_str(), "{plan}");
+    assert_eq!(plan["dns_validation"]["records"][0]["type"], "CNAME");
+    assert_eq!(plan["dns_validation"]["status"], "PENDING_VALIDATION");
+    let outputs: serde_json::Value =
+        serde_json::from_str(&must(&stack, &proxy, &["output", "--json"]).await.stdout).expect("outputs JSON");
+    assert_eq!(outputs["dns_validation"]["records"][0]["value"], value.as_str(), "{outputs}");
+    let text = must(&stack, &proxy, &["output"]).await;
+    assert!(text.stdout.contains(&format!("{record} CNAME {value}")), "{}", text.stdout);
+
+    // Once the record exists, the next apply finishes.
+    let second = must(&stack, &proxy, &["apply", "--wait-for-certificate", "1800"]).await;
+    assert!(second.stderr.contains("Apply complete."), "{}", second.stderr);
+    let made = snapshot(&aws, name).await;
+    assert!(made.contains(&format!("domain_name {domain} tagged")), "{made:#?}");
+    assert!(made.contains(&"  base_path_mapping v1".to_owned()), "{made:#?}");
+    let settled = deployer(&stack, &proxy.url(), &["diff", "--detailed-exitcode"], &env()).await;
+    assert_eq!(settled.code, 0, "{}", settled.stdout);
+    assert!(!settled.stdout.contains("DNS validation"), "an issued certificate waits for nothing: {}", settled.stdout);
+    assert!(proxy.behaviour_counts().get("acm_dns_validation").is_some_and(|n| *n > 0));
+    must(&stack, &proxy, &["teardown"]).await;
+}
+
+#[tokio::test]
+async fn with_a_hosted_zone_the_deployer_writes_the_records_and_teardown_removes_only_those() {
+    let name = "t-dns-zone";
+    let domain = format!("api.{name}.example.com");
+    let aws = clients().await;
+    let zone = hosted_zone(&aws, &format!("{name}.example.com")).await;
+    a_record(&aws, &zone, &format!("www.{name}.example.com"), "192.0.2.1").await;
+    let before = records(&aws, &zone).await;
+    // Only a record written through Route 53 gets the certificate issued.
+    let proxy = validating_proxy(None).await;
+    let stack = fresh_stack(name, &with_zone(name, &zone), &proxy).await;
+    proxy.reset();
+
+    let apply = must(&stack, &proxy, &["apply"]).await;
+    assert!(apply.stderr.contains("ACM validates"), "the certificate waited for its record: {}", apply.stderr);
+    let (record, value) = acm_record(&aws, &domain).await;
+    let read = aws.apigateway.get_domain_name().domain_name(&domain).send().await.expect("the domain");
+    let target = format!("{}.", read.regional_domain_name().expect("regional name"));
+    let target_zone = read.regional_hosted_zone_id().expect("regional zone");
+    let after = records(&aws, &zone).await;
+    for wanted in [
+        format!("{record} CNAME {value}"),
+        format!("{domain}. A alias {target} {target_zone}"),
+        format!("{domain}. AAAA alias {target} {target_zone}"),
+    ] {
+        assert!(after.contains(&wanted), "{wanted} is missing: {after:#?}");
+    }
+    assert_eq!(after.len(), before.len() + 3, "{after:#?}");
+    // The CNAME before the domain (which waits for the certificate), the
+    // aliases once the domain exists.
+    let changes = proxy.changes();
+    let position = |what: &dyn Fn(&String) -> bool| changes.iter().position(what).expect("a change");
+    let rrset = format!("POST /2013-04-01/hostedzone/{zone}/rrset");
+    let first_record = position(&|c| c.starts_with(&rrset));
+    let last_record = changes.iter().rposition(|c| c.starts_with(&rrset)).expect("records");
+    let domain_created = position(&|c| c == "POST /domainnames");
+    assert!(first_record < domain_created && domain_created < last_record, "{changes:#?}");
+    assert_eq!(must(&stack, &proxy, &["diff", "--detailed-exitcode"]).await.code, 0);
+
+    must(&stack, &proxy, &["teardown"]).await;
+    assert_eq!(records(&aws, &zone).await, before, "teardown removes the records it wrote, and only those");
+}
+
+#[tokio::test]
+async fn a_name_someone_else_serves_is_never_taken_over() {
+    let name = "t-dns-taken";
+    let domain = format!("api.{name}.example.com");
+    let aws = clients().await;
+    let zone = hosted_zone(&aws, &format!("{name}.example.com")).await;
+    a_record(&aws, &zone, &domain, "192.0.2.7").await;
+    let before = records(&aws, &zone).await;
+    let proxy = validating_proxy(None).await;
+    let stack = StackDir::new(name, &with_zone(name, &zone));
+
+    let apply = deployer(&stack, &proxy.url(), &["apply"], &env()).await;
+    assert_eq!(apply.code, 1, "{}", apply.stderr);
+    assert!(apply.stderr.contains(&format!("refusing to take over:\n  alias_record {domain} A")), "{}", apply.stderr);
+    // Refused at planning: nothing but the lock was written.
+    assert_eq!(proxy.changes(), Vec::<String>::new());
+    assert_eq!(records(&aws, &zone).await, before);
+}
