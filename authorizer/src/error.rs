@@ -89,6 +89,7 @@ impl Rejection {
         match self {
             BadMethodArn(crate::policy::BadMethodArn::Malformed) | NoMethodArn => "bad_method_arn",
             BadMethodArn(crate::policy::BadMethodArn::Wildcard) => "method_arn_wildcard",
+            BadMethodArn(crate::policy::BadMethodArn::DotSegment) => "method_arn_dot_segment",
             Credentials(CredentialsError::Missing) => "no_credentials",
             Credentials(CredentialsError::Multiple) => "multiple_credentials",
             Credentials(CredentialsError::Malformed) => "malformed_credentials",

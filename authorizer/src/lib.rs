@@ -426,14 +426,14 @@ fn answer(
     let context = match token {
         None => Context { challenge, ..Context::default() },
         Some((info, possession)) => Context {
-            sub: info.sub.clone(),
-            client_id: info.client_id.clone(),
+            sub: info.sub.clone().unwrap_or_default(),
+            client_id: info.client_id.clone().unwrap_or_default(),
             scope: join(&info.scopes),
             exp: info.exp,
             iss: info.iss.clone(),
             aud: join(&info.aud),
-            cert_thumbprint: possession.certificate.clone(),
-            dpop_thumbprint: possession.dpop_key.clone(),
+            cert_thumbprint: possession.certificate.clone().unwrap_or_default(),
+            dpop_thumbprint: possession.dpop_key.clone().unwrap_or_default(),
             challenge,
         },
     };

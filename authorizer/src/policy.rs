@@ -6,6 +6,9 @@
 //! - a method ARN holding an IAM wildcard character (`*`, `?`) or a policy
 //!   variable (`${`) is refused when parsed, so a request path can never
 //!   widen a policy;
+//! - so is one whose path has a dot segment (`..`, `.`) or an encoded `.` or
+//!   `/` (`%2E`, `%2F`): API Gateway's own paths have none, and a backend
+//!   that resolved one would serve another route than the one judged;
 //! - the `full` shape lists every route of the table on the request's stage
 //!   with the effect this token earns there, stage and verbs named (see
 //!   [`crate::routes`] for why the table's semantics map one-to-one onto
@@ -39,6 +42,15 @@ pub enum BadMethodArn {
     Malformed,
     #[error("method ARN holds an IAM wildcard or policy variable (*, ?, ${{), which no policy may name")]
     Wildcard,
+    #[error("method ARN's path holds a dot segment or an encoded `.` or `/`")]
+    DotSegment,
+}
+
+/// Whether `path` has a `.` or `..` segment, raw or percent-encoded, or an
+/// encoded `/` that could become a segment boundary once decoded.
+pub fn has_dot_segment(path: &str) -> bool {
+    let lower = path.to_ascii_lowercase();
+    lower.contains("%2e") || lower.contains("%2f") || path.split('/').any(|s| s == "." || s == "..")
 }
 
 impl<'a> MethodArn<'a> {
@@ -67,6 +79,9 @@ impl<'a> MethodArn<'a> {
             return Err(BadMethodArn::Malformed);
         };
         let verb = VERBS.iter().copied().find(|v| *v == verb).ok_or(BadMethodArn::Malformed)?;
+        if has_dot_segment(path) {
+            return Err(BadMethodArn::DotSegment);
+        }
         if !is_name(api_id) || !is_stage_name(stage) {
             return Err(BadMethodArn::Malformed);
         }
@@ -186,6 +201,14 @@ mod tests {
             "arn:aws:execute-api:us-east-1:123456789012:abc/prod/GET/${aws:username}",
         ] {
             assert_eq!(MethodArn::parse(raw), Err(BadMethodArn::Wildcard), "{raw}");
+        }
+        for path in ["pets/..", "pets/.", "../admin", "pets/%2e%2E", "pets/7%2Fadmin", "pets/%2E", "a/./b"] {
+            let raw = format!("arn:aws:execute-api:us-east-1:123456789012:abc/prod/GET/{path}");
+            assert_eq!(MethodArn::parse(&raw), Err(BadMethodArn::DotSegment), "{raw}");
+        }
+        for path in ["pets/a.b", "pets/...", "files/v1.2/x", ""] {
+            let raw = format!("arn:aws:execute-api:us-east-1:123456789012:abc/prod/GET/{path}");
+            assert!(MethodArn::parse(&raw).is_ok(), "{raw}");
         }
     }
 

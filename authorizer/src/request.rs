@@ -201,9 +201,23 @@ impl AuthorizerEvent {
     /// Gateway only speaks https, on the host and path in the request context.
     pub fn request_url(&self) -> Option<String> {
         let context = self.request_context.as_ref()?;
-        let host = context.domain_name.as_deref()?;
+        let authority = context.domain_name.as_deref()?;
         let path = context.path.as_deref().or_else(|| context.http.as_ref().and_then(|h| h.path.as_deref()))?;
-        Some(format!("https://{host}{path}"))
+        // API Gateway names no port (it serves 443); a local edge on another port names it.
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => (host, Some(port.parse::<u16>().ok()?)),
+            _ => (authority, None),
+        };
+        // Built, not concatenated: a host that smuggles a path, a user or a
+        // second port is refused, and a path with dot segments is not resolved.
+        if !path.starts_with('/') || crate::policy::has_dot_segment(path) {
+            return None;
+        }
+        let mut url = url::Url::parse("https://host.invalid/").ok()?;
+        url.set_host(Some(host)).ok()?;
+        url.set_port(port).ok()?;
+        url.set_path(path);
+        Some(url.into())
     }
 
     /// The one value of a header: `multiValueHeaders` holds every value API
@@ -459,5 +473,22 @@ mod tests {
         assert_eq!(v2.http_method(), Some("POST"));
         assert_eq!(v2.request_url().as_deref(), Some("https://h.example.com/a"));
         assert_eq!(event("{}").request_url(), None);
+        let url = |domain: &str, path: &str| {
+            let json = serde_json::json!({"requestContext": {"domainName": domain, "path": path}});
+            event(&json.to_string()).request_url()
+        };
+        assert_eq!(url("api.example.com:8443", "/v1/a").as_deref(), Some("https://api.example.com:8443/v1/a"));
+        assert_eq!(url("api.example.com:443", "/v1/a").as_deref(), Some("https://api.example.com/v1/a"));
+        assert_eq!(url("API.Example.com", "/a%20b").as_deref(), Some("https://api.example.com/a%20b"));
+        for (domain, path) in [
+            ("evil.example/x", "/a"),
+            ("user@api.example.com", "/a"),
+            ("api.example.com:99999", "/a"),
+            ("api.example.com", "/v1/../admin"),
+            ("api.example.com", "/v1/%2e%2e/admin"),
+            ("api.example.com", "v1/a"),
+        ] {
+            assert_eq!(url(domain, path), None, "{domain} {path}");
+        }
     }
 }

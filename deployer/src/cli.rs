@@ -91,7 +91,8 @@ pub enum Command {
         /// Run this authorizer binary instead of building or unzipping the stack's code.
         #[arg(long, value_name = "PATH")]
         bootstrap: Option<PathBuf>,
-        /// Override one of the authorizer's variables (repeatable), e.g. JWKS_URI=http://127.0.0.1:9000/jwks.
+        /// Override one of the authorizer's variables (repeatable), e.g. JWKS_URI=http://127.0.0.1:9000/jwks;
+        /// checked like the stack file's (names, values, cache safety).
         #[arg(long = "env", value_name = "NAME=VALUE")]
         environment: Vec<String>,
         /// How many execution environments the authorizer may run in at once

@@ -46,23 +46,29 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     // `policy` depends on no `${env:…}` value: whoever sets the role up need
     // not hold the pipeline's secrets.
     let policy_only = matches!(cli.command, Command::Policy { .. });
-    let stack = Stack::load(&cli.stack, &|name| {
-        std::env::var(name).ok().or_else(|| policy_only.then(|| format!("unset-{name}")))
-    })?;
-    if let Command::Local { listen, backend, bootstrap, environment, concurrency, tls_cert, tls_key } = &cli.command {
-        let environment = environment
+    // `local --env NAME=VALUE` overrides go through the same checks as the file.
+    let overrides = match &cli.command {
+        Command::Local { environment, .. } => environment
             .iter()
             .map(|pair| match pair.split_once('=') {
                 Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
                 _ => Err(anyhow::anyhow!("--env {pair:?}: expected NAME=VALUE")),
             })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+            .collect::<anyhow::Result<Vec<_>>>()?,
+        _ => Vec::new(),
+    };
+    let stack = Stack::load_with_overrides(
+        &cli.stack,
+        &|name| std::env::var(name).ok().or_else(|| policy_only.then(|| format!("unset-{name}"))),
+        &overrides,
+    )?;
+    if let Command::Local { listen, backend, bootstrap, environment: _, concurrency, tls_cert, tls_key } = &cli.command
+    {
         let options = deployer::local::Options {
             listen: *listen,
             bootstrap: bootstrap.clone(),
             backend: backend.clone(),
             tls: tls_cert.clone().zip(tls_key.clone()),
-            environment,
             workspace: workspace_of(&cli.stack),
             concurrency: *concurrency,
         };

@@ -33,6 +33,13 @@ pub struct StackOptions {
     /// The stack's `code: { zip: … }`; then no `--bootstrap` is given and
     /// `deployer local` runs what the zip holds.
     pub code_zip: Option<PathBuf>,
+    /// Adds `GET /pets/mine` (scope `pets:admin`) and `ANY /files/{path+}`
+    /// (scope `pets:read`) to the API and to the authorizer's ROUTES.
+    pub more_routes: bool,
+    /// More authorizer settings (`DPOP: allowed`, …).
+    pub environment: Vec<(&'static str, String)>,
+    /// Variables for the `deployer local` process (`DEPLOYER_TIME_SCALE`).
+    pub deployer_environment: Vec<(&'static str, String)>,
 }
 
 impl Default for StackOptions {
@@ -46,6 +53,9 @@ impl Default for StackOptions {
             allow: vec!["127.0.0.1/32"],
             bootstrap: None,
             code_zip: None,
+            more_routes: false,
+            environment: Vec::new(),
+            deployer_environment: Vec::new(),
         }
     }
 }
@@ -132,7 +142,7 @@ authorizer:
     CERT_BINDING: required
     REALM: pets
     ROUTES: '{routes}'
-  identity_sources: {sources}
+{environment}  identity_sources: {sources}
   cache_ttl_seconds: {ttl}
   allow_cache_replay_with_binding: {replay}
 api:
@@ -142,8 +152,8 @@ api:
     - method: GET
       path: /pets/{{id}}
       backend: https://backend.example.com/pets/{{id}}
-      context_headers: {{ X-Sub: sub, X-Client-Id: client_id, X-Client-Cert-Thumbprint: cert_thumbprint }}
-    - method: POST
+      context_headers: {{ X-Sub: sub, X-Client-Id: client_id, X-Client-Cert-Thumbprint: cert_thumbprint, X-Dpop-Thumbprint: dpop_thumbprint }}
+{more_routes}    - method: POST
       path: /pets
       backend: https://backend.example.com/pets
       context_headers: {{ X-Sub: sub }}
@@ -163,7 +173,20 @@ stage:
             Some(zip) => format!("{{ zip: {:?} }}", zip.display().to_string()),
             None => "{ build: authorizer }".to_owned(),
         },
-        routes = ROUTES.replace('\n', " "),
+        routes = match options.more_routes {
+            true => MORE_ROUTES,
+            false => ROUTES,
+        }
+        .replace('\n', " "),
+        more_routes = match options.more_routes {
+            true =>
+                "    - method: GET\n      path: /pets/mine\n      backend: https://backend.example.com/pets/mine\n      \
+                     context_headers: { X-Sub: sub }\n    - method: ANY\n      path: /files/{path+}\n      \
+                     backend: https://backend.example.com/files/{path+}\n",
+            false => "",
+        },
+        environment =
+            options.environment.iter().map(|(name, value)| format!("    {name}: {value:?}\n")).collect::<String>(),
         sources = json!(options.identity_sources),
         ttl = options.cache_ttl_seconds,
         replay = options.allow_cache_replay_with_binding,
@@ -173,6 +196,48 @@ stage:
     std::fs::write(&path, stack).expect("stack.yaml");
     path
 }
+
+/// A Lambda function written in Python against the Runtime API: it allows
+/// the request's own method ARN with the context `{"sub": sub}`, after
+/// running `behaviour` (indented Python that may change `sub` or exit).
+pub fn python_function(name: &str, behaviour: &str) -> PathBuf {
+    let directory = scratch_directory(name);
+    std::fs::create_dir_all(&directory).expect("directory");
+    let path = directory.join("bootstrap");
+    let marker = directory.join("crashed-once");
+    let script = format!(
+        r#"#!/usr/bin/env python3
+import json, os, time, urllib.request
+base = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2018-06-01/runtime/invocation/"
+marker = {marker:?}
+sub = "script"
+while True:
+    with urllib.request.urlopen(base + "next") as answer:
+        request_id = answer.headers["Lambda-Runtime-Aws-Request-Id"]
+        event = json.load(answer)
+{behaviour}
+    policy = {{"Version": "2012-10-17", "Statement": [
+        {{"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": event["methodArn"]}}]}}
+    body = json.dumps({{"principalId": "script", "policyDocument": policy, "context": {{"sub": sub}}}})
+    urllib.request.urlopen(urllib.request.Request(base + request_id + "/response", data=body.encode(), method="POST")).read()
+"#
+    );
+    std::fs::write(&path, script).expect("script");
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    path
+}
+
+/// The authorizer's table when `more_routes` is set.
+const MORE_ROUTES: &str = r#"{
+    "routes": [
+        {"method": "GET", "path": "/pets/mine", "scopes": ["pets:admin"]},
+        {"method": "GET", "path": "/pets/{id}", "scopes": ["pets:read"]},
+        {"method": "ANY", "path": "/files/*", "scopes": ["pets:read"]},
+        {"method": "POST", "path": "/pets", "scopes": ["pets:write"]}
+    ],
+    "default": "deny"
+}"#;
 
 /// A fresh directory under the system's temporary directory.
 pub fn scratch_directory(name: &str) -> PathBuf {
@@ -224,7 +289,7 @@ impl LocalEdge {
             deployer: crate::workspace_binary("debug", "deployer"),
             stack,
             arguments,
-            environment: Vec::new(),
+            environment: options.deployer_environment.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect(),
             keep_access_log: true,
         };
         Self::launch(launch, pki, jwks, backend, directory).await
@@ -390,4 +455,61 @@ pub fn https_client(
         builder = builder.identity(identity);
     }
     builder.build().expect("client")
+}
+
+/// What came back to a request written byte for byte.
+#[derive(Debug)]
+pub struct RawAnswer {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
+impl LocalEdge {
+    /// Writes `request_head` (request line and headers, without the blank
+    /// line) exactly as given over a TLS connection presenting `certificate`,
+    /// and reads the answer until the connection closes. HTTP clients
+    /// normalise paths (`..`, `%2e`) before sending; this does not.
+    pub async fn raw_request(&self, certificate: &ClientCertificate, request_head: &str) -> RawAnswer {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut stream = self.raw_connection(certificate).await;
+        let request = format!("{request_head}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut answer))
+            .await
+            .expect("an answer within 20 s")
+            .expect("read");
+        let text = String::from_utf8_lossy(&answer).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((text.as_str(), ""));
+        let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        RawAnswer { status, head: head.to_owned(), body: body.to_owned() }
+    }
+
+    /// A TLS connection to the edge that has done its handshake with
+    /// `certificate` and sent nothing yet.
+    pub async fn raw_connection(
+        &self,
+        certificate: &ClientCertificate,
+    ) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+        use tokio_rustls::rustls;
+        use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        for ca in CertificateDer::pem_slice_iter(self.pki.server_ca.pem.as_bytes()) {
+            roots.add(ca.expect("CA PEM")).expect("CA");
+        }
+        let chain = CertificateDer::pem_slice_iter(certificate.pem.as_bytes()).collect::<Result<Vec<_>, _>>();
+        let key = PrivateKeyDer::from_pem_slice(certificate.key_pem.as_bytes()).expect("client key");
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain.expect("client chain"), key)
+            .expect("client config");
+        let tcp = tokio::net::TcpStream::connect(self.address).await.expect("connect");
+        let name = ServerName::try_from(DOMAIN).expect("server name");
+        tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await.expect("TLS handshake")
+    }
 }

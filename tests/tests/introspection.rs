@@ -62,7 +62,7 @@ async fn active_bound_token_is_allowed_and_cached() {
     let response = decide(&authorizer, &event(true)).await.result.expect("allowed");
     assert_eq!(response.principal_id, "user-9");
     assert_eq!(response.context.aud.as_deref(), Some("api://pets api://other"));
-    assert_eq!(response.context.cert_thumbprint.as_deref(), Some(pki().client.thumbprint.as_str()));
+    assert_eq!(response.context.cert_thumbprint, pki().client.thumbprint);
 
     let requests = server.requests();
     assert_eq!(requests.len(), 1);
@@ -237,7 +237,7 @@ async fn authlete_ok_is_allowed_and_gets_scopes_and_certificate() {
     let authorizer = authlete(&server).await;
     let response = decide(&authorizer, &event(true)).await.result.expect("allowed");
     assert_eq!(response.principal_id, "user-7");
-    assert_eq!(response.context.client_id.as_deref(), Some("5731499020"));
+    assert_eq!(response.context.client_id, "5731499020");
     assert_eq!(response.context.scope.as_deref(), Some("pets:read openid"));
 
     let request = &server.requests()[0];

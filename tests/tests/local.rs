@@ -4,10 +4,9 @@
 //! covers one step of API Gateway's order and would fail without it.
 
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
-use e2e::local::{LocalEdge, StackOptions, scratch_directory};
+use e2e::local::{LocalEdge, StackOptions, python_function, scratch_directory};
 use serde_json::Value;
 
 async fn get(
@@ -141,34 +140,6 @@ async fn a_stolen_token_with_another_certificate_is_401_and_one_without_the_scop
 
 /// A Lambda function in Python speaking the Runtime API: `behaviour` runs
 /// after it takes an event, then it answers Allow for the event's ARN.
-fn python_function(name: &str, behaviour: &str) -> PathBuf {
-    let directory = scratch_directory(name);
-    std::fs::create_dir_all(&directory).expect("directory");
-    let path = directory.join("bootstrap");
-    let marker = directory.join("crashed-once");
-    let script = format!(
-        r#"#!/usr/bin/env python3
-import json, os, time, urllib.request
-base = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2018-06-01/runtime/invocation/"
-marker = {marker:?}
-sub = "script"
-while True:
-    with urllib.request.urlopen(base + "next") as answer:
-        request_id = answer.headers["Lambda-Runtime-Aws-Request-Id"]
-        event = json.load(answer)
-{behaviour}
-    policy = {{"Version": "2012-10-17", "Statement": [
-        {{"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": event["methodArn"]}}]}}
-    body = json.dumps({{"principalId": "script", "policyDocument": policy, "context": {{"sub": sub}}}})
-    urllib.request.urlopen(urllib.request.Request(base + request_id + "/response", data=body.encode(), method="POST")).read()
-"#
-    );
-    std::fs::write(&path, script).expect("script");
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    path
-}
-
 #[tokio::test]
 async fn an_authorizer_that_crashes_is_500_and_the_next_request_starts_it_again() {
     let crash_once = "    if not os.path.exists(marker):\n        open(marker, 'w').close()\n        os._exit(3)";
@@ -257,7 +228,24 @@ async fn an_authorizer_over_its_timeout_is_500() {
 
 #[tokio::test]
 async fn an_authorizer_init_error_is_shown_and_requests_get_500() {
-    let edge = LocalEdge::start_with(StackOptions::default(), &["--env", "JWKS_URI=ftp://idp.example.com/jwks"]).await;
+    // `--env` values are checked like the file's, so a bad setting never gets
+    // this far: this function reports an init error the way a runtime does.
+    let directory = scratch_directory("init-error");
+    std::fs::create_dir_all(&directory).expect("directory");
+    let script = directory.join("bootstrap");
+    std::fs::write(
+        &script,
+        r#"#!/usr/bin/env python3
+import json, os, urllib.request
+url = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2018-06-01/runtime/init/error"
+body = json.dumps({"errorType": "InitError", "errorMessage": "JWKS_URI: must be https"}).encode()
+urllib.request.urlopen(urllib.request.Request(url, data=body, method="POST")).read()
+"#,
+    )
+    .expect("script");
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let edge = LocalEdge::start(StackOptions { bootstrap: Some(script), ..StackOptions::default() }).await;
     let pki = edge.pki.clone();
     let (status, _, _) =
         get(&edge, &edge.client(Some(&pki.client)), "/pets/7", Some(&edge.token("pets:read", &pki.client))).await;
@@ -265,6 +253,7 @@ async fn an_authorizer_init_error_is_shown_and_requests_get_500() {
     let stderr = edge.stderr();
     assert!(stderr.contains("authorizer init error") && stderr.contains("JWKS_URI"), "{stderr}");
     edge.stop().await;
+    let _ = std::fs::remove_dir_all(&directory);
 }
 
 #[tokio::test]

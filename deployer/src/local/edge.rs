@@ -19,6 +19,7 @@ use super::cache::{Authorization, AuthorizerCache};
 use super::event::{ApiIdentity, RequestFacts, request_event};
 use super::integration::{Forward, Integration, IntegrationError};
 use super::lambda::{Failure, Function};
+use super::path::RequestPath;
 use super::policy::{self, Decision};
 use super::routes::Routes;
 use super::throttle::Throttle;
@@ -48,6 +49,8 @@ pub struct Edge {
     pub stage_variables: BTreeMap<String, String>,
     /// `WWW-Authenticate` of the UNAUTHORIZED gateway response.
     pub unauthorized_challenge: String,
+    /// How long a request body may take to arrive once the request is authorised.
+    pub body_timeout: std::time::Duration,
     pub requests: AtomicU64,
 }
 
@@ -57,9 +60,9 @@ impl Edge {
     pub async fn handle(&self, request: Request<hyper::body::Incoming>, connection: &Connection) -> Answer {
         let request_id = format!("{:016x}", self.requests.fetch_add(1, Ordering::Relaxed) + 1);
         let method = request.method().as_str().to_owned();
-        let full_path = request.uri().path().to_owned();
-        let mut log = AccessLog::start(&request_id, connection.source, &method, &full_path);
-        let answer = self.pipeline(request, connection, &request_id, &method, &full_path, &mut log).await;
+        let raw_path = request.uri().path().to_owned();
+        let mut log = AccessLog::start(&request_id, connection.source, &method, &raw_path);
+        let answer = self.pipeline(request, connection, &request_id, &method, &raw_path, &mut log).await;
         log.finish(answer.status().as_u16());
         with_request_id(answer, &request_id)
     }
@@ -70,7 +73,7 @@ impl Edge {
         connection: &Connection,
         request_id: &str,
         method: &str,
-        full_path: &str,
+        raw_path: &str,
         log: &mut AccessLog,
     ) -> Answer {
         // 1. TLS is done: this connection's certificate chained to the truststore.
@@ -80,10 +83,15 @@ impl Edge {
         {
             return gateway_error(403, "ForbiddenException", json!({"message": "Forbidden"}));
         }
+        // The path, in the one form routing, the authorizer and the backend all use.
+        let Ok(requested) = RequestPath::parse(raw_path) else {
+            return gateway_error(400, "BadRequestException", json!({"message": "Bad Request"}));
+        };
         // The custom domain maps its base path to the stage.
-        let Some(path) = strip_base_path(full_path, &self.base_path) else {
+        let Some(path) = requested.strip_base_path(&self.base_path) else {
             return gateway_error(403, "ForbiddenException", json!({"message": "Forbidden"}));
         };
+        let (full_path, stage_path) = (requested.encoded(), path.encoded());
         // 3. Routing.
         let Some(matched) = self.routes.find(method, &path) else {
             return gateway_error(
@@ -105,8 +113,8 @@ impl Edge {
         let facts = RequestFacts {
             request_id,
             method,
-            path: &path,
-            full_path,
+            path: &stage_path,
+            full_path: &full_path,
             resource: &matched.route.spec.path,
             headers: &headers,
             query: &query,
@@ -154,21 +162,34 @@ impl Edge {
         };
         log.principal(authorization.principal.as_deref());
         // The policy (fresh or cached) against this request's own method ARN.
-        let method_arn = self.api.method_arn(method, &path);
+        let method_arn = self.api.method_arn(method, &stage_path);
         match policy::evaluate(&authorization.policy, &method_arn) {
             Decision::Allow => {}
             denied => return access_denied(denied, &authorization),
         }
         // 7. The integration.
-        let body = match Limited::new(request.into_body(), MAX_BODY).collect().await {
-            Ok(body) => body.to_bytes(),
-            Err(_) => return gateway_error(413, "RequestTooLargeException", json!({"message": "Request Too Long"})),
+        let body = match tokio::time::timeout(self.body_timeout, Limited::new(request.into_body(), MAX_BODY).collect())
+            .await
+        {
+            Ok(Ok(body)) => body.to_bytes(),
+            Ok(Err(_)) => {
+                return gateway_error(413, "RequestTooLargeException", json!({"message": "Request Too Long"}));
+            }
+            Err(_) => {
+                // The rest of the body never came: the connection cannot be reused.
+                let mut answer = gateway_error(408, "RequestTimeoutException", json!({"message": "Request Timeout"}));
+                answer
+                    .headers_mut()
+                    .insert(hyper::header::CONNECTION, hyper::header::HeaderValue::from_static("close"));
+                return answer;
+            }
         };
         let started = Instant::now();
         let forwarded = self
             .integration
             .forward(Forward {
                 method,
+                source: connection.source,
                 backend: &matched.route.spec.backend,
                 path_parameters: &matched.parameters,
                 query: query_text.as_deref(),
@@ -192,6 +213,10 @@ impl Edge {
                     }
                 }
                 response
+            }
+            Err(IntegrationError::TooLarge) => {
+                log.note(&format!("the backend's answer is over {} bytes", super::integration::MAX_ANSWER));
+                gateway_error(502, "BadGatewayException", json!({"message": "Internal server error"}))
             }
             Err(IntegrationError::Timeout) => {
                 gateway_error(504, "IntegrationTimeout", json!({"message": "Endpoint request timed out"}))
@@ -280,18 +305,6 @@ fn parse_authorization(answer: Value) -> Option<Authorization> {
     Some(Authorization { policy, context, principal })
 }
 
-fn strip_base_path(full_path: &str, base_path: &str) -> Option<String> {
-    if base_path.is_empty() {
-        return Some(full_path.to_owned());
-    }
-    let rest = full_path.strip_prefix('/')?.strip_prefix(base_path)?;
-    match rest {
-        "" => Some("/".to_owned()),
-        rest if rest.starts_with('/') => Some(rest.to_owned()),
-        _ => None,
-    }
-}
-
 fn header_pairs(request: &Request<hyper::body::Incoming>) -> Vec<(String, String)> {
     request
         .headers()
@@ -325,15 +338,6 @@ fn with_request_id(mut answer: Answer, request_id: &str) -> Answer {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base_paths_map_like_a_custom_domain() {
-        assert_eq!(strip_base_path("/v1/pets/7", "v1").as_deref(), Some("/pets/7"));
-        assert_eq!(strip_base_path("/v1", "v1").as_deref(), Some("/"));
-        assert_eq!(strip_base_path("/v10/pets", "v1"), None);
-        assert_eq!(strip_base_path("/pets", "v1"), None);
-        assert_eq!(strip_base_path("/pets", "").as_deref(), Some("/pets"));
-    }
 
     #[test]
     fn every_context_identity_source_a_stack_may_name_is_read() {

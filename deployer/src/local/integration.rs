@@ -1,17 +1,29 @@
 //! The HTTP_PROXY integration: the request passed on to the route's backend
 //! (path parameters substituted, query string and headers kept), plus the
 //! stack's `context_headers` taken from the authorizer's context; the
-//! backend's answer passed back.
+//! backend's answer passed back, up to API Gateway's 10 MB.
+//!
+//! A mapped header is what the backend trusts, so only the authorizer may
+//! set it: every client header of that name (any case, any number of values)
+//! is dropped first, and the mapped value set once, or not at all when the
+//! authorizer's context has none. `X-Forwarded-For` gets the peer appended,
+//! as API Gateway does.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use bytes::Bytes;
 use serde_json::Value;
 
+use super::path::{COMPONENT, holds_dot_segment};
+
 /// API Gateway's integration timeout.
 const TIMEOUT: Duration = Duration::from_secs(29);
+
+/// API Gateway's payload limit, for the backend's answer too.
+pub const MAX_ANSWER: usize = 10 * 1024 * 1024;
 
 /// Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1).
 const HOP_BY_HOP: &[&str] = &[
@@ -40,6 +52,8 @@ pub struct BackendAnswer {
 
 pub struct Forward<'a> {
     pub method: &'a str,
+    /// The client's address, appended to `X-Forwarded-For`.
+    pub source: IpAddr,
     /// The route's `backend`, with `{param}` placeholders.
     pub backend: &'a str,
     pub path_parameters: &'a BTreeMap<String, String>,
@@ -68,7 +82,9 @@ impl Integration {
     ) -> anyhow::Result<url::Url> {
         let mut filled = backend.to_owned();
         for (name, value) in parameters {
-            let encoded = percent_encoding::utf8_percent_encode(value, SEGMENT).to_string();
+            // Routing never captures one; a URL resolver would climb out of the route with it.
+            anyhow::ensure!(!holds_dot_segment(value), "path parameter {name} holds a dot segment");
+            let encoded = percent_encoding::utf8_percent_encode(value, COMPONENT).to_string();
             // A greedy parameter keeps its slashes.
             filled = filled.replace(&format!("{{{name}+}}"), &encoded.replace("%2F", "/"));
             filled = filled.replace(&format!("{{{name}}}"), &encoded);
@@ -89,11 +105,19 @@ impl Integration {
         let method = reqwest::Method::from_bytes(request.method.as_bytes())
             .map_err(|e| IntegrationError::Failed(anyhow::anyhow!("method: {e}")))?;
         let mut outgoing = self.client.request(method, url).body(request.body);
+        let mapped = |name: &str| request.context_headers.keys().any(|header| header.eq_ignore_ascii_case(name));
+        let mut forwarded_for = Vec::new();
         for (name, value) in request.headers {
-            if !HOP_BY_HOP.contains(&name.to_ascii_lowercase().as_str()) {
+            let lower = name.to_ascii_lowercase();
+            if lower == "x-forwarded-for" {
+                forwarded_for.push(value.as_str());
+            } else if !HOP_BY_HOP.contains(&lower.as_str()) && !mapped(name) {
                 outgoing = outgoing.header(name, value);
             }
         }
+        let source = request.source.to_string();
+        forwarded_for.push(&source);
+        outgoing = outgoing.header("x-forwarded-for", forwarded_for.join(", "));
         for (header, key) in request.context_headers {
             match request.context.get(key) {
                 Some(Value::String(value)) => outgoing = outgoing.header(header, value),
@@ -112,20 +136,37 @@ impl Integration {
             .filter(|(name, _)| !HOP_BY_HOP.contains(&name.as_str()))
             .map(|(name, value)| (name.to_string(), value.as_bytes().to_vec()))
             .collect();
-        let body = answer.bytes().await.map_err(|e| IntegrationError::Failed(e.into()))?;
+        let body = read_capped(answer).await?;
         Ok(BackendAnswer { status, headers, body })
     }
+}
+
+/// The answer's body, or TooLarge as soon as it passes [`MAX_ANSWER`] (a
+/// backend cannot make the edge hold more).
+async fn read_capped(mut answer: reqwest::Response) -> Result<Bytes, IntegrationError> {
+    if answer.content_length().is_some_and(|length| length > MAX_ANSWER as u64) {
+        return Err(IntegrationError::TooLarge);
+    }
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = answer.chunk().await.map_err(|e| match e.is_timeout() {
+        true => IntegrationError::Timeout,
+        false => IntegrationError::Failed(e.into()),
+    })? {
+        if body.len() + chunk.len() > MAX_ANSWER {
+            return Err(IntegrationError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
 }
 
 #[derive(Debug)]
 pub enum IntegrationError {
     Timeout,
+    /// The backend's answer is over [`MAX_ANSWER`].
+    TooLarge,
     Failed(anyhow::Error),
 }
-
-/// What may stay unencoded in one path segment.
-const SEGMENT: &percent_encoding::AsciiSet =
-    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 #[cfg(test)]
 mod tests {
@@ -142,5 +183,9 @@ mod tests {
         let local = Integration::new(Some(url::Url::parse("http://127.0.0.1:9000").expect("url"))).expect("client");
         let url = local.url("https://backend.example.com/pets/{id}", &parameters, None).expect("url");
         assert_eq!(url.as_str(), "http://127.0.0.1:9000/pets/a%20b%2Fc");
+        for value in ["..", ".", "a/../b", "../x"] {
+            let parameters = BTreeMap::from([("path".to_owned(), value.to_owned())]);
+            assert!(plain.url("https://b.example.com/files/{path+}", &parameters, None).is_err(), "{value}");
+        }
     }
 }

@@ -14,6 +14,7 @@ mod edge;
 mod event;
 mod integration;
 mod lambda;
+mod path;
 mod policy;
 mod routes;
 mod throttle;
@@ -42,8 +43,6 @@ pub struct Options {
     pub backend: Option<url::Url>,
     /// The server certificate (PEM chain) and key; generated when absent.
     pub tls: Option<(PathBuf, PathBuf)>,
-    /// Authorizer variables that override the stack's (`--env NAME=VALUE`).
-    pub environment: Vec<(String, String)>,
     /// Where `target/` is (to build or unpack the bootstrap).
     pub workspace: PathBuf,
     /// Execution environments the authorizer may run in at once.
@@ -63,6 +62,7 @@ pub fn not_reproduced(stack: &Stack, concurrency: usize) -> Vec<String> {
             stack.authorizer.memory_mb
         ),
         "header names reach the authorizer and the backend lower-cased".to_owned(),
+        "requestContext.domainName names the local port (API Gateway's is the domain alone, on 443)".to_owned(),
     ];
     if let Some(domain) = &stack.domain {
         notes.push(format!(
@@ -84,12 +84,8 @@ pub async fn serve(stack: &Stack, options: Options, on_ready: impl FnOnce(Socket
     let binary = bootstrap_binary(stack, &options)?;
     let region =
         stack.region.clone().or_else(|| std::env::var("AWS_REGION").ok()).unwrap_or_else(|| "us-east-1".into());
-    let mut variables: Vec<(String, String)> =
-        stack.authorizer.environment.iter().map(|(k, v)| (k.clone(), v.value.clone())).collect();
-    for (name, value) in &options.environment {
-        variables.retain(|(k, _)| k != name);
-        variables.push((name.clone(), value.clone()));
-    }
+    // `--env` overrides are in the stack already, checked with it.
+    let variables = stack.authorizer.environment.iter().map(|(k, v)| (k.clone(), v.value.clone()));
     let function_name = format!("{}-authorizer", stack.name);
     let environment = lambda::lambda_environment(&function_name, stack.authorizer.memory_mb, &region, variables);
     let timeout = Duration::from_secs(u64::try_from(stack.authorizer.timeout_seconds).unwrap_or(3));
@@ -108,6 +104,10 @@ pub async fn serve(stack: &Stack, options: Options, on_ready: impl FnOnce(Socket
         }
     };
     let config = tls::server_config(stack.domain.as_ref().map(|d| d.truststore_pem.as_slice()), identity)?;
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .with_context(|| format!("listening on {}", options.listen))?;
+    let address = listener.local_addr()?;
     let edge = Arc::new(edge::Edge {
         api: event::ApiIdentity {
             partition: "aws".into(),
@@ -115,7 +115,7 @@ pub async fn serve(stack: &Stack, options: Options, on_ready: impl FnOnce(Socket
             account: ACCOUNT.into(),
             api_id: API_ID.into(),
             stage: stack.stage.name.clone(),
-            domain: stack.domain.as_ref().map(|d| d.name.clone()),
+            domain: stack.domain.as_ref().map(|d| domain_name(&d.name, address.port())),
         },
         base_path: stack.domain.as_ref().map(|d| d.base_path.clone()).unwrap_or_default(),
         allowlist: stack.waf.as_deref().map(waf::Allowlist::new),
@@ -133,12 +133,9 @@ pub async fn serve(stack: &Stack, options: Options, on_ready: impl FnOnce(Socket
         integration: integration::Integration::new(options.backend.clone())?,
         stage_variables: stack.stage.variables.clone(),
         unauthorized_challenge: stack.api.unauthorized_challenge.clone(),
+        body_timeout: crate::retry::scaled(BODY_TIMEOUT),
         requests: Default::default(),
     });
-    let listener = tokio::net::TcpListener::bind(options.listen)
-        .await
-        .with_context(|| format!("listening on {}", options.listen))?;
-    let address = listener.local_addr()?;
     let prefix = match &edge.base_path {
         base if base.is_empty() => String::new(),
         base => format!("/{base}"),
@@ -178,8 +175,29 @@ async fn serve_connection(
         let connection = connection.clone();
         async move { Ok::<_, std::convert::Infallible>(edge.handle(request, &connection).await) }
     });
-    let _ =
-        hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(tls), service).await;
+    let _ = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(crate::retry::scaled(HEADER_TIMEOUT))
+        .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+        .await;
+}
+
+/// How long a client may take to send a request's headers (a client that
+/// trickles them would otherwise hold a connection for ever).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long an authorised request's body may take to arrive.
+const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `requestContext.domainName`: the host the client called. API Gateway
+/// serves 443 only and never names a port; the local edge listens elsewhere,
+/// so it names its port, and a DPoP proof's `htu` can be the URL the client
+/// really called (`https://api.example.com:8443/v1/pets/7`).
+fn domain_name(domain: &str, port: u16) -> String {
+    match port {
+        443 => domain.to_owned(),
+        port => format!("{domain}:{port}"),
+    }
 }
 
 /// A refused handshake has no request to log; one line says who and why.

@@ -2,9 +2,14 @@
 //! and path against each route's method and resource template (`{param}` is
 //! one segment, a trailing `{param+}` the rest of the path). A literal segment
 //! wins over a parameter, as the most specific resource does on API Gateway.
+//!
+//! Matching is on the path's decoded components ([`super::path`]), so a
+//! literal cannot be dodged by encoding it (`/pets/%6Dine` is `/pets/mine`),
+//! and the parameters captured are those same components.
 
 use std::collections::BTreeMap;
 
+use super::path::RequestPath;
 use crate::stack::RouteSpec;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,11 +40,11 @@ impl Routes {
         Routes(specs.iter().map(|spec| Route { parts: parse(&spec.path), spec: spec.clone() }).collect())
     }
 
-    /// The most specific route for `method` and `path` (already without the
-    /// base path), if any. `ANY` routes match every verb, after exact ones.
-    pub fn find(&self, method: &str, path: &str) -> Option<Matched<'_>> {
-        let segments: Vec<&str> =
-            if path == "/" || path.is_empty() { Vec::new() } else { path.trim_start_matches('/').split('/').collect() };
+    /// The most specific route for `method` and the path's decoded
+    /// components (without the base path), if any. `ANY` routes match every
+    /// verb, after exact ones.
+    pub fn find(&self, method: &str, path: &RequestPath) -> Option<Matched<'_>> {
+        let segments: Vec<&str> = path.components().iter().map(String::as_str).collect();
         self.0
             .iter()
             .filter(|route| route.spec.method == method || route.spec.method == "ANY")
@@ -70,12 +75,12 @@ fn capture(parts: &[Part], segments: &[&str]) -> Option<BTreeMap<String, String>
         match part {
             Part::Greedy(name) => {
                 let rest = segments.get(i..).filter(|rest| !rest.is_empty())?;
-                parameters.insert(name.clone(), decode(&rest.join("/")));
+                parameters.insert(name.clone(), rest.join("/"));
                 return Some(parameters);
             }
             Part::Literal(literal) if segments.get(i) == Some(&literal.as_str()) => {}
             Part::Param(name) if segments.get(i).is_some_and(|s| !s.is_empty()) => {
-                parameters.insert(name.clone(), decode(segments[i]));
+                parameters.insert(name.clone(), segments[i].to_owned());
             }
             _ => return None,
         }
@@ -88,12 +93,6 @@ fn specificity(parts: &[Part]) -> (usize, usize, bool) {
     let literals = parts.iter().filter(|p| matches!(p, Part::Literal(_))).count();
     let params = parts.iter().filter(|p| matches!(p, Part::Param(_))).count();
     (literals, params, !parts.iter().any(|p| matches!(p, Part::Greedy(_))))
-}
-
-/// API Gateway hands path parameters to the authorizer and the integration
-/// decoded.
-fn decode(segment: &str) -> String {
-    percent_encoding::percent_decode_str(segment).decode_utf8_lossy().into_owned()
 }
 
 #[cfg(test)]
@@ -115,7 +114,8 @@ mod tests {
     }
 
     fn found(routes: &Routes, method: &str, path: &str) -> Option<(String, Vec<(String, String)>)> {
-        routes.find(method, path).map(|m| (m.route.spec.path.clone(), m.parameters.into_iter().collect()))
+        let path = RequestPath::parse(path).expect("a valid path");
+        routes.find(method, &path).map(|m| (m.route.spec.path.clone(), m.parameters.into_iter().collect()))
     }
 
     #[test]
@@ -126,6 +126,9 @@ mod tests {
         assert_eq!(found(&table, "GET", "/pets/7"), Some(("/pets/{id}".into(), one("id", "7"))));
         assert_eq!(found(&table, "GET", "/pets/mine"), Some(("/pets/mine".into(), vec![])), "literal wins");
         assert_eq!(found(&table, "GET", "/pets/a%20b"), Some(("/pets/{id}".into(), one("id", "a b"))));
+        assert_eq!(found(&table, "GET", "/pets/%6Dine"), Some(("/pets/mine".into(), vec![])), "decoded literal");
+        assert_eq!(found(&table, "GET", "/pets/a%2Fb"), None, "an encoded slash is a separator");
+        assert_eq!(found(&table, "GET", "/files/a%2Fb"), Some(("/files/{path+}".into(), one("path", "a/b"))));
         assert_eq!(found(&table, "DELETE", "/files/a/b"), Some(("/files/{path+}".into(), one("path", "a/b"))));
         for (method, path) in
             [("GET", "/pets"), ("DELETE", "/pets/7"), ("GET", "/pets/7/x"), ("GET", "/files"), ("GET", "/")]

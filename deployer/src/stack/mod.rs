@@ -69,13 +69,24 @@ impl Stack {
     /// a secret rotated between `plan` and `apply` is a different stack. The
     /// values only go into the SHA-256, never anywhere in clear.
     pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Stack, StackError> {
+        Self::load_with_overrides(path, env, &[])
+    }
+
+    /// [`Stack::load`], with `authorizer.environment` entries replaced or
+    /// added (`deployer local --env NAME=VALUE`) before anything is checked:
+    /// an override meets every check a value in the file meets.
+    pub fn load_with_overrides(
+        path: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+        overrides: &[(String, String)],
+    ) -> Result<Stack, StackError> {
         let used = std::cell::RefCell::new(std::collections::BTreeMap::new());
         let recording = |name: &str| {
             let value = env(name);
             used.borrow_mut().insert(name.to_owned(), value.clone());
             value
         };
-        let (mut stack, text) = Self::read(path, &recording)?;
+        let (mut stack, text) = Self::read(path, &recording, overrides)?;
         let mut hasher = Sha256::new();
         hasher.update(text.as_bytes());
         if let Some(domain) = &stack.domain {
@@ -93,12 +104,16 @@ impl Stack {
     }
 
     /// The validated stack, and the file's text.
-    fn read(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<(Stack, String), StackError> {
+    fn read(
+        path: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+        overrides: &[(String, String)],
+    ) -> Result<(Stack, String), StackError> {
         let error = |problems| StackError { file: path.to_owned(), problems };
         let text = std::fs::read_to_string(path).map_err(|e| {
             error(vec![Problem { field: "(file)".into(), line: None, message: format!("cannot be read: {e}") }])
         })?;
-        let raw: raw::RawStack = serde_yaml::from_str(&text).map_err(|e| {
+        let mut raw: raw::RawStack = serde_yaml::from_str(&text).map_err(|e| {
             let line = e.location().map(|l| l.line());
             let message = e.to_string();
             // serde_yaml's message is "path: what is wrong at line L column C".
@@ -109,6 +124,7 @@ impl Stack {
             let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
             error(vec![Problem { field, line, message }])
         })?;
+        raw.authorizer.environment.extend(overrides.iter().cloned());
         let base = path.parent().unwrap_or(Path::new("."));
         Ok((checks::validate(raw, path, base, env).map_err(error)?, text))
     }
