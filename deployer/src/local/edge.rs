@@ -165,6 +165,10 @@ impl Edge {
         let method_arn = self.api.method_arn(method, &stage_path);
         match policy::evaluate(&authorization.policy, &method_arn) {
             Decision::Allow => {}
+            Decision::Unevaluable => {
+                log.note("the authorizer's policy holds what the local edge cannot evaluate");
+                return gateway_error(500, "AuthorizerConfigurationException", json!({"message": null}));
+            }
             denied => return access_denied(denied, &authorization),
         }
         // 7. The integration.

@@ -13,7 +13,7 @@ use std::convert::Infallible;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
@@ -44,7 +44,6 @@ pub struct Function {
     /// invocation. A permit of `free` guarantees an unheld slot.
     slots: Vec<Mutex<Option<Environment>>>,
     free: tokio::sync::Semaphore,
-    counter: AtomicU64,
 }
 
 impl Function {
@@ -56,7 +55,6 @@ impl Function {
             timeout,
             slots: (0..concurrency).map(|_| Mutex::new(None)).collect(),
             free: tokio::sync::Semaphore::new(concurrency),
-            counter: AtomicU64::new(0),
         }
     }
 
@@ -84,8 +82,7 @@ impl Function {
         let Some(environment) = running.as_ref() else {
             return Err(Failure::Crashed("no execution environment".into()));
         };
-        let id = format!("local-{:08}", self.counter.fetch_add(1, Ordering::Relaxed) + 1);
-        let outcome = environment.invoke(id, event, self.timeout).await;
+        let outcome = environment.invoke(request_id(), event, self.timeout).await;
         if matches!(outcome, Err(Failure::Timeout | Failure::Crashed(_))) {
             // Lambda discards an environment after a timeout or a crash.
             if let Some(environment) = running.take() {
@@ -98,6 +95,11 @@ impl Function {
     async fn start(&self) -> anyhow::Result<Environment> {
         Environment::start(&self.binary, &self.environment).await
     }
+}
+
+/// A Lambda request id: a random UUID, so an id cannot be guessed from the last.
+fn request_id() -> String {
+    uuid::Uuid::new_v4().to_string()
 }
 
 type Answer = oneshot::Sender<Result<Value, Failure>>;
@@ -117,9 +119,14 @@ struct RuntimeState {
     init_error: std::sync::Mutex<Option<String>>,
     /// The function has asked for work at least once (its init is over).
     polled: std::sync::atomic::AtomicBool,
+    /// The function's process id, once started: only its connections are served.
+    function: watch::Receiver<Option<u32>>,
 }
 
 struct Environment {
+    /// The Runtime API's address (`AWS_LAMBDA_RUNTIME_API`), for tests that knock on it.
+    #[cfg_attr(not(test), allow(dead_code))]
+    address: std::net::SocketAddr,
     events: mpsc::Sender<Invocation>,
     state: Arc<RuntimeState>,
     /// Set (to how it ended) once the process has exited.
@@ -133,11 +140,13 @@ impl Environment {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.context("the Lambda Runtime API")?;
         let address = listener.local_addr()?;
         let (events, receiver) = mpsc::channel(1);
+        let (started, function) = watch::channel(None);
         let state = Arc::new(RuntimeState {
             events: Mutex::new(receiver),
             waiting: std::sync::Mutex::new(None),
             init_error: std::sync::Mutex::new(None),
             polled: std::sync::atomic::AtomicBool::new(false),
+            function,
         });
         let server = tokio::spawn(serve_runtime_api(listener, state.clone()));
         let mut child = tokio::process::Command::new(binary)
@@ -151,6 +160,7 @@ impl Environment {
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
+        let _ = started.send(child.id());
         let (exit_sender, exit) = watch::channel(None);
         let (kill, killed) = oneshot::channel::<()>();
         let watched = state.clone();
@@ -182,7 +192,7 @@ impl Environment {
             }
             let _ = exit_sender.send(Some(how));
         });
-        Ok(Environment { events, state, exit, kill: std::sync::Mutex::new(Some(kill)), server })
+        Ok(Environment { address, events, state, exit, kill: std::sync::Mutex::new(Some(kill)), server })
     }
 
     fn exited(&self) -> Option<String> {
@@ -237,17 +247,39 @@ impl Drop for Environment {
 async fn serve_runtime_api(listener: tokio::net::TcpListener, state: Arc<RuntimeState>) {
     // Each connection's task ends with this one (aborted with the environment).
     let mut connections = tokio::task::JoinSet::new();
-    while let Ok((stream, _)) = listener.accept().await {
+    let Ok(local) = listener.local_addr() else { return };
+    while let Ok((stream, peer)) = listener.accept().await {
         let state = state.clone();
         connections.spawn(async move {
+            let trusted = from_the_function(&state, peer, local).await;
+            if !trusted {
+                eprintln!("refused a Lambda Runtime API connection from {peer}: not the authorizer's process");
+            }
             let service = hyper::service::service_fn(move |request| {
                 let state = state.clone();
-                async move { Ok::<_, Infallible>(runtime_api(request, &state).await) }
+                async move {
+                    Ok::<_, Infallible>(match trusted {
+                        true => runtime_api(request, &state).await,
+                        false => reply(StatusCode::FORBIDDEN, Bytes::new()),
+                    })
+                }
             });
             let io = hyper_util::rt::TokioIo::new(stream);
             let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
         });
     }
+}
+
+/// Whether the connection comes from the function's own process (waiting
+/// briefly for its pid: it may connect before `spawn` has returned here).
+async fn from_the_function(state: &RuntimeState, peer: std::net::SocketAddr, local: std::net::SocketAddr) -> bool {
+    let mut function = state.function.clone();
+    let started = tokio::time::timeout(Duration::from_secs(1), function.wait_for(Option::is_some)).await;
+    let pid = match started {
+        Ok(Ok(pid)) => *pid,
+        _ => None,
+    };
+    pid.is_some_and(|pid| super::peer::belongs_to(pid, peer, local))
 }
 
 async fn runtime_api(request: Request<hyper::body::Incoming>, state: &RuntimeState) -> Response<Full<Bytes>> {
@@ -337,4 +369,40 @@ pub fn lambda_environment(
     .collect();
     environment.extend(stack_variables);
     environment
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A function that never asks for work: only this test talks to its API.
+    fn idle_function() -> PathBuf {
+        let directory = std::env::temp_dir().join(format!("runtime-api-{}", std::process::id()));
+        std::fs::create_dir_all(&directory).expect("directory");
+        let path = directory.join("bootstrap");
+        std::fs::write(&path, "#!/bin/sh\nexec sleep 30\n").expect("script");
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        path
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn another_local_process_cannot_take_events_or_answer_them() {
+        let environment = Environment::start(&idle_function(), &[]).await.expect("started");
+        let base = format!("http://{}/2018-06-01/runtime/invocation", environment.address);
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(3)).build().expect("client");
+        let next = client.get(format!("{base}/next")).send().await.map(|r| r.status().as_u16());
+        assert_eq!(next.ok(), Some(403), "a process that is not the function asked for its next event");
+        let answer = client.post(format!("{base}/local-00000001/response")).body("{}").send().await;
+        assert_eq!(answer.map(|r| r.status().as_u16()).ok(), Some(403), "nor may it post an answer");
+        environment.stop();
+    }
+
+    #[test]
+    fn request_ids_are_random() {
+        let ids: std::collections::HashSet<String> = (0..100).map(|_| request_id()).collect();
+        assert_eq!(ids.len(), 100);
+        assert!(ids.iter().all(|id| id.len() == 36 && uuid::Uuid::parse_str(id).is_ok()), "{ids:?}");
+    }
 }

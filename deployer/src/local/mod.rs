@@ -10,11 +10,13 @@
 
 mod access_log;
 mod cache;
+mod dn;
 mod edge;
 mod event;
 mod integration;
 mod lambda;
 mod path;
+mod peer;
 mod policy;
 mod routes;
 mod throttle;
@@ -73,6 +75,11 @@ pub fn not_reproduced(stack: &Stack, concurrency: usize) -> Vec<String> {
         notes.push("no `domain:`: served over TLS without client certificates, like the execute-api endpoint".into());
     }
     notes.push("account-level throttling and usage plans are not modelled (the stage's rate and burst are)".into());
+    if !peer::CHECKED {
+        notes.push(
+            "on this OS the local Lambda Runtime API cannot tell processes apart: any local user may reach it".into(),
+        );
+    }
     notes
 }
 

@@ -86,8 +86,8 @@ impl ClientCert {
         let validity = certificate.validity();
         Ok(ClientCert {
             pem: pem(der),
-            subject_dn: certificate.subject().to_string(),
-            issuer_dn: certificate.issuer().to_string(),
+            subject_dn: super::dn::rfc4514(certificate.subject()),
+            issuer_dn: super::dn::rfc4514(certificate.issuer()),
             serial_number: certificate.raw_serial_as_string(),
             not_before: gmt(&validity.not_before),
             not_after: gmt(&validity.not_after),
@@ -121,6 +121,29 @@ fn pem(der: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn subject_of(names: &[(rcgen::DnType, &str)]) -> String {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        for (kind, value) in names {
+            params.distinguished_name.push(kind.clone(), *value);
+        }
+        let key = rcgen::KeyPair::generate().expect("key");
+        ClientCert::from_der(params.self_signed(&key).expect("cert").der()).expect("parsed").subject_dn
+    }
+
+    #[test]
+    fn distinguished_names_are_escaped_so_no_two_certificates_share_one() {
+        use rcgen::DnType::{CommonName, OrganizationName};
+        let two_attributes = subject_of(&[(OrganizationName, "Example"), (CommonName, "a")]);
+        // One attribute whose value holds what a separator and a second attribute look like.
+        let one_attribute = subject_of(&[(OrganizationName, "Example, CN=a")]);
+        assert_ne!(two_attributes, one_attribute, "a comma in a value must not read as a separator");
+        assert_eq!(one_attribute, r"O=Example\, CN=a");
+        assert_eq!(two_attributes, "CN=a,O=Example", "RFC 4514: the last RDN first");
+        assert_eq!(subject_of(&[(CommonName, r#" #lead"+;<>\trail "#)]), r#"CN=\ #lead\"\+\;\<\>\\trail\ "#);
+        assert_eq!(subject_of(&[(CommonName, "#x")]), r"CN=\#x");
+    }
 
     #[test]
     fn client_certificate_fields_as_api_gateway_gives_them() {
