@@ -15,11 +15,18 @@
 //! The replay cache lives in this function instance's memory: it stops a
 //! proof being replayed to the same instance within the window, not to
 //! another instance (see README, "DPoP").
+//!
+//! Time here is [`ProofClock`]: the wall clock read once at init, advanced by
+//! the monotonic clock. `iat` needs wall time, but a wall clock that steps
+//! (NTP, a VM restored) would otherwise expire live entries early (a step
+//! forward) or make a proof whose entry is gone acceptable again (a step
+//! back); with one clock for both the window and the cache, neither can.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet};
 use std::str::FromStr as _;
 use std::sync::Mutex;
+use std::time::Instant;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -121,10 +128,29 @@ struct ProofClaims {
     ath: Option<String>,
 }
 
+/// UNIX seconds that only move forward, at the monotonic clock's pace.
+pub struct ProofClock {
+    /// The wall clock when this clock started.
+    wall_at_start: u64,
+    started: Instant,
+}
+
+impl ProofClock {
+    /// Starts from `wall` (UNIX seconds): the wall clock is read once.
+    pub fn starting_at(wall: u64) -> ProofClock {
+        ProofClock { wall_at_start: wall, started: Instant::now() }
+    }
+
+    pub fn now(&self) -> u64 {
+        self.wall_at_start.saturating_add(self.started.elapsed().as_secs())
+    }
+}
+
 pub struct DpopVerifier {
     algorithms: Vec<Algorithm>,
     window_seconds: u64,
     replay: ReplayCache,
+    clock: ProofClock,
 }
 
 impl DpopVerifier {
@@ -133,7 +159,13 @@ impl DpopVerifier {
             algorithms: settings.algorithms.clone(),
             window_seconds: settings.iat_window.as_secs(),
             replay: ReplayCache::new(REPLAY_CACHE_ENTRIES),
+            clock: ProofClock::starting_at(crate::unix_now()),
         }
+    }
+
+    /// The time proofs are judged and remembered by (see [`ProofClock`]).
+    pub fn now(&self) -> u64 {
+        self.clock.now()
     }
 
     /// The algorithms a proof may use (for the `algs` of a challenge).
@@ -307,6 +339,17 @@ impl ReplayCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_proof_clock_reads_the_wall_clock_once() {
+        let clock = ProofClock::starting_at(1_000_000);
+        let first = clock.now();
+        assert!((1_000_000..1_000_002).contains(&first), "{first}");
+        // Whatever the system clock does from here, this one only follows Instant.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let later = clock.now();
+        assert!(later > first && later < first + 3, "{first} → {later}");
+    }
 
     #[test]
     fn targets_compare_after_normalisation() {

@@ -37,6 +37,10 @@ pub enum FetchError {
     Transport(#[source] reqwest::Error),
     #[error("unexpected HTTP status {0}")]
     Status(u16),
+    /// HTTP 400, with the OAuth `error` code of its body when it has one
+    /// (RFC 6749 §5.2).
+    #[error("HTTP 400 (error {})", .0.as_deref().unwrap_or("not given"))]
+    BadRequest(Option<String>),
     #[error("response body larger than {MAX_BODY_BYTES} bytes")]
     TooLarge,
     #[error("response is not the expected JSON: {0}")]
@@ -95,6 +99,9 @@ pub async fn json<T: DeserializeOwned>(request: reqwest::RequestBuilder) -> Resu
 /// [`json`], with the body's size and its `Cache-Control: max-age`.
 pub async fn fetch<T: DeserializeOwned>(request: reqwest::RequestBuilder) -> Result<Fetched<T>, FetchError> {
     let mut response = request.send().await.map_err(FetchError::Transport)?;
+    if response.status() == reqwest::StatusCode::BAD_REQUEST {
+        return Err(FetchError::BadRequest(oauth_error(response).await));
+    }
     if response.status() != reqwest::StatusCode::OK {
         return Err(FetchError::Status(response.status().as_u16()));
     }
@@ -116,6 +123,22 @@ pub async fn fetch<T: DeserializeOwned>(request: reqwest::RequestBuilder) -> Res
     }
     let parsed = serde_json::from_slice(&body).map_err(FetchError::Json)?;
     Ok(Fetched { body: parsed, size: body.len(), max_age })
+}
+
+/// The `error` member of an OAuth error body, read within [`MAX_BODY_BYTES`].
+async fn oauth_error(mut response: reqwest::Response) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct ErrorBody {
+        error: String,
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.ok()? {
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return None;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    serde_json::from_slice::<ErrorBody>(&body).ok().map(|b| b.error)
 }
 
 /// `max-age=N` in a Cache-Control value; `no-cache`/`no-store` mean 0.

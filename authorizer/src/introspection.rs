@@ -43,6 +43,9 @@ pub enum IntrospectionError {
     Fetch(#[from] FetchError),
 }
 
+/// RFC 6749 §5.2 error codes about the client (this resource server), not the token.
+const CLIENT_ERRORS: &[&str] = &["invalid_client", "unauthorized_client"];
+
 pub type TokenKey = [u8; 32];
 
 pub fn token_key(token: &str) -> TokenKey {
@@ -156,11 +159,17 @@ impl Introspector {
         let negative_ttl = self.settings.negative_cache_ttl.as_secs();
         let fetched: http::Fetched<Map<String, Value>> = match http::fetch(self.request(token)).await {
             Ok(fetched) => fetched,
-            // RFC 7662 §2.3 and RFC 6749 §5.2: a 400 is about the request, and
-            // ours is well-formed, so it is about the token (a provider that
-            // does not introspect this type of token): not valid here, and
-            // not an outage.
-            Err(FetchError::Status(400)) => {
+            // RFC 6749 §5.2: `invalid_client` / `unauthorized_client` are
+            // about our own credentials, whatever the token: every token
+            // would be refused while they last. An outage, never cached.
+            Err(FetchError::BadRequest(Some(error))) if CLIENT_ERRORS.contains(&error.as_str()) => {
+                return Err(IntrospectionError::Fetch(FetchError::BadRequest(Some(error))));
+            }
+            // RFC 7662 §2.3 and RFC 6749 §5.2: any other 400 is about the
+            // request, and ours is well-formed, so it is about the token (a
+            // provider that does not introspect this type of token): not
+            // valid here, and not an outage.
+            Err(FetchError::BadRequest(_)) => {
                 if negative_ttl > 0 {
                     self.cache.put(*key, Answer::Refused, now + negative_ttl, 0);
                 }

@@ -295,7 +295,7 @@ impl Authorizer {
 
         // 5. A proof is good for one request only.
         if let Some(proof) = &proof {
-            self.dpop.remember(proof, unix_now())?;
+            self.dpop.remember(proof, self.dpop.now())?;
         }
 
         // 6. The library user's own checks.
@@ -341,7 +341,7 @@ impl Authorizer {
             // A TOKEN event carries neither: DPoP cannot be checked there.
             return Err(DpopError::NoProof.into());
         };
-        let context = ProofContext { method, url: &url, access_token: request.credentials.token, now: unix_now() };
+        let context = ProofContext { method, url: &url, access_token: request.credentials.token, now: self.dpop.now() };
         Ok(self.dpop.verify(proof, &context)?)
     }
 

@@ -259,3 +259,43 @@ async fn an_opaque_token_bound_in_its_introspection_answer() {
     );
     assert_eq!(server.request_count(), 1);
 }
+
+/// RSA keys made with `openssl genpkey -algorithm RSA -pkeyopt
+/// rsa_keygen_bits:N`: 1024 bits is too weak for RFC 9449's purpose and
+/// under the size RFC 8725 §3.5 asks verifiers to require; 2048 is the floor.
+const RSA_1024_PEM: &str = include_str!("../fixtures/rsa-1024.pem");
+const RSA_2048_PEM: &str = include_str!("../fixtures/rsa-2048.pem");
+
+/// A token bound to the RSA key in `pem`, and a proof signed with it (RS256,
+/// by the `rsa` crate: aws-lc-rs will not load a key under 2048 bits).
+fn rsa_proof(pem: &str) -> (String, String) {
+    use rsa::pkcs8::DecodePrivateKey as _;
+    use rsa::signature::{SignatureEncoding as _, Signer as _};
+    use rsa::traits::PublicKeyParts as _;
+    let private = rsa::RsaPrivateKey::from_pkcs8_pem(pem).expect("the fixture key");
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let (n, e) = (b64(&private.n().to_bytes_be()), b64(&private.e().to_bytes_be()));
+    let canonical = format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#);
+    let thumbprint = b64(&<sha2::Sha256 as sha2::Digest>::digest(canonical.as_bytes()));
+    let mut claims = fixture::claims();
+    claims["cnf"] = json!({ "jkt": thumbprint });
+    let token = keys().rsa.sign(&claims);
+    let header = json!({"typ": "dpop+jwt", "alg": "RS256", "jwk": {"kty": "RSA", "n": n, "e": e}});
+    let proof_claims = dpop::claims("GET", &url_of(PATH), &token);
+    let signed = format!("{}.{}", b64(header.to_string().as_bytes()), b64(proof_claims.to_string().as_bytes()));
+    let signer = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(private);
+    let proof = format!("{signed}.{}", b64(&signer.sign(signed.as_bytes()).to_bytes()));
+    (token, proof)
+}
+
+#[tokio::test]
+async fn a_proof_signed_with_an_rsa_key_under_2048_bits_is_refused() {
+    let (_server, authorizer) = authorizer("allowed").await;
+    let (token, proof) = rsa_proof(RSA_2048_PEM);
+    let decision = decide(&authorizer, &event("DPoP", &token, &[&proof])).await;
+    assert!(decision.result.is_ok(), "the same construction with 2048 bits is accepted: {decision:?}");
+    let (token, proof) = rsa_proof(RSA_1024_PEM);
+    let decision = decide(&authorizer, &event("DPoP", &token, &[&proof])).await;
+    assert_eq!(decision.status(), Some(Status::Unauthorized), "{decision:?}");
+    assert!(decision.reason().starts_with("dpop"), "{}", decision.reason());
+}

@@ -195,6 +195,33 @@ async fn server_down_slow_or_broken_is_a_server_error_and_not_cached() {
     assert_refused(&decide(&authorizer, &event(true)).await, Status::ServerError, "introspection_bad_response");
 }
 
+#[tokio::test]
+async fn a_400_about_our_client_is_an_outage_and_one_about_the_token_a_refusal() {
+    // RFC 6749 §5.2: `invalid_client` and `unauthorized_client` say the
+    // resource server's own credentials are wrong. Every token would be
+    // refused (and cached as refused) for as long as that lasts: it is an
+    // outage, 500, and never cached.
+    for error in ["invalid_client", "unauthorized_client"] {
+        let server = TestServer::start(move |_| {
+            Reply::json(json!({"error": error, "error_description": "bad secret"})).with_status(400)
+        })
+        .await;
+        let authorizer = introspector(&server, &[("INTROSPECTION_NEGATIVE_CACHE_TTL_SECONDS", "60")]).await;
+        for _ in 0..2 {
+            let decision = decide(&authorizer, &event(true)).await;
+            assert_eq!(decision.status(), Some(Status::ServerError), "{error}: {decision:?}");
+        }
+        assert_eq!(server.request_count(), 2, "{error}: not cached");
+    }
+    // A 400 about the request (a token this server does not introspect) stays a refusal.
+    let server = TestServer::start(|_| Reply::json(json!({"error": "invalid_request"})).with_status(400)).await;
+    let authorizer = introspector(&server, &[("INTROSPECTION_NEGATIVE_CACHE_TTL_SECONDS", "60")]).await;
+    for _ in 0..2 {
+        assert_refused(&decide(&authorizer, &event(true)).await, Status::Unauthorized, "introspection_refused_token");
+    }
+    assert_eq!(server.request_count(), 1, "a refusal is cached for the negative TTL");
+}
+
 async fn introspector_at(url: &str) -> authorizer::Authorizer {
     fixture::authorizer(vars(&[
         ("TOKEN_VALIDATION", "introspection"),

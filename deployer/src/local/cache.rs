@@ -23,45 +23,82 @@ pub struct Authorization {
 /// Entries beyond this evict the oldest (API Gateway's own cache is bounded too).
 const MAX_ENTRIES: usize = 10_000;
 
+/// Bytes beyond this evict the oldest too: identity sources are the client's
+/// to choose (a certificate PEM, a long header), and a policy or context is
+/// the authorizer's, so a count alone does not bound the memory.
+const MAX_BYTES: usize = 32 * 1024 * 1024;
+
 /// The identity-source values, in the stack's order.
 type Key = Vec<String>;
 
-/// The entries, and their keys oldest first (for eviction).
-type Entries = (HashMap<Key, (Instant, Authorization)>, VecDeque<Key>);
+struct Entry {
+    stored: Instant,
+    authorization: Authorization,
+    bytes: usize,
+}
+
+#[derive(Default)]
+struct Entries {
+    map: HashMap<Key, Entry>,
+    /// The keys, oldest first (for eviction).
+    order: VecDeque<Key>,
+    /// What the keys and entries hold, about.
+    bytes: usize,
+}
 
 pub struct AuthorizerCache {
     ttl: Duration,
+    max_entries: usize,
+    max_bytes: usize,
     entries: Mutex<Entries>,
 }
 
 impl AuthorizerCache {
     /// `ttl` zero turns caching off.
     pub fn new(ttl: Duration) -> AuthorizerCache {
-        AuthorizerCache { ttl, entries: Mutex::new((HashMap::new(), VecDeque::new())) }
+        Self::bounded(ttl, MAX_ENTRIES, MAX_BYTES)
+    }
+
+    fn bounded(ttl: Duration, max_entries: usize, max_bytes: usize) -> AuthorizerCache {
+        AuthorizerCache { ttl, max_entries, max_bytes, entries: Mutex::new(Entries::default()) }
     }
 
     pub fn get(&self, key: &[String]) -> Option<Authorization> {
         let entries = self.entries.lock().ok()?;
-        let (stored, authorization) = entries.0.get(key)?;
-        (stored.elapsed() < self.ttl).then(|| authorization.clone())
+        let entry = entries.map.get(key)?;
+        (entry.stored.elapsed() < self.ttl).then(|| entry.authorization.clone())
     }
 
     pub fn put(&self, key: Vec<String>, authorization: Authorization) {
-        if self.ttl.is_zero() {
+        let bytes = size_of(&key, &authorization);
+        if self.ttl.is_zero() || bytes > self.max_bytes {
             return;
         }
         let Ok(mut entries) = self.entries.lock() else { return };
-        let (map, order) = &mut *entries;
-        if map.insert(key.clone(), (Instant::now(), authorization)).is_none() {
-            order.push_back(key);
+        let entries = &mut *entries;
+        let entry = Entry { stored: Instant::now(), authorization, bytes };
+        match entries.map.insert(key.clone(), entry) {
+            Some(replaced) => entries.bytes -= replaced.bytes,
+            None => entries.order.push_back(key),
         }
-        while map.len() > MAX_ENTRIES {
-            match order.pop_front() {
-                Some(oldest) => map.remove(&oldest),
-                None => break,
-            };
+        entries.bytes += bytes;
+        while entries.map.len() > self.max_entries || entries.bytes > self.max_bytes {
+            let Some(oldest) = entries.order.pop_front() else { break };
+            if let Some(evicted) = entries.map.remove(&oldest) {
+                entries.bytes -= evicted.bytes;
+            }
         }
     }
+}
+
+/// About what an entry holds: its key, policy, context and principal.
+fn size_of(key: &[String], authorization: &Authorization) -> usize {
+    let key_bytes: usize = key.iter().map(String::len).sum();
+    let context_bytes: usize = authorization.context.iter().map(|(k, v)| k.len() + v.to_string().len()).sum();
+    key_bytes
+        + authorization.policy.to_string().len()
+        + context_bytes
+        + authorization.principal.as_ref().map_or(0, String::len)
 }
 
 #[cfg(test)]
@@ -82,6 +119,27 @@ mod tests {
         }
         assert!(cache.get(&["0".to_owned()]).is_none(), "the oldest went");
         assert!(cache.get(&["1".to_owned()]).is_some() && cache.get(&[MAX_ENTRIES.to_string()]).is_some());
+    }
+
+    #[test]
+    fn the_cache_is_bounded_in_bytes_as_well_as_entries() {
+        let cache = AuthorizerCache::bounded(Duration::from_secs(60), 1_000, 10_000);
+        let large = |i: usize| vec![format!("{i}-{}", "k".repeat(3_000))];
+        for i in 0..4 {
+            cache.put(large(i), answer("x"));
+        }
+        // Four entries of about 3 KB each do not fit in 10 KB: the oldest went.
+        assert!(cache.get(&large(0)).is_none(), "the oldest went");
+        assert!((1..4).all(|i| cache.get(&large(i)).is_some()));
+        // One entry over the whole budget is not cached, and evicts nothing.
+        cache.put(vec!["k".repeat(20_000)], answer("x"));
+        assert!(cache.get(&["k".repeat(20_000)]).is_none());
+        assert!((1..4).all(|i| cache.get(&large(i)).is_some()));
+        // Replacing an entry counts its bytes once.
+        for _ in 0..10 {
+            cache.put(large(3), answer("y"));
+        }
+        assert!((1..4).all(|i| cache.get(&large(i)).is_some()));
     }
 
     #[test]
