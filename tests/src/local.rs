@@ -249,12 +249,14 @@ pub fn scratch_directory(name: &str) -> PathBuf {
 
 /// A backend that answers 200 with what it received (method, path, headers).
 pub async fn echo_backend() -> TestServer {
-    TestServer::start(|request| {
-        let headers: serde_json::Map<String, Value> =
-            request.headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), Value::String(v.clone()))).collect();
-        Reply::json(json!({"method": request.method, "path": request.path, "headers": headers}))
-    })
-    .await
+    TestServer::start(echo).await
+}
+
+/// The echo backend's answer: method, path and headers (the last value of each).
+pub fn echo(request: &crate::server::Recorded) -> Reply {
+    let headers: serde_json::Map<String, Value> =
+        request.headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), Value::String(v.clone()))).collect();
+    Reply::json(json!({"method": request.method, "path": request.path, "headers": headers}))
 }
 
 impl LocalEdge {

@@ -60,7 +60,13 @@ impl AccessLog {
     pub fn finish(mut self, status: u16) {
         self.line.insert("status".into(), status.into());
         self.line.insert("latencyMs".into(), millis(self.started.elapsed()).into());
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{}", Value::Object(self.line));
+        write_line(Value::Object(self.line).to_string());
     }
+}
+
+/// Writes `line` to stdout, whole (one write: lines of concurrent requests
+/// never interleave).
+pub fn write_line(mut line: String) {
+    line.push('\n');
+    let _ = std::io::stdout().lock().write_all(line.as_bytes());
 }

@@ -7,7 +7,7 @@
 //! certificate.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -33,7 +33,8 @@ type Key = Vec<String>;
 
 struct Entry {
     stored: Instant,
-    authorization: Authorization,
+    /// Shared with every request it answers (no copy of the policy per hit).
+    authorization: Arc<Authorization>,
     bytes: usize,
 }
 
@@ -63,13 +64,13 @@ impl AuthorizerCache {
         AuthorizerCache { ttl, max_entries, max_bytes, entries: Mutex::new(Entries::default()) }
     }
 
-    pub fn get(&self, key: &[String]) -> Option<Authorization> {
+    pub fn get(&self, key: &[String]) -> Option<Arc<Authorization>> {
         let entries = self.entries.lock().ok()?;
         let entry = entries.map.get(key)?;
         (entry.stored.elapsed() < self.ttl).then(|| entry.authorization.clone())
     }
 
-    pub fn put(&self, key: Vec<String>, authorization: Authorization) {
+    pub fn put(&self, key: Vec<String>, authorization: Arc<Authorization>) {
         let bytes = size_of(&key, &authorization);
         if self.ttl.is_zero() || bytes > self.max_bytes {
             return;
@@ -105,10 +106,10 @@ fn size_of(key: &[String], authorization: &Authorization) -> usize {
 mod tests {
     use super::*;
 
-    fn answer(sub: &str) -> Authorization {
+    fn answer(sub: &str) -> Arc<Authorization> {
         let mut context = serde_json::Map::new();
         context.insert("sub".into(), Value::String(sub.into()));
-        Authorization { policy: Value::Null, context, principal: None }
+        Arc::new(Authorization { policy: Value::Null, context, principal: None })
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! One request through the local edge, in API Gateway's order: WAF, base
-//! path, route, stage throttling, identity sources, authorizer (or its cache),
+//! One request through the local edge, in API Gateway's order: WAF, the
+//! path's canonical form, base path, route, stage throttling, identity
+//! sources, authorizer (or its cache),
 //! the policy against the method ARN, then the integration. Every step that
 //! ends the request answers as API Gateway does (status, body, error type) and
 //! the access log records how far it got.
@@ -140,6 +141,7 @@ impl Edge {
                 // 5. The authorizer's answer.
                 match outcome.map(parse_authorization) {
                     Ok(Some(authorization)) => {
+                        let authorization = std::sync::Arc::new(authorization);
                         self.cache.put(cache_key, authorization.clone());
                         authorization
                     }

@@ -176,6 +176,8 @@ async fn serve_connection(
         },
         None => None,
     };
+    // Responses go out whole: no Nagle delay waiting for the client's ACK.
+    let _ = tls.get_ref().0.set_nodelay(true);
     let connection = Arc::new(edge::Connection { source: peer.ip(), client_cert });
     let service = hyper::service::service_fn(move |request| {
         let edge = edge.clone();
@@ -209,7 +211,9 @@ fn domain_name(domain: &str, port: u16) -> String {
 
 /// A refused handshake has no request to log; one line says who and why.
 fn handshake_refused(peer: SocketAddr, reason: &str) {
-    println!("{}", serde_json::json!({"sourceIp": peer.ip().to_string(), "tls": "refused", "reason": reason}));
+    access_log::write_line(
+        serde_json::json!({"sourceIp": peer.ip().to_string(), "tls": "refused", "reason": reason}).to_string(),
+    );
 }
 
 /// The binary to run: `--bootstrap`, or the stack's code (built, or taken
