@@ -245,9 +245,10 @@ impl DpopVerifier {
     }
 
     /// Records a verified proof as used; refuses one that was used before.
-    /// Called once the proof has been accepted for this request.
-    pub fn remember(&self, proof: &VerifiedProof, now: u64) -> Result<(), DpopError> {
-        self.replay.insert(proof.replay_key, proof.acceptable_until, now)
+    /// Called once the proof has been accepted for this request. Expiry
+    /// runs on this verifier's own clock, the one [`DpopVerifier::now`] gives.
+    pub fn remember(&self, proof: &VerifiedProof) -> Result<(), DpopError> {
+        self.replay.insert(proof.replay_key, proof.acceptable_until, self.clock.now())
     }
 }
 
@@ -341,7 +342,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_proof_clock_reads_the_wall_clock_once() {
+    fn the_proof_clock_starts_at_the_given_wall_time_and_follows_the_monotonic_clock() {
         let clock = ProofClock::starting_at(1_000_000);
         let first = clock.now();
         assert!((1_000_000..1_000_002).contains(&first), "{first}");

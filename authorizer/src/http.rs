@@ -114,6 +114,13 @@ pub async fn fetch<T: DeserializeOwned>(request: reqwest::RequestBuilder) -> Res
         .iter()
         .filter_map(|value| value.to_str().ok())
         .find_map(max_age_of);
+    let body = read_body(&mut response).await?;
+    let parsed = serde_json::from_slice(&body).map_err(FetchError::Json)?;
+    Ok(Fetched { body: parsed, size: body.len(), max_age })
+}
+
+/// The body, refused once it passes [`MAX_BODY_BYTES`].
+async fn read_body(response: &mut reqwest::Response) -> Result<Vec<u8>, FetchError> {
     let mut body = Vec::with_capacity(response.content_length().unwrap_or(4096).min(MAX_BODY_BYTES as u64) as usize);
     while let Some(chunk) = response.chunk().await.map_err(FetchError::Transport)? {
         if body.len() + chunk.len() > MAX_BODY_BYTES {
@@ -121,23 +128,16 @@ pub async fn fetch<T: DeserializeOwned>(request: reqwest::RequestBuilder) -> Res
         }
         body.extend_from_slice(&chunk);
     }
-    let parsed = serde_json::from_slice(&body).map_err(FetchError::Json)?;
-    Ok(Fetched { body: parsed, size: body.len(), max_age })
+    Ok(body)
 }
 
-/// The `error` member of an OAuth error body, read within [`MAX_BODY_BYTES`].
+/// The `error` member of an OAuth error body (RFC 6749 §5.2), if it has one.
 async fn oauth_error(mut response: reqwest::Response) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct ErrorBody {
         error: String,
     }
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.ok()? {
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
-            return None;
-        }
-        body.extend_from_slice(&chunk);
-    }
+    let body = read_body(&mut response).await.ok()?;
     serde_json::from_slice::<ErrorBody>(&body).ok().map(|b| b.error)
 }
 

@@ -295,7 +295,7 @@ impl Authorizer {
 
         // 5. A proof is good for one request only.
         if let Some(proof) = &proof {
-            self.dpop.remember(proof, self.dpop.now())?;
+            self.dpop.remember(proof)?;
         }
 
         // 6. The library user's own checks.
