@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
 use crate::certs::{Ca, ClientCertificate, ServerCertificate};
-use crate::fixture::{self, AUDIENCE, ISSUER, ROUTES};
+use crate::fixture::{self, AUDIENCE, ISSUER};
 use crate::server::{Reply, TestServer};
 
 /// The domain the stack serves (the client resolves it to 127.0.0.1).
@@ -34,7 +34,7 @@ pub struct StackOptions {
     /// `deployer local` runs what the zip holds.
     pub code_zip: Option<PathBuf>,
     /// Adds `GET /pets/mine` (scope `pets:admin`) and `ANY /files/{path+}`
-    /// (scope `pets:read`) to the API and to the authorizer's ROUTES.
+    /// (scope `pets:read`) to the API, each with its scopes.
     pub more_routes: bool,
     /// More authorizer settings (`DPOP: allowed`, …).
     pub environment: Vec<(&'static str, String)>,
@@ -140,21 +140,22 @@ authorizer:
     TOKEN_ISSUER: {ISSUER}
     AUDIENCE: {AUDIENCE}
     CERT_BINDING: required
-    REALM: pets
-    ROUTES: '{routes}'
 {environment}  identity_sources: {sources}
   cache_ttl_seconds: {ttl}
   allow_cache_replay_with_binding: {replay}
 api:
   name: local-pets
   realm: pets
+  default: deny
   routes:
-    - method: GET
+{more_routes}    - method: GET
       path: /pets/{{id}}
+      scopes: [pets:read]
       backend: https://backend.example.com/pets/{{id}}
       context_headers: {{ X-Sub: sub, X-Client-Id: client_id, X-Client-Cert-Thumbprint: cert_thumbprint, X-Dpop-Thumbprint: dpop_thumbprint }}
-{more_routes}    - method: POST
+    - method: POST
       path: /pets
+      scopes: [pets:write]
       backend: https://backend.example.com/pets
       context_headers: {{ X-Sub: sub }}
 domain:
@@ -173,15 +174,11 @@ stage:
             Some(zip) => format!("{{ zip: {:?} }}", zip.display().to_string()),
             None => "{ build: authorizer }".to_owned(),
         },
-        routes = match options.more_routes {
-            true => MORE_ROUTES,
-            false => ROUTES,
-        }
-        .replace('\n', " "),
         more_routes = match options.more_routes {
             true =>
-                "    - method: GET\n      path: /pets/mine\n      backend: https://backend.example.com/pets/mine\n      \
-                     context_headers: { X-Sub: sub }\n    - method: ANY\n      path: /files/{path+}\n      \
+                "    - method: GET\n      path: /pets/mine\n      scopes: [pets:admin]\n      \
+                     backend: https://backend.example.com/pets/mine\n      context_headers: { X-Sub: sub }\n    \
+                     - method: ANY\n      path: /files/{path+}\n      scopes: [pets:read]\n      \
                      backend: https://backend.example.com/files/{path+}\n",
             false => "",
         },
@@ -227,17 +224,6 @@ while True:
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     path
 }
-
-/// The authorizer's table when `more_routes` is set.
-const MORE_ROUTES: &str = r#"{
-    "routes": [
-        {"method": "GET", "path": "/pets/mine", "scopes": ["pets:admin"]},
-        {"method": "GET", "path": "/pets/{id}", "scopes": ["pets:read"]},
-        {"method": "ANY", "path": "/files/*", "scopes": ["pets:read"]},
-        {"method": "POST", "path": "/pets", "scopes": ["pets:write"]}
-    ],
-    "default": "deny"
-}"#;
 
 /// A fresh directory under the system's temporary directory.
 pub fn scratch_directory(name: &str) -> PathBuf {

@@ -36,6 +36,10 @@ async fn apply_creates_everything_then_a_second_apply_changes_nothing() {
     let variables = config.environment().unwrap().variables().unwrap();
     assert_eq!(variables.get("INTROSPECTION_CLIENT_SECRET").map(String::as_str), Some(SECRET));
     assert_eq!(variables.get("CERT_BINDING").map(String::as_str), Some("required"));
+    // Written from the `api` section, not by hand: the routes the API serves, the realm of its 401s.
+    assert_eq!(variables.get("REALM").map(String::as_str), Some("pets"));
+    let routes = variables.get("ROUTES").expect("ROUTES");
+    assert!(routes.contains(r#""path":"/pets/{id}""#) && routes.contains(r#""default":"deny""#), "{routes}");
 
     let apis = aws.apigateway.get_rest_apis().send().await.unwrap();
     let api = apis.items().iter().find(|a| a.name() == Some("t-apply-api")).expect("the REST API");

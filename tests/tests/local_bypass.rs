@@ -204,14 +204,16 @@ async fn env_overrides_meet_the_checks_the_stack_file_meets() {
     let refused = LocalEdge::try_start(cached.clone(), &["--env", "NOT_A_SETTING=1"]).await;
     let stderr = refused.err().expect("an unknown setting must be refused");
     assert!(stderr.contains("NOT_A_SETTING") && stderr.contains("is not a setting the authorizer reads"), "{stderr}");
-    // A valid override applies: the authorizer's own challenge (on a 403) names its REALM.
-    let edge = LocalEdge::start_with(cached, &["--env", "REALM=elsewhere"]).await;
-    let narrow = edge.token("profile", &edge.pki.client);
-    let answer = edge.client(Some(&edge.pki.client)).get(edge.url("/pets/7")).bearer_auth(&narrow).send().await;
+    // REALM and ROUTES come from the api section, not from --env either.
+    let refused = LocalEdge::try_start(cached.clone(), &["--env", "REALM=elsewhere"]).await;
+    let stderr = refused.err().expect("REALM is written from api.realm");
+    assert!(stderr.contains("authorizer.environment.REALM") && stderr.contains("api.realm"), "{stderr}");
+    // A valid override applies: with another audience the same token is refused.
+    let edge = LocalEdge::start_with(cached, &["--env", "AUDIENCE=api://elsewhere"]).await;
+    let token = edge.token("pets:read", &edge.pki.client);
+    let answer = edge.client(Some(&edge.pki.client)).get(edge.url("/pets/7")).bearer_auth(&token).send().await;
     let answer = answer.expect("an answer");
-    assert_eq!(answer.status().as_u16(), 403);
-    let challenge = challenge_of(&answer);
-    assert!(challenge.contains("realm=\"elsewhere\""), "{challenge}");
+    assert_eq!(answer.status().as_u16(), 401, "a token for api://pets, which other tests show is accepted");
     edge.stop().await;
 }
 

@@ -73,8 +73,15 @@ pub(super) fn validate(
     let mut checks = Checks { problems: Vec::new(), env };
     checks.stack_name(&raw.stack);
     let stage = checks.stage(raw.stage);
-    let (authorizer, dpop) = checks.authorizer(raw.authorizer, base, &stage.variables);
-    let api = checks.api(raw.api, &dpop);
+    let mut api = checks.api(&raw.api);
+    let generated = checks.generated_settings(&raw.api);
+    let (authorizer, dpop) = checks.authorizer(raw.authorizer, base, &stage.variables, generated, &raw.api);
+    if let Some(api) = &mut api {
+        let dpop_off =
+            DpopSettings { mode: DpopMode::Off, algorithms: Vec::new(), iat_window: std::time::Duration::ZERO };
+        api.unauthorized_challenge =
+            authorizer::error::unauthorized_challenge(&raw.api.realm, dpop.as_ref().unwrap_or(&dpop_off));
+    }
     let domain = raw.domain.map(|d| checks.domain(d, base));
     if let (Some(domain), Some(region)) = (&domain, &raw.region) {
         checks.problems.extend(region_problems(domain, region));
@@ -139,6 +146,8 @@ impl Checks<'_> {
         raw: RawAuthorizer,
         base: &Path,
         stage_variables: &BTreeMap<String, String>,
+        generated: BTreeMap<String, Setting>,
+        api: &RawApi,
     ) -> (AuthorizerSpec, Option<DpopSettings>) {
         if !(128..=10240).contains(&raw.memory_mb) {
             self.problem("authorizer.memory_mb", format!("{} is outside 128..=10240", raw.memory_mb));
@@ -168,6 +177,8 @@ impl Checks<'_> {
             let reserved = name.starts_with("AWS_") || name == "_HANDLER" || name == "LAMBDA_TASK_ROOT";
             if reserved {
                 self.problem(&field, "is reserved by Lambda");
+            } else if let Some(how) = by_hand(name, value, api) {
+                self.problem(&field, how);
             } else if !authorizer::config::VARIABLES.contains(&name.as_str())
                 && !authorizer::config::RUNTIME_VARIABLES.contains(&name.as_str())
             {
@@ -177,6 +188,7 @@ impl Checks<'_> {
             setting.secret |= authorizer::config::SECRET_VARIABLES.contains(&name.as_str());
             environment.insert(name.clone(), setting);
         }
+        environment.extend(generated);
         self.environment_size(&environment);
         let plain: BTreeMap<String, String> = environment.iter().map(|(k, v)| (k.clone(), v.value.clone())).collect();
         let config = match authorizer::Config::from_map(&plain) {
@@ -272,12 +284,13 @@ impl Checks<'_> {
         }
     }
 
-    /// The REST API, its routes, and the 401 challenge (realm and schemes).
-    /// `None` when the section is too broken to build.
-    fn api(&mut self, raw: RawApi, dpop: &Option<DpopSettings>) -> Option<ApiSpec> {
-        let source = match (raw.name, raw.id) {
-            (Some(name), None) => Some(ApiSource::Create(name)),
-            (None, Some(id)) => Some(ApiSource::Adopt(self.resolve("api.id", &id).value)),
+    /// The REST API and its routes. `None` when the section is too broken
+    /// to build. The 401 challenge is filled in once the authorizer's DPoP
+    /// settings are known.
+    fn api(&mut self, raw: &RawApi) -> Option<ApiSpec> {
+        let source = match (&raw.name, &raw.id) {
+            (Some(name), None) => Some(ApiSource::Create(name.clone())),
+            (None, Some(id)) => Some(ApiSource::Adopt(self.resolve("api.id", id).value)),
             _ => {
                 self.problem("api", "set exactly one of `name` (create the REST API) or `id` (adopt an existing one)");
                 None
@@ -286,10 +299,6 @@ impl Checks<'_> {
         if raw.realm.is_empty() || raw.realm.contains(['"', '\'', '\\']) || raw.realm.chars().any(char::is_control) {
             self.problem("api.realm", "must be non-empty, without quotes, backslashes or control characters");
         }
-        let dpop_off =
-            DpopSettings { mode: DpopMode::Off, algorithms: Vec::new(), iat_window: std::time::Duration::ZERO };
-        let unauthorized_challenge =
-            authorizer::error::unauthorized_challenge(&raw.realm, dpop.as_ref().unwrap_or(&dpop_off));
 
         if raw.routes.is_empty() {
             // API Gateway refuses to deploy an API without a method.
@@ -332,7 +341,29 @@ impl Checks<'_> {
             });
         }
         self.one_variable_per_parent(&routes);
-        Some(ApiSpec { source: source?, routes, unauthorized_challenge })
+        Some(ApiSpec { source: source?, routes, unauthorized_challenge: String::new() })
+    }
+
+    /// The authorizer settings the API section decides: `ROUTES`, the table
+    /// of the scopes each route needs, written from `api.routes` in the
+    /// order given (the authorizer's semantics: every route whose pattern
+    /// applies must be satisfied, `{param}` matching like IAM's `*`), and
+    /// `REALM`, from `api.realm`. Checked with the authorizer's own parser,
+    /// so a scope it would refuse is refused here, on the route that has it.
+    fn generated_settings(&mut self, raw: &RawApi) -> BTreeMap<String, Setting> {
+        let table = route_table(raw);
+        if let Err(message) = authorizer::routes::RouteTable::parse(&table) {
+            let (field, message) = match message.strip_prefix("routes[").and_then(|m| m.split_once("]: ")) {
+                Some((index, message)) => (format!("api.routes[{index}]"), message.to_owned()),
+                None => ("api.default".to_owned(), message.trim_start_matches("default: ").to_owned()),
+            };
+            // A bad method or path is reported by `api` already.
+            if !self.problems.iter().any(|p| p.field.starts_with(&field)) {
+                self.problem(field, message);
+            }
+        }
+        let public = |value: String| Setting { value, secret: false };
+        BTreeMap::from([("ROUTES".to_owned(), public(table)), ("REALM".to_owned(), public(raw.realm.clone()))])
     }
 
     /// API Gateway allows one variable path part per parent resource:
@@ -472,6 +503,75 @@ impl Checks<'_> {
         }
         cidrs
     }
+}
+
+/// `api.routes` and `api.default` as the authorizer's `ROUTES` (JSON). The
+/// API has one stage, so no entry names one.
+pub fn route_table(raw: &RawApi) -> String {
+    let rule = |scopes: &[String], matching: ScopeMatch| serde_json::json!({"scopes": scopes, "match": matching});
+    let routes: Vec<serde_json::Value> = raw
+        .routes
+        .iter()
+        .map(|r| {
+            let mut entry = rule(&r.scopes, r.matching);
+            entry["method"] = r.method.to_ascii_uppercase().into();
+            entry["path"] = r.path.clone().into();
+            entry
+        })
+        .collect();
+    let default = match &raw.default {
+        None | Some(RawRule::Deny(_)) => serde_json::json!("deny"),
+        Some(RawRule::Scopes(r)) => rule(&r.scopes, r.matching),
+    };
+    serde_json::json!({"routes": routes, "default": default}).to_string()
+}
+
+/// Why `name` may not be set by hand in `authorizer.environment`, with what
+/// to write instead, when the deployer writes it from the `api` section.
+fn by_hand(name: &str, value: &str, api: &RawApi) -> Option<String> {
+    match name {
+        "REALM" => Some(format!(
+            "is written by the deployer from api.realm (now {:?}): remove it{}",
+            api.realm,
+            if value == api.realm { String::new() } else { format!(" and set api.realm: {value}") }
+        )),
+        "ROUTES" => Some(format!(
+            "is written by the deployer from api.routes, where each route carries its own scopes: remove it and \
+             move its entries there:\n{}",
+            routes_to_move(value, api)
+        )),
+        _ => None,
+    }
+}
+
+/// A hand-written `ROUTES` table as the `api` entries it becomes.
+fn routes_to_move(value: &str, api: &RawApi) -> String {
+    let Ok(table) = serde_json::from_str::<serde_json::Value>(value) else {
+        return "    (it is not valid JSON; write `scopes:` on each api.routes entry)".to_owned();
+    };
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+    let rule = |entry: &serde_json::Value| {
+        let scopes = entry["scopes"].as_array().map(|s| s.iter().map(text).collect::<Vec<_>>().join(", "));
+        let matching = entry["match"].as_str().map(|m| format!(", match: {m}")).unwrap_or_default();
+        format!("scopes: [{}]{matching}", scopes.unwrap_or_default())
+    };
+    let mut lines = Vec::new();
+    for entry in table["routes"].as_array().into_iter().flatten() {
+        let (method, path) = (text(&entry["method"]).to_ascii_uppercase(), text(&entry["path"]));
+        let served = api.routes.iter().any(|r| r.method.eq_ignore_ascii_case(&method) && r.path == path);
+        let note = match (&entry["stage"], served) {
+            (serde_json::Value::String(stage), _) => format!("  (limited to stage {stage}: the stack has one stage)"),
+            (_, false) => "  (no api.routes entry has this method and path)".to_owned(),
+            _ => String::new(),
+        };
+        lines.push(format!("    {method} {path}: {}{note}", rule(entry)));
+    }
+    match &table["default"] {
+        serde_json::Value::String(keyword) => lines.push(format!("    api.default: {keyword}")),
+        serde_json::Value::Null => {}
+        default => lines.push(format!("    api.default: {{ {} }}", rule(default))),
+    }
+    lines.join("\n")
 }
 
 /// Replaces every `${env:NAME}`; the result is secret if any reference was used.

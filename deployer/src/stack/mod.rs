@@ -204,4 +204,70 @@ mod tests {
         let unbound = format!("{JWT_ENV}    CERT_BINDING: \"off\"\n");
         assert!(load_authorizer(&unbound, &["method.request.header.Authorization"], 300).is_ok());
     }
+
+    /// Loads a stack with `api` as its API section (and the JWT settings).
+    fn load_api(api: &str, extra_environment: &str) -> Result<Stack, StackError> {
+        let dir = std::env::temp_dir().join(format!("stack-routes-{}-{}", std::process::id(), rand_suffix()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let yaml = format!(
+            "stack: routes\nauthorizer:\n  code: {{ zip: code.zip }}\n  environment:\n{JWT_ENV}{extra_environment}api:\n{api}stage:\n  name: prod\n"
+        );
+        let path = dir.join("stack.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        let result = Stack::load(&path, &|_| None);
+        let _ = std::fs::remove_dir_all(&dir);
+        result
+    }
+
+    const ROUTED_API: &str = "  name: pets\n  realm: pets\n  routes:\n    - { method: GET, path: '/pets/{id}', backend: 'https://b.example.com/pets/{id}', scopes: [pets:read] }\n    - { method: post, path: /pets, backend: 'https://b.example.com/pets', scopes: [pets:write, admin], match: any }\n    - { method: GET, path: /health, backend: 'https://b.example.com/health' }\n";
+
+    #[test]
+    fn the_authorizer_routes_and_realm_are_written_from_the_api_section() {
+        let stack = load_api(ROUTED_API, "").expect("valid");
+        let environment = &stack.authorizer.environment;
+        assert_eq!(environment["REALM"].value, "pets");
+        let table =
+            authorizer::routes::RouteTable::parse(&environment["ROUTES"].value).expect("the authorizer reads it");
+        let needs = |verb: &str, path: &str| {
+            let arn = format!("arn:aws:execute-api:eu-west-1:123456789012:abc/prod/{verb}/{path}");
+            let arn = authorizer::policy::MethodArn::parse(&arn).expect("arn");
+            table.requirements(&arn).cloned().collect::<Vec<_>>()
+        };
+        use authorizer::routes::Requirement::*;
+        assert_eq!(needs("GET", "pets/7"), [AllOf(vec!["pets:read".into()])]);
+        assert_eq!(needs("POST", "pets"), [AnyOf(vec!["pets:write".into(), "admin".into()])]);
+        assert_eq!(needs("GET", "health"), [AllOf(vec![])], "no scopes: any valid token");
+        assert_eq!(needs("DELETE", "pets/7"), [Deny], "not a route: the default, deny");
+        let with_default =
+            ROUTED_API.replace("  realm: pets\n", "  realm: pets\n  default: { scopes: [pets:admin] }\n");
+        let stack = load_api(&with_default, "").expect("valid");
+        let table = authorizer::routes::RouteTable::parse(&stack.authorizer.environment["ROUTES"].value).unwrap();
+        assert_eq!(table.default, AllOf(vec!["pets:admin".into()]));
+    }
+
+    #[test]
+    fn routes_or_realm_set_by_hand_are_refused_with_what_to_move() {
+        let by_hand = "    REALM: other\n    ROUTES: '{\"routes\": [{\"method\": \"GET\", \"path\": \"/pets/{id}\", \"scopes\": [\"pets:read\"]}, {\"method\": \"DELETE\", \"path\": \"/pets/{id}\", \"scopes\": [\"pets:admin\"]}], \"default\": \"deny\"}'\n";
+        let problems = load_api(ROUTED_API, by_hand).expect_err("set twice").problems;
+        let routes = problems.iter().find(|p| p.field == "authorizer.environment.ROUTES").expect("ROUTES refused");
+        assert!(routes.message.contains("GET /pets/{id}: scopes: [pets:read]\n"), "{}", routes.message);
+        assert!(
+            routes.message.contains("DELETE /pets/{id}: scopes: [pets:admin]  (no api.routes entry"),
+            "{}",
+            routes.message
+        );
+        assert!(routes.message.contains("api.default: deny"), "{}", routes.message);
+        let realm = problems.iter().find(|p| p.field == "authorizer.environment.REALM").expect("REALM refused");
+        assert!(realm.message.contains("set api.realm: other"), "{}", realm.message);
+    }
+
+    #[test]
+    fn a_bad_scope_is_refused_on_its_route() {
+        let api = ROUTED_API.replace("[pets:read]", "['pets read']");
+        let problems = load_api(&api, "").expect_err("a space is not a scope token").problems;
+        assert!(problems.iter().any(|p| p.field == "api.routes[0]" && p.message.contains("scope")), "{problems:?}");
+        let api = ROUTED_API.replace("  realm: pets\n", "  realm: pets\n  default: { match: any }\n");
+        let problems = load_api(&api, "").expect_err("any of nothing").problems;
+        assert!(problems.iter().any(|p| p.field == "api.default"), "{problems:?}");
+    }
 }

@@ -91,7 +91,13 @@ pub struct RawApi {
     pub id: Option<String>,
     #[serde(default)]
     pub routes: Vec<RawRoute>,
-    /// `realm` of the 401 challenge configured on the UNAUTHORIZED response.
+    /// What a request no route applies to needs (`deny`, the default, or
+    /// scopes). Only reachable through a route that is also served, so
+    /// `deny` is almost always right.
+    #[serde(default)]
+    pub default: Option<RawRule>,
+    /// `realm` of the 401 challenge configured on the UNAUTHORIZED response,
+    /// and of the authorizer's own challenges (its `REALM`).
     #[serde(default = "default_realm")]
     pub realm: String,
 }
@@ -109,6 +115,45 @@ pub struct RawRoute {
     /// Request header → authorizer context key, e.g. `X-Sub: sub`.
     #[serde(default)]
     pub context_headers: BTreeMap<String, String>,
+    /// The scopes a token needs for this route (none: any valid token).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Whether the token needs all of `scopes` or any one of them.
+    #[serde(default, rename = "match")]
+    pub matching: ScopeMatch,
+}
+
+/// How a route's scopes are matched (the authorizer's `match`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScopeMatch {
+    #[default]
+    All,
+    Any,
+}
+
+/// `api.default`: `deny`, or the scopes a token needs.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawRule {
+    Deny(DenyKeyword),
+    Scopes(RawScopeRule),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScopeRule {
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default, rename = "match")]
+    pub matching: ScopeMatch,
+}
+
+/// The one keyword `api.default` takes besides scopes.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DenyKeyword {
+    Deny,
 }
 
 #[derive(Debug, Deserialize)]
