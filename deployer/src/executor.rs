@@ -5,7 +5,10 @@
 //! 409 "concurrent modification").
 //!
 //! Before an update or a replacement the resource is read again (`find`),
-//! and what is written is the difference found then. A create trusts the
+//! and the step goes on only if that read calls for what the plan printed:
+//! the same action, the same fields, from the same old values
+//! ([`Step::deviation`]). If AWS moved, the step fails with what changed
+//! and writes nothing; the next run plans again. A create trusts the
 //! observation instead when it is fresh (read under this run's lock less
 //! than [`FRESH`] ago): no other run can have written since, and a read per
 //! level of the graph would double the rounds of a first apply; after a long
@@ -228,11 +231,22 @@ impl Job {
                 anyhow::bail!("{address} exists but does not carry the stack's tag; refusing to take it over")
             }
             None => {
+                if let Some(moved) = self.step.deviation(Action::Create, &[]) {
+                    return Err(moved.into());
+                }
                 eprintln!("  creating {address}");
                 kind.create(aws, spec).await.map_err(|e| e.context(format!("creating {address}")))?
             }
             Some(found) => {
                 let mut diff = kind.diff(spec, &found.state)?;
+                let now = match (diff.is_empty(), diff.replace) {
+                    (true, _) => Action::NoOp,
+                    (false, true) => Action::Replace,
+                    (false, false) => Action::Update,
+                };
+                if let Some(moved) = self.step.deviation(now, &diff.fields) {
+                    return Err(moved.into());
+                }
                 for planned in self.step.fields.iter().filter(|f| f.forced) {
                     if !diff.has(&planned.field) {
                         diff.fields.push(planned.clone());

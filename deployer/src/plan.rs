@@ -128,6 +128,51 @@ pub struct Step {
     pub fields: Vec<FieldChange>,
 }
 
+/// A step the executor will not carry out because what AWS holds now is not
+/// what the plan was made from: it would write something nobody reviewed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "AWS changed since the plan: planned {planned}, now {now}; nothing was written to it. Plan again (`deployer \
+     diff`, then `apply`) to review what it takes now"
+)]
+pub struct Moved {
+    pub planned: String,
+    pub now: String,
+}
+
+impl Step {
+    /// Whether `now` (the action and fields a fresh read calls for) is still
+    /// this step. A create that finds its resource as wanted (a killed run
+    /// made it) is; forced fields (a redeployment) are the planner's and not
+    /// compared; a planned field whose new value was "known after apply" may
+    /// have turned out equal. Anything else that differs, in the action, the
+    /// fields or a field's old value, is AWS having moved.
+    pub fn deviation(&self, now: Action, fields: &[FieldChange]) -> Option<Moved> {
+        let planned: Vec<&FieldChange> = self.fields.iter().filter(|f| !f.forced).collect();
+        let now_fields: Vec<&FieldChange> = fields.iter().filter(|f| !f.forced).collect();
+        let moved = || Moved { planned: describe(self.action, &planned), now: describe(now, &now_fields) };
+        match (self.action, now) {
+            (Action::Create, Action::Create | Action::NoOp) => return None,
+            (Action::Update, Action::Update | Action::NoOp) | (Action::Replace, Action::Replace) => {}
+            _ => return Some(moved()),
+        }
+        let planned_as_found = now_fields.iter().all(|f| planned.iter().any(|p| p.field == f.field && p.old == f.old));
+        let nothing_left_out = planned
+            .iter()
+            .all(|p| p.new.contains(", known after apply)") || now_fields.iter().any(|f| f.field == p.field));
+        (!(planned_as_found && nothing_left_out)).then(moved)
+    }
+}
+
+/// `update of [a: 1 → 2]`, `create`, `no change`.
+fn describe(action: Action, fields: &[&FieldChange]) -> String {
+    if fields.is_empty() || action == Action::Create {
+        return action.to_string();
+    }
+    let fields: Vec<String> = fields.iter().map(|f| format!("{}: {} → {}", f.field, f.old, f.new)).collect();
+    format!("{action} of [{}]", fields.join(", "))
+}
+
 /// A plan, as printed and as saved. Steps are in dependency order; the
 /// executor may run independent ones at the same time.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -262,3 +307,44 @@ pub struct Artifact {
 }
 
 pub const SAVED_PLAN_FORMAT: u32 = 2;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(name: &str, old: &str, new: &str) -> FieldChange {
+        FieldChange { field: name.into(), old: old.into(), new: new.into(), forced: false }
+    }
+
+    fn step(action: Action, fields: Vec<FieldChange>) -> Step {
+        Step { address: Address::new("stage", "prod"), action, fields }
+    }
+
+    #[test]
+    fn a_step_binds_its_action_its_fields_and_their_old_values() {
+        let planned = step(Action::Update, vec![field("variables", "{tier: gold}", "{tier: silver}")]);
+        assert_eq!(planned.deviation(Action::Update, &planned.fields.clone()), None, "as planned");
+        let more = [planned.fields[0].clone(), field("throttling", "50", "100")];
+        let moved = planned.deviation(Action::Update, &more).expect("a field nobody reviewed");
+        assert_eq!(moved.planned, "update of [variables: {tier: gold} → {tier: silver}]");
+        assert!(moved.now.contains("throttling: 50 → 100"), "{moved}");
+        assert!(moved.to_string().starts_with("AWS changed since the plan: planned update of [variables"), "{moved}");
+        let other_old = [field("variables", "{tier: bronze}", "{tier: silver}")];
+        assert!(planned.deviation(Action::Update, &other_old).is_some(), "the field moved under the plan");
+        assert!(planned.deviation(Action::Update, &[]).is_some(), "someone else made the change");
+        assert!(planned.deviation(Action::Create, &[]).is_some(), "it is gone");
+        assert!(planned.deviation(Action::Replace, &planned.fields.clone()).is_some());
+
+        let create = step(Action::Create, vec![]);
+        assert_eq!(create.deviation(Action::Create, &[]), None);
+        assert_eq!(create.deviation(Action::NoOp, &[]), None, "made as wanted by a run that was killed");
+        assert!(create.deviation(Action::Update, &[field("a", "1", "2")]).is_some(), "made otherwise");
+
+        let forced = FieldChange { forced: true, ..field("deployment", "current", "new") };
+        let redeploy = step(Action::Update, vec![forced.clone()]);
+        assert_eq!(redeploy.deviation(Action::NoOp, &[]), None, "the planner's redeployment is not compared");
+        let later =
+            step(Action::Update, vec![field("web_acl", "\"arn:1\"", "\"(arn of web_acl a, known after apply)\"")]);
+        assert_eq!(later.deviation(Action::NoOp, &[]), None, "a value known after apply may turn out equal");
+    }
+}

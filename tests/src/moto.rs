@@ -126,7 +126,13 @@ struct Options {
     refuse: Option<Arc<Refuse>>,
     layer: Option<Arc<AwsLike>>,
     dead_end: bool,
+    act: Option<Arc<Act>>,
 }
+
+/// Something done in the account before a call is passed on (`None`: pass
+/// it on at once): another actor changing AWS while the deployer runs.
+pub type Act =
+    dyn Fn(&Recorded) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> + Send + Sync;
 
 /// Answers a call instead of moto (`None`: pass it on).
 pub type Refuse = dyn Fn(&Recorded) -> Option<Reply> + Send + Sync;
@@ -174,6 +180,17 @@ impl Proxy {
         Self::start_with(Options { rewrite: Some(Arc::new(rewrite)), layer, ..Options::default() }).await
     }
 
+    /// A proxy that lets `act` change the account before passing a call on:
+    /// AWS moving under a run, between its plan and one of its steps.
+    pub async fn acting(
+        act: impl Fn(&Recorded) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Proxy {
+        Self::start_with(Options { act: Some(Arc::new(act)), ..Options::default() }).await
+    }
+
     /// A proxy with nothing behind it: records, and answers 500. For tests
     /// that expect no request at all.
     pub async fn dead_end() -> Proxy {
@@ -181,7 +198,7 @@ impl Proxy {
     }
 
     async fn start_with(options: Options) -> Proxy {
-        let Options { delay, rewrite, refuse, layer, dead_end } = options;
+        let Options { delay, rewrite, refuse, layer, dead_end, act } = options;
         let upstream = (!dead_end).then(endpoint);
         let calls: Arc<Mutex<Vec<Call>>> = Arc::new(Mutex::new(Vec::new()));
         let concurrency = Arc::new(Concurrency::default());
@@ -194,12 +211,16 @@ impl Proxy {
             recorded.lock().expect("calls").push(Call { service_operation, mutating, request: request.clone(), at });
             let (client, upstream, rewrite, refuse) =
                 (client.clone(), upstream.clone(), rewrite.clone(), refuse.clone());
+            let acted = act.as_ref().and_then(|act| act(&request));
             let (in_flight, frozen, aws) = (in_flight.clone(), frozen.clone(), aws.clone());
             Box::pin(async move {
                 if !frozen.lets_through(mutating) {
                     // Held until the test kills the deployer (bounded all the same).
                     tokio::time::sleep(Duration::from_secs(60)).await;
                     return Reply::hang_up();
+                }
+                if let Some(acted) = acted {
+                    acted.await;
                 }
                 let now = in_flight.now.fetch_add(1, Ordering::SeqCst) + 1;
                 in_flight.highest.fetch_max(now, Ordering::SeqCst);
