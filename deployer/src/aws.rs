@@ -83,10 +83,18 @@ pub struct Aws {
     pub s3: aws_sdk_s3::Client,
     pub wafv2: aws_sdk_wafv2::Client,
     pub route53: aws_sdk_route53::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
     /// How long `apply` waits for ACM to issue a requested certificate
     /// before it leaves the rest for a later run (unscaled;
     /// `apply --wait-for-certificate`).
     pub certificate_wait: std::time::Duration,
+}
+
+impl Aws {
+    /// ARNs in this client's partition, region and account.
+    pub fn arns(&self) -> crate::stack::names::Arns<'_> {
+        crate::stack::names::Arns { partition: &self.partition, region: &self.region, account: &self.account }
+    }
 }
 
 /// How long `apply` waits for a certificate's DNS validation by default.
@@ -134,6 +142,7 @@ impl Aws {
             s3: aws_sdk_s3::Client::from_conf(s3),
             wafv2: aws_sdk_wafv2::Client::from_conf(with_retries!(aws_sdk_wafv2, &config)),
             route53: aws_sdk_route53::Client::from_conf(with_retries!(aws_sdk_route53, &config)),
+            logs: aws_sdk_cloudwatchlogs::Client::from_conf(with_retries!(aws_sdk_cloudwatchlogs, &config)),
             certificate_wait: CERTIFICATE_WAIT,
         })
     }

@@ -77,6 +77,9 @@ pub enum Command {
         #[arg(long)]
         read_only: bool,
     },
+    /// Print stack.yaml's JSON Schema (the repository keeps it as
+    /// stack.schema.json, for editors). Reads no stack file.
+    Schema,
     /// Serve the stack on this machine as API Gateway would (mTLS, WAF
     /// allowlist, routes, the real authorizer and its cache, header mappings,
     /// the backend), without AWS. One JSON access-log line per request on stdout.

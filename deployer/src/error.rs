@@ -24,7 +24,7 @@ pub fn code<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> Option<&str> 
 /// The codes with which the services this deployer calls say "no such thing".
 const NOT_FOUND: &[&str] = &[
     "NoSuchEntity",                // IAM
-    "ResourceNotFoundException",   // Lambda, ACM
+    "ResourceNotFoundException",   // Lambda, ACM, CloudWatch Logs
     "NotFoundException",           // API Gateway
     "NoSuchBucket",                // S3
     "NoSuchKey",                   // S3
@@ -40,7 +40,10 @@ pub fn already_exists<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> boo
     let Some(service) = error.as_service_error() else { return false };
     let message = service.message().unwrap_or_default();
     match service.code().unwrap_or_default() {
-        "EntityAlreadyExists" | "BucketAlreadyOwnedByYou" | "WAFDuplicateItemException" => true,
+        "EntityAlreadyExists"
+        | "BucketAlreadyOwnedByYou"
+        | "WAFDuplicateItemException"
+        | "ResourceAlreadyExistsException" => true, // …, CloudWatch Logs
         // Lambda: "Function already exist: NAME" (the same code means "an
         // update is in progress" too).
         "ResourceConflictException" => message.contains("already exist"),

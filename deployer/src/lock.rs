@@ -61,12 +61,7 @@ pub struct Held {
 }
 
 pub fn bucket_name(aws: &Aws) -> String {
-    bucket_for(&aws.account, &aws.region)
-}
-
-/// The lock bucket of an account and region.
-pub fn bucket_for(account: &str, region: &str) -> String {
-    format!("oauth-gateway-{account}-{region}")
+    crate::stack::names::lock_bucket(&aws.account, &aws.region)
 }
 
 /// The stack's lock object in it.

@@ -42,6 +42,10 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Schema = cli.command {
+        print!("{}", deployer::stack::schema::json_schema());
+        return Ok(ExitCode::SUCCESS);
+    }
     // Everything that can be checked without AWS is checked before the first call.
     // `policy` depends on no `${env:…}` value: whoever sets the role up need
     // not hold the pipeline's secrets.
@@ -149,7 +153,7 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             let result = apply(cli, &aws, &stack, &desired, saved.as_ref().map(|(s, _)| &s.plan), &held.lost()).await;
             finish(held, result).await
         }
-        Command::Local { .. } => unreachable!("`local` is served before AWS is contacted"),
+        Command::Local { .. } | Command::Schema => unreachable!("answered before AWS is contacted"),
         Command::Teardown => {
             let held = commands::lock(&aws, &stack, "teardown", lease, wait).await?;
             let result = teardown(cli, &aws, &stack, &desired, &held.lost()).await;

@@ -15,7 +15,11 @@
 //!   `s3:GetObject` and `GetObjectVersion`);
 //! - the WAF IP sets and web ACL by name, the stage they protect;
 //! - certificates requested only for the stack's domain (`acm:DomainNames`);
-//! - the records of the stack's hosted zone, if it names one.
+//! - the records of the stack's hosted zone, if it names one;
+//! - the stack's log groups (the function's, the stage's access logs) and,
+//!   with an access log, API Gateway's account setting: read always, set
+//!   (with the account's CloudWatch role made and passed to API Gateway
+//!   only) when the stack says `account_role: create`.
 //!
 //! Where a service offers no resource-level permission (listing WAF sets or
 //! ACM certificates, RequestCertificate) the resource is `*`. REST API ids
@@ -32,7 +36,8 @@ use std::fmt;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::resources::{iam_role, ip_set, lambda_function, web_acl};
+use crate::resources::iam_role;
+use crate::stack::names;
 use crate::stack::{ApiSource, CertificateSpec, Stack};
 
 /// Where the policy is for.
@@ -97,9 +102,9 @@ impl Statement {
 pub fn document(stack: &Stack, target: &Target<'_>) -> Policy {
     let Target { account, region, partition } = *target;
     let name = stack.name.as_str();
-    let role = |role: String| format!("arn:{partition}:iam::{account}:role/{role}");
-    let execution_role = role(iam_role::execution_role_name(name));
-    let invoke_role = role(iam_role::invoke_role_name(name));
+    let arns = names::Arns { partition, region, account };
+    let execution_role = arns.role(&names::execution_role(name));
+    let invoke_role = arns.role(&names::invoke_role(name));
     let apigateway = |path: &str| format!("arn:{partition}:apigateway:{region}::{path}");
     let wafv2 = |path: String| format!("arn:{partition}:wafv2:{region}:{account}:regional/{path}");
     let stage_arn = apigateway(&format!("/restapis/*/stages/{}", stack.stage.name));
@@ -125,8 +130,7 @@ pub fn document(stack: &Stack, target: &Target<'_>) -> Policy {
             &["iam:AttachRolePolicy", "iam:DetachRolePolicy"],
             vec![execution_role.clone()],
         )
-        .when(json!({"ArnEquals": {"iam:PolicyARN":
-            format!("arn:{partition}:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole")}})),
+        .when(json!({"ArnEquals": {"iam:PolicyARN": arns.managed_policy(iam_role::LAMBDA_LOGGING_POLICY)}})),
         allow("PassExecutionRoleToLambda", &["iam:PassRole"], vec![execution_role])
             .when(json!({"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}})),
         allow("PassInvokeRoleToApiGateway", &["iam:PassRole"], vec![invoke_role])
@@ -141,7 +145,7 @@ pub fn document(stack: &Stack, target: &Target<'_>) -> Policy {
                 "lambda:DeleteFunction",
                 "lambda:TagResource",
             ],
-            vec![format!("arn:{partition}:lambda:{region}:{account}:function:{}", lambda_function::name(name))],
+            vec![arns.function(name)],
         ),
         allow(
             "RestApi",
@@ -190,9 +194,9 @@ pub fn document(stack: &Stack, target: &Target<'_>) -> Policy {
                 "wafv2:ListTagsForResource",
             ],
             vec![
-                wafv2(format!("ipset/{}/*", ip_set::name(name, false))),
-                wafv2(format!("ipset/{}/*", ip_set::name(name, true))),
-                wafv2(format!("webacl/{}/*", web_acl::name(name))),
+                wafv2(format!("ipset/{}/*", names::ip_set(name, false))),
+                wafv2(format!("ipset/{}/*", names::ip_set(name, true))),
+                wafv2(format!("webacl/{}/*", names::web_acl(name))),
             ],
         ),
         allow(
@@ -203,7 +207,43 @@ pub fn document(stack: &Stack, target: &Target<'_>) -> Policy {
         allow("SetStageWebAcl", &["apigateway:SetWebACL"], vec![stage_arn]),
     ];
 
-    let lock_bucket = format!("arn:{partition}:s3:::{}", crate::lock::bucket_for(account, region));
+    // The function's log group and the stage's access log groups (any stage
+    // the stack had, for pruning); IAM names a group with or without `:*`.
+    let log_group = |name: &str| [arns.log_group(name), format!("{}:*", arns.log_group(name))];
+    let mut log_groups: Vec<String> = log_group(&names::function_log_group(name)).into();
+    log_groups.push(format!("{}*", arns.log_group(&names::access_log_prefix(name))));
+    statements.push(allow(
+        "StackLogGroups",
+        &[
+            "logs:CreateLogGroup",
+            "logs:PutRetentionPolicy",
+            "logs:DeleteLogGroup",
+            "logs:TagResource",
+            "logs:ListTagsForResource",
+        ],
+        log_groups,
+    ));
+    statements.push(allow("ListLogGroups", &["logs:DescribeLogGroups"], vec![arns.log_group("*")]));
+    if let Some(access_log) = &stack.stage.access_log {
+        // API Gateway's account setting: read, and set only with `account_role: create`.
+        let account_actions: &[&str] =
+            if access_log.create_account_role { &["apigateway:GET", "apigateway:PATCH"] } else { &["apigateway:GET"] };
+        statements.push(allow("ApiGatewayAccount", account_actions, vec![apigateway("/account")]));
+        if access_log.create_account_role {
+            let role = arns.role(names::ACCOUNT_LOG_ROLE);
+            statements.push(allow("AccountLogRole", &["iam:CreateRole", "iam:TagRole"], vec![role.clone()]));
+            statements.push(
+                allow("AccountLogRolePolicy", &["iam:AttachRolePolicy"], vec![role.clone()]).when(json!({"ArnEquals":
+                    {"iam:PolicyARN": arns.managed_policy(crate::resources::access_log::PUSH_TO_CLOUDWATCH_POLICY)}})),
+            );
+            statements.push(
+                allow("PassAccountLogRoleToApiGateway", &["iam:PassRole"], vec![role])
+                    .when(json!({"StringEquals": {"iam:PassedToService": "apigateway.amazonaws.com"}})),
+            );
+        }
+    }
+
+    let lock_bucket = format!("arn:{partition}:s3:::{}", names::lock_bucket(account, region));
     statements.push(allow(
         "LockBucket",
         &["s3:CreateBucket", "s3:ListBucket", "s3:DeleteBucket", "s3:PutBucketPublicAccessBlock"],
@@ -334,7 +374,7 @@ mod tests {
             .iter()
             .filter(|s| s["Action"].as_array().is_some_and(|a| a.iter().any(|a| a == "iam:PassRole")))
             .collect();
-        assert_eq!(passes.len(), 2, "{policy:#}");
+        assert_eq!(passes.len(), 3, "{policy:#}");
         for pass in passes {
             let resources = pass["Resource"].as_array().expect("resources");
             assert_eq!(resources.len(), 1, "one role per statement: {pass}");
@@ -344,7 +384,8 @@ mod tests {
                 "arn:aws:iam::123456789012:role/pets-api-authorizer-exec" => {
                     assert_eq!(service, "lambda.amazonaws.com")
                 }
-                "arn:aws:iam::123456789012:role/pets-api-authorizer-invoke" => {
+                "arn:aws:iam::123456789012:role/pets-api-authorizer-invoke"
+                | "arn:aws:iam::123456789012:role/oauth-gateway-apigateway-cloudwatch" => {
                     assert_eq!(service, "apigateway.amazonaws.com")
                 }
                 other => panic!("PassRole on {other}"),

@@ -48,6 +48,15 @@ pub const IAM_ROLE_PROPAGATION: Policy = Policy {
     budget: Duration::from_secs(120),
 };
 
+/// API Gateway refuses a just-created role as the account's CloudWatch role
+/// until IAM has propagated it.
+pub const ACCOUNT_ROLE_PROPAGATION: Policy = Policy {
+    waiting_for: "IAM to let API Gateway assume the new CloudWatch role",
+    codes: &["BadRequestException"],
+    message: Some("role ARN does not have required permissions"),
+    budget: Duration::from_secs(120),
+};
+
 /// Lambda refuses a change while the last one is in progress.
 pub const LAMBDA_UPDATE_IN_PROGRESS: Policy = Policy {
     waiting_for: "Lambda to finish the function's last update",

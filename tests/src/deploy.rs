@@ -154,6 +154,7 @@ pub struct Clients {
     pub wafv2: aws_sdk_wafv2::Client,
     pub acm: aws_sdk_acm::Client,
     pub route53: aws_sdk_route53::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
 }
 
 pub async fn clients() -> Clients {
@@ -185,6 +186,7 @@ async fn clients_of(endpoint: &str, region: &'static str) -> Clients {
         wafv2: aws_sdk_wafv2::Client::new(&config),
         acm: aws_sdk_acm::Client::new(&config),
         route53: aws_sdk_route53::Client::new(&config),
+        logs: aws_sdk_cloudwatchlogs::Client::new(&config),
     }
 }
 
@@ -311,6 +313,10 @@ pub async fn snapshot(aws: &Clients, name: &str) -> Vec<String> {
             if let Some(acl) = acl.ok().and_then(|a| a.web_acl().map(|acl| acl.name().to_owned())) {
                 lines.push(format!("  stage {stage_name} web_acl {acl}"));
             }
+            if let Some(log) = stage.access_log_settings().and_then(|s| s.destination_arn()) {
+                let group = log.rsplit_once(":log-group:").map_or(log, |(_, group)| group);
+                lines.push(format!("  access_log {stage_name} {group}"));
+            }
         }
     }
     let domain = format!("api.{name}.example.com");
@@ -352,6 +358,16 @@ pub async fn snapshot(aws: &Clients, name: &str) -> Vec<String> {
     let acls = aws.wafv2.list_web_acls().scope(regional).limit(100).send().await.expect("web acls");
     for acl in acls.web_acls().iter().filter(|a| a.name().is_some_and(|n| n.starts_with(&prefix))) {
         lines.push(format!("web_acl {}", acl.name().unwrap_or_default()));
+    }
+    for prefix in [format!("/aws/lambda/{name}-"), format!("/aws/apigateway/{name}/")] {
+        let groups = aws.logs.describe_log_groups().log_group_name_prefix(prefix).send().await.expect("log groups");
+        for group in groups.log_groups() {
+            let arn = group.log_group_arn().unwrap_or_default();
+            let tags = aws.logs.list_tags_for_resource().resource_arn(arn).send().await.expect("log group tags");
+            let retention = group.retention_in_days().map_or("never".to_owned(), |d| d.to_string());
+            let group = group.log_group_name().unwrap_or_default();
+            lines.push(format!("log_group {group} {} retention={retention}", tagged(tags.tags())));
+        }
     }
     lines.sort();
     lines

@@ -64,6 +64,7 @@ pub fn requests(call: &Call, account: &Account<'_>) -> Vec<Request> {
         "s3" => s3(method, path, query, &call.request.body),
         "wafv2" => wafv2(&call.service_operation, &body, account),
         "route53" => route53(method, path),
+        "logs" => logs(&call.service_operation, &body, account),
         other => panic!("no IAM mapping for service {other:?}: {} {}", call.request.method, call.request.path),
     }
 }
@@ -167,6 +168,11 @@ fn apigateway(method: &str, path: &str, body: &Value, account: &Account<'_>) -> 
         }
         ("POST", ["restapis", _, "authorizers"]) if body["authorizerCredentials"].is_string() => {
             requests.push(pass_to_api_gateway(body["authorizerCredentials"].as_str().unwrap_or_default()));
+        }
+        ("PATCH", ["account"]) => {
+            for op in patched("/cloudwatchRoleArn") {
+                requests.push(pass_to_api_gateway(op["value"].as_str().unwrap_or_default()));
+            }
         }
         ("PATCH", ["restapis", _, "authorizers", _]) => {
             for op in patched("/authorizerCredentials") {
@@ -281,6 +287,29 @@ fn wafv2(operation: &str, body: &Value, account: &Account<'_>) -> Vec<Request> {
         }
         "GetWebACLForResource" => vec![Request::new(action, text("ResourceArn"))],
         other => panic!("no IAM mapping for WAFv2 {other}"),
+    }
+}
+
+/// CloudWatch Logs: log groups by ARN (`log-group:NAME`); a create with
+/// tags is a tagging too; listing is on every group of the account.
+fn logs(operation: &str, body: &Value, account: &Account<'_>) -> Vec<Request> {
+    let group = |name: &str| format!("arn:aws:logs:{}:{}:log-group:{name}", account.region, account.id);
+    let action = format!("logs:{operation}");
+    let name = body["logGroupName"].as_str().unwrap_or_default();
+    match operation {
+        "DescribeLogGroups" => vec![Request::new(action, group("*"))],
+        "CreateLogGroup" => {
+            let mut requests = vec![Request::new(action, group(name))];
+            if body["tags"].as_object().is_some_and(|t| !t.is_empty()) {
+                requests.push(Request::new("logs:TagResource", group(name)));
+            }
+            requests
+        }
+        "PutRetentionPolicy" | "DeleteLogGroup" => vec![Request::new(action, group(name))],
+        "ListTagsForResource" | "TagResource" => {
+            vec![Request::new(action, body["resourceArn"].as_str().unwrap_or_default())]
+        }
+        other => panic!("no IAM mapping for CloudWatch Logs {other}"),
     }
 }
 

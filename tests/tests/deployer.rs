@@ -1015,6 +1015,9 @@ async fn the_stacks_own_untagged_empty_truststore_bucket_is_taken_back() {
 
     // Untagged and not empty: not the stack's, refused before any change.
     create_bucket().await.unwrap();
+    // moto keeps a deleted bucket's tags for a new bucket of the same name (AWS
+    // does not): clear them, or a second run on one moto server sees a tagged bucket.
+    aws.s3.delete_bucket_tagging().bucket(&bucket).send().await.unwrap();
     aws.s3.put_object().bucket(&bucket).key("someone-elses.txt").body(b"data".to_vec().into()).send().await.unwrap();
     let refused = deployer(&stack, &proxy.url(), &["apply"], &env()).await;
     assert_eq!(refused.code, 1, "{}", refused.stderr);

@@ -67,7 +67,9 @@ async fn every_call_of_apply_rotation_pruning_and_teardown_is_allowed_by_the_pri
         .expect("hosted zone");
     let zone = zone.hosted_zone().expect("zone").id().trim_start_matches("/hostedzone/").to_owned();
     let edge = edge_yaml(name).replace("  base_path: v1\n", &format!("  base_path: v1\n  hosted_zone_id: {zone}\n"));
-    let full = stack_yaml(name, &edge);
+    // An access log whose account role the deployer may set: the account's
+    // setting and its role are judged too.
+    let full = stack_yaml(name, &format!("  access_log: {{ account_role: create }}\n{edge}"));
     // The layer keeps the mutual TLS fields moto drops, so the truststore
     // rotation is carried out as on AWS.
     let proxy = Proxy::aws_like(Behaviours::none(TIME_SCALE)).await;

@@ -14,6 +14,7 @@ use super::{Context, Diff, Found, Kind, Ownership, REST_API_WRITES, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::plan::{Address, Outputs, Val};
+use crate::stack::names;
 
 pub struct ApiAuthorizer;
 
@@ -41,12 +42,8 @@ pub struct State {
     pub ttl_seconds: i32,
 }
 
-pub fn name(stack: &str) -> String {
-    format!("{stack}-oauth")
-}
-
 pub fn address(context: &Context<'_>) -> Address {
-    Address::new(ApiAuthorizer::NAME, name(&context.stack.name))
+    Address::new(ApiAuthorizer::NAME, names::api_authorizer(&context.stack.name))
 }
 
 fn identity_source(spec: &Spec) -> String {
@@ -87,16 +84,16 @@ impl Kind for ApiAuthorizer {
     type State = State;
 
     fn desired(context: &Context<'_>) -> anyhow::Result<Vec<Spec>> {
-        let function_arn = super::lambda_function::arn(context);
+        let function_arn = context.arns().function(&context.stack.name);
         let a = &context.stack.authorizer;
         Ok(vec![Spec {
             api_id: rest_api::id(context),
-            name: name(&context.stack.name),
+            name: names::api_authorizer(&context.stack.name),
             uri: format!(
                 "arn:{}:apigateway:{}:lambda:path/2015-03-31/functions/{function_arn}/invocations",
                 context.partition, context.region
             ),
-            invoke_role_arn: super::iam_role::arn(context, &super::iam_role::invoke_role_name(&context.stack.name)),
+            invoke_role_arn: context.arns().role(&names::invoke_role(&context.stack.name)),
             identity_sources: a.identity_sources.clone(),
             ttl_seconds: a.cache_ttl_seconds,
         }])

@@ -370,7 +370,7 @@ async fn send_patch(aws: &Aws, name: &str, operations: Vec<PatchOperation>) -> a
 }
 
 fn arn(aws: &Aws, name: &str) -> String {
-    format!("arn:{}:apigateway:{}::/domainnames/{name}", aws.partition, aws.region)
+    aws.arns().domain(name)
 }
 
 /// Records the hosted zone of the alias records in the domain's tags (or

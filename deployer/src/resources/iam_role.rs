@@ -12,8 +12,12 @@ use super::{Context, Diff, Found, Kind, OWNER_TAG, Ownership, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::plan::Outputs;
+use crate::stack::names;
 
 const INLINE_POLICY_NAME: &str = "invoke-authorizer";
+
+/// The managed policy that lets the function write its logs.
+pub const LAMBDA_LOGGING_POLICY: &str = "service-role/AWSLambdaBasicExecutionRole";
 
 pub struct IamRole;
 
@@ -36,20 +40,6 @@ pub struct State {
     /// Sorted.
     pub managed_policies: Vec<String>,
     pub inline_policy: Option<Value>,
-}
-
-/// The execution role's name: also what the function's spec refers to.
-pub fn execution_role_name(stack: &str) -> String {
-    format!("{stack}-authorizer-exec")
-}
-
-pub fn invoke_role_name(stack: &str) -> String {
-    format!("{stack}-authorizer-invoke")
-}
-
-/// A role's ARN, known before it exists.
-pub fn arn(context: &Context<'_>, name: &str) -> String {
-    format!("arn:{}:iam::{}:role/{name}", context.partition, context.account)
 }
 
 fn trust(service: &str) -> Value {
@@ -114,21 +104,18 @@ impl Kind for IamRole {
 
     fn desired(context: &Context<'_>) -> anyhow::Result<Vec<Spec>> {
         let stack = &context.stack.name;
-        let function_arn = super::lambda_function::arn(context);
+        let function_arn = context.arns().function(stack);
         Ok(vec![
             Spec {
                 stack: stack.clone(),
-                name: execution_role_name(stack),
+                name: names::execution_role(stack),
                 trusted_service: "lambda.amazonaws.com".into(),
-                managed_policies: vec![format!(
-                    "arn:{}:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
-                    context.partition
-                )],
+                managed_policies: vec![context.arns().managed_policy(LAMBDA_LOGGING_POLICY)],
                 inline_policy: None,
             },
             Spec {
                 stack: stack.clone(),
-                name: invoke_role_name(stack),
+                name: names::invoke_role(stack),
                 trusted_service: "apigateway.amazonaws.com".into(),
                 managed_policies: Vec::new(),
                 inline_policy: Some(json!({

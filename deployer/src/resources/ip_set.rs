@@ -15,6 +15,7 @@ use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::plan::{Address, Outputs};
 use crate::retry::{StepError, WAF_CHANGE, retry, retry_step};
+use crate::stack::names;
 
 pub struct IpSet;
 
@@ -37,12 +38,8 @@ pub struct State {
     pub addresses: Vec<String>,
 }
 
-pub fn name(stack: &str, ipv6: bool) -> String {
-    format!("{stack}-allow-{}", if ipv6 { "ipv6" } else { "ipv4" })
-}
-
 pub fn address(stack: &str, ipv6: bool) -> Address {
-    Address::new(IpSet::NAME, name(stack, ipv6))
+    Address::new(IpSet::NAME, names::ip_set(stack, ipv6))
 }
 
 async fn fresh_token(aws: &Aws, state: &State) -> Result<String, StepError> {
@@ -126,7 +123,7 @@ impl Kind for IpSet {
                 let mut addresses: Vec<String> =
                     allow.iter().filter(|c| c.is_ipv6() == ipv6).map(|c| c.0.clone()).collect();
                 addresses.sort();
-                Spec { stack: stack.clone(), name: name(stack, ipv6), ipv6, addresses }
+                Spec { stack: stack.clone(), name: names::ip_set(stack, ipv6), ipv6, addresses }
             })
             .collect())
     }
@@ -136,7 +133,7 @@ impl Kind for IpSet {
     }
 
     async fn observe(scope: &Scope<'_, Spec>) -> anyhow::Result<Vec<Found<State>>> {
-        find_named(scope.aws, scope.stack, &[name(scope.stack, false), name(scope.stack, true)]).await
+        find_named(scope.aws, scope.stack, &[names::ip_set(scope.stack, false), names::ip_set(scope.stack, true)]).await
     }
 
     async fn find(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<Found<State>>> {

@@ -20,6 +20,7 @@ use crate::error::SdkResult as _;
 use crate::plan::Outputs;
 use crate::retry::{self, IAM_ROLE_PROPAGATION, LAMBDA_UPDATE_IN_PROGRESS, retry};
 use crate::stack::Setting;
+use crate::stack::names;
 
 const RUNTIME: &str = "provided.al2023";
 const HANDLER: &str = "bootstrap";
@@ -53,21 +54,6 @@ pub struct State {
     pub timeout_seconds: i32,
     pub memory_mb: i32,
     pub architecture: String,
-}
-
-pub fn name(stack: &str) -> String {
-    format!("{stack}-authorizer")
-}
-
-/// The function's ARN, known before it exists.
-pub fn arn(context: &Context<'_>) -> String {
-    format!(
-        "arn:{}:lambda:{}:{}:function:{}",
-        context.partition,
-        context.region,
-        context.account,
-        name(&context.stack.name)
-    )
 }
 
 async fn read(aws: &Aws, stack: &str, name: &str) -> anyhow::Result<Option<Found<State>>> {
@@ -141,7 +127,8 @@ async fn wait_ready(aws: &Aws, name: &str) -> anyhow::Result<State> {
 
 impl Kind for LambdaFunction {
     const NAME: &'static str = "lambda_function";
-    const DEPENDS_ON: &'static [&'static str] = &["iam_role"];
+    /// Its log group first, or Lambda makes one untagged and kept forever.
+    const DEPENDS_ON: &'static [&'static str] = &["iam_role", "log_group"];
     type Spec = Spec;
     type State = State;
 
@@ -153,8 +140,8 @@ impl Kind for LambdaFunction {
         };
         Ok(vec![Spec {
             stack: context.stack.name.clone(),
-            name: name(&context.stack.name),
-            role_arn: super::iam_role::arn(context, &super::iam_role::execution_role_name(&context.stack.name)),
+            name: names::function(&context.stack.name),
+            role_arn: context.arns().role(&names::execution_role(&context.stack.name)),
             package,
             code_sha256,
             environment: a.environment.clone(),

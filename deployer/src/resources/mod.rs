@@ -26,6 +26,7 @@ use crate::package::Package;
 use crate::plan::{Address, FieldChange, Outputs};
 use crate::stack::Stack;
 
+pub mod access_log;
 pub mod alias_record;
 pub mod api_authorizer;
 pub mod api_resource;
@@ -39,6 +40,7 @@ pub mod gateway_response;
 pub mod iam_role;
 pub mod ip_set;
 pub mod lambda_function;
+pub mod log_group;
 pub mod rest_api;
 pub mod route53;
 pub mod stage;
@@ -51,6 +53,7 @@ pub mod web_acl_association;
 /// Every kind, once. The order does not matter: `DEPENDS_ON` does.
 pub static REGISTRY: &[&dyn DynKind] = &[
     &Registered::<iam_role::IamRole>(PhantomData),
+    &Registered::<log_group::LogGroup>(PhantomData),
     &Registered::<lambda_function::LambdaFunction>(PhantomData),
     &Registered::<rest_api::RestApi>(PhantomData),
     &Registered::<api_authorizer::ApiAuthorizer>(PhantomData),
@@ -69,6 +72,7 @@ pub static REGISTRY: &[&dyn DynKind] = &[
     &Registered::<web_acl::WebAcl>(PhantomData),
     &Registered::<web_acl_association::WebAclAssociation>(PhantomData),
     &Registered::<execute_api::ExecuteApi>(PhantomData),
+    &Registered::<access_log::AccessLog>(PhantomData),
 ];
 
 /// The registered kind called `name`.
@@ -180,6 +184,13 @@ pub struct Context<'a> {
     pub partition: &'a str,
     /// The authorizer's code; `None` when no desired state needs it.
     pub package: Option<&'a Package>,
+}
+
+impl Context<'_> {
+    /// ARNs in the stack's partition, region and account.
+    pub fn arns(&self) -> crate::stack::names::Arns<'_> {
+        crate::stack::names::Arns { partition: self.partition, region: self.region, account: self.account }
+    }
 }
 
 /// What a kind's `observe` may use: the account, the stack's identity, the

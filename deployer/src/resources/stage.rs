@@ -69,7 +69,7 @@ pub fn config_hash(context: &Context<'_>) -> String {
     let a = &stack.authorizer;
     let mut text = format!(
         "authorizer {} {:?} {}\n",
-        super::lambda_function::arn(context),
+        context.arns().function(&context.stack.name),
         a.identity_sources,
         a.cache_ttl_seconds
     );

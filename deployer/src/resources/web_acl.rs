@@ -16,6 +16,7 @@ use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::plan::{Address, Outputs, Val};
 use crate::retry::{StepError, WAF_CHANGE, retry, retry_step};
+use crate::stack::names;
 
 pub struct WebAcl;
 
@@ -40,12 +41,8 @@ pub struct State {
     pub rules: Vec<RuleSummary>,
 }
 
-pub fn name(stack: &str) -> String {
-    format!("{stack}-allowlist")
-}
-
 pub fn address(stack: &str) -> Address {
-    Address::new(WebAcl::NAME, name(stack))
+    Address::new(WebAcl::NAME, names::web_acl(stack))
 }
 
 fn visibility(metric: &str) -> anyhow::Result<VisibilityConfig> {
@@ -162,7 +159,7 @@ impl Kind for WebAcl {
         let stack = &context.stack.name;
         Ok(vec![Spec {
             stack: stack.clone(),
-            name: name(stack),
+            name: names::web_acl(stack),
             allowed_ip_sets: [false, true]
                 .into_iter()
                 .map(|v6| Val::output(ip_set::address(stack, v6), "arn"))
@@ -175,7 +172,7 @@ impl Kind for WebAcl {
     }
 
     async fn observe(scope: &Scope<'_, Spec>) -> anyhow::Result<Vec<Found<State>>> {
-        Ok(read(scope.aws, scope.stack, &name(scope.stack)).await?.into_iter().collect())
+        Ok(read(scope.aws, scope.stack, &names::web_acl(scope.stack)).await?.into_iter().collect())
     }
 
     async fn find(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<Found<State>>> {

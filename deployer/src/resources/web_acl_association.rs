@@ -38,7 +38,7 @@ pub struct State {
 }
 
 fn stage_arn(partition: &str, region: &str, api_id: &str, stage: &str) -> String {
-    format!("arn:{partition}:apigateway:{region}::/restapis/{api_id}/stages/{stage}")
+    crate::stack::names::Arns { partition, region, account: "" }.stage(api_id, stage)
 }
 
 async fn read(aws: &Aws, stage_arn: &str) -> anyhow::Result<Option<State>> {
@@ -74,7 +74,7 @@ impl Kind for WebAclAssociation {
     }
 
     async fn observe(scope: &Scope<'_, Spec>) -> anyhow::Result<Vec<Found<State>>> {
-        let our_acl = format!("/webacl/{}/", super::web_acl::name(scope.stack));
+        let our_acl = format!("/webacl/{}/", crate::stack::names::web_acl(scope.stack));
         let apis = scope.parents.of::<RestApi>();
         // Declared whether or not `waf:` still is: a stage that keeps an ACL
         // the stack no longer declares must be found to be detached.

@@ -38,6 +38,10 @@ pub const CONTEXT_IDENTITY_SOURCES: &[&str] = &[
 /// certificates of the same CA can share them (or be issued to share them).
 const CERTIFICATE_IDENTITY_SOURCE: &str = "context.identity.clientCert.clientCertPem";
 
+/// The retention periods CloudWatch Logs accepts (PutRetentionPolicy).
+const RETENTION_DAYS: &[i32] =
+    &[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
+
 /// The identity source of the DPoP proof header.
 const DPOP_IDENTITY_SOURCE: &str = "method.request.header.DPoP";
 
@@ -135,7 +139,21 @@ impl Checks<'_> {
         {
             self.problem("stage.throttling", "limits must not be negative");
         }
-        StageSpec { name: raw.name, variables, throttling: raw.throttling }
+        let access_log = raw.access_log.map(|log| {
+            self.retention("stage.access_log.retention_days", log.retention_days);
+            AccessLogSpec {
+                retention_days: log.retention_days,
+                create_account_role: log.account_role == Some(AccountRole::Create),
+            }
+        });
+        StageSpec { name: raw.name, variables, throttling: raw.throttling, access_log }
+    }
+
+    /// CloudWatch Logs takes only some retention periods.
+    fn retention(&mut self, field: &str, days: i32) {
+        if !RETENTION_DAYS.contains(&days) {
+            self.problem(field, format!("{days} is not a retention CloudWatch Logs offers: one of {RETENTION_DAYS:?}"));
+        }
     }
 
     /// The function, its settings (through the authorizer's own parser, so
@@ -162,6 +180,7 @@ impl Checks<'_> {
                 format!("{} is outside 0..=3600 (API Gateway's limit)", raw.cache_ttl_seconds),
             );
         }
+        self.retention("authorizer.log_retention_days", raw.log_retention_days);
         if raw.identity_sources.is_empty() {
             self.problem("authorizer.identity_sources", "needs at least one source");
         }
@@ -213,6 +232,7 @@ impl Checks<'_> {
             environment,
             identity_sources: raw.identity_sources,
             cache_ttl_seconds: raw.cache_ttl_seconds,
+            log_retention_days: raw.log_retention_days,
         };
         (spec, config.map(|c| c.dpop))
     }

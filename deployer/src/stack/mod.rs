@@ -9,7 +9,9 @@
 
 mod checks;
 pub mod model;
+pub mod names;
 mod raw;
+pub mod schema;
 pub mod truststore;
 
 use std::fmt;

@@ -59,6 +59,8 @@ pub struct AuthorizerSpec {
     pub environment: BTreeMap<String, Setting>,
     pub identity_sources: Vec<String>,
     pub cache_ttl_seconds: i32,
+    /// Days CloudWatch keeps the function's logs.
+    pub log_retention_days: i32,
 }
 
 #[derive(Debug, Clone)]
@@ -145,4 +147,13 @@ pub struct StageSpec {
     pub name: String,
     pub variables: BTreeMap<String, String>,
     pub throttling: Option<Throttling>,
+    pub access_log: Option<AccessLogSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessLogSpec {
+    pub retention_days: i32,
+    /// The stack may create and set API Gateway's account-level CloudWatch
+    /// role when the account has none.
+    pub create_account_role: bool,
 }

@@ -5,9 +5,10 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawStack {
     /// Name of the stack: tags every resource, prefixes every name.
@@ -22,11 +23,12 @@ pub struct RawStack {
     pub stage: RawStage,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawAuthorizer {
     /// `{build: authorizer}` or `{zip: path}` (a one-key map, not a YAML tag).
     #[serde(with = "serde_yaml::with::singleton_map")]
+    #[schemars(with = "RawCode")]
     pub code: RawCode,
     #[serde(default = "default_memory")]
     pub memory_mb: i32,
@@ -44,6 +46,15 @@ pub struct RawAuthorizer {
     /// (see the cache-replay note in README). Off unless the file says so.
     #[serde(default)]
     pub allow_cache_replay_with_binding: bool,
+    /// Days CloudWatch keeps the function's logs (`/aws/lambda/NAME`).
+    #[serde(default = "default_authorizer_log_retention")]
+    pub log_retention_days: i32,
+}
+
+/// 90 days: long enough to look back at an incident's denials, where
+/// Lambda's own default is to keep them forever.
+fn default_authorizer_log_retention() -> i32 {
+    90
 }
 
 fn default_memory() -> i32 {
@@ -56,7 +67,7 @@ fn default_identity_sources() -> Vec<String> {
     vec!["method.request.header.Authorization".into()]
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum RawCode {
     /// Build a crate of this workspace (`authorizer`) for Lambda.
@@ -65,7 +76,7 @@ pub enum RawCode {
     Zip(PathBuf),
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Architecture {
     #[default]
@@ -82,7 +93,7 @@ impl Architecture {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawApi {
     /// Create and own a REST API of this name...
@@ -106,7 +117,7 @@ fn default_realm() -> String {
     "api".into()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRoute {
     pub method: String,
@@ -124,7 +135,7 @@ pub struct RawRoute {
 }
 
 /// How a route's scopes are matched (the authorizer's `match`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ScopeMatch {
     #[default]
@@ -133,14 +144,14 @@ pub enum ScopeMatch {
 }
 
 /// `api.default`: `deny`, or the scopes a token needs.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum RawRule {
     Deny(DenyKeyword),
     Scopes(RawScopeRule),
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawScopeRule {
     #[serde(default)]
@@ -150,18 +161,19 @@ pub struct RawScopeRule {
 }
 
 /// The one keyword `api.default` takes besides scopes.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DenyKeyword {
     Deny,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawDomain {
     pub name: String,
     /// `{request: true}` or `{arn: ...}`.
     #[serde(with = "serde_yaml::with::singleton_map")]
+    #[schemars(with = "RawCertificate")]
     pub certificate: RawCertificate,
     #[serde(default = "default_security_policy")]
     pub security_policy: String,
@@ -187,7 +199,7 @@ fn default_security_policy() -> String {
     "TLS_1_2".into()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum RawCertificate {
     /// Request a certificate for the domain, validated by DNS.
@@ -196,7 +208,7 @@ pub enum RawCertificate {
     Arn(String),
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawTruststore {
     /// PEM bundle of the CAs that issue client certificates, relative to stack.yaml.
@@ -210,13 +222,13 @@ fn default_truststore_key() -> String {
     "truststore.pem".into()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawWaf {
     pub allow: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawStage {
     pub name: String,
@@ -224,9 +236,35 @@ pub struct RawStage {
     pub variables: BTreeMap<String, String>,
     #[serde(default)]
     pub throttling: Option<Throttling>,
+    /// The stage's access log: one JSON line per request in a log group of
+    /// the stack's.
+    #[serde(default)]
+    pub access_log: Option<RawAccessLog>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccessLog {
+    #[serde(default = "default_access_log_retention")]
+    pub retention_days: i32,
+    /// `create`: make and set API Gateway's account-level CloudWatch role if
+    /// the account has none. Left out, the account must have one already.
+    #[serde(default)]
+    pub account_role: Option<AccountRole>,
+}
+
+/// 365 days: an audit trail of who called what (PCI DSS keeps a year).
+fn default_access_log_retention() -> i32 {
+    365
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AccountRole {
+    Create,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Throttling {
     pub rate_limit: f64,

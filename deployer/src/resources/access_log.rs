@@ -1,0 +1,345 @@
+//! The stage's access log (`stage.access_log`): one JSON line per request,
+//! with what a security team audits, written to the stack's log group.
+//!
+//! API Gateway writes access logs with an account-level CloudWatch role
+//! (`cloudwatchRoleArn`, one per account and region, shared by every API).
+//! That setting is never changed silently: it is read with the stage, a
+//! stack that does not say `account_role: create` is refused before the
+//! stage is written when the account has none, and with `create` the
+//! deployer makes its role and sets it, only if the account has none. An
+//! account that has a role keeps it. Teardown removes the stage's settings
+//! and never the account's (other APIs may log through it).
+
+use aws_sdk_apigateway::types::{Op, PatchOperation};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::rest_api::RestApi;
+use super::stage::Stage;
+use super::{Context, Diff, Found, Kind, Ownership, REST_API_WRITES, Scope};
+use crate::aws::Aws;
+use crate::error::SdkResult as _;
+use crate::plan::{Address, Outputs, Val};
+use crate::retry::{ACCOUNT_ROLE_PROPAGATION, retry};
+use crate::stack::names;
+
+pub struct AccessLog;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Spec {
+    pub stack: String,
+    pub api_id: Val,
+    pub stage: String,
+    pub destination_arn: String,
+    pub format: String,
+    /// The role to make and set as the account's CloudWatch role when the
+    /// account has none (`account_role: create`); `None`: never set it.
+    pub account_role: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    pub api_id: String,
+    pub stage: String,
+    pub destination_arn: String,
+    pub format: String,
+    /// The account's CloudWatch role as read with the stage.
+    pub account_role: Option<String>,
+}
+
+/// One JSON object per request: who called (address, certificate), what
+/// (method, resource, status), and what the authorizer and WAF decided.
+pub fn format() -> String {
+    json!({
+        "requestId": "$context.requestId",
+        "ip": "$context.identity.sourceIp",
+        "requestTime": "$context.requestTime",
+        "httpMethod": "$context.httpMethod",
+        "resourcePath": "$context.resourcePath",
+        "status": "$context.status",
+        "principalId": "$context.authorizer.principalId",
+        "authorizerError": "$context.authorizer.error",
+        "authorizerLatency": "$context.authorizer.latency",
+        "clientCertSerialNumber": "$context.identity.clientCert.serialNumber",
+        "clientCertSubjectDN": "$context.identity.clientCert.subjectDN",
+        "wafStatus": "$context.waf.status"
+    })
+    .to_string()
+}
+
+async fn account_role(aws: &Aws) -> anyhow::Result<Option<String>> {
+    let account = aws.apigateway.get_account().send().await.aws("GetAccount")?;
+    Ok(account.cloudwatch_role_arn().filter(|arn| !arn.is_empty()).map(str::to_owned))
+}
+
+/// The stage's access log, if it has one.
+async fn read(aws: &Aws, api_id: &str, stage: &str, role: Option<String>) -> anyhow::Result<Option<State>> {
+    let Some(read) = aws.apigateway.get_stage().rest_api_id(api_id).stage_name(stage).send().await.found("GetStage")?
+    else {
+        return Ok(None);
+    };
+    let Some(settings) = read.access_log_settings().filter(|s| s.destination_arn().is_some()) else {
+        return Ok(None);
+    };
+    Ok(Some(State {
+        api_id: api_id.to_owned(),
+        stage: stage.to_owned(),
+        destination_arn: settings.destination_arn().unwrap_or_default().to_owned(),
+        format: settings.format().unwrap_or_default().to_owned(),
+        account_role: role,
+    }))
+}
+
+/// Whose an access log is: the stack's when it writes to one of its groups.
+fn ownership(stack: &str, state: &State) -> Ownership {
+    let ours = format!(":log-group:{}", names::access_log_prefix(stack));
+    if state.destination_arn.contains(&ours) { Ownership::Owned } else { Ownership::Foreign }
+}
+
+/// The account's CloudWatch role, set if it has none and the stack allows
+/// it; an error that says what to do if it has none and the stack does not.
+async fn ensure_account_role(aws: &Aws, spec: &Spec) -> anyhow::Result<String> {
+    if let Some(role) = account_role(aws).await? {
+        return Ok(role);
+    }
+    let Some(role_arn) = &spec.account_role else {
+        anyhow::bail!(
+            "API Gateway has no CloudWatch role in this account and region, and it writes access logs with it; \
+             nothing was written. Set stage.access_log.account_role: create to let the deployer make one \
+             ({}) and set it, or set the account's cloudwatchRoleArn yourself",
+            names::ACCOUNT_LOG_ROLE
+        );
+    };
+    let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"Service": "apigateway.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
+    let tag = aws_sdk_iam::types::Tag::builder().key("oauth-gateway:account-setting").value("apigateway-cloudwatch");
+    let created = aws
+        .iam
+        .create_role()
+        .role_name(names::ACCOUNT_LOG_ROLE)
+        .assume_role_policy_document(trust.to_string())
+        .description("API Gateway's account-level CloudWatch role (access logs); shared by every API of the account")
+        .tags(tag.build()?)
+        .send()
+        .await;
+    match created {
+        Err(e) if crate::error::already_exists(&e) => {}
+        other => drop(other.aws("CreateRole")?),
+    }
+    let policy = aws.arns().managed_policy(PUSH_TO_CLOUDWATCH_POLICY);
+    let attach = aws.iam.attach_role_policy().role_name(names::ACCOUNT_LOG_ROLE).policy_arn(policy);
+    attach.send().await.aws("AttachRolePolicy")?;
+    let operation = PatchOperation::builder().op(Op::Replace).path("/cloudwatchRoleArn").value(role_arn).build();
+    // API Gateway refuses a role IAM has not propagated yet.
+    retry(&ACCOUNT_ROLE_PROPAGATION, || aws.apigateway.update_account().patch_operations(operation.clone()).send())
+        .await
+        .aws("UpdateAccount")?;
+    eprintln!("    set API Gateway's account CloudWatch role to {role_arn}");
+    Ok(role_arn.clone())
+}
+
+/// The AWS managed policy that lets API Gateway write to CloudWatch Logs.
+pub const PUSH_TO_CLOUDWATCH_POLICY: &str = "service-role/AmazonAPIGatewayPushToCloudWatchLogs";
+
+async fn write_settings(aws: &Aws, spec: &Spec) -> anyhow::Result<()> {
+    let replace = |path: &str, value: &str| PatchOperation::builder().op(Op::Replace).path(path).value(value).build();
+    aws.apigateway
+        .update_stage()
+        .rest_api_id(spec.api_id.known()?)
+        .stage_name(&spec.stage)
+        .patch_operations(replace("/accessLogSettings/destinationArn", &spec.destination_arn))
+        .patch_operations(replace("/accessLogSettings/format", &spec.format))
+        .send()
+        .await
+        .aws("UpdateStage")?;
+    Ok(())
+}
+
+impl Kind for AccessLog {
+    const NAME: &'static str = "access_log";
+    const DEPENDS_ON: &'static [&'static str] = &["stage", "log_group"];
+    const OBSERVED_UNDER: &'static [&'static str] = &["rest_api"];
+    const DELETED_WITH_PARENT: bool = true;
+    const WRITE_GROUP: Option<&'static str> = REST_API_WRITES;
+    type Spec = Spec;
+    type State = State;
+
+    fn desired(context: &Context<'_>) -> anyhow::Result<Vec<Spec>> {
+        let (stack, stage) = (&context.stack.name, &context.stack.stage);
+        let Some(access_log) = &stage.access_log else { return Ok(Vec::new()) };
+        Ok(vec![Spec {
+            stack: stack.clone(),
+            api_id: super::rest_api::id(context),
+            stage: stage.name.clone(),
+            destination_arn: context.arns().log_group(&names::access_log_group(stack, &stage.name)),
+            format: format(),
+            account_role: access_log.create_account_role.then(|| context.arns().role(names::ACCOUNT_LOG_ROLE)),
+        }])
+    }
+
+    fn name(spec: &Spec) -> String {
+        spec.stage.clone()
+    }
+
+    async fn observe(scope: &Scope<'_, Spec>) -> anyhow::Result<Vec<Found<State>>> {
+        // Every stage the stack declares, whether or not it wants an access
+        // log: one it no longer wants is found to be removed.
+        let apis = scope.parents.of::<RestApi>();
+        let stages: Vec<&str> = scope.declared(Stage::NAME).collect();
+        let Some(api) = apis.iter().find(|a| a.ownership != Ownership::Foreign) else { return Ok(Vec::new()) };
+        // The account is read only where the stack wants an access log.
+        let role = if scope.desired.is_empty() { None } else { account_role(scope.aws).await? };
+        let mut found = Vec::new();
+        for stage in stages {
+            if let Some(state) = read(scope.aws, &api.state.id, stage, role.clone()).await? {
+                let owner = ownership(scope.stack, &state);
+                found.push(Found::new(stage, owner, state).inside(Address::new(Stage::NAME, stage)));
+            }
+        }
+        Ok(found)
+    }
+
+    async fn find(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<Found<State>>> {
+        let role = account_role(aws).await?;
+        let state = read(aws, spec.api_id.known()?, &spec.stage, role).await?;
+        Ok(state.map(|s| Found::new(&spec.stage, ownership(&spec.stack, &s), s)))
+    }
+
+    fn diff(spec: &Spec, state: &State) -> Diff {
+        let mut diff = Diff::default();
+        diff.field("destination_arn", state.destination_arn.as_str(), spec.destination_arn.as_str());
+        diff.field("format", state.format.as_str(), spec.format.as_str());
+        // Set only where the account has none: an account's role is kept.
+        if state.account_role.is_none() && spec.account_role.is_some() {
+            diff.field("account_role", &state.account_role, &spec.account_role);
+        }
+        diff
+    }
+
+    fn blockers(spec: Option<&Spec>, state: &State) -> Vec<String> {
+        let may_set = spec.is_some_and(|s| s.account_role.is_some());
+        match state.account_role {
+            None if !may_set => vec![format!(
+                "access_log {}: API Gateway has no CloudWatch role in this account and region, so it writes no \
+                 access log; set stage.access_log.account_role: create, or set the account's cloudwatchRoleArn",
+                state.stage
+            )],
+            _ => Vec::new(),
+        }
+    }
+
+    fn outputs(_: &State) -> Outputs {
+        Outputs::new()
+    }
+
+    async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {
+        let role = ensure_account_role(aws, spec).await?;
+        write_settings(aws, spec).await?;
+        Ok(State {
+            api_id: spec.api_id.known()?.to_owned(),
+            stage: spec.stage.clone(),
+            destination_arn: spec.destination_arn.clone(),
+            format: spec.format.clone(),
+            account_role: Some(role),
+        })
+    }
+
+    async fn update(aws: &Aws, spec: &Spec, state: &State, diff: &Diff) -> anyhow::Result<State> {
+        let role = match diff.has("account_role") {
+            true => Some(ensure_account_role(aws, spec).await?),
+            false => state.account_role.clone(),
+        };
+        if diff.has("destination_arn") || diff.has("format") {
+            write_settings(aws, spec).await?;
+        }
+        Ok(State {
+            destination_arn: spec.destination_arn.clone(),
+            format: spec.format.clone(),
+            account_role: role,
+            ..state.clone()
+        })
+    }
+
+    async fn delete(aws: &Aws, state: &State) -> anyhow::Result<()> {
+        // The stage's settings only; the account's role stays.
+        let remove = PatchOperation::builder().op(Op::Remove).path("/accessLogSettings").build();
+        let update = aws.apigateway.update_stage().rest_api_id(&state.api_id).stage_name(&state.stage);
+        update.patch_operations(remove).send().await.gone("UpdateStage")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::testing::check_diff;
+
+    fn spec() -> Spec {
+        Spec {
+            stack: "pets".into(),
+            api_id: Val::Known("a1".into()),
+            stage: "prod".into(),
+            destination_arn: "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/apigateway/pets/prod/access".into(),
+            format: format(),
+            account_role: Some("arn:aws:iam::123456789012:role/oauth-gateway-apigateway-cloudwatch".into()),
+        }
+    }
+
+    fn state() -> State {
+        State {
+            api_id: "a1".into(),
+            stage: "prod".into(),
+            destination_arn: spec().destination_arn,
+            format: format(),
+            account_role: Some("arn:aws:iam::123456789012:role/someone-elses".into()),
+        }
+    }
+
+    #[test]
+    fn diff() {
+        check_diff::<AccessLog>(
+            &spec(),
+            &state(),
+            &[
+                (|s| s.destination_arn = "arn:aws:logs:eu-west-1:1:log-group:other".into(), "destination_arn"),
+                (|s| s.format = "$context.requestId".into(), "format"),
+                (|s| s.account_role = None, "account_role"),
+            ],
+        );
+    }
+
+    #[test]
+    fn an_accounts_role_is_kept_and_never_set_unless_the_stack_says_so() {
+        assert!(AccessLog::diff(&spec(), &state()).is_empty(), "another role of the account is kept");
+        let without = Spec { account_role: None, ..spec() };
+        let no_role = State { account_role: None, ..state() };
+        assert!(AccessLog::diff(&without, &no_role).is_empty(), "not set without `create`");
+        let blockers = AccessLog::blockers(Some(&without), &no_role);
+        assert!(blockers.len() == 1 && blockers[0].contains("account_role: create"), "{blockers:?}");
+        assert!(AccessLog::blockers(Some(&spec()), &no_role).is_empty(), "the deployer will set it");
+    }
+
+    #[test]
+    fn the_format_is_json_with_what_an_audit_needs() {
+        let format: serde_json::Value = serde_json::from_str(&format()).expect("JSON");
+        for variable in [
+            "requestId",
+            "identity.sourceIp",
+            "requestTime",
+            "httpMethod",
+            "resourcePath",
+            "status",
+            "authorizer.principalId",
+            "authorizer.error",
+            "authorizer.latency",
+            "identity.clientCert.serialNumber",
+            "identity.clientCert.subjectDN",
+            "waf.status",
+        ] {
+            let wanted = format!("$context.{variable}");
+            assert!(format.as_object().unwrap().values().any(|v| v == &wanted), "{wanted}");
+        }
+        assert!(ownership("pets", &state()) == Ownership::Owned);
+        let elsewhere = State { destination_arn: "arn:aws:logs:eu-west-1:1:log-group:/theirs".into(), ..state() };
+        assert!(ownership("pets", &elsewhere) == Ownership::Foreign);
+    }
+}

@@ -1,0 +1,101 @@
+//! Every name and ARN the deployer derives from the stack, in one place: the
+//! resource kinds create under these names, `deployer policy` scopes the
+//! pipeline's permissions to them, and a renamed resource is renamed
+//! everywhere at once. Names the stack file gives itself (the domain, the
+//! truststore bucket, the stage) are the file's and are not here.
+
+/// The authorizer's Lambda function.
+pub fn function(stack: &str) -> String {
+    format!("{stack}-authorizer")
+}
+
+/// The function's execution role (Lambda assumes it).
+pub fn execution_role(stack: &str) -> String {
+    format!("{stack}-authorizer-exec")
+}
+
+/// The role API Gateway assumes to invoke the function.
+pub fn invoke_role(stack: &str) -> String {
+    format!("{stack}-authorizer-invoke")
+}
+
+/// The REQUEST authorizer in the REST API.
+pub fn api_authorizer(stack: &str) -> String {
+    format!("{stack}-oauth")
+}
+
+/// The WAF IP set of one address family.
+pub fn ip_set(stack: &str, ipv6: bool) -> String {
+    format!("{stack}-allow-{}", if ipv6 { "ipv6" } else { "ipv4" })
+}
+
+/// The WAF web ACL on the stage.
+pub fn web_acl(stack: &str) -> String {
+    format!("{stack}-allowlist")
+}
+
+/// The function's log group: where Lambda writes, and the name under which
+/// it would create an untagged, never-expiring group if none existed.
+pub fn function_log_group(stack: &str) -> String {
+    format!("/aws/lambda/{}", function(stack))
+}
+
+/// The stage's access log group.
+pub fn access_log_group(stack: &str, stage: &str) -> String {
+    format!("{}{stage}/access", access_log_prefix(stack))
+}
+
+/// What the access log groups of every stage of the stack start with.
+pub fn access_log_prefix(stack: &str) -> String {
+    format!("/aws/apigateway/{stack}/")
+}
+
+/// API Gateway's account-level CloudWatch role, when the deployer creates
+/// it (`stage.access_log.account_role: create`). One per account, shared by
+/// every API that logs, so it is named for the account, not the stack, and
+/// never deleted.
+pub const ACCOUNT_LOG_ROLE: &str = "oauth-gateway-apigateway-cloudwatch";
+
+/// The deployer's lock bucket of an account and region.
+pub fn lock_bucket(account: &str, region: &str) -> String {
+    format!("oauth-gateway-{account}-{region}")
+}
+
+/// Where ARNs point: partition, region and account.
+#[derive(Debug, Clone, Copy)]
+pub struct Arns<'a> {
+    pub partition: &'a str,
+    pub region: &'a str,
+    pub account: &'a str,
+}
+
+impl Arns<'_> {
+    pub fn role(&self, name: &str) -> String {
+        format!("arn:{}:iam::{}:role/{name}", self.partition, self.account)
+    }
+
+    pub fn function(&self, stack: &str) -> String {
+        format!("arn:{}:lambda:{}:{}:function:{}", self.partition, self.region, self.account, function(stack))
+    }
+
+    /// A log group's ARN as API Gateway's access log destination takes it
+    /// (without the `:*` DescribeLogGroups appends to `arn`).
+    pub fn log_group(&self, name: &str) -> String {
+        format!("arn:{}:logs:{}:{}:log-group:{name}", self.partition, self.region, self.account)
+    }
+
+    /// A stage, as WAF associations and tags name it.
+    pub fn stage(&self, api_id: &str, stage: &str) -> String {
+        format!("arn:{}:apigateway:{}::/restapis/{api_id}/stages/{stage}", self.partition, self.region)
+    }
+
+    /// A custom domain, as tags name it.
+    pub fn domain(&self, name: &str) -> String {
+        format!("arn:{}:apigateway:{}::/domainnames/{name}", self.partition, self.region)
+    }
+
+    /// An AWS managed policy.
+    pub fn managed_policy(&self, path: &str) -> String {
+        format!("arn:{}:iam::aws:policy/{path}", self.partition)
+    }
+}

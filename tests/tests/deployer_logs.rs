@@ -1,0 +1,160 @@
+//! The two log kinds against moto: the function's log group (made and
+//! tagged before the function, with its retention) and the stage's access
+//! log (its group, its JSON format, and API Gateway's account-level
+//! CloudWatch role, set only when the stack says so and never removed).
+
+use aws_sdk_apigateway::types::{Op, PatchOperation};
+use e2e::deploy::{Clients, SECRET, StackDir, clients, clients_in, deployer, snapshot, stack_yaml};
+use e2e::moto::Proxy;
+
+fn env() -> [(&'static str, &'static str); 1] {
+    [("INTROSPECTION_SECRET", SECRET)]
+}
+
+async fn retention_and_tag(aws: &Clients, group: &str) -> Option<(Option<i32>, Option<String>)> {
+    let groups = aws.logs.describe_log_groups().log_group_name_prefix(group).send().await.expect("groups");
+    let found = groups.log_groups().iter().find(|g| g.log_group_name() == Some(group))?.clone();
+    let tags = aws.logs.list_tags_for_resource().resource_arn(found.log_group_arn().unwrap()).send().await.unwrap();
+    Some((found.retention_in_days(), tags.tags().and_then(|t| t.get("oauth-gateway:stack").cloned())))
+}
+
+#[tokio::test]
+async fn the_functions_log_group_is_made_first_with_its_retention_and_an_untagged_one_is_taken_back() {
+    let name = "t-logs-fn";
+    let group = format!("/aws/lambda/{name}-authorizer");
+    let stack = StackDir::new(name, &stack_yaml(name, ""));
+    let proxy = Proxy::start().await;
+    assert_eq!(deployer(&stack, &proxy.url(), &["teardown"], &env()).await.code, 0);
+    let aws = clients().await;
+
+    // What Lambda leaves when it made the group itself: untagged, kept forever.
+    aws.logs.create_log_group().log_group_name(&group).send().await.unwrap();
+    let arn = format!("arn:aws:logs:eu-west-1:123456789012:log-group:{group}");
+    // (moto keeps a deleted group's tags for a new group of the same name; AWS does not.)
+    aws.logs.untag_resource().resource_arn(&arn).tag_keys("oauth-gateway:stack").send().await.unwrap();
+    let diff = deployer(&stack, &proxy.url(), &["diff"], &env()).await;
+    assert!(diff.stdout.contains(&format!("~ log_group {group}")), "{}", diff.stdout);
+    assert!(diff.stdout.contains("retention_days: None → Some(90)"), "the default: {}", diff.stdout);
+    assert!(diff.stdout.contains("tagged: false → true"), "{}", diff.stdout);
+
+    let apply = deployer(&stack, &proxy.url(), &["apply"], &env()).await;
+    assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
+    let group_done = apply.stderr.find(&format!("done: log_group {group}")).expect("the group's step");
+    let function_made = apply.stderr.find("creating lambda_function").expect("the function's step");
+    assert!(group_done < function_made, "the group is ready before the function exists: {}", apply.stderr);
+    assert_eq!(retention_and_tag(&aws, &group).await, Some((Some(90), Some(name.to_owned()))));
+
+    // A retention CloudWatch does not offer is refused before any call.
+    let with = |days: &str| {
+        stack_yaml(name, "").replace("  memory_mb: 256\n", &format!("  memory_mb: 256\n  log_retention_days: {days}\n"))
+    };
+    stack.write("stack.yaml", with("31"));
+    proxy.reset();
+    let refused = deployer(&stack, &proxy.url(), &["apply"], &env()).await;
+    assert!(refused.stderr.contains("authorizer.log_retention_days: 31 is not a retention"), "{}", refused.stderr);
+    assert!(proxy.calls().is_empty(), "no AWS call for an invalid stack");
+
+    stack.write("stack.yaml", with("30"));
+    let diff = deployer(&stack, &proxy.url(), &["diff"], &env()).await;
+    assert!(diff.stdout.contains("retention_days: Some(90) → Some(30)"), "{}", diff.stdout);
+    assert_eq!(deployer(&stack, &proxy.url(), &["apply"], &env()).await.code, 0);
+    assert_eq!(retention_and_tag(&aws, &group).await, Some((Some(30), Some(name.to_owned()))));
+    assert_eq!(deployer(&stack, &proxy.url(), &["diff", "--detailed-exitcode"], &env()).await.code, 0);
+
+    assert_eq!(deployer(&stack, &proxy.url(), &["teardown"], &env()).await.code, 0);
+    assert_eq!(retention_and_tag(&aws, &group).await, None, "removed with the stack");
+    assert_eq!(snapshot(&aws, name).await, Vec::<String>::new());
+}
+
+/// In a region of its own: API Gateway's CloudWatch role is one setting per
+/// account and region, and this test starts from an account without one.
+#[tokio::test]
+async fn the_stage_access_log_needs_the_account_role_set_only_on_request_and_never_removed() {
+    let name = "t-logs-access";
+    let region = "eu-central-1";
+    let group = format!("/aws/apigateway/{name}/prod/access");
+    let yaml =
+        |access_log: &str| stack_yaml(name, access_log).replace("region: eu-west-1", &format!("region: {region}"));
+    let stack = StackDir::new(name, &yaml(""));
+    let proxy = Proxy::start().await;
+    assert_eq!(deployer(&stack, &proxy.url(), &["teardown"], &env()).await.code, 0);
+    let aws = clients_in(region).await;
+    // An account without the role. (AWS offers no way back to that; moto takes an empty value.)
+    let unset = PatchOperation::builder().op(Op::Replace).path("/cloudwatchRoleArn").value("").build();
+    aws.apigateway.update_account().patch_operations(unset).send().await.unwrap();
+    let stage = || async {
+        let apis = aws.apigateway.get_rest_apis().send().await.unwrap();
+        let api =
+            apis.items().iter().find(|a| a.name() == Some(&format!("{name}-api"))).unwrap().id().unwrap().to_owned();
+        aws.apigateway.get_stage().rest_api_id(api).stage_name("prod").send().await.unwrap()
+    };
+    let account_role = || async {
+        let account = aws.apigateway.get_account().send().await.unwrap();
+        account.cloudwatch_role_arn().filter(|r| !r.is_empty()).map(str::to_owned)
+    };
+
+    // Without `account_role: create`, the account is not changed and the stage not written.
+    // (moto would accept the stage's settings without the role; AWS refuses them.)
+    stack.write("stack.yaml", yaml("  access_log: { retention_days: 30 }\n"));
+    let refused = deployer(&stack, &proxy.url(), &["apply"], &env()).await;
+    assert_eq!(refused.code, 1, "{}\n{}", refused.stdout, refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("failed: access_log prod: creating access_log prod: API Gateway has no CloudWatch role"),
+        "{}",
+        refused.stderr
+    );
+    assert!(refused.stderr.contains("account_role: create"), "{}", refused.stderr);
+    assert_eq!(account_role().await, None, "the account setting is not changed silently");
+    assert!(stage().await.access_log_settings().is_none(), "the stage is not written");
+    assert!(!proxy.mutating().iter().any(|m| m.contains("/account")), "{:?}", proxy.mutating());
+
+    // With it: the role is made and set, the stage logs JSON to the stack's group.
+    stack.write("stack.yaml", yaml("  access_log: { retention_days: 30, account_role: create }\n"));
+    let apply = deployer(&stack, &proxy.url(), &["apply"], &env()).await;
+    assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
+    let role = account_role().await.expect("set");
+    assert_eq!(role, "arn:aws:iam::123456789012:role/oauth-gateway-apigateway-cloudwatch");
+    let iam_role = aws.iam.get_role().role_name("oauth-gateway-apigateway-cloudwatch").send().await.unwrap();
+    assert!(iam_role.role().unwrap().assume_role_policy_document().unwrap().contains("apigateway.amazonaws.com"));
+    let settings = stage().await.access_log_settings().cloned().expect("access log settings");
+    assert_eq!(
+        settings.destination_arn(),
+        Some(format!("arn:aws:logs:{region}:123456789012:log-group:{group}").as_str())
+    );
+    let format: serde_json::Value = serde_json::from_str(settings.format().unwrap()).expect("a JSON format");
+    for (field, variable) in [
+        ("principalId", "$context.authorizer.principalId"),
+        ("authorizerError", "$context.authorizer.error"),
+        ("clientCertSubjectDN", "$context.identity.clientCert.subjectDN"),
+        ("wafStatus", "$context.waf.status"),
+    ] {
+        assert_eq!(format[field], variable);
+    }
+    assert_eq!(retention_and_tag(&aws, &group).await, Some((Some(30), Some(name.to_owned()))));
+    assert_eq!(deployer(&stack, &proxy.url(), &["diff", "--detailed-exitcode"], &env()).await.code, 0);
+    assert!(snapshot(&aws, name).await.contains(&format!("  access_log prod {group}")));
+
+    // Dropped from the stack: the stage's settings and the group go, the account's role stays.
+    stack.write("stack.yaml", yaml(""));
+    let diff = deployer(&stack, &proxy.url(), &["diff"], &env()).await;
+    assert!(
+        diff.stdout.contains("- access_log prod") && diff.stdout.contains(&format!("- log_group {group}")),
+        "{}",
+        diff.stdout
+    );
+    assert_eq!(deployer(&stack, &proxy.url(), &["apply"], &env()).await.code, 0);
+    assert!(stage().await.access_log_settings().is_none_or(|s| s.destination_arn().is_none()));
+    assert_eq!(retention_and_tag(&aws, &group).await, None);
+    assert_eq!(account_role().await.as_deref(), Some(role.as_str()));
+
+    // Torn down with one: everything of the stack goes, the account setting and its role stay.
+    stack.write("stack.yaml", yaml("  access_log: { account_role: create }\n"));
+    assert_eq!(deployer(&stack, &proxy.url(), &["apply"], &env()).await.code, 0);
+    assert_eq!(retention_and_tag(&aws, &group).await.map(|(days, _)| days), Some(Some(365)), "the default");
+    assert_eq!(deployer(&stack, &proxy.url(), &["teardown"], &env()).await.code, 0);
+    assert_eq!(snapshot(&aws, name).await, Vec::<String>::new());
+    assert_eq!(account_role().await.as_deref(), Some(role.as_str()), "teardown never removes an account setting");
+    assert!(aws.iam.get_role().role_name("oauth-gateway-apigateway-cloudwatch").send().await.is_ok());
+}
