@@ -34,3 +34,58 @@ fn every_module_opens_with_a_line_that_says_what_it_is_for() {
         .collect();
     assert!(undocumented.is_empty(), "modules without a `//!` first line: {undocumented:?}");
 }
+
+/// The deployer's resource kinds, as their modules name them (`const NAME`),
+/// with the module each is in.
+fn kinds(root: &Path) -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    rust_files(&root.join("deployer/src/resources"), &mut files);
+    let mut kinds: Vec<(String, String)> = files
+        .iter()
+        .filter_map(|path| {
+            let text = std::fs::read_to_string(path).ok()?;
+            let name = text.split("const NAME: &'static str = \"").nth(1)?.split('"').next()?.to_owned();
+            Some((name, path.file_stem()?.to_string_lossy().into_owned()))
+        })
+        .collect();
+    kinds.sort();
+    kinds
+}
+
+/// Adding a kind means a module and its line in the registry; these keep
+/// the places a newcomer reads (the graph in ARCHITECTURE.md) and the
+/// tests' account snapshot from forgetting it.
+#[test]
+fn every_kind_is_registered_drawn_in_the_graph_and_in_the_tests_snapshot() {
+    let root = e2e::workspace_root();
+    let kinds = kinds(&root);
+    assert!(kinds.len() >= 21, "the walk found only {kinds:?}");
+    let registry = std::fs::read_to_string(root.join("deployer/src/resources/mod.rs")).expect("resources/mod.rs");
+    let architecture = std::fs::read_to_string(root.join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
+    let graph = architecture
+        .split("The graph, as the kinds declare it")
+        .nth(1)
+        .and_then(|rest| rest.split("```").nth(1))
+        .expect("the graph in ARCHITECTURE.md");
+    let snapshot = std::fs::read_to_string(root.join("tests/src/deploy.rs")).expect("tests/src/deploy.rs");
+    let words = |text: &str| -> Vec<String> {
+        text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).map(str::to_owned).collect()
+    };
+    let (graph_words, snapshot_words) = (words(graph), words(&snapshot));
+    let mut missing = Vec::new();
+    for (kind, module) in &kinds {
+        if !registry.contains(&format!("Registered::<{module}::")) {
+            missing.push(format!("{kind}: not in REGISTRY (deployer/src/resources/mod.rs)"));
+        }
+        if !graph_words.contains(kind) {
+            missing.push(format!("{kind}: not in the graph of ARCHITECTURE.md"));
+        }
+        let said_why = snapshot.lines().any(|l| l.contains("not in the snapshot:") && words(l).contains(kind));
+        let has_line = snapshot.contains(&format!("\"{kind} ")) || snapshot.contains(&format!("\"  {kind} "));
+        if !has_line && !said_why {
+            missing.push(format!("{kind}: no line in the tests' snapshot (tests/src/deploy.rs) and no reason"));
+        }
+    }
+    assert!(snapshot_words.iter().any(|w| w == "snapshot"), "the snapshot function was found");
+    assert!(missing.is_empty(), "{missing:#?}");
+}
