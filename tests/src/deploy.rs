@@ -419,3 +419,69 @@ pub async fn clean_apply_shape() -> Vec<String> {
         .await
         .clone()
 }
+
+/// The environment every test stack needs: its introspection secret.
+pub fn env() -> [(&'static str, &'static str); 1] {
+    [("INTROSPECTION_SECRET", SECRET)]
+}
+
+/// Removes what an earlier run against the same moto server left behind, so a
+/// test starts from an empty account whether moto is fresh or not.
+pub async fn clean_slate(stack: &StackDir, proxy: &crate::moto::Proxy) {
+    let outcome = deployer(stack, &proxy.url(), &["teardown"], &env()).await;
+    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    proxy.reset();
+}
+
+pub async fn api_id(aws: &Clients, name: &str) -> String {
+    let apis = aws.apigateway.get_rest_apis().send().await.unwrap();
+    let api = apis
+        .items()
+        .iter()
+        .find(|a| a.name() == Some(name) && a.tags().is_some_and(|t| t.contains_key("oauth-gateway:stack")));
+    api.and_then(|a| a.id()).expect("the stack's REST API").to_owned()
+}
+
+pub async fn set_authorizer_ttl(aws: &Clients, api_id: &str, authorizer_id: &str, ttl: &str) {
+    aws.apigateway
+        .update_authorizer()
+        .rest_api_id(api_id)
+        .authorizer_id(authorizer_id)
+        .patch_operations(
+            aws_sdk_apigateway::types::PatchOperation::builder()
+                .op(aws_sdk_apigateway::types::Op::Replace)
+                .path("/authorizerResultTtlInSeconds")
+                .value(ttl)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Applies, and returns the AWS writes it made, in order.
+pub async fn apply_in_order(stack: &StackDir, proxy: &crate::moto::Proxy) -> Vec<String> {
+    proxy.reset();
+    let apply = deployer(stack, &proxy.url(), &["apply"], &env()).await;
+    assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
+    proxy.changes()
+}
+
+pub fn position(order: &[String], operation: &str) -> usize {
+    order.iter().position(|o| o == operation).unwrap_or_else(|| panic!("{operation} not in {order:?}"))
+}
+
+/// The `+`, `~`, `-` lines of a printed plan.
+pub fn pending(plan: &str) -> Vec<String> {
+    let mut lines: Vec<String> = plan
+        .lines()
+        .filter(|l| l.trim_start().starts_with(['+', '~', '-']))
+        .map(|l| l.trim_start().to_owned())
+        .collect();
+    lines.sort();
+    lines
+}
+
+pub fn body_of<'a>(proxy_calls: &'a [crate::moto::Call], operation: &str) -> Vec<&'a str> {
+    proxy_calls.iter().filter(|c| c.service_operation == operation).map(|c| c.request.body.as_str()).collect()
+}

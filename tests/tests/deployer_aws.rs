@@ -8,13 +8,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use e2e::aws_like::{Behaviours, LostAnswers};
-use e2e::deploy::{SECRET, StackDir, TIME_SCALE, clean_apply_shape, clients, deployer, edge_yaml, shape, stack_yaml};
+use e2e::deploy::{
+    SECRET, StackDir, TIME_SCALE, clean_apply_shape, clients, deployer, edge_yaml, env, shape, stack_yaml,
+};
 use e2e::moto::Proxy;
 use e2e::server::Reply;
-
-fn env() -> [(&'static str, &'static str); 1] {
-    [("INTROSPECTION_SECRET", SECRET)]
-}
 
 /// The full stack (domain, truststore, WAF) of `name`, torn down first.
 async fn fresh_stack(name: &str, proxy: &Proxy) -> StackDir {

@@ -5,13 +5,9 @@
 //! is uploaded only once S3 versions it.
 
 use e2e::aws_like::Behaviours;
-use e2e::deploy::{SECRET, StackDir, TIME_SCALE, clients, deployer, edge_yaml, shape, stack_yaml};
+use e2e::deploy::{StackDir, TIME_SCALE, clients, deployer, edge_yaml, env, shape, stack_yaml};
 use e2e::moto::Proxy;
 use e2e::server::{Recorded, Reply};
-
-fn env() -> [(&'static str, &'static str); 1] {
-    [("INTROSPECTION_SECRET", SECRET)]
-}
 
 async fn must(stack: &StackDir, proxy: &Proxy, args: &[&str]) -> e2e::deploy::Outcome {
     let outcome = deployer(stack, &proxy.url(), args, &env()).await;

@@ -14,12 +14,8 @@ use std::time::Duration;
 
 use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType};
 use e2e::aws_like::{Behaviours, DnsValidation};
-use e2e::deploy::{Clients, SECRET, StackDir, TIME_SCALE, clients, deployer, edge_yaml, snapshot, stack_yaml};
+use e2e::deploy::{Clients, StackDir, TIME_SCALE, clients, deployer, edge_yaml, env, snapshot, stack_yaml};
 use e2e::moto::Proxy;
-
-fn env() -> [(&'static str, &'static str); 1] {
-    [("INTROSPECTION_SECRET", SECRET)]
-}
 
 async fn must(stack: &StackDir, proxy: &Proxy, args: &[&str]) -> e2e::deploy::Outcome {
     let outcome = deployer(stack, &proxy.url(), args, &env()).await;

@@ -4,12 +4,8 @@
 //! CloudWatch role, set only when the stack says so and never removed).
 
 use aws_sdk_apigateway::types::{Op, PatchOperation};
-use e2e::deploy::{Clients, SECRET, StackDir, clients, clients_in, deployer, snapshot, stack_yaml};
+use e2e::deploy::{Clients, StackDir, clients, clients_in, deployer, env, snapshot, stack_yaml};
 use e2e::moto::Proxy;
-
-fn env() -> [(&'static str, &'static str); 1] {
-    [("INTROSPECTION_SECRET", SECRET)]
-}
 
 async fn retention_and_tag(aws: &Clients, group: &str) -> Option<(Option<i32>, Option<String>)> {
     let groups = aws.logs.describe_log_groups().log_group_name_prefix(group).send().await.expect("groups");

@@ -6,13 +6,9 @@
 
 use std::time::{Duration, Instant};
 
-use e2e::deploy::{SECRET, StackDir, clients, code_zip, deployer, edge_yaml, stack_yaml, tiny_bootstrap};
+use e2e::deploy::{SECRET, StackDir, clients, code_zip, deployer, edge_yaml, env, stack_yaml, tiny_bootstrap};
 use e2e::moto::Proxy;
 use e2e::server::Reply;
-
-fn env() -> [(&'static str, &'static str); 1] {
-    [("INTROSPECTION_SECRET", SECRET)]
-}
 
 /// The zips saved beside a plan file.
 fn artifacts(stack: &StackDir) -> Vec<String> {

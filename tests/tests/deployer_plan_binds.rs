@@ -6,12 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use aws_sdk_apigateway::types::{Op, PatchOperation};
-use e2e::deploy::{SECRET, StackDir, clients, deployer, stack_yaml};
+use e2e::deploy::{StackDir, clients, deployer, env, stack_yaml};
 use e2e::moto::{Proxy, classify};
-
-fn env() -> [(&'static str, &'static str); 1] {
-    [("INTROSPECTION_SECRET", SECRET)]
-}
 
 #[tokio::test]
 async fn a_step_whose_resource_moved_after_the_plan_fails_and_writes_nothing() {

@@ -7,12 +7,8 @@
 use std::time::Duration;
 
 use e2e::aws_like::{Behaviours, LostAnswers};
-use e2e::deploy::{SECRET, StackDir, TIME_SCALE, clean_apply_shape, clients, deployer, edge_yaml, shape, stack_yaml};
+use e2e::deploy::{StackDir, TIME_SCALE, clean_apply_shape, clients, deployer, edge_yaml, env, shape, stack_yaml};
 use e2e::moto::Proxy;
-
-fn env() -> [(&'static str, &'static str); 1] {
-    [("INTROSPECTION_SECRET", SECRET)]
-}
 
 /// API Gateway's rules on a REST API, and nothing else.
 fn api_gateway_rules() -> Behaviours {
