@@ -4,12 +4,12 @@
 
 use std::collections::BTreeSet;
 
-use crate::resources::{DynKind, REGISTRY};
+use crate::resources::{DynKind, DynPlan, REGISTRY};
 
 /// Kinds in an order where every kind comes after the kinds it depends on
 /// (ties broken by registry order, so the order is stable).
-pub fn creation_order() -> Vec<&'static dyn DynKind> {
-    topological(|kind| kind.depends_on())
+pub fn creation_order() -> Vec<&'static dyn DynPlan> {
+    topological(|kind| kind.depends_on()).into_iter().map(|k| k as &dyn DynPlan).collect()
 }
 
 /// Waves of kinds that can be observed together: a kind comes after the

@@ -25,7 +25,7 @@ use serde_json::Value;
 use crate::graph;
 use crate::plan::{Action, Address, Step};
 use crate::planner::references;
-use crate::resources::{self, DynKind};
+use crate::resources::{self, DynPlan};
 
 /// For each step, the steps among `steps` it must wait for. `specs` are the
 /// planner's specs (their references order steps within a kind).
@@ -45,15 +45,15 @@ pub fn prerequisites(steps: &[&Step], specs: &BTreeMap<Address, Value>) -> BTree
         .collect()
 }
 
-fn kind(step: &Step) -> Option<&'static dyn DynKind> {
-    resources::kind(&step.address.kind).ok()
+fn kind(step: &Step) -> Option<&'static dyn DynPlan> {
+    resources::plan_kind(&step.address.kind).ok()
 }
 
 /// Whether `kind` deploys the API or comes after a kind that does (the
 /// stage, the base path mapping, the execute-api switch): what a snapshotted
 /// delete must not wait for.
-fn deployed_by_now(kind: &dyn DynKind) -> bool {
-    kind.deploys() || graph::ancestors(kind.name()).iter().any(|a| resources::kind(a).is_ok_and(|k| k.deploys()))
+fn deployed_by_now(kind: &dyn DynPlan) -> bool {
+    kind.deploys() || graph::ancestors(kind.name()).iter().any(|a| resources::plan_kind(a).is_ok_and(|k| k.deploys()))
 }
 
 /// Whether `step` waits for `other`; `referenced`: what `step`'s spec refers to.

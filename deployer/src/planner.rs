@@ -56,7 +56,7 @@ pub fn plan(stack: &str, desired: &[Desired], observed: &Observation) -> Result<
     let mut outputs: BTreeMap<Address, Outputs> = BTreeMap::new();
     for (address, found) in observed.all() {
         if found.ownership != Ownership::Foreign {
-            outputs.insert(address.clone(), resources::kind(&address.kind)?.outputs(&found.state)?);
+            outputs.insert(address.clone(), resources::plan_kind(&address.kind)?.outputs(&found.state)?);
         }
     }
 
@@ -71,7 +71,7 @@ pub fn plan(stack: &str, desired: &[Desired], observed: &Observation) -> Result<
         for wanted in desired.iter().filter(|d| d.address.kind == kind.name()) {
             let spec = resolve(&wanted.spec, &|of, output| {
                 let changes_it = updated.contains(of)
-                    && resources::kind(&of.kind).is_ok_and(|k| k.update_changes().contains(&output));
+                    && resources::plan_kind(&of.kind).is_ok_and(|k| k.update_changes().contains(&output));
                 if created.contains(of) || changes_it { None } else { outputs.get(of)?.get(output).cloned() }
             });
             let step = match observed.get(&wanted.address) {
@@ -140,7 +140,7 @@ pub fn plan(stack: &str, desired: &[Desired], observed: &Observation) -> Result<
 /// its own: otherwise `diff` would say "nothing to do" while the old
 /// deployment is still what clients reach.
 fn redeploy_if_needed(plan: &mut Plan) {
-    let kind_of = |step: &Step| resources::kind(&step.address.kind).ok();
+    let kind_of = |step: &Step| resources::plan_kind(&step.address.kind).ok();
     let causes: Vec<String> = plan
         .steps
         .iter()
@@ -266,7 +266,7 @@ mod tests {
         assert_eq!(planned.plan.steps.len(), desired.len());
         assert!(planned.plan.steps.iter().all(|s| s.action == Action::Create), "{:?}", actions(&planned));
         for (i, step) in planned.plan.steps.iter().enumerate() {
-            for dependency in resources::kind(&step.address.kind).unwrap().depends_on() {
+            for dependency in resources::plan_kind(&step.address.kind).unwrap().depends_on() {
                 let before = planned.plan.steps[..i].iter().any(|s| s.address.kind == *dependency);
                 let planned_at_all = planned.plan.steps.iter().any(|s| s.address.kind == *dependency);
                 assert!(before || !planned_at_all, "{} is planned before its {dependency}", step.address);

@@ -16,7 +16,7 @@ use serde_json::json;
 
 use super::rest_api::RestApi;
 use super::stage::Stage;
-use super::{Context, Diff, Found, Kind, Ownership, REST_API_WRITES, Scope};
+use super::{Context, Diff, Found, Kind, KindIo, Ownership, REST_API_WRITES, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::plan::{Address, Outputs, Val};
@@ -181,30 +181,6 @@ impl Kind for AccessLog {
         spec.stage.clone()
     }
 
-    async fn observe(scope: &Scope<'_, Spec>) -> anyhow::Result<Vec<Found<State>>> {
-        // Every stage the stack declares, whether or not it wants an access
-        // log: one it no longer wants is found to be removed.
-        let apis = scope.parents.of::<RestApi>();
-        let stages: Vec<&str> = scope.declared(Stage::NAME).collect();
-        let Some(api) = apis.iter().find(|a| a.ownership != Ownership::Foreign) else { return Ok(Vec::new()) };
-        // The account is read only where the stack wants an access log.
-        let role = if scope.desired.is_empty() { None } else { account_role(scope.aws).await? };
-        let mut found = Vec::new();
-        for stage in stages {
-            if let Some(state) = read(scope.aws, &api.state.id, stage, role.clone()).await? {
-                let owner = ownership(scope.stack, &state);
-                found.push(Found::new(stage, owner, state).inside(Address::new(Stage::NAME, stage)));
-            }
-        }
-        Ok(found)
-    }
-
-    async fn find(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<Found<State>>> {
-        let role = account_role(aws).await?;
-        let state = read(aws, spec.api_id.known()?, &spec.stage, role).await?;
-        Ok(state.map(|s| Found::new(&spec.stage, ownership(&spec.stack, &s), s)))
-    }
-
     fn diff(spec: &Spec, state: &State) -> Diff {
         let mut diff = Diff::default();
         diff.field("destination_arn", state.destination_arn.as_str(), spec.destination_arn.as_str());
@@ -230,6 +206,32 @@ impl Kind for AccessLog {
 
     fn outputs(_: &State) -> Outputs {
         Outputs::new()
+    }
+}
+
+impl KindIo for AccessLog {
+    async fn observe(scope: &Scope<'_, Spec>) -> anyhow::Result<Vec<Found<State>>> {
+        // Every stage the stack declares, whether or not it wants an access
+        // log: one it no longer wants is found to be removed.
+        let apis = scope.parents.of::<RestApi>();
+        let stages: Vec<&str> = scope.declared(Stage::NAME).collect();
+        let Some(api) = apis.iter().find(|a| a.ownership != Ownership::Foreign) else { return Ok(Vec::new()) };
+        // The account is read only where the stack wants an access log.
+        let role = if scope.desired.is_empty() { None } else { account_role(scope.aws).await? };
+        let mut found = Vec::new();
+        for stage in stages {
+            if let Some(state) = read(scope.aws, &api.state.id, stage, role.clone()).await? {
+                let owner = ownership(scope.stack, &state);
+                found.push(Found::new(stage, owner, state).inside(Address::new(Stage::NAME, stage)));
+            }
+        }
+        Ok(found)
+    }
+
+    async fn find(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<Found<State>>> {
+        let role = account_role(aws).await?;
+        let state = read(aws, spec.api_id.known()?, &spec.stage, role).await?;
+        Ok(state.map(|s| Found::new(&spec.stage, ownership(&spec.stack, &s), s)))
     }
 
     async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {

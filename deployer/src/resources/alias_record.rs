@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::domain_name::{self, DomainName};
 use super::route53::{self, Record};
-use super::{Context, Diff, Found, Kind, Ownership, Scope};
+use super::{Context, Diff, Found, Kind, KindIo, Ownership, Scope};
 use crate::aws::Aws;
 use crate::plan::{Outputs, Val};
 
@@ -94,6 +94,29 @@ impl Kind for AliasRecord {
         address_name(&spec.domain, &spec.kind)
     }
 
+    fn diff(spec: &Spec, state: &State) -> Diff {
+        let mut diff = Diff::default();
+        let (target, target_zone) = state.record.alias.clone().unwrap_or_default();
+        let wanted = match &spec.target {
+            Val::Known(name) => route53::fqdn(name),
+            unknown => unknown.shown(),
+        };
+        diff.text("target", target, wanted);
+        diff.text("target_zone", target_zone, spec.target_zone.shown());
+        if state.zone != spec.zone {
+            // A record in another zone is another record.
+            diff.text("zone", state.zone.clone(), spec.zone.clone());
+            diff.replace = true;
+        }
+        diff
+    }
+
+    fn outputs(state: &State) -> Outputs {
+        [("name".to_owned(), state.record.name.clone())].into()
+    }
+}
+
+impl KindIo for AliasRecord {
     /// The records of each of the stack's domains, in the zone the stack
     /// declares for it or the one the domain's tag names; and where the
     /// stack wants records for a domain not made yet, whatever is there
@@ -122,27 +145,6 @@ impl Kind for AliasRecord {
 
     async fn find(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<Found<State>>> {
         read(aws, &spec.zone, &spec.domain, &spec.kind, Some(spec.target.known()?)).await
-    }
-
-    fn diff(spec: &Spec, state: &State) -> Diff {
-        let mut diff = Diff::default();
-        let (target, target_zone) = state.record.alias.clone().unwrap_or_default();
-        let wanted = match &spec.target {
-            Val::Known(name) => route53::fqdn(name),
-            unknown => unknown.shown(),
-        };
-        diff.text("target", target, wanted);
-        diff.text("target_zone", target_zone, spec.target_zone.shown());
-        if state.zone != spec.zone {
-            // A record in another zone is another record.
-            diff.text("zone", state.zone.clone(), spec.zone.clone());
-            diff.replace = true;
-        }
-        diff
-    }
-
-    fn outputs(state: &State) -> Outputs {
-        [("name".to_owned(), state.record.name.clone())].into()
     }
 
     async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {

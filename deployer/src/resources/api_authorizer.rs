@@ -10,7 +10,7 @@ use aws_sdk_apigateway::types::{AuthorizerType, Op, PatchOperation};
 use serde::{Deserialize, Serialize};
 
 use super::rest_api::{self, RestApi};
-use super::{Context, Diff, Found, Kind, Ownership, REST_API_WRITES, Scope};
+use super::{Context, Diff, Found, Kind, KindIo, Ownership, REST_API_WRITES, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::plan::{Address, Outputs, Val};
@@ -103,6 +103,23 @@ impl Kind for ApiAuthorizer {
         spec.name.clone()
     }
 
+    fn diff(spec: &Spec, state: &State) -> Diff {
+        let mut diff = Diff::default();
+        diff.field("type", state.kind.as_str(), "REQUEST");
+        diff.replace = state.kind != "REQUEST";
+        diff.field("authorizer_uri", state.uri.as_str(), spec.uri.as_str());
+        diff.field("authorizer_credentials", state.credentials.as_str(), spec.invoke_role_arn.as_str());
+        diff.field("identity_source", state.identity_source.clone(), identity_source(spec).replace(' ', ""));
+        diff.field("authorizer_result_ttl_in_seconds", state.ttl_seconds, spec.ttl_seconds);
+        diff
+    }
+
+    fn outputs(state: &State) -> Outputs {
+        [("id".to_owned(), state.id.clone())].into()
+    }
+}
+
+impl KindIo for ApiAuthorizer {
     async fn observe(scope: &Scope<'_, Spec>) -> anyhow::Result<Vec<Found<State>>> {
         let Some(spec) = scope.desired.first() else { return Ok(Vec::new()) };
         let Some(api) = rest_api::of(scope.parents, &spec.api_id) else { return Ok(Vec::new()) };
@@ -119,21 +136,6 @@ impl Kind for ApiAuthorizer {
         let api_id = spec.api_id.known()?;
         let found = list(aws, api_id).await?.into_iter().find(|a| a.name == spec.name);
         Ok(found.map(|a| Found::new(a.name.clone(), Ownership::Owned, a)))
-    }
-
-    fn diff(spec: &Spec, state: &State) -> Diff {
-        let mut diff = Diff::default();
-        diff.field("type", state.kind.as_str(), "REQUEST");
-        diff.replace = state.kind != "REQUEST";
-        diff.field("authorizer_uri", state.uri.as_str(), spec.uri.as_str());
-        diff.field("authorizer_credentials", state.credentials.as_str(), spec.invoke_role_arn.as_str());
-        diff.field("identity_source", state.identity_source.clone(), identity_source(spec).replace(' ', ""));
-        diff.field("authorizer_result_ttl_in_seconds", state.ttl_seconds, spec.ttl_seconds);
-        diff
-    }
-
-    fn outputs(state: &State) -> Outputs {
-        [("id".to_owned(), state.id.clone())].into()
     }
 
     async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {

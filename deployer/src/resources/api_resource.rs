@@ -20,7 +20,7 @@ use aws_sdk_apigateway::types::Resource;
 use serde::{Deserialize, Serialize};
 
 use super::rest_api::{self, RestApi};
-use super::{Context, Diff, Found, Kind, Ownership, REST_API_WRITES, Scope};
+use super::{Context, Diff, Found, Kind, KindIo, Ownership, REST_API_WRITES, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::observe::SharedReads;
@@ -121,6 +121,17 @@ impl Kind for ApiResource {
         spec.path.clone()
     }
 
+    fn diff(_: &Spec, _: &State) -> Diff {
+        // A path resource is its path: nothing to change in place.
+        Diff::default()
+    }
+
+    fn outputs(state: &State) -> Outputs {
+        [("id".to_owned(), state.id.clone())].into()
+    }
+}
+
+impl KindIo for ApiResource {
     async fn observe(scope: &Scope<'_, Spec>) -> anyhow::Result<Vec<Found<State>>> {
         let Some(spec) = scope.desired.first() else { return Ok(Vec::new()) };
         let Some(api) = rest_api::of(scope.parents, &spec.api_id) else { return Ok(Vec::new()) };
@@ -146,15 +157,6 @@ impl Kind for ApiResource {
         let tree = tree(aws.clone(), api_id.to_owned()).await?;
         let found = states(api_id, &tree).into_iter().find(|r| r.path == spec.path);
         Ok(found.map(|r| Found::new(r.path.clone(), Ownership::Owned, r)))
-    }
-
-    fn diff(_: &Spec, _: &State) -> Diff {
-        // A path resource is its path: nothing to change in place.
-        Diff::default()
-    }
-
-    fn outputs(state: &State) -> Outputs {
-        [("id".to_owned(), state.id.clone())].into()
     }
 
     async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {

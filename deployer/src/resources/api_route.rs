@@ -15,7 +15,7 @@ use aws_sdk_apigateway::types::IntegrationType;
 use serde::{Deserialize, Serialize};
 
 use super::rest_api::{self, RestApi};
-use super::{Context, Diff, Found, Kind, Ownership, REST_API_WRITES, Scope};
+use super::{Context, Diff, Found, Kind, KindIo, Ownership, REST_API_WRITES, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::plan::{Address, Outputs, Val};
@@ -194,6 +194,23 @@ impl Kind for ApiRoute {
         route_name(&spec.method, &spec.path)
     }
 
+    fn diff(spec: &Spec, state: &State) -> Diff {
+        let mut diff = Diff::default();
+        diff.field("authorization_type", state.authorization_type.as_str(), "CUSTOM");
+        diff.field("authorizer_id", state.authorizer_id.as_str(), spec.authorizer_id.shown().as_str());
+        diff.field("method_request_parameters", &state.method_parameters, &method_parameters(spec));
+        diff.field("integration_type", state.integration_type.as_str(), "HTTP_PROXY");
+        diff.field("integration_uri", state.integration_uri.as_str(), spec.backend.as_str());
+        diff.field("integration_request_parameters", &state.integration_parameters, &integration_parameters(spec));
+        diff
+    }
+
+    fn outputs(state: &State) -> Outputs {
+        [("resource_id".to_owned(), state.resource_id.clone())].into()
+    }
+}
+
+impl KindIo for ApiRoute {
     async fn observe(scope: &Scope<'_, Spec>) -> anyhow::Result<Vec<Found<State>>> {
         let Some(spec) = scope.desired.first() else { return Ok(Vec::new()) };
         let Some(api) = rest_api::of(scope.parents, &spec.api_id) else { return Ok(Vec::new()) };
@@ -216,21 +233,6 @@ impl Kind for ApiRoute {
             .into_iter()
             .find(|r| r.method == spec.method && r.path == spec.path)
             .map(|r| Found::new(name, Ownership::Owned, r)))
-    }
-
-    fn diff(spec: &Spec, state: &State) -> Diff {
-        let mut diff = Diff::default();
-        diff.field("authorization_type", state.authorization_type.as_str(), "CUSTOM");
-        diff.field("authorizer_id", state.authorizer_id.as_str(), spec.authorizer_id.shown().as_str());
-        diff.field("method_request_parameters", &state.method_parameters, &method_parameters(spec));
-        diff.field("integration_type", state.integration_type.as_str(), "HTTP_PROXY");
-        diff.field("integration_uri", state.integration_uri.as_str(), spec.backend.as_str());
-        diff.field("integration_request_parameters", &state.integration_parameters, &integration_parameters(spec));
-        diff
-    }
-
-    fn outputs(state: &State) -> Outputs {
-        [("resource_id".to_owned(), state.resource_id.clone())].into()
     }
 
     async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {

@@ -7,7 +7,7 @@ use aws_sdk_apigateway::types::{Op, PatchOperation};
 use serde::{Deserialize, Serialize};
 
 use super::domain_name::{self, DomainName};
-use super::{Context, Diff, Found, Kind, Ownership, Scope};
+use super::{Context, Diff, Found, Kind, KindIo, Ownership, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::plan::{Outputs, Val};
@@ -92,6 +92,19 @@ impl Kind for BasePathMapping {
         name(&spec.domain, &spec.base_path)
     }
 
+    fn diff(spec: &Spec, state: &State) -> Diff {
+        let mut diff = Diff::default();
+        diff.field("rest_api_id", state.api_id.as_str(), spec.api_id.shown().as_str());
+        diff.field("stage", state.stage.as_str(), spec.stage.as_str());
+        diff
+    }
+
+    fn outputs(_: &State) -> Outputs {
+        Outputs::new()
+    }
+}
+
+impl KindIo for BasePathMapping {
     async fn observe(scope: &Scope<'_, Spec>) -> anyhow::Result<Vec<Found<State>>> {
         let mut found = Vec::new();
         // Mappings on the stack's domains, declared or not (a domain the
@@ -109,17 +122,6 @@ impl Kind for BasePathMapping {
     async fn find(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<Found<State>>> {
         let found = list(aws, &spec.domain).await?.into_iter().find(|m| m.base_path == spec.base_path);
         Ok(found.map(|m| Found::new(Self::name(spec), Ownership::Owned, m)))
-    }
-
-    fn diff(spec: &Spec, state: &State) -> Diff {
-        let mut diff = Diff::default();
-        diff.field("rest_api_id", state.api_id.as_str(), spec.api_id.shown().as_str());
-        diff.field("stage", state.stage.as_str(), spec.stage.as_str());
-        diff
-    }
-
-    fn outputs(_: &State) -> Outputs {
-        Outputs::new()
     }
 
     async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {

@@ -24,7 +24,7 @@ use aws_sdk_acm::types::{CertificateSummary, Tag, ValidationMethod};
 use serde::{Deserialize, Serialize};
 
 use super::domain_name;
-use super::{Context, Diff, Found, HOSTED_ZONE_TAG, Kind, OWNER_TAG, Ownership, Scope};
+use super::{Context, Diff, Found, HOSTED_ZONE_TAG, Kind, KindIo, OWNER_TAG, Ownership, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::plan::{Address, Outputs};
@@ -243,6 +243,45 @@ impl Kind for Certificate {
         spec.domain.clone()
     }
 
+    fn diff(spec: &Spec, state: &State) -> Diff {
+        let mut diff = Diff::default();
+        if spec.existing_arn.is_none() {
+            // (Pending validation is `certificate_validation`'s to wait out;
+            // a terminal certificate is never the domain's.)
+            diff.field("hosted_zone_tag", state.hosted_zone.as_deref(), spec.hosted_zone.as_deref());
+        }
+        diff
+    }
+
+    fn blockers(spec: Option<&Spec>, state: &State) -> Vec<String> {
+        let Some(spec) = spec.filter(|s| s.existing_arn.is_some()) else { return Vec::new() };
+        let mut blockers = Vec::new();
+        if state.status != "ISSUED" {
+            blockers.push(format!("certificate {} is {}, not ISSUED", state.arn, state.status));
+        }
+        // API Gateway refuses mutual TLS with such a certificate unless it
+        // is shown a public ACM certificate for the same domain.
+        if ["IMPORTED", "PRIVATE"].contains(&state.kind.as_str()) && spec.ownership_verification.is_none() {
+            blockers.push(format!(
+                "certificate {} is {}: API Gateway needs domain.ownership_verification_certificate_arn (an \
+                 ACM-issued public certificate for {}) to use it with mutual TLS",
+                state.arn, state.kind, spec.domain
+            ));
+        }
+        blockers
+    }
+
+    fn outputs(state: &State) -> Outputs {
+        let mut outputs: Outputs = [("arn".to_owned(), state.arn.clone())].into();
+        if let Some((name, _, value)) = validation_cname(state) {
+            outputs.insert("validation_name".to_owned(), name.clone());
+            outputs.insert("validation_value".to_owned(), value.clone());
+        }
+        outputs
+    }
+}
+
+impl KindIo for Certificate {
     async fn observe(scope: &Scope<'_, Spec>) -> anyhow::Result<Vec<Found<State>>> {
         let mut found = Vec::new();
         let mut requested: Vec<&str> = Vec::new();
@@ -280,43 +319,6 @@ impl Kind for Certificate {
         let certificates = owned_for(aws, &spec.stack, &spec.domain).await?;
         let best = named(&spec.domain, certificates).into_iter().find(|(name, _)| *name == spec.domain);
         Ok(best.map(|(name, state)| Found::new(name, Ownership::Owned, state)))
-    }
-
-    fn diff(spec: &Spec, state: &State) -> Diff {
-        let mut diff = Diff::default();
-        if spec.existing_arn.is_none() {
-            // (Pending validation is `certificate_validation`'s to wait out;
-            // a terminal certificate is never the domain's.)
-            diff.field("hosted_zone_tag", state.hosted_zone.as_deref(), spec.hosted_zone.as_deref());
-        }
-        diff
-    }
-
-    fn blockers(spec: Option<&Spec>, state: &State) -> Vec<String> {
-        let Some(spec) = spec.filter(|s| s.existing_arn.is_some()) else { return Vec::new() };
-        let mut blockers = Vec::new();
-        if state.status != "ISSUED" {
-            blockers.push(format!("certificate {} is {}, not ISSUED", state.arn, state.status));
-        }
-        // API Gateway refuses mutual TLS with such a certificate unless it
-        // is shown a public ACM certificate for the same domain.
-        if ["IMPORTED", "PRIVATE"].contains(&state.kind.as_str()) && spec.ownership_verification.is_none() {
-            blockers.push(format!(
-                "certificate {} is {}: API Gateway needs domain.ownership_verification_certificate_arn (an \
-                 ACM-issued public certificate for {}) to use it with mutual TLS",
-                state.arn, state.kind, spec.domain
-            ));
-        }
-        blockers
-    }
-
-    fn outputs(state: &State) -> Outputs {
-        let mut outputs: Outputs = [("arn".to_owned(), state.arn.clone())].into();
-        if let Some((name, _, value)) = validation_cname(state) {
-            outputs.insert("validation_name".to_owned(), name.clone());
-            outputs.insert("validation_value".to_owned(), value.clone());
-        }
-        outputs
     }
 
     async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {

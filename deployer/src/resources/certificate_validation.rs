@@ -20,7 +20,7 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use super::certificate::{self, Certificate};
-use super::{Context, Diff, Found, Kind, Ownership, Scope};
+use super::{Context, Diff, Found, Kind, KindIo, Ownership, Scope};
 use crate::aws::Aws;
 use crate::executor::LeftForLater;
 use crate::plan::{Address, Outputs, Val};
@@ -131,6 +131,18 @@ impl Kind for CertificateValidation {
         spec.domain.clone()
     }
 
+    fn diff(_: &Spec, state: &State) -> Diff {
+        let mut diff = Diff::default();
+        diff.field("status", state.status.as_str(), "ISSUED");
+        diff
+    }
+
+    fn outputs(state: &State) -> Outputs {
+        if state.status == "ISSUED" { [("arn".to_owned(), state.arn.clone())].into() } else { Outputs::new() }
+    }
+}
+
+impl KindIo for CertificateValidation {
     /// From the certificates just observed: no call of its own.
     async fn observe(scope: &Scope<'_, Spec>) -> anyhow::Result<Vec<Found<State>>> {
         let certificates = scope.parents.of::<Certificate>();
@@ -146,16 +158,6 @@ impl Kind for CertificateValidation {
     async fn find(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<Found<State>>> {
         let found = certificate::describe(aws, spec.arn.known()?).await?;
         Ok(found.map(|c| Found::new(spec.domain.clone(), Ownership::Owned, state(&c))))
-    }
-
-    fn diff(_: &Spec, state: &State) -> Diff {
-        let mut diff = Diff::default();
-        diff.field("status", state.status.as_str(), "ISSUED");
-        diff
-    }
-
-    fn outputs(state: &State) -> Outputs {
-        if state.status == "ISSUED" { [("arn".to_owned(), state.arn.clone())].into() } else { Outputs::new() }
     }
 
     async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {

@@ -30,7 +30,7 @@ use aws_sdk_apigateway::types::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{Context, Diff, Found, HOSTED_ZONE_TAG, Kind, OWNER_TAG, Ownership, Scope};
+use super::{Context, Diff, Found, HOSTED_ZONE_TAG, Kind, KindIo, OWNER_TAG, Ownership, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::plan::{Address, Outputs, Val};
@@ -204,24 +204,6 @@ impl Kind for DomainName {
         spec.name.clone()
     }
 
-    async fn observe(scope: &Scope<'_, Spec>) -> anyhow::Result<Vec<Found<State>>> {
-        let domains = list(scope.aws).await?;
-        Ok(domains
-            .iter()
-            .map(|d| {
-                let spec = scope.desired.iter().find(|s| Some(s.name.as_str()) == d.domain_name());
-                found(raw!(d), scope.stack, spec.map(|s| s.truststore_uri.as_str()))
-            })
-            // Someone else's domain matters only where the stack wants one.
-            .filter(|f| f.ownership == Ownership::Owned || scope.desired.iter().any(|s| s.name == f.name))
-            .collect())
-    }
-
-    async fn find(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<Found<State>>> {
-        let domain = aws.apigateway.get_domain_name().domain_name(&spec.name).send().await.found("GetDomainName")?;
-        Ok(domain.map(|d| found(raw!(d), &spec.stack, Some(&spec.truststore_uri))))
-    }
-
     fn diff(spec: &Spec, state: &State) -> Diff {
         let mut diff = Diff::default();
         diff.field("regional_certificate_arn", state.certificate_arn.as_str(), spec.certificate_arn.shown().as_str());
@@ -263,6 +245,26 @@ impl Kind for DomainName {
             ("regional_hosted_zone_id".to_owned(), state.regional_hosted_zone_id.clone()),
         ]
         .into()
+    }
+}
+
+impl KindIo for DomainName {
+    async fn observe(scope: &Scope<'_, Spec>) -> anyhow::Result<Vec<Found<State>>> {
+        let domains = list(scope.aws).await?;
+        Ok(domains
+            .iter()
+            .map(|d| {
+                let spec = scope.desired.iter().find(|s| Some(s.name.as_str()) == d.domain_name());
+                found(raw!(d), scope.stack, spec.map(|s| s.truststore_uri.as_str()))
+            })
+            // Someone else's domain matters only where the stack wants one.
+            .filter(|f| f.ownership == Ownership::Owned || scope.desired.iter().any(|s| s.name == f.name))
+            .collect())
+    }
+
+    async fn find(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<Found<State>>> {
+        let domain = aws.apigateway.get_domain_name().domain_name(&spec.name).send().await.found("GetDomainName")?;
+        Ok(domain.map(|d| found(raw!(d), &spec.stack, Some(&spec.truststore_uri))))
     }
 
     async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::rest_api::{self, RestApi};
 use super::stage::{self, Stage};
-use super::{Context, Diff, Found, Kind, REST_API_WRITES, Scope};
+use super::{Context, Diff, Found, Kind, KindIo, REST_API_WRITES, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::plan::{Address, Outputs, Val};
@@ -92,6 +92,19 @@ impl Kind for ExecuteApi {
         spec.api.clone()
     }
 
+    fn diff(spec: &Spec, state: &State) -> Diff {
+        let mut diff = Diff::default();
+        diff.text("execute_api", shown(Some(state.disabled)), shown(Some(spec.disabled)));
+        diff.text("deployed_execute_api", shown(state.deployed_disabled), shown(Some(spec.disabled)));
+        diff
+    }
+
+    fn outputs(_: &State) -> Outputs {
+        Outputs::new()
+    }
+}
+
+impl KindIo for ExecuteApi {
     /// From what the API and its stage say: no call of its own.
     async fn observe(scope: &Scope<'_, Spec>) -> anyhow::Result<Vec<Found<State>>> {
         let Some(spec) = scope.desired.first() else { return Ok(Vec::new()) };
@@ -115,17 +128,6 @@ impl Kind for ExecuteApi {
         let api = aws.apigateway.get_rest_api().rest_api_id(api_id).send().await.aws("GetRestApi")?;
         let state = read(aws, api_id, &spec.stack, &spec.stage, api.disable_execute_api_endpoint()).await?;
         Ok(state.map(|s| Found::new(spec.api.clone(), super::Ownership::Owned, s)))
-    }
-
-    fn diff(spec: &Spec, state: &State) -> Diff {
-        let mut diff = Diff::default();
-        diff.text("execute_api", shown(Some(state.disabled)), shown(Some(spec.disabled)));
-        diff.text("deployed_execute_api", shown(state.deployed_disabled), shown(Some(spec.disabled)));
-        diff
-    }
-
-    fn outputs(_: &State) -> Outputs {
-        Outputs::new()
     }
 
     async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {

@@ -13,7 +13,7 @@ use aws_sdk_apigateway::types::GatewayResponseType;
 use serde::{Deserialize, Serialize};
 
 use super::rest_api::{self, RestApi};
-use super::{Context, Diff, Found, Kind, REST_API_WRITES, Scope};
+use super::{Context, Diff, Found, Kind, KindIo, REST_API_WRITES, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::plan::{Address, Outputs, Val};
@@ -93,6 +93,19 @@ impl Kind for GatewayResponse {
         spec.response_type.clone()
     }
 
+    fn diff(spec: &Spec, state: &State) -> Diff {
+        let mut diff = Diff::default();
+        diff.field("status_code", state.status.as_str(), spec.status.as_str());
+        diff.field("response_parameters", &state.parameters, &spec.parameters);
+        diff
+    }
+
+    fn outputs(_: &State) -> Outputs {
+        Outputs::new()
+    }
+}
+
+impl KindIo for GatewayResponse {
     async fn observe(scope: &Scope<'_, Spec>) -> anyhow::Result<Vec<Found<State>>> {
         let reads = scope.desired.iter().filter_map(|spec| {
             let api = rest_api::of(scope.parents, &spec.api_id)?;
@@ -108,17 +121,6 @@ impl Kind for GatewayResponse {
     async fn find(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<Found<State>>> {
         let state = read(aws, spec.api_id.known()?, &spec.response_type).await?;
         Ok(state.map(|s| Found::new(spec.response_type.clone(), super::Ownership::Owned, s)))
-    }
-
-    fn diff(spec: &Spec, state: &State) -> Diff {
-        let mut diff = Diff::default();
-        diff.field("status_code", state.status.as_str(), spec.status.as_str());
-        diff.field("response_parameters", &state.parameters, &spec.parameters);
-        diff
-    }
-
-    fn outputs(_: &State) -> Outputs {
-        Outputs::new()
     }
 
     async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {

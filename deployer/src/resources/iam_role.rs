@@ -8,7 +8,7 @@ use futures::future::try_join_all;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Context, Diff, Found, Kind, OWNER_TAG, Ownership, Scope};
+use super::{Context, Diff, Found, Kind, KindIo, OWNER_TAG, Ownership, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::plan::Outputs;
@@ -130,15 +130,6 @@ impl Kind for IamRole {
         spec.name.clone()
     }
 
-    async fn observe(scope: &Scope<'_, Spec>) -> anyhow::Result<Vec<Found<State>>> {
-        let reads = scope.desired.iter().map(|spec| read(scope.aws, scope.stack, &spec.name));
-        Ok(try_join_all(reads).await?.into_iter().flatten().collect())
-    }
-
-    async fn find(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<Found<State>>> {
-        read(aws, &spec.stack, &spec.name).await
-    }
-
     fn diff(spec: &Spec, state: &State) -> Diff {
         let mut diff = Diff::default();
         diff.text("assume_role_policy", state.trust.to_string(), trust(&spec.trusted_service).to_string());
@@ -155,6 +146,17 @@ impl Kind for IamRole {
 
     fn outputs(state: &State) -> Outputs {
         [("arn".to_owned(), state.arn.clone()), ("name".to_owned(), state.name.clone())].into()
+    }
+}
+
+impl KindIo for IamRole {
+    async fn observe(scope: &Scope<'_, Spec>) -> anyhow::Result<Vec<Found<State>>> {
+        let reads = scope.desired.iter().map(|spec| read(scope.aws, scope.stack, &spec.name));
+        Ok(try_join_all(reads).await?.into_iter().flatten().collect())
+    }
+
+    async fn find(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<Found<State>>> {
+        read(aws, &spec.stack, &spec.name).await
     }
 
     async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {

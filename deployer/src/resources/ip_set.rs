@@ -10,7 +10,7 @@ use aws_sdk_wafv2::types::{IpAddressVersion, Scope as WafScope, Tag};
 use serde::{Deserialize, Serialize};
 
 use super::waf::{self, LockTokens};
-use super::{Context, Diff, Found, Kind, OWNER_TAG, Ownership, Scope};
+use super::{Context, Diff, Found, Kind, KindIo, OWNER_TAG, Ownership, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::plan::{Address, Outputs};
@@ -132,14 +132,6 @@ impl Kind for IpSet {
         spec.name.clone()
     }
 
-    async fn observe(scope: &Scope<'_, Spec>) -> anyhow::Result<Vec<Found<State>>> {
-        find_named(scope.aws, scope.stack, &[names::ip_set(scope.stack, false), names::ip_set(scope.stack, true)]).await
-    }
-
-    async fn find(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<Found<State>>> {
-        Ok(find_named(aws, &spec.stack, std::slice::from_ref(&spec.name)).await?.into_iter().next())
-    }
-
     fn diff(spec: &Spec, state: &State) -> Diff {
         let mut diff = Diff::default();
         diff.field("addresses", &state.addresses, &canonical(&spec.addresses));
@@ -148,6 +140,16 @@ impl Kind for IpSet {
 
     fn outputs(state: &State) -> Outputs {
         [("arn".to_owned(), state.arn.clone())].into()
+    }
+}
+
+impl KindIo for IpSet {
+    async fn observe(scope: &Scope<'_, Spec>) -> anyhow::Result<Vec<Found<State>>> {
+        find_named(scope.aws, scope.stack, &[names::ip_set(scope.stack, false), names::ip_set(scope.stack, true)]).await
+    }
+
+    async fn find(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<Found<State>>> {
+        Ok(find_named(aws, &spec.stack, std::slice::from_ref(&spec.name)).await?.into_iter().next())
     }
 
     async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {

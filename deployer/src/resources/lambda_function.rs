@@ -14,7 +14,7 @@ use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, LastUpdateStatus, Runtime, State as Lifecycle};
 use serde::{Deserialize, Serialize};
 
-use super::{Context, Diff, Found, Kind, OWNER_TAG, Ownership, Scope};
+use super::{Context, Diff, Found, Kind, KindIo, OWNER_TAG, Ownership, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::plan::Outputs;
@@ -155,15 +155,6 @@ impl Kind for LambdaFunction {
         spec.name.clone()
     }
 
-    async fn observe(scope: &Scope<'_, Spec>) -> anyhow::Result<Vec<Found<State>>> {
-        let reads = scope.desired.iter().map(|spec| read(scope.aws, scope.stack, &spec.name));
-        Ok(futures::future::try_join_all(reads).await?.into_iter().flatten().collect())
-    }
-
-    async fn find(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<Found<State>>> {
-        read(aws, &spec.stack, &spec.name).await
-    }
-
     fn diff(spec: &Spec, state: &State) -> Diff {
         let mut diff = Diff::default();
         diff.field("code_sha256", state.code_sha256.as_str(), spec.code_sha256.as_str());
@@ -195,6 +186,17 @@ impl Kind for LambdaFunction {
 
     fn outputs(state: &State) -> Outputs {
         [("arn".to_owned(), state.arn.clone()), ("name".to_owned(), state.name.clone())].into()
+    }
+}
+
+impl KindIo for LambdaFunction {
+    async fn observe(scope: &Scope<'_, Spec>) -> anyhow::Result<Vec<Found<State>>> {
+        let reads = scope.desired.iter().map(|spec| read(scope.aws, scope.stack, &spec.name));
+        Ok(futures::future::try_join_all(reads).await?.into_iter().flatten().collect())
+    }
+
+    async fn find(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<Found<State>>> {
+        read(aws, &spec.stack, &spec.name).await
     }
 
     async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Context, Diff, Found, Kind, OWNER_TAG, Ownership, Scope};
+use super::{Context, Diff, Found, Kind, KindIo, OWNER_TAG, Ownership, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::plan::Outputs;
@@ -107,6 +107,19 @@ impl Kind for LogGroup {
         spec.name.clone()
     }
 
+    fn diff(spec: &Spec, state: &State) -> Diff {
+        let mut diff = Diff::default();
+        diff.field("retention_days", state.retention_days, Some(spec.retention_days));
+        diff.field("tagged", state.tagged, true);
+        diff
+    }
+
+    fn outputs(state: &State) -> Outputs {
+        [("arn".to_owned(), state.arn.clone())].into()
+    }
+}
+
+impl KindIo for LogGroup {
     async fn observe(scope: &Scope<'_, Spec>) -> anyhow::Result<Vec<Found<State>>> {
         let wanted: Vec<&str> = scope.desired.iter().map(|s| s.name.as_str()).collect();
         // The two places the stack's groups live; access logs of every stage
@@ -124,17 +137,6 @@ impl Kind for LogGroup {
     async fn find(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<Found<State>>> {
         let found = read(aws, &spec.stack, &spec.name, &[spec.name.as_str()]).await?;
         Ok(found.into_iter().find(|f| f.name == spec.name))
-    }
-
-    fn diff(spec: &Spec, state: &State) -> Diff {
-        let mut diff = Diff::default();
-        diff.field("retention_days", state.retention_days, Some(spec.retention_days));
-        diff.field("tagged", state.tagged, true);
-        diff
-    }
-
-    fn outputs(state: &State) -> Outputs {
-        [("arn".to_owned(), state.arn.clone())].into()
     }
 
     async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {

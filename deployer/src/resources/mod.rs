@@ -4,10 +4,17 @@
 //! the two differ (`diff`, pure), and how to `create`, `update` (only the
 //! fields that differ) and `delete` one.
 //!
+//! Each kind implements two traits: [`Kind`], pure (desired, name, diff,
+//! blockers, outputs, and what it means for the graph), and [`KindIo`]
+//! (observe, find, create, update, delete). The planner is given kinds as
+//! [`DynPlan`], which has no method that takes [`Aws`]: that it makes no
+//! AWS call is a fact of its types, not a convention.
+//!
 //! [`REGISTRY`] lists every kind once, with its dependencies: the graph the
 //! planner orders steps by, the executor runs forward (creates, updates) and
 //! in reverse (deletes), and teardown is a plan with nothing desired.
-//! **Adding a kind means adding one module and one line in [`REGISTRY`].**
+//! Adding a kind means a module and its line in [`REGISTRY`], plus what the
+//! kind needs elsewhere (ARCHITECTURE.md lists it; `tests/tidy.rs` checks it).
 //!
 //! Modules never read stack.yaml: each derives its desired instances from
 //! the validated [`crate::stack::Stack`] (`desired`).
@@ -75,9 +82,16 @@ pub static REGISTRY: &[&dyn DynKind] = &[
     &Registered::<access_log::AccessLog>(PhantomData),
 ];
 
-/// The registered kind called `name`.
+/// The registered kind called `name`, with its I/O: for observation and
+/// the executor.
 pub fn kind(name: &str) -> anyhow::Result<&'static dyn DynKind> {
     REGISTRY.iter().copied().find(|k| k.name() == name).ok_or_else(|| anyhow::anyhow!("unknown resource kind {name:?}"))
+}
+
+/// The registered kind called `name`, its pure half only: for the planner,
+/// the executor's order and the graph.
+pub fn plan_kind(name: &str) -> anyhow::Result<&'static dyn DynPlan> {
+    Ok(kind(name)?)
 }
 
 /// The write group of every kind that writes inside a REST API.
@@ -247,8 +261,9 @@ impl Observation {
 
 pub use futures::future::BoxFuture;
 
-/// One AWS resource kind. Implemented by each module; the registry sees it
-/// through [`DynKind`].
+/// One AWS resource kind, its pure half: what it is, what the stack wants
+/// of it, how to compare. Implemented by each module with [`KindIo`]; the
+/// planner sees it through [`DynPlan`], the executor through [`DynKind`].
 pub trait Kind: Send + Sync + 'static {
     const NAME: &'static str;
     /// Kinds whose resources are created before this one's (and deleted after).
@@ -283,11 +298,6 @@ pub trait Kind: Send + Sync + 'static {
     fn desired(context: &Context<'_>) -> anyhow::Result<Vec<Self::Spec>>;
     /// The name of a desired instance (its address within the kind).
     fn name(spec: &Self::Spec) -> String;
-    /// Every instance the stack owns or adopted, and any look-alike where the
-    /// stack wants one of its own.
-    fn observe(scope: &Scope<'_, Self::Spec>) -> impl Future<Output = anyhow::Result<Vec<Found<Self::State>>>> + Send;
-    /// The instance `spec` names, read again (before a write).
-    fn find(aws: &Aws, spec: &Self::Spec) -> impl Future<Output = anyhow::Result<Option<Found<Self::State>>>> + Send;
     /// Pure: what differs. Normalise AWS's defaults when reading, not here.
     fn diff(spec: &Self::Spec, state: &Self::State) -> Diff;
     /// What makes `apply` stop although the resource is as desired (AWS's
@@ -297,6 +307,16 @@ pub trait Kind: Send + Sync + 'static {
     }
     /// Values other resources refer to.
     fn outputs(state: &Self::State) -> Outputs;
+}
+
+/// The I/O half of a kind: reading and writing AWS. Only observation and
+/// the executor use it; the planner sees [`DynPlan`], which has none of it.
+pub trait KindIo: Kind {
+    /// Every instance the stack owns or adopted, and any look-alike where the
+    /// stack wants one of its own.
+    fn observe(scope: &Scope<'_, Self::Spec>) -> impl Future<Output = anyhow::Result<Vec<Found<Self::State>>>> + Send;
+    /// The instance `spec` names, read again (before a write).
+    fn find(aws: &Aws, spec: &Self::Spec) -> impl Future<Output = anyhow::Result<Option<Found<Self::State>>>> + Send;
     /// Creates it and waits until it is usable; returns what was read after.
     fn create(aws: &Aws, spec: &Self::Spec) -> impl Future<Output = anyhow::Result<Self::State>> + Send;
     /// Changes only `diff`'s fields, then waits until it is usable.
@@ -310,9 +330,10 @@ pub trait Kind: Send + Sync + 'static {
     fn delete(aws: &Aws, state: &Self::State) -> impl Future<Output = anyhow::Result<()>> + Send;
 }
 
-/// A kind as the planner and executor see it: specs and states as JSON, so
-/// one registry holds every kind and a plan can be saved.
-pub trait DynKind: Send + Sync {
+/// A kind as the planner sees it: specs and states as JSON, so one registry
+/// holds every kind and a plan can be saved. Nothing here takes [`Aws`]: the
+/// planner, given only this, cannot call AWS.
+pub trait DynPlan: Send + Sync {
     fn name(&self) -> &'static str;
     fn depends_on(&self) -> &'static [&'static str];
     fn observed_under(&self) -> &'static [&'static str];
@@ -324,6 +345,13 @@ pub trait DynKind: Send + Sync {
     fn deletes_first(&self) -> bool;
     fn write_group(&self) -> Option<&'static str>;
     fn desired(&self, context: &Context<'_>) -> anyhow::Result<Vec<(String, Value)>>;
+    fn diff(&self, spec: &Value, state: &Value) -> anyhow::Result<Diff>;
+    fn blockers(&self, spec: Option<&Value>, state: &Value) -> Vec<String>;
+    fn outputs(&self, state: &Value) -> anyhow::Result<Outputs>;
+}
+
+/// A kind as observation and the executor see it: [`DynPlan`] and the I/O.
+pub trait DynKind: DynPlan {
     fn observe<'a>(
         &'a self,
         aws: &'a Aws,
@@ -334,9 +362,6 @@ pub trait DynKind: Send + Sync {
         shared: &'a crate::observe::SharedReads,
     ) -> BoxFuture<'a, anyhow::Result<Vec<Found<Value>>>>;
     fn find<'a>(&'a self, aws: &'a Aws, spec: &'a Value) -> BoxFuture<'a, anyhow::Result<Option<Found<Value>>>>;
-    fn diff(&self, spec: &Value, state: &Value) -> anyhow::Result<Diff>;
-    fn blockers(&self, spec: Option<&Value>, state: &Value) -> Vec<String>;
-    fn outputs(&self, state: &Value) -> anyhow::Result<Outputs>;
     fn create<'a>(&'a self, aws: &'a Aws, spec: &'a Value) -> BoxFuture<'a, anyhow::Result<Value>>;
     fn update<'a>(
         &'a self,
@@ -363,7 +388,7 @@ fn found_json<S: Serialize>(found: Found<S>) -> anyhow::Result<Found<Value>> {
     Ok(Found { name: found.name, ownership: found.ownership, state: json(&found.state)?, parent: found.parent })
 }
 
-impl<K: Kind> DynKind for Registered<K> {
+impl<K: Kind> DynPlan for Registered<K> {
     fn name(&self) -> &'static str {
         K::NAME
     }
@@ -399,6 +424,24 @@ impl<K: Kind> DynKind for Registered<K> {
         K::desired(context)?.iter().map(|spec| Ok((K::name(spec), json(spec)?))).collect()
     }
 
+    fn diff(&self, spec: &Value, state: &Value) -> anyhow::Result<Diff> {
+        Ok(K::diff(&typed(K::NAME, "spec", spec)?, &typed(K::NAME, "state", state)?))
+    }
+
+    fn blockers(&self, spec: Option<&Value>, state: &Value) -> Vec<String> {
+        let spec = spec.and_then(|s| typed::<K::Spec>(K::NAME, "spec", s).ok());
+        match typed::<K::State>(K::NAME, "state", state) {
+            Ok(state) => K::blockers(spec.as_ref(), &state),
+            Err(e) => vec![e.to_string()],
+        }
+    }
+
+    fn outputs(&self, state: &Value) -> anyhow::Result<Outputs> {
+        Ok(K::outputs(&typed(K::NAME, "state", state)?))
+    }
+}
+
+impl<K: KindIo> DynKind for Registered<K> {
     fn observe<'a>(
         &'a self,
         aws: &'a Aws,
@@ -421,22 +464,6 @@ impl<K: Kind> DynKind for Registered<K> {
             let spec: K::Spec = typed(K::NAME, "spec", spec)?;
             K::find(aws, &spec).await?.map(found_json).transpose()
         })
-    }
-
-    fn diff(&self, spec: &Value, state: &Value) -> anyhow::Result<Diff> {
-        Ok(K::diff(&typed(K::NAME, "spec", spec)?, &typed(K::NAME, "state", state)?))
-    }
-
-    fn blockers(&self, spec: Option<&Value>, state: &Value) -> Vec<String> {
-        let spec = spec.and_then(|s| typed::<K::Spec>(K::NAME, "spec", s).ok());
-        match typed::<K::State>(K::NAME, "state", state) {
-            Ok(state) => K::blockers(spec.as_ref(), &state),
-            Err(e) => vec![e.to_string()],
-        }
-    }
-
-    fn outputs(&self, state: &Value) -> anyhow::Result<Outputs> {
-        Ok(K::outputs(&typed(K::NAME, "state", state)?))
     }
 
     fn create<'a>(&'a self, aws: &'a Aws, spec: &'a Value) -> BoxFuture<'a, anyhow::Result<Value>> {
@@ -466,7 +493,7 @@ impl<K: Kind> DynKind for Registered<K> {
 /// the SDK sent it again), or a run a moment ago did and a list that lags
 /// hid it (WAF's, IAM's). Waits until `find` sees it, refuses it unless it
 /// is the stack's, and brings it in line with `spec`.
-pub async fn made_already<K: Kind>(aws: &Aws, spec: &K::Spec) -> anyhow::Result<K::State> {
+pub async fn made_already<K: KindIo>(aws: &Aws, spec: &K::Spec) -> anyhow::Result<K::State> {
     let name = K::name(spec);
     let waiting_for = format!("{} {name}, which AWS says exists, to be listed", K::NAME);
     let found =

@@ -19,7 +19,9 @@ use anyhow::Context as _;
 use aws_sdk_apigateway::types::{EndpointConfiguration, EndpointType};
 use serde::{Deserialize, Serialize};
 
-use super::{Context, Diff, Found, Kind, OWNER_TAG, Observation, Ownership, REST_API_WRITES, Scope, owner_tags};
+use super::{
+    Context, Diff, Found, Kind, KindIo, OWNER_TAG, Observation, Ownership, REST_API_WRITES, Scope, owner_tags,
+};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::plan::{Address, Outputs, Val};
@@ -221,23 +223,6 @@ impl Kind for RestApi {
         name_of(&spec.source)
     }
 
-    async fn observe(scope: &Scope<'_, Spec>) -> anyhow::Result<Vec<Found<State>>> {
-        let mut found = owned(scope.aws, scope.stack).await?;
-        for spec in &scope.desired {
-            if let Source::Adopt(id) = &spec.source {
-                found.push(adopted(scope.aws, id).await?);
-            }
-        }
-        Ok(found)
-    }
-
-    async fn find(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<Found<State>>> {
-        match &spec.source {
-            Source::Adopt(id) => Ok(Some(adopted(aws, id).await?)),
-            Source::Create(name) => find_named(aws, &spec.stack, name).await,
-        }
-    }
-
     fn diff(spec: &Spec, state: &State) -> Diff {
         let mut diff = Diff::default();
         if matches!(spec.source, Source::Create(_)) {
@@ -269,6 +254,25 @@ impl Kind for RestApi {
             ("disable_execute_api_endpoint".to_owned(), state.disable_execute_api_endpoint.to_string()),
         ]
         .into()
+    }
+}
+
+impl KindIo for RestApi {
+    async fn observe(scope: &Scope<'_, Spec>) -> anyhow::Result<Vec<Found<State>>> {
+        let mut found = owned(scope.aws, scope.stack).await?;
+        for spec in &scope.desired {
+            if let Source::Adopt(id) = &spec.source {
+                found.push(adopted(scope.aws, id).await?);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn find(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<Found<State>>> {
+        match &spec.source {
+            Source::Adopt(id) => Ok(Some(adopted(aws, id).await?)),
+            Source::Create(name) => find_named(aws, &spec.stack, name).await,
+        }
     }
 
     async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use super::rest_api::{self, RestApi};
-use super::{Context, Diff, Found, Kind, OWNER_TAG, Ownership, REST_API_WRITES, Scope, owner_tags};
+use super::{Context, Diff, Found, Kind, KindIo, OWNER_TAG, Ownership, REST_API_WRITES, Scope, owner_tags};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::plan::{Address, Outputs, Val};
@@ -228,6 +228,22 @@ impl Kind for Stage {
         spec.name.clone()
     }
 
+    fn diff(spec: &Spec, state: &State) -> Diff {
+        let mut diff = Diff::default();
+        diff.field("deployed_configuration", state.deployed_hash.as_str(), spec.config_hash.as_str());
+        diff.field("variables", &state.variables, &spec.variables);
+        if let Some(t) = spec.throttling {
+            diff.field("throttling", state.throttling, Some((t.rate_limit, t.burst_limit)));
+        }
+        diff
+    }
+
+    fn outputs(state: &State) -> Outputs {
+        [("name".to_owned(), state.name.clone()), ("deployment_id".to_owned(), state.deployment_id.clone())].into()
+    }
+}
+
+impl KindIo for Stage {
     async fn observe(scope: &Scope<'_, Spec>) -> anyhow::Result<Vec<Found<State>>> {
         let Some(spec) = scope.desired.first() else { return Ok(Vec::new()) };
         let Some(api) = rest_api::of(scope.parents, &spec.api_id) else { return Ok(Vec::new()) };
@@ -243,20 +259,6 @@ impl Kind for Stage {
 
     async fn find(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<Found<State>>> {
         Ok(read_all(aws, spec.api_id.known()?, &spec.stack).await?.into_iter().find(|f| f.name == spec.name))
-    }
-
-    fn diff(spec: &Spec, state: &State) -> Diff {
-        let mut diff = Diff::default();
-        diff.field("deployed_configuration", state.deployed_hash.as_str(), spec.config_hash.as_str());
-        diff.field("variables", &state.variables, &spec.variables);
-        if let Some(t) = spec.throttling {
-            diff.field("throttling", state.throttling, Some((t.rate_limit, t.burst_limit)));
-        }
-        diff
-    }
-
-    fn outputs(state: &State) -> Outputs {
-        [("name".to_owned(), state.name.clone()), ("deployment_id".to_owned(), state.deployment_id.clone())].into()
     }
 
     async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {

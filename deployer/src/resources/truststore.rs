@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use super::domain_name::DomainName;
-use super::{Context, Diff, Found, Kind, OWNER_TAG, Ownership, Scope};
+use super::{Context, Diff, Found, Kind, KindIo, OWNER_TAG, Ownership, Scope};
 use crate::aws::{Aws, buckets};
 use crate::error::SdkResult as _;
 use crate::plan::{Address, Outputs};
@@ -226,24 +226,6 @@ impl Kind for Truststore {
         spec.bucket.clone()
     }
 
-    async fn observe(scope: &Scope<'_, Spec>) -> anyhow::Result<Vec<Found<State>>> {
-        let mut places: Vec<(String, String)> =
-            scope.desired.iter().map(|s| (s.bucket.clone(), s.key.clone())).collect();
-        for domain in scope.parents.of::<DomainName>().iter().filter(|d| d.ownership == Ownership::Owned) {
-            if let Some(place) = domain.state.truststore_uri.as_deref().and_then(parse_uri)
-                && !places.iter().any(|(bucket, _)| *bucket == place.0)
-            {
-                places.push(place);
-            }
-        }
-        let reads = places.iter().map(|(bucket, key)| read(scope.aws, scope.stack, bucket, key));
-        Ok(futures::future::try_join_all(reads).await?.into_iter().flatten().collect())
-    }
-
-    async fn find(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<Found<State>>> {
-        read(aws, &spec.stack, &spec.bucket, &spec.key).await
-    }
-
     fn diff(spec: &Spec, state: &State) -> Diff {
         let mut diff = Diff::default();
         diff.field("versioning", state.versioning, true);
@@ -262,6 +244,26 @@ impl Kind for Truststore {
             outputs.insert("version_id".to_owned(), version.clone());
         }
         outputs
+    }
+}
+
+impl KindIo for Truststore {
+    async fn observe(scope: &Scope<'_, Spec>) -> anyhow::Result<Vec<Found<State>>> {
+        let mut places: Vec<(String, String)> =
+            scope.desired.iter().map(|s| (s.bucket.clone(), s.key.clone())).collect();
+        for domain in scope.parents.of::<DomainName>().iter().filter(|d| d.ownership == Ownership::Owned) {
+            if let Some(place) = domain.state.truststore_uri.as_deref().and_then(parse_uri)
+                && !places.iter().any(|(bucket, _)| *bucket == place.0)
+            {
+                places.push(place);
+            }
+        }
+        let reads = places.iter().map(|(bucket, key)| read(scope.aws, scope.stack, bucket, key));
+        Ok(futures::future::try_join_all(reads).await?.into_iter().flatten().collect())
+    }
+
+    async fn find(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<Found<State>>> {
+        read(aws, &spec.stack, &spec.bucket, &spec.key).await
     }
 
     async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {

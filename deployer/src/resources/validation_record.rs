@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::certificate::{self, Certificate};
 use super::route53::{self, Record};
-use super::{Context, Diff, Found, Kind, Ownership, Scope};
+use super::{Context, Diff, Found, Kind, KindIo, Ownership, Scope};
 use crate::aws::Aws;
 use crate::plan::{Outputs, Val};
 use crate::stack::CertificateSpec;
@@ -76,6 +76,21 @@ impl Kind for ValidationRecord {
         spec.domain.clone()
     }
 
+    fn diff(spec: &Spec, state: &State) -> Diff {
+        let mut diff = Diff::default();
+        diff.text("zone", state.zone.clone(), spec.zone.clone());
+        diff.text("name", state.record.name.clone(), spec.name.shown());
+        // Another zone or name is another record: write the new, delete the old.
+        diff.replace = !diff.is_empty();
+        diff
+    }
+
+    fn outputs(state: &State) -> Outputs {
+        [("name".to_owned(), state.record.name.clone())].into()
+    }
+}
+
+impl KindIo for ValidationRecord {
     /// The record of each of the stack's certificates: in the zone the stack
     /// declares for its domain, or (teardown, a zone removed) in the one the
     /// certificate's tag names. Certificates of one domain may share a
@@ -101,19 +116,6 @@ impl Kind for ValidationRecord {
 
     async fn find(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<Found<State>>> {
         read(aws, &spec.domain, &spec.zone, spec.name.known()?, spec.value.known()?).await
-    }
-
-    fn diff(spec: &Spec, state: &State) -> Diff {
-        let mut diff = Diff::default();
-        diff.text("zone", state.zone.clone(), spec.zone.clone());
-        diff.text("name", state.record.name.clone(), spec.name.shown());
-        // Another zone or name is another record: write the new, delete the old.
-        diff.replace = !diff.is_empty();
-        diff
-    }
-
-    fn outputs(state: &State) -> Outputs {
-        [("name".to_owned(), state.record.name.clone())].into()
     }
 
     async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {

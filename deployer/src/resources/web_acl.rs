@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ip_set;
 use super::waf::{self, LockTokens};
-use super::{Context, Diff, Found, Kind, OWNER_TAG, Ownership, Scope};
+use super::{Context, Diff, Found, Kind, KindIo, OWNER_TAG, Ownership, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::plan::{Address, Outputs, Val};
@@ -171,14 +171,6 @@ impl Kind for WebAcl {
         spec.name.clone()
     }
 
-    async fn observe(scope: &Scope<'_, Spec>) -> anyhow::Result<Vec<Found<State>>> {
-        Ok(read(scope.aws, scope.stack, &names::web_acl(scope.stack)).await?.into_iter().collect())
-    }
-
-    async fn find(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<Found<State>>> {
-        read(aws, &spec.stack, &spec.name).await
-    }
-
     fn diff(spec: &Spec, state: &State) -> Diff {
         let mut diff = Diff::default();
         diff.field("default_action", if state.blocks_by_default { "BLOCK" } else { "ALLOW" }, "BLOCK");
@@ -188,6 +180,16 @@ impl Kind for WebAcl {
 
     fn outputs(state: &State) -> Outputs {
         [("arn".to_owned(), state.arn.clone())].into()
+    }
+}
+
+impl KindIo for WebAcl {
+    async fn observe(scope: &Scope<'_, Spec>) -> anyhow::Result<Vec<Found<State>>> {
+        Ok(read(scope.aws, scope.stack, &names::web_acl(scope.stack)).await?.into_iter().collect())
+    }
+
+    async fn find(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<Found<State>>> {
+        read(aws, &spec.stack, &spec.name).await
     }
 
     async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::rest_api::RestApi;
 use super::stage::Stage;
-use super::{Context, Diff, Found, Kind, Ownership, Scope};
+use super::{Context, Diff, Found, Kind, KindIo, Ownership, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::plan::{Address, Outputs, Val};
@@ -73,6 +73,18 @@ impl Kind for WebAclAssociation {
         spec.stage.clone()
     }
 
+    fn diff(spec: &Spec, state: &State) -> Diff {
+        let mut diff = Diff::default();
+        diff.field("web_acl", state.web_acl_arn.as_str(), spec.web_acl_arn.shown().as_str());
+        diff
+    }
+
+    fn outputs(_: &State) -> Outputs {
+        Outputs::new()
+    }
+}
+
+impl KindIo for WebAclAssociation {
     async fn observe(scope: &Scope<'_, Spec>) -> anyhow::Result<Vec<Found<State>>> {
         let our_acl = format!("/webacl/{}/", crate::stack::names::web_acl(scope.stack));
         let apis = scope.parents.of::<RestApi>();
@@ -99,16 +111,6 @@ impl Kind for WebAclAssociation {
     async fn find(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<Found<State>>> {
         let arn = stage_arn(&spec.partition, &spec.region, spec.api_id.known()?, &spec.stage);
         Ok(read(aws, &arn).await?.map(|s| Found::new(spec.stage.clone(), Ownership::Owned, s)))
-    }
-
-    fn diff(spec: &Spec, state: &State) -> Diff {
-        let mut diff = Diff::default();
-        diff.field("web_acl", state.web_acl_arn.as_str(), spec.web_acl_arn.shown().as_str());
-        diff
-    }
-
-    fn outputs(_: &State) -> Outputs {
-        Outputs::new()
     }
 
     async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {
