@@ -9,10 +9,14 @@ as it is: tests say so where it matters.
 """
 
 import collections
+import json
 import sys
+from urllib.parse import unquote
 
 from moto.apigateway import exceptions as apigateway_errors
 from moto.apigateway import models as apigateway
+from moto.apigateway import responses as apigateway_responses
+from moto.apigateway import urls as apigateway_urls
 from moto.route53 import exceptions as route53_errors
 from moto.route53 import models as route53
 from moto.s3 import responses as s3
@@ -122,10 +126,95 @@ def deleting_a_missing_record_says_not_found():
     route53.Route53Backend.change_resource_record_sets = change
 
 
+def custom_domains_keep_mutual_tls_and_can_be_updated_and_tagged():
+    # moto 5.2.5 drops a custom domain's mutualTlsAuthentication and
+    # ownershipVerificationCertificateArn, answers UpdateDomainName with
+    # HTTP 500 (not implemented), and TagResource/UntagResource/GetTags on a
+    # domain ARN with 404. AWS keeps and reports both fields, updates them
+    # (and the certificate and TLS policy) by patch, and tags domains.
+    responses = apigateway_responses.APIGatewayResponse
+    create = responses.create_domain_name
+    to_json = apigateway.DomainName.to_json
+
+    def create_domain_name(self):
+        answer = create(self)
+        domain = self.backend.get_domain_name(self._get_param("domainName"))
+        mtls = self._get_param("mutualTlsAuthentication")
+        if mtls:
+            domain.mutual_tls = {k: v for k, v in mtls.items() if k in ("truststoreUri", "truststoreVersion")}
+            domain.mutual_tls["truststoreWarnings"] = []
+        domain.ownership_verification = self._get_param("ownershipVerificationCertificateArn")
+        return answer[0], answer[1], json.dumps(domain.to_json())
+
+    def domain_to_json(self):
+        answer = to_json(self)
+        if getattr(self, "mutual_tls", None):
+            answer["mutualTlsAuthentication"] = self.mutual_tls
+        if getattr(self, "ownership_verification", None):
+            answer["ownershipVerificationCertificateArn"] = self.ownership_verification
+        return answer
+
+    def update_domain_name(self):
+        domain = self.backend.get_domain_name(unquote(self.path.split("/")[2]))
+        for operation in self._get_param("patchOperations") or []:
+            path, value = operation.get("path"), operation.get("value")
+            if path.startswith("/mutualTlsAuthentication/"):
+                domain.mutual_tls = getattr(domain, "mutual_tls", None) or {"truststoreWarnings": []}
+                domain.mutual_tls[path.rsplit("/", 1)[1]] = value
+            elif path == "/regionalCertificateArn":
+                domain.regional_certificate_arn = value
+            elif path == "/securityPolicy":
+                domain.security_policy = value
+            elif path == "/ownershipVerificationCertificateArn":
+                domain.ownership_verification = value
+            else:
+                raise apigateway_errors.BadRequestException(f"Invalid patch path {path}")
+        return json.dumps(domain.to_json())
+
+    def domain_of(self):
+        parts = unquote(self.path.split("/tags/")[1]).split("/")
+        if "domainnames" in parts:
+            return self.backend.get_domain_name(parts[parts.index("domainnames") + 1])
+        return None
+
+    get_tags, tag_resource, untag_resource = responses.get_tags, responses.tag_resource, responses.untag_resource
+
+    def get_domain_tags(self):
+        domain = domain_of(self)
+        return json.dumps({"tags": domain.tags or {}}) if domain else get_tags(self)
+
+    def tag_domain(self):
+        domain = domain_of(self)
+        if domain is None:
+            return tag_resource(self)
+        domain.tags = {**(domain.tags or {}), **(self._get_param("tags") or {})}
+        return json.dumps({"item": domain.tags})
+
+    def untag_domain(self):
+        domain = domain_of(self)
+        if domain is None:
+            return untag_resource(self)
+        keys = self.querystring.get("tagKeys") or []
+        domain.tags = {k: v for k, v in (domain.tags or {}).items() if k not in keys}
+        return json.dumps({"item": ""})
+
+    # The route for a domain's ARN (its `/` are not escaped once decoded).
+    apigateway_urls.url_paths[
+        "{0}/tags/arn:(?P<partition>[^/]+):apigateway:(?P<region_name>[^/]+)::/domainnames/(?P<domain_name>[^/]+)$"
+    ] = responses.dispatch
+    responses.create_domain_name = create_domain_name
+    responses.update_domain_name = update_domain_name
+    responses.get_tags = get_domain_tags
+    responses.tag_resource = tag_domain
+    responses.untag_resource = untag_domain
+    apigateway.DomainName.to_json = domain_to_json
+
+
 if __name__ == "__main__":
     base_path_mappings_of_a_new_domain_are_empty()
     a_false_patch_value_is_false()
     bucket_versioning_is_answered_as_s3_does()
     a_delete_of_what_is_gone_answers_not_found()
     deleting_a_missing_record_says_not_found()
+    custom_domains_keep_mutual_tls_and_can_be_updated_and_tagged()
     sys.exit(main(sys.argv[1:]))

@@ -248,7 +248,7 @@ impl Job {
                     return Err(moved.into());
                 }
                 for planned in self.step.fields.iter().filter(|f| f.forced) {
-                    if !diff.has(&planned.field) {
+                    if !diff.has_name(&planned.field) {
                         diff.fields.push(planned.clone());
                     }
                 }

@@ -127,8 +127,7 @@ async fn every_aws_behaviour_at_once_is_survived() {
         assert_eq!(shape(&aws, name).await, clean_apply_shape().await, "{name}");
 
         // A new truststore reaches the domain: through the proxy, which
-        // keeps the mutual TLS fields moto drops, the domain names the new
-        // version. And the function changes twice in one run (configuration,
+        // models the domain as AWS does, the domain names the new version. And the function changes twice in one run (configuration,
         // then code): the second change must wait for the first.
         stack.write("truststore.pem", e2e::certs::Ca::new("Rotated Clients CA").pem);
         let yaml = stack_yaml(name, &edge_yaml(name)).replace("memory_mb: 256", "memory_mb: 512");

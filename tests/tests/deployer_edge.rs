@@ -15,8 +15,9 @@ async fn mtls_domain_truststore_and_waf() {
     let calls = proxy.calls();
     let aws = clients().await;
 
-    // moto 5.2.5 drops mutualTlsAuthentication from CreateDomainName, so what
-    // the deployer sent is checked instead of what moto hands back.
+    // What the deployer sent is checked, not what the stand-in hands back
+    // (moto 5.2.5 drops mutualTlsAuthentication; scripts/moto_server.py
+    // puts it back, so a second check would only test that correction).
     let create_domain = body_of(&calls, "POST /domainnames");
     assert_eq!(create_domain.len(), 1);
     let sent: serde_json::Value = serde_json::from_str(create_domain[0]).unwrap();

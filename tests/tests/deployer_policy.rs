@@ -70,7 +70,7 @@ async fn every_call_of_apply_rotation_pruning_and_teardown_is_allowed_by_the_pri
     // An access log whose account role the deployer may set: the account's
     // setting and its role are judged too.
     let full = stack_yaml(name, &format!("  access_log: {{ account_role: create }}\n{edge}"));
-    // The layer keeps the mutual TLS fields moto drops, so the truststore
+    // The layer models the domain as AWS does (status, warnings), so the truststore
     // rotation is carried out as on AWS.
     let proxy = Proxy::aws_like(Behaviours::none(TIME_SCALE)).await;
     let stack = StackDir::new(name, &full);

@@ -155,6 +155,12 @@ async fn write_settings(aws: &Aws, spec: &Spec) -> anyhow::Result<()> {
     Ok(())
 }
 
+super::fields! {
+    DestinationArn = "destination_arn",
+    Format = "format",
+    AccountRole = "account_role",
+}
+
 impl Kind for AccessLog {
     const NAME: &'static str = "access_log";
     const DEPENDS_ON: &'static [&'static str] = &["stage", "log_group"];
@@ -163,6 +169,7 @@ impl Kind for AccessLog {
     const WRITE_GROUP: Option<&'static str> = REST_API_WRITES;
     type Spec = Spec;
     type State = State;
+    type Field = Field;
 
     fn desired(context: &Context<'_>) -> anyhow::Result<Vec<Spec>> {
         let (stack, stage) = (&context.stack.name, &context.stack.stage);
@@ -181,13 +188,13 @@ impl Kind for AccessLog {
         spec.stage.clone()
     }
 
-    fn diff(spec: &Spec, state: &State) -> Diff {
+    fn diff(spec: &Spec, state: &State) -> Diff<Field> {
         let mut diff = Diff::default();
-        diff.field("destination_arn", state.destination_arn.as_str(), spec.destination_arn.as_str());
-        diff.field("format", state.format.as_str(), spec.format.as_str());
+        diff.field(Field::DestinationArn, state.destination_arn.as_str(), spec.destination_arn.as_str());
+        diff.field(Field::Format, state.format.as_str(), spec.format.as_str());
         // Set only where the account has none: an account's role is kept.
         if state.account_role.is_none() && spec.account_role.is_some() {
-            diff.field("account_role", &state.account_role, &spec.account_role);
+            diff.field(Field::AccountRole, &state.account_role, &spec.account_role);
         }
         diff
     }
@@ -246,12 +253,12 @@ impl KindIo for AccessLog {
         })
     }
 
-    async fn update(aws: &Aws, spec: &Spec, state: &State, diff: &Diff) -> anyhow::Result<State> {
-        let role = match diff.has("account_role") {
+    async fn update(aws: &Aws, spec: &Spec, state: &State, diff: &Diff<Field>) -> anyhow::Result<State> {
+        let role = match diff.has(Field::AccountRole) {
             true => Some(ensure_account_role(aws, spec).await?),
             false => state.account_role.clone(),
         };
-        if diff.has("destination_arn") || diff.has("format") {
+        if diff.has(Field::DestinationArn) || diff.has(Field::Format) {
             write_settings(aws, spec).await?;
         }
         Ok(State {

@@ -67,12 +67,19 @@ async fn read(
     Ok(Some(Found::new(address_name(domain, kind), ownership, State { zone: zone.to_owned(), record })))
 }
 
+super::fields! {
+    Target = "target",
+    TargetZone = "target_zone",
+    Zone = "zone",
+}
+
 impl Kind for AliasRecord {
     const NAME: &'static str = "alias_record";
     const DEPENDS_ON: &'static [&'static str] = &["domain_name"];
     const OBSERVED_UNDER: &'static [&'static str] = &["domain_name"];
     type Spec = Spec;
     type State = State;
+    type Field = Field;
 
     fn desired(context: &Context<'_>) -> anyhow::Result<Vec<Spec>> {
         let Some(domain) = &context.stack.domain else { return Ok(Vec::new()) };
@@ -94,18 +101,18 @@ impl Kind for AliasRecord {
         address_name(&spec.domain, &spec.kind)
     }
 
-    fn diff(spec: &Spec, state: &State) -> Diff {
+    fn diff(spec: &Spec, state: &State) -> Diff<Field> {
         let mut diff = Diff::default();
         let (target, target_zone) = state.record.alias.clone().unwrap_or_default();
         let wanted = match &spec.target {
             Val::Known(name) => route53::fqdn(name),
             unknown => unknown.shown(),
         };
-        diff.text("target", target, wanted);
-        diff.text("target_zone", target_zone, spec.target_zone.shown());
+        diff.text(Field::Target, target, wanted);
+        diff.text(Field::TargetZone, target_zone, spec.target_zone.shown());
         if state.zone != spec.zone {
             // A record in another zone is another record.
-            diff.text("zone", state.zone.clone(), spec.zone.clone());
+            diff.text(Field::Zone, state.zone.clone(), spec.zone.clone());
             diff.replace = true;
         }
         diff
@@ -153,7 +160,7 @@ impl KindIo for AliasRecord {
         Ok(State { zone: spec.zone.clone(), record })
     }
 
-    async fn update(aws: &Aws, spec: &Spec, _: &State, _: &Diff) -> anyhow::Result<State> {
+    async fn update(aws: &Aws, spec: &Spec, _: &State, _: &Diff<Field>) -> anyhow::Result<State> {
         Self::create(aws, spec).await
     }
 

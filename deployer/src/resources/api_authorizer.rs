@@ -72,6 +72,14 @@ async fn list(aws: &Aws, api_id: &str) -> anyhow::Result<Vec<State>> {
     Ok(page.items().iter().map(|a| state_of!(api_id, a)).collect())
 }
 
+super::fields! {
+    Type = "type",
+    AuthorizerUri = "authorizer_uri",
+    AuthorizerCredentials = "authorizer_credentials",
+    IdentitySource = "identity_source",
+    AuthorizerResultTtlInSeconds = "authorizer_result_ttl_in_seconds",
+}
+
 impl Kind for ApiAuthorizer {
     const NAME: &'static str = "api_authorizer";
     const DEPENDS_ON: &'static [&'static str] = &["rest_api", "lambda_function", "iam_role"];
@@ -82,6 +90,7 @@ impl Kind for ApiAuthorizer {
     const WRITE_GROUP: Option<&'static str> = REST_API_WRITES;
     type Spec = Spec;
     type State = State;
+    type Field = Field;
 
     fn desired(context: &Context<'_>) -> anyhow::Result<Vec<Spec>> {
         let function_arn = context.arns().function(&context.stack.name);
@@ -103,14 +112,14 @@ impl Kind for ApiAuthorizer {
         spec.name.clone()
     }
 
-    fn diff(spec: &Spec, state: &State) -> Diff {
+    fn diff(spec: &Spec, state: &State) -> Diff<Field> {
         let mut diff = Diff::default();
-        diff.field("type", state.kind.as_str(), "REQUEST");
+        diff.field(Field::Type, state.kind.as_str(), "REQUEST");
         diff.replace = state.kind != "REQUEST";
-        diff.field("authorizer_uri", state.uri.as_str(), spec.uri.as_str());
-        diff.field("authorizer_credentials", state.credentials.as_str(), spec.invoke_role_arn.as_str());
-        diff.field("identity_source", state.identity_source.clone(), identity_source(spec).replace(' ', ""));
-        diff.field("authorizer_result_ttl_in_seconds", state.ttl_seconds, spec.ttl_seconds);
+        diff.field(Field::AuthorizerUri, state.uri.as_str(), spec.uri.as_str());
+        diff.field(Field::AuthorizerCredentials, state.credentials.as_str(), spec.invoke_role_arn.as_str());
+        diff.field(Field::IdentitySource, state.identity_source.clone(), identity_source(spec).replace(' ', ""));
+        diff.field(Field::AuthorizerResultTtlInSeconds, state.ttl_seconds, spec.ttl_seconds);
         diff
     }
 
@@ -161,20 +170,20 @@ impl KindIo for ApiAuthorizer {
         }
     }
 
-    async fn update(aws: &Aws, spec: &Spec, state: &State, diff: &Diff) -> anyhow::Result<State> {
+    async fn update(aws: &Aws, spec: &Spec, state: &State, diff: &Diff<Field>) -> anyhow::Result<State> {
         let replace =
             |path: &str, value: String| PatchOperation::builder().op(Op::Replace).path(path).value(value).build();
         let mut patches = Vec::new();
-        if diff.has("authorizer_uri") {
+        if diff.has(Field::AuthorizerUri) {
             patches.push(replace("/authorizerUri", spec.uri.clone()));
         }
-        if diff.has("authorizer_credentials") {
+        if diff.has(Field::AuthorizerCredentials) {
             patches.push(replace("/authorizerCredentials", spec.invoke_role_arn.clone()));
         }
-        if diff.has("identity_source") {
+        if diff.has(Field::IdentitySource) {
             patches.push(replace("/identitySource", identity_source(spec)));
         }
-        if diff.has("authorizer_result_ttl_in_seconds") {
+        if diff.has(Field::AuthorizerResultTtlInSeconds) {
             patches.push(replace("/authorizerResultTtlInSeconds", spec.ttl_seconds.to_string()));
         }
         aws.apigateway

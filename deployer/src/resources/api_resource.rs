@@ -20,7 +20,7 @@ use aws_sdk_apigateway::types::Resource;
 use serde::{Deserialize, Serialize};
 
 use super::rest_api::{self, RestApi};
-use super::{Context, Diff, Found, Kind, KindIo, Ownership, REST_API_WRITES, Scope};
+use super::{AnyField, Context, Diff, Found, Kind, KindIo, Ownership, REST_API_WRITES, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::observe::SharedReads;
@@ -101,6 +101,8 @@ impl Kind for ApiResource {
     const WRITE_GROUP: Option<&'static str> = REST_API_WRITES;
     type Spec = Spec;
     type State = State;
+    /// A path resource is its path: it has no field to change.
+    type Field = AnyField;
 
     fn desired(context: &Context<'_>) -> anyhow::Result<Vec<Spec>> {
         let mut paths = std::collections::BTreeSet::new();
@@ -121,7 +123,7 @@ impl Kind for ApiResource {
         spec.path.clone()
     }
 
-    fn diff(_: &Spec, _: &State) -> Diff {
+    fn diff(_: &Spec, _: &State) -> Diff<AnyField> {
         // A path resource is its path: nothing to change in place.
         Diff::default()
     }
@@ -182,7 +184,7 @@ impl KindIo for ApiResource {
         }
     }
 
-    async fn update(_: &Aws, _: &Spec, state: &State, _: &Diff) -> anyhow::Result<State> {
+    async fn update(_: &Aws, _: &Spec, state: &State, _: &Diff<AnyField>) -> anyhow::Result<State> {
         Ok(state.clone())
     }
 

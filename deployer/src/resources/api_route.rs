@@ -160,6 +160,15 @@ fn written(spec: &Spec, api_id: &str, resource_id: &str) -> anyhow::Result<State
     })
 }
 
+super::fields! {
+    AuthorizationType = "authorization_type",
+    AuthorizerId = "authorizer_id",
+    MethodRequestParameters = "method_request_parameters",
+    IntegrationType = "integration_type",
+    IntegrationUri = "integration_uri",
+    IntegrationRequestParameters = "integration_request_parameters",
+}
+
 impl Kind for ApiRoute {
     const NAME: &'static str = "api_route";
     const DEPENDS_ON: &'static [&'static str] = &["rest_api", "api_resource", "api_authorizer"];
@@ -170,6 +179,7 @@ impl Kind for ApiRoute {
     const WRITE_GROUP: Option<&'static str> = REST_API_WRITES;
     type Spec = Spec;
     type State = State;
+    type Field = Field;
 
     fn desired(context: &Context<'_>) -> anyhow::Result<Vec<Spec>> {
         let authorizer = super::api_authorizer::address(context);
@@ -194,14 +204,14 @@ impl Kind for ApiRoute {
         route_name(&spec.method, &spec.path)
     }
 
-    fn diff(spec: &Spec, state: &State) -> Diff {
+    fn diff(spec: &Spec, state: &State) -> Diff<Field> {
         let mut diff = Diff::default();
-        diff.field("authorization_type", state.authorization_type.as_str(), "CUSTOM");
-        diff.field("authorizer_id", state.authorizer_id.as_str(), spec.authorizer_id.shown().as_str());
-        diff.field("method_request_parameters", &state.method_parameters, &method_parameters(spec));
-        diff.field("integration_type", state.integration_type.as_str(), "HTTP_PROXY");
-        diff.field("integration_uri", state.integration_uri.as_str(), spec.backend.as_str());
-        diff.field("integration_request_parameters", &state.integration_parameters, &integration_parameters(spec));
+        diff.field(Field::AuthorizationType, state.authorization_type.as_str(), "CUSTOM");
+        diff.field(Field::AuthorizerId, state.authorizer_id.as_str(), spec.authorizer_id.shown().as_str());
+        diff.field(Field::MethodRequestParameters, &state.method_parameters, &method_parameters(spec));
+        diff.field(Field::IntegrationType, state.integration_type.as_str(), "HTTP_PROXY");
+        diff.field(Field::IntegrationUri, state.integration_uri.as_str(), spec.backend.as_str());
+        diff.field(Field::IntegrationRequestParameters, &state.integration_parameters, &integration_parameters(spec));
         diff
     }
 
@@ -242,9 +252,10 @@ impl KindIo for ApiRoute {
         written(spec, api_id, resource_id)
     }
 
-    async fn update(aws: &Aws, spec: &Spec, state: &State, diff: &Diff) -> anyhow::Result<State> {
-        let method_changed =
-            diff.has("authorization_type") || diff.has("authorizer_id") || diff.has("method_request_parameters");
+    async fn update(aws: &Aws, spec: &Spec, state: &State, diff: &Diff<Field>) -> anyhow::Result<State> {
+        let method_changed = diff.has(Field::AuthorizationType)
+            || diff.has(Field::AuthorizerId)
+            || diff.has(Field::MethodRequestParameters);
         if method_changed {
             // Deleting the method deletes its integration: both go again.
             Self::delete(aws, state).await?;

@@ -67,12 +67,18 @@ async fn list(aws: &Aws, domain: &str) -> anyhow::Result<Vec<State>> {
         .collect())
 }
 
+super::fields! {
+    RestApiId = "rest_api_id",
+    Stage = "stage",
+}
+
 impl Kind for BasePathMapping {
     const NAME: &'static str = "base_path_mapping";
     const DEPENDS_ON: &'static [&'static str] = &["domain_name", "stage"];
     const OBSERVED_UNDER: &'static [&'static str] = &["domain_name"];
     type Spec = Spec;
     type State = State;
+    type Field = Field;
 
     fn desired(context: &Context<'_>) -> anyhow::Result<Vec<Spec>> {
         Ok(context
@@ -92,10 +98,10 @@ impl Kind for BasePathMapping {
         name(&spec.domain, &spec.base_path)
     }
 
-    fn diff(spec: &Spec, state: &State) -> Diff {
+    fn diff(spec: &Spec, state: &State) -> Diff<Field> {
         let mut diff = Diff::default();
-        diff.field("rest_api_id", state.api_id.as_str(), spec.api_id.shown().as_str());
-        diff.field("stage", state.stage.as_str(), spec.stage.as_str());
+        diff.field(Field::RestApiId, state.api_id.as_str(), spec.api_id.shown().as_str());
+        diff.field(Field::Stage, state.stage.as_str(), spec.stage.as_str());
         diff
     }
 
@@ -145,15 +151,15 @@ impl KindIo for BasePathMapping {
         })
     }
 
-    async fn update(aws: &Aws, spec: &Spec, state: &State, diff: &Diff) -> anyhow::Result<State> {
+    async fn update(aws: &Aws, spec: &Spec, state: &State, diff: &Diff<Field>) -> anyhow::Result<State> {
         let api_id = spec.api_id.known()?;
         let replace =
             |path: &str, value: &str| PatchOperation::builder().op(Op::Replace).path(path).value(value).build();
         let mut operations = Vec::new();
-        if diff.has("rest_api_id") {
+        if diff.has(Field::RestApiId) {
             operations.push(replace("/restapiId", api_id));
         }
-        if diff.has("stage") {
+        if diff.has(Field::Stage) {
             operations.push(replace("/stage", &spec.stage));
         }
         if !operations.is_empty() {
@@ -192,9 +198,9 @@ mod tests {
         assert!(BasePathMapping::diff(&spec, &state).is_empty());
         let elsewhere = State { api_id: "a0".into(), ..state.clone() };
         let diff = BasePathMapping::diff(&spec, &elsewhere);
-        assert!(diff.has("rest_api_id") && !diff.replace, "a mapping to another API is updated in place");
+        assert!(diff.has(Field::RestApiId) && !diff.replace, "a mapping to another API is updated in place");
         let other_stage = State { stage: "dev".into(), ..state };
-        assert!(BasePathMapping::diff(&spec, &other_stage).has("stage"));
+        assert!(BasePathMapping::diff(&spec, &other_stage).has(Field::Stage));
         assert_eq!(key(""), ROOT);
     }
 }

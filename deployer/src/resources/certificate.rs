@@ -211,11 +211,16 @@ async fn wait_unused(aws: &Aws, arn: &str) -> anyhow::Result<()> {
     .await
 }
 
+super::fields! {
+    HostedZoneTag = "hosted_zone_tag",
+}
+
 impl Kind for Certificate {
     const NAME: &'static str = "certificate";
     const DEPENDS_ON: &'static [&'static str] = &[];
     type Spec = Spec;
     type State = State;
+    type Field = Field;
 
     fn desired(context: &Context<'_>) -> anyhow::Result<Vec<Spec>> {
         Ok(context
@@ -243,12 +248,12 @@ impl Kind for Certificate {
         spec.domain.clone()
     }
 
-    fn diff(spec: &Spec, state: &State) -> Diff {
+    fn diff(spec: &Spec, state: &State) -> Diff<Field> {
         let mut diff = Diff::default();
         if spec.existing_arn.is_none() {
             // (Pending validation is `certificate_validation`'s to wait out;
             // a terminal certificate is never the domain's.)
-            diff.field("hosted_zone_tag", state.hosted_zone.as_deref(), spec.hosted_zone.as_deref());
+            diff.field(Field::HostedZoneTag, state.hosted_zone.as_deref(), spec.hosted_zone.as_deref());
         }
         diff
     }
@@ -342,8 +347,8 @@ impl KindIo for Certificate {
         Ok(State { hosted_zone: spec.hosted_zone.clone(), ..wait_for_records(aws, arn).await? })
     }
 
-    async fn update(aws: &Aws, spec: &Spec, state: &State, diff: &Diff) -> anyhow::Result<State> {
-        if diff.has("hosted_zone_tag") {
+    async fn update(aws: &Aws, spec: &Spec, state: &State, diff: &Diff<Field>) -> anyhow::Result<State> {
+        if diff.has(Field::HostedZoneTag) {
             match &spec.hosted_zone {
                 Some(zone) => {
                     let tag = Tag::builder().key(HOSTED_ZONE_TAG).value(zone).build()?;
@@ -446,7 +451,7 @@ mod tests {
         );
         let in_zone = Spec { hosted_zone: Some("Z1".into()), ..requested.clone() };
         let tagging = Certificate::diff(&in_zone, &state("ISSUED"));
-        assert!(tagging.has("hosted_zone_tag") && !tagging.replace, "the zone is a tag, changed in place");
+        assert!(tagging.has(Field::HostedZoneTag) && !tagging.replace, "the zone is a tag, changed in place");
         let existing = Spec { existing_arn: Some("arn:aws:acm:eu-west-1:1:certificate/c".into()), ..requested };
         assert!(Certificate::diff(&existing, &state("PENDING_VALIDATION")).is_empty(), "never changed");
         assert_eq!(Certificate::blockers(Some(&existing), &state("PENDING_VALIDATION")).len(), 1);

@@ -108,6 +108,10 @@ async fn wait_issued(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {
     }
 }
 
+super::fields! {
+    Status = "status",
+}
+
 impl Kind for CertificateValidation {
     const NAME: &'static str = "certificate_validation";
     const DEPENDS_ON: &'static [&'static str] = &["certificate", "validation_record"];
@@ -116,6 +120,7 @@ impl Kind for CertificateValidation {
     const DELETED_WITH_PARENT: bool = true;
     type Spec = Spec;
     type State = State;
+    type Field = Field;
 
     fn desired(context: &Context<'_>) -> anyhow::Result<Vec<Spec>> {
         let requested = context.stack.domain.iter().filter(|d| d.certificate == CertificateSpec::Request);
@@ -131,9 +136,9 @@ impl Kind for CertificateValidation {
         spec.domain.clone()
     }
 
-    fn diff(_: &Spec, state: &State) -> Diff {
+    fn diff(_: &Spec, state: &State) -> Diff<Field> {
         let mut diff = Diff::default();
-        diff.field("status", state.status.as_str(), "ISSUED");
+        diff.field(Field::Status, state.status.as_str(), "ISSUED");
         diff
     }
 
@@ -164,7 +169,7 @@ impl KindIo for CertificateValidation {
         wait_issued(aws, spec).await
     }
 
-    async fn update(aws: &Aws, spec: &Spec, _: &State, _: &Diff) -> anyhow::Result<State> {
+    async fn update(aws: &Aws, spec: &Spec, _: &State, _: &Diff<Field>) -> anyhow::Result<State> {
         wait_issued(aws, spec).await
     }
 
@@ -185,7 +190,7 @@ mod tests {
             status: "PENDING_VALIDATION".into(),
             validation_records: vec![("_x.api.example.com.".into(), "CNAME".into(), "_y.acm-validations.aws.".into())],
         };
-        assert!(CertificateValidation::diff(&spec, &pending).has("status"));
+        assert!(CertificateValidation::diff(&spec, &pending).has(Field::Status));
         assert!(CertificateValidation::outputs(&pending).is_empty(), "the domain cannot use it yet");
         let issued = State { status: "ISSUED".into(), ..pending.clone() };
         assert!(CertificateValidation::diff(&spec, &issued).is_empty());

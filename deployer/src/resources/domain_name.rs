@@ -16,11 +16,9 @@
 //!
 //! A create AWS says exists (its first answer lost) is read back and updated.
 //!
-//! The truststore (URI and version) the deployer last set is also kept in
-//! tags. AWS always reports `mutualTlsAuthentication` for a domain created
-//! with it, and that answer wins; the tags are only read when the answer
-//! lacks the field (moto 5.2.5 drops it), so such a stand-in still converges
-//! and a domain the stack no longer declares still leads to its truststore.
+//! AWS reports `mutualTlsAuthentication` for a domain created with it: that
+//! answer is the truststore in use, and what leads a domain the stack no
+//! longer declares to its truststore.
 
 use std::collections::HashMap;
 
@@ -38,9 +36,6 @@ use crate::retry;
 
 /// How long a change of the domain may take to finish (unscaled).
 const CHANGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15 * 60);
-
-const TRUSTSTORE_VERSION_TAG: &str = "oauth-gateway:truststore-version";
-const TRUSTSTORE_URI_TAG: &str = "oauth-gateway:truststore-uri";
 
 pub struct DomainName;
 
@@ -128,19 +123,15 @@ macro_rules! raw {
     };
 }
 
-fn found(raw: Raw<'_>, stack: &str, truststore_uri: Option<&str>) -> Found<State> {
+fn found(raw: Raw<'_>, stack: &str) -> Found<State> {
     let tag = |name: &str| raw.tags.and_then(|t| t.get(name)).cloned();
-    let tagged_version = tag(TRUSTSTORE_VERSION_TAG);
-    let mut state = State {
+    let state = State {
         name: raw.name.unwrap_or_default().to_owned(),
         certificate_arn: raw.certificate_arn.unwrap_or_default().to_owned(),
         security_policy: raw.security_policy.map(|p| p.as_str().to_owned()).unwrap_or_default(),
         regional: raw.endpoint.is_some_and(|c| c.types().contains(&EndpointType::Regional)),
         truststore_uri: raw.mtls.and_then(|m| m.truststore_uri().map(str::to_owned)),
-        truststore_version: match raw.mtls {
-            Some(m) => m.truststore_version().map(str::to_owned),
-            None => tagged_version,
-        },
+        truststore_version: raw.mtls.and_then(|m| m.truststore_version().map(str::to_owned)),
         truststore_warnings: raw.mtls.map(|m| m.truststore_warnings().to_vec()).unwrap_or_default(),
         regional_domain_name: raw.regional_domain_name.unwrap_or_default().to_owned(),
         regional_hosted_zone_id: raw.regional_hosted_zone_id.unwrap_or_default().to_owned(),
@@ -149,10 +140,6 @@ fn found(raw: Raw<'_>, stack: &str, truststore_uri: Option<&str>) -> Found<State
         status_message: raw.status_message.filter(|m| !m.is_empty()).map(str::to_owned),
         hosted_zone: tag(HOSTED_ZONE_TAG),
     };
-    if raw.mtls.is_none() && state.truststore_version.is_some() {
-        // moto drops the field; the tags say mutual TLS was set, and where.
-        state.truststore_uri = tag(TRUSTSTORE_URI_TAG).or_else(|| truststore_uri.map(str::to_owned));
-    }
     let owned = raw.tags.and_then(|t| t.get(OWNER_TAG)).is_some_and(|owner| owner == stack);
     Found::new(state.name.clone(), if owned { Ownership::Owned } else { Ownership::Foreign }, state)
 }
@@ -179,11 +166,22 @@ pub async fn owned_names(aws: &Aws, stack: &str) -> anyhow::Result<Vec<String>> 
         .collect())
 }
 
+super::fields! {
+    RegionalCertificateArn = "regional_certificate_arn",
+    SecurityPolicy = "security_policy",
+    TruststoreUri = "truststore_uri",
+    TruststoreVersion = "truststore_version",
+    OwnershipVerificationCertificateArn = "ownership_verification_certificate_arn",
+    HostedZoneTag = "hosted_zone_tag",
+    EndpointType = "endpoint_type",
+}
+
 impl Kind for DomainName {
     const NAME: &'static str = "domain_name";
     const DEPENDS_ON: &'static [&'static str] = &["certificate", "certificate_validation", "truststore"];
     type Spec = Spec;
     type State = State;
+    type Field = Field;
 
     fn desired(context: &Context<'_>) -> anyhow::Result<Vec<Spec>> {
         let Some(domain) = &context.stack.domain else { return Ok(Vec::new()) };
@@ -204,23 +202,27 @@ impl Kind for DomainName {
         spec.name.clone()
     }
 
-    fn diff(spec: &Spec, state: &State) -> Diff {
+    fn diff(spec: &Spec, state: &State) -> Diff<Field> {
         let mut diff = Diff::default();
-        diff.field("regional_certificate_arn", state.certificate_arn.as_str(), spec.certificate_arn.shown().as_str());
-        diff.field("security_policy", state.security_policy.as_str(), spec.security_policy.as_str());
+        diff.field(
+            Field::RegionalCertificateArn,
+            state.certificate_arn.as_str(),
+            spec.certificate_arn.shown().as_str(),
+        );
+        diff.field(Field::SecurityPolicy, state.security_policy.as_str(), spec.security_policy.as_str());
         let or_none = |value: &Option<String>| value.clone().unwrap_or_else(|| "(none)".into());
-        diff.text("truststore_uri", or_none(&state.truststore_uri), spec.truststore_uri.clone());
-        diff.text("truststore_version", or_none(&state.truststore_version), spec.truststore_version.shown());
+        diff.text(Field::TruststoreUri, or_none(&state.truststore_uri), spec.truststore_uri.clone());
+        diff.text(Field::TruststoreVersion, or_none(&state.truststore_version), spec.truststore_version.shown());
         if spec.ownership_verification_certificate_arn.is_some() {
             diff.field(
-                "ownership_verification_certificate_arn",
+                Field::OwnershipVerificationCertificateArn,
                 state.ownership_verification_certificate_arn.as_deref(),
                 spec.ownership_verification_certificate_arn.as_deref(),
             );
         }
-        diff.field("hosted_zone_tag", state.hosted_zone.as_deref(), spec.hosted_zone.as_deref());
+        diff.field(Field::HostedZoneTag, state.hosted_zone.as_deref(), spec.hosted_zone.as_deref());
         // The endpoint type cannot be changed to REGIONAL in place by us.
-        diff.field("endpoint_type", if state.regional { "REGIONAL" } else { "EDGE" }, "REGIONAL");
+        diff.field(Field::EndpointType, if state.regional { "REGIONAL" } else { "EDGE" }, "REGIONAL");
         diff.replace = !state.regional;
         diff
     }
@@ -253,10 +255,7 @@ impl KindIo for DomainName {
         let domains = list(scope.aws).await?;
         Ok(domains
             .iter()
-            .map(|d| {
-                let spec = scope.desired.iter().find(|s| Some(s.name.as_str()) == d.domain_name());
-                found(raw!(d), scope.stack, spec.map(|s| s.truststore_uri.as_str()))
-            })
+            .map(|d| found(raw!(d), scope.stack))
             // Someone else's domain matters only where the stack wants one.
             .filter(|f| f.ownership == Ownership::Owned || scope.desired.iter().any(|s| s.name == f.name))
             .collect())
@@ -264,17 +263,12 @@ impl KindIo for DomainName {
 
     async fn find(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<Found<State>>> {
         let domain = aws.apigateway.get_domain_name().domain_name(&spec.name).send().await.found("GetDomainName")?;
-        Ok(domain.map(|d| found(raw!(d), &spec.stack, Some(&spec.truststore_uri))))
+        Ok(domain.map(|d| found(raw!(d), &spec.stack)))
     }
 
     async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {
         let version = spec.truststore_version.known()?;
-        let mut tags: HashMap<String, String> = [
-            (OWNER_TAG.to_owned(), spec.stack.clone()),
-            (TRUSTSTORE_URI_TAG.to_owned(), spec.truststore_uri.clone()),
-            (TRUSTSTORE_VERSION_TAG.to_owned(), version.to_owned()),
-        ]
-        .into();
+        let mut tags: HashMap<String, String> = [(OWNER_TAG.to_owned(), spec.stack.clone())].into();
         if let Some(zone) = &spec.hosted_zone {
             tags.insert(HOSTED_ZONE_TAG.to_owned(), zone.clone());
         }
@@ -306,10 +300,10 @@ impl KindIo for DomainName {
         }
     }
 
-    async fn update(aws: &Aws, spec: &Spec, state: &State, diff: &Diff) -> anyhow::Result<State> {
+    async fn update(aws: &Aws, spec: &Spec, state: &State, diff: &Diff<Field>) -> anyhow::Result<State> {
         let updated = patch(aws, spec, diff).await?;
         let warnings = Self::blockers(Some(spec), &updated);
-        let previous = state.truststore_version.as_deref().filter(|_| diff.has("truststore_version"));
+        let previous = state.truststore_version.as_deref().filter(|_| diff.has(Field::TruststoreVersion));
         match previous {
             Some(previous) if !warnings.is_empty() => {
                 // Clients of the truststore in use keep working: go back to it.
@@ -319,7 +313,6 @@ impl KindIo for DomainName {
                     .value(previous)
                     .build();
                 send_patch(aws, &spec.name, vec![back]).await?;
-                tag_truststore(aws, spec, previous).await?;
                 wait_available(aws, spec).await?;
                 anyhow::bail!(
                     "{}; the domain was set back to the truststore version it used before ({previous})",
@@ -402,50 +395,33 @@ async fn tag_hosted_zone(aws: &Aws, spec: &Spec) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Records the truststore in use in the domain's tags (read only where
-/// AWS's answer lacks the mutual TLS fields).
-async fn tag_truststore(aws: &Aws, spec: &Spec, version: &str) -> anyhow::Result<()> {
-    aws.apigateway
-        .tag_resource()
-        .resource_arn(arn(aws, &spec.name))
-        .tags(TRUSTSTORE_URI_TAG, &spec.truststore_uri)
-        .tags(TRUSTSTORE_VERSION_TAG, version)
-        .send()
-        .await
-        .aws("TagResource")?;
-    Ok(())
-}
-
 /// Writes `diff`'s fields, then waits until the change is done.
-async fn patch(aws: &Aws, spec: &Spec, diff: &Diff) -> anyhow::Result<State> {
+async fn patch(aws: &Aws, spec: &Spec, diff: &Diff<Field>) -> anyhow::Result<State> {
     let replace = |path: &str, value: &str| PatchOperation::builder().op(Op::Replace).path(path).value(value).build();
     let mut operations = Vec::new();
-    if diff.has("regional_certificate_arn") {
+    if diff.has(Field::RegionalCertificateArn) {
         operations.push(replace("/regionalCertificateArn", spec.certificate_arn.known()?));
     }
-    if diff.has("security_policy") {
+    if diff.has(Field::SecurityPolicy) {
         operations.push(replace("/securityPolicy", &spec.security_policy));
     }
-    if diff.has("truststore_uri") {
+    if diff.has(Field::TruststoreUri) {
         operations.push(replace("/mutualTlsAuthentication/truststoreUri", &spec.truststore_uri));
     }
-    if diff.has("truststore_version") {
+    if diff.has(Field::TruststoreVersion) {
         operations.push(replace("/mutualTlsAuthentication/truststoreVersion", spec.truststore_version.known()?));
     }
     if let Some(arn) = spec
         .ownership_verification_certificate_arn
         .as_deref()
-        .filter(|_| diff.has("ownership_verification_certificate_arn"))
+        .filter(|_| diff.has(Field::OwnershipVerificationCertificateArn))
     {
         operations.push(replace("/ownershipVerificationCertificateArn", arn));
     }
     if !operations.is_empty() {
         send_patch(aws, &spec.name, operations).await?;
     }
-    if diff.has("truststore_version") || diff.has("truststore_uri") {
-        tag_truststore(aws, spec, spec.truststore_version.known()?).await?;
-    }
-    if diff.has("hosted_zone_tag") {
+    if diff.has(Field::HostedZoneTag) {
         tag_hosted_zone(aws, spec).await?;
     }
     wait_available(aws, spec).await

@@ -68,6 +68,11 @@ async fn read(aws: &Aws, api_id: &str, stack: &str, stage_name: &str, disabled: 
     }))
 }
 
+super::fields! {
+    ExecuteApi = "execute_api",
+    DeployedExecuteApi = "deployed_execute_api",
+}
+
 impl Kind for ExecuteApi {
     const NAME: &'static str = "execute_api";
     const DEPENDS_ON: &'static [&'static str] = &["rest_api", "stage", "base_path_mapping", "alias_record"];
@@ -76,6 +81,7 @@ impl Kind for ExecuteApi {
     const WRITE_GROUP: Option<&'static str> = REST_API_WRITES;
     type Spec = Spec;
     type State = State;
+    type Field = Field;
 
     fn desired(context: &Context<'_>) -> anyhow::Result<Vec<Spec>> {
         Ok(vec![Spec {
@@ -92,10 +98,10 @@ impl Kind for ExecuteApi {
         spec.api.clone()
     }
 
-    fn diff(spec: &Spec, state: &State) -> Diff {
+    fn diff(spec: &Spec, state: &State) -> Diff<Field> {
         let mut diff = Diff::default();
-        diff.text("execute_api", shown(Some(state.disabled)), shown(Some(spec.disabled)));
-        diff.text("deployed_execute_api", shown(state.deployed_disabled), shown(Some(spec.disabled)));
+        diff.text(Field::ExecuteApi, shown(Some(state.disabled)), shown(Some(spec.disabled)));
+        diff.text(Field::DeployedExecuteApi, shown(state.deployed_disabled), shown(Some(spec.disabled)));
         diff
     }
 
@@ -137,7 +143,7 @@ impl KindIo for ExecuteApi {
         if diff.is_empty() { Ok(found.state) } else { Self::update(aws, spec, &found.state, &diff).await }
     }
 
-    async fn update(aws: &Aws, spec: &Spec, state: &State, _: &Diff) -> anyhow::Result<State> {
+    async fn update(aws: &Aws, spec: &Spec, state: &State, _: &Diff<Field>) -> anyhow::Result<State> {
         if state.disabled != spec.disabled {
             let patch = PatchOperation::builder()
                 .op(Op::Replace)

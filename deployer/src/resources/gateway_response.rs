@@ -59,6 +59,11 @@ async fn read(aws: &Aws, api_id: &str, response_type: &str) -> anyhow::Result<Op
     }))
 }
 
+super::fields! {
+    StatusCode = "status_code",
+    ResponseParameters = "response_parameters",
+}
+
 impl Kind for GatewayResponse {
     const NAME: &'static str = "gateway_response";
     const DEPENDS_ON: &'static [&'static str] = &["rest_api"];
@@ -69,6 +74,7 @@ impl Kind for GatewayResponse {
     const WRITE_GROUP: Option<&'static str> = REST_API_WRITES;
     type Spec = Spec;
     type State = State;
+    type Field = Field;
 
     fn desired(context: &Context<'_>) -> anyhow::Result<Vec<Spec>> {
         let api_id = rest_api::id(context);
@@ -93,10 +99,10 @@ impl Kind for GatewayResponse {
         spec.response_type.clone()
     }
 
-    fn diff(spec: &Spec, state: &State) -> Diff {
+    fn diff(spec: &Spec, state: &State) -> Diff<Field> {
         let mut diff = Diff::default();
-        diff.field("status_code", state.status.as_str(), spec.status.as_str());
-        diff.field("response_parameters", &state.parameters, &spec.parameters);
+        diff.field(Field::StatusCode, state.status.as_str(), spec.status.as_str());
+        diff.field(Field::ResponseParameters, &state.parameters, &spec.parameters);
         diff
     }
 
@@ -142,7 +148,7 @@ impl KindIo for GatewayResponse {
         })
     }
 
-    async fn update(aws: &Aws, spec: &Spec, _: &State, _: &Diff) -> anyhow::Result<State> {
+    async fn update(aws: &Aws, spec: &Spec, _: &State, _: &Diff<Field>) -> anyhow::Result<State> {
         // PutGatewayResponse replaces the whole response: it is the update.
         Self::create(aws, spec).await
     }
@@ -181,8 +187,8 @@ mod tests {
             parameters: [(WWW_AUTHENTICATE.to_owned(), "'Bearer realm=\"api\"'".to_owned())].into(),
             ..state.clone()
         };
-        assert!(GatewayResponse::diff(&spec, &other_realm).has("response_parameters"));
+        assert!(GatewayResponse::diff(&spec, &other_realm).has(Field::ResponseParameters));
         let other_status = State { status: "403".into(), ..state };
-        assert!(GatewayResponse::diff(&spec, &other_status).has("status_code"));
+        assert!(GatewayResponse::diff(&spec, &other_status).has(Field::StatusCode));
     }
 }

@@ -96,11 +96,18 @@ fn wanted_state(spec: &Spec, arn: &str) -> State {
     }
 }
 
+super::fields! {
+    AssumeRolePolicy = "assume_role_policy",
+    ManagedPolicies = "managed_policies",
+    InlinePolicy = "inline_policy",
+}
+
 impl Kind for IamRole {
     const NAME: &'static str = "iam_role";
     const DEPENDS_ON: &'static [&'static str] = &[];
     type Spec = Spec;
     type State = State;
+    type Field = Field;
 
     fn desired(context: &Context<'_>) -> anyhow::Result<Vec<Spec>> {
         let stack = &context.stack.name;
@@ -130,14 +137,14 @@ impl Kind for IamRole {
         spec.name.clone()
     }
 
-    fn diff(spec: &Spec, state: &State) -> Diff {
+    fn diff(spec: &Spec, state: &State) -> Diff<Field> {
         let mut diff = Diff::default();
-        diff.text("assume_role_policy", state.trust.to_string(), trust(&spec.trusted_service).to_string());
+        diff.text(Field::AssumeRolePolicy, state.trust.to_string(), trust(&spec.trusted_service).to_string());
         let mut wanted = spec.managed_policies.clone();
         wanted.sort();
-        diff.field("managed_policies", &state.managed_policies, &wanted);
+        diff.field(Field::ManagedPolicies, &state.managed_policies, &wanted);
         diff.text(
-            "inline_policy",
+            Field::InlinePolicy,
             state.inline_policy.as_ref().map_or("none".into(), Value::to_string),
             spec.inline_policy.as_ref().map_or("none".into(), Value::to_string),
         );
@@ -184,8 +191,8 @@ impl KindIo for IamRole {
         }
     }
 
-    async fn update(aws: &Aws, spec: &Spec, state: &State, diff: &Diff) -> anyhow::Result<State> {
-        if diff.has("assume_role_policy") {
+    async fn update(aws: &Aws, spec: &Spec, state: &State, diff: &Diff<Field>) -> anyhow::Result<State> {
+        if diff.has(Field::AssumeRolePolicy) {
             aws.iam
                 .update_assume_role_policy()
                 .role_name(&spec.name)
@@ -194,7 +201,7 @@ impl KindIo for IamRole {
                 .await
                 .aws("UpdateAssumeRolePolicy")?;
         }
-        if diff.has("managed_policies") || diff.has("inline_policy") {
+        if diff.has(Field::ManagedPolicies) || diff.has(Field::InlinePolicy) {
             converge_policies(aws, spec, &state.managed_policies, state.inline_policy.as_ref()).await?;
         }
         Ok(wanted_state(spec, &state.arn))

@@ -108,11 +108,16 @@ async fn find_named(aws: &Aws, stack: &str, names: &[String]) -> anyhow::Result<
     Ok(futures::future::try_join_all(reads).await?.into_iter().flatten().collect())
 }
 
+super::fields! {
+    Addresses = "addresses",
+}
+
 impl Kind for IpSet {
     const NAME: &'static str = "ip_set";
     const DEPENDS_ON: &'static [&'static str] = &[];
     type Spec = Spec;
     type State = State;
+    type Field = Field;
 
     fn desired(context: &Context<'_>) -> anyhow::Result<Vec<Spec>> {
         let Some(allow) = &context.stack.waf else { return Ok(Vec::new()) };
@@ -132,9 +137,9 @@ impl Kind for IpSet {
         spec.name.clone()
     }
 
-    fn diff(spec: &Spec, state: &State) -> Diff {
+    fn diff(spec: &Spec, state: &State) -> Diff<Field> {
         let mut diff = Diff::default();
-        diff.field("addresses", &state.addresses, &canonical(&spec.addresses));
+        diff.field(Field::Addresses, &state.addresses, &canonical(&spec.addresses));
         diff
     }
 
@@ -183,7 +188,7 @@ impl KindIo for IpSet {
         })
     }
 
-    async fn update(aws: &Aws, spec: &Spec, state: &State, _: &Diff) -> anyhow::Result<State> {
+    async fn update(aws: &Aws, spec: &Spec, state: &State, _: &Diff<Field>) -> anyhow::Result<State> {
         let tokens = LockTokens::new(&state.lock_token);
         let next_token = retry_step(&WAF_CHANGE, || async {
             let token = tokens.current(|| fresh_token(aws, state)).await?;
@@ -239,6 +244,6 @@ mod tests {
         };
         assert!(IpSet::diff(&spec, &state).is_empty(), "{:?}", state.addresses);
         let other = State { addresses: vec!["2001:db9::/32".into()], ..state };
-        assert!(IpSet::diff(&spec, &other).has("addresses"));
+        assert!(IpSet::diff(&spec, &other).has(Field::Addresses));
     }
 }

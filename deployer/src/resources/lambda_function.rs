@@ -125,12 +125,24 @@ async fn wait_ready(aws: &Aws, name: &str) -> anyhow::Result<State> {
     .await
 }
 
+super::fields! {
+    CodeSha256 = "code_sha256",
+    Role = "role",
+    Runtime = "runtime",
+    Handler = "handler",
+    Timeout = "timeout",
+    MemorySize = "memory_size",
+    Architecture = "architecture",
+    Environment = "environment",
+}
+
 impl Kind for LambdaFunction {
     const NAME: &'static str = "lambda_function";
     /// Its log group first, or Lambda makes one untagged and kept forever.
     const DEPENDS_ON: &'static [&'static str] = &["iam_role", "log_group"];
     type Spec = Spec;
     type State = State;
+    type Field = Field;
 
     fn desired(context: &Context<'_>) -> anyhow::Result<Vec<Spec>> {
         let a = &context.stack.authorizer;
@@ -155,15 +167,15 @@ impl Kind for LambdaFunction {
         spec.name.clone()
     }
 
-    fn diff(spec: &Spec, state: &State) -> Diff {
+    fn diff(spec: &Spec, state: &State) -> Diff<Field> {
         let mut diff = Diff::default();
-        diff.field("code_sha256", state.code_sha256.as_str(), spec.code_sha256.as_str());
-        diff.field("role", state.role_arn.as_str(), spec.role_arn.as_str());
-        diff.field("runtime", state.runtime.as_str(), RUNTIME);
-        diff.field("handler", state.handler.as_str(), HANDLER);
-        diff.field("timeout", state.timeout_seconds, spec.timeout_seconds);
-        diff.field("memory_size", state.memory_mb, spec.memory_mb);
-        diff.field("architecture", state.architecture.as_str(), spec.architecture.as_str());
+        diff.field(Field::CodeSha256, state.code_sha256.as_str(), spec.code_sha256.as_str());
+        diff.field(Field::Role, state.role_arn.as_str(), spec.role_arn.as_str());
+        diff.field(Field::Runtime, state.runtime.as_str(), RUNTIME);
+        diff.field(Field::Handler, state.handler.as_str(), HANDLER);
+        diff.field(Field::Timeout, state.timeout_seconds, spec.timeout_seconds);
+        diff.field(Field::MemorySize, state.memory_mb, spec.memory_mb);
+        diff.field(Field::Architecture, state.architecture.as_str(), spec.architecture.as_str());
         // Environment, variable by variable, secrets masked on both sides.
         let names: BTreeSet<&String> = state.environment.keys().chain(spec.environment.keys()).collect();
         for name in names {
@@ -178,7 +190,7 @@ impl Kind for LambdaFunction {
                     Some(v) => format!("{v:?}"),
                 };
                 // Compared above on the values; only the display is masked.
-                diff.changed(&format!("environment.{name}"), show(current), show(wanted.map(|w| &w.value)));
+                diff.changed(Field::Environment, Some(name), show(current), show(wanted.map(|w| &w.value)));
             }
         }
         diff
@@ -230,7 +242,7 @@ impl KindIo for LambdaFunction {
         }
     }
 
-    async fn update(aws: &Aws, spec: &Spec, _state: &State, diff: &Diff) -> anyhow::Result<State> {
+    async fn update(aws: &Aws, spec: &Spec, _state: &State, diff: &Diff<Field>) -> anyhow::Result<State> {
         let changed = |prefix: &str| diff.fields.iter().any(|f| f.field.starts_with(prefix));
         let mut state = wait_ready(aws, &spec.name).await?;
         let configuration = ["role", "runtime", "handler", "timeout", "memory_size", "environment"];
@@ -327,7 +339,7 @@ mod tests {
         }
     }
 
-    fn fields(diff: &Diff) -> Vec<&str> {
+    fn fields(diff: &Diff<Field>) -> Vec<&str> {
         diff.fields.iter().map(|f| f.field.as_str()).collect()
     }
 

@@ -80,11 +80,17 @@ async fn set_retention(aws: &Aws, spec: &Spec) -> anyhow::Result<()> {
     Ok(())
 }
 
+super::fields! {
+    RetentionDays = "retention_days",
+    Tagged = "tagged",
+}
+
 impl Kind for LogGroup {
     const NAME: &'static str = "log_group";
     const DEPENDS_ON: &'static [&'static str] = &[];
     type Spec = Spec;
     type State = State;
+    type Field = Field;
 
     fn desired(context: &Context<'_>) -> anyhow::Result<Vec<Spec>> {
         let stack = &context.stack.name;
@@ -107,10 +113,10 @@ impl Kind for LogGroup {
         spec.name.clone()
     }
 
-    fn diff(spec: &Spec, state: &State) -> Diff {
+    fn diff(spec: &Spec, state: &State) -> Diff<Field> {
         let mut diff = Diff::default();
-        diff.field("retention_days", state.retention_days, Some(spec.retention_days));
-        diff.field("tagged", state.tagged, true);
+        diff.field(Field::RetentionDays, state.retention_days, Some(spec.retention_days));
+        diff.field(Field::Tagged, state.tagged, true);
         diff
     }
 
@@ -157,12 +163,12 @@ impl KindIo for LogGroup {
         })
     }
 
-    async fn update(aws: &Aws, spec: &Spec, state: &State, diff: &Diff) -> anyhow::Result<State> {
-        if diff.has("tagged") {
+    async fn update(aws: &Aws, spec: &Spec, state: &State, diff: &Diff<Field>) -> anyhow::Result<State> {
+        if diff.has(Field::Tagged) {
             let tag = aws.logs.tag_resource().resource_arn(&state.arn).set_tags(Some(owner_tags(&spec.stack)));
             tag.send().await.aws("TagResource")?;
         }
-        if diff.has("retention_days") {
+        if diff.has(Field::RetentionDays) {
             set_retention(aws, spec).await?;
         }
         Ok(State { retention_days: Some(spec.retention_days), tagged: true, ..state.clone() })
@@ -192,6 +198,18 @@ mod tests {
             &state,
             &[(|s| s.retention_days = None, "retention_days"), (|s| s.tagged = false, "tagged")],
         );
+    }
+
+    #[test]
+    fn a_diff_read_back_by_name_must_name_this_kinds_fields() {
+        let spec = Spec { stack: "pets".into(), name: "/aws/lambda/pets-authorizer".into(), retention_days: 30 };
+        let state = State { name: spec.name.clone(), arn: String::new(), retention_days: None, tagged: true };
+        let erased = LogGroup::diff(&spec, &state).erased();
+        let typed = Diff::<Field>::typed(&erased).expect("its own fields");
+        assert!(typed.has(Field::RetentionDays) && !typed.has(Field::Tagged));
+        let mut foreign = erased;
+        foreign.fields[0].field = "memory_size".into();
+        assert!(Diff::<Field>::typed(&foreign).is_err(), "a field of another kind is refused");
     }
 
     #[test]

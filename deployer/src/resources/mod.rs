@@ -148,43 +148,126 @@ impl<S> Found<S> {
     }
 }
 
-/// How an existing resource differs from the desired one.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct Diff {
+/// The fields of one kind: an enum each kind declares with [`fields!`], so
+/// a diff and an update name fields the compiler knows, never free text.
+pub trait Field: Copy + PartialEq + Debug + Send + Sync + 'static {
+    /// Every field, for reading a field's name back (a saved plan, the
+    /// executor's forced fields).
+    const ALL: &'static [Self];
+    /// The name a plan prints and saves.
+    fn name(self) -> &'static str;
+}
+
+/// Declares a kind's field enum: `fields! { Name = "name", Tags = "tags" }`.
+macro_rules! fields {
+    ($($variant:ident = $name:literal),+ $(,)?) => {
+        /// The fields this kind's diff compares (as a plan names them).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Field {
+            $($variant),+
+        }
+
+        impl $crate::resources::Field for Field {
+            const ALL: &'static [Field] = &[$(Field::$variant),+];
+            fn name(self) -> &'static str {
+                match self {
+                    $(Field::$variant => $name),+
+                }
+            }
+        }
+    };
+}
+pub(crate) use fields;
+
+/// The fields of a diff seen without their kind (planner, executor, saved
+/// plans): the names only.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum AnyField {}
+
+impl Field for AnyField {
+    const ALL: &'static [AnyField] = &[];
+    fn name(self) -> &'static str {
+        match self {}
+    }
+}
+
+/// How an existing resource differs from the desired one, in the fields of
+/// kind `F` ([`AnyField`]: of some kind, by name).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Diff<F = AnyField> {
     pub fields: Vec<FieldChange>,
     /// Some field cannot be changed in place: delete, then create.
     pub replace: bool,
+    kind: PhantomData<F>,
 }
 
-impl Diff {
+impl<F> Default for Diff<F> {
+    fn default() -> Self {
+        Diff { fields: Vec::new(), replace: false, kind: PhantomData }
+    }
+}
+
+impl<F> Diff<F> {
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// The same changes, by name only.
+    pub fn erased(self) -> Diff<AnyField> {
+        Diff { fields: self.fields, replace: self.replace, kind: PhantomData }
+    }
+
+    /// Whether a field of this name (or one of its keys, `environment.X`) is among the changes.
+    pub fn has_name(&self, name: &str) -> bool {
+        self.fields.iter().any(|f| f.field == name || f.field.strip_prefix(name).is_some_and(|k| k.starts_with('.')))
+    }
+}
+
+impl<F: Field> Diff<F> {
     /// Records `field` if `observed != desired`.
-    pub fn field<T: PartialEq + Debug>(&mut self, field: &str, observed: T, desired: T) {
+    pub fn field<T: PartialEq + Debug>(&mut self, field: F, observed: T, desired: T) {
         if observed != desired {
-            self.fields.push(FieldChange::new(field, observed, desired));
+            self.fields.push(FieldChange::new(field.name(), observed, desired));
         }
     }
 
     /// Like [`Diff::field`], for values shown as given (already rendered text).
-    pub fn text(&mut self, field: &str, observed: String, desired: String) {
+    pub fn text(&mut self, field: F, observed: String, desired: String) {
         if observed != desired {
-            self.fields.push(FieldChange { field: field.to_owned(), old: observed, new: desired, forced: false });
+            self.fields.push(FieldChange {
+                field: field.name().to_owned(),
+                old: observed,
+                new: desired,
+                forced: false,
+            });
         }
     }
 
     /// Records a change the caller has already detected on the real values,
     /// shown with `old`/`new` as given: for secrets, whose masked renderings
-    /// are equal even when the values differ.
-    pub fn changed(&mut self, field: &str, old: String, new: String) {
-        self.fields.push(FieldChange { field: field.to_owned(), old, new, forced: false });
+    /// are equal even when the values differ. `key` names one entry of a
+    /// map-valued field (`environment.ROUTES`).
+    pub fn changed(&mut self, field: F, key: Option<&str>, old: String, new: String) {
+        let name = match key {
+            Some(key) => format!("{}.{key}", field.name()),
+            None => field.name().to_owned(),
+        };
+        self.fields.push(FieldChange { field: name, old, new, forced: false });
     }
 
-    /// Whether `field` is among the changes.
-    pub fn has(&self, field: &str) -> bool {
-        self.fields.iter().any(|f| f.field == field)
+    /// Whether `field` (or one of its keys) is among the changes.
+    pub fn has(&self, field: F) -> bool {
+        self.has_name(field.name())
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.fields.is_empty()
+    /// A diff of some kind, read as one of `F`: every field must be one of
+    /// `F`'s (a saved plan or a planner's forced field naming another is an error).
+    pub fn typed(diff: &Diff<AnyField>) -> anyhow::Result<Diff<F>> {
+        for change in &diff.fields {
+            let base = change.field.split('.').next().unwrap_or_default();
+            anyhow::ensure!(F::ALL.iter().any(|f| f.name() == base), "no field {:?} in this kind", change.field);
+        }
+        Ok(Diff { fields: diff.fields.clone(), replace: diff.replace, kind: PhantomData })
     }
 }
 
@@ -293,13 +376,15 @@ pub trait Kind: Send + Sync + 'static {
     const WRITE_GROUP: Option<&'static str> = None;
     type Spec: Serialize + DeserializeOwned + Clone + Debug + Send + Sync;
     type State: Serialize + DeserializeOwned + Clone + Debug + Send + Sync;
+    /// The fields `diff` compares and `update` writes.
+    type Field: Field;
 
     /// The instances the stack wants.
     fn desired(context: &Context<'_>) -> anyhow::Result<Vec<Self::Spec>>;
     /// The name of a desired instance (its address within the kind).
     fn name(spec: &Self::Spec) -> String;
     /// Pure: what differs. Normalise AWS's defaults when reading, not here.
-    fn diff(spec: &Self::Spec, state: &Self::State) -> Diff;
+    fn diff(spec: &Self::Spec, state: &Self::State) -> Diff<Self::Field>;
     /// What makes `apply` stop although the resource is as desired (AWS's
     /// warnings about a truststore, say).
     fn blockers(_spec: Option<&Self::Spec>, _state: &Self::State) -> Vec<String> {
@@ -324,7 +409,7 @@ pub trait KindIo: Kind {
         aws: &Aws,
         spec: &Self::Spec,
         state: &Self::State,
-        diff: &Diff,
+        diff: &Diff<Self::Field>,
     ) -> impl Future<Output = anyhow::Result<Self::State>> + Send;
     /// Deletes it; "already gone" counts as success.
     fn delete(aws: &Aws, state: &Self::State) -> impl Future<Output = anyhow::Result<()>> + Send;
@@ -425,7 +510,7 @@ impl<K: Kind> DynPlan for Registered<K> {
     }
 
     fn diff(&self, spec: &Value, state: &Value) -> anyhow::Result<Diff> {
-        Ok(K::diff(&typed(K::NAME, "spec", spec)?, &typed(K::NAME, "state", state)?))
+        Ok(K::diff(&typed(K::NAME, "spec", spec)?, &typed(K::NAME, "state", state)?).erased())
     }
 
     fn blockers(&self, spec: Option<&Value>, state: &Value) -> Vec<String> {
@@ -478,7 +563,8 @@ impl<K: KindIo> DynKind for Registered<K> {
         diff: &'a Diff,
     ) -> BoxFuture<'a, anyhow::Result<Value>> {
         Box::pin(async move {
-            let state = K::update(aws, &typed(K::NAME, "spec", spec)?, &typed(K::NAME, "state", state)?, diff).await?;
+            let diff = Diff::<K::Field>::typed(diff).map_err(|e| anyhow::anyhow!("{}: {e}", K::NAME))?;
+            let state = K::update(aws, &typed(K::NAME, "spec", spec)?, &typed(K::NAME, "state", state)?, &diff).await?;
             json(&state)
         })
     }

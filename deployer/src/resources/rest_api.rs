@@ -204,12 +204,17 @@ async fn find_named(aws: &Aws, stack: &str, name: &str) -> anyhow::Result<Option
     Ok(owned(aws, stack).await?.into_iter().find(|api| api.name == name))
 }
 
+super::fields! {
+    EndpointType = "endpoint_type",
+}
+
 impl Kind for RestApi {
     const NAME: &'static str = "rest_api";
     const DEPENDS_ON: &'static [&'static str] = &[];
     const WRITE_GROUP: Option<&'static str> = REST_API_WRITES;
     type Spec = Spec;
     type State = State;
+    type Field = Field;
 
     fn desired(context: &Context<'_>) -> anyhow::Result<Vec<Spec>> {
         Ok(vec![Spec {
@@ -223,11 +228,11 @@ impl Kind for RestApi {
         name_of(&spec.source)
     }
 
-    fn diff(spec: &Spec, state: &State) -> Diff {
+    fn diff(spec: &Spec, state: &State) -> Diff<Field> {
         let mut diff = Diff::default();
         if matches!(spec.source, Source::Create(_)) {
             // The endpoint type of an API cannot be changed in place here.
-            diff.field("endpoint_type", if state.regional { "REGIONAL" } else { "other" }, "REGIONAL");
+            diff.field(Field::EndpointType, if state.regional { "REGIONAL" } else { "other" }, "REGIONAL");
             diff.replace = !state.regional;
         }
         diff
@@ -302,7 +307,7 @@ impl KindIo for RestApi {
         Ok(state)
     }
 
-    async fn update(_: &Aws, _: &Spec, state: &State, _: &Diff) -> anyhow::Result<State> {
+    async fn update(_: &Aws, _: &Spec, state: &State, _: &Diff<Field>) -> anyhow::Result<State> {
         // The endpoint type is the only field, and it is replaced.
         Ok(state.clone())
     }

@@ -201,6 +201,13 @@ fn disabled(spec: &Spec) -> anyhow::Result<bool> {
     Ok(spec.execute_api_disabled.known()? == "true")
 }
 
+super::fields! {
+    DeployedConfiguration = "deployed_configuration",
+    Variables = "variables",
+    Throttling = "throttling",
+    Deployment = "deployment",
+}
+
 impl Kind for Stage {
     const NAME: &'static str = "stage";
     const DEPENDS_ON: &'static [&'static str] = &["rest_api", "api_authorizer", "api_route", "gateway_response"];
@@ -210,6 +217,7 @@ impl Kind for Stage {
     const WRITE_GROUP: Option<&'static str> = REST_API_WRITES;
     type Spec = Spec;
     type State = State;
+    type Field = Field;
 
     fn desired(context: &Context<'_>) -> anyhow::Result<Vec<Spec>> {
         let stage = &context.stack.stage;
@@ -228,12 +236,12 @@ impl Kind for Stage {
         spec.name.clone()
     }
 
-    fn diff(spec: &Spec, state: &State) -> Diff {
+    fn diff(spec: &Spec, state: &State) -> Diff<Field> {
         let mut diff = Diff::default();
-        diff.field("deployed_configuration", state.deployed_hash.as_str(), spec.config_hash.as_str());
-        diff.field("variables", &state.variables, &spec.variables);
+        diff.field(Field::DeployedConfiguration, state.deployed_hash.as_str(), spec.config_hash.as_str());
+        diff.field(Field::Variables, &state.variables, &spec.variables);
         if let Some(t) = spec.throttling {
-            diff.field("throttling", state.throttling, Some((t.rate_limit, t.burst_limit)));
+            diff.field(Field::Throttling, state.throttling, Some((t.rate_limit, t.burst_limit)));
         }
         diff
     }
@@ -307,17 +315,17 @@ impl KindIo for Stage {
         })
     }
 
-    async fn update(aws: &Aws, spec: &Spec, state: &State, diff: &Diff) -> anyhow::Result<State> {
+    async fn update(aws: &Aws, spec: &Spec, state: &State, diff: &Diff<Field>) -> anyhow::Result<State> {
         let mut operations = Vec::new();
         let mut deployment_id = state.deployment_id.clone();
         let mut deployed_without_execute_api = state.deployed_without_execute_api;
-        if diff.has("deployed_configuration") || diff.has("deployment") {
+        if diff.has(Field::DeployedConfiguration) || diff.has(Field::Deployment) {
             deployment_id = deploy(aws, &state.api_id, &spec.config_hash, disabled(spec)?).await?;
             deployed_without_execute_api = Some(disabled(spec)?);
             operations
                 .push(PatchOperation::builder().op(Op::Replace).path("/deploymentId").value(&deployment_id).build());
         }
-        if diff.has("variables") {
+        if diff.has(Field::Variables) {
             for (name, value) in &spec.variables {
                 if state.variables.get(name) != Some(value) {
                     operations.push(
@@ -333,7 +341,7 @@ impl KindIo for Stage {
                 operations.push(PatchOperation::builder().op(Op::Remove).path(format!("/variables/{name}")).build());
             }
         }
-        if diff.has("throttling") {
+        if diff.has(Field::Throttling) {
             operations.extend(throttling_patch(spec));
         }
         patch(aws, &state.api_id, &spec.name, operations).await?;

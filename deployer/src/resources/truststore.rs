@@ -199,6 +199,14 @@ fn versioned(version_id: Option<&str>) -> Option<&str> {
     version_id.filter(|v| !v.is_empty() && *v != "null")
 }
 
+super::fields! {
+    Versioning = "versioning",
+    PublicAccessBlocked = "public_access_blocked",
+    ContentSha256 = "content_sha256",
+    VersionedObject = "versioned_object",
+    OwnerTag = "owner_tag",
+}
+
 impl Kind for Truststore {
     const NAME: &'static str = "truststore";
     const DEPENDS_ON: &'static [&'static str] = &[];
@@ -207,6 +215,7 @@ impl Kind for Truststore {
     const UPDATE_CHANGES: &'static [&'static str] = &["version_id"];
     type Spec = Spec;
     type State = State;
+    type Field = Field;
 
     fn desired(context: &Context<'_>) -> anyhow::Result<Vec<Spec>> {
         Ok(context
@@ -226,15 +235,15 @@ impl Kind for Truststore {
         spec.bucket.clone()
     }
 
-    fn diff(spec: &Spec, state: &State) -> Diff {
+    fn diff(spec: &Spec, state: &State) -> Diff<Field> {
         let mut diff = Diff::default();
-        diff.field("versioning", state.versioning, true);
-        diff.field("public_access_blocked", state.public_access_blocked, true);
-        diff.field("content_sha256", state.content_sha256.as_deref(), Some(sha256(&spec.pem).as_str()));
+        diff.field(Field::Versioning, state.versioning, true);
+        diff.field(Field::PublicAccessBlocked, state.public_access_blocked, true);
+        diff.field(Field::ContentSha256, state.content_sha256.as_deref(), Some(sha256(&spec.pem).as_str()));
         // An object stored while versioning was not on yet has no version a
         // domain can point at.
-        diff.field("versioned_object", state.version_id.is_some(), true);
-        diff.field("owner_tag", state.tagged, true);
+        diff.field(Field::VersionedObject, state.version_id.is_some(), true);
+        diff.field(Field::OwnerTag, state.tagged, true);
         diff
     }
 
@@ -288,16 +297,16 @@ impl KindIo for Truststore {
         })
     }
 
-    async fn update(aws: &Aws, spec: &Spec, state: &State, diff: &Diff) -> anyhow::Result<State> {
-        if diff.has("owner_tag") {
+    async fn update(aws: &Aws, spec: &Spec, state: &State, diff: &Diff<Field>) -> anyhow::Result<State> {
+        if diff.has(Field::OwnerTag) {
             tag(aws, spec).await?;
         }
-        if diff.has("versioning") || diff.has("public_access_blocked") {
+        if diff.has(Field::Versioning) || diff.has(Field::PublicAccessBlocked) {
             secure_bucket(aws, &spec.bucket).await?;
             wait_versioned(aws, &spec.bucket).await?;
         }
         let mut state = State { versioning: true, public_access_blocked: true, tagged: true, ..state.clone() };
-        if diff.has("content_sha256") || diff.has("versioned_object") {
+        if diff.has(Field::ContentSha256) || diff.has(Field::VersionedObject) {
             state.version_id = Some(upload(aws, spec).await?);
             state.content_sha256 = Some(sha256(&spec.pem));
         }

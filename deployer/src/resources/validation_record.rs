@@ -51,12 +51,18 @@ async fn read(aws: &Aws, address: &str, zone: &str, name: &str, value: &str) -> 
     Ok(Some(Found::new(address, ownership, State { zone: zone.to_owned(), record })))
 }
 
+super::fields! {
+    Zone = "zone",
+    Name = "name",
+}
+
 impl Kind for ValidationRecord {
     const NAME: &'static str = "validation_record";
     const DEPENDS_ON: &'static [&'static str] = &["certificate"];
     const OBSERVED_UNDER: &'static [&'static str] = &["certificate"];
     type Spec = Spec;
     type State = State;
+    type Field = Field;
 
     fn desired(context: &Context<'_>) -> anyhow::Result<Vec<Spec>> {
         let Some(domain) = &context.stack.domain else { return Ok(Vec::new()) };
@@ -76,10 +82,10 @@ impl Kind for ValidationRecord {
         spec.domain.clone()
     }
 
-    fn diff(spec: &Spec, state: &State) -> Diff {
+    fn diff(spec: &Spec, state: &State) -> Diff<Field> {
         let mut diff = Diff::default();
-        diff.text("zone", state.zone.clone(), spec.zone.clone());
-        diff.text("name", state.record.name.clone(), spec.name.shown());
+        diff.text(Field::Zone, state.zone.clone(), spec.zone.clone());
+        diff.text(Field::Name, state.record.name.clone(), spec.name.shown());
         // Another zone or name is another record: write the new, delete the old.
         diff.replace = !diff.is_empty();
         diff
@@ -124,7 +130,7 @@ impl KindIo for ValidationRecord {
         Ok(State { zone: spec.zone.clone(), record })
     }
 
-    async fn update(aws: &Aws, spec: &Spec, _: &State, _: &Diff) -> anyhow::Result<State> {
+    async fn update(aws: &Aws, spec: &Spec, _: &State, _: &Diff<Field>) -> anyhow::Result<State> {
         Self::create(aws, spec).await
     }
 

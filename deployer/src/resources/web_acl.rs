@@ -146,11 +146,17 @@ async fn read(aws: &Aws, stack: &str, name: &str) -> anyhow::Result<Option<Found
     Ok(Some(Found::new(name, if owned { Ownership::Owned } else { Ownership::Foreign }, state)))
 }
 
+super::fields! {
+    DefaultAction = "default_action",
+    Rules = "rules",
+}
+
 impl Kind for WebAcl {
     const NAME: &'static str = "web_acl";
     const DEPENDS_ON: &'static [&'static str] = &["ip_set"];
     type Spec = Spec;
     type State = State;
+    type Field = Field;
 
     fn desired(context: &Context<'_>) -> anyhow::Result<Vec<Spec>> {
         if context.stack.waf.is_none() {
@@ -171,10 +177,10 @@ impl Kind for WebAcl {
         spec.name.clone()
     }
 
-    fn diff(spec: &Spec, state: &State) -> Diff {
+    fn diff(spec: &Spec, state: &State) -> Diff<Field> {
         let mut diff = Diff::default();
-        diff.field("default_action", if state.blocks_by_default { "BLOCK" } else { "ALLOW" }, "BLOCK");
-        diff.field("rules", &state.rules, &wanted_rules(spec));
+        diff.field(Field::DefaultAction, if state.blocks_by_default { "BLOCK" } else { "ALLOW" }, "BLOCK");
+        diff.field(Field::Rules, &state.rules, &wanted_rules(spec));
         diff
     }
 
@@ -226,7 +232,7 @@ impl KindIo for WebAcl {
         })
     }
 
-    async fn update(aws: &Aws, spec: &Spec, state: &State, _: &Diff) -> anyhow::Result<State> {
+    async fn update(aws: &Aws, spec: &Spec, state: &State, _: &Diff<Field>) -> anyhow::Result<State> {
         let (rules, visibility) = (rules(spec)?, visibility(&spec.name)?);
         let tokens = LockTokens::new(&state.lock_token);
         let next_token = retry_step(&WAF_CHANGE, || async {
@@ -286,9 +292,9 @@ mod tests {
         };
         assert!(WebAcl::diff(&spec, &state).is_empty());
         let open = State { blocks_by_default: false, ..state.clone() };
-        assert!(WebAcl::diff(&spec, &open).has("default_action"));
+        assert!(WebAcl::diff(&spec, &open).has(Field::DefaultAction));
         let mut one_rule = state;
         one_rule.rules.pop();
-        assert!(WebAcl::diff(&spec, &one_rule).has("rules"));
+        assert!(WebAcl::diff(&spec, &one_rule).has(Field::Rules));
     }
 }

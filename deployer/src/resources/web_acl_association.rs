@@ -49,12 +49,17 @@ async fn read(aws: &Aws, stage_arn: &str) -> anyhow::Result<Option<State>> {
         .map(|web_acl_arn| State { stage_arn: stage_arn.to_owned(), web_acl_arn }))
 }
 
+super::fields! {
+    WebAcl = "web_acl",
+}
+
 impl Kind for WebAclAssociation {
     const NAME: &'static str = "web_acl_association";
     const DEPENDS_ON: &'static [&'static str] = &["web_acl", "stage"];
     const OBSERVED_UNDER: &'static [&'static str] = &["rest_api"];
     type Spec = Spec;
     type State = State;
+    type Field = Field;
 
     fn desired(context: &Context<'_>) -> anyhow::Result<Vec<Spec>> {
         if context.stack.waf.is_none() {
@@ -73,9 +78,9 @@ impl Kind for WebAclAssociation {
         spec.stage.clone()
     }
 
-    fn diff(spec: &Spec, state: &State) -> Diff {
+    fn diff(spec: &Spec, state: &State) -> Diff<Field> {
         let mut diff = Diff::default();
-        diff.field("web_acl", state.web_acl_arn.as_str(), spec.web_acl_arn.shown().as_str());
+        diff.field(Field::WebAcl, state.web_acl_arn.as_str(), spec.web_acl_arn.shown().as_str());
         diff
     }
 
@@ -124,7 +129,7 @@ impl KindIo for WebAclAssociation {
         Ok(State { stage_arn, web_acl_arn: web_acl_arn.to_owned() })
     }
 
-    async fn update(aws: &Aws, spec: &Spec, _: &State, _: &Diff) -> anyhow::Result<State> {
+    async fn update(aws: &Aws, spec: &Spec, _: &State, _: &Diff<Field>) -> anyhow::Result<State> {
         // Associating replaces the stage's current web ACL.
         Self::create(aws, spec).await
     }
@@ -155,7 +160,7 @@ mod tests {
         };
         assert!(WebAclAssociation::diff(&spec, &state).is_empty());
         let other = State { web_acl_arn: "arn:aws:wafv2:eu-west-1:1:regional/webacl/other/j".into(), ..state.clone() };
-        assert!(WebAclAssociation::diff(&spec, &other).has("web_acl"));
+        assert!(WebAclAssociation::diff(&spec, &other).has(Field::WebAcl));
         assert_eq!(stage_arn("aws-cn", "cn-north-1", "a1", "prod"), state.stage_arn);
     }
 }

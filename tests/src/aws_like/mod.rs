@@ -11,11 +11,11 @@
 //! status AWS would still report) and remembers what the next calls depend
 //! on (what was created when, which certificate a domain uses).
 //!
-//! It also fills in what moto lacks and the deployer relies on: the mutual
-//! TLS fields of custom domains and `UpdateDomainName` (moto 5.2.5 drops the
-//! first and answers the second with 500), so a truststore rotation
-//! completes, and `truststoreWarnings` for a truststore holding an expired
-//! certificate or one that is not a CA; and it refuses a second WAF IP set
+//! It also keeps its own model of custom domains (`scripts/moto_server.py`
+//! corrects moto 5.2.5, which drops their mutual TLS fields and cannot
+//! update or tag them, but knows no domain status or warning): the status
+//! AWS reports while a change is in progress, and `truststoreWarnings` for a
+//! truststore holding an expired certificate or one that is not a CA; and it refuses a second WAF IP set
 //! or web ACL of a name, as AWS does and moto does not.
 //!
 //! API Gateway's own rules on a REST API (one write at a time, one variable
@@ -541,7 +541,7 @@ impl AwsLike {
             }
         }
 
-        // moto cannot tag custom domains after creation (404); AWS can.
+        // Domain tags are the layer's, as the rest of its domain model.
         if b.domain_mtls
             && call.rest("PUT", &["tags", "*"]).is_some_and(|c| url_decode(c[0]).contains(":/domainnames/"))
         {
@@ -551,7 +551,7 @@ impl AwsLike {
 
         let writes_to = if b.concurrent_writes { rest_apis::RestApis::written_by(&call) } else { None };
 
-        // moto cannot update domains: the layer keeps the mutual TLS fields
+        // Domain updates are the layer's too: it keeps the mutual TLS fields
         // itself, and answers with the domain as moto has it otherwise.
         if b.domain_mtls
             && let Some(name) = call.rest("PATCH", &["domainnames", "*"]).and_then(|c| c.first().map(|n| url_decode(n)))
