@@ -400,10 +400,11 @@ mod tests {
         assert!(values.windows(2).any(|w| w[0] != w[1]));
     }
 
-    /// A policy with a short budget: these tests run in real time.
+    /// A policy with a short budget. The tests run on tokio's paused clock:
+    /// every wait is virtual, so they take no real time and their bounds are exact.
     const SHORT: Policy = Policy { budget: Duration::from_secs(2), ..WAF_CHANGE };
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_wait_gives_up_after_its_budget_and_not_before() {
         let started = Instant::now();
         let mut polls = 0;
@@ -420,7 +421,7 @@ mod tests {
         assert!((2..=4).contains(&polls), "{polls} polls");
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_step_is_retried_on_named_codes_only() {
         let mut attempts = 0;
         let result = retry_step(&SHORT, || {
@@ -456,7 +457,7 @@ mod tests {
         assert!(result.expect_err("fails").to_string().contains("CreateWebACL: WAFInvalidParameterException: bad"));
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_shared_code_is_retried_only_with_its_message() {
         const IAM_SHORT: Policy = Policy { budget: Duration::from_secs(2), ..IAM_ROLE_PROPAGATION };
         let step = |message: &'static str| {

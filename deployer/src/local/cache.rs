@@ -65,9 +65,14 @@ impl AuthorizerCache {
     }
 
     pub fn get(&self, key: &[String]) -> Option<Arc<Authorization>> {
+        self.get_at(key, Instant::now())
+    }
+
+    /// [`AuthorizerCache::get`] at `now` (tests move their own clock).
+    fn get_at(&self, key: &[String], now: Instant) -> Option<Arc<Authorization>> {
         let entries = self.entries.lock().ok()?;
         let entry = entries.map.get(key)?;
-        (entry.stored.elapsed() < self.ttl).then(|| entry.authorization.clone())
+        (now.saturating_duration_since(entry.stored) < self.ttl).then(|| entry.authorization.clone())
     }
 
     pub fn put(&self, key: Vec<String>, authorization: Arc<Authorization>) {
@@ -153,8 +158,8 @@ mod tests {
         cache.put(vec!["a".into()], answer("a"));
         assert_eq!(cache.get(&["a".to_owned()]).map(|a| a.context["sub"].clone()), Some("a".into()));
         assert!(cache.get(&["b".to_owned()]).is_none());
-        std::thread::sleep(Duration::from_millis(310));
-        assert!(cache.get(&["a".to_owned()]).is_none(), "expired");
+        let later = Instant::now() + Duration::from_millis(310);
+        assert!(cache.get_at(&["a".to_owned()], later).is_none(), "expired");
         let off = AuthorizerCache::new(Duration::ZERO);
         off.put(vec!["a".into()], answer("a"));
         assert!(off.get(&["a".to_owned()]).is_none());

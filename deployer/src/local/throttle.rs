@@ -18,9 +18,14 @@ impl Throttle {
 
     /// Takes a token if one is left.
     pub fn admit(&self) -> bool {
+        self.admit_at(Instant::now())
+    }
+
+    /// [`Throttle::admit`] at `now` (tests move their own clock).
+    fn admit_at(&self, now: Instant) -> bool {
         let Ok(mut bucket) = self.bucket.lock() else { return false };
         let (tokens, last) = &mut *bucket;
-        let now = Instant::now();
+        let now = now.max(*last);
         *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.rate).min(self.burst);
         *last = now;
         if *tokens >= 1.0 {
@@ -39,9 +44,12 @@ mod tests {
     #[test]
     fn a_burst_then_the_rate() {
         let throttle = Throttle::new(1.0, 3.0);
-        let admitted = (0..10).filter(|_| throttle.admit()).count();
+        let start = Instant::now();
+        let admitted = (0..10).filter(|_| throttle.admit_at(start)).count();
         assert_eq!(admitted, 3, "the burst, then nothing until the bucket refills");
-        std::thread::sleep(std::time::Duration::from_millis(1100));
-        assert!(throttle.admit(), "one token a second");
+        let later = |ms| start + std::time::Duration::from_millis(ms);
+        assert!(!throttle.admit_at(later(900)), "not a whole token yet");
+        assert!(throttle.admit_at(later(1100)), "one token a second");
+        assert!(!throttle.admit_at(later(1100)), "and only one");
     }
 }
