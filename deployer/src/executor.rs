@@ -189,6 +189,17 @@ pub async fn execute(
     report
 }
 
+/// What AWS reports of what a create made, for kinds that read it back
+/// ([`resources::DynPlan::read_back`]): the re-plan after the run then
+/// checks AWS, and a write AWS dropped shows. Where AWS does not list it
+/// yet (WAF's and IAM's reads lag their writes), what the create returned.
+async fn read_back(aws: &Aws, kind: &dyn resources::DynKind, spec: &Value, created: Value) -> anyhow::Result<Value> {
+    if !kind.read_back() {
+        return Ok(created);
+    }
+    Ok(kind.find(aws, spec).await?.map_or(created, |found| found.state))
+}
+
 /// One step, with everything it needs to run on its own.
 struct Job {
     step: Step,
@@ -235,7 +246,8 @@ impl Job {
                     return Err(moved.into());
                 }
                 eprintln!("  creating {address}");
-                kind.create(aws, spec).await.map_err(|e| e.context(format!("creating {address}")))?
+                let created = kind.create(aws, spec).await.map_err(|e| e.context(format!("creating {address}")))?;
+                read_back(aws, kind, spec, created).await?
             }
             Some(found) => {
                 let mut diff = kind.diff(spec, &found.state)?;
@@ -257,7 +269,8 @@ impl Job {
                 } else if diff.replace {
                     eprintln!("  replacing {address}");
                     kind.delete(aws, &found.state).await.map_err(|e| e.context(format!("deleting {address}")))?;
-                    kind.create(aws, spec).await.map_err(|e| e.context(format!("creating {address}")))?
+                    let created = kind.create(aws, spec).await.map_err(|e| e.context(format!("creating {address}")))?;
+                    read_back(aws, kind, spec, created).await?
                 } else {
                     eprintln!("  updating {address}");
                     kind.update(aws, spec, &found.state, &diff)

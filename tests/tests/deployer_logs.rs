@@ -154,3 +154,28 @@ async fn the_stage_access_log_needs_the_account_role_set_only_on_request_and_nev
     assert_eq!(account_role().await.as_deref(), Some(role.as_str()), "teardown never removes an account setting");
     assert!(aws.iam.get_role().role_name("oauth-gateway-apigateway-cloudwatch").send().await.is_ok());
 }
+
+/// A write AWS answered but did not keep (here the log group's retention,
+/// answered by the proxy and never passed on) must not make `apply` claim
+/// the stack is in place: the state a create returns is read back from AWS,
+/// and the check after the run finds the difference.
+#[tokio::test]
+async fn a_create_whose_write_aws_did_not_keep_is_not_reported_done() {
+    let name = "t-logs-dropped";
+    let stack = StackDir::new(name, &stack_yaml(name, ""));
+    let setup = Proxy::start().await;
+    assert_eq!(deployer(&stack, &setup.url(), &["teardown"], &env()).await.code, 0);
+    let dropping = Proxy::refusing(|request| {
+        let (operation, _) = e2e::moto::classify(request);
+        (operation == "PutRetentionPolicy").then(|| e2e::server::Reply::json("{}"))
+    })
+    .await;
+    let apply = deployer(&stack, &dropping.url(), &["apply"], &env()).await;
+    assert_eq!(apply.code, 1, "{}\n{}", apply.stdout, apply.stderr);
+    assert!(apply.stderr.contains("AWS still differs from the stack after the run"), "{}", apply.stderr);
+    assert!(apply.stderr.contains("retention_days: None → Some(90)"), "{}", apply.stderr);
+    // The next run, with the writes reaching AWS, finishes the job.
+    assert_eq!(deployer(&stack, &setup.url(), &["apply"], &env()).await.code, 0);
+    assert_eq!(deployer(&stack, &setup.url(), &["diff", "--detailed-exitcode"], &env()).await.code, 0);
+    assert_eq!(deployer(&stack, &setup.url(), &["teardown"], &env()).await.code, 0);
+}

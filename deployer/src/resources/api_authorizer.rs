@@ -82,6 +82,8 @@ super::fields! {
 
 impl Kind for ApiAuthorizer {
     const NAME: &'static str = "api_authorizer";
+    /// No read back: CreateAuthorizer answers the authorizer: its state is that answer.
+    const READ_BACK: bool = false;
     const DEPENDS_ON: &'static [&'static str] = &["rest_api", "lambda_function", "iam_role"];
     const OBSERVED_UNDER: &'static [&'static str] = &["rest_api"];
     const NEEDS_DEPLOYMENT: bool = true;

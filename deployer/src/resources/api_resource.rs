@@ -92,6 +92,8 @@ fn states(api_id: &str, tree: &[Resource]) -> Vec<State> {
 
 impl Kind for ApiResource {
     const NAME: &'static str = "api_resource";
+    /// No read back: CreateResource answers the resource: its state is that answer.
+    const READ_BACK: bool = false;
     const DEPENDS_ON: &'static [&'static str] = &["rest_api"];
     const OBSERVED_UNDER: &'static [&'static str] = &["rest_api"];
     const NEEDS_DEPLOYMENT: bool = true;

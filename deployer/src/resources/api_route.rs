@@ -171,6 +171,9 @@ super::fields! {
 
 impl Kind for ApiRoute {
     const NAME: &'static str = "api_route";
+    /// No read back: reading a route back costs a whole resource tree (GetResources, 5 per 2 s per
+    /// account); its state is what PutMethod and PutIntegration were sent.
+    const READ_BACK: bool = false;
     const DEPENDS_ON: &'static [&'static str] = &["rest_api", "api_resource", "api_authorizer"];
     const OBSERVED_UNDER: &'static [&'static str] = &["rest_api"];
     const NEEDS_DEPLOYMENT: bool = true;

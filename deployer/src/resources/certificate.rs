@@ -217,6 +217,8 @@ super::fields! {
 
 impl Kind for Certificate {
     const NAME: &'static str = "certificate";
+    /// No read back: the create waits for ACM to name the validation records, and returns that read.
+    const READ_BACK: bool = false;
     const DEPENDS_ON: &'static [&'static str] = &[];
     type Spec = Spec;
     type State = State;

@@ -114,6 +114,8 @@ super::fields! {
 
 impl Kind for CertificateValidation {
     const NAME: &'static str = "certificate_validation";
+    /// No read back: the create is a wait for ISSUED, and returns that read.
+    const READ_BACK: bool = false;
     const DEPENDS_ON: &'static [&'static str] = &["certificate", "validation_record"];
     const OBSERVED_UNDER: &'static [&'static str] = &["certificate"];
     /// Nothing to delete: it goes with its certificate.

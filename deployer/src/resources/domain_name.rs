@@ -178,6 +178,8 @@ super::fields! {
 
 impl Kind for DomainName {
     const NAME: &'static str = "domain_name";
+    /// No read back: the create waits until the domain is AVAILABLE, and returns that read.
+    const READ_BACK: bool = false;
     const DEPENDS_ON: &'static [&'static str] = &["certificate", "certificate_validation", "truststore"];
     type Spec = Spec;
     type State = State;

@@ -138,6 +138,8 @@ super::fields! {
 
 impl Kind for LambdaFunction {
     const NAME: &'static str = "lambda_function";
+    /// No read back: the create waits until Lambda reports the function ready, and returns that read.
+    const READ_BACK: bool = false;
     /// Its log group first, or Lambda makes one untagged and kept forever.
     const DEPENDS_ON: &'static [&'static str] = &["iam_role", "log_group"];
     type Spec = Spec;

@@ -374,6 +374,11 @@ pub trait Kind: Send + Sync + 'static {
     /// Gateway answers a write to a REST API that overlaps another with 409
     /// "concurrent modification" ([`REST_API_WRITES`]).
     const WRITE_GROUP: Option<&'static str> = None;
+    /// After a create, the executor reads the resource back (`find`) and
+    /// keeps what AWS reports, so the re-plan after `apply` checks AWS, not
+    /// the spec. Off only for kinds whose create already returns what AWS
+    /// answered or read (each says why).
+    const READ_BACK: bool = true;
     type Spec: Serialize + DeserializeOwned + Clone + Debug + Send + Sync;
     type State: Serialize + DeserializeOwned + Clone + Debug + Send + Sync;
     /// The fields `diff` compares and `update` writes.
@@ -429,6 +434,7 @@ pub trait DynPlan: Send + Sync {
     fn snapshotted(&self) -> bool;
     fn deletes_first(&self) -> bool;
     fn write_group(&self) -> Option<&'static str>;
+    fn read_back(&self) -> bool;
     fn desired(&self, context: &Context<'_>) -> anyhow::Result<Vec<(String, Value)>>;
     fn diff(&self, spec: &Value, state: &Value) -> anyhow::Result<Diff>;
     fn blockers(&self, spec: Option<&Value>, state: &Value) -> Vec<String>;
@@ -503,6 +509,9 @@ impl<K: Kind> DynPlan for Registered<K> {
     }
     fn write_group(&self) -> Option<&'static str> {
         K::WRITE_GROUP
+    }
+    fn read_back(&self) -> bool {
+        K::READ_BACK
     }
 
     fn desired(&self, context: &Context<'_>) -> anyhow::Result<Vec<(String, Value)>> {

@@ -210,6 +210,8 @@ super::fields! {
 
 impl Kind for RestApi {
     const NAME: &'static str = "rest_api";
+    /// No read back: CreateRestApi answers the API (or it was found): its state is that answer.
+    const READ_BACK: bool = false;
     const DEPENDS_ON: &'static [&'static str] = &[];
     const WRITE_GROUP: Option<&'static str> = REST_API_WRITES;
     type Spec = Spec;
