@@ -11,18 +11,11 @@ use std::collections::BTreeMap;
 
 use super::path::RequestPath;
 use crate::stack::RouteSpec;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Part {
-    Literal(String),
-    Param(String),
-    Greedy(String),
-}
+use crate::stack::template::Part;
 
 #[derive(Debug)]
 pub struct Route {
     pub spec: RouteSpec,
-    parts: Vec<Part>,
 }
 
 /// A matched route and the path parameters it captured.
@@ -37,7 +30,7 @@ pub struct Routes(Vec<Route>);
 
 impl Routes {
     pub fn new(specs: &[RouteSpec]) -> Routes {
-        Routes(specs.iter().map(|spec| Route { parts: parse(&spec.path), spec: spec.clone() }).collect())
+        Routes(specs.iter().map(|spec| Route { spec: spec.clone() }).collect())
     }
 
     /// The most specific route for `method` and the path's decoded
@@ -48,25 +41,10 @@ impl Routes {
         self.0
             .iter()
             .filter(|route| route.spec.method == method || route.spec.method == "ANY")
-            .filter_map(|route| Some((route, capture(&route.parts, &segments)?)))
-            .max_by_key(|(route, _)| (specificity(&route.parts), route.spec.method != "ANY"))
+            .filter_map(|route| Some((route, capture(route.spec.template.parts(), &segments)?)))
+            .max_by_key(|(route, _)| (specificity(route.spec.template.parts()), route.spec.method != "ANY"))
             .map(|(route, parameters)| Matched { route, parameters })
     }
-}
-
-fn parse(template: &str) -> Vec<Part> {
-    template
-        .trim_start_matches('/')
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(|segment| match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-            Some(name) => match name.strip_suffix('+') {
-                Some(greedy) => Part::Greedy(greedy.to_owned()),
-                None => Part::Param(name.to_owned()),
-            },
-            None => Part::Literal(segment.to_owned()),
-        })
-        .collect()
 }
 
 fn capture(parts: &[Part], segments: &[&str]) -> Option<BTreeMap<String, String>> {
@@ -106,6 +84,7 @@ mod tests {
                 .map(|(method, path)| RouteSpec {
                     method: (*method).into(),
                     path: (*path).into(),
+                    template: crate::stack::template::RouteTemplate::parse(path).expect("a valid template"),
                     backend: "http://b".into(),
                     context_headers: BTreeMap::new(),
                 })

@@ -109,11 +109,7 @@ impl Kind for ApiResource {
     fn desired(context: &Context<'_>) -> anyhow::Result<Vec<Spec>> {
         let mut paths = std::collections::BTreeSet::new();
         for route in &context.stack.api.routes {
-            let mut path = route.path.as_str();
-            while path != "/" {
-                paths.insert(path.to_owned());
-                path = parent_path(path);
-            }
+            paths.extend(route.template.resource_paths());
         }
         Ok(paths
             .into_iter()

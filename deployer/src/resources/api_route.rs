@@ -30,6 +30,8 @@ pub struct Spec {
     pub authorizer_id: Val,
     pub method: String,
     pub path: String,
+    /// The template's path parameters (`id` for `/pets/{id}`).
+    pub parameters: Vec<String>,
     pub backend: String,
     pub context_headers: BTreeMap<String, String>,
 }
@@ -48,20 +50,14 @@ pub struct State {
     pub integration_parameters: BTreeMap<String, String>,
 }
 
-fn path_parameters(path: &str) -> Vec<String> {
-    path.split('/')
-        .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
-        .map(|p| p.trim_end_matches('+').to_owned())
-        .collect()
-}
-
 fn method_parameters(spec: &Spec) -> BTreeMap<String, bool> {
-    path_parameters(&spec.path).into_iter().map(|p| (format!("method.request.path.{p}"), true)).collect()
+    spec.parameters.iter().map(|p| (format!("method.request.path.{p}"), true)).collect()
 }
 
 fn integration_parameters(spec: &Spec) -> BTreeMap<String, String> {
-    let mut parameters: BTreeMap<String, String> = path_parameters(&spec.path)
-        .into_iter()
+    let mut parameters: BTreeMap<String, String> = spec
+        .parameters
+        .iter()
         .map(|p| (format!("integration.request.path.{p}"), format!("method.request.path.{p}")))
         .collect();
     for (header, key) in &spec.context_headers {
@@ -197,6 +193,7 @@ impl Kind for ApiRoute {
                 authorizer_id: Val::output(authorizer.clone(), "id"),
                 method: r.method.clone(),
                 path: r.path.clone(),
+                parameters: r.template.parameters(),
                 backend: r.backend.clone(),
                 context_headers: r.context_headers.clone(),
             })
@@ -294,6 +291,7 @@ mod tests {
             authorizer_id: Val::Known("z9".into()),
             method: "GET".into(),
             path: "/pets/{id}".into(),
+            parameters: vec!["id".into()],
             backend: "https://backend.example.com/pets/{id}".into(),
             context_headers: [("X-Sub".to_owned(), "sub".to_owned())].into(),
         }
@@ -335,8 +333,14 @@ mod tests {
     }
 
     #[test]
-    fn greedy_and_plain_path_parameters() {
-        assert_eq!(path_parameters("/a/{id}/b/{proxy+}"), ["id", "proxy"]);
-        assert!(path_parameters("/a/b").is_empty());
+    fn path_parameters_are_mapped_through_to_the_integration() {
+        let spec = Spec { parameters: vec!["id".into(), "proxy".into()], ..spec() };
+        assert_eq!(
+            method_parameters(&spec).keys().collect::<Vec<_>>(),
+            ["method.request.path.id", "method.request.path.proxy"]
+        );
+        let integration = integration_parameters(&spec);
+        assert_eq!(integration["integration.request.path.proxy"], "method.request.path.proxy");
+        assert_eq!(integration["integration.request.header.X-Sub"], "context.authorizer.sub");
     }
 }

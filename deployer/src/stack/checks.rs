@@ -17,6 +17,7 @@ use authorizer::config::{DpopMode, DpopSettings};
 use super::Problem;
 use super::model::*;
 use super::raw::*;
+use super::template::RouteTemplate;
 
 /// Context variables API Gateway can use as identity sources (the subset that
 /// makes sense for a token authorizer on an mTLS domain).
@@ -335,9 +336,10 @@ impl Checks<'_> {
             if !authorizer::routes::VERBS.contains(&method.as_str()) && method != "ANY" {
                 self.problem(field("method"), format!("{:?} is not an HTTP method or ANY", route.method));
             }
-            if let Err(message) = check_resource_path(&route.path) {
+            let template = RouteTemplate::parse(&route.path).unwrap_or_else(|message| {
                 self.problem(field("path"), message);
-            }
+                RouteTemplate::default()
+            });
             if !seen.insert((method.clone(), route.path.clone())) {
                 self.problem(field("path"), format!("{method} {} is declared twice", route.path));
             }
@@ -356,6 +358,7 @@ impl Checks<'_> {
             routes.push(RouteSpec {
                 method,
                 path: route.path.clone(),
+                template,
                 backend,
                 context_headers: route.context_headers.clone(),
             });
@@ -390,10 +393,11 @@ impl Checks<'_> {
     /// `/pets/{id}` beside `/pets/{petId}/toys` cannot be made (it answers
     /// "A sibling ({id}) of this resource already has a variable path part").
     fn one_variable_per_parent(&mut self, routes: &[RouteSpec]) {
-        let mut variables: BTreeMap<String, (&str, usize)> = BTreeMap::new();
+        let mut variables: BTreeMap<String, (String, usize)> = BTreeMap::new();
         for (i, route) in routes.iter().enumerate() {
             let mut parent = String::new();
-            for part in route.path.split('/').filter(|p| !p.is_empty()) {
+            for part in route.template.parts() {
+                let part = part.text();
                 if part.starts_with('{') {
                     match variables.get(&parent) {
                         Some((other, j)) if *other != part => {
@@ -408,7 +412,7 @@ impl Checks<'_> {
                             break;
                         }
                         Some(_) => {}
-                        None => drop(variables.insert(parent.clone(), (part, i))),
+                        None => drop(variables.insert(parent.clone(), (part.clone(), i))),
                     }
                 }
                 parent = format!("{parent}/{part}");
@@ -645,29 +649,6 @@ fn check_identity_source(source: &str, stage_variables: &BTreeMap<String, String
     ))
 }
 
-fn check_resource_path(path: &str) -> Result<(), String> {
-    if path == "/" {
-        return Ok(());
-    }
-    if !path.starts_with('/') || path.ends_with('/') || path.contains("//") {
-        return Err(format!("{path:?} must start with '/', not end with '/', and have no empty segment"));
-    }
-    for segment in path[1..].split('/') {
-        let inner = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}'));
-        let ok = match inner {
-            Some(param) => {
-                let param = param.strip_suffix('+').unwrap_or(param);
-                !param.is_empty() && param.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-            }
-            None => segment.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~:@".contains(&b)),
-        };
-        if !ok {
-            return Err(format!("segment {segment:?} of {path:?} is not a valid resource path part"));
-        }
-    }
-    Ok(())
-}
-
 /// The region of an ACM certificate ARN
 /// (`arn:PARTITION:acm:REGION:ACCOUNT:certificate/ID`), if it is one.
 pub fn certificate_region(arn: &str) -> Option<&str> {
@@ -853,6 +834,7 @@ mod tests {
         let route = |path: &str| RouteSpec {
             method: "GET".into(),
             path: path.into(),
+            template: RouteTemplate::parse(path).expect("valid"),
             backend: "https://b".into(),
             context_headers: BTreeMap::new(),
         };

@@ -12,6 +12,7 @@ pub mod model;
 pub mod names;
 mod raw;
 pub mod schema;
+pub mod template;
 pub mod truststore;
 
 use std::fmt;

@@ -80,7 +80,10 @@ pub struct ApiSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteSpec {
     pub method: String,
+    /// The resource template as written (`/pets/{id}`)...
     pub path: String,
+    /// ...and parsed, once: what everything else reads.
+    pub template: super::template::RouteTemplate,
     pub backend: String,
     pub context_headers: BTreeMap<String, String>,
 }
