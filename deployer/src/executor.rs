@@ -251,12 +251,7 @@ impl Job {
             }
             Some(found) => {
                 let mut diff = kind.diff(spec, &found.state)?;
-                let now = match (diff.is_empty(), diff.replace) {
-                    (true, _) => Action::NoOp,
-                    (false, true) => Action::Replace,
-                    (false, false) => Action::Update,
-                };
-                if let Some(moved) = self.step.deviation(now, &diff.fields) {
+                if let Some(moved) = self.step.deviation(diff.action(), &diff.fields) {
                     return Err(moved.into());
                 }
                 for planned in self.step.fields.iter().filter(|f| f.forced) {

@@ -60,10 +60,14 @@ impl Val {
     pub fn shown(&self) -> String {
         match self {
             Val::Known(value) => value.clone(),
-            Val::Ref { output_of, output } => format!("({output} of {output_of}, known after apply)"),
+            Val::Ref { output_of, output } => format!("({output} of {output_of}{KNOWN_AFTER_APPLY}"),
         }
     }
 }
+
+/// How a shown value that is not known yet ends: what the executor reads a
+/// planned field's `new` by ([`Step::deviation`]).
+const KNOWN_AFTER_APPLY: &str = ", known after apply)";
 
 impl From<&str> for Val {
     fn from(value: &str) -> Val {
@@ -157,9 +161,8 @@ impl Step {
             _ => return Some(moved()),
         }
         let planned_as_found = now_fields.iter().all(|f| planned.iter().any(|p| p.field == f.field && p.old == f.old));
-        let nothing_left_out = planned
-            .iter()
-            .all(|p| p.new.contains(", known after apply)") || now_fields.iter().any(|f| f.field == p.field));
+        let nothing_left_out =
+            planned.iter().all(|p| p.new.contains(KNOWN_AFTER_APPLY) || now_fields.iter().any(|f| f.field == p.field));
         (!(planned_as_found && nothing_left_out)).then(moved)
     }
 }

@@ -87,12 +87,7 @@ pub fn plan(stack: &str, desired: &[Desired], observed: &Observation) -> Result<
                     if diff.is_empty() {
                         planned.plan.blockers.extend(kind.blockers(Some(&spec), &found.state));
                     }
-                    let action = match (diff.is_empty(), diff.replace) {
-                        (true, _) => Action::NoOp,
-                        (false, true) => Action::Replace,
-                        (false, false) => Action::Update,
-                    };
-                    Step { address: wanted.address.clone(), action, fields: diff.fields }
+                    Step { address: wanted.address.clone(), action: diff.action(), fields: diff.fields }
                 }
             };
             match step.action {

@@ -131,8 +131,10 @@ struct Options {
 
 /// Something done in the account before a call is passed on (`None`: pass
 /// it on at once): another actor changing AWS while the deployer runs.
-pub type Act =
-    dyn Fn(&Recorded) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> + Send + Sync;
+pub type Act = dyn Fn(&Recorded) -> Option<Acted> + Send + Sync;
+
+/// What [`Act`] does, to be awaited before the call goes on.
+pub type Acted = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 /// Answers a call instead of moto (`None`: pass it on).
 pub type Refuse = dyn Fn(&Recorded) -> Option<Reply> + Send + Sync;
@@ -182,12 +184,7 @@ impl Proxy {
 
     /// A proxy that lets `act` change the account before passing a call on:
     /// AWS moving under a run, between its plan and one of its steps.
-    pub async fn acting(
-        act: impl Fn(&Recorded) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>
-        + Send
-        + Sync
-        + 'static,
-    ) -> Proxy {
+    pub async fn acting(act: impl Fn(&Recorded) -> Option<Acted> + Send + Sync + 'static) -> Proxy {
         Self::start_with(Options { act: Some(Arc::new(act)), ..Options::default() }).await
     }
 

@@ -4,7 +4,7 @@
 //! CloudWatch role, set only when the stack says so and never removed).
 
 use aws_sdk_apigateway::types::{Op, PatchOperation};
-use e2e::deploy::{Clients, StackDir, clients, clients_in, deployer, env, snapshot, stack_yaml};
+use e2e::deploy::{Clients, StackDir, api_id, clients, clients_in, deployer, env, snapshot, stack_yaml};
 use e2e::moto::Proxy;
 
 async fn retention_and_tag(aws: &Clients, group: &str) -> Option<(Option<i32>, Option<String>)> {
@@ -79,9 +79,7 @@ async fn the_stage_access_log_needs_the_account_role_set_only_on_request_and_nev
     let unset = PatchOperation::builder().op(Op::Replace).path("/cloudwatchRoleArn").value("").build();
     aws.apigateway.update_account().patch_operations(unset).send().await.unwrap();
     let stage = || async {
-        let apis = aws.apigateway.get_rest_apis().send().await.unwrap();
-        let api =
-            apis.items().iter().find(|a| a.name() == Some(&format!("{name}-api"))).unwrap().id().unwrap().to_owned();
+        let api = api_id(&aws, &format!("{name}-api")).await;
         aws.apigateway.get_stage().rest_api_id(api).stage_name("prod").send().await.unwrap()
     };
     let account_role = || async {

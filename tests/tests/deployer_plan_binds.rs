@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use aws_sdk_apigateway::types::{Op, PatchOperation};
-use e2e::deploy::{StackDir, clients, deployer, env, stack_yaml};
+use e2e::deploy::{StackDir, api_id, clients, deployer, env, stack_yaml};
 use e2e::moto::{Proxy, classify};
 
 #[tokio::test]
@@ -16,8 +16,7 @@ async fn a_step_whose_resource_moved_after_the_plan_fails_and_writes_nothing() {
     assert_eq!(deployer(&stack, &setup.url(), &["teardown"], &env()).await.code, 0);
     assert_eq!(deployer(&stack, &setup.url(), &["apply"], &env()).await.code, 0);
     let aws = clients().await;
-    let apis = aws.apigateway.get_rest_apis().send().await.unwrap();
-    let api_id = apis.items().iter().find(|a| a.name() == Some("t-binds-api")).unwrap().id().unwrap().to_owned();
+    let api_id = api_id(&aws, "t-binds-api").await;
 
     // The change to review: more memory for the function, another tier on the stage.
     let changed = stack_yaml("t-binds", "").replace("memory_mb: 256", "memory_mb: 512").replace("gold", "silver");

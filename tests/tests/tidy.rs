@@ -71,7 +71,7 @@ fn every_kind_is_registered_drawn_in_the_graph_and_in_the_tests_snapshot() {
     let words = |text: &str| -> Vec<String> {
         text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).map(str::to_owned).collect()
     };
-    let (graph_words, snapshot_words) = (words(graph), words(&snapshot));
+    let graph_words = words(graph);
     let mut missing = Vec::new();
     for (kind, module) in &kinds {
         if !registry.contains(&format!("Registered::<{module}::")) {
@@ -86,6 +86,5 @@ fn every_kind_is_registered_drawn_in_the_graph_and_in_the_tests_snapshot() {
             missing.push(format!("{kind}: no line in the tests' snapshot (tests/src/deploy.rs) and no reason"));
         }
     }
-    assert!(snapshot_words.iter().any(|w| w == "snapshot"), "the snapshot function was found");
     assert!(missing.is_empty(), "{missing:#?}");
 }

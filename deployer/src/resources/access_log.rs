@@ -110,8 +110,7 @@ async fn ensure_account_role(aws: &Aws, spec: &Spec) -> anyhow::Result<String> {
             names::ACCOUNT_LOG_ROLE
         );
     };
-    let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
-        "Principal": {"Service": "apigateway.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
+    let trust = super::iam_role::trust("apigateway.amazonaws.com");
     let tag = aws_sdk_iam::types::Tag::builder().key("oauth-gateway:account-setting").value("apigateway-cloudwatch");
     let created = aws
         .iam

@@ -75,8 +75,6 @@ super::fields! {
 
 impl Kind for ExecuteApi {
     const NAME: &'static str = "execute_api";
-    /// No read back: the create is a read, then an update of what it read.
-    const READ_BACK: bool = false;
     const DEPENDS_ON: &'static [&'static str] = &["rest_api", "stage", "base_path_mapping", "alias_record"];
     const OBSERVED_UNDER: &'static [&'static str] = &["rest_api", "stage"];
     const DELETED_WITH_PARENT: bool = true;

@@ -42,7 +42,8 @@ pub struct State {
     pub inline_policy: Option<Value>,
 }
 
-fn trust(service: &str) -> Value {
+/// The trust policy that lets `service` assume a role.
+pub(super) fn trust(service: &str) -> Value {
     json!({
         "Version": "2012-10-17",
         "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]

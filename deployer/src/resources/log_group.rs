@@ -9,8 +9,6 @@
 //! stack's own function (under a deployer that did not make it yet), so it
 //! is taken back and tagged; any other untagged group is not the stack's.
 
-use std::collections::HashMap;
-
 use serde::{Deserialize, Serialize};
 
 use super::{Context, Diff, Found, Kind, KindIo, OWNER_TAG, Ownership, Scope};
@@ -68,10 +66,6 @@ async fn read(aws: &Aws, stack: &str, prefix: &str, wanted: &[&str]) -> anyhow::
         }
     }
     Ok(found)
-}
-
-fn owner_tags(stack: &str) -> HashMap<String, String> {
-    super::owner_tags(stack)
 }
 
 async fn set_retention(aws: &Aws, spec: &Spec) -> anyhow::Result<()> {
@@ -146,8 +140,13 @@ impl KindIo for LogGroup {
     }
 
     async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {
-        let created =
-            aws.logs.create_log_group().log_group_name(&spec.name).set_tags(Some(owner_tags(&spec.stack))).send().await;
+        let created = aws
+            .logs
+            .create_log_group()
+            .log_group_name(&spec.name)
+            .set_tags(Some(super::owner_tags(&spec.stack)))
+            .send()
+            .await;
         match created {
             // Made by this create (its first answer lost), or by Lambda for
             // the function in the meantime: find it and bring it in line.
@@ -165,7 +164,7 @@ impl KindIo for LogGroup {
 
     async fn update(aws: &Aws, spec: &Spec, state: &State, diff: &Diff<Field>) -> anyhow::Result<State> {
         if diff.has(Field::Tagged) {
-            let tag = aws.logs.tag_resource().resource_arn(&state.arn).set_tags(Some(owner_tags(&spec.stack)));
+            let tag = aws.logs.tag_resource().resource_arn(&state.arn).set_tags(Some(super::owner_tags(&spec.stack)));
             tag.send().await.aws("TagResource")?;
         }
         if diff.has(Field::RetentionDays) {

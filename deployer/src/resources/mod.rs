@@ -212,6 +212,16 @@ impl<F> Diff<F> {
         self.fields.is_empty()
     }
 
+    /// What it takes: nothing, an update in place, or a replacement.
+    pub fn action(&self) -> crate::plan::Action {
+        use crate::plan::Action;
+        match (self.is_empty(), self.replace) {
+            (true, _) => Action::NoOp,
+            (false, true) => Action::Replace,
+            (false, false) => Action::Update,
+        }
+    }
+
     /// The same changes, by name only.
     pub fn erased(self) -> Diff<AnyField> {
         Diff { fields: self.fields, replace: self.replace, kind: PhantomData }
@@ -234,12 +244,7 @@ impl<F: Field> Diff<F> {
     /// Like [`Diff::field`], for values shown as given (already rendered text).
     pub fn text(&mut self, field: F, observed: String, desired: String) {
         if observed != desired {
-            self.fields.push(FieldChange {
-                field: field.name().to_owned(),
-                old: observed,
-                new: desired,
-                forced: false,
-            });
+            self.changed(field, None, observed, desired);
         }
     }
 

@@ -137,19 +137,23 @@ impl Stack {
 mod tests {
     use super::*;
 
-    /// Loads `authorizer:` settings in an otherwise minimal stack.
-    fn load_authorizer(environment: &str, identity_sources: &[&str], ttl: i32) -> Result<Stack, StackError> {
-        let dir = std::env::temp_dir().join(format!("stack-guard-{}-{}", std::process::id(), rand_suffix()));
+    /// Loads `yaml` as a stack.yaml in a directory of its own.
+    fn load_yaml(yaml: &str) -> Result<Stack, StackError> {
+        let dir = std::env::temp_dir().join(format!("stack-test-{}-{}", std::process::id(), rand_suffix()));
         std::fs::create_dir_all(&dir).unwrap();
-        let sources: String = identity_sources.iter().map(|s| format!("    - {s}\n")).collect();
-        let yaml = format!(
-            "stack: guard\nauthorizer:\n  code: {{ zip: code.zip }}\n  environment:\n{environment}  identity_sources:\n{sources}  cache_ttl_seconds: {ttl}\napi:\n  name: guard\n  routes: [{{ method: GET, path: /pets, backend: \"https://b.example.com\" }}]\nstage:\n  name: prod\n"
-        );
         let path = dir.join("stack.yaml");
         std::fs::write(&path, yaml).unwrap();
         let result = Stack::load(&path, &|_| None);
         let _ = std::fs::remove_dir_all(&dir);
         result
+    }
+
+    /// Loads `authorizer:` settings in an otherwise minimal stack.
+    fn load_authorizer(environment: &str, identity_sources: &[&str], ttl: i32) -> Result<Stack, StackError> {
+        let sources: String = identity_sources.iter().map(|s| format!("    - {s}\n")).collect();
+        load_yaml(&format!(
+            "stack: guard\nauthorizer:\n  code: {{ zip: code.zip }}\n  environment:\n{environment}  identity_sources:\n{sources}  cache_ttl_seconds: {ttl}\napi:\n  name: guard\n  routes: [{{ method: GET, path: /pets, backend: \"https://b.example.com\" }}]\nstage:\n  name: prod\n"
+        ))
     }
 
     fn rand_suffix() -> u64 {
@@ -210,16 +214,9 @@ mod tests {
 
     /// Loads a stack with `api` as its API section (and the JWT settings).
     fn load_api(api: &str, extra_environment: &str) -> Result<Stack, StackError> {
-        let dir = std::env::temp_dir().join(format!("stack-routes-{}-{}", std::process::id(), rand_suffix()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let yaml = format!(
+        load_yaml(&format!(
             "stack: routes\nauthorizer:\n  code: {{ zip: code.zip }}\n  environment:\n{JWT_ENV}{extra_environment}api:\n{api}stage:\n  name: prod\n"
-        );
-        let path = dir.join("stack.yaml");
-        std::fs::write(&path, yaml).unwrap();
-        let result = Stack::load(&path, &|_| None);
-        let _ = std::fs::remove_dir_all(&dir);
-        result
+        ))
     }
 
     const ROUTED_API: &str = "  name: pets\n  realm: pets\n  routes:\n    - { method: GET, path: '/pets/{id}', backend: 'https://b.example.com/pets/{id}', scopes: [pets:read] }\n    - { method: post, path: /pets, backend: 'https://b.example.com/pets', scopes: [pets:write, admin], match: any }\n    - { method: GET, path: /health, backend: 'https://b.example.com/health' }\n";

@@ -53,7 +53,7 @@ mod tests {
     }
 
     #[test]
-    fn every_example_validates_and_a_broken_one_does_not() {
+    fn the_example_validates_and_a_broken_one_does_not() {
         let (schemas, index) = validator();
         let example = std::fs::read_to_string(root().join("stack.yaml")).expect("stack.yaml");
         assert!(example.starts_with("# yaml-language-server: $schema=stack.schema.json"), "the editor modeline");
@@ -61,14 +61,6 @@ mod tests {
         if let Err(e) = schemas.validate(&example, index) {
             panic!("stack.yaml does not validate: {e:#}");
         }
-        // Every README snippet that is a whole stack.
-        let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
-        let snippets: Vec<&str> = readme.split("```yaml\n").skip(1).filter_map(|s| s.split("```").next()).collect();
-        let stacks: Vec<Value> = snippets.iter().map(|s| yaml(s)).filter(|v| v.get("stack").is_some()).collect();
-        for stack in &stacks {
-            assert!(schemas.validate(stack, index).is_ok(), "a README stack does not validate: {stack}");
-        }
-
         let mut broken = example.clone();
         broken["api"]["routes"][0]["scope"] = "pets:read".into();
         assert!(schemas.validate(&broken, index).is_err(), "a misspelt field (`scope`) is refused");
