@@ -19,6 +19,22 @@ use std::collections::BTreeMap;
 use regex::Regex;
 use serde_json::Value;
 
+/// `expression` compiled, once per thread: the suites judge thousands of
+/// requests against a few dozen patterns, and an unoptimised regex build
+/// costs far more than the match.
+pub fn cached_regex(expression: &str) -> Regex {
+    thread_local! {
+        static COMPILED: std::cell::RefCell<std::collections::HashMap<String, Regex>> =
+            std::cell::RefCell::default();
+    }
+    if let Some(regex) = COMPILED.with_borrow(|compiled| compiled.get(expression).cloned()) {
+        return regex;
+    }
+    let regex = Regex::new(expression).unwrap_or_else(|e| panic!("{expression}: {e}"));
+    COMPILED.with_borrow_mut(|compiled| compiled.insert(expression.to_owned(), regex.clone()));
+    regex
+}
+
 /// A pattern as an anchored regular expression.
 fn pattern(text: &str, case_insensitive: bool) -> Regex {
     let mut expression = String::from(if case_insensitive { "(?i)^" } else { "^" });
@@ -30,7 +46,7 @@ fn pattern(text: &str, case_insensitive: bool) -> Regex {
         }
     }
     expression.push('$');
-    Regex::new(&expression).expect("IAM pattern")
+    cached_regex(&expression)
 }
 
 /// One request as IAM judges it: an action on a resource, with the context
