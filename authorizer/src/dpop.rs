@@ -16,8 +16,8 @@
 //! proof being replayed to the same instance within the window, not to
 //! another instance (see README, "DPoP").
 //!
-//! Time here is [`ProofClock`]: the wall clock read once at init, advanced by
-//! the monotonic clock. `iat` needs wall time, but a wall clock that steps
+//! Time here is [`ProofClock`]: the authorizer's wall clock read once at
+//! init, advanced by its monotonic clock. `iat` needs wall time, but a wall clock that steps
 //! (NTP, a VM restored) would otherwise expire live entries early (a step
 //! forward) or make a proof whose entry is gone acceptable again (a step
 //! back); with one clock for both the window and the cache, neither can.
@@ -26,7 +26,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet};
 use std::str::FromStr as _;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -37,6 +37,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
 
 use crate::algorithms;
+use crate::clock::Clock;
 use crate::config::DpopSettings;
 
 /// Longer proofs are refused before any parsing (a proof with an RSA-4096 key is ~2 KiB).
@@ -130,19 +131,20 @@ struct ProofClaims {
 
 /// UNIX seconds that only move forward, at the monotonic clock's pace.
 pub struct ProofClock {
-    /// The wall clock when this clock started.
+    clock: Clock,
+    /// `clock`'s wall reading when this clock started (read once).
     wall_at_start: u64,
-    started: Instant,
+    /// `clock`'s monotonic reading then.
+    started: Duration,
 }
 
 impl ProofClock {
-    /// Starts from `wall` (UNIX seconds): the wall clock is read once.
-    pub fn starting_at(wall: u64) -> ProofClock {
-        ProofClock { wall_at_start: wall, started: Instant::now() }
+    pub fn new(clock: Clock) -> ProofClock {
+        ProofClock { wall_at_start: clock.unix_seconds(), started: clock.monotonic(), clock }
     }
 
     pub fn now(&self) -> u64 {
-        self.wall_at_start.saturating_add(self.started.elapsed().as_secs())
+        self.wall_at_start.saturating_add(self.clock.monotonic().saturating_sub(self.started).as_secs())
     }
 }
 
@@ -154,12 +156,12 @@ pub struct DpopVerifier {
 }
 
 impl DpopVerifier {
-    pub fn new(settings: &DpopSettings) -> DpopVerifier {
+    pub fn new(settings: &DpopSettings, clock: Clock) -> DpopVerifier {
         DpopVerifier {
             algorithms: settings.algorithms.clone(),
             window_seconds: settings.iat_window.as_secs(),
             replay: ReplayCache::new(REPLAY_CACHE_ENTRIES),
-            clock: ProofClock::starting_at(crate::unix_now()),
+            clock: ProofClock::new(clock),
         }
     }
 
@@ -342,14 +344,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_proof_clock_starts_at_the_given_wall_time_and_follows_the_monotonic_clock() {
-        let clock = ProofClock::starting_at(1_000_000);
-        let first = clock.now();
-        assert!((1_000_000..1_000_002).contains(&first), "{first}");
-        // Whatever the system clock does from here, this one only follows Instant.
-        std::thread::sleep(std::time::Duration::from_millis(1100));
-        let later = clock.now();
-        assert!(later > first && later < first + 3, "{first} → {later}");
+    fn the_proof_clock_reads_the_wall_clock_once_and_then_follows_the_monotonic_one() {
+        let manual = crate::clock::ManualClock::starting_at(1_000_000);
+        let clock = ProofClock::new(manual.clock());
+        assert_eq!(clock.now(), 1_000_000);
+        manual.advance(Duration::from_secs(2));
+        assert_eq!(clock.now(), 1_000_002);
+        // The wall clock steps back (or forward): proofs keep their time.
+        manual.set_wall(999_000);
+        manual.advance(Duration::from_secs(1));
+        assert_eq!(clock.now(), 1_000_003);
+        manual.set_wall(2_000_000);
+        assert_eq!(clock.now(), 1_000_003);
     }
 
     #[test]

@@ -16,10 +16,10 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
 
+use crate::clock::Clock;
 use crate::config::{ClientAuthMethod, IntrospectionSettings};
 use crate::http::{self, FetchError};
 use crate::token::TokenInfo;
-use crate::unix_now;
 
 /// At most this many answers are kept, whatever their size.
 pub const MAX_ENTRIES: usize = 10_000;
@@ -133,13 +133,19 @@ pub struct Introspector {
     endpoint: reqwest::Url,
     http: reqwest::Client,
     cache: IntrospectionCache,
+    clock: Clock,
 }
 
 impl Introspector {
     /// `endpoint` is the configured one, or the one discovery found.
-    pub fn new(settings: IntrospectionSettings, endpoint: reqwest::Url, http: reqwest::Client) -> Introspector {
+    pub fn new(
+        settings: IntrospectionSettings,
+        endpoint: reqwest::Url,
+        http: reqwest::Client,
+        clock: Clock,
+    ) -> Introspector {
         let cache = IntrospectionCache::new(settings.cache_max_bytes);
-        Introspector { settings, endpoint, http, cache }
+        Introspector { settings, endpoint, http, cache, clock }
     }
 
     pub fn cache(&self) -> &IntrospectionCache {
@@ -148,7 +154,7 @@ impl Introspector {
 
     /// `key` is [`token_key`] of `token` (the caller already has it).
     pub async fn introspect(&self, token: &str, key: &TokenKey) -> Result<Arc<TokenInfo>, IntrospectionError> {
-        let now = unix_now();
+        let now = self.clock.unix_seconds();
         match self.cache.get(key, now) {
             Some(Answer::Active(info)) => return self.accept(info),
             Some(Answer::Inactive) => return Err(IntrospectionError::Inactive),
@@ -251,7 +257,7 @@ mod tests {
     #[test]
     fn a_flood_of_junk_tokens_does_not_evict_a_token_in_use() {
         let cache = IntrospectionCache::new(1 << 20);
-        let now = unix_now();
+        let now = 1_700_000_000;
         let good = token_key("good");
         cache.put(good, active(3), now + 600, 400);
         for i in 0..(MAX_ENTRIES * 3) {
@@ -265,7 +271,7 @@ mod tests {
     #[test]
     fn large_answers_are_bounded_in_bytes() {
         let cache = IntrospectionCache::new(256 << 10);
-        let now = unix_now();
+        let now = 1_700_000_000;
         for i in 0..2_000 {
             cache.put(token_key(&format!("big-{i}")), active(40), now + 600, 4_200);
             assert!(cache.weight() <= cache.max_bytes(), "{} bytes held", cache.weight());
@@ -277,7 +283,7 @@ mod tests {
     #[test]
     fn expired_entries_are_misses() {
         let cache = IntrospectionCache::new(1 << 20);
-        let now = unix_now();
+        let now = 1_700_000_000;
         cache.put(token_key("t"), Answer::Inactive, now + 1, 0);
         assert!(cache.get(&token_key("t"), now).is_some());
         assert!(cache.get(&token_key("t"), now + 1).is_none());

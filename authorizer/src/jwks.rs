@@ -17,7 +17,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jsonwebtoken::jwk::{Jwk, KeyOperations, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
@@ -25,6 +25,7 @@ use reqwest::Url;
 use serde::Deserialize;
 
 use crate::algorithms;
+use crate::clock::Clock;
 use crate::http::{self, FetchError};
 
 /// A usable verification key.
@@ -134,21 +135,27 @@ struct Shared {
     allowed: Vec<Algorithm>,
     freshness: Freshness,
     keys: RwLock<Arc<KeySet>>,
-    /// Held while a fetch is in flight; holds the time of the last refetch
-    /// triggered by an unknown kid.
-    refetch: tokio::sync::Mutex<Option<Instant>>,
+    /// Held while a fetch is in flight; holds when (on `clock`'s monotonic
+    /// reading) an unknown kid last triggered a refetch.
+    refetch: tokio::sync::Mutex<Option<Duration>>,
     /// Bumped after every successful fetch, so a waiter can tell that the
     /// fetch it queued behind already brought new keys.
     generation: AtomicU64,
     fetches: AtomicU64,
-    /// When the keys go stale, in milliseconds since `epoch`.
+    /// When the keys go stale, in milliseconds on `clock`'s monotonic reading.
     stale_at_ms: AtomicU64,
-    epoch: Instant,
+    clock: Clock,
     refreshing: AtomicBool,
 }
 
 impl JwksCache {
-    pub fn new(uri: Url, http: reqwest::Client, allowed: Vec<Algorithm>, freshness: Freshness) -> JwksCache {
+    pub fn new(
+        uri: Url,
+        http: reqwest::Client,
+        allowed: Vec<Algorithm>,
+        freshness: Freshness,
+        clock: Clock,
+    ) -> JwksCache {
         JwksCache {
             shared: Arc::new(Shared {
                 uri,
@@ -160,7 +167,7 @@ impl JwksCache {
                 generation: AtomicU64::new(0),
                 fetches: AtomicU64::new(0),
                 stale_at_ms: AtomicU64::new(0),
-                epoch: Instant::now(),
+                clock,
                 refreshing: AtomicBool::new(false),
             }),
         }
@@ -179,6 +186,11 @@ impl JwksCache {
         self.shared.fetches.load(Ordering::Relaxed)
     }
 
+    /// Whether a background refresh is under way (for tests and metrics).
+    pub fn refresh_in_flight(&self) -> bool {
+        self.shared.refreshing.load(Ordering::Acquire)
+    }
+
     /// The key set holding the key for (`kid`, `alg`), and that key's index.
     pub async fn key_for(&self, kid: Option<&str>, alg: Algorithm) -> Result<(Arc<KeySet>, usize), JwksError> {
         self.refresh_in_background_if_stale();
@@ -192,12 +204,13 @@ impl JwksCache {
         let generation_seen = shared.generation.load(Ordering::Acquire);
         let mut last_fetch = shared.refetch.lock().await;
         if shared.generation.load(Ordering::Acquire) == generation_seen {
-            if last_fetch.is_some_and(|at| at.elapsed() < shared.freshness.refetch_interval) {
+            let now = shared.clock.monotonic();
+            if last_fetch.is_some_and(|at| now.saturating_sub(at) < shared.freshness.refetch_interval) {
                 // Penalty box: a stream of tokens with made-up kids must not
                 // turn into a stream of requests to the identity provider.
                 return Err(KeyError::UnknownKid.into());
             }
-            *last_fetch = Some(Instant::now());
+            *last_fetch = Some(now);
             shared.fetch().await?;
         }
         drop(last_fetch);
@@ -242,7 +255,7 @@ impl Shared {
     }
 
     fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
+        self.clock.monotonic().as_millis() as u64
     }
 
     async fn fetch(&self) -> Result<usize, FetchError> {

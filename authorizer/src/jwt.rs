@@ -13,10 +13,10 @@ use jsonwebtoken::{Algorithm, Validation};
 use reqwest::Url;
 use serde_json::{Map, Value};
 
+use crate::clock::Clock;
 use crate::config::JwtSettings;
 use crate::jwks::{Freshness, JwksCache, JwksError};
 use crate::token::TokenInfo;
-use crate::unix_now;
 
 #[derive(Debug, thiserror::Error)]
 pub enum JwtError {
@@ -54,11 +54,12 @@ pub struct JwtVerifier {
     validations: Vec<(Algorithm, Validation)>,
     require_at_jwt_typ: bool,
     leeway_seconds: u64,
+    clock: Clock,
 }
 
 impl JwtVerifier {
     /// `jwks_uri` is the configured one, or the one discovery found.
-    pub fn new(settings: &JwtSettings, jwks_uri: Url, http: reqwest::Client) -> JwtVerifier {
+    pub fn new(settings: &JwtSettings, jwks_uri: Url, http: reqwest::Client, clock: Clock) -> JwtVerifier {
         let validations = settings
             .algorithms
             .iter()
@@ -80,10 +81,12 @@ impl JwtVerifier {
                 http,
                 settings.algorithms.clone(),
                 Freshness { refetch_interval: settings.refetch_interval, max_age: settings.max_age },
+                clock.clone(),
             ),
             validations,
             require_at_jwt_typ: settings.require_at_jwt_typ,
             leeway_seconds: settings.leeway_seconds,
+            clock,
         }
     }
 
@@ -121,7 +124,7 @@ impl JwtVerifier {
             None => {}
             Some(iat) => {
                 let iat = iat.as_u64().ok_or_else(|| JwtError::BadClaim("iat".into()))?;
-                if iat > unix_now().saturating_add(self.leeway_seconds) {
+                if iat > self.clock.unix_seconds().saturating_add(self.leeway_seconds) {
                     return Err(JwtError::IssuedInFuture);
                 }
             }

@@ -16,6 +16,7 @@
 pub mod algorithms;
 pub mod authlete;
 pub mod binding;
+pub mod clock;
 pub mod config;
 pub mod discovery;
 pub mod dpop;
@@ -32,8 +33,9 @@ pub mod telemetry;
 pub mod token;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
+pub use clock::{Clock, ManualClock};
 pub use config::{Config, ConfigError};
 pub use error::{Rejection, Status};
 pub use request::AuthorizerEvent;
@@ -163,6 +165,12 @@ impl Authorizer {
     /// and, for JWTs, fetches the JWKS: a function that cannot reach its keys
     /// fails its init rather than its requests.
     pub async fn new(config: Config) -> Result<Authorizer, InitError> {
+        Authorizer::with_clock(config, Clock::system()).await
+    }
+
+    /// [`Authorizer::new`], reading the time from `clock` (tests move a
+    /// [`ManualClock`] instead of waiting).
+    pub async fn with_clock(config: Config, clock: Clock) -> Result<Authorizer, InitError> {
         let http = http::client(config.http_timeout)?;
         let discovered = match &config.discovery {
             Some(issuer) => Some((issuer.as_str(), discovery::discover(&http, issuer).await?)),
@@ -181,15 +189,20 @@ impl Authorizer {
             )
         };
         let validator = match &config.validation {
-            Validation::Jwt(jwt) => Validator::Jwt(JwtVerifier::new(jwt, jwks_uri(&jwt.jwks_uri)?, http)),
+            Validation::Jwt(jwt) => {
+                Validator::Jwt(JwtVerifier::new(jwt, jwks_uri(&jwt.jwks_uri)?, http, clock.clone()))
+            }
             Validation::Introspection(settings) => {
                 let endpoint = introspection_endpoint(&settings.endpoint)?;
-                Validator::Introspection(Introspector::new(settings.clone(), endpoint, http))
+                Validator::Introspection(Introspector::new(settings.clone(), endpoint, http, clock.clone()))
             }
             Validation::JwtOrIntrospection(jwt, settings) => {
-                let verifier = JwtVerifier::new(jwt, jwks_uri(&jwt.jwks_uri)?, http.clone());
+                let verifier = JwtVerifier::new(jwt, jwks_uri(&jwt.jwks_uri)?, http.clone(), clock.clone());
                 let endpoint = introspection_endpoint(&settings.endpoint)?;
-                Validator::JwtOrIntrospection(verifier, Introspector::new(settings.clone(), endpoint, http))
+                Validator::JwtOrIntrospection(
+                    verifier,
+                    Introspector::new(settings.clone(), endpoint, http, clock.clone()),
+                )
             }
             Validation::Authlete(settings) => Validator::Authlete(AuthleteClient::new(settings.clone(), http)),
         };
@@ -197,7 +210,7 @@ impl Authorizer {
             verifier.jwks().hydrate().await?;
         }
         Ok(Authorizer {
-            dpop: DpopVerifier::new(&config.dpop),
+            dpop: DpopVerifier::new(&config.dpop, clock),
             dpop_algs: algorithms::names(&config.dpop.algorithms),
             config,
             validator,
@@ -451,11 +464,6 @@ fn short_hex(digest: &[u8; 32]) -> String {
         hex.push(HEX[usize::from(byte & 0x0f)] as char);
     }
     hex
-}
-
-/// Seconds since the epoch (the clock tokens and proofs are judged by).
-pub(crate) fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs()
 }
 
 /// The Lambda-facing error: its message is exactly what API Gateway expects.

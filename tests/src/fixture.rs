@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use authorizer::{Authorizer, Config, Decision, Status};
+use authorizer::{Authorizer, Clock, Config, Decision, ManualClock, Status};
 use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
 
@@ -110,8 +110,19 @@ pub fn jwt_vars(jwks_uri: &str, extra: &[(&str, &str)]) -> BTreeMap<String, Stri
 }
 
 pub async fn authorizer(vars: BTreeMap<String, String>) -> Authorizer {
+    authorizer_on(vars, Clock::system()).await
+}
+
+/// An authorizer reading the time from `clock`.
+pub async fn authorizer_on(vars: BTreeMap<String, String>, clock: Clock) -> Authorizer {
     let config = Config::from_map(&vars).expect("valid test configuration");
-    Authorizer::new(config).await.expect("authorizer initialises")
+    Authorizer::with_clock(config, clock).await.expect("authorizer initialises")
+}
+
+/// A clock at the current time that moves only when the test moves it
+/// (tokens are still signed with the real time, so the two agree until then).
+pub fn manual_clock() -> ManualClock {
+    ManualClock::starting_at(crate::now())
 }
 
 /// Runs `event` and returns the decision.

@@ -33,6 +33,14 @@ fn event(token: &str) -> Value {
 
 /// Hybrid mode with only the issuer configured: everything else discovered.
 async fn hybrid(provider: &Provider, extra: &[(&str, &str)]) -> Result<Authorizer, authorizer::InitError> {
+    hybrid_on(provider, extra, authorizer::Clock::system()).await
+}
+
+async fn hybrid_on(
+    provider: &Provider,
+    extra: &[(&str, &str)],
+    clock: authorizer::Clock,
+) -> Result<Authorizer, authorizer::InitError> {
     let issuer = provider.issuer();
     let mut vars = fixture::vars(&[
         ("TOKEN_VALIDATION", "jwt,introspection"),
@@ -44,7 +52,7 @@ async fn hybrid(provider: &Provider, extra: &[(&str, &str)]) -> Result<Authorize
         ("HTTP_TIMEOUT_MS", "500"),
     ]);
     vars.extend(fixture::vars(extra));
-    Authorizer::new(Config::from_map(&vars).expect("valid configuration")).await
+    Authorizer::with_clock(Config::from_map(&vars).expect("valid configuration"), clock).await
 }
 
 #[tokio::test]
@@ -149,8 +157,9 @@ async fn configured_endpoints_win_over_discovered_ones() {
 #[tokio::test]
 async fn a_withdrawn_key_stops_being_trusted_after_the_maximum_age() {
     let provider = Provider::start(Metadata::OpenIdConnect, "").await;
-    let authorizer =
-        hybrid(&provider, &[("JWKS_MAX_AGE_SECONDS", "1"), ("JWKS_REFETCH_INTERVAL_SECONDS", "1")]).await.unwrap();
+    let clock = fixture::manual_clock();
+    let ages = [("JWKS_MAX_AGE_SECONDS", "600"), ("JWKS_REFETCH_INTERVAL_SECONDS", "60")];
+    let authorizer = hybrid_on(&provider, &ages, clock.clock()).await.unwrap();
     let leaked = keys().ps.sign(&claims_for(&provider.issuer()));
     assert!(decide(&authorizer, &event(&leaked)).await.result.is_ok());
 
@@ -158,8 +167,11 @@ async fn a_withdrawn_key_stops_being_trusted_after_the_maximum_age() {
     provider.set_jwks(JwksBehaviour::Serve { document: without_ps, cache_control: None });
     assert!(decide(&authorizer, &event(&leaked)).await.result.is_ok(), "still fresh: no fetch yet");
     assert_eq!(provider.requests_to("/jwks"), 1);
+    clock.advance(Duration::from_secs(599));
+    assert!(decide(&authorizer, &event(&leaked)).await.result.is_ok(), "a second before the maximum age");
+    assert_eq!(provider.requests_to("/jwks"), 1);
 
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    clock.advance(Duration::from_secs(2));
     // The first request after the age starts the refresh and is not held up by it.
     let _ = decide(&authorizer, &event(&leaked)).await;
     wait_for(|| provider.requests_to("/jwks") >= 2).await;
@@ -177,16 +189,16 @@ async fn the_providers_cache_control_shortens_the_age_and_a_failed_refresh_keeps
     let provider = Provider::start(Metadata::OpenIdConnect, "").await;
     provider.set_jwks(JwksBehaviour::Serve {
         document: fixture::published_jwks(),
-        cache_control: Some("public, max-age=1".into()),
+        cache_control: Some("public, max-age=120".into()),
     });
-    let authorizer = Arc::new(
-        hybrid(&provider, &[("JWKS_MAX_AGE_SECONDS", "3600"), ("JWKS_REFETCH_INTERVAL_SECONDS", "1")]).await.unwrap(),
-    );
+    let clock = fixture::manual_clock();
+    let ages = [("JWKS_MAX_AGE_SECONDS", "3600"), ("JWKS_REFETCH_INTERVAL_SECONDS", "60")];
+    let authorizer = Arc::new(hybrid_on(&provider, &ages, clock.clock()).await.unwrap());
     let token = keys().rsa.sign(&claims_for(&provider.issuer()));
 
     // The refresh hangs: requests go on with the keys held, never waiting for it.
     provider.set_jwks(JwksBehaviour::Hang);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    clock.advance(Duration::from_secs(121));
     for _ in 0..3 {
         assert!(decide(&authorizer, &event(&token)).await.result.is_ok());
     }
@@ -197,7 +209,13 @@ async fn the_providers_cache_control_shortens_the_age_and_a_failed_refresh_keeps
     // The refresh fails: the keys held stay in use.
     provider.set_jwks(JwksBehaviour::Fail(503));
     provider.release_jwks();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let jwks = authorizer.jwks().expect("a JWKS cache");
+    wait_for(|| !jwks.refresh_in_flight()).await;
+    // A failed refresh is tried again after the refetch interval.
+    clock.advance(Duration::from_secs(59));
+    assert!(decide(&authorizer, &event(&token)).await.result.is_ok());
+    assert!(!jwks.refresh_in_flight(), "not before the refetch interval");
+    clock.advance(Duration::from_secs(2));
     for _ in 0..3 {
         assert!(decide(&authorizer, &event(&token)).await.result.is_ok());
         tokio::task::yield_now().await;

@@ -29,6 +29,14 @@ fn active_response() -> Value {
 }
 
 async fn introspector(server: &TestServer, extra: &[(&str, &str)]) -> authorizer::Authorizer {
+    introspector_on(server, extra, authorizer::Clock::system()).await
+}
+
+async fn introspector_on(
+    server: &TestServer,
+    extra: &[(&str, &str)],
+    clock: authorizer::Clock,
+) -> authorizer::Authorizer {
     let mut v = vars(&[
         ("TOKEN_VALIDATION", "introspection"),
         ("INTROSPECTION_ENDPOINT", &server.url("/oauth2/introspect")),
@@ -38,7 +46,7 @@ async fn introspector(server: &TestServer, extra: &[(&str, &str)]) -> authorizer
         ("HTTP_TIMEOUT_MS", "300"),
     ]);
     v.extend(vars(extra));
-    fixture::authorizer(v).await
+    fixture::authorizer_on(v, clock).await
 }
 
 fn form(request: &Recorded) -> Vec<(String, String)> {
@@ -147,12 +155,16 @@ async fn active_but_expired_is_refused() {
 
 #[tokio::test]
 async fn cache_never_outlives_exp() {
+    let clock = fixture::manual_clock();
     let mut body = active_response();
-    body["exp"] = json!(e2e::now() + 2);
+    body["exp"] = json!(clock.clock().unix_seconds() + 60);
     let server = TestServer::start(move |_| Reply::json(&body)).await;
-    let authorizer = introspector(&server, &[("INTROSPECTION_CACHE_TTL_SECONDS", "600")]).await;
+    let authorizer = introspector_on(&server, &[("INTROSPECTION_CACHE_TTL_SECONDS", "600")], clock.clock()).await;
     assert!(decide(&authorizer, &event(true)).await.result.is_ok());
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    clock.advance(Duration::from_secs(59));
+    assert!(decide(&authorizer, &event(true)).await.result.is_ok(), "a second before exp: still cached");
+    assert_eq!(server.request_count(), 1);
+    clock.advance(Duration::from_secs(2));
     // exp has passed: the cached entry is gone and the (stale) server answer
     // is refused because its exp is in the past.
     assert_refused(&decide(&authorizer, &event(true)).await, Status::Unauthorized, "token_inactive");

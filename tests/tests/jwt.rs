@@ -377,14 +377,20 @@ async fn jwks_endpoint_down_at_refetch_is_a_server_error() {
         if flag.load(std::sync::atomic::Ordering::SeqCst) { Reply::json(&document) } else { Reply::status(503, "down") }
     })
     .await;
-    let authorizer =
-        fixture::authorizer(jwt_vars(&server.url("/jwks"), &[("JWKS_REFETCH_INTERVAL_SECONDS", "1")])).await;
-    alive.store(false, std::sync::atomic::Ordering::SeqCst);
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let clock = fixture::manual_clock();
+    let vars = jwt_vars(&server.url("/jwks"), &[("JWKS_REFETCH_INTERVAL_SECONDS", "60")]);
+    let authorizer = fixture::authorizer_on(vars, clock.clock()).await;
     let rogue = SigningKey::generate(Algorithm::ES256, "new-kid");
-    let decision =
-        decide(&authorizer, &events::request(Some(&bearer(&rogue.sign(&claims()))), Some(&pki().client))).await;
+    let rogue_event = events::request(Some(&bearer(&rogue.sign(&claims()))), Some(&pki().client));
+    // An unknown kid refetches (the endpoint is up, the kid not in it), which
+    // opens the refetch interval; the endpoint goes down; the next unknown kid
+    // after the interval refetches and finds it down.
+    assert_refused(&decide(&authorizer, &rogue_event).await, Status::Unauthorized, "jwks_unknown_kid");
+    alive.store(false, std::sync::atomic::Ordering::SeqCst);
+    clock.advance(std::time::Duration::from_secs(61));
+    let decision = decide(&authorizer, &rogue_event).await;
     assert_refused(&decision, Status::ServerError, "jwks_unavailable");
+    assert_eq!(server.request_count(), 3, "init, the first unknown kid, the one after the interval");
     assert!(matches!(decision.into_lambda_result(), Err(authorizer::LambdaError::Internal)));
     // Known keys keep working while the endpoint is down.
     let decision =

@@ -212,15 +212,15 @@ async fn an_unreachable_backend_is_500_internal_server_error() {
 
 #[tokio::test]
 async fn an_authorizer_over_its_timeout_is_500() {
-    let script = python_function("slow", "    time.sleep(3)");
+    // The function never answers (an hour): any answer at all is the edge's
+    // own, at the 1 s timeout; it then stops the function, as Lambda does.
+    let script = python_function("slow", "    time.sleep(3600)");
     let options = StackOptions { bootstrap: Some(script.clone()), timeout_seconds: 1, ..StackOptions::default() };
     let edge = LocalEdge::start(options).await;
     let pki = edge.pki.clone();
-    let started = std::time::Instant::now();
     let (status, _, _) =
         get(&edge, &edge.client(Some(&pki.client)), "/pets/7", Some(&edge.token("pets:read", &pki.client))).await;
     assert_eq!(status, 500);
-    assert!(started.elapsed() < Duration::from_millis(2900), "answered at the 1 s timeout, not after the 3 s sleep");
     assert!(edge.requests_logged()[0]["note"].as_str().is_some_and(|n| n.contains("timed out")));
     edge.stop().await;
     let _ = std::fs::remove_dir_all(script.parent().expect("directory"));

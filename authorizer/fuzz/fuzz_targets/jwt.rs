@@ -20,11 +20,12 @@ fuzz_target!(|data: &[u8]| {
         let info = TokenInfo::from_claims(claims);
         let _ = info.principal();
     }
-    let verifier = DpopVerifier::new(&DpopSettings {
+    let settings = DpopSettings {
         mode: DpopMode::Allowed,
         algorithms: algorithms::SUPPORTED.to_vec(),
         iat_window: Duration::from_secs(60),
-    });
+    };
+    let verifier = DpopVerifier::new(&settings, authorizer::Clock::system());
     let context =
         ProofContext { method: "GET", url: "https://api.example.com/v1/a", access_token: "t", now: 1_700_000_000 };
     assert!(verifier.verify(text, &context).is_err(), "an unsigned input verified as a DPoP proof");
