@@ -271,7 +271,7 @@ pub fn edge_yaml(name: &str) -> String {
 /// line starts with the deployer's name for the kind (the tidy test checks
 /// that every kind has its line, or says here why not):
 /// not in the snapshot: validation_record, alias_record — Route 53 records,
-/// checked against the zone itself by deployer_dns.rs;
+/// checked against the zone itself by tests/deployer/dns.rs;
 /// not in the snapshot: certificate_validation — a wait for ACM, with no
 /// resource of its own.
 pub async fn snapshot(aws: &Clients, name: &str) -> Vec<String> {
