@@ -17,10 +17,11 @@
 //! another instance (see README, "DPoP").
 //!
 //! Time here is [`ProofClock`]: the authorizer's wall clock read once at
-//! init, advanced by its monotonic clock. `iat` needs wall time, but a wall clock that steps
-//! (NTP, a VM restored) would otherwise expire live entries early (a step
-//! forward) or make a proof whose entry is gone acceptable again (a step
-//! back); with one clock for both the window and the cache, neither can.
+//! init, advanced by its monotonic clock. `iat` needs wall time, but a wall
+//! clock that steps (NTP, a VM restored) would otherwise expire live entries
+//! early (a step forward) or make a proof whose entry is gone acceptable
+//! again (a step back); with one clock for both the window and the cache,
+//! neither can.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet};

@@ -78,10 +78,15 @@ pub fn tiny_bootstrap() -> Vec<u8> {
 
 /// A zip holding `bootstrap` with `contents`.
 pub fn code_zip(contents: &[u8]) -> Vec<u8> {
+    code_zip_with_mode(contents, 0o755)
+}
+
+/// A zip holding `bootstrap` with `contents` and the Unix `mode`.
+pub fn code_zip_with_mode(contents: &[u8], mode: u32) -> Vec<u8> {
     use std::io::Write as _;
     let mut buffer = std::io::Cursor::new(Vec::new());
     let mut zip = zip::ZipWriter::new(&mut buffer);
-    zip.start_file("bootstrap", zip::write::SimpleFileOptions::default().unix_permissions(0o755)).expect("entry");
+    zip.start_file("bootstrap", zip::write::SimpleFileOptions::default().unix_permissions(mode)).expect("entry");
     zip.write_all(contents).expect("write");
     zip.finish().expect("finish");
     buffer.into_inner()
@@ -425,11 +430,24 @@ pub fn env() -> [(&'static str, &'static str); 1] {
     [("INTROSPECTION_SECRET", SECRET)]
 }
 
+/// Runs `args` through `proxy` (with [`env`]) and asserts it succeeded.
+pub async fn must(stack: &StackDir, proxy: &crate::moto::Proxy, args: &[&str]) -> Outcome {
+    let outcome = deployer(stack, &proxy.url(), args, &env()).await;
+    assert_eq!(outcome.code, 0, "{args:?}:\n{}\n{}", outcome.stdout, outcome.stderr);
+    outcome
+}
+
+/// Stack `name` from `yaml`, with whatever an earlier run left of it torn down.
+pub async fn fresh_stack(name: &str, yaml: &str, proxy: &crate::moto::Proxy) -> StackDir {
+    let stack = StackDir::new(name, yaml);
+    must(&stack, proxy, &["teardown"]).await;
+    stack
+}
+
 /// Removes what an earlier run against the same moto server left behind, so a
 /// test starts from an empty account whether moto is fresh or not.
 pub async fn clean_slate(stack: &StackDir, proxy: &crate::moto::Proxy) {
-    let outcome = deployer(stack, &proxy.url(), &["teardown"], &env()).await;
-    assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+    must(stack, proxy, &["teardown"]).await;
     proxy.reset();
 }
 

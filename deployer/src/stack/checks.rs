@@ -17,7 +17,7 @@ use authorizer::config::{DpopMode, DpopSettings};
 use super::Problem;
 use super::model::*;
 use super::raw::*;
-use super::template::RouteTemplate;
+use super::template::{Part, RouteTemplate};
 
 /// Context variables API Gateway can use as identity sources (the subset that
 /// makes sense for a token authorizer on an mTLS domain).
@@ -397,8 +397,9 @@ impl Checks<'_> {
         for (i, route) in routes.iter().enumerate() {
             let mut parent = String::new();
             for part in route.template.parts() {
+                let variable = !matches!(part, Part::Literal(_));
                 let part = part.text();
-                if part.starts_with('{') {
+                if variable {
                     match variables.get(&parent) {
                         Some((other, j)) if *other != part => {
                             let under = if parent.is_empty() { "/" } else { parent.as_str() };

@@ -15,11 +15,8 @@ use e2e::moto::Proxy;
 use e2e::server::Reply;
 
 /// The full stack (domain, truststore, WAF) of `name`, torn down first.
-async fn fresh_stack(name: &str, proxy: &Proxy) -> StackDir {
-    let stack = StackDir::new(name, &stack_yaml(name, &edge_yaml(name)));
-    let teardown = deployer(&stack, &proxy.url(), &["teardown"], &env()).await;
-    assert_eq!(teardown.code, 0, "{}", teardown.stderr);
-    stack
+async fn full_stack(name: &str, proxy: &Proxy) -> StackDir {
+    e2e::deploy::fresh_stack(name, &stack_yaml(name, &edge_yaml(name)), proxy).await
 }
 
 /// apply from empty, a no-op apply, teardown: each succeeds, the account is
@@ -54,7 +51,7 @@ async fn each_aws_behaviour_alone_is_survived() {
     // One after another: the quotas are per account, and each run is seconds.
     for (name, behaviours, counted) in cases {
         let proxy = Proxy::aws_like(behaviours).await;
-        let stack = fresh_stack(name, &proxy).await;
+        let stack = full_stack(name, &proxy).await;
         converges(name, &stack, &proxy).await;
         let counts = proxy.behaviour_counts();
         assert!(counts.get(counted).is_some_and(|n| *n > 0), "{name}: {counted} never happened: {counts:?}");
@@ -204,7 +201,7 @@ async fn the_changes_that_hurt_pass_with_every_behaviour_on_at_once() {
         }
     })
     .await;
-    let stack = fresh_stack(name, &proxy).await;
+    let stack = full_stack(name, &proxy).await;
     let apply = deployer(&stack, &proxy.url(), &["apply"], &env()).await;
     assert_eq!(apply.code, 0, "apply: {}\n{}", apply.stdout, apply.stderr);
     let aws = clients().await;
@@ -256,7 +253,7 @@ async fn the_changes_that_hurt_pass_with_every_behaviour_on_at_once() {
 async fn a_truststore_api_gateway_would_warn_about_is_refused_before_any_call_unless_accepted() {
     let name = "t-aws-warn";
     let proxy = Proxy::aws_like(Behaviours::none(TIME_SCALE)).await;
-    let stack = fresh_stack(name, &proxy).await;
+    let stack = full_stack(name, &proxy).await;
     let expired = e2e::certs::Ca::expired("Expired Clients CA");
     let leaf = e2e::certs::Ca::new("Clients CA").client("a-client", 7);
     stack.write("truststore.pem", format!("{}{}{}", e2e::certs::Ca::new("Clients CA").pem, expired.pem, leaf.pem));
@@ -310,7 +307,7 @@ async fn a_truststore_update_aws_warns_about_is_rolled_back() {
         }
     })
     .await;
-    let stack = fresh_stack(name, &proxy).await;
+    let stack = full_stack(name, &proxy).await;
     assert_eq!(deployer(&stack, &proxy.url(), &["apply"], &env()).await.code, 0);
     let aws = clients().await;
     let bucket = format!("{name}-truststore");
@@ -350,7 +347,7 @@ async fn a_truststore_update_aws_warns_about_is_rolled_back() {
 async fn teardown_goes_past_a_failed_step_and_lists_what_is_left() {
     let name = "t-aws-partial";
     let plain = Proxy::start().await;
-    let stack = fresh_stack(name, &plain).await;
+    let stack = full_stack(name, &plain).await;
     assert_eq!(deployer(&stack, &plain.url(), &["apply"], &env()).await.code, 0);
 
     let refusing = Proxy::refusing(|request| {
@@ -378,7 +375,7 @@ async fn teardown_goes_past_a_failed_step_and_lists_what_is_left() {
 async fn a_bucket_whose_tags_cannot_be_read_is_an_error() {
     let name = "t-aws-denied";
     let plain = Proxy::start().await;
-    let stack = fresh_stack(name, &plain).await;
+    let stack = full_stack(name, &plain).await;
     assert_eq!(deployer(&stack, &plain.url(), &["apply"], &env()).await.code, 0);
     let bucket = format!("/{name}-truststore");
     let denying = Proxy::refusing(move |request| {
@@ -455,7 +452,7 @@ async fn an_imported_certificate_needs_an_ownership_verification_certificate() {
 async fn new_routes_read_the_resource_tree_once() {
     let name = "t-aws-tree";
     let proxy = Proxy::aws_like(Behaviours { throttling: true, ..Behaviours::none(TIME_SCALE) }).await;
-    let stack = fresh_stack(name, &proxy).await;
+    let stack = full_stack(name, &proxy).await;
     proxy.reset();
     assert_eq!(deployer(&stack, &proxy.url(), &["apply"], &env()).await.code, 0);
     let reads = |proxy: &Proxy| {

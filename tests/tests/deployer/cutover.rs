@@ -5,21 +5,9 @@
 //! is uploaded only once S3 versions it.
 
 use e2e::aws_like::Behaviours;
-use e2e::deploy::{StackDir, TIME_SCALE, clients, deployer, edge_yaml, env, shape, stack_yaml};
+use e2e::deploy::{TIME_SCALE, clients, edge_yaml, fresh_stack, must, shape, stack_yaml};
 use e2e::moto::Proxy;
 use e2e::server::{Recorded, Reply};
-
-async fn must(stack: &StackDir, proxy: &Proxy, args: &[&str]) -> e2e::deploy::Outcome {
-    let outcome = deployer(stack, &proxy.url(), args, &env()).await;
-    assert_eq!(outcome.code, 0, "{args:?}:\n{}\n{}", outcome.stdout, outcome.stderr);
-    outcome
-}
-
-async fn fresh_stack(name: &str, yaml: &str, proxy: &Proxy) -> StackDir {
-    let stack = StackDir::new(name, yaml);
-    must(&stack, proxy, &["teardown"]).await;
-    stack
-}
 
 /// The certificate ARN a custom domain uses, read through the proxy (moto
 /// keeps it; the layer keeps what moto does not).

@@ -14,20 +14,10 @@ use std::time::Duration;
 
 use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType};
 use e2e::aws_like::{Behaviours, DnsValidation};
-use e2e::deploy::{Clients, StackDir, TIME_SCALE, clients, deployer, edge_yaml, env, snapshot, stack_yaml};
+use e2e::deploy::{
+    Clients, StackDir, TIME_SCALE, clients, deployer, edge_yaml, env, fresh_stack, must, snapshot, stack_yaml,
+};
 use e2e::moto::Proxy;
-
-async fn must(stack: &StackDir, proxy: &Proxy, args: &[&str]) -> e2e::deploy::Outcome {
-    let outcome = deployer(stack, &proxy.url(), args, &env()).await;
-    assert_eq!(outcome.code, 0, "{args:?}:\n{}\n{}", outcome.stdout, outcome.stderr);
-    outcome
-}
-
-async fn fresh_stack(name: &str, yaml: &str, proxy: &Proxy) -> StackDir {
-    let stack = StackDir::new(name, yaml);
-    must(&stack, proxy, &["teardown"]).await;
-    stack
-}
 
 /// A layer where ACM validates only what it can resolve: the record written
 /// through Route 53, or (`elsewhere_after`) one someone made by hand.

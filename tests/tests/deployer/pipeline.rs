@@ -107,7 +107,11 @@ async fn what_aws_would_refuse_half_way_is_refused_before_any_call() {
             "api.routes: a stack needs at least one route".into(),
         ),
         (base.clone(), Some(vec![0; 51 * 1024 * 1024]), "is 51.0 MB: Lambda takes a zip of at most 50 MB".into()),
-        (base.clone(), Some(not_executable(&tiny_bootstrap())), "its `bootstrap` is not executable (mode 644)".into()),
+        (
+            base.clone(),
+            Some(e2e::deploy::code_zip_with_mode(&tiny_bootstrap(), 0o644)),
+            "its `bootstrap` is not executable (mode 644)".into(),
+        ),
     ];
     for (yaml, zip, expected) in cases {
         let stack = StackDir::new("t-pipe-preflight", &yaml);
@@ -120,17 +124,6 @@ async fn what_aws_would_refuse_half_way_is_refused_before_any_call() {
         assert!(outcome.stderr.contains(&expected), "expected {expected:?} in:\n{}", outcome.stderr);
         assert_eq!(proxy.calls().len(), 0, "no call for: {expected}");
     }
-}
-
-/// A zip whose `bootstrap` has mode 644.
-fn not_executable(contents: &[u8]) -> Vec<u8> {
-    use std::io::Write as _;
-    let mut buffer = std::io::Cursor::new(Vec::new());
-    let mut zip = zip::ZipWriter::new(&mut buffer);
-    zip.start_file("bootstrap", zip::write::SimpleFileOptions::default().unix_permissions(0o644)).expect("entry");
-    zip.write_all(contents).expect("write");
-    zip.finish().expect("finish");
-    buffer.into_inner()
 }
 
 /// Bucket names are global: every S3 call but CreateBucket names the account

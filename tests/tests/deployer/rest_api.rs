@@ -7,7 +7,9 @@
 use std::time::Duration;
 
 use e2e::aws_like::{Behaviours, LostAnswers};
-use e2e::deploy::{StackDir, TIME_SCALE, clean_apply_shape, clients, deployer, edge_yaml, env, shape, stack_yaml};
+use e2e::deploy::{
+    TIME_SCALE, clean_apply_shape, clients, deployer, edge_yaml, env, fresh_stack, must, shape, stack_yaml,
+};
 use e2e::moto::Proxy;
 
 /// API Gateway's rules on a REST API, and nothing else.
@@ -18,19 +20,6 @@ fn api_gateway_rules() -> Behaviours {
 /// Every call held this long: writes overlap as they do against AWS, where
 /// each takes a while.
 const CALL_TIME: Duration = Duration::from_millis(20);
-
-async fn fresh_stack(name: &str, yaml: &str, proxy: &Proxy) -> StackDir {
-    let stack = StackDir::new(name, yaml);
-    let teardown = deployer(&stack, &proxy.url(), &["teardown"], &env()).await;
-    assert_eq!(teardown.code, 0, "{}", teardown.stderr);
-    stack
-}
-
-async fn must(stack: &StackDir, proxy: &Proxy, args: &[&str]) -> e2e::deploy::Outcome {
-    let outcome = deployer(stack, &proxy.url(), args, &env()).await;
-    assert_eq!(outcome.code, 0, "{args:?}:\n{}\n{}", outcome.stdout, outcome.stderr);
-    outcome
-}
 
 /// The ids of the REST APIs called `name`, read straight from moto.
 async fn api_ids(name: &str) -> Vec<String> {
