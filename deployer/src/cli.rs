@@ -74,9 +74,22 @@ pub enum Command {
         account: Option<String>,
         /// Only what `diff` and `plan` need (they never write): for a role
         /// that runs plans, such as on pull requests.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "operator")]
         read_only: bool,
+        /// What `deployer bootstrap` needs instead (an operator's, not the pipeline's).
+        #[arg(long)]
+        operator: bool,
+        /// As several documents of at most 6,144 characters each (IAM's limit
+        /// for a managed policy), a JSON array with --json: attach each as a
+        /// managed policy.
+        #[arg(long)]
+        split: bool,
     },
+    /// Create or update what an operator owns for this stack, with an
+    /// operator's credentials: the permissions boundary every role the
+    /// stack creates carries. The pipeline's role may only read it; run this
+    /// once before the first apply, and again when apply says it is out of date.
+    Bootstrap,
     /// Print stack.yaml's JSON Schema (the repository keeps it as
     /// stack.schema.json, for editors). Reads no stack file.
     Schema,

@@ -20,7 +20,7 @@ use crate::lock::{self, Timing};
 use crate::outputs::{self, Outputs};
 use crate::package::Package;
 use crate::plan::{Address, Artifact, Plan, SAVED_PLAN_FORMAT, SavedPlan};
-use crate::planner::{self, Desired, Planned};
+use crate::planner::{self, Desired, Planned, Runner};
 use crate::resources::{Context, Observation, REGISTRY};
 use crate::stack::Stack;
 
@@ -54,6 +54,19 @@ pub async fn prepare(aws: &Aws, stack: &Stack, desired: &[Desired], teardown: bo
     if !teardown {
         planned.plan.dns_validation = outputs::dns_validation(stack, &observed);
     }
+    Ok(Prepared { observed, planned })
+}
+
+/// What `deployer bootstrap` writes: the operator's kinds of `desired`,
+/// observed and planned for the operator.
+pub async fn prepare_bootstrap(aws: &Aws, stack: &Stack, desired: &[Desired]) -> anyhow::Result<Prepared> {
+    let operators: Vec<Desired> = desired
+        .iter()
+        .filter(|d| crate::resources::plan_kind(&d.address.kind).is_ok_and(|k| k.operator()))
+        .cloned()
+        .collect();
+    let observed = crate::observe::observe_kinds(aws, &stack.name, &operators, &|k| k.operator()).await?;
+    let planned = planner::plan_as(Runner::Operator, &stack.name, &operators, &observed)?;
     Ok(Prepared { observed, planned })
 }
 
@@ -172,14 +185,35 @@ pub async fn execute(
     teardown: bool,
     stop: &AtomicBool,
 ) -> anyhow::Result<(Report, Observation)> {
+    execute_as(Runner::Pipeline, aws, stack, desired, prepared, teardown, stop).await
+}
+
+/// [`execute`] for `runner` (`deployer bootstrap`: the operator).
+pub async fn execute_as(
+    runner: Runner,
+    aws: &Aws,
+    stack: &Stack,
+    desired: &[Desired],
+    prepared: &Prepared,
+    teardown: bool,
+    stop: &AtomicBool,
+) -> anyhow::Result<(Report, Observation)> {
     let planned = &prepared.planned;
     let report = executor::execute(aws, &planned.plan, &planned.specs, &prepared.observed, stop).await;
     let after = merged(&prepared.observed, &report);
     if report.succeeded() {
         // Convergence check, on the states the executor ended with: planning
         // again must find nothing to do.
-        let wanted: &[Desired] = if teardown { &[] } else { desired };
-        let again = planner::plan(&stack.name, wanted, &after)?;
+        let wanted: Vec<Desired> = match (teardown, runner) {
+            (true, _) => Vec::new(),
+            (false, Runner::Pipeline) => desired.to_vec(),
+            (false, Runner::Operator) => desired
+                .iter()
+                .filter(|d| crate::resources::plan_kind(&d.address.kind).is_ok_and(|k| k.operator()))
+                .cloned()
+                .collect(),
+        };
+        let again = planner::plan_as(runner, &stack.name, &wanted, &after)?;
         anyhow::ensure!(!again.plan.has_changes(), "AWS still differs from the stack after the run:\n{}", again.plan);
     }
     Ok((report, after))

@@ -24,6 +24,7 @@ use tokio::sync::Mutex;
 
 use crate::aws::{Aws, buckets};
 use crate::error::{SdkResult as _, code};
+use crate::policy::{Access, Grants, Statement};
 
 /// Who holds a lock, and until when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,6 +68,28 @@ pub fn bucket_name(aws: &Aws) -> String {
 /// The stack's lock object in it.
 pub fn key(stack: &str) -> String {
     format!("locks/{stack}.json")
+}
+
+/// What taking, renewing and releasing the lock takes (only `apply` and
+/// `teardown` lock): the bucket of the account and region, and the stack's
+/// own object in it.
+pub fn permissions(grants: &Grants<'_>) -> Vec<Statement> {
+    let a = &grants.arns;
+    let bucket = format!("arn:{}:s3:::{}", a.partition, crate::stack::names::lock_bucket(a.account, a.region));
+    vec![
+        Statement::allow(
+            "LockBucket",
+            Access::Write,
+            &["s3:CreateBucket", "s3:PutBucketPublicAccessBlock", "s3:ListBucket", "s3:DeleteBucket"],
+            vec![bucket.clone()],
+        ),
+        Statement::allow(
+            "StackLock",
+            Access::Write,
+            &["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+            vec![format!("{bucket}/{}", key(grants.name()))],
+        ),
+    ]
 }
 
 fn now() -> u64 {

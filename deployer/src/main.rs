@@ -47,9 +47,9 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     // Everything that can be checked without AWS is checked before the first call.
-    // `policy` depends on no `${env:…}` value: whoever sets the role up need
-    // not hold the pipeline's secrets.
-    let policy_only = matches!(cli.command, Command::Policy { .. });
+    // `policy` and `bootstrap` depend on no `${env:…}` value: whoever sets
+    // the roles up need not hold the pipeline's secrets.
+    let policy_only = matches!(cli.command, Command::Policy { .. } | Command::Bootstrap);
     // `local --env NAME=VALUE` overrides go through the same checks as the file.
     let overrides = match &cli.command {
         Command::Local { environment, .. } => environment
@@ -82,7 +82,7 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         .await?;
         return Ok(ExitCode::SUCCESS);
     }
-    if let Command::Policy { account: Some(account), read_only } = &cli.command {
+    if let Command::Policy { account: Some(account), read_only, operator, split } = &cli.command {
         // Everything it needs is in the stack file: no AWS call.
         let region = stack
             .region
@@ -91,7 +91,7 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             .context("no AWS region: set `region` in stack.yaml or AWS_REGION")?;
         let partition = deployer::policy::partition_of(&region);
         let target = deployer::policy::Target { account, region: &region, partition };
-        print_policy(cli, deployer::policy::document(&stack, &target), *read_only)?;
+        print_policy(cli, &stack, &target, *read_only, *operator, *split)?;
         return Ok(ExitCode::SUCCESS);
     }
     let saved = match &cli.command {
@@ -101,7 +101,7 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     // Only commands that may create or update the function need its code; a
     // saved plan brings the exact zip it was made with.
     let package = match (&cli.command, &saved) {
-        (Command::Teardown | Command::Output | Command::Policy { .. }, _) => None,
+        (Command::Teardown | Command::Output | Command::Policy { .. } | Command::Bootstrap, _) => None,
         (_, Some((saved, path))) => commands::saved_artifact(saved, path, &stack)?,
         _ => Some(deployer::package::load(
             &stack.authorizer.code,
@@ -132,12 +132,13 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             let pending = prepared.planned.plan.has_changes();
             Ok(if *detailed_exitcode && pending { ExitCode::from(2) } else { ExitCode::SUCCESS })
         }
-        Command::Policy { read_only, .. } => {
+        Command::Policy { read_only, operator, split, .. } => {
             let target =
                 deployer::policy::Target { account: &aws.account, region: &aws.region, partition: &aws.partition };
-            print_policy(cli, deployer::policy::document(&stack, &target), *read_only)?;
+            print_policy(cli, &stack, &target, *read_only, *operator, *split)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Bootstrap => bootstrap(cli, &aws, &stack, &desired).await,
         Command::Output => {
             let observed = deployer::observe::observe(&aws, &stack.name, &desired).await?;
             let outputs = commands::outputs(&stack, &aws, &observed);
@@ -248,12 +249,52 @@ async fn teardown(
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_policy(cli: &Cli, policy: deployer::policy::Policy, read_only: bool) -> anyhow::Result<()> {
-    let policy = if read_only { policy.read_only() } else { policy };
-    if cli.json {
-        println!("{}", serde_json::to_string_pretty(&policy).context("serialising the policy")?);
-    } else {
-        print!("{policy}");
+/// `deployer bootstrap`: the operator's resources, with the operator's credentials.
+async fn bootstrap(
+    cli: &Cli,
+    aws: &deployer::aws::Aws,
+    stack: &Stack,
+    desired: &[deployer::planner::Desired],
+) -> anyhow::Result<ExitCode> {
+    let prepared = commands::prepare_bootstrap(aws, stack, desired).await?;
+    show(cli, &prepared.planned.plan)?;
+    if prepared.planned.plan.has_changes() {
+        let stop = AtomicBool::new(false);
+        let runner = deployer::planner::Runner::Operator;
+        let (report, _) = commands::execute_as(runner, aws, stack, desired, &prepared, false, &stop).await?;
+        if let Some(why) = commands::failure(&report) {
+            anyhow::bail!("bootstrap did not complete:\n{why}");
+        }
+        eprintln!("Bootstrap complete: the pipeline's role can now apply stack {:?}.", stack.name);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_policy(
+    cli: &Cli,
+    stack: &Stack,
+    target: &deployer::policy::Target<'_>,
+    read_only: bool,
+    operator: bool,
+    split: bool,
+) -> anyhow::Result<()> {
+    let policy = match (operator, read_only) {
+        (true, _) => deployer::policy::operator_document(stack, target),
+        (false, true) => deployer::policy::document(stack, target).read_only(),
+        (false, false) => deployer::policy::document(stack, target),
+    };
+    match (cli.json, split) {
+        (true, false) => println!("{}", serde_json::to_string_pretty(&policy).context("serialising the policy")?),
+        (true, true) => {
+            println!("{}", serde_json::to_string_pretty(&policy.parts()).context("serialising the policy")?)
+        }
+        (false, false) => print!("{policy}"),
+        (false, true) => {
+            for (i, part) in policy.parts().iter().enumerate() {
+                let statements: Vec<&str> = part.statements.iter().map(|s| s.sid.as_str()).collect();
+                println!("part {} ({} characters): {}", i + 1, part.size(), statements.join(", "));
+            }
+        }
     }
     Ok(())
 }

@@ -51,11 +51,22 @@ impl SharedReads {
 /// name cannot be found by tag alone); teardown passes the stack's desired
 /// resources too, and plans against none.
 pub async fn observe(aws: &Aws, stack: &str, desired: &[Desired]) -> anyhow::Result<Observation> {
+    observe_kinds(aws, stack, desired, &|_| true).await
+}
+
+/// [`observe`], of the kinds `wanted` picks only (`deployer bootstrap`
+/// reads the operator's kinds, which are observed under no other).
+pub async fn observe_kinds(
+    aws: &Aws,
+    stack: &str,
+    desired: &[Desired],
+    wanted: &dyn Fn(&dyn crate::resources::DynKind) -> bool,
+) -> anyhow::Result<Observation> {
     let read_at = std::time::Instant::now();
     let declared: std::sync::Arc<[crate::plan::Address]> = desired.iter().map(|d| d.address.clone()).collect();
     let mut reads: BTreeMap<&'static str, Read> = BTreeMap::new();
     let shared = SharedReads::default();
-    for kind in graph::observation_waves().into_iter().flatten() {
+    for kind in graph::observation_waves().into_iter().flatten().filter(|k| wanted(*k)) {
         let parents: Vec<(&'static str, Read)> = kind.observed_under().iter().map(|p| (*p, reads[p].clone())).collect();
         let specs: Vec<Value> =
             desired.iter().filter(|d| d.address.kind == kind.name()).map(|d| d.spec.clone()).collect();

@@ -36,6 +36,15 @@ pub struct Planned {
     pub specs: BTreeMap<Address, Value>,
 }
 
+/// Who runs the plan, which decides which kinds it may write: the
+/// pipeline writes every kind but an operator's (`Kind::OPERATOR`), which it
+/// only checks; `deployer bootstrap` writes the operator's kinds only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runner {
+    Pipeline,
+    Operator,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
     #[error(
@@ -43,16 +52,30 @@ pub enum PlanError {
          to take over:\n  {}",
         if addresses.len() == 1 { "this resource" } else { "these resources" },
         if addresses.len() == 1 { "s" } else { "" },
-        addresses.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  ")
+        addresses.iter().map(foreign_line).collect::<Vec<_>>().join("\n  ")
     )]
     Foreign { stack: String, addresses: Vec<Address> },
     #[error("{0}")]
     Kind(#[from] anyhow::Error),
 }
 
-/// Plans the run that brings `observed` to `desired`. Teardown is the plan
-/// of an empty `desired`.
+/// A refused address, with why its kind's resource may look foreign.
+fn foreign_line(address: &Address) -> String {
+    match resources::plan_kind(&address.kind).map(|k| k.foreign_hint()) {
+        Ok(hint) if !hint.is_empty() => format!("{address} ({hint})"),
+        _ => address.to_string(),
+    }
+}
+
+/// Plans the pipeline's run that brings `observed` to `desired`. Teardown
+/// is the plan of an empty `desired`.
 pub fn plan(stack: &str, desired: &[Desired], observed: &Observation) -> Result<Planned, PlanError> {
+    plan_as(Runner::Pipeline, stack, desired, observed)
+}
+
+/// [`plan`] for `runner`. An operator's kind the pipeline finds missing or
+/// different is a blocker, not a step: `apply` stops before any write.
+pub fn plan_as(runner: Runner, stack: &str, desired: &[Desired], observed: &Observation) -> Result<Planned, PlanError> {
     let mut outputs: BTreeMap<Address, Outputs> = BTreeMap::new();
     for (address, found) in observed.all() {
         if found.ownership != Ownership::Foreign {
@@ -67,7 +90,16 @@ pub fn plan(stack: &str, desired: &[Desired], observed: &Observation) -> Result<
     let mut created: BTreeSet<Address> = BTreeSet::new();
     let mut updated: BTreeSet<Address> = BTreeSet::new();
     let order = graph::creation_order();
+    let writes = |kind: &dyn resources::DynPlan| kind.operator() == (runner == Runner::Operator);
     for kind in &order {
+        if !writes(*kind) {
+            if runner == Runner::Pipeline {
+                for wanted in desired.iter().filter(|d| d.address.kind == kind.name()) {
+                    planned.plan.blockers.extend(operator_blocker(*kind, wanted, observed)?);
+                }
+            }
+            continue;
+        }
         for wanted in desired.iter().filter(|d| d.address.kind == kind.name()) {
             let spec = resolve(&wanted.spec, &|of, output| {
                 let changes_it = updated.contains(of)
@@ -109,7 +141,7 @@ pub fn plan(stack: &str, desired: &[Desired], observed: &Observation) -> Result<
     // What goes with its parent (a route with its REST API) needs no step.
     let wanted: BTreeSet<&Address> = desired.iter().map(|d| &d.address).collect();
     let unwanted = |address: &Address, ownership: Ownership| ownership == Ownership::Owned && !wanted.contains(address);
-    for kind in order.iter().rev() {
+    for kind in order.iter().rev().filter(|k| writes(**k)) {
         let mut prune: Vec<Address> = observed
             .all()
             .filter(|(address, found)| address.kind == kind.name() && unwanted(address, found.ownership))
@@ -128,6 +160,31 @@ pub fn plan(stack: &str, desired: &[Desired], observed: &Observation) -> Result<
         }
     }
     Ok(planned)
+}
+
+/// Why the pipeline may not go on with an operator's resource as it is
+/// (`None`: it is as the stack needs it).
+fn operator_blocker(
+    kind: &dyn resources::DynPlan,
+    wanted: &Desired,
+    observed: &Observation,
+) -> Result<Option<String>, PlanError> {
+    let what = match observed.get(&wanted.address) {
+        None => "is missing".to_owned(),
+        Some(found) if found.ownership == Ownership::Foreign => "exists without the stack's tag".to_owned(),
+        Some(found) => {
+            let diff = kind.diff(&wanted.spec, &found.state)?;
+            if diff.is_empty() {
+                return Ok(None);
+            }
+            let fields: Vec<&str> = diff.fields.iter().map(|f| f.field.as_str()).collect();
+            format!("differs from what the stack needs ({})", fields.join(", "))
+        }
+    };
+    Ok(Some(format!(
+        "{} {what}: an operator creates or updates it with `deployer bootstrap` (the pipeline's role may only read it)",
+        wanted.address
+    )))
 }
 
 /// A change to a kind that AWS applies only on a deployment makes every
@@ -245,6 +302,42 @@ mod tests {
     }
 
     #[test]
+    fn the_pipeline_only_checks_what_an_operator_owns_and_the_operator_writes_only_that() {
+        use crate::resources::Kind as _;
+        use crate::resources::permissions_boundary::{PermissionsBoundary, State};
+        let desired = example();
+        let boundary = desired.iter().find(|d| d.address.kind == "permissions_boundary").expect("boundary");
+        let spec: crate::resources::permissions_boundary::Spec =
+            serde_json::from_value(boundary.spec.clone()).expect("spec");
+        let state = |document: Value| State {
+            name: spec.name.clone(),
+            arn: spec.arn.clone(),
+            default_version: "v1".into(),
+            document,
+        };
+        let as_wanted = observed(vec![(
+            PermissionsBoundary::NAME,
+            found(&spec.name, Ownership::Owned, state(spec.document.clone())),
+        )]);
+        let planned = plan("pets-api", &desired, &as_wanted).expect("plan");
+        assert!(planned.plan.blockers.is_empty(), "{:?}", planned.plan.blockers);
+        assert!(planned.plan.steps.iter().all(|s| s.address.kind != "permissions_boundary"));
+
+        let outdated =
+            observed(vec![(PermissionsBoundary::NAME, found(&spec.name, Ownership::Owned, state(Value::Null)))]);
+        let planned = plan("pets-api", &desired, &outdated).expect("plan");
+        assert_eq!(planned.plan.blockers.len(), 1);
+        assert!(planned.plan.blockers[0].contains("differs from what the stack needs (document)"));
+        // Teardown never deletes it.
+        let planned = plan("pets-api", &[], &outdated).expect("teardown plan");
+        assert!(planned.plan.steps.is_empty() && planned.plan.blockers.is_empty(), "{:?}", planned.plan);
+
+        // The operator's plan: the boundary only, updated.
+        let planned = plan_as(Runner::Operator, "pets-api", &desired, &outdated).expect("operator plan");
+        assert_eq!(actions(&planned), [("permissions_boundary pets-api-role-boundary".to_owned(), Action::Update)]);
+    }
+
+    #[test]
     fn every_arn_the_stack_builds_is_in_the_caller_partition() {
         for (partition, foreign) in [("aws-cn", "arn:aws:"), ("aws-us-gov", "arn:aws:"), ("aws", "arn:aws-")] {
             let desired = example_in(partition);
@@ -258,8 +351,16 @@ mod tests {
     fn from_nothing_everything_is_created_after_what_it_depends_on() {
         let desired = example();
         let planned = plan("pets-api", &desired, &Observation::default()).expect("plan");
-        assert_eq!(planned.plan.steps.len(), desired.len());
+        // Every kind but the operator's (the permissions boundary), which blocks instead.
+        assert_eq!(planned.plan.steps.len(), desired.len() - 1);
         assert!(planned.plan.steps.iter().all(|s| s.action == Action::Create), "{:?}", actions(&planned));
+        assert_eq!(planned.plan.blockers.len(), 1, "{:?}", planned.plan.blockers);
+        assert!(
+            planned.plan.blockers[0].starts_with("permissions_boundary pets-api-role-boundary is missing")
+                && planned.plan.blockers[0].contains("deployer bootstrap"),
+            "{:?}",
+            planned.plan.blockers
+        );
         for (i, step) in planned.plan.steps.iter().enumerate() {
             for dependency in resources::plan_kind(&step.address.kind).unwrap().depends_on() {
                 let before = planned.plan.steps[..i].iter().any(|s| s.address.kind == *dependency);

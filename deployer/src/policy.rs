@@ -1,44 +1,36 @@
-//! `deployer policy`: the IAM policy the role that runs the deployer for a
-//! stack needs (`diff`, `plan`, `apply`, `teardown`, `output`), and nothing
-//! more. Every action the deployer sends is here, on the stack's own names
-//! and ARNs wherever the service allows resource-level permissions:
+//! `deployer policy`: the IAM policy the pipeline's role needs for a stack
+//! (`diff`, `plan`, `apply`, `teardown`, `output`), and nothing more.
 //!
-//! - the two IAM roles and the function by name; a managed policy attached
-//!   only if it is `AWSLambdaBasicExecutionRole`; `iam:PassRole` of each role
-//!   only to the service it is for (`iam:PassedToService`);
-//! - API Gateway by path (REST APIs, the stack's custom domain and its
-//!   mappings, tags), with the permission-only actions it also checks:
-//!   `apigateway:SetWebACL` for the stage's WAF association and
-//!   `AddCertificateToDomain` for mutual TLS;
-//! - the truststore bucket and the stack's object in the lock bucket (API
-//!   Gateway reads the truststore with the caller's credentials, hence
-//!   `s3:GetObject` and `GetObjectVersion`);
-//! - the WAF IP sets and web ACL by name, the stage they protect;
-//! - certificates requested only for the stack's domain (`acm:DomainNames`);
-//! - the records of the stack's hosted zone, if it names one;
-//! - the stack's log groups (the function's, the stage's access logs) and,
-//!   with an access log, API Gateway's account setting: read always, set
-//!   (with the account's CloudWatch role made and passed to API Gateway
-//!   only) when the stack says `account_role: create`.
+//! Nothing here lists a kind's actions: every kind declares, beside its
+//! calls, what IAM checks for them (`Kind::permissions`), including what AWS
+//! checks beyond the call itself (tags sent with a create, the role a
+//! service is handed, the truststore API Gateway reads with the caller's
+//! credentials, the service-linked role of the first custom domain). This
+//! module only assembles those declarations:
 //!
-//! Where a service offers no resource-level permission (listing WAF sets or
-//! ACM certificates, RequestCertificate) the resource is `*`. REST API ids
-//! are AWS's choice, so a created API is `/restapis/*`; an adopted one is
-//! scoped to its id. Names the deployer derives from the stack name (roles,
-//! function, WAF) are included whether or not the stack uses them now, so
-//! the same policy also lets an `apply` prune them; names the stack file
-//! gives (the domain, the truststore bucket, the hosted zone) are those of
-//! this stack file: an `apply` that removes or renames one needs the policy
-//! printed before the change as well.
+//! - [`document`]: the pipeline's policy. Statements of the same `Sid`
+//!   (several kinds inside one REST API declare the same one) are merged.
+//!   What an operator owns (`Kind::OPERATOR`: the permissions boundary) the
+//!   pipeline may read and nothing else: its write actions come back as an
+//!   explicit `Deny`, so no other policy of the pipeline's role can grant
+//!   them by accident.
+//! - [`Policy::read_only`]: the statements a kind marked [`Access::Read`]:
+//!   what `diff`, `plan` and `output` need, and nothing that returns secret
+//!   material.
+//! - [`operator_document`]: what `deployer bootstrap` needs.
+//!
+//! [`Grants`] gives the declarations the stack and its ARNs, and the shapes
+//! they share (the stack's tag as a resource or request condition).
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::resources::iam_role;
-use crate::stack::names;
-use crate::stack::{ApiSource, CertificateSpec, Stack};
+use crate::resources::{OWNER_TAG, REGISTRY};
+use crate::stack::Stack;
+use crate::stack::names::Arns;
 
 /// Where the policy is for.
 pub struct Target<'a> {
@@ -58,300 +50,365 @@ pub fn partition_of(region: &str) -> &'static str {
     }
 }
 
-/// An identity-based policy document.
-#[derive(Debug, Clone, Serialize)]
-pub struct Policy {
-    #[serde(rename = "Version")]
-    pub version: &'static str,
-    #[serde(rename = "Statement")]
-    pub statements: Vec<Statement>,
+/// What a statement is for, which decides who gets it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// What observing needs (`diff`, `plan`, `output`): reads that return no
+    /// secret material. The read-only role gets these.
+    Read,
+    /// What changes AWS (`apply`, `teardown`), or reads what a plan must
+    /// not see.
+    Write,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// One statement of an identity-based policy.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Statement {
     #[serde(rename = "Sid")]
-    pub sid: &'static str,
+    pub sid: String,
     #[serde(rename = "Effect")]
     pub effect: &'static str,
     #[serde(rename = "Action")]
     pub actions: Vec<String>,
     #[serde(rename = "Resource")]
     pub resources: Vec<String>,
-    #[serde(rename = "Condition", skip_serializing_if = "Option::is_none")]
-    pub condition: Option<Value>,
-}
-
-fn allow(sid: &'static str, actions: &[&str], resources: Vec<String>) -> Statement {
-    Statement {
-        sid,
-        effect: "Allow",
-        actions: actions.iter().map(|a| (*a).to_owned()).collect(),
-        resources,
-        condition: None,
-    }
+    /// Operator → key → value(s), as IAM writes it.
+    #[serde(rename = "Condition", skip_serializing_if = "BTreeMap::is_empty")]
+    pub condition: BTreeMap<String, BTreeMap<String, Value>>,
+    #[serde(skip)]
+    pub access: Access,
 }
 
 impl Statement {
-    fn when(mut self, condition: Value) -> Statement {
-        self.condition = Some(condition);
+    /// Allows `actions` on `resources`. `sid` must be letters and digits.
+    pub fn allow(sid: &str, access: Access, actions: &[&str], resources: Vec<String>) -> Statement {
+        Statement {
+            sid: sid.to_owned(),
+            effect: "Allow",
+            actions: actions.iter().map(|a| (*a).to_owned()).collect(),
+            resources,
+            condition: BTreeMap::new(),
+            access,
+        }
+    }
+
+    /// Denies `actions` on `resources`, whatever else allows them.
+    pub fn deny(sid: &str, actions: &[&str], resources: Vec<String>) -> Statement {
+        Statement { effect: "Deny", ..Statement::allow(sid, Access::Read, actions, resources) }
+    }
+
+    /// Adds a condition: `operator` (`StringEquals`, `ForAllValues:StringEquals`, …) on `key`.
+    pub fn when(mut self, operator: &str, key: &str, value: impl Into<Value>) -> Statement {
+        self.condition.entry(operator.to_owned()).or_default().insert(key.to_owned(), value.into());
         self
+    }
+
+    fn is_deny(&self) -> bool {
+        self.effect == "Deny"
     }
 }
 
-/// The policy for `stack` in `target`.
-pub fn document(stack: &Stack, target: &Target<'_>) -> Policy {
-    let Target { account, region, partition } = *target;
-    let name = stack.name.as_str();
-    let arns = names::Arns { partition, region, account };
-    let execution_role = arns.role(&names::execution_role(name));
-    let invoke_role = arns.role(&names::invoke_role(name));
-    let apigateway = |path: &str| format!("arn:{partition}:apigateway:{region}::{path}");
-    let wafv2 = |path: String| format!("arn:{partition}:wafv2:{region}:{account}:regional/{path}");
-    let stage_arn = apigateway(&format!("/restapis/*/stages/{}", stack.stage.name));
+/// What the kinds' declarations are made from: the stack and where it lives.
+pub struct Grants<'a> {
+    pub stack: &'a Stack,
+    pub arns: Arns<'a>,
+}
 
-    let mut statements = vec![
-        allow(
-            "StackRoles",
-            &[
-                "iam:GetRole",
-                "iam:CreateRole",
-                "iam:DeleteRole",
-                "iam:TagRole",
-                "iam:UpdateAssumeRolePolicy",
-                "iam:ListAttachedRolePolicies",
-                "iam:GetRolePolicy",
-                "iam:PutRolePolicy",
-                "iam:DeleteRolePolicy",
-            ],
-            vec![execution_role.clone(), invoke_role.clone()],
-        ),
-        allow(
-            "LambdaBasicExecutionOnly",
-            &["iam:AttachRolePolicy", "iam:DetachRolePolicy"],
-            vec![execution_role.clone()],
+impl<'a> Grants<'a> {
+    pub fn new(stack: &'a Stack, target: &Target<'a>) -> Grants<'a> {
+        Grants { stack, arns: Arns { partition: target.partition, region: target.region, account: target.account } }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.stack.name
+    }
+
+    /// An API Gateway resource by path (`/restapis/*`).
+    pub fn apigateway(&self, path: &str) -> String {
+        format!("arn:{}:apigateway:{}::{path}", self.arns.partition, self.arns.region)
+    }
+
+    /// API Gateway's tags resource for the resource at `path`: IAM names it
+    /// by the tagged resource's ARN, URL-encoded. `*` in `path` stands for
+    /// an id AWS has not chosen yet (a create with tags), written as the
+    /// policy variable `${*}`, a literal `*`, so the statement cannot match
+    /// the tags of any existing resource.
+    pub fn apigateway_tags(&self, path: &str) -> String {
+        let tagged = self.apigateway(path);
+        let encoded: String = percent_encoding::utf8_percent_encode(&tagged, TAG_ARN).to_string();
+        self.apigateway(&format!("/tags/{}", encoded.replace('*', "${*}")))
+    }
+
+    /// `statement`, only on resources that carry the stack's tag.
+    pub fn on_stack_resources(&self, statement: Statement) -> Statement {
+        statement.when("StringEquals", &format!("aws:ResourceTag/{OWNER_TAG}"), self.name())
+    }
+
+    /// `statement`, only for requests that tag what they create as the
+    /// stack's and with no key outside `keys` (the stack's tag among them).
+    pub fn tagged_as_stack(&self, statement: Statement, keys: &[&str]) -> Statement {
+        statement.when("StringEquals", &format!("aws:RequestTag/{OWNER_TAG}"), self.name()).when(
+            "ForAllValues:StringEquals",
+            "aws:TagKeys",
+            json!(keys),
         )
-        .when(json!({"ArnEquals": {"iam:PolicyARN": arns.managed_policy(iam_role::LAMBDA_LOGGING_POLICY)}})),
-        allow("PassExecutionRoleToLambda", &["iam:PassRole"], vec![execution_role])
-            .when(json!({"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}})),
-        allow("PassInvokeRoleToApiGateway", &["iam:PassRole"], vec![invoke_role])
-            .when(json!({"StringEquals": {"iam:PassedToService": "apigateway.amazonaws.com"}})),
-        allow(
-            "AuthorizerFunction",
-            &[
-                "lambda:GetFunction",
-                "lambda:CreateFunction",
-                "lambda:UpdateFunctionCode",
-                "lambda:UpdateFunctionConfiguration",
-                "lambda:DeleteFunction",
-                "lambda:TagResource",
-            ],
-            vec![arns.function(name)],
-        ),
-        allow(
-            "RestApi",
-            &["apigateway:GET", "apigateway:POST", "apigateway:PUT", "apigateway:PATCH", "apigateway:DELETE"],
-            match &stack.api.source {
-                ApiSource::Create(_) => vec![apigateway("/restapis"), apigateway("/restapis/*")],
-                ApiSource::Adopt(id) => {
-                    vec![apigateway(&format!("/restapis/{id}")), apigateway(&format!("/restapis/{id}/*"))]
-                }
-            },
-        ),
-        // Tags of the REST API, its stage and the custom domain (the tag
-        // API names the tagged resource's ARN in its path).
-        allow(
-            "ApiGatewayTags",
-            &["apigateway:GET", "apigateway:PUT", "apigateway:DELETE"],
-            vec![apigateway("/tags/*")],
-        ),
-        // Every run looks for custom domains the stack owns, declared or not.
-        allow("ListCustomDomains", &["apigateway:GET"], vec![apigateway("/domainnames")]),
-        allow("ListCertificates", &["acm:ListCertificates"], vec!["*".into()]),
-        allow(
-            "ReadAndRemoveCertificates",
-            &[
-                "acm:DescribeCertificate",
-                "acm:ListTagsForCertificate",
-                "acm:AddTagsToCertificate",
-                "acm:RemoveTagsFromCertificate",
-                "acm:DeleteCertificate",
-            ],
-            vec![format!("arn:{partition}:acm:{region}:{account}:certificate/*")],
-        ),
-        allow("ListWaf", &["wafv2:ListIPSets", "wafv2:ListWebACLs"], vec!["*".into()]),
-        allow(
-            "StackWaf",
-            &[
-                "wafv2:CreateIPSet",
-                "wafv2:GetIPSet",
-                "wafv2:UpdateIPSet",
-                "wafv2:DeleteIPSet",
-                "wafv2:CreateWebACL",
-                "wafv2:GetWebACL",
-                "wafv2:UpdateWebACL",
-                "wafv2:DeleteWebACL",
-                "wafv2:AssociateWebACL",
-                "wafv2:ListTagsForResource",
-            ],
-            vec![
-                wafv2(format!("ipset/{}/*", names::ip_set(name, false))),
-                wafv2(format!("ipset/{}/*", names::ip_set(name, true))),
-                wafv2(format!("webacl/{}/*", names::web_acl(name))),
-            ],
-        ),
-        allow(
-            "StageWafAssociation",
-            &["wafv2:AssociateWebACL", "wafv2:DisassociateWebACL", "wafv2:GetWebACLForResource"],
-            vec![stage_arn.clone()],
-        ),
-        allow("SetStageWebAcl", &["apigateway:SetWebACL"], vec![stage_arn]),
-    ];
-
-    // The function's log group and the stage's access log groups (any stage
-    // the stack had, for pruning); IAM names a group with or without `:*`.
-    let log_group = |name: &str| [arns.log_group(name), format!("{}:*", arns.log_group(name))];
-    let mut log_groups: Vec<String> = log_group(&names::function_log_group(name)).into();
-    log_groups.push(format!("{}*", arns.log_group(&names::access_log_prefix(name))));
-    statements.push(allow(
-        "StackLogGroups",
-        &[
-            "logs:CreateLogGroup",
-            "logs:PutRetentionPolicy",
-            "logs:DeleteLogGroup",
-            "logs:TagResource",
-            "logs:ListTagsForResource",
-        ],
-        log_groups,
-    ));
-    statements.push(allow("ListLogGroups", &["logs:DescribeLogGroups"], vec![arns.log_group("*")]));
-    if let Some(access_log) = &stack.stage.access_log {
-        // API Gateway's account setting: read, and set only with `account_role: create`.
-        let account_actions: &[&str] =
-            if access_log.create_account_role { &["apigateway:GET", "apigateway:PATCH"] } else { &["apigateway:GET"] };
-        statements.push(allow("ApiGatewayAccount", account_actions, vec![apigateway("/account")]));
-        if access_log.create_account_role {
-            let role = arns.role(names::ACCOUNT_LOG_ROLE);
-            statements.push(allow("AccountLogRole", &["iam:CreateRole", "iam:TagRole"], vec![role.clone()]));
-            statements.push(
-                allow("AccountLogRolePolicy", &["iam:AttachRolePolicy"], vec![role.clone()]).when(json!({"ArnEquals":
-                    {"iam:PolicyARN": arns.managed_policy(crate::resources::access_log::PUSH_TO_CLOUDWATCH_POLICY)}})),
-            );
-            statements.push(
-                allow("PassAccountLogRoleToApiGateway", &["iam:PassRole"], vec![role])
-                    .when(json!({"StringEquals": {"iam:PassedToService": "apigateway.amazonaws.com"}})),
-            );
-        }
     }
+}
 
-    let lock_bucket = format!("arn:{partition}:s3:::{}", names::lock_bucket(account, region));
-    statements.push(allow(
-        "LockBucket",
-        &["s3:CreateBucket", "s3:ListBucket", "s3:DeleteBucket", "s3:PutBucketPublicAccessBlock"],
-        vec![lock_bucket.clone()],
-    ));
-    statements.push(allow(
-        "StackLock",
-        &["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-        vec![format!("{lock_bucket}/{}", crate::lock::key(name))],
-    ));
+/// What `percent_encoding` escapes in an ARN as API Gateway's tags path
+/// carries it: everything but letters, digits and `-._~` (`:` and `/` included).
+const TAG_ARN: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~').remove(b'*');
 
-    if let Some(domain) = &stack.domain {
-        let domain_path = format!("/domainnames/{}", domain.name);
-        statements.push(allow(
-            "StackCustomDomain",
-            &["apigateway:GET", "apigateway:POST", "apigateway:PATCH", "apigateway:DELETE"],
-            vec![
-                apigateway("/domainnames"),
-                apigateway(&domain_path),
-                apigateway(&format!("{domain_path}/basepathmappings")),
-                apigateway(&format!("{domain_path}/basepathmappings/*")),
-            ],
-        ));
-        statements.push(allow(
-            "MutualTlsOfTheDomain",
-            &["apigateway:AddCertificateToDomain"],
-            vec![apigateway(&domain_path)],
-        ));
-        if domain.certificate == CertificateSpec::Request {
-            statements.push(
-                allow(
-                    "RequestTheDomainsCertificate",
-                    &["acm:RequestCertificate", "acm:AddTagsToCertificate"],
-                    vec!["*".into()],
-                )
-                .when(json!({"ForAllValues:StringEquals": {"acm:DomainNames": [domain.name]}})),
-            );
-        }
-        let bucket = format!("arn:{partition}:s3:::{}", domain.truststore_bucket);
-        statements.push(allow(
-            "TruststoreBucket",
-            &[
-                "s3:CreateBucket",
-                "s3:DeleteBucket",
-                "s3:ListBucket",
-                "s3:ListBucketVersions",
-                "s3:GetBucketVersioning",
-                "s3:PutBucketVersioning",
-                "s3:GetBucketPublicAccessBlock",
-                "s3:PutBucketPublicAccessBlock",
-                "s3:GetBucketTagging",
-                "s3:PutBucketTagging",
-            ],
-            vec![bucket.clone()],
-        ));
-        statements.push(allow(
-            "TruststoreObjects",
-            &["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"],
-            vec![format!("{bucket}/*")],
-        ));
-        if let Some(zone) = &domain.hosted_zone_id {
-            statements.push(allow(
-                "StackDnsRecords",
-                &["route53:ListResourceRecordSets", "route53:ChangeResourceRecordSets"],
-                vec![format!("arn:{partition}:route53:::hostedzone/{zone}")],
-            ));
-        }
+/// IAM's limit on a customer managed policy, in characters without
+/// whitespace (an inline policy may be larger, but a role's inline policies
+/// together may not pass 10,240).
+pub const MANAGED_POLICY_LIMIT: usize = 6_144;
+
+/// An identity-based policy, as the kinds declared it (one statement per
+/// `Sid`). As a document ([`Policy::document`], what `--json` prints) it is
+/// compacted: statements that differ only in their actions, or only in
+/// their resources, become one, which allows exactly the same requests.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub statements: Vec<Statement>,
+}
+
+impl Serialize for Policy {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.document().serialize(serializer)
     }
-    Policy { version: "2012-10-17", statements }
+}
+
+/// A policy document, as IAM takes it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Document {
+    #[serde(rename = "Version")]
+    pub version: &'static str,
+    #[serde(rename = "Statement")]
+    pub statements: Vec<Statement>,
+}
+
+impl Document {
+    /// Its size as IAM counts it: JSON without whitespace.
+    pub fn size(&self) -> usize {
+        serde_json::to_string(self).map_or(usize::MAX, |text| text.chars().filter(|c| !c.is_whitespace()).count())
+    }
 }
 
 impl Policy {
-    /// Only what reads (for `diff`/`plan`, which never write): a role for
-    /// jobs that must not change anything, such as plans of pull requests.
-    pub fn read_only(mut self) -> Policy {
-        let reads = |action: &String| {
-            let verb = action.split_once(':').map_or(action.as_str(), |(_, verb)| verb);
-            ["Get", "List", "Describe", "Head"].iter().any(|p| verb.starts_with(p)) || verb == "GET"
-        };
-        for statement in &mut self.statements {
-            statement.actions.retain(reads);
+    fn of(statements: Vec<Statement>) -> Policy {
+        Policy { statements: merged(statements) }
+    }
+
+    /// The document to attach.
+    pub fn document(&self) -> Document {
+        Document { version: "2012-10-17", statements: compacted(self.statements.clone()) }
+    }
+
+    /// The document in parts of at most [`MANAGED_POLICY_LIMIT`] characters
+    /// each, to attach as that many managed policies (a role takes ten).
+    pub fn parts(&self) -> Vec<Document> {
+        let mut parts: Vec<Document> = Vec::new();
+        for statement in self.document().statements {
+            let fits = |part: &Document| {
+                let mut grown = part.clone();
+                grown.statements.push(statement.clone());
+                grown.size() <= MANAGED_POLICY_LIMIT
+            };
+            match parts.last_mut() {
+                Some(part) if fits(part) => part.statements.push(statement),
+                _ => parts.push(Document { version: "2012-10-17", statements: vec![statement] }),
+            }
         }
-        self.statements.retain(|s| !s.actions.is_empty());
+        parts
+    }
+
+    /// Only what reads and returns no secret (for `diff`/`plan`/`output`,
+    /// which never write): a role for jobs that must not change anything,
+    /// such as plans of pull requests. Denies stay.
+    pub fn read_only(mut self) -> Policy {
+        self.statements.retain(|s| s.is_deny() || s.access == Access::Read);
         self
     }
 
     /// How many distinct actions it allows.
     pub fn action_count(&self) -> usize {
-        let actions: std::collections::BTreeSet<&str> =
-            self.statements.iter().flat_map(|s| s.actions.iter().map(String::as_str)).collect();
+        self.document().action_count()
+    }
+}
+
+impl Document {
+    /// How many distinct actions it allows.
+    pub fn action_count(&self) -> usize {
+        let actions: std::collections::BTreeSet<&str> = self
+            .statements
+            .iter()
+            .filter(|s| !s.is_deny())
+            .flat_map(|s| s.actions.iter().map(String::as_str))
+            .collect();
         actions.len()
     }
 }
 
+/// The pipeline's policy for `stack` in `target`.
+pub fn document(stack: &Stack, target: &Target<'_>) -> Policy {
+    let grants = Grants::new(stack, target);
+    let mut statements = Vec::new();
+    for kind in REGISTRY {
+        let declared = kind.permissions(&grants);
+        if kind.operator() {
+            // The pipeline reads what an operator made, and may never write it.
+            for statement in declared {
+                match statement.access {
+                    Access::Read => statements.push(statement),
+                    Access::Write => statements.push(Statement::deny(
+                        &format!("OperatorOnly{}", statement.sid),
+                        &statement.actions.iter().map(String::as_str).collect::<Vec<_>>(),
+                        statement.resources.clone(),
+                    )),
+                }
+            }
+        } else {
+            statements.extend(declared);
+        }
+    }
+    statements.extend(crate::lock::permissions(&grants));
+    Policy::of(statements)
+}
+
+/// What `deployer bootstrap` needs: the operator's kinds, read and written.
+pub fn operator_document(stack: &Stack, target: &Target<'_>) -> Policy {
+    let grants = Grants::new(stack, target);
+    Policy::of(REGISTRY.iter().filter(|k| k.operator()).flat_map(|k| k.permissions(&grants)).collect())
+}
+
+/// The same allowances in fewer statements: first those with the same
+/// effect, condition and resources are one statement of all their actions;
+/// then those with the same effect, condition and actions, one statement of
+/// all their resources. Each is exactly the union of what it replaces. A
+/// merged statement is named by what its `Sid`s share (`StackRestApiRead`
+/// and `StackRestApiWrite` → `StackRestApi`).
+fn compacted(statements: Vec<Statement>) -> Vec<Statement> {
+    fn merge(
+        statements: Vec<Statement>,
+        same: impl Fn(&Statement, &Statement) -> bool,
+        join: impl Fn(&mut Statement, Statement),
+    ) -> Vec<Statement> {
+        let mut out: Vec<Statement> = Vec::new();
+        for statement in statements {
+            match out.iter_mut().find(|s| same(s, &statement)) {
+                Some(existing) => {
+                    existing.sid = shared_name(&existing.sid, &statement.sid);
+                    join(existing, statement);
+                }
+                None => out.push(statement),
+            }
+        }
+        out
+    }
+    let union = |into: &mut Vec<String>, from: Vec<String>| {
+        for item in from {
+            if !into.contains(&item) {
+                into.push(item);
+            }
+        }
+    };
+    let by_resources = merge(
+        statements,
+        |a, b| a.effect == b.effect && a.condition == b.condition && a.resources == b.resources,
+        |into, from| union(&mut into.actions, from.actions),
+    );
+    let sorted = |actions: &[String]| {
+        let mut sorted = actions.to_vec();
+        sorted.sort();
+        sorted
+    };
+    let mut out = merge(
+        by_resources,
+        |a, b| a.effect == b.effect && a.condition == b.condition && sorted(&a.actions) == sorted(&b.actions),
+        |into, from| union(&mut into.resources, from.resources),
+    );
+    // Names stay unique.
+    let mut seen = std::collections::BTreeMap::<String, usize>::new();
+    for statement in &mut out {
+        let count = seen.entry(statement.sid.clone()).or_default();
+        *count += 1;
+        if *count > 1 {
+            statement.sid = format!("{}{count}", statement.sid);
+        }
+    }
+    out
+}
+
+/// The name of merged statements: what the first is about, without its
+/// `Read` or `Write` (`StackRestApiRead` and `StackRestApiWrite` →
+/// `StackRestApi`), since the merged statement may hold both.
+fn shared_name(a: &str, _b: &str) -> String {
+    let base = a.strip_suffix("Read").or_else(|| a.strip_suffix("Write")).unwrap_or(a);
+    if base.is_empty() { a.to_owned() } else { base.to_owned() }
+}
+
+/// Statements of one `Sid` become one: their actions, in order, once. Two
+/// declarations of one `Sid` must agree on everything else.
+fn merged(statements: Vec<Statement>) -> Vec<Statement> {
+    let mut out: Vec<Statement> = Vec::new();
+    for statement in statements {
+        match out.iter_mut().find(|s| s.sid == statement.sid) {
+            Some(existing) => {
+                assert!(
+                    existing.effect == statement.effect
+                        && existing.resources == statement.resources
+                        && existing.condition == statement.condition
+                        && existing.access == statement.access,
+                    "two declarations of statement {} differ beyond their actions",
+                    statement.sid
+                );
+                for action in statement.actions {
+                    if !existing.actions.contains(&action) {
+                        existing.actions.push(action);
+                    }
+                }
+            }
+            None => out.push(statement),
+        }
+    }
+    out
+}
+
 impl fmt::Display for Policy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "The IAM policy the deployer's role needs for this stack ({} actions):", self.action_count())?;
-        for statement in &self.statements {
-            writeln!(f, "  {}:", statement.sid)?;
+        let document = self.document();
+        let size = document.size();
+        let fits = if size <= MANAGED_POLICY_LIMIT {
+            "fits one managed policy".to_owned()
+        } else {
+            format!("{} managed policies with --split", self.parts().len())
+        };
+        writeln!(
+            f,
+            "The IAM policy the deployer's role needs for this stack ({} actions, {} statements, {size} characters: {fits}):",
+            document.action_count(),
+            document.statements.len()
+        )?;
+        for statement in &document.statements {
+            let effect = if statement.is_deny() { " (Deny)" } else { "" };
+            writeln!(f, "  {}{effect}:", statement.sid)?;
             writeln!(f, "    {}", statement.actions.join(", "))?;
             for resource in &statement.resources {
                 writeln!(f, "    on {resource}")?;
             }
-            if let Some(condition) = &statement.condition {
-                writeln!(f, "    when {condition}")?;
+            for (operator, keys) in &statement.condition {
+                for (key, value) in keys {
+                    writeln!(f, "    when {operator} {key} {value}")?;
+                }
             }
         }
-        writeln!(f, "As a policy document: deployer policy --json (only what diff and plan need: --read-only)")
+        writeln!(
+            f,
+            "As a policy document: deployer policy --json (in managed-policy parts: --split; only what diff and plan \
+             need: --read-only)"
+        )
     }
 }
 
@@ -364,28 +421,41 @@ mod tests {
         Stack::load(&path, &|_| None).expect("the example stack is valid")
     }
 
+    const TARGET: Target<'static> = Target { account: "123456789012", region: "eu-west-1", partition: "aws" };
+
+    fn statement<'p>(policy: &'p Policy, sid: &str) -> &'p Statement {
+        policy.statements.iter().find(|s| s.sid == sid).unwrap_or_else(|| panic!("no statement {sid}"))
+    }
+
+    #[test]
+    fn sids_are_unique_letters_and_digits() {
+        let policy = document(&example(), &TARGET);
+        let mut seen = std::collections::BTreeSet::new();
+        for s in &policy.statements {
+            assert!(s.sid.chars().all(|c| c.is_ascii_alphanumeric()), "{}", s.sid);
+            assert!(seen.insert(s.sid.clone()), "{} twice", s.sid);
+        }
+    }
+
     #[test]
     fn roles_are_passed_only_to_the_service_they_are_for() {
-        let target = Target { account: "123456789012", region: "eu-west-1", partition: "aws" };
-        let policy = serde_json::to_value(document(&example(), &target)).expect("policy");
+        let policy = serde_json::to_value(document(&example(), &TARGET)).expect("policy");
         let passes: Vec<&Value> = policy["Statement"]
             .as_array()
             .expect("statements")
             .iter()
             .filter(|s| s["Action"].as_array().is_some_and(|a| a.iter().any(|a| a == "iam:PassRole")))
             .collect();
-        assert_eq!(passes.len(), 3, "{policy:#}");
+        assert_eq!(passes.len(), 2, "{policy:#}");
         for pass in passes {
             let resources = pass["Resource"].as_array().expect("resources");
             assert_eq!(resources.len(), 1, "one role per statement: {pass}");
             let service = &pass["Condition"]["StringEquals"]["iam:PassedToService"];
-            let role = resources[0].as_str().expect("ARN");
-            match role {
+            match resources[0].as_str().expect("ARN") {
                 "arn:aws:iam::123456789012:role/pets-api-authorizer-exec" => {
                     assert_eq!(service, "lambda.amazonaws.com")
                 }
-                "arn:aws:iam::123456789012:role/pets-api-authorizer-invoke"
-                | "arn:aws:iam::123456789012:role/oauth-gateway-apigateway-cloudwatch" => {
+                "arn:aws:iam::123456789012:role/oauth-gateway-apigateway-cloudwatch" => {
                     assert_eq!(service, "apigateway.amazonaws.com")
                 }
                 other => panic!("PassRole on {other}"),
@@ -404,21 +474,59 @@ mod tests {
             .flat_map(|s| s.actions.iter().map(String::as_str))
             .collect();
         // Services without resource-level permissions for these (and a
-        // certificate request, limited to the domain by its condition).
+        // certificate request, limited to the domain and the stack's tag by
+        // its conditions).
         assert_eq!(
             anywhere,
-            [
-                "acm:ListCertificates",
-                "wafv2:ListIPSets",
-                "wafv2:ListWebACLs",
-                "acm:RequestCertificate",
-                "acm:AddTagsToCertificate"
-            ]
+            ["acm:ListCertificates", "acm:RequestCertificate", "wafv2:ListIPSets", "wafv2:ListWebACLs"]
         );
         for statement in &policy.statements {
             for resource in statement.resources.iter().filter(|r| *r != "*") {
                 assert!(resource.starts_with("arn:aws-cn:"), "{resource}");
             }
         }
+    }
+
+    #[test]
+    fn what_an_operator_owns_the_pipeline_may_read_and_is_denied_to_write() {
+        let policy = document(&example(), &TARGET);
+        let boundary = "arn:aws:iam::123456789012:policy/pets-api-role-boundary";
+        let read = statement(&policy, "PermissionsBoundaryRead");
+        assert_eq!(read.effect, "Allow");
+        assert_eq!(read.resources, [boundary]);
+        let denied = statement(&policy, "OperatorOnlyPermissionsBoundaryWrite");
+        assert_eq!(denied.effect, "Deny");
+        assert!(denied.actions.contains(&"iam:CreatePolicyVersion".to_owned()), "{denied:?}");
+        let operator = operator_document(&example(), &TARGET);
+        assert!(operator.statements.iter().all(|s| s.effect == "Allow" && s.resources == [boundary]));
+        assert!(operator.action_count() >= 4, "{operator}");
+    }
+
+    #[test]
+    fn the_read_only_policy_keeps_reads_and_denies_only() {
+        let full = document(&example(), &TARGET);
+        let read_only = full.clone().read_only();
+        assert!(read_only.action_count() < full.action_count());
+        for statement in &read_only.statements {
+            if statement.effect == "Allow" {
+                for action in &statement.actions {
+                    let verb = action.split_once(':').map_or(action.as_str(), |(_, v)| v);
+                    assert!(
+                        ["Get", "List", "Describe", "Head", "GET"].iter().any(|p| verb.starts_with(p)),
+                        "{action} in the read-only policy"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn tags_of_a_resource_aws_has_not_named_yet_are_a_literal_star() {
+        let stack = example();
+        let grants = Grants::new(&stack, &TARGET);
+        assert_eq!(
+            grants.apigateway_tags("/restapis/*"),
+            "arn:aws:apigateway:eu-west-1::/tags/arn%3Aaws%3Aapigateway%3Aeu-west-1%3A%3A%2Frestapis%2F${*}"
+        );
     }
 }

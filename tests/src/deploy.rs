@@ -1,14 +1,49 @@
 //! Helpers for running the `deployer` binary against moto: a stack directory
 //! with its files, the command itself, and SDK clients that read AWS back
 //! (straight from moto, not through the proxy).
+//!
+//! The deployer runs as a pipeline runs it: as a principal whose policy is
+//! what `deployer policy` prints for the stack (every policy printed for the
+//! stack directory so far, as an operator would keep the old one through a
+//! rename), judged by every proxy (`access`), after `deployer bootstrap` made
+//! the stack's permissions boundary with an operator's rights.
 
 use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use aws_config::BehaviorVersion;
 
 /// A temporary directory holding stack.yaml and the files it names.
 pub struct StackDir {
     pub dir: PathBuf,
+    /// The access key the deployer runs with for this stack.
+    principal: String,
+    /// Every statement printed for it so far, and the file last bootstrapped.
+    policies: Mutex<Vec<serde_json::Value>>,
+    bootstrapped: Mutex<Option<String>>,
+    /// Run `deployer bootstrap` before the deployer (on unless a test
+    /// checks what happens without it).
+    pub auto_bootstrap: AtomicBool,
+    /// Changes the pipeline's policy after it is printed (a test that takes
+    /// a statement or an action away).
+    edit: Mutex<Option<PolicyEdit>>,
+}
+
+/// A change to a printed policy.
+pub type PolicyEdit = Box<dyn Fn(&mut serde_json::Value) + Send + Sync>;
+
+/// Who runs a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The pipeline: `deployer policy`.
+    Pipeline,
+    /// The plan role: `deployer policy --read-only`.
+    ReadOnly,
+    /// The operator who runs `deployer bootstrap`: `deployer policy --operator`.
+    Operator,
+    /// An administrator (no policy judged).
+    Admin,
 }
 
 impl StackDir {
@@ -30,7 +65,36 @@ impl StackDir {
         std::fs::write(dir.join("code.zip"), code_zip(&tiny_bootstrap())).expect("code.zip");
         let ca = crate::certs::Ca::new("Clients CA");
         std::fs::write(dir.join("truststore.pem"), &ca.pem).expect("truststore");
-        StackDir { dir }
+        static STACKS: AtomicUsize = AtomicUsize::new(0);
+        let principal = format!("AKIASTACK{}X{}", std::process::id(), STACKS.fetch_add(1, Ordering::SeqCst));
+        StackDir {
+            dir,
+            principal,
+            policies: Mutex::default(),
+            bootstrapped: Mutex::default(),
+            auto_bootstrap: AtomicBool::new(true),
+            edit: Mutex::default(),
+        }
+    }
+
+    /// From now on, the pipeline runs with the printed policy as `edit` changes it.
+    pub fn edit_policy(&self, edit: impl Fn(&mut serde_json::Value) + Send + Sync + 'static) {
+        *self.edit.lock().expect("edit") = Some(Box::new(edit));
+    }
+
+    /// The access key the deployer runs with as `role` (`None`: an administrator's).
+    pub fn access_key(&self, role: Role) -> Option<String> {
+        match role {
+            Role::Pipeline => Some(self.principal.clone()),
+            Role::ReadOnly => Some(format!("{}R", self.principal)),
+            Role::Operator => Some(format!("{}O", self.principal)),
+            Role::Admin => None,
+        }
+    }
+
+    /// The pipeline's principal: its policy and what was judged for it.
+    pub fn principal(&self, role: Role) -> Option<std::sync::Arc<crate::access::Principal>> {
+        self.access_key(role).map(|key| crate::access::principal(&key))
     }
 
     pub fn path(&self, file: &str) -> PathBuf {
@@ -102,21 +166,104 @@ pub struct Outcome {
 /// and the AWS-like proxy's delays alike (30 s of AWS become 300 ms).
 pub const TIME_SCALE: f64 = 0.01;
 
-/// Runs `deployer ARGS --stack DIR/stack.yaml` with AWS pointed at `endpoint`.
-/// Async, so the test's own servers (the proxy) keep running meanwhile.
+/// Runs `deployer ARGS --stack DIR/stack.yaml` with AWS pointed at
+/// `endpoint`, as the pipeline (see the module's doc). Async, so the test's
+/// own servers (the proxy) keep running meanwhile.
 pub async fn deployer(stack: &StackDir, endpoint: &str, args: &[&str], env: &[(&str, &str)]) -> Outcome {
-    let command = command(stack, endpoint, args, env);
-    run(command).await
+    deployer_as(Role::Pipeline, stack, endpoint, args, env).await
 }
 
-/// The deployer started, not awaited (to be killed).
-pub fn spawn_deployer(stack: &StackDir, endpoint: &str, args: &[&str], env: &[(&str, &str)]) -> tokio::process::Child {
-    let mut command = command(stack, endpoint, args, env);
+/// [`deployer`] as `role`.
+pub async fn deployer_as(role: Role, stack: &StackDir, endpoint: &str, args: &[&str], env: &[(&str, &str)]) -> Outcome {
+    let key = prepare(role, stack, args).await;
+    run(command_for(stack, endpoint, args, env, key.as_deref())).await
+}
+
+/// The deployer started as the pipeline, not awaited (to be killed).
+pub async fn spawn_deployer(
+    stack: &StackDir,
+    endpoint: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> tokio::process::Child {
+    let key = prepare(Role::Pipeline, stack, args).await;
+    let mut command = command_for(stack, endpoint, args, env, key.as_deref());
     command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).kill_on_drop(true);
     command.spawn().expect("start deployer")
 }
 
-fn command(stack: &StackDir, endpoint: &str, args: &[&str], env: &[(&str, &str)]) -> tokio::process::Command {
+/// Before a command of `role`: the stack bootstrapped (once per stack file),
+/// and the principal's policy the one printed for the stack now, added to
+/// those printed before. Returns the access key to run with.
+async fn prepare(role: Role, stack: &StackDir, args: &[&str]) -> Option<String> {
+    let command = args.first().copied().unwrap_or_default();
+    let judged = match role {
+        Role::Operator => command == "bootstrap",
+        _ => !["policy", "schema", "local", "bootstrap"].contains(&command),
+    };
+    if !judged {
+        return None;
+    }
+    let key = stack.access_key(role)?;
+    let text = std::fs::read_to_string(stack.path("stack.yaml")).unwrap_or_default();
+    if role != Role::Operator && stack.auto_bootstrap.load(Ordering::SeqCst) {
+        let done = stack.bootstrapped.lock().expect("bootstrapped").as_deref() == Some(text.as_str());
+        if !done {
+            // As the operator does it: straight to the account, with its rights.
+            let outcome = run(command_for(stack, &crate::moto::endpoint(), &["bootstrap"], &[], None)).await;
+            if outcome.code == 0 {
+                *stack.bootstrapped.lock().expect("bootstrapped") = Some(text);
+            }
+        }
+    }
+    let mut printed = vec!["policy", "--json", "--account", crate::access::ACCOUNT];
+    match role {
+        Role::ReadOnly => printed.push("--read-only"),
+        Role::Operator => printed.push("--operator"),
+        Role::Pipeline | Role::Admin => {}
+    }
+    let outcome = run(command_for(stack, "http://127.0.0.1:9", &printed, &[], None)).await;
+    if let Ok(policy) = serde_json::from_str::<serde_json::Value>(&outcome.stdout) {
+        let mut policies = stack.policies.lock().expect("policies");
+        let statements: Vec<serde_json::Value> = policy["Statement"].as_array().cloned().unwrap_or_default();
+        let kept = if role == Role::Pipeline { policies.clone() } else { Vec::new() };
+        let merged = union(&kept, &statements);
+        if role == Role::Pipeline {
+            *policies = merged.clone();
+        }
+        let mut policy = serde_json::json!({"Version": "2012-10-17", "Statement": merged});
+        if let Some(edit) = stack.edit.lock().expect("edit").as_ref().filter(|_| role == Role::Pipeline) {
+            edit(&mut policy);
+        }
+        crate::access::principal(&key).set_policy(policy);
+    }
+    Some(key)
+}
+
+/// The statements of `old` and `new`, each once (a `Sid` reused for other
+/// content keeps both, the later one renamed).
+fn union(old: &[serde_json::Value], new: &[serde_json::Value]) -> Vec<serde_json::Value> {
+    let mut all = old.to_vec();
+    for statement in new {
+        if all.contains(statement) {
+            continue;
+        }
+        let mut statement = statement.clone();
+        if all.iter().any(|s| s["Sid"] == statement["Sid"]) {
+            statement["Sid"] = format!("{}Earlier{}", statement["Sid"].as_str().unwrap_or("S"), all.len()).into();
+        }
+        all.push(statement);
+    }
+    all
+}
+
+fn command_for(
+    stack: &StackDir,
+    endpoint: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    key: Option<&str>,
+) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(crate::workspace_binary("debug", "deployer"));
     command
         .args(args)
@@ -125,7 +272,7 @@ fn command(stack: &StackDir, endpoint: &str, args: &[&str], env: &[(&str, &str)]
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("AWS_ENDPOINT_URL", endpoint)
-        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_ACCESS_KEY_ID", key.unwrap_or("testing"))
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_REGION", "eu-west-1")
         .env("AWS_EC2_METADATA_DISABLED", "true")
@@ -175,11 +322,21 @@ pub async fn clients_at(endpoint: &str) -> Clients {
     clients_of(endpoint, "eu-west-1").await
 }
 
+/// SDK clients that go through `endpoint` with access key `key`: as a
+/// principal the proxy judges (a stack's pipeline role, see [`StackDir::access_key`]).
+pub async fn clients_as(endpoint: &str, key: &str) -> Clients {
+    clients_with(endpoint, "eu-west-1", key).await
+}
+
 async fn clients_of(endpoint: &str, region: &'static str) -> Clients {
+    clients_with(endpoint, region, "testing").await
+}
+
+async fn clients_with(endpoint: &str, region: &'static str, key: &str) -> Clients {
     let config = aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(aws_config::Region::new(region))
-        .credentials_provider(aws_sdk_iam::config::Credentials::new("testing", "testing", None, None, "tests"))
+        .credentials_provider(aws_sdk_iam::config::Credentials::new(key, "testing", None, None, "tests"))
         .load()
         .await;
     Clients {
@@ -279,6 +436,7 @@ pub fn edge_yaml(name: &str) -> String {
 /// checked against the zone itself by tests/deployer/dns.rs;
 /// not in the snapshot: certificate_validation — a wait for ACM, with no
 /// resource of its own.
+/// not in the snapshot: permissions_boundary — the operator's, which teardown leaves.
 pub async fn snapshot(aws: &Clients, name: &str) -> Vec<String> {
     let mut lines = Vec::new();
     let prefix = format!("{name}-");
@@ -297,6 +455,12 @@ pub async fn snapshot(aws: &Clients, name: &str) -> Vec<String> {
         if function_name.starts_with(&prefix) {
             let read = aws.lambda.get_function().function_name(function_name).send().await.expect("function");
             lines.push(format!("lambda_function {function_name} {}", tagged(read.tags())));
+            if let Ok(policy) = aws.lambda.get_policy().function_name(function_name).send().await {
+                let policy: serde_json::Value = serde_json::from_str(policy.policy().unwrap_or("{}")).expect("policy");
+                for statement in policy["Statement"].as_array().into_iter().flatten() {
+                    lines.push(format!("  authorizer_permission {}", statement["Sid"].as_str().unwrap_or_default()));
+                }
+            }
         }
     }
     let apis = aws.apigateway.get_rest_apis().limit(500).send().await.expect("apis");
@@ -325,7 +489,8 @@ pub async fn snapshot(aws: &Clients, name: &str) -> Vec<String> {
         let stages = aws.apigateway.get_stages().rest_api_id(id).send().await.expect("stages");
         for stage in stages.item() {
             let stage_name = stage.stage_name().unwrap_or_default();
-            lines.push(format!("  stage {stage_name} {}", tagged(stage.tags())));
+            // (A stage is the stack's as part of its API: it carries no tag of its own.)
+            lines.push(format!("  stage {stage_name}"));
             // (moto has no ListResourcesForWebACL; the stage's side it has.)
             let arn = format!("arn:aws:apigateway:{}::/restapis/{id}/stages/{stage_name}", aws.region);
             let acl = aws.wafv2.get_web_acl_for_resource().resource_arn(arn).send().await;
@@ -425,6 +590,11 @@ pub async fn clean_apply_shape() -> Vec<String> {
         .clone()
 }
 
+/// Held by the tests that change what is one per account (API Gateway's
+/// CloudWatch role, a global IAM role, and its account setting), so that
+/// each sees the account as it set it.
+pub static ACCOUNT_SETTINGS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The environment every test stack needs: its introspection secret.
 pub fn env() -> [(&'static str, &'static str); 1] {
     [("INTROSPECTION_SECRET", SECRET)]
@@ -440,14 +610,17 @@ pub async fn must(stack: &StackDir, proxy: &crate::moto::Proxy, args: &[&str]) -
 /// Stack `name` from `yaml`, with whatever an earlier run left of it torn down.
 pub async fn fresh_stack(name: &str, yaml: &str, proxy: &crate::moto::Proxy) -> StackDir {
     let stack = StackDir::new(name, yaml);
-    must(&stack, proxy, &["teardown"]).await;
+    clean_slate(&stack, proxy).await;
     stack
 }
 
 /// Removes what an earlier run against the same moto server left behind, so a
-/// test starts from an empty account whether moto is fresh or not.
+/// test starts from an empty account whether moto is fresh or not. As an
+/// administrator: what is left may be under names this stack file no longer
+/// gives (the pipeline would need the policy printed for them).
 pub async fn clean_slate(stack: &StackDir, proxy: &crate::moto::Proxy) {
-    must(stack, proxy, &["teardown"]).await;
+    let outcome = deployer_as(Role::Admin, stack, &proxy.url(), &["teardown"], &env()).await;
+    assert_eq!(outcome.code, 0, "cleaning up:\n{}\n{}", outcome.stdout, outcome.stderr);
     proxy.reset();
 }
 

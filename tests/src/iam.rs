@@ -5,11 +5,13 @@
 //!
 //! An explicit Deny wins, then any Allow, else the request is denied.
 //! Actions match case-insensitively, resources case-sensitively; in both,
-//! `*` matches any run of characters (`/` included) and `?` exactly one.
-//! Conditions: `StringEquals`, `StringLike`, `ArnEquals`, `ArnLike`, `Null`,
-//! and the `ForAllValues:`/`ForAnyValue:` forms of the first two, as IAM
-//! evaluates them (a missing key fails a condition, except `ForAllValues:`,
-//! which a missing key satisfies). Anything else in a statement
+//! `*` matches any run of characters (`/` included) and `?` exactly one; the
+//! policy variables `${*}`, `${?}` and `${$}` are those characters
+//! themselves. Conditions: `StringEquals`, `StringNotEquals`, `StringLike`,
+//! `ArnEquals`, `ArnLike`, `Null`, and the `ForAllValues:`/`ForAnyValue:`
+//! forms, as IAM evaluates them: keys ignore case; a missing key fails a
+//! condition, except `ForAllValues:`, which a missing key satisfies, and a
+//! negated operator, which it satisfies too. Anything else in a statement
 //! (`NotAction`, `Principal`, another operator, a misspelt `Effect`) is not
 //! guessed at: the evaluator panics, so a test never passes on a policy it
 //! could not read.
@@ -38,12 +40,20 @@ pub fn cached_regex(expression: &str) -> Regex {
 /// A pattern as an anchored regular expression.
 fn pattern(text: &str, case_insensitive: bool) -> Regex {
     let mut expression = String::from(if case_insensitive { "(?i)^" } else { "^" });
-    for c in text.chars() {
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        // The policy variables that stand for a special character itself.
+        if let Some(literal) = ["${*}", "${?}", "${$}"].iter().find(|v| rest.starts_with(**v)) {
+            expression.push_str(&regex::escape(&literal[2..3]));
+            rest = &rest[literal.len()..];
+            continue;
+        }
         match c {
             '*' => expression.push_str(".*"),
             '?' => expression.push('.'),
             other => expression.push_str(&regex::escape(&other.to_string())),
         }
+        rest = &rest[c.len_utf8()..];
     }
     expression.push('$');
     cached_regex(&expression)
@@ -92,7 +102,7 @@ fn condition_holds(operator: &str, block: &Value, request: &Request) -> bool {
     let block = block.as_object().unwrap_or_else(|| panic!("{operator}: a map of keys"));
     block.iter().all(|(key, wanted)| {
         let wanted = strings(wanted, key);
-        let present = request.context.get(key);
+        let present = request.context.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v);
         let matches = |value: &str, like: bool| {
             wanted.iter().any(|w| if like { pattern(w, false).is_match(value) } else { w == value })
         };
@@ -100,9 +110,10 @@ fn condition_holds(operator: &str, block: &Value, request: &Request) -> bool {
             Some((set, base)) => (Some(set), base),
             None => (None, operator),
         };
-        let like = match base {
-            "StringEquals" | "ArnEquals" => false,
-            "StringLike" | "ArnLike" => true,
+        let (like, negated) = match base {
+            "StringEquals" | "ArnEquals" => (false, false),
+            "StringLike" | "ArnLike" => (true, false),
+            "StringNotEquals" | "ArnNotEquals" => (false, true),
             "Null" => {
                 assert!(set.is_none(), "{operator} is not an operator");
                 let null = wanted == ["true"];
@@ -110,6 +121,11 @@ fn condition_holds(operator: &str, block: &Value, request: &Request) -> bool {
             }
             other => panic!("condition operator {other} is not evaluated here"),
         };
+        if negated {
+            // True where no value matches; a missing key matches nothing.
+            assert!(set.is_none(), "{operator}: only the plain negated form is evaluated here");
+            return present.is_none_or(|values| !values.iter().any(|v| matches(v, like)));
+        }
         match (set, present) {
             (Some("ForAllValues"), None) => true,
             (Some("ForAllValues"), Some(values)) => values.iter().all(|v| matches(v, like)),
@@ -140,15 +156,34 @@ fn applies(statement: &Value, request: &Request) -> bool {
             .is_none_or(|conditions| conditions.iter().all(|(op, block)| condition_holds(op, block, request)))
 }
 
-/// Whether `policy` (a policy document as JSON) allows `request`.
-pub fn allows_request(policy: &Value, request: &Request) -> bool {
+/// What IAM decides for a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Allowed,
+    /// No statement allows it.
+    NotAllowed,
+    /// A `Deny` statement applies.
+    ExplicitlyDenied,
+}
+
+/// What `policy` (a policy document as JSON) decides for `request`.
+pub fn decide(policy: &Value, request: &Request) -> Decision {
     let statements = policy["Statement"].as_array().expect("Statement is a list");
     for statement in statements {
         assert!(["Allow", "Deny"].contains(&statement["Effect"].as_str().unwrap_or_default()), "{statement}");
     }
-    let denied = statements.iter().any(|s| s["Effect"] == "Deny" && applies(s, request));
-    let allowed = statements.iter().any(|s| s["Effect"] == "Allow" && applies(s, request));
-    !denied && allowed
+    if statements.iter().any(|s| s["Effect"] == "Deny" && applies(s, request)) {
+        Decision::ExplicitlyDenied
+    } else if statements.iter().any(|s| s["Effect"] == "Allow" && applies(s, request)) {
+        Decision::Allowed
+    } else {
+        Decision::NotAllowed
+    }
+}
+
+/// Whether `policy` (a policy document as JSON) allows `request`.
+pub fn allows_request(policy: &Value, request: &Request) -> bool {
+    decide(policy, request) == Decision::Allowed
 }
 
 /// Whether `policy` (an authorizer's `policyDocument` as JSON) lets a
@@ -205,6 +240,25 @@ mod tests {
             &request.clone().with("acm:DomainNames", &["a.example.com", "b.example.com"])
         ));
         assert!(allows_request(&policy, &request), "ForAllValues holds for a missing key, as in IAM");
+    }
+
+    #[test]
+    fn negated_conditions_and_literal_stars() {
+        let policy = json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "apigateway:PUT", "Resource": "arn:aws:apigateway:r::/tags/x%2F${*}"},
+            {"Effect": "Allow", "Action": "iam:CreateRole", "Resource": "*"},
+            {"Effect": "Deny", "Action": "iam:CreateRole", "Resource": "*",
+             "Condition": {"StringNotEquals": {"iam:PermissionsBoundary": "arn:b"}}}
+        ]});
+        assert!(allows_request(&policy, &Request::new("apigateway:PUT", "arn:aws:apigateway:r::/tags/x%2F*")));
+        assert!(!allows_request(&policy, &Request::new("apigateway:PUT", "arn:aws:apigateway:r::/tags/x%2Fabc")));
+        let create = Request::new("iam:CreateRole", "arn:aws:iam::1:role/r");
+        assert!(
+            allows_request(&policy, &create.clone().with("IAM:PermissionsBoundary", &["arn:b"])),
+            "keys ignore case"
+        );
+        assert!(!allows_request(&policy, &create.clone().with("iam:PermissionsBoundary", &["arn:c"])));
+        assert!(!allows_request(&policy, &create), "a missing key satisfies a negated operator");
     }
 
     #[test]

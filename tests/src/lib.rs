@@ -6,6 +6,8 @@
 //! HTTP, tokens are really signed, certificates really issued.
 
 #[cfg(feature = "aws")]
+pub mod access;
+#[cfg(feature = "aws")]
 pub mod aws_like;
 pub mod certs;
 #[cfg(feature = "aws")]

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use crate::access::Judge;
 use crate::aws_like::{AwsLike, Before, Behaviours};
 use crate::server::{Recorded, Reply, TestServer};
 
@@ -94,7 +95,9 @@ pub fn classify(request: &Recorded) -> (String, bool) {
 /// Changes an answer before the deployer sees it.
 pub type Rewrite = dyn Fn(&Recorded, &mut Reply) + Send + Sync;
 
-/// A recording proxy in front of moto.
+/// A recording proxy in front of moto. Every proxy judges the calls of the
+/// principals the tests made known by their policies (`access`), as IAM
+/// would: one proxy is one account.
 pub struct Proxy {
     server: TestServer,
     calls: Arc<Mutex<Vec<Call>>>,
@@ -201,6 +204,7 @@ impl Proxy {
         let concurrency = Arc::new(Concurrency::default());
         let freeze = Arc::new(Freeze { limit: AtomicUsize::new(usize::MAX), passed: AtomicUsize::new(0) });
         let (recorded, in_flight, frozen, aws) = (calls.clone(), concurrency.clone(), freeze.clone(), layer.clone());
+        let judge = Arc::new(Judge::default());
         let client = reqwest::Client::new();
         let server = TestServer::start_async(Arc::new(move |request: Recorded| {
             let (service_operation, mutating) = classify(&request);
@@ -209,7 +213,7 @@ impl Proxy {
             let (client, upstream, rewrite, refuse) =
                 (client.clone(), upstream.clone(), rewrite.clone(), refuse.clone());
             let acted = act.as_ref().and_then(|act| act(&request));
-            let (in_flight, frozen, aws) = (in_flight.clone(), frozen.clone(), aws.clone());
+            let (in_flight, frozen, aws, judge) = (in_flight.clone(), frozen.clone(), aws.clone(), judge.clone());
             Box::pin(async move {
                 if !frozen.lets_through(mutating) {
                     // Held until the test kills the deployer (bounded all the same).
@@ -218,6 +222,10 @@ impl Proxy {
                 }
                 if let Some(acted) = acted {
                     acted.await;
+                }
+                // IAM first, as AWS: a call the caller may not make goes no further.
+                if let Some(denied) = judge.before(&request).await {
+                    return denied;
                 }
                 let now = in_flight.now.fetch_add(1, Ordering::SeqCst) + 1;
                 in_flight.highest.fetch_max(now, Ordering::SeqCst);
@@ -240,6 +248,7 @@ impl Proxy {
                         if let Some(layer) = &aws {
                             layer.after(&request, &mut reply);
                         }
+                        judge.after(&request, &mut reply);
                         // The write is over once moto answered.
                         drop(decided);
                         reply

@@ -28,7 +28,7 @@ async fn must(stack: &StackDir, proxy: &Proxy, args: &[&str]) {
 /// proxy holds every call after that). `false` if it finished first.
 async fn kill_after(stack: &StackDir, proxy: &Proxy, args: &[&str], n: usize) -> bool {
     proxy.freeze_after(n);
-    let mut child = spawn_deployer(stack, &proxy.url(), args, &env());
+    let mut child = spawn_deployer(stack, &proxy.url(), args, &env()).await;
     let started = Instant::now();
     let killed = loop {
         if child.try_wait().expect("child status").is_some() {

@@ -20,6 +20,7 @@ use super::{Context, Diff, Found, Kind, KindIo, Ownership, REST_API_WRITES, Scop
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::plan::{Address, Outputs, Val};
+use crate::policy::{Access, Grants, Statement};
 use crate::retry::{ACCOUNT_ROLE_PROPAGATION, retry};
 use crate::stack::names;
 
@@ -35,6 +36,9 @@ pub struct Spec {
     /// The role to make and set as the account's CloudWatch role when the
     /// account has none (`account_role: create`); `None`: never set it.
     pub account_role: Option<String>,
+    /// The permissions boundary a role the deployer makes carries.
+    #[serde(default)]
+    pub boundary: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -111,23 +115,34 @@ async fn ensure_account_role(aws: &Aws, spec: &Spec) -> anyhow::Result<String> {
         );
     };
     let trust = super::iam_role::trust("apigateway.amazonaws.com");
-    let tag = aws_sdk_iam::types::Tag::builder().key("oauth-gateway:account-setting").value("apigateway-cloudwatch");
+    let tag = aws_sdk_iam::types::Tag::builder().key(ACCOUNT_SETTING_TAG).value("apigateway-cloudwatch");
     let created = aws
         .iam
         .create_role()
         .role_name(names::ACCOUNT_LOG_ROLE)
         .assume_role_policy_document(trust.to_string())
         .description("API Gateway's account-level CloudWatch role (access logs); shared by every API of the account")
+        .permissions_boundary(&spec.boundary)
         .tags(tag.build()?)
         .send()
         .await;
-    match created {
-        Err(e) if crate::error::already_exists(&e) => {}
-        other => drop(other.aws("CreateRole")?),
-    }
     let policy = aws.arns().managed_policy(PUSH_TO_CLOUDWATCH_POLICY);
-    let attach = aws.iam.attach_role_policy().role_name(names::ACCOUNT_LOG_ROLE).policy_arn(policy);
-    attach.send().await.aws("AttachRolePolicy")?;
+    let attached = match created {
+        // Made before (by another stack, or a run whose answer was lost):
+        // it keeps the boundary it was made with; attach only what it lacks.
+        Err(e) if crate::error::already_exists(&e) => {
+            let listed = aws.iam.list_attached_role_policies().role_name(names::ACCOUNT_LOG_ROLE).send().await;
+            listed.aws("ListAttachedRolePolicies")?.attached_policies().iter().any(|p| p.policy_arn() == Some(&policy))
+        }
+        other => {
+            drop(other.aws("CreateRole")?);
+            false
+        }
+    };
+    if !attached {
+        let attach = aws.iam.attach_role_policy().role_name(names::ACCOUNT_LOG_ROLE).policy_arn(&policy);
+        attach.send().await.aws("AttachRolePolicy")?;
+    }
     let operation = PatchOperation::builder().op(Op::Replace).path("/cloudwatchRoleArn").value(role_arn).build();
     // API Gateway refuses a role IAM has not propagated yet.
     retry(&ACCOUNT_ROLE_PROPAGATION, || aws.apigateway.update_account().patch_operations(operation.clone()).send())
@@ -139,6 +154,22 @@ async fn ensure_account_role(aws: &Aws, spec: &Spec) -> anyhow::Result<String> {
 
 /// The AWS managed policy that lets API Gateway write to CloudWatch Logs.
 pub const PUSH_TO_CLOUDWATCH_POLICY: &str = "service-role/AmazonAPIGatewayPushToCloudWatchLogs";
+
+/// The tag on the account's CloudWatch role the deployer makes: an account
+/// setting, not any one stack's.
+const ACCOUNT_SETTING_TAG: &str = "oauth-gateway:account-setting";
+
+/// What that policy allows, which the role's boundary must allow too: API
+/// Gateway writes every API's logs of the account through it.
+const PUSH_TO_CLOUDWATCH_ACTIONS: &[&str] = &[
+    "logs:CreateLogGroup",
+    "logs:CreateLogStream",
+    "logs:DescribeLogGroups",
+    "logs:DescribeLogStreams",
+    "logs:PutLogEvents",
+    "logs:GetLogEvents",
+    "logs:FilterLogEvents",
+];
 
 async fn write_settings(aws: &Aws, spec: &Spec) -> anyhow::Result<()> {
     let replace = |path: &str, value: &str| PatchOperation::builder().op(Op::Replace).path(path).value(value).build();
@@ -180,6 +211,7 @@ impl Kind for AccessLog {
             destination_arn: context.arns().log_group(&names::access_log_group(stack, &stage.name)),
             format: format(),
             account_role: access_log.create_account_role.then(|| context.arns().role(names::ACCOUNT_LOG_ROLE)),
+            boundary: super::permissions_boundary::arn(&context.grants()),
         }])
     }
 
@@ -212,6 +244,85 @@ impl Kind for AccessLog {
 
     fn outputs(_: &State) -> Outputs {
         Outputs::new()
+    }
+
+    /// The stage's settings in the stack's API; the account's setting read,
+    /// and with `account_role: create` set, with the role made only under
+    /// the stack's boundary and passed to API Gateway only.
+    fn permissions(grants: &Grants<'_>) -> Vec<Statement> {
+        let mut statements = vec![
+            super::rest_api::inside(grants, Access::Read, &["GET"]),
+            super::rest_api::inside(grants, Access::Write, &["PATCH"]),
+            Statement::allow(
+                "ApiGatewayAccountRead",
+                Access::Read,
+                &["apigateway:GET"],
+                vec![grants.apigateway("/account")],
+            ),
+        ];
+        if !grants.stack.stage.access_log.as_ref().is_some_and(|a| a.create_account_role) {
+            return statements;
+        }
+        let role = grants.arns.role(names::ACCOUNT_LOG_ROLE);
+        let boundary = super::permissions_boundary::arn(grants);
+        let push = grants.arns.managed_policy(PUSH_TO_CLOUDWATCH_POLICY);
+        statements.extend([
+            Statement::allow(
+                "ApiGatewayAccountWrite",
+                Access::Write,
+                &["apigateway:PATCH"],
+                vec![grants.apigateway("/account")],
+            ),
+            Statement::allow("AccountLogRoleCreate", Access::Write, &["iam:CreateRole"], vec![role.clone()]).when(
+                "StringEquals",
+                "iam:PermissionsBoundary",
+                boundary.as_str(),
+            ),
+            Statement::allow(
+                "AccountLogRoleRead",
+                Access::Write,
+                &["iam:ListAttachedRolePolicies"],
+                vec![role.clone()],
+            ),
+            Statement::allow("AccountLogRoleTags", Access::Write, &["iam:TagRole"], vec![role.clone()]).when(
+                "ForAllValues:StringEquals",
+                "aws:TagKeys",
+                serde_json::json!([ACCOUNT_SETTING_TAG]),
+            ),
+            Statement::allow("AccountLogRolePolicy", Access::Write, &["iam:AttachRolePolicy"], vec![role.clone()])
+                .when("ArnEquals", "iam:PolicyARN", push.as_str())
+                .when("StringEquals", "iam:PermissionsBoundary", boundary.as_str()),
+            Statement::allow("PassAccountLogRoleToApiGateway", Access::Write, &["iam:PassRole"], vec![role.clone()])
+                .when("StringEquals", "iam:PassedToService", "apigateway.amazonaws.com"),
+            Statement::deny(
+                "AccountLogRoleKeepsItsBoundary",
+                &["iam:DeleteRolePermissionsBoundary"],
+                vec![role.clone()],
+            ),
+            Statement::deny(
+                "AccountLogRoleGetsNoOtherBoundary",
+                &["iam:CreateRole", "iam:PutRolePermissionsBoundary"],
+                vec![role],
+            )
+            .when("StringNotEquals", "iam:PermissionsBoundary", boundary.as_str()),
+        ]);
+        statements
+    }
+
+    /// API Gateway's logging, through the account's role, for every API of
+    /// the account (the role is the account's): what its managed policy
+    /// allows, on the account's log groups.
+    fn role_permissions(grants: &Grants<'_>) -> Vec<Statement> {
+        if !grants.stack.stage.access_log.as_ref().is_some_and(|a| a.create_account_role) {
+            return Vec::new();
+        }
+        let role = grants.arns.role(names::ACCOUNT_LOG_ROLE);
+        let groups = format!("arn:{}:logs:*:{}:log-group:*", grants.arns.partition, grants.arns.account);
+        vec![Statement::allow("ApiGatewayWritesLogs", Access::Write, PUSH_TO_CLOUDWATCH_ACTIONS, vec![groups]).when(
+            "ArnEquals",
+            "aws:PrincipalArn",
+            role,
+        )]
     }
 }
 
@@ -289,6 +400,7 @@ mod tests {
             destination_arn: "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/apigateway/pets/prod/access".into(),
             format: format(),
             account_role: Some("arn:aws:iam::123456789012:role/oauth-gateway-apigateway-cloudwatch".into()),
+            boundary: "arn:aws:iam::123456789012:policy/s-role-boundary".into(),
         }
     }
 

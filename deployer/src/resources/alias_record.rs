@@ -16,6 +16,7 @@ use super::route53::{self, Record};
 use super::{Context, Diff, Found, Kind, KindIo, Ownership, Scope};
 use crate::aws::Aws;
 use crate::plan::{Outputs, Val};
+use crate::policy::{Grants, Statement};
 
 pub struct AliasRecord;
 
@@ -120,6 +121,12 @@ impl Kind for AliasRecord {
 
     fn outputs(state: &State) -> Outputs {
         [("name".to_owned(), state.record.name.clone())].into()
+    }
+
+    /// The domain's own A and AAAA aliases, and no other record.
+    fn permissions(grants: &Grants<'_>) -> Vec<Statement> {
+        let Some(domain) = &grants.stack.domain else { return Vec::new() };
+        route53::permissions(grants, "AliasRecordWrite", &[domain.name.to_ascii_lowercase()], &["A", "AAAA"])
     }
 }
 

@@ -1,6 +1,9 @@
-//! The REQUEST authorizer on the REST API: the Lambda function it calls, the
-//! role it assumes to call it, its identity sources and cache TTL. A change
-//! reaches clients only with a new deployment.
+//! The REQUEST authorizer on the REST API: the Lambda function it calls, its
+//! identity sources and cache TTL. It calls the function with no role of
+//! its own (no `authorizerCredentials`): the function's resource policy lets
+//! API Gateway invoke it for this authorizer (`authorizer_permission`), so
+//! no role exists that the pipeline could widen. A change reaches clients
+//! only with a new deployment.
 //!
 //! Authorizers carry no tags: in an API the stack created, every authorizer
 //! is the stack's; in an adopted API, only the one of the stack's name.
@@ -14,6 +17,7 @@ use super::{Context, Diff, Found, Kind, KindIo, Ownership, REST_API_WRITES, Scop
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::plan::{Address, Outputs, Val};
+use crate::policy::{Access, Grants, Statement};
 use crate::stack::names;
 
 pub struct ApiAuthorizer;
@@ -24,7 +28,6 @@ pub struct Spec {
     pub name: String,
     /// `arn:{partition}:apigateway:{region}:lambda:path/2015-03-31/functions/{function}/invocations`.
     pub uri: String,
-    pub invoke_role_arn: String,
     pub identity_sources: Vec<String>,
     pub ttl_seconds: i32,
 }
@@ -84,7 +87,7 @@ impl Kind for ApiAuthorizer {
     const NAME: &'static str = "api_authorizer";
     /// No read back: CreateAuthorizer answers the authorizer: its state is that answer.
     const READ_BACK: bool = false;
-    const DEPENDS_ON: &'static [&'static str] = &["rest_api", "lambda_function", "iam_role"];
+    const DEPENDS_ON: &'static [&'static str] = &["rest_api", "lambda_function"];
     const OBSERVED_UNDER: &'static [&'static str] = &["rest_api"];
     const NEEDS_DEPLOYMENT: bool = true;
     const SNAPSHOTTED: bool = true;
@@ -104,7 +107,6 @@ impl Kind for ApiAuthorizer {
                 "arn:{}:apigateway:{}:lambda:path/2015-03-31/functions/{function_arn}/invocations",
                 context.partition, context.region
             ),
-            invoke_role_arn: context.arns().role(&names::invoke_role(&context.stack.name)),
             identity_sources: a.identity_sources.clone(),
             ttl_seconds: a.cache_ttl_seconds,
         }])
@@ -119,7 +121,8 @@ impl Kind for ApiAuthorizer {
         diff.field(Field::Type, state.kind.as_str(), "REQUEST");
         diff.replace = state.kind != "REQUEST";
         diff.field(Field::AuthorizerUri, state.uri.as_str(), spec.uri.as_str());
-        diff.field(Field::AuthorizerCredentials, state.credentials.as_str(), spec.invoke_role_arn.as_str());
+        // None: an earlier deployer's invoke role is taken off.
+        diff.field(Field::AuthorizerCredentials, state.credentials.as_str(), "");
         diff.field(Field::IdentitySource, state.identity_source.clone(), identity_source(spec).replace(' ', ""));
         diff.field(Field::AuthorizerResultTtlInSeconds, state.ttl_seconds, spec.ttl_seconds);
         diff
@@ -127,6 +130,13 @@ impl Kind for ApiAuthorizer {
 
     fn outputs(state: &State) -> Outputs {
         [("id".to_owned(), state.id.clone())].into()
+    }
+
+    fn permissions(grants: &Grants<'_>) -> Vec<Statement> {
+        vec![
+            rest_api::inside(grants, Access::Read, &["GET"]),
+            rest_api::inside(grants, Access::Write, &["POST", "PATCH", "DELETE"]),
+        ]
     }
 }
 
@@ -158,7 +168,6 @@ impl KindIo for ApiAuthorizer {
             .name(&spec.name)
             .r#type(AuthorizerType::Request)
             .authorizer_uri(&spec.uri)
-            .authorizer_credentials(&spec.invoke_role_arn)
             .identity_source(identity_source(spec))
             .authorizer_result_ttl_in_seconds(spec.ttl_seconds)
             .send()
@@ -180,7 +189,7 @@ impl KindIo for ApiAuthorizer {
             patches.push(replace("/authorizerUri", spec.uri.clone()));
         }
         if diff.has(Field::AuthorizerCredentials) {
-            patches.push(replace("/authorizerCredentials", spec.invoke_role_arn.clone()));
+            patches.push(replace("/authorizerCredentials", String::new()));
         }
         if diff.has(Field::IdentitySource) {
             patches.push(replace("/identitySource", identity_source(spec)));
@@ -220,7 +229,6 @@ mod tests {
             api_id: Val::Known("a1".into()),
             name: "s-oauth".into(),
             uri: "arn:aws:apigateway:eu-west-1:lambda:path/2015-03-31/functions/f/invocations".into(),
-            invoke_role_arn: "arn:aws:iam::1:role/s-authorizer-invoke".into(),
             identity_sources: vec![
                 "method.request.header.Authorization".into(),
                 "context.identity.clientCert.clientCertPem".into(),
@@ -236,7 +244,7 @@ mod tests {
             name: "s-oauth".into(),
             kind: "REQUEST".into(),
             uri: spec().uri,
-            credentials: spec().invoke_role_arn,
+            credentials: String::new(),
             identity_source: "method.request.header.Authorization,context.identity.clientCert.clientCertPem".into(),
             ttl_seconds: 300,
         }
@@ -246,7 +254,7 @@ mod tests {
     fn diff() {
         let cases: &[Case<State>] = &[
             (|s| s.uri = "arn:other".into(), "authorizer_uri"),
-            (|s| s.credentials = String::new(), "authorizer_credentials"),
+            (|s| s.credentials = "arn:aws:iam::1:role/s-authorizer-invoke".into(), "authorizer_credentials"),
             (|s| s.identity_source = "method.request.header.Authorization".into(), "identity_source"),
             (|s| s.ttl_seconds = 0, "authorizer_result_ttl_in_seconds"),
         ];

@@ -25,6 +25,7 @@ use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::observe::SharedReads;
 use crate::plan::{Address, Outputs, Val};
+use crate::policy::{Access, Grants, Statement};
 
 pub struct ApiResource;
 
@@ -128,6 +129,13 @@ impl Kind for ApiResource {
 
     fn outputs(state: &State) -> Outputs {
         [("id".to_owned(), state.id.clone())].into()
+    }
+
+    fn permissions(grants: &Grants<'_>) -> Vec<Statement> {
+        vec![
+            rest_api::inside(grants, Access::Read, &["GET"]),
+            rest_api::inside(grants, Access::Write, &["POST", "DELETE"]),
+        ]
     }
 }
 

@@ -19,6 +19,7 @@ use super::{Context, Diff, Found, Kind, KindIo, Ownership, REST_API_WRITES, Scop
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::plan::{Address, Outputs, Val};
+use crate::policy::{Access, Grants, Statement};
 
 pub struct ApiRoute;
 
@@ -217,6 +218,13 @@ impl Kind for ApiRoute {
 
     fn outputs(state: &State) -> Outputs {
         [("resource_id".to_owned(), state.resource_id.clone())].into()
+    }
+
+    fn permissions(grants: &Grants<'_>) -> Vec<Statement> {
+        vec![
+            rest_api::inside(grants, Access::Read, &["GET"]),
+            rest_api::inside(grants, Access::Write, &["PUT", "DELETE"]),
+        ]
     }
 }
 

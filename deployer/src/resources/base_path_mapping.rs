@@ -11,6 +11,7 @@ use super::{Context, Diff, Found, Kind, KindIo, Ownership, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::plan::{Outputs, Val};
+use crate::policy::{Access, Grants, Statement};
 
 pub struct BasePathMapping;
 
@@ -107,6 +108,29 @@ impl Kind for BasePathMapping {
 
     fn outputs(_: &State) -> Outputs {
         Outputs::new()
+    }
+
+    /// Mappings inherit their domain's tags for IAM, as API Gateway
+    /// documents: only those of a domain carrying the stack's tag.
+    fn permissions(grants: &Grants<'_>) -> Vec<Statement> {
+        let mappings = vec![
+            grants.apigateway("/domainnames/*/basepathmappings"),
+            grants.apigateway("/domainnames/*/basepathmappings/*"),
+        ];
+        vec![
+            grants.on_stack_resources(Statement::allow(
+                "StackBasePathsRead",
+                Access::Read,
+                &["apigateway:GET"],
+                mappings.clone(),
+            )),
+            grants.on_stack_resources(Statement::allow(
+                "StackBasePathsWrite",
+                Access::Write,
+                &["apigateway:POST", "apigateway:PATCH", "apigateway:DELETE"],
+                mappings,
+            )),
+        ]
     }
 }
 

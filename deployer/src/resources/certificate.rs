@@ -28,6 +28,7 @@ use super::{Context, Diff, Found, HOSTED_ZONE_TAG, Kind, KindIo, OWNER_TAG, Owne
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::plan::{Address, Outputs};
+use crate::policy::{Access, Grants, Statement};
 use crate::retry::{self, retry};
 use crate::stack::CertificateSpec;
 
@@ -70,6 +71,18 @@ pub struct State {
 
 pub fn address(domain: &str) -> Address {
     Address::new(Certificate::NAME, domain)
+}
+
+/// Reading certificates and their tags (to tell the stack's apart).
+pub fn read(grants: &Grants<'_>) -> Statement {
+    let certificates =
+        vec![format!("arn:{}:acm:{}:{}:certificate/*", grants.arns.partition, grants.arns.region, grants.arns.account)];
+    Statement::allow(
+        "CertificateRead",
+        Access::Read,
+        &["acm:DescribeCertificate", "acm:ListTagsForCertificate"],
+        certificates,
+    )
 }
 
 pub(super) async fn describe(aws: &Aws, arn: &str) -> anyhow::Result<Option<State>> {
@@ -285,6 +298,58 @@ impl Kind for Certificate {
             outputs.insert("validation_value".to_owned(), value.clone());
         }
         outputs
+    }
+
+    /// Certificates are read to find the stack's (by tag), and changed or
+    /// deleted only while they carry its tag. A request must be for the
+    /// stack's domain and tag the certificate as the stack's; ACM authorises
+    /// the tags of a request as `acm:AddTagsToCertificate` with the
+    /// request's domain names, which no tagging of an existing certificate
+    /// has, so that statement cannot mark another's certificate as ours.
+    fn permissions(grants: &Grants<'_>) -> Vec<Statement> {
+        let certificates = vec![format!(
+            "arn:{}:acm:{}:{}:certificate/*",
+            grants.arns.partition, grants.arns.region, grants.arns.account
+        )];
+        let mut statements = vec![
+            Statement::allow("CertificateList", Access::Read, &["acm:ListCertificates"], vec!["*".into()]),
+            read(grants),
+            grants
+                .on_stack_resources(Statement::allow(
+                    "StackCertificateZoneTag",
+                    Access::Write,
+                    &["acm:AddTagsToCertificate", "acm:RemoveTagsFromCertificate"],
+                    certificates.clone(),
+                ))
+                .when("ForAllValues:StringEquals", "aws:TagKeys", serde_json::json!([HOSTED_ZONE_TAG])),
+            grants.on_stack_resources(Statement::allow(
+                "StackCertificateDelete",
+                Access::Write,
+                &["acm:DeleteCertificate"],
+                certificates.clone(),
+            )),
+        ];
+        if let Some(domain) = grants.stack.domain.as_ref().filter(|d| d.certificate == CertificateSpec::Request) {
+            let for_the_domain = |statement: Statement| {
+                grants
+                    .tagged_as_stack(statement, &[OWNER_TAG, HOSTED_ZONE_TAG])
+                    .when("ForAllValues:StringEquals", "acm:DomainNames", serde_json::json!([domain.name]))
+                    .when("Null", "acm:DomainNames", "false")
+            };
+            statements.push(for_the_domain(Statement::allow(
+                "CertificateRequest",
+                Access::Write,
+                &["acm:RequestCertificate"],
+                vec!["*".into()],
+            )));
+            statements.push(for_the_domain(Statement::allow(
+                "CertificateTagOnRequest",
+                Access::Write,
+                &["acm:AddTagsToCertificate"],
+                certificates,
+            )));
+        }
+        statements
     }
 }
 

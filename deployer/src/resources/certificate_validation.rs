@@ -24,6 +24,7 @@ use super::{Context, Diff, Found, Kind, KindIo, Ownership, Scope};
 use crate::aws::Aws;
 use crate::executor::LeftForLater;
 use crate::plan::{Address, Outputs, Val};
+use crate::policy::{Grants, Statement};
 use crate::retry;
 use crate::stack::CertificateSpec;
 
@@ -146,6 +147,10 @@ impl Kind for CertificateValidation {
 
     fn outputs(state: &State) -> Outputs {
         if state.status == "ISSUED" { [("arn".to_owned(), state.arn.clone())].into() } else { Outputs::new() }
+    }
+
+    fn permissions(grants: &Grants<'_>) -> Vec<Statement> {
+        vec![certificate::read(grants)]
     }
 }
 

@@ -32,6 +32,7 @@ use super::{Context, Diff, Found, HOSTED_ZONE_TAG, Kind, KindIo, OWNER_TAG, Owne
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::plan::{Address, Outputs, Val};
+use crate::policy::{Access, Grants, Statement};
 use crate::retry;
 
 /// How long a change of the domain may take to finish (unscaled).
@@ -249,6 +250,61 @@ impl Kind for DomainName {
             ("regional_hosted_zone_id".to_owned(), state.regional_hosted_zone_id.clone()),
         ]
         .into()
+    }
+
+    /// The stack's domain: created only tagged as the stack's; changed and
+    /// deleted only while it carries the stack's tag (also a domain the
+    /// stack had under another name); its tags written only on its own
+    /// tags resource, and after creation only the hosted-zone key. The
+    /// permission-only actions API Gateway checks for mutual TLS, the
+    /// truststore it reads with the caller's credentials, and the
+    /// service-linked role the account's first custom domain makes.
+    fn permissions(grants: &Grants<'_>) -> Vec<Statement> {
+        let mut statements = vec![
+            Statement::allow("DomainList", Access::Read, &["apigateway:GET"], vec![grants.apigateway("/domainnames")]),
+            grants.on_stack_resources(Statement::allow(
+                "StackDomainWrite",
+                Access::Write,
+                &["apigateway:PATCH", "apigateway:DELETE"],
+                vec![grants.apigateway("/domainnames/*")],
+            )),
+        ];
+        let Some(domain) = &grants.stack.domain else { return statements };
+        let path = format!("/domainnames/{}", domain.name);
+        let tags = grants.apigateway_tags(&path);
+        statements.extend([
+            Statement::allow("StackDomainRead", Access::Read, &["apigateway:GET"], vec![grants.apigateway(&path)]),
+            grants.tagged_as_stack(
+                Statement::allow(
+                    "StackDomainCreate",
+                    Access::Write,
+                    &["apigateway:POST"],
+                    vec![grants.apigateway("/domainnames")],
+                ),
+                &[OWNER_TAG, HOSTED_ZONE_TAG],
+            ),
+            grants.tagged_as_stack(
+                Statement::allow("StackDomainTagOnCreate", Access::Write, &["apigateway:PUT"], vec![tags.clone()]),
+                &[OWNER_TAG, HOSTED_ZONE_TAG],
+            ),
+            Statement::allow("StackDomainZoneTag", Access::Write, &["apigateway:PUT", "apigateway:DELETE"], vec![tags])
+                .when("ForAllValues:StringEquals", "aws:TagKeys", serde_json::json!([HOSTED_ZONE_TAG])),
+            Statement::allow(
+                "StackDomainMutualTls",
+                Access::Write,
+                &["apigateway:AddCertificateToDomain", "apigateway:RemoveCertificateFromDomain"],
+                vec![grants.apigateway(&path)],
+            ),
+            super::truststore::object_read(grants),
+            Statement::allow(
+                "ApiGatewayServiceLinkedRole",
+                Access::Write,
+                &["iam:CreateServiceLinkedRole"],
+                vec![grants.arns.api_gateway_service_linked_role()],
+            )
+            .when("StringEquals", "iam:AWSServiceName", "ops.apigateway.amazonaws.com"),
+        ]);
+        statements
     }
 }
 

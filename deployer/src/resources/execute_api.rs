@@ -22,6 +22,7 @@ use super::{Context, Diff, Found, Kind, KindIo, REST_API_WRITES, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::plan::{Address, Outputs, Val};
+use crate::policy::{Access, Grants, Statement};
 
 pub struct ExecuteApi;
 
@@ -58,7 +59,7 @@ fn shown(disabled: Option<bool>) -> String {
 
 /// The state, from the API's switch and the stage's deployment.
 async fn read(aws: &Aws, api_id: &str, stack: &str, stage_name: &str, disabled: bool) -> anyhow::Result<Option<State>> {
-    let stages = stage::read_all(aws, api_id, stack).await?;
+    let stages = stage::read_all(aws, api_id, stack, false).await?;
     let Some(found) = stages.into_iter().find(|s| s.name == stage_name) else { return Ok(None) };
     Ok(Some(State {
         api_id: api_id.to_owned(),
@@ -107,6 +108,10 @@ impl Kind for ExecuteApi {
 
     fn outputs(_: &State) -> Outputs {
         Outputs::new()
+    }
+
+    fn permissions(grants: &Grants<'_>) -> Vec<Statement> {
+        vec![rest_api::inside(grants, Access::Read, &["GET"]), rest_api::inside(grants, Access::Write, &["PATCH"])]
     }
 }
 

@@ -17,6 +17,7 @@ use super::{Context, Diff, Found, Kind, KindIo, REST_API_WRITES, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::plan::{Address, Outputs, Val};
+use crate::policy::{Access, Grants, Statement};
 
 pub struct GatewayResponse;
 
@@ -108,6 +109,13 @@ impl Kind for GatewayResponse {
 
     fn outputs(_: &State) -> Outputs {
         Outputs::new()
+    }
+
+    fn permissions(grants: &Grants<'_>) -> Vec<Statement> {
+        vec![
+            rest_api::inside(grants, Access::Read, &["GET"]),
+            rest_api::inside(grants, Access::Write, &["PUT", "DELETE"]),
+        ]
     }
 }
 

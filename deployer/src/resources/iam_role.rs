@@ -1,6 +1,11 @@
-//! IAM roles: the Lambda execution role and the role API Gateway assumes to
-//! invoke the authorizer. Both are tagged with the stack; the invoke role's
-//! inline policy allows `lambda:InvokeFunction` on the authorizer only.
+//! The Lambda execution role, tagged with the stack and bounded by the
+//! stack's permissions boundary (`permissions_boundary`): whatever policy it
+//! is given, it can do no more than the boundary allows.
+//!
+//! API Gateway invokes the authorizer through the function's resource
+//! policy (`authorizer_permission`), not through a role. The invoke role an
+//! earlier deployer made (`names::legacy_invoke_role`) is still read, so the
+//! next `apply` removes it.
 
 use anyhow::Context as _;
 use aws_sdk_iam::types::Tag;
@@ -8,10 +13,11 @@ use futures::future::try_join_all;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Context, Diff, Found, Kind, KindIo, OWNER_TAG, Ownership, Scope};
+use super::{Context, Diff, Found, Kind, KindIo, OWNER_TAG, Ownership, Scope, permissions_boundary};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::plan::Outputs;
+use crate::policy::{Access, Grants, Statement};
 use crate::stack::names;
 
 const INLINE_POLICY_NAME: &str = "invoke-authorizer";
@@ -30,6 +36,8 @@ pub struct Spec {
     pub managed_policies: Vec<String>,
     /// The inline policy document, if any.
     pub inline_policy: Option<Value>,
+    /// The permissions boundary's ARN.
+    pub boundary: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,6 +48,8 @@ pub struct State {
     /// Sorted.
     pub managed_policies: Vec<String>,
     pub inline_policy: Option<Value>,
+    #[serde(default)]
+    pub boundary: Option<String>,
 }
 
 /// The trust policy that lets `service` assume a role.
@@ -80,6 +90,7 @@ async fn read(aws: &Aws, stack: &str, name: &str) -> anyhow::Result<Option<Found
         trust: parse_document(role.assume_role_policy_document().unwrap_or("{}"))?,
         managed_policies,
         inline_policy,
+        boundary: role.permissions_boundary().and_then(|b| b.permissions_boundary_arn()).map(str::to_owned),
     };
     Ok(Some(Found::new(name, if owned { Ownership::Owned } else { Ownership::Foreign }, state)))
 }
@@ -94,10 +105,12 @@ fn wanted_state(spec: &Spec, arn: &str) -> State {
         trust: trust(&spec.trusted_service),
         managed_policies,
         inline_policy: spec.inline_policy.clone(),
+        boundary: spec.boundary.clone(),
     }
 }
 
 super::fields! {
+    PermissionsBoundary = "permissions_boundary",
     AssumeRolePolicy = "assume_role_policy",
     ManagedPolicies = "managed_policies",
     InlinePolicy = "inline_policy",
@@ -105,33 +118,21 @@ super::fields! {
 
 impl Kind for IamRole {
     const NAME: &'static str = "iam_role";
-    const DEPENDS_ON: &'static [&'static str] = &[];
+    const DEPENDS_ON: &'static [&'static str] = &["permissions_boundary"];
     type Spec = Spec;
     type State = State;
     type Field = Field;
 
     fn desired(context: &Context<'_>) -> anyhow::Result<Vec<Spec>> {
         let stack = &context.stack.name;
-        let function_arn = context.arns().function(stack);
-        Ok(vec![
-            Spec {
-                stack: stack.clone(),
-                name: names::execution_role(stack),
-                trusted_service: "lambda.amazonaws.com".into(),
-                managed_policies: vec![context.arns().managed_policy(LAMBDA_LOGGING_POLICY)],
-                inline_policy: None,
-            },
-            Spec {
-                stack: stack.clone(),
-                name: names::invoke_role(stack),
-                trusted_service: "apigateway.amazonaws.com".into(),
-                managed_policies: Vec::new(),
-                inline_policy: Some(json!({
-                    "Version": "2012-10-17",
-                    "Statement": [{"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": function_arn}]
-                })),
-            },
-        ])
+        Ok(vec![Spec {
+            stack: stack.clone(),
+            name: names::execution_role(stack),
+            trusted_service: "lambda.amazonaws.com".into(),
+            managed_policies: vec![context.arns().managed_policy(LAMBDA_LOGGING_POLICY)],
+            inline_policy: None,
+            boundary: Some(permissions_boundary::arn(&context.grants())),
+        }])
     }
 
     fn name(spec: &Spec) -> String {
@@ -140,6 +141,7 @@ impl Kind for IamRole {
 
     fn diff(spec: &Spec, state: &State) -> Diff<Field> {
         let mut diff = Diff::default();
+        diff.field(Field::PermissionsBoundary, &state.boundary, &spec.boundary);
         diff.text(Field::AssumeRolePolicy, state.trust.to_string(), trust(&spec.trusted_service).to_string());
         let mut wanted = spec.managed_policies.clone();
         wanted.sort();
@@ -155,11 +157,84 @@ impl Kind for IamRole {
     fn outputs(state: &State) -> Outputs {
         [("arn".to_owned(), state.arn.clone()), ("name".to_owned(), state.name.clone())].into()
     }
+
+    /// Every write that could give a role power (create, attach) only with
+    /// the stack's boundary on it; the boundary never removed or replaced.
+    /// Detaching the logging policy and deleting the roles take away only,
+    /// so they need no boundary: an earlier deployer's roles have none.
+    fn permissions(grants: &Grants<'_>) -> Vec<Statement> {
+        let stack = grants.name();
+        let execution = grants.arns.role(&names::execution_role(stack));
+        let legacy = grants.arns.role(&names::legacy_invoke_role(stack));
+        let boundary = permissions_boundary::arn(grants);
+        let logging = grants.arns.managed_policy(LAMBDA_LOGGING_POLICY);
+        let bounded =
+            |statement: Statement| statement.when("StringEquals", "iam:PermissionsBoundary", boundary.as_str());
+        vec![
+            Statement::allow(
+                "StackRolesRead",
+                Access::Read,
+                &["iam:GetRole", "iam:ListAttachedRolePolicies", "iam:GetRolePolicy"],
+                vec![execution.clone(), legacy.clone()],
+            ),
+            bounded(Statement::allow(
+                "ExecutionRoleBounded",
+                Access::Write,
+                &["iam:CreateRole", "iam:PutRolePermissionsBoundary"],
+                vec![execution.clone()],
+            )),
+            grants.tagged_as_stack(
+                Statement::allow("ExecutionRoleTags", Access::Write, &["iam:TagRole"], vec![execution.clone()]),
+                &[OWNER_TAG],
+            ),
+            Statement::allow(
+                "ExecutionRoleTrust",
+                Access::Write,
+                &["iam:UpdateAssumeRolePolicy"],
+                vec![execution.clone()],
+            ),
+            bounded(Statement::allow(
+                "ExecutionRoleLogging",
+                Access::Write,
+                &["iam:AttachRolePolicy"],
+                vec![execution.clone()],
+            ))
+            .when("ArnEquals", "iam:PolicyARN", logging.as_str()),
+            Statement::allow(
+                "ExecutionRoleLoggingRemoval",
+                Access::Write,
+                &["iam:DetachRolePolicy"],
+                vec![execution.clone()],
+            )
+            .when("ArnEquals", "iam:PolicyARN", logging.as_str()),
+            Statement::allow(
+                "StackRolesDelete",
+                Access::Write,
+                &["iam:DeleteRole"],
+                vec![execution.clone(), legacy.clone()],
+            ),
+            Statement::allow("LegacyInvokeRoleCleanup", Access::Write, &["iam:DeleteRolePolicy"], vec![legacy]),
+            Statement::deny(
+                "StackRolesKeepTheirBoundary",
+                &["iam:DeleteRolePermissionsBoundary"],
+                vec![execution.clone()],
+            ),
+            Statement::deny(
+                "StackRolesGetNoOtherBoundary",
+                &["iam:CreateRole", "iam:PutRolePermissionsBoundary"],
+                vec![execution],
+            )
+            .when("StringNotEquals", "iam:PermissionsBoundary", boundary.as_str()),
+        ]
+    }
 }
 
 impl KindIo for IamRole {
     async fn observe(scope: &Scope<'_, Spec>) -> anyhow::Result<Vec<Found<State>>> {
-        let reads = scope.desired.iter().map(|spec| read(scope.aws, scope.stack, &spec.name));
+        let mut names: Vec<String> = scope.desired.iter().map(|spec| spec.name.clone()).collect();
+        // An earlier deployer's invoke role: found so that it is removed.
+        names.push(names::legacy_invoke_role(scope.stack));
+        let reads = names.iter().map(|name| read(scope.aws, scope.stack, name));
         Ok(try_join_all(reads).await?.into_iter().flatten().collect())
     }
 
@@ -175,6 +250,7 @@ impl KindIo for IamRole {
             .role_name(&spec.name)
             .assume_role_policy_document(trust(&spec.trusted_service).to_string())
             .description(format!("API Gateway OAuth authorizer of stack {}", spec.stack))
+            .set_permissions_boundary(spec.boundary.clone())
             .tags(tag)
             .send()
             .await;
@@ -193,6 +269,16 @@ impl KindIo for IamRole {
     }
 
     async fn update(aws: &Aws, spec: &Spec, state: &State, diff: &Diff<Field>) -> anyhow::Result<State> {
+        // First: every other write is allowed only on a role that has it.
+        if let Some(boundary) = spec.boundary.as_deref().filter(|_| diff.has(Field::PermissionsBoundary)) {
+            aws.iam
+                .put_role_permissions_boundary()
+                .role_name(&spec.name)
+                .permissions_boundary(boundary)
+                .send()
+                .await
+                .aws("PutRolePermissionsBoundary")?;
+        }
         if diff.has(Field::AssumeRolePolicy) {
             aws.iam
                 .update_assume_role_policy()
@@ -278,6 +364,7 @@ mod tests {
             trusted_service: "apigateway.amazonaws.com".into(),
             managed_policies: vec!["arn:aws:iam::aws:policy/b".into(), "arn:aws:iam::aws:policy/a".into()],
             inline_policy: Some(json!({"Version": "2012-10-17"})),
+            boundary: Some("arn:aws:iam::123456789012:policy/s-role-boundary".into()),
         }
     }
 
@@ -288,6 +375,7 @@ mod tests {
             trust: trust("apigateway.amazonaws.com"),
             managed_policies: vec!["arn:aws:iam::aws:policy/a".into(), "arn:aws:iam::aws:policy/b".into()],
             inline_policy: Some(json!({"Version": "2012-10-17"})),
+            boundary: Some("arn:aws:iam::123456789012:policy/s-role-boundary".into()),
         }
     }
 
@@ -298,6 +386,7 @@ mod tests {
             (|s| s.managed_policies.pop().map(drop).unwrap_or(()), "managed_policies"),
             (|s| s.inline_policy = None, "inline_policy"),
             (|s| s.inline_policy = Some(json!({"Version": "2008-10-17"})), "inline_policy"),
+            (|s| s.boundary = None, "permissions_boundary"),
         ];
         check_diff::<IamRole>(&spec(), &matching_state(), cases);
     }

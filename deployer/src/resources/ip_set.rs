@@ -14,6 +14,7 @@ use super::{Context, Diff, Found, Kind, KindIo, OWNER_TAG, Ownership, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::plan::{Address, Outputs};
+use crate::policy::{Access, Grants, Statement};
 use crate::retry::{StepError, WAF_CHANGE, retry, retry_step};
 use crate::stack::names;
 
@@ -145,6 +146,27 @@ impl Kind for IpSet {
 
     fn outputs(state: &State) -> Outputs {
         [("arn".to_owned(), state.arn.clone())].into()
+    }
+
+    /// The stack's IP sets by name; tags sent with CreateIPSet are a
+    /// `wafv2:TagResource`.
+    fn permissions(grants: &Grants<'_>) -> Vec<Statement> {
+        let sets = super::waf::ip_set_arns(grants);
+        vec![
+            super::waf::list("wafv2:ListIPSets"),
+            Statement::allow(
+                "StackIpSetsRead",
+                Access::Read,
+                &["wafv2:GetIPSet", "wafv2:ListTagsForResource"],
+                sets.clone(),
+            ),
+            Statement::allow(
+                "StackIpSetsWrite",
+                Access::Write,
+                &["wafv2:CreateIPSet", "wafv2:TagResource", "wafv2:UpdateIPSet", "wafv2:DeleteIPSet"],
+                sets,
+            ),
+        ]
     }
 }
 

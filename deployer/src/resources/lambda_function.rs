@@ -18,6 +18,7 @@ use super::{Context, Diff, Found, Kind, KindIo, OWNER_TAG, Ownership, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::plan::Outputs;
+use crate::policy::{Access, Grants, Statement};
 use crate::retry::{self, IAM_ROLE_PROPAGATION, LAMBDA_UPDATE_IN_PROGRESS, retry};
 use crate::stack::Setting;
 use crate::stack::names;
@@ -142,6 +143,11 @@ impl Kind for LambdaFunction {
     const READ_BACK: bool = false;
     /// Its log group first, or Lambda makes one untagged and kept forever.
     const DEPENDS_ON: &'static [&'static str] = &["iam_role", "log_group"];
+    /// Lambda shows a function's tags in GetFunction only to a caller also
+    /// allowed `lambda:ListTags`: without it, the stack's own function reads
+    /// as untagged.
+    const FOREIGN_HINT: &'static str =
+        "GetFunction shows a function's tags only to a caller also allowed lambda:ListTags on it";
     type Spec = Spec;
     type State = State;
     type Field = Field;
@@ -200,6 +206,55 @@ impl Kind for LambdaFunction {
 
     fn outputs(state: &State) -> Outputs {
         [("arn".to_owned(), state.arn.clone()), ("name".to_owned(), state.name.clone())].into()
+    }
+
+    /// The function by name; `lambda:ListTags` beside GetFunction, without
+    /// which GetFunction answers no tags (and the function would read as
+    /// another's); tags sent with CreateFunction are a `lambda:TagResource`;
+    /// the execution role passed to Lambda only.
+    fn permissions(grants: &Grants<'_>) -> Vec<Statement> {
+        let function = grants.arns.function(grants.name());
+        let role = grants.arns.role(&names::execution_role(grants.name()));
+        vec![
+            Statement::allow(
+                "AuthorizerFunctionRead",
+                Access::Read,
+                &["lambda:GetFunction", "lambda:ListTags"],
+                vec![function.clone()],
+            ),
+            Statement::allow(
+                "AuthorizerFunctionWrite",
+                Access::Write,
+                &[
+                    "lambda:CreateFunction",
+                    "lambda:TagResource",
+                    "lambda:UpdateFunctionConfiguration",
+                    "lambda:UpdateFunctionCode",
+                    "lambda:DeleteFunction",
+                ],
+                vec![function],
+            ),
+            Statement::allow("PassExecutionRoleToLambda", Access::Write, &["iam:PassRole"], vec![role]).when(
+                "StringEquals",
+                "iam:PassedToService",
+                "lambda.amazonaws.com",
+            ),
+        ]
+    }
+
+    /// The function writes its own log group, and nothing else.
+    fn role_permissions(grants: &Grants<'_>) -> Vec<Statement> {
+        let role = grants.arns.role(&names::execution_role(grants.name()));
+        let group = grants.arns.log_group(&names::function_log_group(grants.name()));
+        vec![
+            Statement::allow(
+                "FunctionWritesItsLogs",
+                Access::Write,
+                &["logs:CreateLogStream", "logs:PutLogEvents"],
+                vec![format!("{group}:*")],
+            )
+            .when("ArnEquals", "aws:PrincipalArn", role),
+        ]
     }
 }
 

@@ -15,6 +15,7 @@ use super::{Context, Diff, Found, Kind, KindIo, OWNER_TAG, Ownership, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::plan::Outputs;
+use crate::policy::{Access, Grants, Statement};
 use crate::stack::names;
 
 pub struct LogGroup;
@@ -116,6 +117,33 @@ impl Kind for LogGroup {
 
     fn outputs(state: &State) -> Outputs {
         [("arn".to_owned(), state.arn.clone())].into()
+    }
+
+    /// The stack's groups by name (the function's, and every stage's access
+    /// log, also of stages it no longer has); listing covers the account.
+    fn permissions(grants: &Grants<'_>) -> Vec<Statement> {
+        let stack = grants.name();
+        let function = grants.arns.log_group(&names::function_log_group(stack));
+        let groups = vec![
+            function.clone(),
+            format!("{function}:*"),
+            format!("{}*", grants.arns.log_group(&names::access_log_prefix(stack))),
+        ];
+        vec![
+            Statement::allow(
+                "LogGroupList",
+                Access::Read,
+                &["logs:DescribeLogGroups"],
+                vec![grants.arns.log_group("*")],
+            ),
+            Statement::allow("StackLogGroupsRead", Access::Read, &["logs:ListTagsForResource"], groups.clone()),
+            Statement::allow(
+                "StackLogGroupsWrite",
+                Access::Write,
+                &["logs:CreateLogGroup", "logs:TagResource", "logs:PutRetentionPolicy", "logs:DeleteLogGroup"],
+                groups,
+            ),
+        ]
     }
 }
 

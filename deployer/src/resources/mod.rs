@@ -31,6 +31,7 @@ use serde_json::Value;
 use crate::aws::Aws;
 use crate::package::Package;
 use crate::plan::{Address, FieldChange, Outputs};
+use crate::policy::{Grants, Statement};
 use crate::stack::Stack;
 
 pub mod access_log;
@@ -38,6 +39,7 @@ pub mod alias_record;
 pub mod api_authorizer;
 pub mod api_resource;
 pub mod api_route;
+pub mod authorizer_permission;
 pub mod base_path_mapping;
 pub mod certificate;
 pub mod certificate_validation;
@@ -48,6 +50,7 @@ pub mod iam_role;
 pub mod ip_set;
 pub mod lambda_function;
 pub mod log_group;
+pub mod permissions_boundary;
 pub mod rest_api;
 pub mod route53;
 pub mod stage;
@@ -59,11 +62,13 @@ pub mod web_acl_association;
 
 /// Every kind, once. The order does not matter: `DEPENDS_ON` does.
 pub static REGISTRY: &[&dyn DynKind] = &[
+    &Registered::<permissions_boundary::PermissionsBoundary>(PhantomData),
     &Registered::<iam_role::IamRole>(PhantomData),
     &Registered::<log_group::LogGroup>(PhantomData),
     &Registered::<lambda_function::LambdaFunction>(PhantomData),
     &Registered::<rest_api::RestApi>(PhantomData),
     &Registered::<api_authorizer::ApiAuthorizer>(PhantomData),
+    &Registered::<authorizer_permission::AuthorizerPermission>(PhantomData),
     &Registered::<api_resource::ApiResource>(PhantomData),
     &Registered::<api_route::ApiRoute>(PhantomData),
     &Registered::<gateway_response::GatewayResponse>(PhantomData),
@@ -293,6 +298,11 @@ impl Context<'_> {
     pub fn arns(&self) -> crate::stack::names::Arns<'_> {
         crate::stack::names::Arns { partition: self.partition, region: self.region, account: self.account }
     }
+
+    /// What permission declarations are made from, for this stack and account.
+    pub fn grants(&self) -> Grants<'_> {
+        Grants { stack: self.stack, arns: self.arns() }
+    }
 }
 
 /// What a kind's `observe` may use: the account, the stack's identity, the
@@ -379,6 +389,14 @@ pub trait Kind: Send + Sync + 'static {
     /// Gateway answers a write to a REST API that overlaps another with 409
     /// "concurrent modification" ([`REST_API_WRITES`]).
     const WRITE_GROUP: Option<&'static str> = None;
+    /// Why a resource of the stack's may read as someone else's, for the
+    /// refusal that names it (empty: nothing to add).
+    const FOREIGN_HINT: &'static str = "";
+    /// Written only by an operator (`deployer bootstrap`), never by the
+    /// pipeline: `apply` refuses to go on while one differs from the stack
+    /// (blocked, naming the command), `teardown` leaves it, and `deployer
+    /// policy` gives the pipeline its reads and denies its writes.
+    const OPERATOR: bool = false;
     /// After a create, the executor reads the resource back (`find`) and
     /// keeps what AWS reports, so the re-plan after `apply` checks AWS, not
     /// the spec. Off only for kinds whose create already returns what AWS
@@ -402,6 +420,17 @@ pub trait Kind: Send + Sync + 'static {
     }
     /// Values other resources refer to.
     fn outputs(state: &Self::State) -> Outputs;
+    /// What IAM checks when the deployer observes, creates, updates and
+    /// deletes this kind, its calls and what AWS checks beside them (tags
+    /// sent with a create, a role handed to a service, reads AWS makes with
+    /// the caller's credentials). `deployer policy` is made of these.
+    fn permissions(grants: &Grants<'_>) -> Vec<Statement>;
+    /// What the roles the stack creates need from this kind when they run
+    /// (the function writing its logs): the stack's permissions boundary
+    /// allows these and nothing else.
+    fn role_permissions(_grants: &Grants<'_>) -> Vec<Statement> {
+        Vec::new()
+    }
 }
 
 /// The I/O half of a kind: reading and writing AWS. Only observation and
@@ -440,6 +469,10 @@ pub trait DynPlan: Send + Sync {
     fn deletes_first(&self) -> bool;
     fn write_group(&self) -> Option<&'static str>;
     fn read_back(&self) -> bool;
+    fn operator(&self) -> bool;
+    fn foreign_hint(&self) -> &'static str;
+    fn permissions(&self, grants: &Grants<'_>) -> Vec<Statement>;
+    fn role_permissions(&self, grants: &Grants<'_>) -> Vec<Statement>;
     fn desired(&self, context: &Context<'_>) -> anyhow::Result<Vec<(String, Value)>>;
     fn diff(&self, spec: &Value, state: &Value) -> anyhow::Result<Diff>;
     fn blockers(&self, spec: Option<&Value>, state: &Value) -> Vec<String>;
@@ -517,6 +550,18 @@ impl<K: Kind> DynPlan for Registered<K> {
     }
     fn read_back(&self) -> bool {
         K::READ_BACK
+    }
+    fn operator(&self) -> bool {
+        K::OPERATOR
+    }
+    fn foreign_hint(&self) -> &'static str {
+        K::FOREIGN_HINT
+    }
+    fn permissions(&self, grants: &Grants<'_>) -> Vec<Statement> {
+        K::permissions(grants)
+    }
+    fn role_permissions(&self, grants: &Grants<'_>) -> Vec<Statement> {
+        K::role_permissions(grants)
     }
 
     fn desired(&self, context: &Context<'_>) -> anyhow::Result<Vec<(String, Value)>> {

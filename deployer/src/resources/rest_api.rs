@@ -25,6 +25,7 @@ use super::{
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::plan::{Address, Outputs, Val};
+use crate::policy::{Access, Grants, Statement};
 use crate::retry::{self, Created};
 use crate::stack::ApiSource;
 
@@ -92,6 +93,35 @@ fn name_of(source: &Source) -> String {
         Source::Create(name) => name.clone(),
         Source::Adopt(id) => id.clone(),
     }
+}
+
+/// A statement for `verbs` (`GET`, `POST`, …) on the stack's REST API and
+/// everything in it, for the kinds that live there: by its id when it is
+/// adopted; else on any REST API that carries the stack's tag. API Gateway
+/// documents that a REST API's children (resources, methods, integrations,
+/// authorizers, stages, deployments, gateway responses) inherit its tags
+/// for IAM, so `aws:ResourceTag` reaches them, and no other team's API.
+pub fn inside(grants: &Grants<'_>, access: Access, verbs: &[&str]) -> Statement {
+    let actions: Vec<String> = verbs.iter().map(|verb| format!("apigateway:{verb}")).collect();
+    let actions: Vec<&str> = actions.iter().map(String::as_str).collect();
+    let suffix = if access == Access::Read { "Read" } else { "Write" };
+    match &grants.stack.api.source {
+        ApiSource::Adopt(id) => Statement::allow(
+            &format!("AdoptedRestApi{suffix}"),
+            access,
+            &actions,
+            vec![grants.apigateway(&format!("/restapis/{id}")), grants.apigateway(&format!("/restapis/{id}/*"))],
+        ),
+        ApiSource::Create(_) => stack_apis(grants, access, &actions),
+    }
+}
+
+/// `actions` on every REST API carrying the stack's tag.
+fn stack_apis(grants: &Grants<'_>, access: Access, actions: &[&str]) -> Statement {
+    let suffix = if access == Access::Read { "Read" } else { "Write" };
+    let statement =
+        Statement::allow(&format!("StackRestApi{suffix}"), access, actions, vec![grants.apigateway("/restapis/*")]);
+    grants.on_stack_resources(statement)
 }
 
 /// The REST API a child resource lives in, as observed: the one its spec's
@@ -252,6 +282,43 @@ impl Kind for RestApi {
             state.ambiguous_with.join(", "),
             state.name
         )]
+    }
+
+    /// Listing is on the collection, which has no tags; a create must tag
+    /// the API as the stack's and nothing else (API Gateway authorises the
+    /// tags sent with CreateRestApi as a PUT on the tags of an API not yet
+    /// named); reading and deleting, only APIs that carry the stack's tag,
+    /// also where the stack now adopts one (to prune what it made before).
+    fn permissions(grants: &Grants<'_>) -> Vec<Statement> {
+        let mut statements = vec![
+            Statement::allow("RestApiList", Access::Read, &["apigateway:GET"], vec![grants.apigateway("/restapis")]),
+            stack_apis(grants, Access::Read, &["apigateway:GET"]),
+            stack_apis(grants, Access::Write, &["apigateway:DELETE"]),
+        ];
+        match &grants.stack.api.source {
+            ApiSource::Create(_) => statements.extend([
+                grants.tagged_as_stack(
+                    Statement::allow(
+                        "RestApiCreate",
+                        Access::Write,
+                        &["apigateway:POST"],
+                        vec![grants.apigateway("/restapis")],
+                    ),
+                    &[OWNER_TAG],
+                ),
+                grants.tagged_as_stack(
+                    Statement::allow(
+                        "RestApiTagOnCreate",
+                        Access::Write,
+                        &["apigateway:PUT"],
+                        vec![grants.apigateway_tags("/restapis/*")],
+                    ),
+                    &[OWNER_TAG],
+                ),
+            ]),
+            ApiSource::Adopt(_) => statements.push(inside(grants, Access::Read, &["GET"])),
+        }
+        statements
     }
 
     fn outputs(state: &State) -> Outputs {

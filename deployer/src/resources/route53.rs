@@ -16,6 +16,26 @@ use serde::{Deserialize, Serialize};
 
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
+use crate::policy::{Access, Grants, Statement};
+
+/// What writing records of `types` named like `names` (IAM patterns,
+/// lower case, no final dot, as Route 53's normalized names) in the stack's
+/// hosted zone takes: the zone read, and its changes only for those names
+/// and types, so the pipeline cannot touch any other record of the zone.
+pub fn permissions(grants: &Grants<'_>, sid: &str, names: &[String], types: &[&str]) -> Vec<Statement> {
+    let Some(zone) = grants.stack.domain.as_ref().and_then(|d| d.hosted_zone_id.as_ref()) else { return Vec::new() };
+    let zone = vec![format!("arn:{}:route53:::hostedzone/{zone}", grants.arns.partition)];
+    vec![
+        Statement::allow("StackDnsRecordsRead", Access::Read, &["route53:ListResourceRecordSets"], zone.clone()),
+        Statement::allow(sid, Access::Write, &["route53:ChangeResourceRecordSets"], zone)
+            .when(
+                "ForAllValues:StringLike",
+                "route53:ChangeResourceRecordSetsNormalizedRecordNames",
+                serde_json::json!(names),
+            )
+            .when("ForAllValues:StringEquals", "route53:ChangeResourceRecordSetsRecordTypes", serde_json::json!(types)),
+    ]
+}
 
 /// One record set, as written and as read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -22,6 +22,7 @@ use super::{Context, Diff, Found, Kind, KindIo, OWNER_TAG, Ownership, REST_API_W
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::plan::{Address, Outputs, Val};
+use crate::policy::{Access, Grants, Statement};
 use crate::retry::{self, Created};
 use crate::stack::Throttling;
 
@@ -41,6 +42,11 @@ pub struct Spec {
     /// The API's `disableExecuteApiEndpoint` as it is when this step runs
     /// (`"true"`/`"false"`), recorded with each deployment.
     pub execute_api_disabled: Val,
+    /// The stage lives in an adopted API, so it carries the stack's tag
+    /// itself; in an API the stack created it is the stack's as part of
+    /// the API, and is created untagged (IAM sees the API's tags on it).
+    #[serde(default)]
+    pub in_adopted_api: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -91,7 +97,14 @@ fn described(description: Option<&str>) -> (String, Option<bool>) {
 }
 
 /// Every stage of an API, with what the deployment each points at says.
-pub async fn read_all(aws: &Aws, api_id: &str, stack: &str) -> anyhow::Result<Vec<Found<State>>> {
+/// In an API the stack owns (`api_is_the_stacks`) every stage is the
+/// stack's; in an adopted one, those carrying its tag.
+pub async fn read_all(
+    aws: &Aws,
+    api_id: &str,
+    stack: &str,
+    api_is_the_stacks: bool,
+) -> anyhow::Result<Vec<Found<State>>> {
     let (stages, deployments) = tokio::join!(
         aws.apigateway.get_stages().rest_api_id(api_id).send(),
         aws.apigateway
@@ -130,7 +143,8 @@ pub async fn read_all(aws: &Aws, api_id: &str, stack: &str) -> anyhow::Result<Ve
                     .and_then(|m| m.get("*/*"))
                     .map(|s| (s.throttling_rate_limit(), s.throttling_burst_limit())),
             };
-            let owned = stage.tags().and_then(|t| t.get(OWNER_TAG)).is_some_and(|owner| owner == stack);
+            let owned =
+                api_is_the_stacks || stage.tags().and_then(|t| t.get(OWNER_TAG)).is_some_and(|owner| owner == stack);
             Found::new(state.name.clone(), if owned { Ownership::Owned } else { Ownership::Foreign }, state)
         })
         .collect())
@@ -210,7 +224,9 @@ super::fields! {
 
 impl Kind for Stage {
     const NAME: &'static str = "stage";
-    const DEPENDS_ON: &'static [&'static str] = &["rest_api", "api_authorizer", "api_route", "gateway_response"];
+    /// The authorizer's invoke permission first: the deployment is live at once.
+    const DEPENDS_ON: &'static [&'static str] =
+        &["rest_api", "api_authorizer", "authorizer_permission", "api_route", "gateway_response"];
     const OBSERVED_UNDER: &'static [&'static str] = &["rest_api"];
     const DEPLOYS: bool = true;
     const DELETED_WITH_PARENT: bool = true;
@@ -229,6 +245,7 @@ impl Kind for Stage {
             throttling: stage.throttling,
             config_hash: config_hash(context),
             execute_api_disabled: Val::output(rest_api::address(context), "disable_execute_api_endpoint"),
+            in_adopted_api: matches!(context.stack.api.source, crate::stack::ApiSource::Adopt(_)),
         }])
     }
 
@@ -249,6 +266,28 @@ impl Kind for Stage {
     fn outputs(state: &State) -> Outputs {
         [("name".to_owned(), state.name.clone()), ("deployment_id".to_owned(), state.deployment_id.clone())].into()
     }
+
+    /// In an adopted API, the stage's tags sent with CreateStage are a PUT
+    /// on the tags of that one stage.
+    fn permissions(grants: &Grants<'_>) -> Vec<Statement> {
+        let mut statements = vec![
+            rest_api::inside(grants, Access::Read, &["GET"]),
+            rest_api::inside(grants, Access::Write, &["POST", "PATCH", "DELETE"]),
+        ];
+        if let crate::stack::ApiSource::Adopt(id) = &grants.stack.api.source {
+            let stage = format!("/restapis/{id}/stages/{}", grants.stack.stage.name);
+            statements.push(grants.tagged_as_stack(
+                Statement::allow(
+                    "AdoptedStageTagOnCreate",
+                    Access::Write,
+                    &["apigateway:PUT"],
+                    vec![grants.apigateway_tags(&stage)],
+                ),
+                &[OWNER_TAG],
+            ));
+        }
+        statements
+    }
 }
 
 impl KindIo for Stage {
@@ -256,7 +295,7 @@ impl KindIo for Stage {
         let Some(spec) = scope.desired.first() else { return Ok(Vec::new()) };
         let Some(api) = rest_api::of(scope.parents, &spec.api_id) else { return Ok(Vec::new()) };
         let parent = Address::new(RestApi::NAME, &api.name);
-        Ok(read_all(scope.aws, &api.state.id, scope.stack)
+        Ok(read_all(scope.aws, &api.state.id, scope.stack, api.ownership == Ownership::Owned)
             .await?
             .into_iter()
             // A stage that is not ours matters only where the stack wants one.
@@ -266,7 +305,8 @@ impl KindIo for Stage {
     }
 
     async fn find(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<Found<State>>> {
-        Ok(read_all(aws, spec.api_id.known()?, &spec.stack).await?.into_iter().find(|f| f.name == spec.name))
+        let found = read_all(aws, spec.api_id.known()?, &spec.stack, !spec.in_adopted_api).await?;
+        Ok(found.into_iter().find(|f| f.name == spec.name))
     }
 
     async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {
@@ -279,7 +319,7 @@ impl KindIo for Stage {
             .stage_name(&spec.name)
             .deployment_id(&deployment_id)
             .set_variables(Some(spec.variables.clone().into_iter().collect()))
-            .set_tags(Some(owner_tags(&spec.stack)))
+            .set_tags(spec.in_adopted_api.then(|| owner_tags(&spec.stack)))
             .send()
             .await;
         match created {
@@ -380,6 +420,7 @@ mod tests {
             throttling: Some(Throttling { rate_limit: 100.0, burst_limit: 200 }),
             config_hash: "h1".into(),
             execute_api_disabled: Val::Known("true".into()),
+            in_adopted_api: false,
         }
     }
 

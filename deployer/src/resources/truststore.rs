@@ -28,6 +28,7 @@ use super::{Context, Diff, Found, Kind, KindIo, OWNER_TAG, Ownership, Scope};
 use crate::aws::{Aws, buckets};
 use crate::error::SdkResult as _;
 use crate::plan::{Address, Outputs};
+use crate::policy::{Access, Grants, Statement};
 use crate::retry;
 
 /// How long S3 may take to version every write after versioning is enabled
@@ -70,6 +71,19 @@ pub fn address(bucket: &str) -> Address {
 
 fn sha256(pem: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(Sha256::digest(pem.as_bytes()))
+}
+
+/// Reading the truststore object (a version of it): the deployer's own
+/// reads, and API Gateway's, which it makes with the caller's credentials
+/// on CreateDomainName and UpdateDomainName.
+pub fn object_read(grants: &Grants<'_>) -> Statement {
+    let objects: Vec<String> = grants
+        .stack
+        .domain
+        .iter()
+        .map(|d| format!("arn:{}:s3:::{}/{}", grants.arns.partition, d.truststore_bucket, d.truststore_key))
+        .collect();
+    Statement::allow("TruststoreObjectRead", Access::Read, &["s3:GetObject", "s3:GetObjectVersion"], objects)
 }
 
 /// `s3://bucket/key` → (bucket, key).
@@ -253,6 +267,46 @@ impl Kind for Truststore {
             outputs.insert("version_id".to_owned(), version.clone());
         }
         outputs
+    }
+
+    /// The bucket of the stack file and its objects. The object API Gateway
+    /// reads with the caller's credentials is declared by `domain_name`.
+    fn permissions(grants: &Grants<'_>) -> Vec<Statement> {
+        let Some(domain) = &grants.stack.domain else { return Vec::new() };
+        let bucket = format!("arn:{}:s3:::{}", grants.arns.partition, domain.truststore_bucket);
+        vec![
+            Statement::allow(
+                "TruststoreBucketRead",
+                Access::Read,
+                &[
+                    "s3:ListBucket",
+                    "s3:ListBucketVersions",
+                    "s3:GetBucketVersioning",
+                    "s3:GetBucketPublicAccessBlock",
+                    "s3:GetBucketTagging",
+                ],
+                vec![bucket.clone()],
+            ),
+            Statement::allow(
+                "TruststoreBucketWrite",
+                Access::Write,
+                &[
+                    "s3:CreateBucket",
+                    "s3:PutBucketVersioning",
+                    "s3:PutBucketPublicAccessBlock",
+                    "s3:PutBucketTagging",
+                    "s3:DeleteBucket",
+                ],
+                vec![bucket.clone()],
+            ),
+            object_read(grants),
+            Statement::allow(
+                "TruststoreObjectsWrite",
+                Access::Write,
+                &["s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"],
+                vec![format!("{bucket}/*")],
+            ),
+        ]
     }
 }
 

@@ -16,6 +16,7 @@ use super::route53::{self, Record};
 use super::{Context, Diff, Found, Kind, KindIo, Ownership, Scope};
 use crate::aws::Aws;
 use crate::plan::{Outputs, Val};
+use crate::policy::{Grants, Statement};
 use crate::stack::CertificateSpec;
 
 pub struct ValidationRecord;
@@ -93,6 +94,17 @@ impl Kind for ValidationRecord {
 
     fn outputs(state: &State) -> Outputs {
         [("name".to_owned(), state.record.name.clone())].into()
+    }
+
+    /// ACM's validation CNAME, `_<token>.<domain>`, and no other record.
+    fn permissions(grants: &Grants<'_>) -> Vec<Statement> {
+        let Some(domain) = &grants.stack.domain else { return Vec::new() };
+        route53::permissions(
+            grants,
+            "ValidationRecordWrite",
+            &[format!("_*.{}", domain.name.to_ascii_lowercase())],
+            &["CNAME"],
+        )
     }
 }
 

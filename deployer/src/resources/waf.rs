@@ -8,7 +8,29 @@ use std::sync::Mutex;
 use super::OWNER_TAG;
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
+use crate::policy::{Access, Grants, Statement};
 use crate::retry::StepError;
+use crate::stack::names;
+
+/// Listing WAF's IP sets and web ACLs: WAF has no resource for a list.
+pub fn list(action: &str) -> Statement {
+    Statement::allow("WafList", Access::Read, &[action], vec!["*".into()])
+}
+
+/// The ARNs (any id) of the stack's WAF resources of `kind` (`ipset`, `webacl`) named `names`.
+pub fn arns(grants: &Grants<'_>, kind: &str, names: &[String]) -> Vec<String> {
+    let a = &grants.arns;
+    names
+        .iter()
+        .map(|name| format!("arn:{}:wafv2:{}:{}:regional/{kind}/{name}/*", a.partition, a.region, a.account))
+        .collect()
+}
+
+/// The stack's two IP sets' ARNs.
+pub fn ip_set_arns(grants: &Grants<'_>) -> Vec<String> {
+    let stack = grants.name();
+    arns(grants, "ipset", &[names::ip_set(stack, false), names::ip_set(stack, true)])
+}
 
 /// The owner tag of a WAF resource.
 pub async fn owner(aws: &Aws, arn: &str) -> anyhow::Result<Option<String>> {

@@ -17,6 +17,7 @@ use super::{Context, Diff, Found, Kind, KindIo, Ownership, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::plan::{Address, Outputs, Val};
+use crate::policy::{Access, Grants, Statement};
 use crate::retry::{WAF_ASSOCIATION, WAF_CHANGE, retry};
 
 pub struct WebAclAssociation;
@@ -86,6 +87,41 @@ impl Kind for WebAclAssociation {
 
     fn outputs(_: &State) -> Outputs {
         Outputs::new()
+    }
+
+    /// WAF checks an association on the web ACL and on the stage; API
+    /// Gateway checks `apigateway:SetWebACL` on the stage, which is where
+    /// another team's stage is kept out (by the stack's tag, or the adopted
+    /// API's id).
+    fn permissions(grants: &Grants<'_>) -> Vec<Statement> {
+        let stage_name = &grants.stack.stage.name;
+        let (stage, set_web_acl) = match &grants.stack.api.source {
+            crate::stack::ApiSource::Adopt(id) => {
+                let stage = grants.apigateway(&format!("/restapis/{id}/stages/{stage_name}"));
+                (
+                    stage.clone(),
+                    Statement::allow("StageSetWebAcl", Access::Write, &["apigateway:SetWebACL"], vec![stage]),
+                )
+            }
+            crate::stack::ApiSource::Create(_) => {
+                let stage = grants.apigateway(&format!("/restapis/*/stages/{stage_name}"));
+                let statement =
+                    Statement::allow("StageSetWebAcl", Access::Write, &["apigateway:SetWebACL"], vec![stage.clone()]);
+                (stage, grants.on_stack_resources(statement))
+            }
+        };
+        let acl = super::waf::arns(grants, "webacl", &[crate::stack::names::web_acl(grants.name())]);
+        vec![
+            Statement::allow("StageWebAclRead", Access::Read, &["wafv2:GetWebACLForResource"], vec![stage.clone()]),
+            Statement::allow(
+                "StageWebAclAssociation",
+                Access::Write,
+                &["wafv2:AssociateWebACL"],
+                [acl, vec![stage.clone()]].concat(),
+            ),
+            Statement::allow("StageWebAclDisassociation", Access::Write, &["wafv2:DisassociateWebACL"], vec![stage]),
+            set_web_acl,
+        ]
     }
 }
 

@@ -14,9 +14,24 @@ pub fn execution_role(stack: &str) -> String {
     format!("{stack}-authorizer-exec")
 }
 
-/// The role API Gateway assumes to invoke the function.
-pub fn invoke_role(stack: &str) -> String {
+/// The role API Gateway assumed to invoke the function before it was
+/// allowed by the function's resource policy instead: no longer created,
+/// still found and removed where an earlier deployer made it.
+pub fn legacy_invoke_role(stack: &str) -> String {
     format!("{stack}-authorizer-invoke")
+}
+
+/// The permissions boundary of every role the stack creates: a managed
+/// policy an operator makes (`deployer bootstrap`), the ceiling of what
+/// those roles may ever do, whatever the pipeline writes into them.
+pub fn permissions_boundary(stack: &str) -> String {
+    format!("{stack}-role-boundary")
+}
+
+/// The statement of the function's resource policy that lets API Gateway
+/// invoke it for the stack's authorizer.
+pub fn invoke_permission(stack: &str) -> String {
+    format!("{stack}-apigateway-invoke")
 }
 
 /// The REQUEST authorizer in the REST API.
@@ -92,6 +107,20 @@ impl Arns<'_> {
     /// A custom domain, as tags name it.
     pub fn domain(&self, name: &str) -> String {
         format!("arn:{}:apigateway:{}::/domainnames/{name}", self.partition, self.region)
+    }
+
+    /// A customer managed policy of the account.
+    pub fn policy(&self, name: &str) -> String {
+        format!("arn:{}:iam::{}:policy/{name}", self.partition, self.account)
+    }
+
+    /// API Gateway's service-linked role, made with the first custom domain
+    /// of an account (by the caller's rights).
+    pub fn api_gateway_service_linked_role(&self) -> String {
+        format!(
+            "arn:{}:iam::{}:role/aws-service-role/ops.apigateway.amazonaws.com/AWSServiceRoleForAPIGateway",
+            self.partition, self.account
+        )
     }
 
     /// An AWS managed policy.

@@ -21,6 +21,17 @@ async fn apply_creates_everything_then_a_second_apply_changes_nothing() {
     let aws = clients().await;
     let role = aws.iam.get_role().role_name("t-apply-authorizer-exec").send().await.unwrap().role.unwrap();
     assert!(role.assume_role_policy_document().unwrap().contains("lambda.amazonaws.com"));
+    // Bounded by the stack's boundary, which allows the function its own logs only.
+    let boundary = role.permissions_boundary().and_then(|b| b.permissions_boundary_arn());
+    assert_eq!(boundary, Some("arn:aws:iam::123456789012:policy/t-apply-role-boundary"));
+    let version = aws.iam.get_policy_version().policy_arn(boundary.unwrap()).version_id("v1").send().await.unwrap();
+    let document = percent_encoding::percent_decode_str(version.policy_version().unwrap().document().unwrap());
+    let document: serde_json::Value = serde_json::from_str(&document.decode_utf8_lossy()).unwrap();
+    assert_eq!(
+        document["Statement"][0]["Resource"],
+        serde_json::json!(["arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/t-apply-authorizer:*"])
+    );
+    assert!(aws.iam.get_role().role_name("t-apply-authorizer-invoke").send().await.is_err(), "no invoke role");
     let config = aws.lambda.get_function_configuration().function_name("t-apply-authorizer").send().await.unwrap();
     assert_eq!(config.runtime().map(|r| r.as_str()), Some("provided.al2023"));
     assert_eq!(config.handler(), Some("bootstrap"));
@@ -41,7 +52,16 @@ async fn apply_creates_everything_then_a_second_apply_changes_nothing() {
     assert_eq!(authorizer.r#type().map(|t| t.as_str()), Some("REQUEST"));
     assert_eq!(authorizer.authorizer_result_ttl_in_seconds(), Some(300));
     assert!(authorizer.identity_source().unwrap().contains("context.identity.clientCert.clientCertPem"));
-    assert!(authorizer.authorizer_credentials().unwrap().ends_with(":role/t-apply-authorizer-invoke"));
+    // No role: API Gateway may invoke the function for this authorizer, by its resource policy.
+    assert_eq!(authorizer.authorizer_credentials().unwrap_or_default(), "");
+    let policy = aws.lambda.get_policy().function_name("t-apply-authorizer").send().await.unwrap();
+    let policy: serde_json::Value = serde_json::from_str(policy.policy().unwrap()).unwrap();
+    let statement = &policy["Statement"][0];
+    assert_eq!(statement["Principal"]["Service"], "apigateway.amazonaws.com");
+    assert_eq!(statement["Action"], "lambda:InvokeFunction");
+    let source =
+        format!("arn:aws:execute-api:eu-west-1:123456789012:{api_id}/authorizers/{}", authorizer.id().unwrap());
+    assert_eq!(statement["Condition"]["ArnLike"]["AWS:SourceArn"], source.as_str());
     let resources = aws.apigateway.get_resources().rest_api_id(api_id).send().await.unwrap();
     let pet = resources.items().iter().find(|r| r.path() == Some("/pets/{id}")).expect("/pets/{id}");
     let method = aws

@@ -121,7 +121,7 @@ async fn a_certificate_waiting_for_its_record_leaves_the_rest_done_and_apply_exi
     for part in [
         format!("lambda_function {name}-authorizer tagged"),
         format!("rest_api {name}-api tagged"),
-        "  stage prod tagged".to_owned(),
+        "  stage prod".to_owned(),
         format!("  web_acl_association prod {name}-allowlist"),
         format!("truststore {name}-truststore tagged objects=1"),
         format!("certificate {domain} tagged"),

@@ -66,6 +66,7 @@ async fn the_functions_log_group_is_made_first_with_its_retention_and_an_untagge
 /// account and region, and this test starts from an account without one.
 #[tokio::test]
 async fn the_stage_access_log_needs_the_account_role_set_only_on_request_and_never_removed() {
+    let _account = e2e::deploy::ACCOUNT_SETTINGS.lock().await;
     let name = "t-logs-access";
     let region = "eu-central-1";
     let group = format!("/aws/apigateway/{name}/prod/access");
