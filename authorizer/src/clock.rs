@@ -49,6 +49,14 @@ impl Clock {
         }
     }
 
+    /// The wall clock as a `SystemTime`, for what signs with it (a SigV4 request).
+    pub fn system_time(&self) -> SystemTime {
+        match &self.0 {
+            Source::System { .. } => SystemTime::now(),
+            Source::Manual(hands) => UNIX_EPOCH + Duration::from_millis(hands.unix_ms.load(Ordering::Acquire)),
+        }
+    }
+
     /// Time since the clock started, never going back (the wall clock may).
     pub fn monotonic(&self) -> Duration {
         match &self.0 {

@@ -67,9 +67,11 @@ pub const VARIABLES: &[&str] = &[
     "MAX_TOKEN_BYTES",
 ];
 
-/// Variables the function reads outside [`Config`]: the log filter and the
-/// extra CAs for the identity provider's TLS.
-pub const RUNTIME_VARIABLES: &[&str] = &["RUST_LOG", "SSL_CERT_FILE"];
+/// Variables the function reads outside [`Config`]: the log filter, the
+/// extra CAs for the identity provider's TLS, and where its secrets are
+/// (`crate::secrets`).
+pub const RUNTIME_VARIABLES: &[&str] =
+    &["RUST_LOG", "SSL_CERT_FILE", "AUTHORIZER_SECRETS", "AUTHORIZER_SECRETS_VERSION"];
 
 /// Variables whose values are secrets: never logged, masked by the deployer.
 pub const SECRET_VARIABLES: &[&str] = &["INTROSPECTION_CLIENT_SECRET", "AUTHLETE_SERVICE_APISECRET"];
@@ -233,6 +235,11 @@ pub enum PolicyShape {
 impl Config {
     /// Reads the process environment.
     pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_map(&Config::environment()?)
+    }
+
+    /// The variables [`Config`] reads, as the process environment has them.
+    pub fn environment() -> Result<BTreeMap<String, String>, ConfigError> {
         let vars: BTreeMap<String, String> =
             VARIABLES.iter().filter_map(|name| std::env::var(name).ok().map(|v| ((*name).to_owned(), v))).collect();
         // A variable that is set but not valid UTF-8 would silently read as unset above.
@@ -241,7 +248,7 @@ impl Config {
                 return Err(ConfigError::new(name, "is not valid UTF-8"));
             }
         }
-        Config::from_map(&vars)
+        Ok(vars)
     }
 
     /// Parses a set of variables as the Lambda function would see them.

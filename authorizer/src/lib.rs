@@ -29,6 +29,7 @@ pub mod policy;
 pub mod request;
 pub mod response;
 pub mod routes;
+pub mod secrets;
 pub mod telemetry;
 pub mod token;
 

@@ -84,6 +84,7 @@ pub struct Aws {
     pub wafv2: aws_sdk_wafv2::Client,
     pub route53: aws_sdk_route53::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub secretsmanager: aws_sdk_secretsmanager::Client,
     /// How long `apply` waits for ACM to issue a requested certificate
     /// before it leaves the rest for a later run (unscaled;
     /// `apply --wait-for-certificate`).
@@ -143,6 +144,7 @@ impl Aws {
             wafv2: aws_sdk_wafv2::Client::from_conf(with_retries!(aws_sdk_wafv2, &config)),
             route53: aws_sdk_route53::Client::from_conf(with_retries!(aws_sdk_route53, &config)),
             logs: aws_sdk_cloudwatchlogs::Client::from_conf(with_retries!(aws_sdk_cloudwatchlogs, &config)),
+            secretsmanager: aws_sdk_secretsmanager::Client::from_conf(with_retries!(aws_sdk_secretsmanager, &config)),
             certificate_wait: CERTIFICATE_WAIT,
         })
     }

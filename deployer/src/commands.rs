@@ -53,6 +53,7 @@ pub async fn prepare(aws: &Aws, stack: &Stack, desired: &[Desired], teardown: bo
     let mut planned = planner::plan(&stack.name, wanted, &observed)?;
     if !teardown {
         planned.plan.dns_validation = outputs::dns_validation(stack, &observed);
+        planned.plan.not_compared = stack.unknown_secrets().into_iter().map(str::to_owned).collect();
     }
     Ok(Prepared { observed, planned })
 }

@@ -18,7 +18,7 @@ use clap::Parser as _;
 use deployer::cli::{Cli, Command};
 use deployer::commands::{self, Prepared};
 use deployer::plan::Plan;
-use deployer::stack::Stack;
+use deployer::stack::{Stack, Unset};
 
 /// `apply`'s exit code when a certificate still waits for its DNS record.
 const WAITING_FOR_DNS_VALIDATION: u8 = 3;
@@ -61,11 +61,14 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             .collect::<anyhow::Result<Vec<_>>>()?,
         _ => Vec::new(),
     };
-    let stack = Stack::load_with_overrides(
-        &cli.stack,
-        &|name| std::env::var(name).ok().or_else(|| policy_only.then(|| format!("unset-{name}"))),
-        &overrides,
-    )?;
+    let env = |name: &str| std::env::var(name).ok().or_else(|| policy_only.then(|| format!("unset-{name}")));
+    // What writes no secret (a plan not saved for apply, outputs, teardown)
+    // runs without the secrets' values: a pull request's plan is given none.
+    let stack = match &cli.command {
+        Command::Diff { out: None, .. } => Stack::load_without_secrets(&cli.stack, &env, Unset::SecretsUnknown)?,
+        Command::Output | Command::Teardown => Stack::load_without_secrets(&cli.stack, &env, Unset::SecretsIgnored)?,
+        _ => Stack::load_with_overrides(&cli.stack, &env, &overrides)?,
+    };
     if let Command::Local { listen, backend, bootstrap, environment: _, concurrency, tls_cert, tls_key } = &cli.command
     {
         let options = deployer::local::Options {

@@ -189,6 +189,10 @@ pub struct Plan {
     /// create before the custom domain can be made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns_validation: Option<DnsValidation>,
+    /// The secret variables this run was given no value for (a plan of a
+    /// pull request): the authorizer's secret was not compared.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_compared: Vec<String>,
 }
 
 /// A certificate waiting for DNS validation, and the records it waits for.
@@ -275,6 +279,13 @@ impl fmt::Display for Plan {
         }
         if let Some(validation) = &self.dns_validation {
             write!(f, "{validation}")?;
+        }
+        if !self.not_compared.is_empty() {
+            writeln!(
+                f,
+                "Not compared: the authorizer's secret ({}), which this run was given no value for.",
+                self.not_compared.join(", ")
+            )?;
         }
         Ok(())
     }

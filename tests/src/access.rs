@@ -102,6 +102,11 @@ fn access_key(request: &Recorded) -> Option<&str> {
 enum Found {
     Tags(BTreeMap<String, String>),
     Boundary(Option<String>),
+    /// A resource named by name: its ARN, and its tags.
+    Named {
+        arn: String,
+        tags: BTreeMap<String, String>,
+    },
 }
 
 /// SDK clients straight to moto, in one region, for the lookups.
@@ -109,13 +114,14 @@ struct Readers {
     apigateway: aws_sdk_apigateway::Client,
     acm: aws_sdk_acm::Client,
     iam: aws_sdk_iam::Client,
+    secretsmanager: aws_sdk_secretsmanager::Client,
 }
 
 /// The judge of one proxy (one account).
 #[derive(Default)]
 pub struct Judge {
     readers: tokio::sync::Mutex<HashMap<String, Arc<Readers>>>,
-    cache: Mutex<HashMap<Lookup, Option<Found>>>,
+    cache: Mutex<HashMap<Lookup, Found>>,
     /// API Gateway's service-linked role exists in this account.
     service_linked_role: AtomicBool,
 }
@@ -175,8 +181,7 @@ impl Judge {
             self.service_linked_role.store(true, Ordering::SeqCst);
         }
         if ok && mutating {
-            // Tags or boundaries may have changed: read them again next time.
-            self.cache.lock().unwrap_or_else(PoisonError::into_inner).clear();
+            self.forget(request, &operation);
         }
         let Some(principal) = access_key(request).and_then(known) else { return };
         let path = request.path.split('?').next().unwrap_or_default();
@@ -198,12 +203,51 @@ impl Judge {
         }
     }
 
+    /// What a write may have changed (the tags, boundary or existence of
+    /// what it acted on) is read again next time.
+    fn forget(&self, request: &Recorded, operation: &str) {
+        let call = Call {
+            service_operation: operation.to_owned(),
+            mutating: true,
+            request: request.clone(),
+            at: std::time::Instant::now(),
+        };
+        let account = Account { id: ACCOUNT, region: "eu-west-1" };
+        let mut stale: Vec<Lookup> = requests(&call, &account).into_iter().filter_map(|n| n.lookup).collect();
+        // API Gateway's tags API names the tagged resource by its ARN.
+        if let Some(encoded) = request.path.split('?').next().and_then(|p| p.strip_prefix("/tags/")) {
+            let arn = percent_encoding::percent_decode_str(encoded).decode_utf8_lossy().into_owned();
+            let region = arn.split(':').nth(3).unwrap_or_default().to_owned();
+            let path: Vec<&str> = arn.split("::/").nth(1).unwrap_or_default().split('/').collect();
+            match path.as_slice() {
+                ["restapis", api, ..] => {
+                    stale.push(Lookup::RestApiTags { region, api: (*api).to_owned(), stage: None })
+                }
+                ["domainnames", domain] => stale.push(Lookup::DomainTags { region, domain: (*domain).to_owned() }),
+                _ => {}
+            }
+        }
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        for lookup in stale {
+            match &lookup {
+                // A stage's tags are the API's: every entry of the API goes.
+                Lookup::RestApiTags { region, api, .. } => cache.retain(
+                    |key, _| !matches!(key, Lookup::RestApiTags { region: r, api: a, .. } if r == region && a == api),
+                ),
+                _ => drop(cache.remove(&lookup)),
+            }
+        }
+    }
+
     async fn look_up(&self, lookup: &Lookup) -> Option<Found> {
         if let Some(found) = self.cache.lock().unwrap_or_else(PoisonError::into_inner).get(lookup) {
-            return found.clone();
+            return Some(found.clone());
         }
         let found = self.read(lookup).await;
-        self.cache.lock().unwrap_or_else(PoisonError::into_inner).insert(lookup.clone(), found.clone());
+        // (What is not there yet may be made by any create: not remembered.)
+        if let Some(found) = &found {
+            self.cache.lock().unwrap_or_else(PoisonError::into_inner).insert(lookup.clone(), found.clone());
+        }
         found
     }
 
@@ -222,6 +266,7 @@ impl Judge {
             apigateway: aws_sdk_apigateway::Client::new(&config),
             acm: aws_sdk_acm::Client::new(&config),
             iam: aws_sdk_iam::Client::new(&config),
+            secretsmanager: aws_sdk_secretsmanager::Client::new(&config),
         });
         readers.insert(region.to_owned(), made.clone());
         made
@@ -258,6 +303,16 @@ impl Judge {
                         .collect(),
                 ))
             }
+            Lookup::Secret { region, id } => {
+                let readers = self.readers(region).await;
+                let read = readers.secretsmanager.describe_secret().secret_id(id).send().await.ok()?;
+                let tags = read
+                    .tags()
+                    .iter()
+                    .map(|t| (t.key().unwrap_or_default().to_owned(), t.value().unwrap_or_default().to_owned()))
+                    .collect();
+                Some(Found::Named { arn: read.arn().unwrap_or_default().to_owned(), tags })
+            }
             Lookup::RoleBoundary(name) => {
                 let readers = self.readers("us-east-1").await;
                 let read = readers.iam.get_role().role_name(name).send().await.ok()?;
@@ -280,6 +335,10 @@ fn add_context(request: &mut Request, found: &Found) {
             request.context.insert("iam:PermissionsBoundary".into(), vec![boundary.clone()]);
         }
         Found::Boundary(None) => {}
+        Found::Named { arn, tags } => {
+            request.resource.clone_from(arn);
+            add_context(request, &Found::Tags(tags.clone()));
+        }
     }
 }
 

@@ -240,6 +240,14 @@ async fn prepare(role: Role, stack: &StackDir, args: &[&str]) -> Option<String> 
     Some(key)
 }
 
+/// `deployer bootstrap` for `stack`, as its operator: straight to the
+/// account, with an administrator's rights. For tests that run the deployer
+/// as a process of their own (the helpers above bootstrap by themselves).
+pub async fn bootstrap(stack: &StackDir) {
+    let outcome = run(command_for(stack, &crate::moto::endpoint(), &["bootstrap"], &[], None)).await;
+    assert_eq!(outcome.code, 0, "bootstrap:\n{}\n{}", outcome.stdout, outcome.stderr);
+}
+
 /// The statements of `old` and `new`, each once (a `Sid` reused for other
 /// content keeps both, the later one renamed).
 fn union(old: &[serde_json::Value], new: &[serde_json::Value]) -> Vec<serde_json::Value> {
@@ -307,6 +315,7 @@ pub struct Clients {
     pub acm: aws_sdk_acm::Client,
     pub route53: aws_sdk_route53::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub secretsmanager: aws_sdk_secretsmanager::Client,
 }
 
 pub async fn clients() -> Clients {
@@ -349,6 +358,7 @@ async fn clients_with(endpoint: &str, region: &'static str, key: &str) -> Client
         acm: aws_sdk_acm::Client::new(&config),
         route53: aws_sdk_route53::Client::new(&config),
         logs: aws_sdk_cloudwatchlogs::Client::new(&config),
+        secretsmanager: aws_sdk_secretsmanager::Client::new(&config),
     }
 }
 
@@ -542,6 +552,11 @@ pub async fn snapshot(aws: &Clients, name: &str) -> Vec<String> {
     let acls = aws.wafv2.list_web_acls().scope(regional).limit(100).send().await.expect("web acls");
     for acl in acls.web_acls().iter().filter(|a| a.name().is_some_and(|n| n.starts_with(&prefix))) {
         lines.push(format!("web_acl {}", acl.name().unwrap_or_default()));
+    }
+    let secret = format!("oauth-gateway/{name}/authorizer");
+    if let Ok(described) = aws.secretsmanager.describe_secret().secret_id(&secret).send().await {
+        let owned = described.tags().iter().any(|t| t.key() == Some("oauth-gateway:stack") && t.value() == Some(name));
+        lines.push(format!("authorizer_secret {secret} {}", if owned { "tagged" } else { "UNTAGGED" }));
     }
     for prefix in [format!("/aws/lambda/{name}-"), format!("/aws/apigateway/{name}/")] {
         let groups = aws.logs.describe_log_groups().log_group_name_prefix(prefix).send().await.expect("log groups");

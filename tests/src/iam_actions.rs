@@ -52,6 +52,9 @@ pub enum Lookup {
     CertificateTags { region: String, arn: String },
     /// `iam:PermissionsBoundary` of a role as it is.
     RoleBoundary(String),
+    /// A Secrets Manager secret named by name or ARN: its ARN (the request's
+    /// resource) and its tags.
+    Secret { region: String, id: String },
 }
 
 /// One IAM request a call is authorised by, and what its context still needs.
@@ -166,6 +169,7 @@ pub fn requests(call: &Call, account: &Account<'_>) -> Vec<Needed> {
             .collect(),
         "route53" => route53(method, path, &call.request.body).into_iter().map(Needed::from).collect(),
         "logs" => logs(&call.service_operation, &body, &at).into_iter().map(Needed::from).collect(),
+        "secretsmanager" => secretsmanager(&call.service_operation, &body, &at),
         other => panic!("no IAM mapping for service {other:?}: {} {}", call.request.method, call.request.path),
     }
 }
@@ -552,6 +556,35 @@ fn wafv2(operation: &str, body: &Value, at: &Place<'_>) -> Vec<Request> {
         }
         "GetWebACLForResource" => vec![Request::new(action, text("ResourceArn"))],
         other => panic!("no IAM mapping for WAFv2 {other}"),
+    }
+}
+
+/// Secrets Manager: a secret by its ARN (a name is looked up); a create with
+/// tags is a tagging too, of the ARN the new secret gets.
+fn secretsmanager(operation: &str, body: &Value, at: &Place<'_>) -> Vec<Needed> {
+    let action = format!("secretsmanager:{operation}");
+    let tags = json_tags(&body["Tags"]);
+    match operation {
+        "CreateSecret" => {
+            // The new secret's ARN ends in six characters Secrets Manager picks.
+            let arn = format!(
+                "arn:aws:secretsmanager:{}:{}:secret:{}-Ab12Cd",
+                at.region,
+                at.account,
+                body["Name"].as_str().unwrap_or_default()
+            );
+            let mut requests = vec![Needed::from(with_tags(Request::new(&action, &arn), &tags))];
+            if !tags.is_empty() {
+                requests.push(with_tags(Request::new("secretsmanager:TagResource", &arn), &tags).into());
+            }
+            requests
+        }
+        "ListSecrets" => vec![Request::new(action, "*").into()],
+        _ => {
+            let id = body["SecretId"].as_str().unwrap_or_else(|| panic!("Secrets Manager {operation}: no SecretId"));
+            let lookup = Lookup::Secret { region: at.region.to_owned(), id: id.to_owned() };
+            vec![Needed::looking_up(Request::new(action, id), lookup)]
+        }
     }
 }
 

@@ -195,3 +195,70 @@ async fn no_log_level_prints_a_token_a_secret_or_a_certificate() {
         }
     }
 }
+
+/// The function's secret comes from Secrets Manager (moto, through a real
+/// SigV4-signed call), named by `AUTHORIZER_SECRETS` and the version the
+/// deployer wrote: the introspection endpoint gets the client secret it
+/// never saw in the environment; a secret that is not there fails init,
+/// naming the variable.
+#[cfg(feature = "aws")]
+#[tokio::test]
+async fn the_client_secret_is_read_from_secrets_manager_at_init() {
+    use base64::Engine as _;
+    const SECRET: &str = "clientSecretFromSecretsManager";
+    let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("gateway:{SECRET}")));
+    let answer = json!({"active": true, "scope": "pets:read", "sub": "u", "exp": e2e::now() + 300,
+        "cnf": {"x5t#S256": pki().client.thumbprint}});
+    let introspection = TestServer::start(move |request| {
+        if request.header("authorization") == Some(basic.as_str()) {
+            Reply::json(&answer)
+        } else {
+            Reply::status(401, "{}")
+        }
+    })
+    .await;
+    let aws = e2e::deploy::clients().await;
+    let name = format!("t-bootstrap-secret-{}", std::process::id());
+    let created = aws
+        .secretsmanager
+        .create_secret()
+        .name(&name)
+        .secret_string(json!({"INTROSPECTION_CLIENT_SECRET": SECRET}).to_string())
+        .send()
+        .await
+        .expect("the secret");
+    let env = |secret: &str| {
+        vec![
+            ("TOKEN_VALIDATION", "introspection".to_owned()),
+            ("INTROSPECTION_ENDPOINT", introspection.url("/introspect")),
+            ("INTROSPECTION_CLIENT_ID", "gateway".into()),
+            ("ROUTES", fixture::ROUTES.into()),
+            ("AUTHORIZER_SECRETS", secret.to_owned()),
+            ("AUTHORIZER_SECRETS_VERSION", created.version_id().expect("a version").to_owned()),
+            ("AWS_REGION", "eu-west-1".into()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_SESSION_TOKEN", "session".into()),
+            ("AWS_ENDPOINT_URL", e2e::moto::endpoint()),
+            ("RUST_LOG", "trace".into()),
+        ]
+    };
+    let api = RuntimeApi::start().await;
+    let child = spawn_function(&e2e::workspace_binary("debug", "bootstrap"), &api, &env(&name));
+    assert!(api.wait_first_poll(WAIT).await.is_some(), "the function starts with its secret");
+    let outcome = api.invoke(&events::request(Some("Bearer opaque-token-1234567890"), Some(&pki().client)), WAIT).await;
+    let (_, logs) = output_of(child).await;
+    assert!(
+        matches!(outcome, Some(Outcome::Response(ref r)) if r["policyDocument"]["Statement"][0]["Effect"] == "Allow"),
+        "the introspection endpoint got the secret: {outcome:?}\n{logs}"
+    );
+    assert!(!logs.contains(SECRET), "the secret reached the logs:\n{logs}");
+
+    let api = RuntimeApi::start().await;
+    let mut child = spawn_function(&e2e::workspace_binary("debug", "bootstrap"), &api, &env("no-such-secret"));
+    let status = tokio::time::timeout(WAIT, child.wait()).await.expect("exits").expect("status");
+    assert!(!status.success(), "init fails without its secret");
+    let (_, logs) = output_of(child).await;
+    assert!(logs.contains("AUTHORIZER_SECRETS") && logs.contains("ResourceNotFoundException"), "{logs}");
+    aws.secretsmanager.delete_secret().secret_id(&name).force_delete_without_recovery(true).send().await.unwrap();
+}

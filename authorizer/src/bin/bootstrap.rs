@@ -3,15 +3,16 @@
 
 use std::sync::Arc;
 
+use authorizer::Authorizer;
 use authorizer::request::Incoming;
-use authorizer::{Authorizer, Config};
 use lambda_runtime::{LambdaEvent, service_fn};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     authorizer::telemetry::init();
 
-    let config = Config::from_env().map_err(|e| {
+    // The environment's variables, and the secrets Secrets Manager holds for it.
+    let config = authorizer::secrets::config_at_init(&authorizer::Clock::system()).await.map_err(|e| {
         tracing::error!(variable = %e.variable, "invalid configuration: {e}");
         e
     })?;

@@ -7,6 +7,8 @@
 //! earlier deployer made (`names::legacy_invoke_role`) is still read, so the
 //! next `apply` removes it.
 
+use std::collections::BTreeMap;
+
 use anyhow::Context as _;
 use aws_sdk_iam::types::Tag;
 use futures::future::try_join_all;
@@ -20,7 +22,8 @@ use crate::plan::Outputs;
 use crate::policy::{Access, Grants, Statement};
 use crate::stack::names;
 
-const INLINE_POLICY_NAME: &str = "invoke-authorizer";
+/// The execution role's inline policy: reading the authorizer's secret.
+const READ_SECRET_POLICY: &str = "read-authorizer-secret";
 
 /// The managed policy that lets the function write its logs.
 pub const LAMBDA_LOGGING_POLICY: &str = "service-role/AWSLambdaBasicExecutionRole";
@@ -34,8 +37,8 @@ pub struct Spec {
     /// `lambda.amazonaws.com` or `apigateway.amazonaws.com`.
     pub trusted_service: String,
     pub managed_policies: Vec<String>,
-    /// The inline policy document, if any.
-    pub inline_policy: Option<Value>,
+    /// Inline policies by name.
+    pub inline_policies: BTreeMap<String, Value>,
     /// The permissions boundary's ARN.
     pub boundary: Option<String>,
 }
@@ -47,7 +50,7 @@ pub struct State {
     pub trust: Value,
     /// Sorted.
     pub managed_policies: Vec<String>,
-    pub inline_policy: Option<Value>,
+    pub inline_policies: BTreeMap<String, Value>,
     #[serde(default)]
     pub boundary: Option<String>,
 }
@@ -73,7 +76,7 @@ async fn read(aws: &Aws, stack: &str, name: &str) -> anyhow::Result<Option<Found
     let role = output.role.context("GetRole answered without a role")?;
     let (attached, inline) = tokio::join!(
         aws.iam.list_attached_role_policies().role_name(name).send(),
-        aws.iam.get_role_policy().role_name(name).policy_name(INLINE_POLICY_NAME).send(),
+        aws.iam.list_role_policies().role_name(name).send(),
     );
     let mut managed_policies: Vec<String> = attached
         .aws("ListAttachedRolePolicies")?
@@ -82,14 +85,20 @@ async fn read(aws: &Aws, stack: &str, name: &str) -> anyhow::Result<Option<Found
         .filter_map(|p| p.policy_arn().map(str::to_owned))
         .collect();
     managed_policies.sort();
-    let inline_policy = inline.found("GetRolePolicy")?.map(|o| parse_document(o.policy_document())).transpose()?;
+    let mut inline_policies = BTreeMap::new();
+    for policy in inline.aws("ListRolePolicies")?.policy_names() {
+        let read = aws.iam.get_role_policy().role_name(name).policy_name(policy).send().await;
+        if let Some(read) = read.found("GetRolePolicy")? {
+            inline_policies.insert(policy.clone(), parse_document(read.policy_document())?);
+        }
+    }
     let owned = role.tags().iter().any(|t| t.key() == OWNER_TAG && t.value() == stack);
     let state = State {
         name: name.to_owned(),
         arn: role.arn().to_owned(),
         trust: parse_document(role.assume_role_policy_document().unwrap_or("{}"))?,
         managed_policies,
-        inline_policy,
+        inline_policies,
         boundary: role.permissions_boundary().and_then(|b| b.permissions_boundary_arn()).map(str::to_owned),
     };
     Ok(Some(Found::new(name, if owned { Ownership::Owned } else { Ownership::Foreign }, state)))
@@ -104,7 +113,7 @@ fn wanted_state(spec: &Spec, arn: &str) -> State {
         arn: arn.to_owned(),
         trust: trust(&spec.trusted_service),
         managed_policies,
-        inline_policy: spec.inline_policy.clone(),
+        inline_policies: spec.inline_policies.clone(),
         boundary: spec.boundary.clone(),
     }
 }
@@ -113,7 +122,7 @@ super::fields! {
     PermissionsBoundary = "permissions_boundary",
     AssumeRolePolicy = "assume_role_policy",
     ManagedPolicies = "managed_policies",
-    InlinePolicy = "inline_policy",
+    InlinePolicies = "inline_policies",
 }
 
 impl Kind for IamRole {
@@ -125,13 +134,18 @@ impl Kind for IamRole {
 
     fn desired(context: &Context<'_>) -> anyhow::Result<Vec<Spec>> {
         let stack = &context.stack.name;
+        let grants = context.grants();
+        // The function reads its secret, if the stack has secret variables.
+        let read_secret = super::authorizer_secret::read_by_the_function(&grants).map(|statement| {
+            (READ_SECRET_POLICY.to_owned(), json!({"Version": "2012-10-17", "Statement": [statement]}))
+        });
         Ok(vec![Spec {
             stack: stack.clone(),
             name: names::execution_role(stack),
             trusted_service: "lambda.amazonaws.com".into(),
             managed_policies: vec![context.arns().managed_policy(LAMBDA_LOGGING_POLICY)],
-            inline_policy: None,
-            boundary: Some(permissions_boundary::arn(&context.grants())),
+            inline_policies: read_secret.into_iter().collect(),
+            boundary: Some(permissions_boundary::arn(&grants)),
         }])
     }
 
@@ -146,11 +160,10 @@ impl Kind for IamRole {
         let mut wanted = spec.managed_policies.clone();
         wanted.sort();
         diff.field(Field::ManagedPolicies, &state.managed_policies, &wanted);
-        diff.text(
-            Field::InlinePolicy,
-            state.inline_policy.as_ref().map_or("none".into(), Value::to_string),
-            spec.inline_policy.as_ref().map_or("none".into(), Value::to_string),
-        );
+        let shown = |policies: &BTreeMap<String, Value>| {
+            if policies.is_empty() { "none".to_owned() } else { serde_json::to_string(policies).unwrap_or_default() }
+        };
+        diff.text(Field::InlinePolicies, shown(&state.inline_policies), shown(&spec.inline_policies));
         diff
     }
 
@@ -170,17 +183,25 @@ impl Kind for IamRole {
         let logging = grants.arns.managed_policy(LAMBDA_LOGGING_POLICY);
         let bounded =
             |statement: Statement| statement.when("StringEquals", "iam:PermissionsBoundary", boundary.as_str());
-        vec![
+        let mut statements = vec![
             Statement::allow(
                 "StackRolesRead",
                 Access::Read,
-                &["iam:GetRole", "iam:ListAttachedRolePolicies", "iam:GetRolePolicy"],
+                &["iam:GetRole", "iam:ListAttachedRolePolicies", "iam:ListRolePolicies", "iam:GetRolePolicy"],
                 vec![execution.clone(), legacy.clone()],
             ),
             bounded(Statement::allow(
                 "ExecutionRoleBounded",
                 Access::Write,
                 &["iam:CreateRole", "iam:PutRolePermissionsBoundary"],
+                vec![execution.clone()],
+            )),
+            // An inline policy is removed by any stack (one that no longer
+            // has a secret); put by one that has.
+            bounded(Statement::allow(
+                "ExecutionRoleInlinePolicyRemoval",
+                Access::Write,
+                &["iam:DeleteRolePolicy"],
                 vec![execution.clone()],
             )),
             grants.tagged_as_stack(
@@ -225,7 +246,17 @@ impl Kind for IamRole {
                 vec![execution],
             )
             .when("StringNotEquals", "iam:PermissionsBoundary", boundary.as_str()),
-        ]
+        ];
+        // Whatever an inline policy says, the boundary is the role's ceiling.
+        if super::authorizer_secret::read_by_the_function(grants).is_some() {
+            statements.push(bounded(Statement::allow(
+                "ExecutionRoleInlinePolicy",
+                Access::Write,
+                &["iam:PutRolePolicy"],
+                vec![grants.arns.role(&names::execution_role(stack))],
+            )));
+        }
+        statements
     }
 }
 
@@ -256,7 +287,7 @@ impl KindIo for IamRole {
             .await;
         match created {
             Ok(created) => {
-                converge_policies(aws, spec, &[], None).await?;
+                converge_policies(aws, spec, &[], &BTreeMap::new()).await?;
                 // What IAM accepted, not read back: IAM's reads lag its writes
                 // by seconds, and a GetRole now may answer NoSuchEntity.
                 Ok(wanted_state(spec, created.role().map(|r| r.arn()).context("CreateRole answered without a role")?))
@@ -288,8 +319,8 @@ impl KindIo for IamRole {
                 .await
                 .aws("UpdateAssumeRolePolicy")?;
         }
-        if diff.has(Field::ManagedPolicies) || diff.has(Field::InlinePolicy) {
-            converge_policies(aws, spec, &state.managed_policies, state.inline_policy.as_ref()).await?;
+        if diff.has(Field::ManagedPolicies) || diff.has(Field::InlinePolicies) {
+            converge_policies(aws, spec, &state.managed_policies, &state.inline_policies).await?;
         }
         Ok(wanted_state(spec, &state.arn))
     }
@@ -305,11 +336,11 @@ impl KindIo for IamRole {
                 .await
                 .gone("DetachRolePolicy")?;
         }
-        if state.inline_policy.is_some() {
+        for policy in state.inline_policies.keys() {
             aws.iam
                 .delete_role_policy()
                 .role_name(&state.name)
-                .policy_name(INLINE_POLICY_NAME)
+                .policy_name(policy)
                 .send()
                 .await
                 .gone("DeleteRolePolicy")?;
@@ -318,36 +349,28 @@ impl KindIo for IamRole {
     }
 }
 
-/// Attaches and detaches managed policies, and puts or deletes the inline
-/// one, so the role has exactly what `spec` says.
-async fn converge_policies(aws: &Aws, spec: &Spec, attached: &[String], inline: Option<&Value>) -> anyhow::Result<()> {
+/// Attaches and detaches managed policies, and puts or deletes inline
+/// ones, so the role has exactly what `spec` says.
+async fn converge_policies(
+    aws: &Aws,
+    spec: &Spec,
+    attached: &[String],
+    inline: &BTreeMap<String, Value>,
+) -> anyhow::Result<()> {
     for arn in spec.managed_policies.iter().filter(|a| !attached.contains(a)) {
         aws.iam.attach_role_policy().role_name(&spec.name).policy_arn(arn).send().await.aws("AttachRolePolicy")?;
     }
     for arn in attached.iter().filter(|a| !spec.managed_policies.contains(a)) {
         aws.iam.detach_role_policy().role_name(&spec.name).policy_arn(arn).send().await.aws("DetachRolePolicy")?;
     }
-    match (&spec.inline_policy, inline) {
-        (Some(wanted), current) if current != Some(wanted) => {
-            aws.iam
-                .put_role_policy()
-                .role_name(&spec.name)
-                .policy_name(INLINE_POLICY_NAME)
-                .policy_document(wanted.to_string())
-                .send()
-                .await
-                .aws("PutRolePolicy")?;
+    for (name, wanted) in &spec.inline_policies {
+        if inline.get(name) != Some(wanted) {
+            let put = aws.iam.put_role_policy().role_name(&spec.name).policy_name(name);
+            put.policy_document(wanted.to_string()).send().await.aws("PutRolePolicy")?;
         }
-        (None, Some(_)) => {
-            aws.iam
-                .delete_role_policy()
-                .role_name(&spec.name)
-                .policy_name(INLINE_POLICY_NAME)
-                .send()
-                .await
-                .aws("DeleteRolePolicy")?;
-        }
-        _ => {}
+    }
+    for name in inline.keys().filter(|name| !spec.inline_policies.contains_key(*name)) {
+        aws.iam.delete_role_policy().role_name(&spec.name).policy_name(name).send().await.aws("DeleteRolePolicy")?;
     }
     Ok(())
 }
@@ -363,7 +386,7 @@ mod tests {
             name: "s-authorizer-invoke".into(),
             trusted_service: "apigateway.amazonaws.com".into(),
             managed_policies: vec!["arn:aws:iam::aws:policy/b".into(), "arn:aws:iam::aws:policy/a".into()],
-            inline_policy: Some(json!({"Version": "2012-10-17"})),
+            inline_policies: [("read".to_owned(), json!({"Version": "2012-10-17"}))].into(),
             boundary: Some("arn:aws:iam::123456789012:policy/s-role-boundary".into()),
         }
     }
@@ -374,7 +397,7 @@ mod tests {
             arn: "arn:aws:iam::123456789012:role/s-authorizer-invoke".into(),
             trust: trust("apigateway.amazonaws.com"),
             managed_policies: vec!["arn:aws:iam::aws:policy/a".into(), "arn:aws:iam::aws:policy/b".into()],
-            inline_policy: Some(json!({"Version": "2012-10-17"})),
+            inline_policies: [("read".to_owned(), json!({"Version": "2012-10-17"}))].into(),
             boundary: Some("arn:aws:iam::123456789012:policy/s-role-boundary".into()),
         }
     }
@@ -384,8 +407,9 @@ mod tests {
         let cases: &[Case<State>] = &[
             (|s| s.trust = trust("lambda.amazonaws.com"), "assume_role_policy"),
             (|s| s.managed_policies.pop().map(drop).unwrap_or(()), "managed_policies"),
-            (|s| s.inline_policy = None, "inline_policy"),
-            (|s| s.inline_policy = Some(json!({"Version": "2008-10-17"})), "inline_policy"),
+            (|s| s.inline_policies.clear(), "inline_policies"),
+            (|s| drop(s.inline_policies.insert("read".into(), json!({"Version": "2008-10-17"}))), "inline_policies"),
+            (|s| drop(s.inline_policies.insert("more".into(), json!({}))), "inline_policies"),
             (|s| s.boundary = None, "permissions_boundary"),
         ];
         check_diff::<IamRole>(&spec(), &matching_state(), cases);

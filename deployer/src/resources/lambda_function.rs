@@ -88,6 +88,21 @@ fn state_of(name: &str, output: &GetFunctionOutput) -> anyhow::Result<State> {
     Ok(state)
 }
 
+/// The function's environment: the stack's variables but the secret ones,
+/// which it reads from Secrets Manager (`authorizer_secret`), and where they are.
+fn function_environment(stack: &crate::stack::Stack) -> BTreeMap<String, Setting> {
+    let secrets = super::authorizer_secret::secret_variables(stack);
+    let mut environment: BTreeMap<String, Setting> = stack
+        .authorizer
+        .environment
+        .iter()
+        .filter(|(name, _)| !secrets.contains_key(name.as_str()))
+        .map(|(n, s)| (n.clone(), s.clone()))
+        .collect();
+    environment.extend(super::authorizer_secret::function_variables(stack));
+    environment
+}
+
 fn environment_values(spec: &Spec) -> std::collections::HashMap<String, String> {
     spec.environment.iter().map(|(k, v)| (k.clone(), v.value.clone())).collect()
 }
@@ -142,7 +157,8 @@ impl Kind for LambdaFunction {
     /// No read back: the create waits until Lambda reports the function ready, and returns that read.
     const READ_BACK: bool = false;
     /// Its log group first, or Lambda makes one untagged and kept forever.
-    const DEPENDS_ON: &'static [&'static str] = &["iam_role", "log_group"];
+    /// Its secret first: the function reads it when it starts.
+    const DEPENDS_ON: &'static [&'static str] = &["iam_role", "log_group", "authorizer_secret"];
     /// Lambda shows a function's tags in GetFunction only to a caller also
     /// allowed `lambda:ListTags`: without it, the stack's own function reads
     /// as untagged.
@@ -164,7 +180,7 @@ impl Kind for LambdaFunction {
             role_arn: context.arns().role(&names::execution_role(&context.stack.name)),
             package,
             code_sha256,
-            environment: a.environment.clone(),
+            environment: function_environment(context.stack),
             timeout_seconds: a.timeout_seconds,
             memory_mb: a.memory_mb,
             architecture: a.architecture.as_lambda().to_owned(),
@@ -189,6 +205,10 @@ impl Kind for LambdaFunction {
         for name in names {
             let wanted = spec.environment.get(name);
             let current = state.environment.get(name);
+            // Not known to this run (a plan given no secret): not compared.
+            if wanted.is_some_and(|w| w.unknown) {
+                continue;
+            }
             if wanted.map(|w| &w.value) != current {
                 let secret =
                     wanted.is_some_and(|w| w.secret) || authorizer::config::SECRET_VARIABLES.contains(&name.as_str());
@@ -356,7 +376,7 @@ mod tests {
     use crate::resources::testing::{Case, check_diff};
 
     fn setting(value: &str, secret: bool) -> Setting {
-        Setting { value: value.into(), secret }
+        Setting { value: value.into(), secret, unknown: false }
     }
 
     fn spec() -> Spec {

@@ -40,6 +40,7 @@ pub mod api_authorizer;
 pub mod api_resource;
 pub mod api_route;
 pub mod authorizer_permission;
+pub mod authorizer_secret;
 pub mod base_path_mapping;
 pub mod certificate;
 pub mod certificate_validation;
@@ -65,6 +66,7 @@ pub static REGISTRY: &[&dyn DynKind] = &[
     &Registered::<permissions_boundary::PermissionsBoundary>(PhantomData),
     &Registered::<iam_role::IamRole>(PhantomData),
     &Registered::<log_group::LogGroup>(PhantomData),
+    &Registered::<authorizer_secret::AuthorizerSecret>(PhantomData),
     &Registered::<lambda_function::LambdaFunction>(PhantomData),
     &Registered::<rest_api::RestApi>(PhantomData),
     &Registered::<api_authorizer::ApiAuthorizer>(PhantomData),

@@ -50,6 +50,7 @@ const DPOP_IDENTITY_SOURCE: &str = "method.request.header.DPoP";
 struct Checks<'a> {
     problems: Vec<Problem>,
     env: &'a dyn Fn(&str) -> Option<String>,
+    unset: super::Unset,
 }
 
 impl Checks<'_> {
@@ -60,12 +61,31 @@ impl Checks<'_> {
     /// Resolves `${env:NAME}` references; a value that used one is secret.
     fn resolve(&mut self, field: &str, text: &str) -> Setting {
         match interpolate(text, self.env) {
-            Ok((value, secret)) => Setting { value, secret },
+            Ok((value, secret)) => Setting { value, secret, unknown: false },
             Err(message) => {
                 self.problem(field, message);
-                Setting { value: String::new(), secret: true }
+                Setting { value: String::new(), secret: true, unknown: false }
             }
         }
+    }
+
+    /// [`Checks::resolve`] for a secret variable of the authorizer: with
+    /// [`super::Unset::SecretsUnknown`], one whose `${env:…}` is not set
+    /// is unknown rather than a problem.
+    fn resolve_secret(&mut self, field: &str, text: &str) -> Setting {
+        if self.unset == super::Unset::SecretsIgnored && interpolate(text, &|_| Some(String::new())).is_ok() {
+            return Setting { value: String::new(), secret: true, unknown: true };
+        }
+        if self.unset == super::Unset::SecretsUnknown {
+            // A reference that is not set makes it unknown; a malformed one stays a problem.
+            let well_formed = interpolate(text, &|_| Some(String::new())).is_ok();
+            if well_formed && interpolate(text, self.env).is_err() {
+                return Setting { value: String::new(), secret: true, unknown: true };
+            }
+        }
+        let mut setting = self.resolve(field, text);
+        setting.secret = true;
+        setting
     }
 }
 
@@ -74,8 +94,9 @@ pub(super) fn validate(
     file: &Path,
     base: &Path,
     env: &dyn Fn(&str) -> Option<String>,
+    unset: super::Unset,
 ) -> Result<Stack, Vec<Problem>> {
-    let mut checks = Checks { problems: Vec::new(), env };
+    let mut checks = Checks { problems: Vec::new(), env, unset };
     checks.stack_name(&raw.stack);
     let stage = checks.stage(raw.stage);
     let mut api = checks.api(&raw.api);
@@ -204,13 +225,20 @@ impl Checks<'_> {
             {
                 self.problem(&field, "is not a setting the authorizer reads");
             }
-            let mut setting = self.resolve(&field, value);
-            setting.secret |= authorizer::config::SECRET_VARIABLES.contains(&name.as_str());
+            let setting = if authorizer::config::SECRET_VARIABLES.contains(&name.as_str()) {
+                self.resolve_secret(&field, value)
+            } else {
+                self.resolve(&field, value)
+            };
             environment.insert(name.clone(), setting);
         }
         environment.extend(generated);
         self.environment_size(&environment);
-        let plain: BTreeMap<String, String> = environment.iter().map(|(k, v)| (k.clone(), v.value.clone())).collect();
+        // (An unknown secret is checked as if it were set: its value is not for this run.)
+        let plain: BTreeMap<String, String> = environment
+            .iter()
+            .map(|(k, v)| (k.clone(), if v.unknown { "not-set-for-this-run".to_owned() } else { v.value.clone() }))
+            .collect();
         let config = match authorizer::Config::from_map(&plain) {
             Ok(config) => Some(config),
             Err(e) => {
@@ -385,7 +413,7 @@ impl Checks<'_> {
                 self.problem(field, message);
             }
         }
-        let public = |value: String| Setting { value, secret: false };
+        let public = Setting::public;
         BTreeMap::from([("ROUTES".to_owned(), public(table)), ("REALM".to_owned(), public(raw.realm.clone()))])
     }
 
@@ -560,6 +588,11 @@ fn by_hand(name: &str, value: &str, api: &RawApi) -> Option<String> {
             api.realm,
             if value == api.realm { String::new() } else { format!(" and set api.realm: {value}") }
         )),
+        "AUTHORIZER_SECRETS" | "AUTHORIZER_SECRETS_VERSION" => Some(
+            "is written by the deployer, which keeps the secret variables (INTROSPECTION_CLIENT_SECRET, \
+             AUTHLETE_SERVICE_APISECRET) in Secrets Manager for the function to read at start: remove it"
+                .to_owned(),
+        ),
         "ROUTES" => Some(format!(
             "is written by the deployer from api.routes, where each route carries its own scopes: remove it and \
              move its entries there:\n{}",
@@ -840,7 +873,7 @@ mod tests {
             context_headers: BTreeMap::new(),
         };
         let problems = |paths: &[&str]| {
-            let mut checks = Checks { problems: Vec::new(), env: &|_| None };
+            let mut checks = Checks { problems: Vec::new(), env: &|_| None, unset: crate::stack::Unset::Refused };
             checks.one_variable_per_parent(&paths.iter().map(|p| route(p)).collect::<Vec<_>>());
             checks.problems.into_iter().map(|p| format!("{}: {}", p.field, p.message)).collect::<Vec<_>>()
         };

@@ -57,7 +57,24 @@ impl fmt::Display for StackError {
     }
 }
 
+/// What a `${env:…}` that is not set means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unset {
+    /// An error, naming it.
+    Refused,
+    /// For an authorizer secret: unknown for this run; elsewhere an error.
+    SecretsUnknown,
+    /// Every authorizer secret unknown, set or not: for runs that do not
+    /// compare them (`output`, `teardown`).
+    SecretsIgnored,
+}
+
 impl Stack {
+    /// The authorizer's secret variables whose value this run does not know.
+    pub fn unknown_secrets(&self) -> Vec<&str> {
+        self.authorizer.environment.iter().filter(|(_, s)| s.unknown).map(|(n, _)| n.as_str()).collect()
+    }
+
     /// What can only be checked once the region is known (when stack.yaml
     /// leaves it to the environment): still before any AWS write.
     pub fn check_region(&self, region: &str) -> Result<(), StackError> {
@@ -75,6 +92,18 @@ impl Stack {
         Self::load_with_overrides(path, env, &[])
     }
 
+    /// [`Stack::load`], with `unset` saying what an authorizer secret whose
+    /// `${env:…}` is not set (or any, with [`Unset::SecretsIgnored`]) is:
+    /// for runs that write no secret (`diff` of a pull request, which is
+    /// given none; `output`; `teardown`).
+    pub fn load_without_secrets(
+        path: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+        unset: Unset,
+    ) -> Result<Stack, StackError> {
+        Self::load_with(path, env, &[], unset)
+    }
+
     /// [`Stack::load`], with `authorizer.environment` entries replaced or
     /// added (`deployer local --env NAME=VALUE`) before anything is checked:
     /// an override meets every check a value in the file meets.
@@ -83,13 +112,22 @@ impl Stack {
         env: &dyn Fn(&str) -> Option<String>,
         overrides: &[(String, String)],
     ) -> Result<Stack, StackError> {
+        Self::load_with(path, env, overrides, Unset::Refused)
+    }
+
+    fn load_with(
+        path: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+        overrides: &[(String, String)],
+        unset: Unset,
+    ) -> Result<Stack, StackError> {
         let used = std::cell::RefCell::new(std::collections::BTreeMap::new());
         let recording = |name: &str| {
             let value = env(name);
             used.borrow_mut().insert(name.to_owned(), value.clone());
             value
         };
-        let (mut stack, text) = Self::read(path, &recording, overrides)?;
+        let (mut stack, text) = Self::read(path, &recording, overrides, unset)?;
         let mut hasher = Sha256::new();
         hasher.update(text.as_bytes());
         if let Some(domain) = &stack.domain {
@@ -111,6 +149,7 @@ impl Stack {
         path: &Path,
         env: &dyn Fn(&str) -> Option<String>,
         overrides: &[(String, String)],
+        unset: Unset,
     ) -> Result<(Stack, String), StackError> {
         let error = |problems| StackError { file: path.to_owned(), problems };
         let text = std::fs::read_to_string(path).map_err(|e| {
@@ -129,7 +168,7 @@ impl Stack {
         })?;
         raw.authorizer.environment.extend(overrides.iter().cloned());
         let base = path.parent().unwrap_or(Path::new("."));
-        Ok((checks::validate(raw, path, base, env).map_err(error)?, text))
+        Ok((checks::validate(raw, path, base, env, unset).map_err(error)?, text))
     }
 }
 

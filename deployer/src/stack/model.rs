@@ -14,6 +14,10 @@ pub use super::raw::{Architecture, Throttling};
 pub struct Setting {
     pub value: String,
     pub secret: bool,
+    /// A secret whose `${env:…}` is not set for this run (a plan of a pull
+    /// request, which gets no secret): not compared, never written.
+    #[serde(default)]
+    pub unknown: bool,
 }
 
 impl fmt::Debug for Setting {
@@ -25,7 +29,16 @@ impl fmt::Debug for Setting {
 impl Setting {
     /// What may be printed.
     pub fn display(&self) -> String {
-        if self.secret { "(sensitive)".into() } else { format!("{:?}", self.value) }
+        match (self.unknown, self.secret) {
+            (true, _) => "(not set for this run)".into(),
+            (false, true) => "(sensitive)".into(),
+            (false, false) => format!("{:?}", self.value),
+        }
+    }
+
+    /// A known value that may be printed.
+    pub fn public(value: impl Into<String>) -> Setting {
+        Setting { value: value.into(), secret: false, unknown: false }
     }
 }
 

@@ -28,6 +28,13 @@ pub fn permissions_boundary(stack: &str) -> String {
     format!("{stack}-role-boundary")
 }
 
+/// The Secrets Manager secret holding the authorizer's secret variables
+/// (the introspection client secret, Authlete's API secret), read by the
+/// function at init: never in its environment.
+pub fn authorizer_secret(stack: &str) -> String {
+    format!("oauth-gateway/{stack}/authorizer")
+}
+
 /// The statement of the function's resource policy that lets API Gateway
 /// invoke it for the stack's authorizer.
 pub fn invoke_permission(stack: &str) -> String {
@@ -107,6 +114,17 @@ impl Arns<'_> {
     /// A custom domain, as tags name it.
     pub fn domain(&self, name: &str) -> String {
         format!("arn:{}:apigateway:{}::/domainnames/{name}", self.partition, self.region)
+    }
+
+    /// The authorizer's secret, whatever suffix Secrets Manager gave its ARN.
+    pub fn authorizer_secret(&self, stack: &str) -> String {
+        format!(
+            "arn:{}:secretsmanager:{}:{}:secret:{}-??????",
+            self.partition,
+            self.region,
+            self.account,
+            authorizer_secret(stack)
+        )
     }
 
     /// A customer managed policy of the account.

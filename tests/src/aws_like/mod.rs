@@ -203,6 +203,9 @@ pub struct AwsLike {
 struct State {
     /// Calls answered by a behaviour rather than by moto, by behaviour.
     counts: BTreeMap<&'static str, usize>,
+    /// Lambda function → the statement ids of its resource policy (moto
+    /// adds a second statement of an id AWS refuses).
+    permissions: HashMap<String, HashSet<String>>,
     quotas: HashMap<&'static str, Bucket>,
     /// Custom domain → what moto does not keep.
     domains: HashMap<String, Domain>,
@@ -501,6 +504,24 @@ impl AwsLike {
             }
         }
 
+        // (A statement id a function's policy has is refused whatever the
+        // switches: moto adds a second one.)
+        if let Some(function) = call.rest("POST", &["2015-03-31", "functions", "*", "policy"]).map(|c| url_decode(c[0]))
+            && let Some(id) = call.body["StatementId"].as_str()
+            && state.permissions.get(&function).is_some_and(|ids| ids.contains(id))
+        {
+            *state.counts.entry("lambda_duplicate_statement").or_default() += 1;
+            return Before::Answer(error(
+                "lambda",
+                409,
+                "ResourceConflictException",
+                &format!(
+                    "The statement id ({id}) provided already exists. Please provide a new statement id, or remove \
+                     the existing statement."
+                ),
+            ));
+        }
+
         if b.iam_propagation && call.rest("POST", &["2015-03-31", "functions"]).is_some() {
             let role = call.body["Role"].as_str().unwrap_or_default();
             let name = role.rsplit('/').next().unwrap_or_default();
@@ -645,6 +666,18 @@ impl AwsLike {
             }
         }
         if ok && call.service == "lambda" {
+            if let Some(function) =
+                call.rest("POST", &["2015-03-31", "functions", "*", "policy"]).map(|c| url_decode(c[0]))
+                && let Some(id) = call.body["StatementId"].as_str()
+            {
+                state.permissions.entry(function).or_default().insert(id.to_owned());
+            }
+            if let Some(c) = call.rest("DELETE", &["2015-03-31", "functions", "*", "policy", "*"]) {
+                state.permissions.entry(url_decode(c[0])).or_default().remove(&url_decode(c[1]));
+            }
+            if let Some(c) = call.rest("DELETE", &["2015-03-31", "functions", "*"]) {
+                state.permissions.remove(&url_decode(c[0]));
+            }
             let created = call
                 .rest("POST", &["2015-03-31", "functions"])
                 .map(|_| (call.body["FunctionName"].as_str().unwrap_or_default().to_owned(), true));

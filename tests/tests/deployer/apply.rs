@@ -37,7 +37,23 @@ async fn apply_creates_everything_then_a_second_apply_changes_nothing() {
     assert_eq!(config.handler(), Some("bootstrap"));
     assert_eq!((config.timeout(), config.memory_size()), (Some(5), Some(256)));
     let variables = config.environment().unwrap().variables().unwrap();
-    assert_eq!(variables.get("INTROSPECTION_CLIENT_SECRET").map(String::as_str), Some(SECRET));
+    // The secret is not in the environment (readable by whoever may read the
+    // function): in Secrets Manager, which the function reads at init.
+    assert_eq!(variables.get("INTROSPECTION_CLIENT_SECRET"), None);
+    assert!(variables.values().all(|v| !v.contains(SECRET)), "{variables:?}");
+    let secret_name = variables.get("AUTHORIZER_SECRETS").expect("where the secret is");
+    assert_eq!(secret_name, "oauth-gateway/t-apply/authorizer");
+    let version = variables.get("AUTHORIZER_SECRETS_VERSION").expect("which version");
+    let secret = aws.secretsmanager.get_secret_value().secret_id(secret_name).version_id(version).send().await.unwrap();
+    let secret: serde_json::Value = serde_json::from_str(secret.secret_string().unwrap()).unwrap();
+    assert_eq!(secret, serde_json::json!({"INTROSPECTION_CLIENT_SECRET": SECRET}));
+    let inline = aws.iam.get_role_policy().role_name("t-apply-authorizer-exec").policy_name("read-authorizer-secret");
+    let inline = inline.send().await.unwrap();
+    let inline = percent_encoding::percent_decode_str(inline.policy_document()).decode_utf8_lossy().into_owned();
+    assert!(
+        inline.contains("secretsmanager:GetSecretValue") && inline.contains("oauth-gateway/t-apply/authorizer-??????"),
+        "{inline}"
+    );
     assert_eq!(variables.get("CERT_BINDING").map(String::as_str), Some("required"));
     // Written from the `api` section, not by hand: the routes the API serves, the realm of its 401s.
     assert_eq!(variables.get("REALM").map(String::as_str), Some("pets"));
@@ -117,11 +133,8 @@ async fn apply_creates_everything_then_a_second_apply_changes_nothing() {
     let diff =
         deployer(&stack, &proxy.url(), &["diff", "--detailed-exitcode"], &[("INTROSPECTION_SECRET", rotated)]).await;
     assert_eq!(diff.code, 2, "{}", diff.stdout);
-    assert!(
-        diff.stdout.contains("environment.INTROSPECTION_CLIENT_SECRET: (sensitive) → (sensitive)"),
-        "{}",
-        diff.stdout
-    );
+    assert!(diff.stdout.contains("~ authorizer_secret oauth-gateway/t-apply/authorizer"), "{}", diff.stdout);
+    assert!(diff.stdout.contains("value: (sensitive) → (sensitive)"), "{}", diff.stdout);
     let json = deployer(&stack, &proxy.url(), &["diff", "--json"], &[("INTROSPECTION_SECRET", rotated)]).await;
     for output in [&diff.stdout, &diff.stderr, &json.stdout, &json.stderr] {
         assert!(!output.contains(rotated) && !output.contains(SECRET), "a secret was printed:\n{output}");
@@ -324,7 +337,14 @@ async fn invalid_stacks_are_refused_before_any_aws_call() {
     for (yaml, expected) in cases {
         let stack = StackDir::new("t-invalid", &yaml);
         let proxy = Proxy::dead_end().await;
-        for command in [&["apply"][..], &["diff"], &["teardown"]] {
+        // A secret that is not set is refused by what would write it; a
+        // plan and a teardown run without it (a pull request's plan gets none).
+        let commands: &[&[&str]] = if expected.contains("NOT_SET_ANYWHERE") {
+            &[&["apply"], &["diff", "--out", "plan.json"]]
+        } else {
+            &[&["apply"], &["diff"], &["teardown"]]
+        };
+        for command in commands.iter().copied() {
             let outcome = deployer(&stack, &proxy.url(), command, &env()).await;
             assert_eq!(outcome.code, 1, "{command:?} must fail for: {expected}");
             assert!(outcome.stderr.contains(expected), "expected {expected:?} in:\n{}", outcome.stderr);
@@ -376,6 +396,8 @@ async fn an_adopted_api_is_configured_but_never_deleted() {
 async fn an_interrupted_apply_is_finished_by_the_next_one() {
     let stack = StackDir::new("t-interrupt", &stack_yaml("t-interrupt", ""));
     let proxy = Proxy::start().await;
+    // The first apply runs as a process of the test's own: bootstrapped here.
+    e2e::deploy::bootstrap(&stack).await;
     clean_slate(&stack, &proxy).await;
     let mut child = tokio::process::Command::new(e2e::workspace_binary("debug", "deployer"))
         .args(["apply", "--stack"])

@@ -491,15 +491,19 @@ async fn new_routes_read_the_resource_tree_once() {
 #[tokio::test]
 async fn a_run_right_after_another_waits_for_waf_to_list_what_exists() {
     let name = "t-aws-lag";
-    let proxy = Proxy::aws_like(Behaviours { waf_list_lag: true, ..Behaviours::none(SLOW) }).await;
+    // WAF's list lags 30 s of AWS time: 4.5 s here, so the second run
+    // (a deployer process started after the first ends) lands inside it.
+    const LAG_SCALE: f64 = 0.15;
+    let env = [("INTROSPECTION_SECRET", SECRET), ("DEPLOYER_TIME_SCALE", "0.15")];
+    let proxy = Proxy::aws_like(Behaviours { waf_list_lag: true, ..Behaviours::none(LAG_SCALE) }).await;
     let stack = StackDir::new(name, &stack_yaml(name, &edge_yaml(name)));
     for command in [&["teardown"][..], &["apply"], &["apply"]] {
-        let outcome = deployer(&stack, &proxy.url(), command, &slow_env()).await;
+        let outcome = deployer(&stack, &proxy.url(), command, &env).await;
         assert_eq!(outcome.code, 0, "{command:?}: {}\n{}", outcome.stdout, outcome.stderr);
     }
     let counts = proxy.behaviour_counts();
     assert!(counts.get("waf_list_lag").is_some_and(|n| *n > 0), "the second run saw everything: {counts:?}");
     assert!(counts.get("waf_duplicate").is_some_and(|n| *n > 0), "it never tried to create again: {counts:?}");
     assert_eq!(shape(&clients().await, name).await, clean_apply_shape().await, "no duplicate");
-    assert_eq!(deployer(&stack, &proxy.url(), &["teardown"], &slow_env()).await.code, 0);
+    assert_eq!(deployer(&stack, &proxy.url(), &["teardown"], &env).await.code, 0);
 }

@@ -252,4 +252,32 @@ fn the_example_workflow_runs_the_deployer_as_it_accepts_and_applies_the_reviewed
     assert!(apply_scripts.contains("-eq 3"), "exit code 3 (waiting for DNS validation) is handled");
     // No AWS keys anywhere: only the role.
     assert!(!text.contains("AWS_SECRET_ACCESS_KEY") && !text.contains("aws-secret-access-key"));
+
+    // A pull request's code gets the read-only role and no secret, and
+    // plans without saving (a saved plan needs every value).
+    let pull_request = job("pull-request-plan");
+    assert_eq!(pull_request["if"], "github.event_name == 'pull_request'");
+    assert_eq!(role("pull-request-plan"), role("plan"));
+    assert!(runs("pull-request-plan", &["plan"]) && !runs("pull-request-plan", &["--out"]), "{commands:?}");
+    assert!(!serde_yaml::to_string(pull_request).unwrap().contains("secrets."), "a pull request gets no secret");
+    for name in ["plan", "apply"] {
+        assert!(job(name)["if"].as_str().unwrap_or_default().contains("pull_request") || name == "apply");
+    }
+    assert_eq!(
+        job("plan")["if"],
+        "github.event_name != 'pull_request'",
+        "the job with the secret never runs a pull request"
+    );
+    // Every action pinned by a full commit hash.
+    for (name, definition) in workflow["jobs"].as_mapping().expect("jobs") {
+        for step in definition["steps"].as_sequence().expect("steps") {
+            if let Some(action) = step["uses"].as_str() {
+                let reference = action.rsplit_once('@').map(|(_, r)| r).unwrap_or_default();
+                assert!(
+                    reference.len() == 40 && reference.chars().all(|c| c.is_ascii_hexdigit()),
+                    "{name:?}: {action} is not pinned by commit"
+                );
+            }
+        }
+    }
 }

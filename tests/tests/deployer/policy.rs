@@ -164,11 +164,23 @@ async fn a_stacks_whole_life_runs_under_the_printed_policy_and_needs_every_state
     let again = must(&stack, &proxy, &["apply"]).await;
     assert!(again.stdout.contains("No changes"), "{}", again.stdout);
 
-    // Plans and outputs as the role that can only read.
+    // Plans and outputs as the role that can only read, given no secret (a
+    // pull request's): the secret is not compared, the rest is.
     for args in [&["diff", "--detailed-exitcode"][..], &["output"]] {
-        let outcome = deployer_as(Role::ReadOnly, &stack, &proxy.url(), args, &env()).await;
+        let outcome = deployer_as(Role::ReadOnly, &stack, &proxy.url(), args, &[]).await;
         assert_eq!(outcome.code, 0, "{args:?} as the read-only role:\n{}\n{}", outcome.stdout, outcome.stderr);
+        if args[0] == "diff" {
+            assert!(outcome.stdout.contains("No changes"), "{}", outcome.stdout);
+            assert!(
+                outcome.stdout.contains("Not compared: the authorizer's secret (INTROSPECTION_CLIENT_SECRET)"),
+                "{}",
+                outcome.stdout
+            );
+        }
     }
+    let saved = deployer_as(Role::ReadOnly, &stack, &proxy.url(), &["diff", "--out", "plan.json"], &[]).await;
+    assert_eq!(saved.code, 1, "a plan for apply needs every value:\n{}", saved.stderr);
+    assert!(saved.stderr.contains("INTROSPECTION_SECRET is not set"), "{}", saved.stderr);
 
     // Drift, repaired: the execution role trusted by another service; the
     // account's CloudWatch setting cleared; the invoke role (and the
@@ -230,6 +242,17 @@ async fn a_stacks_whole_life_runs_under_the_printed_policy_and_needs_every_state
             needs.join("\n  ")
         );
     }
+    // Plans read no secret: nothing the read-only role may call returns one.
+    let read_only = stack.principal(Role::ReadOnly).unwrap();
+    for statement in read_only.policy()["Statement"].as_array().unwrap() {
+        for action in statement["Action"].as_array().unwrap() {
+            assert!(
+                !["secretsmanager:GetSecretValue", "ssm:GetParameter", "kms:Decrypt"]
+                    .contains(&action.as_str().unwrap()),
+                "{action} in the read-only policy"
+            );
+        }
+    }
     // What AWS checks beyond the call was needed, so the sweep is not vacuous.
     let used: BTreeSet<String> =
         stack.principal(Role::Pipeline).unwrap().judged().into_iter().map(|j| j.request.action).collect();
@@ -246,6 +269,9 @@ async fn a_stacks_whole_life_runs_under_the_printed_policy_and_needs_every_state
         "wafv2:TagResource",
         "route53:ChangeResourceRecordSets",
         "iam:GetPolicy",
+        "iam:PutRolePolicy",
+        "secretsmanager:CreateSecret",
+        "secretsmanager:PutSecretValue",
     ] {
         assert!(used.contains(action), "{action} was never needed: {used:?}");
     }
@@ -347,8 +373,13 @@ fn what_would_make_the_pipeline_more_powerful_or_reach_another_stack_is_refused(
         Request::new("iam:CreatePolicyVersion", &boundary),
         Request::new("iam:SetDefaultPolicyVersion", &boundary),
         Request::new("iam:DeletePolicy", &boundary),
-        // Writing what a role may do: no inline policy, no managed policy but the logging one.
+        // Writing what a role may do: no inline policy (the example has no
+        // secret to read) and none on a role without the boundary, no
+        // managed policy but the logging one.
         Request::new("iam:PutRolePolicy", &execution).with("iam:PermissionsBoundary", &[&boundary]),
+        Request::new("iam:PutRolePolicy", &execution),
+        Request::new("iam:PutRolePolicy", &execution)
+            .with("iam:PermissionsBoundary", &["arn:aws:iam::aws:policy/AdministratorAccess"]),
         Request::new("iam:AttachRolePolicy", &execution)
             .with("iam:PermissionsBoundary", &[&boundary])
             .with("iam:PolicyARN", &["arn:aws:iam::aws:policy/AdministratorAccess"]),
@@ -389,6 +420,46 @@ fn what_would_make_the_pipeline_more_powerful_or_reach_another_stack_is_refused(
         Request::new("wafv2:DeleteIPSet", format!("arn:aws:wafv2:eu-west-1:{ACCOUNT}:regional/ipset/other/1")),
     ] {
         assert_ne!(decide(&policy, &refused), Decision::Allowed, "allowed: {refused}");
+    }
+
+    // The boundary: all the execution role can ever do, whatever it is given
+    // (for a stack with a secret: the example validates JWTs and has none).
+    let with_secret = StackDir::new("pets-api", &stack_yaml("pets-api", ""));
+    let stack = deployer::stack::Stack::load(&with_secret.path("stack.yaml"), &|_| Some("x".into())).expect("a stack");
+    let grants = deployer::policy::Grants::new(&stack, &target);
+    let ceiling = deployer::resources::permissions_boundary::document(&grants);
+    // A stack with a secret may give the role its inline policy (to read the
+    // secret): whatever it says, the boundary is the role's ceiling.
+    let policy = serde_json::to_value(deployer::policy::document(&stack, &target)).expect("policy");
+    let inline =
+        |boundary: &str| Request::new("iam:PutRolePolicy", &execution).with("iam:PermissionsBoundary", &[boundary]);
+    assert!(allows_request(&policy, &inline(&boundary)));
+    assert!(!allows_request(&policy, &inline("arn:aws:iam::aws:policy/AdministratorAccess")));
+    let as_role = |request: Request| request.with("aws:PrincipalArn", &[&execution]);
+    let own_group = format!("arn:aws:logs:eu-west-1:{ACCOUNT}:log-group:/aws/lambda/pets-api-authorizer:log-stream:x");
+    let own_secret =
+        format!("arn:aws:secretsmanager:eu-west-1:{ACCOUNT}:secret:oauth-gateway/pets-api/authorizer-AbCdEf");
+    assert!(allows_request(&ceiling, &as_role(Request::new("logs:PutLogEvents", &own_group))));
+    assert!(allows_request(&ceiling, &as_role(Request::new("secretsmanager:GetSecretValue", &own_secret))));
+    for beyond in [
+        Request::new("iam:CreateUser", format!("arn:aws:iam::{ACCOUNT}:user/x")),
+        Request::new("iam:PassRole", role("admin")),
+        Request::new("lambda:UpdateFunctionCode", format!("arn:aws:lambda:eu-west-1:{ACCOUNT}:function:other")),
+        Request::new("s3:GetObject", "arn:aws:s3:::any-bucket/any-key"),
+        Request::new(
+            "secretsmanager:GetSecretValue",
+            format!("arn:aws:secretsmanager:eu-west-1:{ACCOUNT}:secret:prod/db-AbCdEf"),
+        ),
+        Request::new(
+            "logs:GetLogEvents",
+            format!("arn:aws:logs:eu-west-1:{ACCOUNT}:log-group:/aws/lambda/payments:log-stream:x"),
+        ),
+        Request::new(
+            "logs:PutLogEvents",
+            format!("arn:aws:logs:eu-west-1:{ACCOUNT}:log-group:/aws/lambda/payments:log-stream:x"),
+        ),
+    ] {
+        assert!(!allows_request(&ceiling, &as_role(beyond.clone())), "the boundary allows the function {beyond}");
     }
 }
 
@@ -455,12 +526,12 @@ async fn the_pipelines_credentials_cannot_reach_another_stack_or_loosen_a_role()
         pipeline.acm.delete_certificate().certificate_arn(certificate.certificate_arn().unwrap()).send().await;
     assert_eq!(deleted.as_ref().err().and_then(|e| e.code()), Some("AccessDeniedException"));
 
-    // The execution role loosened: an inline policy, an administrator's
-    // policy, its boundary removed or replaced.
+    // The execution role loosened: an administrator's policy, its boundary
+    // removed or replaced. (An inline policy is allowed: the boundary is the
+    // role's ceiling, checked above.)
     let role = format!("{name}-authorizer-exec");
     let everything =
         json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]});
-    let put = pipeline.iam.put_role_policy().role_name(&role).policy_name("x").policy_document(everything.to_string());
     let attach =
         pipeline.iam.attach_role_policy().role_name(&role).policy_arn("arn:aws:iam::aws:policy/AdministratorAccess");
     let unbound = pipeline.iam.delete_role_permissions_boundary().role_name(&role);
@@ -470,19 +541,13 @@ async fn the_pipelines_credentials_cannot_reach_another_stack_or_loosen_a_role()
         .role_name(&role)
         .permissions_boundary("arn:aws:iam::aws:policy/AdministratorAccess");
     let codes = [
-        put.send().await.err().and_then(|e| e.code().map(str::to_owned)),
         attach.send().await.err().and_then(|e| e.code().map(str::to_owned)),
         unbound.send().await.err().and_then(|e| e.code().map(str::to_owned)),
         rebound.send().await.err().and_then(|e| e.code().map(str::to_owned)),
     ];
     assert_eq!(
         codes,
-        [
-            Some("AccessDenied".to_owned()),
-            Some("AccessDenied".to_owned()),
-            Some("AccessDenied".to_owned()),
-            Some("AccessDenied".to_owned())
-        ]
+        [Some("AccessDenied".to_owned()), Some("AccessDenied".to_owned()), Some("AccessDenied".to_owned())]
     );
     let still = admin.iam.get_role().role_name(&role).send().await.unwrap().role.unwrap();
     assert!(still.permissions_boundary().is_some(), "the boundary stayed");
