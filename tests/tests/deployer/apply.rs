@@ -24,13 +24,26 @@ async fn apply_creates_everything_then_a_second_apply_changes_nothing() {
     // Bounded by the stack's boundary, which allows the function its own logs only.
     let boundary = role.permissions_boundary().and_then(|b| b.permissions_boundary_arn());
     assert_eq!(boundary, Some("arn:aws:iam::123456789012:policy/t-apply-role-boundary"));
-    let version = aws.iam.get_policy_version().policy_arn(boundary.unwrap()).version_id("v1").send().await.unwrap();
+    let policy = aws.iam.get_policy().policy_arn(boundary.unwrap()).send().await.unwrap();
+    let current = policy.policy().unwrap().default_version_id().unwrap();
+    let version = aws.iam.get_policy_version().policy_arn(boundary.unwrap()).version_id(current).send().await.unwrap();
     let document = percent_encoding::percent_decode_str(version.policy_version().unwrap().document().unwrap());
     let document: serde_json::Value = serde_json::from_str(&document.decode_utf8_lossy()).unwrap();
+    let resources = |sid: &str| {
+        let statements = document["Statement"].as_array().unwrap();
+        statements.iter().find(|s| s["Sid"] == sid).map(|s| s["Resource"].clone()).unwrap_or_default()
+    };
     assert_eq!(
-        document["Statement"][0]["Resource"],
+        resources("FunctionWritesItsLogs"),
         serde_json::json!(["arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/t-apply-authorizer:*"])
     );
+    assert_eq!(
+        resources("FunctionReadsItsSecret"),
+        serde_json::json!([
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:oauth-gateway/t-apply/authorizer-??????"
+        ])
+    );
+    assert_eq!(document["Statement"].as_array().unwrap().len(), 2, "and nothing else: {document}");
     assert!(aws.iam.get_role().role_name("t-apply-authorizer-invoke").send().await.is_err(), "no invoke role");
     let config = aws.lambda.get_function_configuration().function_name("t-apply-authorizer").send().await.unwrap();
     assert_eq!(config.runtime().map(|r| r.as_str()), Some("provided.al2023"));
