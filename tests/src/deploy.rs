@@ -240,12 +240,11 @@ async fn prepare(role: Role, stack: &StackDir, args: &[&str]) -> Option<String> 
     Some(key)
 }
 
-/// `deployer bootstrap` for `stack`, as its operator: straight to the
-/// account, with an administrator's rights. For tests that run the deployer
-/// as a process of their own (the helpers above bootstrap by themselves).
-pub async fn bootstrap(stack: &StackDir) {
-    let outcome = run(command_for(stack, &crate::moto::endpoint(), &["bootstrap"], &[], None)).await;
-    assert_eq!(outcome.code, 0, "bootstrap:\n{}\n{}", outcome.stdout, outcome.stderr);
+/// The access key to run the deployer with as the pipeline, for a test
+/// that starts it as a process of its own: the stack bootstrapped and the
+/// key's policy the printed one, as [`deployer`] does.
+pub async fn pipeline_key(stack: &StackDir) -> String {
+    prepare(Role::Pipeline, stack, &["apply"]).await.expect("the pipeline is judged")
 }
 
 /// The statements of `old` and `new`, each once (a `Sid` reused for other

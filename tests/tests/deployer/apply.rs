@@ -409,14 +409,15 @@ async fn an_adopted_api_is_configured_but_never_deleted() {
 async fn an_interrupted_apply_is_finished_by_the_next_one() {
     let stack = StackDir::new("t-interrupt", &stack_yaml("t-interrupt", ""));
     let proxy = Proxy::start().await;
-    // The first apply runs as a process of the test's own: bootstrapped here.
-    e2e::deploy::bootstrap(&stack).await;
     clean_slate(&stack, &proxy).await;
+    // A process of the test's own (at AWS's own pace, to be killed half-way),
+    // as the pipeline.
+    let key = e2e::deploy::pipeline_key(&stack).await;
     let mut child = tokio::process::Command::new(e2e::workspace_binary("debug", "deployer"))
         .args(["apply", "--stack"])
         .arg(stack.path("stack.yaml"))
         .env("AWS_ENDPOINT_URL", proxy.url())
-        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_ACCESS_KEY_ID", key)
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_REGION", "eu-west-1")
         .env("INTROSPECTION_SECRET", SECRET)
