@@ -5,7 +5,7 @@
 //! One test binary rather than one per subject: each would link the whole
 //! AWS SDK again, and the subjects share the test threads instead of each
 //! binary waiting for its own slowest test. The CPU-heavy suites
-//! (`deployer_build`, `deployer_chaos`) stay binaries of their own.
+//! (`lambda_build`, `deployer_chaos`) stay binaries of their own.
 
 mod apply;
 mod aws;
