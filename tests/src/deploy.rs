@@ -22,6 +22,10 @@ pub struct StackDir {
     /// Every statement printed for it so far, and the file last bootstrapped.
     policies: Mutex<Vec<serde_json::Value>>,
     bootstrapped: Mutex<Option<String>>,
+    /// What `deployer policy` printed for a role and a stack file: the
+    /// policy depends on nothing else, and printing it is a process of its
+    /// own (as many as the runs judged).
+    printed: Mutex<std::collections::HashMap<(Role, String), Option<serde_json::Value>>>,
     /// Run `deployer bootstrap` before the deployer (on unless a test
     /// checks what happens without it).
     pub auto_bootstrap: AtomicBool,
@@ -34,7 +38,7 @@ pub struct StackDir {
 pub type PolicyEdit = Box<dyn Fn(&mut serde_json::Value) + Send + Sync>;
 
 /// Who runs a command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
     /// The pipeline: `deployer policy`.
     Pipeline,
@@ -72,6 +76,7 @@ impl StackDir {
             principal,
             policies: Mutex::default(),
             bootstrapped: Mutex::default(),
+            printed: Mutex::default(),
             auto_bootstrap: AtomicBool::new(true),
             edit: Mutex::default(),
         }
@@ -212,18 +217,11 @@ async fn prepare(role: Role, stack: &StackDir, args: &[&str]) -> Option<String> 
             // As the operator does it: straight to the account, with its rights.
             let outcome = run(command_for(stack, &crate::moto::endpoint(), &["bootstrap"], &[], None)).await;
             if outcome.code == 0 {
-                *stack.bootstrapped.lock().expect("bootstrapped") = Some(text);
+                *stack.bootstrapped.lock().expect("bootstrapped") = Some(text.clone());
             }
         }
     }
-    let mut printed = vec!["policy", "--json", "--account", crate::access::ACCOUNT];
-    match role {
-        Role::ReadOnly => printed.push("--read-only"),
-        Role::Operator => printed.push("--operator"),
-        Role::Pipeline | Role::Admin => {}
-    }
-    let outcome = run(command_for(stack, "http://127.0.0.1:9", &printed, &[], None)).await;
-    if let Ok(policy) = serde_json::from_str::<serde_json::Value>(&outcome.stdout) {
+    if let Some(policy) = printed_policy(role, stack, text).await {
         let mut policies = stack.policies.lock().expect("policies");
         let statements: Vec<serde_json::Value> = policy["Statement"].as_array().cloned().unwrap_or_default();
         let kept = if role == Role::Pipeline { policies.clone() } else { Vec::new() };
@@ -238,6 +236,25 @@ async fn prepare(role: Role, stack: &StackDir, args: &[&str]) -> Option<String> 
         crate::access::principal(&key).set_policy(policy);
     }
     Some(key)
+}
+
+/// What `deployer policy` prints for `role` and the stack file `text`
+/// (printed once per role and file).
+async fn printed_policy(role: Role, stack: &StackDir, text: String) -> Option<serde_json::Value> {
+    let cached = stack.printed.lock().expect("printed").get(&(role, text.clone())).cloned();
+    if let Some(policy) = cached {
+        return policy;
+    }
+    let mut printed = vec!["policy", "--json", "--account", crate::access::ACCOUNT];
+    match role {
+        Role::ReadOnly => printed.push("--read-only"),
+        Role::Operator => printed.push("--operator"),
+        Role::Pipeline | Role::Admin => {}
+    }
+    let outcome = run(command_for(stack, "http://127.0.0.1:9", &printed, &[], None)).await;
+    let policy = serde_json::from_str::<serde_json::Value>(&outcome.stdout).ok();
+    stack.printed.lock().expect("printed").insert((role, text), policy.clone());
+    policy
 }
 
 /// The access key to run the deployer with as the pipeline, for a test

@@ -292,6 +292,13 @@ impl Proxy {
         self.layer.as_ref()?.served_routes(api_id, stage)
     }
 
+    /// See [`crate::aws_like::AwsLike::validation_records_made_elsewhere`].
+    pub fn validation_records_made_elsewhere(&self) {
+        if let Some(layer) = &self.layer {
+            layer.validation_records_made_elsewhere();
+        }
+    }
+
     /// The resource paths of a REST API created through this proxy's layer.
     pub fn resource_paths(&self, api_id: &str) -> Option<std::collections::BTreeSet<String>> {
         self.layer.as_ref()?.resource_paths(api_id)

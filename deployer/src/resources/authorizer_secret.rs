@@ -71,6 +71,23 @@ pub fn secret_variables(stack: &Stack) -> BTreeMap<&str, &Setting> {
 /// The version id of `value` for `stack`: 32 hex digits (Secrets Manager
 /// takes 32 to 64 characters).
 pub fn version_of(stack: &str, value: &str) -> String {
+    // Two kinds ask in every run (the secret, the function's environment):
+    // the derivation is made once. The process holds the value anyway.
+    type Derived = (String, String, String);
+    static LAST: std::sync::Mutex<Option<Derived>> = std::sync::Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((for_stack, for_value, version)) = last.as_ref()
+        && for_stack == stack
+        && for_value == value
+    {
+        return version.clone();
+    }
+    let version = derive_version(stack, value);
+    *last = Some((stack.to_owned(), value.to_owned(), version.clone()));
+    version
+}
+
+fn derive_version(stack: &str, value: &str) -> String {
     let salt = format!("oauth-gateway authorizer secret version\0{stack}");
     let mut derived = [0u8; 16];
     let rounds = std::num::NonZeroU32::new(VERSION_ROUNDS).unwrap_or(std::num::NonZeroU32::MIN);

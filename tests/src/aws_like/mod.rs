@@ -81,18 +81,10 @@ pub struct Behaviours {
     pub domain_updating: bool,
     /// ACM: a requested certificate stays PENDING_VALIDATION until its
     /// validation CNAME is written through Route 53 (then it is issued
-    /// shortly after), or until someone else would have made the record
-    /// ([`DnsValidation::elsewhere_after`]). moto issues at once.
-    pub acm_dns_validation: Option<DnsValidation>,
-}
-
-/// How a requested certificate gets validated (see
-/// [`Behaviours::acm_dns_validation`]).
-#[derive(Debug, Clone, Copy)]
-pub struct DnsValidation {
-    /// AWS time after which the record is taken to exist anyway, as when
-    /// someone creates it outside Route 53 (`None`: never).
-    pub elsewhere_after: Option<Duration>,
+    /// shortly after), or until the test says someone made the record
+    /// outside Route 53 ([`AwsLike::validation_records_made_elsewhere`]).
+    /// moto issues at once.
+    pub acm_dns_validation: bool,
 }
 
 /// Which answers are lost (see [`Behaviours::lost_answers`]).
@@ -146,7 +138,7 @@ impl Behaviours {
             lost_answers: None,
             s3_versioning_lag: false,
             domain_updating: false,
-            acm_dns_validation: None,
+            acm_dns_validation: false,
         }
     }
 
@@ -255,11 +247,12 @@ struct State {
 /// A requested certificate on its way to ISSUED.
 #[derive(Debug, Clone)]
 struct PendingCertificate {
-    requested_at: Instant,
     /// The record ACM named for it (from the first DescribeCertificate).
     record: Option<(String, String)>,
     /// When its record was written through Route 53.
     record_written_at: Option<Instant>,
+    /// Someone made its record outside Route 53 (the test says when).
+    made_elsewhere: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -414,6 +407,16 @@ impl AwsLike {
     /// the layer serves: those of its deployment, as it was made.
     pub fn served_routes(&self, api_id: &str, stage: &str) -> Option<BTreeSet<String>> {
         self.state().rest_apis.served(api_id, stage)
+    }
+
+    /// Someone has made the validation record of every certificate still
+    /// pending outside Route 53: ACM issues them on its next look. (An event
+    /// the test triggers rather than a time: a loaded machine must not make
+    /// the record appear before the test has looked at the wait.)
+    pub fn validation_records_made_elsewhere(&self) {
+        for pending in self.state().pending_certificates.values_mut() {
+            pending.made_elsewhere = true;
+        }
     }
 
     /// The resource paths of a REST API created through the layer.
@@ -733,10 +736,8 @@ impl AwsLike {
             state.rest_apis.record(&call, &answer);
         }
 
-        if let Some(validation) = self.behaviours.acm_dns_validation
-            && ok
-        {
-            changed |= self.dns_validation(validation, &call, request, &mut answer, &mut state, now);
+        if self.behaviours.acm_dns_validation && ok {
+            changed |= self.dns_validation(&call, request, &mut answer, &mut state, now);
         }
 
         // Lambda: still in progress.
@@ -844,7 +845,6 @@ impl AwsLike {
     /// PENDING_VALIDATION until it would be issued.
     fn dns_validation(
         &self,
-        validation: DnsValidation,
         call: &Call<'_>,
         request: &Recorded,
         answer: &mut Value,
@@ -854,7 +854,7 @@ impl AwsLike {
         if call.is("acm", "RequestCertificate")
             && let Some(arn) = answer["CertificateArn"].as_str()
         {
-            let pending = PendingCertificate { requested_at: now, record: None, record_written_at: None };
+            let pending = PendingCertificate { record: None, record_written_at: None, made_elsewhere: false };
             state.pending_certificates.entry(arn.to_owned()).or_insert(pending);
             return false;
         }
@@ -875,9 +875,7 @@ impl AwsLike {
         }
         let issued = |pending: &PendingCertificate| {
             let by_route53 = pending.record_written_at.is_some_and(|at| now >= at + self.scaled(aws_time::ACM_ISSUE));
-            let elsewhere =
-                validation.elsewhere_after.is_some_and(|after| now >= pending.requested_at + self.scaled(after));
-            by_route53 || elsewhere
+            by_route53 || pending.made_elsewhere
         };
         if call.is("acm", "DescribeCertificate") {
             let arn = call.body["CertificateArn"].as_str().unwrap_or_default();

@@ -10,20 +10,17 @@
 //!   nothing else of the zone;
 //! - a name someone else serves is never moved: the plan is refused.
 
-use std::time::Duration;
-
 use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType};
-use e2e::aws_like::{Behaviours, DnsValidation};
+use e2e::aws_like::Behaviours;
 use e2e::deploy::{
     Clients, StackDir, TIME_SCALE, clients, deployer, edge_yaml, env, fresh_stack, must, snapshot, stack_yaml,
 };
 use e2e::moto::Proxy;
 
 /// A layer where ACM validates only what it can resolve: the record written
-/// through Route 53, or (`elsewhere_after`) one someone made by hand.
-async fn validating_proxy(elsewhere_after: Option<Duration>) -> Proxy {
-    let validation = DnsValidation { elsewhere_after };
-    Proxy::aws_like(Behaviours { acm_dns_validation: Some(validation), ..Behaviours::none(TIME_SCALE) }).await
+/// through Route 53, or one someone made by hand (when the test says so).
+async fn validating_proxy() -> Proxy {
+    Proxy::aws_like(Behaviours { acm_dns_validation: true, ..Behaviours::none(TIME_SCALE) }).await
 }
 
 /// The validation record ACM names for the stack's certificate, read
@@ -105,8 +102,7 @@ fn with_zone(name: &str, zone: &str) -> String {
 async fn a_certificate_waiting_for_its_record_leaves_the_rest_done_and_apply_exits_3() {
     let name = "t-dns-wait";
     let domain = format!("api.{name}.example.com");
-    // Someone creates the record by hand 10 minutes (AWS time) after the request.
-    let proxy = validating_proxy(Some(Duration::from_secs(600))).await;
+    let proxy = validating_proxy().await;
     let stack = fresh_stack(name, &stack_yaml(name, &edge_yaml(name)), &proxy).await;
 
     let first = deployer(&stack, &proxy.url(), &["apply", "--wait-for-certificate", "60"], &env()).await;
@@ -150,7 +146,8 @@ async fn a_certificate_waiting_for_its_record_leaves_the_rest_done_and_apply_exi
     let text = must(&stack, &proxy, &["output"]).await;
     assert!(text.stdout.contains(&format!("{record} CNAME {value}")), "{}", text.stdout);
 
-    // Once the record exists, the next apply finishes.
+    // Once someone has made the record by hand, the next apply finishes.
+    proxy.validation_records_made_elsewhere();
     let second = must(&stack, &proxy, &["apply", "--wait-for-certificate", "1800"]).await;
     assert!(second.stderr.contains("Apply complete."), "{}", second.stderr);
     let made = snapshot(&aws, name).await;
@@ -172,7 +169,7 @@ async fn with_a_hosted_zone_the_deployer_writes_the_records_and_teardown_removes
     a_record(&aws, &zone, &format!("www.{name}.example.com"), "192.0.2.1").await;
     let before = records(&aws, &zone).await;
     // Only a record written through Route 53 gets the certificate issued.
-    let proxy = validating_proxy(None).await;
+    let proxy = validating_proxy().await;
     let stack = fresh_stack(name, &with_zone(name, &zone), &proxy).await;
     proxy.reset();
 
@@ -214,7 +211,7 @@ async fn a_name_someone_else_serves_is_never_taken_over() {
     let zone = hosted_zone(&aws, &format!("{name}.example.com")).await;
     a_record(&aws, &zone, &domain, "192.0.2.7").await;
     let before = records(&aws, &zone).await;
-    let proxy = validating_proxy(None).await;
+    let proxy = validating_proxy().await;
     let stack = StackDir::new(name, &with_zone(name, &zone));
 
     let apply = deployer(&stack, &proxy.url(), &["apply"], &env()).await;

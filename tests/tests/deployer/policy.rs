@@ -20,7 +20,7 @@ use std::collections::BTreeSet;
 
 use aws_sdk_apigateway::types::{Op, PatchOperation};
 use e2e::access::Judged;
-use e2e::aws_like::{Behaviours, DnsValidation};
+use e2e::aws_like::Behaviours;
 use e2e::deploy::{
     Clients, Role, StackDir, TIME_SCALE, clean_slate, clients, clients_as, clients_in, code_zip, deployer, deployer_as,
     edge_yaml, env, fresh_stack, must, stack_yaml, tiny_bootstrap,
@@ -151,9 +151,7 @@ async fn a_stacks_whole_life_runs_under_the_printed_policy_and_needs_every_state
         .replace("region: eu-west-1", &format!("region: {REGION}"));
     // ACM keeps the certificate pending until its record is written: the
     // first deployment of a pipeline is two runs.
-    let validation = DnsValidation { elsewhere_after: None };
-    let proxy =
-        Proxy::aws_like(Behaviours { acm_dns_validation: Some(validation), ..Behaviours::none(TIME_SCALE) }).await;
+    let proxy = Proxy::aws_like(Behaviours { acm_dns_validation: true, ..Behaviours::none(TIME_SCALE) }).await;
     let stack = fresh_stack(name, &full, &proxy).await;
     without_account_role(&aws).await;
     let started = std::time::Instant::now();

@@ -57,7 +57,8 @@ async fn a_write_that_meets_another_writer_is_tried_again() {
     let api = api_ids(&format!("{name}-api")).await.pop().expect("the API");
 
     // More routes, written while another pipeline keeps patching the API's
-    // description (busy two fifths of the time).
+    // description: busy two fifths of the time, however long its writes take
+    // on a loaded machine (it rests one and a half times its last write).
     let more_routes = stack_yaml(name, "").replace(
         "stage:\n",
         "    - method: GET\n      path: /owners/{id}\n      backend: https://backend.example.com/owners/{id}\n    - method: DELETE\n      path: /pets/{id}\n      backend: https://backend.example.com/pets/{id}\nstage:\n",
@@ -71,8 +72,9 @@ async fn a_write_that_meets_another_writer_is_tried_again() {
             .value("edited by another pipeline")
             .build();
         for _ in 0..2_000 {
+            let started = std::time::Instant::now();
             let _ = other.apigateway.update_rest_api().rest_api_id(&api).patch_operations(patch.clone()).send().await;
-            tokio::time::sleep(CALL_TIME + CALL_TIME / 2).await;
+            tokio::time::sleep(started.elapsed().max(CALL_TIME) * 3 / 2).await;
         }
     });
     let apply = deployer(&stack, &proxy.url(), &["apply"], &env()).await;
