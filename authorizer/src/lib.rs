@@ -436,7 +436,7 @@ fn answer(
     token: Option<(&TokenInfo, &Possession)>,
     challenge: Option<String>,
 ) -> AuthorizerResponse {
-    let join = |items: &[String]| (!items.is_empty()).then(|| items.join(" "));
+    let join = |items: &[String]| items.join(" ");
     let context = match token {
         None => Context { challenge, ..Context::default() },
         Some((info, possession)) => Context {
@@ -444,7 +444,7 @@ fn answer(
             client_id: info.client_id.clone().unwrap_or_default(),
             scope: join(&info.scopes),
             exp: info.exp,
-            iss: info.iss.clone(),
+            iss: info.iss.clone().unwrap_or_default(),
             aud: join(&info.aud),
             cert_thumbprint: possession.certificate.clone().unwrap_or_default(),
             dpop_thumbprint: possession.dpop_key.clone().unwrap_or_default(),

@@ -54,6 +54,7 @@ pub async fn prepare(aws: &Aws, stack: &Stack, desired: &[Desired], teardown: bo
     if !teardown {
         planned.plan.dns_validation = outputs::dns_validation(stack, &observed);
         planned.plan.not_compared = stack.unknown_secrets().into_iter().map(str::to_owned).collect();
+        planned.plan.any_valid_token = stack.routes_open_to_any_valid_token();
     }
     Ok(Prepared { observed, planned })
 }

@@ -6,14 +6,15 @@ use std::fmt::Debug;
 
 use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
 
-/// "Code: message" of an SDK error, or its display form.
+/// "Code: message" of an SDK error, or its display form, with the run's
+/// secrets masked (a service may quote what it was sent).
 pub fn describe<E: ProvideErrorMetadata + std::error::Error + 'static, R: Debug>(error: &SdkError<E, R>) -> String {
-    match error.as_service_error() {
+    crate::stack::masked::masked(&match error.as_service_error() {
         Some(service) => {
             format!("{}: {}", service.code().unwrap_or("UnknownError"), service.message().unwrap_or("(no message)"))
         }
         None => format!("{error}: {}", std::error::Error::source(error).map(ToString::to_string).unwrap_or_default()),
-    }
+    })
 }
 
 /// The service error code, if any.

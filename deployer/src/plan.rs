@@ -193,6 +193,10 @@ pub struct Plan {
     /// pull request): the authorizer's secret was not compared.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub not_compared: Vec<String>,
+    /// The routes any valid token may call (`scopes: any_valid_token`):
+    /// every plan names them, changed or not.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub any_valid_token: Vec<String>,
 }
 
 /// A certificate waiting for DNS validation, and the records it waits for.
@@ -279,6 +283,12 @@ impl fmt::Display for Plan {
         }
         if let Some(validation) = &self.dns_validation {
             write!(f, "{validation}")?;
+        }
+        if !self.any_valid_token.is_empty() {
+            writeln!(f, "Any valid token may call, with no scope (scopes: any_valid_token):")?;
+            for route in &self.any_valid_token {
+                writeln!(f, "    {route}")?;
+            }
         }
         if !self.not_compared.is_empty() {
             writeln!(

@@ -403,10 +403,12 @@ api:
   routes:
     - method: GET
       path: /pets/{{id}}
+      scopes: [pets:read]
       backend: https://backend.example.com/pets/{{id}}
       context_headers: {{ X-Sub: sub, X-Client-Id: client_id }}
     - method: POST
       path: /pets
+      scopes: [pets:write]
       backend: https://backend.example.com/pets
 stage:
   name: prod

@@ -69,7 +69,7 @@ async fn active_bound_token_is_allowed_and_cached() {
     let authorizer = introspector(&server, &[]).await;
     let response = decide(&authorizer, &event(true)).await.result.expect("allowed");
     assert_eq!(response.principal_id, "user-9");
-    assert_eq!(response.context.aud.as_deref(), Some("api://pets api://other"));
+    assert_eq!(response.context.aud, "api://pets api://other");
     assert_eq!(response.context.cert_thumbprint, pki().client.thumbprint);
 
     let requests = server.requests();
@@ -277,7 +277,7 @@ async fn authlete_ok_is_allowed_and_gets_scopes_and_certificate() {
     let response = decide(&authorizer, &event(true)).await.result.expect("allowed");
     assert_eq!(response.principal_id, "user-7");
     assert_eq!(response.context.client_id, "5731499020");
-    assert_eq!(response.context.scope.as_deref(), Some("pets:read openid"));
+    assert_eq!(response.context.scope, "pets:read openid");
 
     let request = &server.requests()[0];
     assert_eq!(request.path, "/api/auth/introspection");

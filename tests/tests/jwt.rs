@@ -28,9 +28,9 @@ async fn valid_bound_tokens_of_every_algorithm_are_allowed() {
         let response = decision.result.as_ref().unwrap_or_else(|e| panic!("{:?}: {e}", key.alg));
         assert_eq!(response.principal_id, "user-123");
         assert_eq!(response.context.client_id, "client-a");
-        assert_eq!(response.context.scope.as_deref(), Some("pets:read profile"));
-        assert_eq!(response.context.iss.as_deref(), Some(fixture::ISSUER));
-        assert_eq!(response.context.aud.as_deref(), Some(fixture::AUDIENCE));
+        assert_eq!(response.context.scope, "pets:read profile");
+        assert_eq!(response.context.iss, fixture::ISSUER);
+        assert_eq!(response.context.aud, fixture::AUDIENCE);
         assert_eq!(response.context.cert_thumbprint, pki().client.thumbprint);
         assert!(response.context.challenge.is_none());
     }

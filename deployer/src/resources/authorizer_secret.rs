@@ -29,7 +29,7 @@ use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::plan::Outputs;
 use crate::policy::{Access, Grants, Statement};
-use crate::stack::{Setting, Stack, names};
+use crate::stack::{SENSITIVE, Setting, Stack, names};
 
 pub struct AuthorizerSecret;
 
@@ -107,14 +107,14 @@ pub fn wanted(stack: &Stack) -> Option<Spec> {
     if variables.is_empty() {
         return None;
     }
-    let unknown = variables.values().any(|s| s.unknown);
-    let object: BTreeMap<&str, &str> = variables.iter().map(|(n, s)| (*n, s.value.as_str())).collect();
+    let unknown = variables.values().any(|s| s.is_unknown());
+    let object: BTreeMap<&str, &str> = variables.iter().map(|(n, s)| (*n, s.reveal())).collect();
     let text = serde_json::to_string(&object).unwrap_or_default();
     Some(Spec {
         stack: stack.name.clone(),
         name: names::authorizer_secret(&stack.name),
         version: (!unknown).then(|| version_of(&stack.name, &text)),
-        value: Setting { value: text, secret: true, unknown },
+        value: if unknown { Setting::unknown() } else { Setting::secret(text) },
     })
 }
 
@@ -125,7 +125,7 @@ pub fn function_variables(stack: &Stack) -> BTreeMap<String, Setting> {
     let Some(spec) = wanted(stack) else { return BTreeMap::new() };
     let version = match &spec.version {
         Some(version) => Setting::public(version.clone()),
-        None => Setting { value: String::new(), secret: false, unknown: true },
+        None => Setting::unknown(),
     };
     [
         (authorizer::secrets::SECRETS.to_owned(), Setting::public(spec.name)),
@@ -190,7 +190,7 @@ impl Kind for AuthorizerSecret {
         if let Some(version) = &spec.version
             && state.version.as_ref() != Some(version)
         {
-            diff.changed(Field::Value, None, "(sensitive)".into(), "(sensitive)".into());
+            diff.changed(Field::Value, None, SENSITIVE.into(), SENSITIVE.into());
         }
         diff
     }
@@ -254,7 +254,7 @@ impl KindIo for AuthorizerSecret {
             .create_secret()
             .name(&spec.name)
             .description(format!("Secret variables of the OAuth authorizer of stack {}", spec.stack))
-            .secret_string(&spec.value.value)
+            .secret_string(spec.value.reveal())
             .client_request_token(&version)
             .tags(Tag::builder().key(OWNER_TAG).value(&spec.stack).build())
             .send()
@@ -277,7 +277,7 @@ impl KindIo for AuthorizerSecret {
         aws.secretsmanager
             .put_secret_value()
             .secret_id(&state.arn)
-            .secret_string(&spec.value.value)
+            .secret_string(spec.value.reveal())
             .client_request_token(&version)
             .send()
             .await
@@ -312,7 +312,7 @@ mod tests {
         let spec = |version: Option<&str>| Spec {
             stack: "s".into(),
             name: "oauth-gateway/s/authorizer".into(),
-            value: Setting { value: "{}".into(), secret: true, unknown: version.is_none() },
+            value: if version.is_none() { Setting::unknown() } else { Setting::secret("{}") },
             version: version.map(str::to_owned),
         };
         let state = State { name: "n".into(), arn: "arn".into(), version: Some("v1".into()) };

@@ -20,8 +20,8 @@ use crate::error::SdkResult as _;
 use crate::plan::Outputs;
 use crate::policy::{Access, Grants, Statement};
 use crate::retry::{self, IAM_ROLE_PROPAGATION, LAMBDA_UPDATE_IN_PROGRESS, retry};
-use crate::stack::Setting;
 use crate::stack::names;
+use crate::stack::{SENSITIVE, Setting};
 
 const RUNTIME: &str = "provided.al2023";
 const HANDLER: &str = "bootstrap";
@@ -104,7 +104,7 @@ fn function_environment(stack: &crate::stack::Stack) -> BTreeMap<String, Setting
 }
 
 fn environment_values(spec: &Spec) -> std::collections::HashMap<String, String> {
-    spec.environment.iter().map(|(k, v)| (k.clone(), v.value.clone())).collect()
+    spec.environment.iter().map(|(k, v)| (k.clone(), v.reveal().to_owned())).collect()
 }
 
 fn code(spec: &Spec) -> anyhow::Result<Blob> {
@@ -204,21 +204,21 @@ impl Kind for LambdaFunction {
         let names: BTreeSet<&String> = state.environment.keys().chain(spec.environment.keys()).collect();
         for name in names {
             let wanted = spec.environment.get(name);
-            let current = state.environment.get(name);
+            let current = state.environment.get(name).map(String::as_str);
             // Not known to this run (a plan given no secret): not compared.
-            if wanted.is_some_and(|w| w.unknown) {
+            if wanted.is_some_and(|w| w.is_unknown()) {
                 continue;
             }
-            if wanted.map(|w| &w.value) != current {
-                let secret =
-                    wanted.is_some_and(|w| w.secret) || authorizer::config::SECRET_VARIABLES.contains(&name.as_str());
-                let show = |v: Option<&String>| match v {
+            if wanted.map(Setting::reveal) != current {
+                let secret = wanted.is_some_and(|w| w.is_secret())
+                    || authorizer::config::SECRET_VARIABLES.contains(&name.as_str());
+                let show = |v: Option<&str>| match v {
                     None => "(unset)".to_owned(),
-                    Some(_) if secret => "(sensitive)".to_owned(),
+                    Some(_) if secret => SENSITIVE.to_owned(),
                     Some(v) => format!("{v:?}"),
                 };
                 // Compared above on the values; only the display is masked.
-                diff.changed(Field::Environment, Some(name), show(current), show(wanted.map(|w| &w.value)));
+                diff.changed(Field::Environment, Some(name), show(current), show(wanted.map(Setting::reveal)));
             }
         }
         diff
@@ -376,7 +376,7 @@ mod tests {
     use crate::resources::testing::{Case, check_diff};
 
     fn setting(value: &str, secret: bool) -> Setting {
-        Setting { value: value.into(), secret, unknown: false }
+        if secret { Setting::secret(value) } else { Setting::public(value) }
     }
 
     fn spec() -> Spec {

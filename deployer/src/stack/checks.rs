@@ -46,6 +46,14 @@ const RETENTION_DAYS: &[i32] =
 /// The identity source of the DPoP proof header.
 const DPOP_IDENTITY_SOURCE: &str = "method.request.header.DPoP";
 
+/// Why a secret may not go in an integration URI or a stage variable.
+const READABLE_IN_API_GATEWAY: &str =
+    "is readable by anyone allowed apigateway:GET on the API and is printed in every plan";
+
+/// Why `${env:…}` is refused in a name: it is printed wherever the resource is.
+const PART_OF_EVERY_NAME: &str =
+    "names a resource: it is part of addresses, ARNs and URLs that plans, errors and outputs print";
+
 /// The problems found so far, and how `${env:NAME}` is resolved.
 struct Checks<'a> {
     problems: Vec<Problem>,
@@ -58,13 +66,15 @@ impl Checks<'_> {
         self.problems.push(Problem { field: field.into(), line: None, message: message.into() });
     }
 
-    /// Resolves `${env:NAME}` references; a value that used one is secret.
+    /// Resolves `${env:NAME}` references in a value of the authorizer's
+    /// environment; a value that used one is secret.
     fn resolve(&mut self, field: &str, text: &str) -> Setting {
         match interpolate(text, self.env) {
-            Ok((value, secret)) => Setting { value, secret, unknown: false },
+            Ok((value, false)) => Setting::public(value),
+            Ok((value, true)) => Setting::secret(value),
             Err(message) => {
                 self.problem(field, message);
-                Setting { value: String::new(), secret: true, unknown: false }
+                Setting::secret(String::new())
             }
         }
     }
@@ -73,19 +83,31 @@ impl Checks<'_> {
     /// [`super::Unset::SecretsUnknown`], one whose `${env:…}` is not set
     /// is unknown rather than a problem.
     fn resolve_secret(&mut self, field: &str, text: &str) -> Setting {
-        if self.unset == super::Unset::SecretsIgnored && interpolate(text, &|_| Some(String::new())).is_ok() {
-            return Setting { value: String::new(), secret: true, unknown: true };
+        let well_formed = interpolate(text, &|_| Some(String::new())).is_ok();
+        if self.unset == super::Unset::SecretsIgnored && well_formed {
+            return Setting::unknown();
         }
-        if self.unset == super::Unset::SecretsUnknown {
-            // A reference that is not set makes it unknown; a malformed one stays a problem.
-            let well_formed = interpolate(text, &|_| Some(String::new())).is_ok();
-            if well_formed && interpolate(text, self.env).is_err() {
-                return Setting { value: String::new(), secret: true, unknown: true };
-            }
+        // A reference that is not set makes it unknown; a malformed one stays a problem.
+        if self.unset == super::Unset::SecretsUnknown && well_formed && interpolate(text, self.env).is_err() {
+            return Setting::unknown();
         }
-        let mut setting = self.resolve(field, text);
-        setting.secret = true;
-        setting
+        Setting::secret(self.resolve(field, text).reveal())
+    }
+
+    /// A value that must be written out in stack.yaml: `${env:…}` marks a
+    /// secret, and `where_it_shows` says who can read this field anyway.
+    fn literal(&mut self, field: &str, text: &str, where_it_shows: &str) -> String {
+        if text.contains("${") {
+            self.problem(
+                field,
+                format!(
+                    "takes no ${{env:…}}: a value from the environment is treated as a secret, and this one {where_it_shows}. \
+                     Write the value here; a secret the authorizer needs goes in authorizer.environment (its secret \
+                     variables are kept in Secrets Manager)"
+                ),
+            );
+        }
+        text.to_owned()
     }
 }
 
@@ -153,7 +175,7 @@ impl Checks<'_> {
             if !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
                 self.problem(format!("stage.variables.{key}"), "names may hold only letters, digits and '_'");
             }
-            let value = self.resolve(&format!("stage.variables.{key}"), value).value;
+            let value = self.literal(&format!("stage.variables.{key}"), value, READABLE_IN_API_GATEWAY);
             variables.insert(key.clone(), value);
         }
         if let Some(t) = raw.throttling
@@ -237,12 +259,17 @@ impl Checks<'_> {
         // (An unknown secret is checked as if it were set: its value is not for this run.)
         let plain: BTreeMap<String, String> = environment
             .iter()
-            .map(|(k, v)| (k.clone(), if v.unknown { "not-set-for-this-run".to_owned() } else { v.value.clone() }))
+            .map(|(k, v)| (k.clone(), if v.is_unknown() { "not-set-for-this-run" } else { v.reveal() }.to_owned()))
             .collect();
         let config = match authorizer::Config::from_map(&plain) {
             Ok(config) => Some(config),
             Err(e) => {
-                self.problem(format!("authorizer.environment.{}", e.variable), e.problem);
+                // The authorizer's parser may quote the value it refuses.
+                let problem = environment
+                    .values()
+                    .filter(|s| s.is_secret() && !s.reveal().is_empty())
+                    .fold(e.problem, |problem, secret| problem.replace(secret.reveal(), SENSITIVE));
+                self.problem(format!("authorizer.environment.{}", e.variable), problem);
                 None
             }
         };
@@ -271,7 +298,7 @@ impl Checks<'_> {
     /// it is refused here.
     fn environment_size(&mut self, environment: &BTreeMap<String, Setting>) {
         const LIMIT: usize = 4096;
-        let size = |(name, setting): (&String, &Setting)| name.len() + setting.value.len();
+        let size = |(name, setting): (&String, &Setting)| name.len() + setting.reveal().len();
         let total: usize = environment.iter().map(size).sum();
         if total > LIMIT {
             let (largest, bytes) =
@@ -339,7 +366,7 @@ impl Checks<'_> {
     fn api(&mut self, raw: &RawApi) -> Option<ApiSpec> {
         let source = match (&raw.name, &raw.id) {
             (Some(name), None) => Some(ApiSource::Create(name.clone())),
-            (None, Some(id)) => Some(ApiSource::Adopt(self.resolve("api.id", id).value)),
+            (None, Some(id)) => Some(ApiSource::Adopt(self.literal("api.id", id, PART_OF_EVERY_NAME))),
             _ => {
                 self.problem("api", "set exactly one of `name` (create the REST API) or `id` (adopt an existing one)");
                 None
@@ -371,16 +398,26 @@ impl Checks<'_> {
             if !seen.insert((method.clone(), route.path.clone())) {
                 self.problem(field("path"), format!("{method} {} is declared twice", route.path));
             }
-            let backend = self.resolve(&field("backend"), &route.backend).value;
+            let backend = self.literal(&field("backend"), &route.backend, READABLE_IN_API_GATEWAY);
             if !(backend.starts_with("https://") || backend.starts_with("http://")) {
                 self.problem(field("backend"), "must be an http(s) URL");
             }
+            let any_valid_token = self.route_scopes(&field("scopes"), route.scopes.as_ref());
             for (header, key) in &route.context_headers {
                 if header.is_empty() || !header.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
                     self.problem(field("context_headers"), format!("{header:?} is not a header name"));
                 }
-                if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-                    self.problem(field("context_headers"), format!("{key:?} is not an authorizer context key"));
+                // A mapping whose key the authorizer left out would let the
+                // client's own header through to the backend.
+                if !authorizer::response::ALWAYS_SET.contains(&key.as_str()) {
+                    self.problem(
+                        format!("{}.{header}", field("context_headers")),
+                        format!(
+                            "{key:?} is not a key the authorizer sets on every answer; a header mapped from a key \
+                             with no value would pass the client's own header to the backend. Map one of: {}",
+                            authorizer::response::ALWAYS_SET.join(", ")
+                        ),
+                    );
                 }
             }
             routes.push(RouteSpec {
@@ -389,10 +426,50 @@ impl Checks<'_> {
                 template,
                 backend,
                 context_headers: route.context_headers.clone(),
+                any_valid_token,
             });
         }
         self.one_variable_per_parent(&routes);
+        if let Some(RawRule::Scopes(rule)) = &raw.default
+            && rule.scopes.is_empty()
+        {
+            self.problem(
+                "api.default",
+                "`scopes: []` would let any valid token through wherever no route applies: list the scopes, or \
+                 write `default: deny`",
+            );
+        }
         Some(ApiSpec { source: source?, routes, unauthorized_challenge: String::new() })
+    }
+
+    /// A route's `scopes`: a non-empty list, or `any_valid_token` said in
+    /// so many words (returned `true`). Missing, null or `[]` is refused:
+    /// each reads as "any valid token" without saying so.
+    fn route_scopes(&mut self, field: &str, scopes: Option<&RawScopes>) -> bool {
+        match scopes {
+            Some(RawScopes::Keyword(_)) => true,
+            Some(RawScopes::List(list)) if !list.is_empty() => false,
+            Some(RawScopes::List(_)) => {
+                self.problem(
+                    field,
+                    format!(
+                        "an empty list would let any valid token through: list the scopes a token needs, or write \
+                         `scopes: {ANY_VALID_TOKEN}` to say so"
+                    ),
+                );
+                false
+            }
+            None => {
+                self.problem(
+                    field,
+                    format!(
+                        "missing or empty: every route says the scopes a token needs (`scopes: [pets:read]`), or \
+                         `scopes: {ANY_VALID_TOKEN}` for a route any valid token may call"
+                    ),
+                );
+                false
+            }
+        }
     }
 
     /// The authorizer settings the API section decides: `ROUTES`, the table
@@ -451,7 +528,7 @@ impl Checks<'_> {
 
     /// The custom domain: name, certificate, TLS policy, truststore, base path.
     fn domain(&mut self, raw: RawDomain, base: &Path) -> DomainSpec {
-        let name = self.resolve("domain.name", &raw.name).value;
+        let name = self.literal("domain.name", &raw.name, PART_OF_EVERY_NAME);
         if !is_domain_name(&name) {
             self.problem("domain.name", format!("{name:?} is not a domain name"));
         }
@@ -472,7 +549,7 @@ impl Checks<'_> {
                 CertificateSpec::Request
             }
             RawCertificate::Arn(arn) => {
-                let arn = self.resolve("domain.certificate.arn", &arn).value;
+                let arn = self.literal("domain.certificate.arn", &arn, PART_OF_EVERY_NAME);
                 if certificate_region(&arn).is_none() {
                     self.problem("domain.certificate.arn", format!("{arn:?} is not an ACM certificate ARN"));
                 }
@@ -481,7 +558,7 @@ impl Checks<'_> {
         };
         let ownership_verification = raw.ownership_verification_certificate_arn.map(|arn| {
             let field = "domain.ownership_verification_certificate_arn";
-            let arn = self.resolve(field, &arn).value;
+            let arn = self.literal(field, &arn, PART_OF_EVERY_NAME);
             if certificate_region(&arn).is_none() {
                 self.problem(field, format!("{arn:?} is not an ACM certificate ARN"));
             }
@@ -566,7 +643,12 @@ pub fn route_table(raw: &RawApi) -> String {
         .routes
         .iter()
         .map(|r| {
-            let mut entry = rule(&r.scopes, r.matching);
+            let scopes = match &r.scopes {
+                Some(RawScopes::List(scopes)) => scopes.as_slice(),
+                // Refused by `api`; only `any_valid_token` reaches a table.
+                Some(RawScopes::Keyword(_)) | None => &[],
+            };
+            let mut entry = rule(scopes, r.matching);
             entry["method"] = r.method.to_ascii_uppercase().into();
             entry["path"] = r.path.clone().into();
             entry
@@ -611,7 +693,10 @@ fn routes_to_move(value: &str, api: &RawApi) -> String {
     let rule = |entry: &serde_json::Value| {
         let scopes = entry["scopes"].as_array().map(|s| s.iter().map(text).collect::<Vec<_>>().join(", "));
         let matching = entry["match"].as_str().map(|m| format!(", match: {m}")).unwrap_or_default();
-        format!("scopes: [{}]{matching}", scopes.unwrap_or_default())
+        match scopes.unwrap_or_default() {
+            none if none.is_empty() => format!("scopes: {ANY_VALID_TOKEN}"),
+            scopes => format!("scopes: [{scopes}]{matching}"),
+        }
     };
     let mut lines = Vec::new();
     for entry in table["routes"].as_array().into_iter().flatten() {
@@ -871,6 +956,7 @@ mod tests {
             template: RouteTemplate::parse(path).expect("valid"),
             backend: "https://b".into(),
             context_headers: BTreeMap::new(),
+            any_valid_token: false,
         };
         let problems = |paths: &[&str]| {
             let mut checks = Checks { problems: Vec::new(), env: &|_| None, unset: crate::stack::Unset::Refused };

@@ -8,6 +8,7 @@
 //! is reported, not only the first, each as `file: field.path: what is wrong`.
 
 mod checks;
+pub mod masked;
 pub mod model;
 pub mod names;
 mod raw;
@@ -72,7 +73,13 @@ pub enum Unset {
 impl Stack {
     /// The authorizer's secret variables whose value this run does not know.
     pub fn unknown_secrets(&self) -> Vec<&str> {
-        self.authorizer.environment.iter().filter(|(_, s)| s.unknown).map(|(n, _)| n.as_str()).collect()
+        self.authorizer.environment.iter().filter(|(_, s)| s.is_unknown()).map(|(n, _)| n.as_str()).collect()
+    }
+
+    /// `METHOD /path` of each route with `scopes: any_valid_token`.
+    pub fn routes_open_to_any_valid_token(&self) -> Vec<String> {
+        let open = self.api.routes.iter().filter(|r| r.any_valid_token);
+        open.map(|r| format!("{} {}", r.method, r.path)).collect()
     }
 
     /// What can only be checked once the region is known (when stack.yaml
@@ -191,7 +198,7 @@ mod tests {
     fn load_authorizer(environment: &str, identity_sources: &[&str], ttl: i32) -> Result<Stack, StackError> {
         let sources: String = identity_sources.iter().map(|s| format!("    - {s}\n")).collect();
         load_yaml(&format!(
-            "stack: guard\nauthorizer:\n  code: {{ zip: code.zip }}\n  environment:\n{environment}  identity_sources:\n{sources}  cache_ttl_seconds: {ttl}\napi:\n  name: guard\n  routes: [{{ method: GET, path: /pets, backend: \"https://b.example.com\" }}]\nstage:\n  name: prod\n"
+            "stack: guard\nauthorizer:\n  code: {{ zip: code.zip }}\n  environment:\n{environment}  identity_sources:\n{sources}  cache_ttl_seconds: {ttl}\napi:\n  name: guard\n  routes: [{{ method: GET, path: /pets, scopes: [pets:read], backend: \"https://b.example.com\" }}]\nstage:\n  name: prod\n"
         ))
     }
 
@@ -258,15 +265,15 @@ mod tests {
         ))
     }
 
-    const ROUTED_API: &str = "  name: pets\n  realm: pets\n  routes:\n    - { method: GET, path: '/pets/{id}', backend: 'https://b.example.com/pets/{id}', scopes: [pets:read] }\n    - { method: post, path: /pets, backend: 'https://b.example.com/pets', scopes: [pets:write, admin], match: any }\n    - { method: GET, path: /health, backend: 'https://b.example.com/health' }\n";
+    const ROUTED_API: &str = "  name: pets\n  realm: pets\n  routes:\n    - { method: GET, path: '/pets/{id}', backend: 'https://b.example.com/pets/{id}', scopes: [pets:read] }\n    - { method: post, path: /pets, backend: 'https://b.example.com/pets', scopes: [pets:write, admin], match: any }\n    - { method: GET, path: /health, backend: 'https://b.example.com/health', scopes: any_valid_token }\n";
 
     #[test]
     fn the_authorizer_routes_and_realm_are_written_from_the_api_section() {
         let stack = load_api(ROUTED_API, "").expect("valid");
         let environment = &stack.authorizer.environment;
-        assert_eq!(environment["REALM"].value, "pets");
+        assert_eq!(environment["REALM"].reveal(), "pets");
         let table =
-            authorizer::routes::RouteTable::parse(&environment["ROUTES"].value).expect("the authorizer reads it");
+            authorizer::routes::RouteTable::parse(environment["ROUTES"].reveal()).expect("the authorizer reads it");
         let needs = |verb: &str, path: &str| {
             let arn = format!("arn:aws:execute-api:eu-west-1:123456789012:abc/prod/{verb}/{path}");
             let arn = authorizer::policy::MethodArn::parse(&arn).expect("arn");
@@ -275,12 +282,13 @@ mod tests {
         use authorizer::routes::Requirement::*;
         assert_eq!(needs("GET", "pets/7"), [AllOf(vec!["pets:read".into()])]);
         assert_eq!(needs("POST", "pets"), [AnyOf(vec!["pets:write".into(), "admin".into()])]);
-        assert_eq!(needs("GET", "health"), [AllOf(vec![])], "no scopes: any valid token");
+        assert_eq!(needs("GET", "health"), [AllOf(vec![])], "any_valid_token: no scope needed");
+        assert_eq!(stack.routes_open_to_any_valid_token(), ["GET /health"], "what every plan lists");
         assert_eq!(needs("DELETE", "pets/7"), [Deny], "not a route: the default, deny");
         let with_default =
             ROUTED_API.replace("  realm: pets\n", "  realm: pets\n  default: { scopes: [pets:admin] }\n");
         let stack = load_api(&with_default, "").expect("valid");
-        let table = authorizer::routes::RouteTable::parse(&stack.authorizer.environment["ROUTES"].value).unwrap();
+        let table = authorizer::routes::RouteTable::parse(stack.authorizer.environment["ROUTES"].reveal()).unwrap();
         assert_eq!(table.default, AllOf(vec!["pets:admin".into()]));
     }
 
@@ -308,5 +316,122 @@ mod tests {
         let api = ROUTED_API.replace("  realm: pets\n", "  realm: pets\n  default: { match: any }\n");
         let problems = load_api(&api, "").expect_err("any of nothing").problems;
         assert!(problems.iter().any(|p| p.field == "api.default"), "{problems:?}");
+    }
+
+    /// The problem `api` makes (one), as `field: message`.
+    fn api_problem(api: &str) -> String {
+        let problems = load_api(api, "").expect_err("refused").problems;
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        format!("{}: {}", problems[0].field, problems[0].message)
+    }
+
+    #[test]
+    fn a_shape_that_would_mean_any_valid_token_without_saying_so_is_refused() {
+        let route = "    - { method: GET, path: '/pets/{id}', backend: 'https://b.example.com/pets/{id}', scopes: [pets:read] }\n";
+        let api = |default: &str, second: &str| format!("  name: pets\n{default}  routes:\n{route}{second}");
+        let second = |scopes: &str| {
+            format!("    - method: POST\n      path: /pets\n      backend: https://b.example.com\n{scopes}")
+        };
+        for (scopes, says) in [
+            ("", "api.routes[1].scopes: missing or empty"),
+            ("      scopes:\n", "api.routes[1].scopes: missing or empty"),
+            ("      scopes: []\n", "api.routes[1].scopes: an empty list would let any valid token through"),
+            (
+                "      scopes: pets:write\n",
+                "api.routes[1].scopes: \"pets:write\": scopes are a list (`scopes: [pets:write]`)",
+            ),
+        ] {
+            let problem = api_problem(&api("", &second(scopes)));
+            assert!(problem.starts_with(says), "{scopes:?}: {problem}");
+            assert!(problem.contains("any_valid_token"), "the explicit form is named: {problem}");
+        }
+        for (default, says) in [
+            ("  default: []\n", "api.default: "),
+            ("  default: [[]]\n", "api.default: "),
+            ("  default: {}\n", "api.default: missing field `scopes`"),
+            ("  default: { scopes: [] }\n", "api.default: `scopes: []` would let any valid token through"),
+            ("  default: allow\n", "api.default: \"allow\": write `deny` or `{ scopes: [...] }`"),
+        ] {
+            let problem = api_problem(&api(default, ""));
+            assert!(problem.starts_with(says), "{default:?}: {problem}");
+        }
+        assert!(api_problem(&api("  default: []\n", "")).contains("`deny` or `{ scopes: [...] }`"));
+
+        let stack = load_api(&api("", &second("      scopes: any_valid_token\n")), "").expect("said in so many words");
+        assert_eq!(stack.routes_open_to_any_valid_token(), ["POST /pets"]);
+        let table = authorizer::routes::RouteTable::parse(stack.authorizer.environment["ROUTES"].reveal()).unwrap();
+        assert_eq!(table.routes[1].requirement, authorizer::routes::Requirement::AllOf(vec![]));
+    }
+
+    #[test]
+    fn a_context_header_may_map_only_a_key_every_answer_carries() {
+        let api = |headers: &str| {
+            format!(
+                "  name: pets\n  routes:\n    - method: GET\n      path: /pets\n      scopes: [pets:read]\n      backend: https://b.example.com\n      context_headers: {{ {headers} }}\n"
+            )
+        };
+        for key in authorizer::response::ALWAYS_SET {
+            assert!(load_api(&api(&format!("X-Key: {key}")), "").is_ok(), "{key}");
+        }
+        for key in ["tennant", "exp", "challenge"] {
+            let problem = api_problem(&api(&format!("X-Sub: sub, X-Other: {key}")));
+            assert!(problem.starts_with("api.routes[0].context_headers.X-Other: "), "{problem}");
+            assert!(problem.contains("would pass the client's own header"), "{problem}");
+            assert!(problem.contains("sub, client_id, scope"), "names what may be mapped: {problem}");
+        }
+    }
+
+    #[test]
+    fn env_references_outside_the_authorizers_environment_are_refused_saying_why() {
+        let yaml = |api: &str, stage: &str, domain: &str| {
+            format!(
+                "stack: refs\nauthorizer:\n  code: {{ zip: code.zip }}\n  environment:\n{JWT_ENV}api:\n{api}stage:\n  name: prod\n{stage}{domain}"
+            )
+        };
+        let routes = "  routes:\n    - { method: GET, path: /pets, scopes: [pets:read], backend: 'https://b.example.com/pets' }\n";
+        let named = format!("  name: pets\n{routes}");
+        let domain = |name: &str, arn: &str| {
+            format!(
+                "domain:\n  name: {name}\n  certificate: {{ arn: '{arn}' }}\n  truststore: {{ file: t.pem, bucket: b }}\n"
+            )
+        };
+        let arn = "arn:aws:acm:eu-west-1:123456789012:certificate/0d6a1b6c-2a4e-4d1f-9b8e-3f2c1a0e9d7b";
+        for (yaml, field, why) in [
+            (
+                yaml(&named.replace("/pets' }", "/pets?key=${env:BACKEND_KEY}' }"), "", ""),
+                "api.routes[0].backend",
+                "apigateway:GET",
+            ),
+            (yaml(&named, "  variables: { key: '${env:KEY}' }\n", ""), "stage.variables.key", "apigateway:GET"),
+            (yaml(&format!("  id: '${{env:API_ID}}'\n{routes}"), "", ""), "api.id", "names a resource"),
+            (yaml(&named, "", &domain("'${env:DOMAIN}'", arn)), "domain.name", "names a resource"),
+            (yaml(&named, "", &domain("api.example.com", "${env:CERT}")), "domain.certificate.arn", "names a resource"),
+        ] {
+            let problems = load_yaml(&yaml).expect_err("refused").problems;
+            let problem = problems.iter().find(|p| p.field == field).unwrap_or_else(|| panic!("{field}: {problems:?}"));
+            assert!(problem.message.starts_with("takes no ${env:…}"), "{field}: {}", problem.message);
+            assert!(problem.message.contains(why), "{field}: {}", problem.message);
+        }
+    }
+
+    #[test]
+    fn an_authorizer_setting_refused_for_its_value_does_not_show_a_secret_value() {
+        let dir = std::env::temp_dir().join(format!("stack-masked-{}-{}", std::process::id(), rand_suffix()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("stack.yaml");
+        let marker = "not-a-url-4f1c9e-secret";
+        let environment = JWT_ENV.replace("https://idp.example.com/jwks", "${env:JWKS}");
+        std::fs::write(
+            &path,
+            format!(
+                "stack: masked\nauthorizer:\n  code: {{ zip: code.zip }}\n  environment:\n{environment}api:\n  name: pets\n  routes: [{{ method: GET, path: /pets, scopes: [a], backend: 'https://b.example.com' }}]\nstage:\n  name: prod\n"
+            ),
+        )
+        .unwrap();
+        let error = Stack::load(&path, &|name| (name == "JWKS").then(|| marker.to_owned())).expect_err("not a URL");
+        let shown = error.to_string();
+        assert!(shown.contains("authorizer.environment.JWKS_URI"), "{shown}");
+        assert!(!shown.contains(marker), "the value is masked: {shown}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -8,16 +8,22 @@ use std::path::PathBuf;
 
 pub use super::raw::{Architecture, Throttling};
 
-/// A value that may hold a secret: displayed masked unless known public.
-/// (Serialised only in memory, between planner and executor; never saved.)
+/// A value of the authorizer's environment, the one place a `${env:…}`
+/// value may go (elsewhere it is refused: `checks::literal`). Its text is
+/// private: `Debug` and [`Setting::display`] mask a secret, and only
+/// [`Setting::reveal`] gives the text, for the AWS call that writes it and
+/// the comparison with what AWS holds. So a new field, diff or error that
+/// holds a `Setting` cannot print a secret by forgetting to mask it.
+/// (Serialised only in memory, between planner and executor, where kinds
+/// carry their specs as JSON; never saved, never printed.)
 #[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Setting {
-    pub value: String,
-    pub secret: bool,
+    value: String,
+    secret: bool,
     /// A secret whose `${env:…}` is not set for this run (a plan of a pull
     /// request, which gets no secret): not compared, never written.
     #[serde(default)]
-    pub unknown: bool,
+    unknown: bool,
 }
 
 impl fmt::Debug for Setting {
@@ -31,7 +37,7 @@ impl Setting {
     pub fn display(&self) -> String {
         match (self.unknown, self.secret) {
             (true, _) => "(not set for this run)".into(),
-            (false, true) => "(sensitive)".into(),
+            (false, true) => SENSITIVE.into(),
             (false, false) => format!("{:?}", self.value),
         }
     }
@@ -40,7 +46,37 @@ impl Setting {
     pub fn public(value: impl Into<String>) -> Setting {
         Setting { value: value.into(), secret: false, unknown: false }
     }
+
+    /// A value never printed: a secret variable, or any that used `${env:…}`.
+    /// (Registered with [`super::masked`], so AWS quoting it back is masked too.)
+    pub fn secret(value: impl Into<String>) -> Setting {
+        let value = value.into();
+        super::masked::register(&value);
+        Setting { value, secret: true, unknown: false }
+    }
+
+    /// A value this run was not given: never compared, never written.
+    pub fn unknown() -> Setting {
+        Setting { value: String::new(), secret: true, unknown: true }
+    }
+
+    pub fn is_secret(&self) -> bool {
+        self.secret
+    }
+
+    pub fn is_unknown(&self) -> bool {
+        self.unknown
+    }
+
+    /// The text itself: for the call that writes it to AWS and for comparing
+    /// it with what AWS holds. Never for output.
+    pub fn reveal(&self) -> &str {
+        &self.value
+    }
 }
+
+/// How a secret is shown: in diffs, saved plans, JSON and errors.
+pub const SENSITIVE: &str = "(sensitive)";
 
 #[derive(Debug, Clone)]
 pub struct Stack {
@@ -99,6 +135,8 @@ pub struct RouteSpec {
     pub template: super::template::RouteTemplate,
     pub backend: String,
     pub context_headers: BTreeMap<String, String>,
+    /// `scopes: any_valid_token`: no scope needed (every plan lists these).
+    pub any_valid_token: bool,
 }
 
 #[derive(Debug, Clone)]

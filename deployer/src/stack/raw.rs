@@ -126,9 +126,11 @@ pub struct RawRoute {
     /// Request header → authorizer context key, e.g. `X-Sub: sub`.
     #[serde(default)]
     pub context_headers: BTreeMap<String, String>,
-    /// The scopes a token needs for this route (none: any valid token).
+    /// The scopes a token needs for this route, or `any_valid_token` for a
+    /// route any valid token may call. Required: a missing or empty list is
+    /// refused rather than read as "any valid token".
     #[serde(default)]
-    pub scopes: Vec<String>,
+    pub scopes: Option<RawScopes>,
     /// Whether the token needs all of `scopes` or any one of them.
     #[serde(default, rename = "match")]
     pub matching: ScopeMatch,
@@ -143,25 +145,95 @@ pub enum ScopeMatch {
     Any,
 }
 
-/// `api.default`: `deny`, or the scopes a token needs.
-#[derive(Debug, Deserialize, JsonSchema)]
+/// A route's `scopes`: a list, or the keyword that says any valid token.
+/// (Read by hand, below: a derived untagged enum would read a keyword it
+/// does not know as a type error naming no variant.)
+#[derive(Debug, Clone, PartialEq, Eq, JsonSchema)]
+#[serde(untagged)]
+pub enum RawScopes {
+    List(Vec<String>),
+    Keyword(AnyValidToken),
+}
+
+/// The one keyword `scopes` takes besides a list.
+#[derive(Debug, Clone, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AnyValidToken {
+    AnyValidToken,
+}
+
+/// What `scopes: any_valid_token` is spelled as, for messages.
+pub const ANY_VALID_TOKEN: &str = "any_valid_token";
+
+impl<'de> Deserialize<'de> for RawScopes {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Scopes;
+        impl<'de> serde::de::Visitor<'de> for Scopes {
+            type Value = RawScopes;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                write!(f, "a list of scopes (`[pets:read]`) or `{ANY_VALID_TOKEN}`")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<RawScopes, E> {
+                if text == ANY_VALID_TOKEN {
+                    Ok(RawScopes::Keyword(AnyValidToken::AnyValidToken))
+                } else {
+                    Err(E::custom(format!(
+                        "{text:?}: scopes are a list (`scopes: [{text}]`), or `{ANY_VALID_TOKEN}` for any valid token"
+                    )))
+                }
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<RawScopes, A::Error> {
+                Vec::deserialize(serde::de::value::SeqAccessDeserializer::new(seq)).map(RawScopes::List)
+            }
+        }
+        deserializer.deserialize_any(Scopes)
+    }
+}
+
+/// `api.default`: `deny`, or the scopes a token needs. A list, `{}` or a
+/// map without `scopes` is refused (a derived untagged enum would read a
+/// struct from a list, and `[]` or `[[]]` would mean "any valid token").
+#[derive(Debug, JsonSchema)]
 #[serde(untagged)]
 pub enum RawRule {
     Deny(DenyKeyword),
     Scopes(RawScopeRule),
 }
 
+impl<'de> Deserialize<'de> for RawRule {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Rule;
+        impl<'de> serde::de::Visitor<'de> for Rule {
+            type Value = RawRule;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("`deny` or `{ scopes: [...] }`")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<RawRule, E> {
+                match text {
+                    "deny" => Ok(RawRule::Deny(DenyKeyword::Deny)),
+                    _ => Err(E::custom(format!("{text:?}: write `deny` or `{{ scopes: [...] }}`"))),
+                }
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RawRule, A::Error> {
+                RawScopeRule::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(RawRule::Scopes)
+            }
+        }
+        deserializer.deserialize_any(Rule)
+    }
+}
+
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawScopeRule {
-    #[serde(default)]
+    /// Required, and not empty (checked): an empty list would let any
+    /// valid token through where no route applies.
     pub scopes: Vec<String>,
     #[serde(default, rename = "match")]
     pub matching: ScopeMatch,
 }
 
 /// The one keyword `api.default` takes besides scopes.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DenyKeyword {
     Deny,

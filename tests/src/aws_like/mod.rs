@@ -56,6 +56,10 @@ pub struct Behaviours {
     /// Lambda: `LastUpdateStatus: InProgress` for a while after each change,
     /// and `ResourceConflictException` on a change meanwhile.
     pub lambda_in_progress: bool,
+    /// Lambda: an environment over 4 KB, measured on the variables as JSON,
+    /// refused with an error that quotes the whole environment ("String
+    /// measured: …"). moto accepts any size.
+    pub lambda_environment_limit: bool,
     /// API Gateway custom domains: mutual TLS fields kept, `UpdateDomainName`
     /// answered, `truststoreWarnings` for expired certificates.
     pub domain_mtls: bool,
@@ -131,6 +135,7 @@ impl Behaviours {
             waf_stale_tokens: false,
             iam_propagation: false,
             lambda_in_progress: false,
+            lambda_environment_limit: false,
             domain_mtls: true,
             faults: None,
             concurrent_writes: false,
@@ -153,6 +158,7 @@ impl Behaviours {
             waf_stale_tokens: true,
             iam_propagation: true,
             lambda_in_progress: true,
+            lambda_environment_limit: true,
             concurrent_writes: true,
             api_rules: true,
             s3_versioning_lag: true,
@@ -523,6 +529,25 @@ impl AwsLike {
                      the existing statement."
                 ),
             ));
+        }
+
+        if b.lambda_environment_limit {
+            let sets_environment = call.rest("POST", &["2015-03-31", "functions"]).is_some()
+                || call.rest("PUT", &["2015-03-31", "functions", "*", "configuration"]).is_some();
+            let variables = &call.body["Environment"]["Variables"];
+            let measured = variables.to_string();
+            if sets_environment && variables.is_object() && measured.len() > 4096 {
+                *state.counts.entry("lambda_environment_limit").or_default() += 1;
+                return Before::Answer(error(
+                    "lambda",
+                    400,
+                    "InvalidParameterValueException",
+                    &format!(
+                        "Lambda was unable to configure your environment variables because the environment \
+                         variables you have provided exceeded the 4KB limit. String measured: {measured}"
+                    ),
+                ));
+            }
         }
 
         if b.iam_propagation && call.rest("POST", &["2015-03-31", "functions"]).is_some() {

@@ -211,7 +211,7 @@ async fn drift_shows_in_diff_and_apply_repairs_it() {
 
     // A route removed from stack.yaml is removed from the API it owns.
     let without_post = stack_yaml("t-drift", "")
-        .replace("    - method: POST\n      path: /pets\n      backend: https://backend.example.com/pets\n", "");
+        .replace("    - method: POST\n      path: /pets\n      scopes: [pets:write]\n      backend: https://backend.example.com/pets\n", "");
     assert_ne!(without_post, stack_yaml("t-drift", ""));
     stack.write("stack.yaml", &without_post);
     let diff = deployer(&stack, &proxy.url(), &["diff", "--detailed-exitcode"], &env()).await;
@@ -310,7 +310,7 @@ async fn invalid_stacks_are_refused_before_any_aws_call() {
         (
             base.replace(
                 "    - method: POST\n",
-                "    - method: GET\n      path: /pets/{petId}/toys\n      backend: https://backend.example.com/toys\n    - method: POST\n",
+                "    - method: GET\n      path: /pets/{petId}/toys\n      scopes: [pets:read]\n      backend: https://backend.example.com/toys\n    - method: POST\n",
             ),
             "api.routes[1].path: {petId} beside {id} (api.routes[0].path) under /pets: API Gateway allows one \
              variable path part per parent",

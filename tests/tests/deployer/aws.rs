@@ -208,7 +208,7 @@ async fn the_changes_that_hurt_pass_with_every_behaviour_on_at_once() {
     assert_eq!(shape(&aws, name).await, clean_apply_shape().await);
 
     let changed = stack_yaml(name, &edge_yaml(name))
-        .replace("    - method: POST\n      path: /pets\n      backend: https://backend.example.com/pets\n", "")
+        .replace("    - method: POST\n      path: /pets\n      scopes: [pets:write]\n      backend: https://backend.example.com/pets\n", "")
         .replace("{id}", "{petId}");
     stack.write("stack.yaml", &changed);
     let apply = deployer(&stack, &proxy.url(), &["apply"], &env()).await;
@@ -471,7 +471,7 @@ async fn new_routes_read_the_resource_tree_once() {
 
     let more_routes = stack_yaml(name, &edge_yaml(name)).replace(
         "stage:\n",
-        "    - method: GET\n      path: /owners/{id}\n      backend: https://backend.example.com/owners/{id}\n    - method: GET\n      path: /owners/{id}/pets\n      backend: https://backend.example.com/owners/{id}/pets\n    - method: DELETE\n      path: /pets/{id}\n      backend: https://backend.example.com/pets/{id}\nstage:\n",
+        "    - method: GET\n      path: /owners/{id}\n      scopes: [pets:read]\n      backend: https://backend.example.com/owners/{id}\n    - method: GET\n      path: /owners/{id}/pets\n      scopes: [pets:read]\n      backend: https://backend.example.com/owners/{id}/pets\n    - method: DELETE\n      path: /pets/{id}\n      scopes: [pets:read]\n      backend: https://backend.example.com/pets/{id}\nstage:\n",
     );
     stack.write("stack.yaml", &more_routes);
     proxy.reset();

@@ -18,3 +18,4 @@ mod plan_binds;
 mod policy;
 mod rest_api;
 mod runs;
+mod secrets;

@@ -208,7 +208,7 @@ async fn a_stacks_whole_life_runs_under_the_printed_policy_and_needs_every_state
     // Pruning: a route and the WAF taken out, and the DNS records left to
     // someone else (the hosted zone no longer named).
     let pruned = full
-        .replace("    - method: POST\n      path: /pets\n      backend: https://backend.example.com/pets\n", "")
+        .replace("    - method: POST\n      path: /pets\n      scopes: [pets:write]\n      backend: https://backend.example.com/pets\n", "")
         .replace("waf:\n  allow: [203.0.113.0/24, 198.51.100.0/24, \"2001:db8::/32\"]\n", "")
         .replace(&format!("  hosted_zone_id: {zone}\n"), "");
     assert_ne!(pruned, full);

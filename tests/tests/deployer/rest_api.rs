@@ -61,7 +61,7 @@ async fn a_write_that_meets_another_writer_is_tried_again() {
     // on a loaded machine (it rests one and a half times its last write).
     let more_routes = stack_yaml(name, "").replace(
         "stage:\n",
-        "    - method: GET\n      path: /owners/{id}\n      backend: https://backend.example.com/owners/{id}\n    - method: DELETE\n      path: /pets/{id}\n      backend: https://backend.example.com/pets/{id}\nstage:\n",
+        "    - method: GET\n      path: /owners/{id}\n      scopes: [pets:read]\n      backend: https://backend.example.com/owners/{id}\n    - method: DELETE\n      path: /pets/{id}\n      scopes: [pets:read]\n      backend: https://backend.example.com/pets/{id}\nstage:\n",
     );
     stack.write("stack.yaml", &more_routes);
     let other = e2e::deploy::clients_at(&proxy.url()).await;
@@ -180,7 +180,7 @@ async fn a_removed_route_stops_answering() {
     assert!(served.contains("POST /pets") && served.contains("GET /pets/{id}"), "{served:?}");
 
     let without_get = stack_yaml(name, "").replace(
-        "    - method: GET\n      path: /pets/{id}\n      backend: https://backend.example.com/pets/{id}\n      context_headers: { X-Sub: sub, X-Client-Id: client_id }\n",
+        "    - method: GET\n      path: /pets/{id}\n      scopes: [pets:read]\n      backend: https://backend.example.com/pets/{id}\n      context_headers: { X-Sub: sub, X-Client-Id: client_id }\n",
         "",
     );
     assert_ne!(without_get, stack_yaml(name, ""));
