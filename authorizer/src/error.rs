@@ -90,6 +90,7 @@ impl Rejection {
             BadMethodArn(crate::policy::BadMethodArn::Malformed) | NoMethodArn => "bad_method_arn",
             BadMethodArn(crate::policy::BadMethodArn::Wildcard) => "method_arn_wildcard",
             BadMethodArn(crate::policy::BadMethodArn::DotSegment) => "method_arn_dot_segment",
+            BadMethodArn(crate::policy::BadMethodArn::EncodedLiteral) => "method_arn_encoded_literal",
             Credentials(CredentialsError::Missing) => "no_credentials",
             Credentials(CredentialsError::Multiple) => "multiple_credentials",
             Credentials(CredentialsError::Malformed) => "malformed_credentials",

@@ -44,6 +44,27 @@ pub enum BadMethodArn {
     Wildcard,
     #[error("method ARN's path holds a dot segment or an encoded `.` or `/`")]
     DotSegment,
+    /// `%3A` for `:`, `%41` for `A`: a route's literal is written plain, so
+    /// an encoded one would match no route and leave the request to the
+    /// default rule.
+    #[error("method ARN's path holds a percent-encoded letter, digit or one of -._~:@, which route paths spell plain")]
+    EncodedLiteral,
+}
+
+/// Whether `path` spells, percent-encoded, a character a route's literal
+/// segment holds plain (`A-Za-z0-9-._~:@`).
+pub fn has_encoded_literal(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    bytes.windows(3).any(|w| {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (w[0], hex(w[1]), hex(w[2])) {
+            (b'%', Some(high), Some(low)) => {
+                let decoded = (high * 16 + low) as u8;
+                decoded.is_ascii_alphanumeric() || b"-._~:@".contains(&decoded)
+            }
+            _ => false,
+        }
+    })
 }
 
 /// Whether `path` has a `.` or `..` segment, raw or percent-encoded, or an
@@ -81,6 +102,9 @@ impl<'a> MethodArn<'a> {
         let verb = VERBS.iter().copied().find(|v| *v == verb).ok_or(BadMethodArn::Malformed)?;
         if has_dot_segment(path) {
             return Err(BadMethodArn::DotSegment);
+        }
+        if has_encoded_literal(path) {
+            return Err(BadMethodArn::EncodedLiteral);
         }
         if !is_name(api_id) || !is_stage_name(stage) {
             return Err(BadMethodArn::Malformed);
@@ -206,7 +230,13 @@ mod tests {
             let raw = format!("arn:aws:execute-api:us-east-1:123456789012:abc/prod/GET/{path}");
             assert_eq!(MethodArn::parse(&raw), Err(BadMethodArn::DotSegment), "{raw}");
         }
-        for path in ["pets/a.b", "pets/...", "files/v1.2/x", ""] {
+        for path in ["pets%3Apurge", "pets%3apurge", "pets/%40me", "%70ets", "pets/%7E", "pets/%2D", "pets/%5F"] {
+            let raw = format!("arn:aws:execute-api:us-east-1:123456789012:abc/prod/POST/{path}");
+            assert_eq!(MethodArn::parse(&raw), Err(BadMethodArn::EncodedLiteral), "{raw}");
+        }
+        for path in
+            ["pets/a.b", "pets/...", "files/v1.2/x", "", "pets:purge", "pets/@me", "files/a%20b", "x/%25", "%3B"]
+        {
             let raw = format!("arn:aws:execute-api:us-east-1:123456789012:abc/prod/GET/{path}");
             assert!(MethodArn::parse(&raw).is_ok(), "{raw}");
         }

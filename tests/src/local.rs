@@ -33,9 +33,13 @@ pub struct StackOptions {
     /// The stack's `code: { zip: … }`; then no `--bootstrap` is given and
     /// `deployer local` runs what the zip holds.
     pub code_zip: Option<PathBuf>,
-    /// Adds `GET /pets/mine` (scope `pets:admin`) and `ANY /files/{path+}`
-    /// (scope `pets:read`) to the API, each with its scopes.
+    /// Adds `GET /pets/mine` (scope `pets:admin`), `ANY /files/{path+}`
+    /// (scope `pets:read`), `POST /pets:purge` (`pets:admin`), `GET
+    /// /users/@me` (`users:self`) and `GET /search`, whose backend URL has
+    /// a query string of its own (`pets:read`).
     pub more_routes: bool,
+    /// `api.default` (`deny` unless set).
+    pub default_rule: &'static str,
     /// More authorizer settings (`DPOP: allowed`, …).
     pub environment: Vec<(&'static str, String)>,
     /// Variables for the `deployer local` process (`DEPLOYER_TIME_SCALE`).
@@ -54,6 +58,7 @@ impl Default for StackOptions {
             bootstrap: None,
             code_zip: None,
             more_routes: false,
+            default_rule: "deny",
             environment: Vec::new(),
             deployer_environment: Vec::new(),
         }
@@ -146,7 +151,7 @@ authorizer:
 api:
   name: local-pets
   realm: pets
-  default: deny
+  default: {default_rule}
   routes:
 {more_routes}    - method: GET
       path: /pets/{{id}}
@@ -179,13 +184,20 @@ stage:
                 "    - method: GET\n      path: /pets/mine\n      scopes: [pets:admin]\n      \
                      backend: https://backend.example.com/pets/mine\n      context_headers: { X-Sub: sub }\n    \
                      - method: ANY\n      path: /files/{path+}\n      scopes: [pets:read]\n      \
-                     backend: https://backend.example.com/files/{path+}\n",
+                     backend: https://backend.example.com/files/{path+}\n    \
+                     - method: POST\n      path: /pets:purge\n      scopes: [pets:admin]\n      \
+                     backend: https://backend.example.com/purge\n    \
+                     - method: GET\n      path: /users/@me\n      scopes: [users:self]\n      \
+                     backend: https://backend.example.com/me\n    \
+                     - method: GET\n      path: /search\n      scopes: [pets:read]\n      \
+                     backend: https://backend.example.com/search?api_key=k1\n",
             false => "",
         },
         environment =
             options.environment.iter().map(|(name, value)| format!("    {name}: {value:?}\n")).collect::<String>(),
         sources = json!(options.identity_sources),
         ttl = options.cache_ttl_seconds,
+        default_rule = options.default_rule,
         replay = options.allow_cache_replay_with_binding,
         allow = json!(options.allow),
     );

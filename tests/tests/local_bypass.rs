@@ -271,3 +271,77 @@ async fn a_backend_answer_over_ten_megabytes_is_not_passed_on() {
         edge.stop().await;
     }
 }
+
+/// A route literal with `:` or `@` (API Gateway allows both) is judged by
+/// its own scopes, however the client spells it: the method ARN spells it
+/// as the route table does. Before, the ARN held `pets%3Apurge`, no route
+/// applied, and a default that lets `pets:read` through decided.
+#[tokio::test]
+async fn a_literal_with_a_colon_or_an_at_sign_is_judged_by_its_own_route() {
+    let options =
+        StackOptions { more_routes: true, default_rule: "{ scopes: [pets:read] }", ..StackOptions::default() };
+    let edge = LocalEdge::start(options).await;
+    let pki = edge.pki.clone();
+    let reader = edge.token("pets:read", &pki.client);
+    for path in ["/v1/pets:purge", "/v1/pets%3Apurge", "/v1/pets%3apurge"] {
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: api.pets.test\r\nAuthorization: Bearer {reader}\r\nContent-Length: 0"
+        );
+        let answer = edge.raw_request(&pki.client, &head).await;
+        assert_eq!(answer.status, 403, "POST {path} needs pets:admin: {answer:?}");
+        assert!(answer.head.contains("insufficient_scope"), "{answer:?}");
+    }
+    let me = raw_get(&edge, "/v1/users/@me", &reader).await;
+    assert_eq!(me.status, 403, "GET /users/@me needs users:self: {me:?}");
+    assert!(edge.backend.requests().is_empty(), "nothing reached the backend");
+
+    let admin = edge.token("pets:admin", &pki.client);
+    let head = format!(
+        "POST /v1/pets:purge HTTP/1.1\r\nHost: api.pets.test\r\nAuthorization: Bearer {admin}\r\nContent-Length: 0"
+    );
+    assert_eq!(edge.raw_request(&pki.client, &head).await.status, 200);
+    let own = edge.token("users:self", &pki.client);
+    assert_eq!(raw_get(&edge, "/v1/users/%40me", &own).await.status, 200, "an encoded @ is the same route");
+    let paths: Vec<String> = edge.backend.requests().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(paths, ["/purge", "/me"]);
+    edge.stop().await;
+}
+
+/// `X_Sub` is `X-Sub` to many servers (CGI, nginx with underscores on,
+/// most frameworks): a client's underscore twin of a mapped header is
+/// dropped as the header itself is.
+#[tokio::test]
+async fn an_underscore_twin_of_a_mapped_header_never_reaches_the_backend() {
+    let edge = LocalEdge::start(StackOptions::default()).await;
+    let pki = edge.pki.clone();
+    let token = edge.token("pets:read", &pki.client);
+    let head = format!(
+        "GET /v1/pets/7 HTTP/1.1\r\nHost: api.pets.test\r\nAuthorization: Bearer {token}\r\nX_Sub: admin\r\nx_client_id: evil\r\nX-Client_Id: evil2"
+    );
+    let answer = edge.raw_request(&pki.client, &head).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let requests = edge.backend.requests();
+    let names: Vec<String> = requests[0].headers.iter().map(|(n, _)| n.to_ascii_lowercase()).collect();
+    assert!(!names.iter().any(|n| n.contains('_')), "an underscore twin was forwarded: {names:?}");
+    assert_eq!(values(&edge, 0, "x-sub"), ["user-123"]);
+    assert_eq!(values(&edge, 0, "x-client-id"), ["client-a"]);
+    edge.stop().await;
+}
+
+/// The integration's own query string stays and the client's follows it,
+/// as API Gateway's HTTP proxy does; the client's query is never logged.
+#[tokio::test]
+async fn the_backends_query_is_kept_and_the_clients_appended_but_never_logged() {
+    let edge = LocalEdge::start(StackOptions { more_routes: true, ..StackOptions::default() }).await;
+    let pki = edge.pki.clone();
+    let token = edge.token("pets:read", &pki.client);
+    let answer = raw_get(&edge, "/v1/search?q=private-term-6c1d&page=2", &token).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(edge.backend.requests()[0].path, "/search?api_key=k1&q=private-term-6c1d&page=2");
+    assert_eq!(raw_get(&edge, "/v1/search", &token).await.status, 200);
+    assert_eq!(edge.backend.requests()[1].path, "/search?api_key=k1");
+    let logged = edge.wait_for_log(2).await;
+    let text = format!("{logged:?}\n{}", edge.stderr());
+    assert!(!text.contains("private-term-6c1d"), "the client's query was logged:\n{text}");
+    edge.stop().await;
+}

@@ -95,7 +95,13 @@ impl Integration {
             url.set_host(base.host_str()).context("--backend host")?;
             url.set_port(base.port()).map_err(|()| anyhow::anyhow!("--backend port"))?;
         }
-        url.set_query(query);
+        // The integration's own query string stays; the client's follows it.
+        let joined = match (url.query(), query) {
+            (Some(own), Some(client)) if !own.is_empty() && !client.is_empty() => Some(format!("{own}&{client}")),
+            (Some(own), _) if !own.is_empty() => Some(own.to_owned()),
+            (_, client) => client.map(str::to_owned),
+        };
+        url.set_query(joined.as_deref());
         Ok(url)
     }
 
@@ -105,7 +111,10 @@ impl Integration {
         let method = reqwest::Method::from_bytes(request.method.as_bytes())
             .map_err(|e| IntegrationError::Failed(anyhow::anyhow!("method: {e}")))?;
         let mut outgoing = self.client.request(method, url).body(request.body);
-        let mapped = |name: &str| request.context_headers.keys().any(|header| header.eq_ignore_ascii_case(name));
+        // A client's copy of a mapped header is dropped in any case and with
+        // `_` for `-` too (`X_Sub` beside `X-Sub`): many servers read both as one.
+        let folded = |name: &str| name.to_ascii_lowercase().replace('_', "-");
+        let mapped = |name: &str| request.context_headers.keys().any(|header| folded(header) == folded(name));
         let mut forwarded_for = Vec::new();
         for (name, value) in request.headers {
             let lower = name.to_ascii_lowercase();
@@ -125,9 +134,10 @@ impl Integration {
                 Some(other) => outgoing = outgoing.header(header, other.to_string()),
             }
         }
+        // (The error without its URL: the logs never hold the client's query.)
         let answer = outgoing.send().await.map_err(|e| match e.is_timeout() {
             true => IntegrationError::Timeout,
-            false => IntegrationError::Failed(e.into()),
+            false => IntegrationError::Failed(e.without_url().into()),
         })?;
         let status = answer.status().as_u16();
         let headers = answer
@@ -150,7 +160,7 @@ async fn read_capped(mut answer: reqwest::Response) -> Result<Bytes, Integration
     let mut body = bytes::BytesMut::new();
     while let Some(chunk) = answer.chunk().await.map_err(|e| match e.is_timeout() {
         true => IntegrationError::Timeout,
-        false => IntegrationError::Failed(e.into()),
+        false => IntegrationError::Failed(e.without_url().into()),
     })? {
         if body.len() + chunk.len() > MAX_ANSWER {
             return Err(IntegrationError::TooLarge);
@@ -183,6 +193,13 @@ mod tests {
         let local = Integration::new(Some(url::Url::parse("http://127.0.0.1:9000").expect("url"))).expect("client");
         let url = local.url("https://backend.example.com/pets/{id}", &parameters, None).expect("url");
         assert_eq!(url.as_str(), "http://127.0.0.1:9000/pets/a%20b%2Fc");
+        let keyed = plain.url("https://b.example.com/pets/{id}?api_key=k1&v=2", &parameters, Some("q=1")).expect("url");
+        assert_eq!(keyed.query(), Some("api_key=k1&v=2&q=1"), "the integration's query kept, the client's after it");
+        let keyed = plain.url("https://b.example.com/pets/{id}?api_key=k1", &parameters, None).expect("url");
+        assert_eq!(keyed.query(), Some("api_key=k1"));
+        let literal = BTreeMap::from([("id".to_owned(), "a:b@c".to_owned())]);
+        let url = plain.url("https://b.example.com/pets/{id}", &literal, None).expect("url");
+        assert_eq!(url.path(), "/pets/a:b@c");
         for value in ["..", ".", "a/../b", "../x"] {
             let parameters = BTreeMap::from([("path".to_owned(), value.to_owned())]);
             assert!(plain.url("https://b.example.com/files/{path+}", &parameters, None).is_err(), "{value}");

@@ -92,7 +92,7 @@ pub async fn serve(stack: &Stack, options: Options, on_ready: impl FnOnce(Socket
     let region =
         stack.region.clone().or_else(|| std::env::var("AWS_REGION").ok()).unwrap_or_else(|| "us-east-1".into());
     // `--env` overrides are in the stack already, checked with it.
-    let variables = stack.authorizer.environment.iter().map(|(k, v)| (k.clone(), v.value.clone()));
+    let variables = stack.authorizer.environment.iter().map(|(k, v)| (k.clone(), v.reveal().to_owned()));
     let function_name = format!("{}-authorizer", stack.name);
     let environment = lambda::lambda_environment(&function_name, stack.authorizer.memory_mb, &region, variables);
     let timeout = Duration::from_secs(u64::try_from(stack.authorizer.timeout_seconds).unwrap_or(3));
@@ -246,4 +246,61 @@ fn write(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
         std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
     }
     std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::event::ApiIdentity;
+    use super::path::RequestPath;
+    use super::routes::Routes;
+    use crate::stack::template::Part;
+
+    /// A stack whose routes hold every kind of part, literals with `:` and
+    /// `@`, and a default that lets some tokens through: where the edge's
+    /// method ARN and the route table disagree, the default decides.
+    const STACK: &str = "stack: judged\nauthorizer:\n  code: { zip: code.zip }\n  environment:\n    TOKEN_VALIDATION: jwt\n    JWKS_URI: https://idp.example.com/jwks\n    TOKEN_ISSUER: https://idp.example.com/\n    AUDIENCE: api\napi:\n  name: judged\n  default: { scopes: [pets:read] }\n  routes:\n    - { method: GET, path: '/pets/{id}', scopes: [pets:read], backend: 'https://b.example.com/pets/{id}' }\n    - { method: GET, path: /pets/mine, scopes: [pets:owner], backend: 'https://b.example.com/mine' }\n    - { method: POST, path: '/pets:purge', scopes: [pets:admin], backend: 'https://b.example.com/purge' }\n    - { method: DELETE, path: '/pets/{id}/tags:all', scopes: [pets:admin], backend: 'https://b.example.com/t' }\n    - { method: GET, path: '/users/@me/v1.2', scopes: [users:self], backend: 'https://b.example.com/me' }\n    - { method: ANY, path: '/files/{path+}', scopes: [files:read], backend: 'https://b.example.com/f/{path+}' }\n    - { method: GET, path: /health, scopes: any_valid_token, backend: 'https://b.example.com/health' }\nstage:\n  name: prod\n";
+
+    #[test]
+    fn for_a_path_of_every_route_the_edge_builds_an_arn_the_routes_own_rule_applies_to() {
+        let dir = std::env::temp_dir().join(format!("local-judged-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("stack.yaml"), STACK).unwrap();
+        let stack = crate::stack::Stack::load(&dir.join("stack.yaml"), &|_| None).expect("valid");
+        std::fs::remove_dir_all(&dir).unwrap();
+        let table = authorizer::routes::RouteTable::parse(stack.authorizer.environment["ROUTES"].reveal()).unwrap();
+        let routes = Routes::new(&stack.api.routes);
+        let api = ApiIdentity {
+            partition: "aws".into(),
+            region: "eu-west-1".into(),
+            account: "123456789012".into(),
+            api_id: "local".into(),
+            stage: "prod".into(),
+            domain: None,
+        };
+        for (route, own) in stack.api.routes.iter().zip(&table.routes) {
+            let sample: String = route
+                .template
+                .parts()
+                .iter()
+                .map(|part| match part {
+                    Part::Literal(literal) => format!("/{literal}"),
+                    Part::Param(_) => "/x7".to_owned(),
+                    Part::Greedy(_) => "/a/b".to_owned(),
+                })
+                .collect();
+            let verb = if route.method == "ANY" { "PATCH" } else { route.method.as_str() };
+            let path = RequestPath::parse(&sample).expect("a valid path");
+            let served = routes.find(verb, &path).expect("routed");
+            assert_eq!(served.route.spec.path, route.path, "{verb} {sample} is served by its own route");
+            let raw = api.method_arn(verb, &path.encoded());
+            let arn = authorizer::policy::MethodArn::parse(&raw).unwrap_or_else(|e| panic!("{raw}: {e}"));
+            assert!(own.applies_to(&arn), "{verb} {sample}: the route's own entry does not apply to {raw}");
+            let applied: Vec<_> = table.requirements(&arn).collect();
+            assert!(
+                applied.contains(&&own.requirement),
+                "{verb} {sample}: the route's own rule {:?} is not among {applied:?} for {raw}",
+                own.requirement
+            );
+        }
+    }
 }

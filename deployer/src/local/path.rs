@@ -12,9 +12,13 @@
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 
-/// What is left unencoded in a component of the canonical path (RFC 3986's
-/// unreserved characters). Never `/`, never `%2E` for a dot.
-pub const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+/// What is left unencoded in a component of the canonical path: RFC 3986's
+/// unreserved characters, and `:` and `@`, which a route's literal may hold
+/// (so the method ARN spells `/pets:purge` as the route table does, and the
+/// authorizer refuses an ARN that encodes any of these). Never `/`, never
+/// `%2E` for a dot.
+pub const COMPONENT: &AsciiSet =
+    &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~').remove(b':').remove(b'@');
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum BadPath {

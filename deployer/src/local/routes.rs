@@ -1,7 +1,8 @@
 //! Route matching as API Gateway does it for a REST API: the request's verb
 //! and path against each route's method and resource template (`{param}` is
-//! one segment, a trailing `{param+}` the rest of the path). A literal segment
-//! wins over a parameter, as the most specific resource does on API Gateway.
+//! one segment, a trailing `{param+}` the rest of the path). Where several
+//! apply, the most specific from the left wins, as API Gateway's walk of its
+//! resource tree does ([`specificity`]).
 //!
 //! Matching is on the path's decoded components ([`super::path`]), so a
 //! literal cannot be dodged by encoding it (`/pets/%6Dine` is `/pets/mine`),
@@ -66,11 +67,19 @@ fn capture(parts: &[Part], segments: &[&str]) -> Option<BTreeMap<String, String>
     (parts.len() == segments.len()).then_some(parameters)
 }
 
-/// Literal segments first, then single parameters, a greedy one last.
-fn specificity(parts: &[Part]) -> (usize, usize, bool) {
-    let literals = parts.iter().filter(|p| matches!(p, Part::Literal(_))).count();
-    let params = parts.iter().filter(|p| matches!(p, Part::Param(_))).count();
-    (literals, params, !parts.iter().any(|p| matches!(p, Part::Greedy(_))))
+/// API Gateway walks its resource tree from the root, and at each level a
+/// literal child wins over `{param}`, which wins over `{param+}`: so routes
+/// compare segment by segment from the left, the first difference deciding
+/// (`/x/{c}` over `/{a}/b` for `/x/b`), not by how many literals each has.
+fn specificity(parts: &[Part]) -> Vec<u8> {
+    parts
+        .iter()
+        .map(|part| match part {
+            Part::Literal(_) => 2,
+            Part::Param(_) => 1,
+            Part::Greedy(_) => 0,
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -87,6 +96,7 @@ mod tests {
                     template: crate::stack::template::RouteTemplate::parse(path).expect("a valid template"),
                     backend: "http://b".into(),
                     context_headers: BTreeMap::new(),
+                    any_valid_token: false,
                 })
                 .collect::<Vec<_>>(),
         )
@@ -114,5 +124,23 @@ mod tests {
         {
             assert_eq!(found(&table, method, path), None, "{method} {path}");
         }
+    }
+
+    #[test]
+    fn the_leftmost_literal_decides_between_routes_that_both_apply() {
+        // Either order in the stack: the first segment where they differ decides.
+        for specs in [[("GET", "/{a}/b"), ("GET", "/x/{c}")], [("GET", "/x/{c}"), ("GET", "/{a}/b")]] {
+            let table = routes(&specs);
+            assert_eq!(found(&table, "GET", "/x/b").map(|(t, _)| t), Some("/x/{c}".into()), "{specs:?}");
+            assert_eq!(found(&table, "GET", "/y/b").map(|(t, _)| t), Some("/{a}/b".into()), "{specs:?}");
+        }
+        for specs in [[("GET", "/files/{p+}"), ("GET", "/{a}/{b}")], [("GET", "/{a}/{b}"), ("GET", "/files/{p+}")]] {
+            let table = routes(&specs);
+            assert_eq!(found(&table, "GET", "/files/x").map(|(t, _)| t), Some("/files/{p+}".into()), "{specs:?}");
+        }
+        let table = routes(&[("ANY", "/pets/{id}"), ("GET", "/pets/{id}")]);
+        let path = RequestPath::parse("/pets/7").expect("a valid path");
+        let method = table.find("GET", &path).map(|m| m.route.spec.method.clone());
+        assert_eq!(method.as_deref(), Some("GET"), "the exact verb over ANY on one resource");
     }
 }
