@@ -16,12 +16,15 @@
 //! proof being replayed to the same instance within the window, not to
 //! another instance (see README, "DPoP").
 //!
-//! Time here is [`ProofClock`]: the authorizer's wall clock read once at
-//! init, advanced by its monotonic clock. `iat` needs wall time, but a wall
-//! clock that steps (NTP, a VM restored) would otherwise expire live entries
-//! early (a step forward) or make a proof whose entry is gone acceptable
-//! again (a step back); with one clock for both the window and the cache,
-//! neither can.
+//! Time here is [`ProofClock`]: the authorizer's wall clock, read again
+//! every [`REANCHOR`] of monotonic time and advanced by the monotonic clock
+//! in between, so a wrong reading (a VM restored, NTP not yet synced at
+//! start) lasts at most that long. The window and the replay cache run on
+//! this one clock, and the cache refuses any proof whose acceptability ended
+//! where it may already have dropped entries (`ReplayState::evicted_through`):
+//! so a step back of the wall clock cannot make a proof whose entry is gone
+//! acceptable again, and a step forward only expires entries of proofs that
+//! are too old to be accepted anyway.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet};
@@ -130,22 +133,30 @@ struct ProofClaims {
     ath: Option<String>,
 }
 
-/// UNIX seconds that only move forward, at the monotonic clock's pace.
+/// How often [`ProofClock`] reads the wall clock again.
+pub const REANCHOR: Duration = Duration::from_secs(60);
+
+/// UNIX seconds: the wall clock's last reading, advanced at the monotonic
+/// clock's pace until the next reading, [`REANCHOR`] later.
 pub struct ProofClock {
     clock: Clock,
-    /// `clock`'s wall reading when this clock started (read once).
-    wall_at_start: u64,
-    /// `clock`'s monotonic reading then.
-    started: Duration,
+    /// The last wall reading and the monotonic reading it was taken at.
+    anchor: Mutex<(u64, Duration)>,
 }
 
 impl ProofClock {
     pub fn new(clock: Clock) -> ProofClock {
-        ProofClock { wall_at_start: clock.unix_seconds(), started: clock.monotonic(), clock }
+        let anchor = Mutex::new((clock.unix_seconds(), clock.monotonic()));
+        ProofClock { clock, anchor }
     }
 
     pub fn now(&self) -> u64 {
-        self.wall_at_start.saturating_add(self.clock.monotonic().saturating_sub(self.started).as_secs())
+        let monotonic = self.clock.monotonic();
+        let mut anchor = self.anchor.lock().unwrap_or_else(|e| e.into_inner());
+        if monotonic.saturating_sub(anchor.1) >= REANCHOR {
+            *anchor = (self.clock.unix_seconds(), monotonic);
+        }
+        anchor.0.saturating_add(monotonic.saturating_sub(anchor.1).as_secs())
     }
 }
 
@@ -312,6 +323,10 @@ struct ReplayState {
     seen: HashSet<[u8; 32]>,
     /// The same keys, soonest expiry first, to drop them when they expire.
     expiries: BinaryHeap<Reverse<(u64, [u8; 32])>>,
+    /// The latest expiry of an entry dropped: a proof acceptable only until
+    /// then may have been seen and forgotten, so it is refused (after the
+    /// clock stepped back, it would otherwise be accepted again).
+    evicted_through: u64,
 }
 
 impl ReplayCache {
@@ -327,6 +342,10 @@ impl ReplayCache {
             }
             state.expiries.pop();
             state.seen.remove(&expired);
+            state.evicted_through = state.evicted_through.max(expiry);
+        }
+        if until <= state.evicted_through {
+            return Err(DpopError::IssuedAt);
         }
         if state.seen.contains(&key) {
             return Err(DpopError::Replayed);
@@ -345,18 +364,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_proof_clock_reads_the_wall_clock_once_and_then_follows_the_monotonic_one() {
+    fn the_proof_clock_follows_the_monotonic_clock_and_reads_the_wall_clock_again_every_minute() {
         let manual = crate::clock::ManualClock::starting_at(1_000_000);
         let clock = ProofClock::new(manual.clock());
         assert_eq!(clock.now(), 1_000_000);
         manual.advance(Duration::from_secs(2));
         assert_eq!(clock.now(), 1_000_002);
-        // The wall clock steps back (or forward): proofs keep their time.
+        // The wall clock steps: proofs keep their time until the next reading...
         manual.set_wall(999_000);
         manual.advance(Duration::from_secs(1));
         assert_eq!(clock.now(), 1_000_003);
+        // ...which takes the wall clock's time, back or forward: a wrong
+        // reading lasts one period, not the instance's life.
+        // (Moving the manual clock moves its wall clock too.)
+        manual.advance(REANCHOR);
+        assert_eq!(clock.now(), 999_061);
         manual.set_wall(2_000_000);
-        assert_eq!(clock.now(), 1_000_003);
+        assert_eq!(clock.now(), 999_061, "until the next reading");
+        manual.advance(REANCHOR);
+        assert_eq!(clock.now(), 2_000_060);
+    }
+
+    #[test]
+    fn after_the_clock_steps_back_a_proof_whose_entry_was_dropped_is_refused() {
+        let cache = ReplayCache::new(16);
+        let window = 300;
+        let (old, fresh) = ([1u8; 32], [2u8; 32]);
+        cache.insert(old, 1_000 + window, 1_000).expect("first use");
+        // Later, its entry is dropped when another proof is remembered.
+        cache.insert(fresh, 2_000 + window, 2_000).expect("another proof");
+        // The wall clock steps back to 1_100: `old` is inside the window again,
+        // its entry is gone, and the cache still refuses it.
+        assert_eq!(cache.insert(old, 1_000 + window, 1_100), Err(DpopError::IssuedAt));
+        assert_eq!(cache.insert(fresh, 2_000 + window, 1_100), Err(DpopError::Replayed));
+        cache.insert([3u8; 32], 2_100 + window, 2_100).expect("a new proof");
     }
 
     #[test]

@@ -103,7 +103,19 @@ fn build(krate: &str, architecture: Architecture, workspace: &Path) -> anyhow::R
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(&cargo);
     command
-        .args(["zigbuild", "--release", "--quiet", "-p", krate, "--bin", "bootstrap", "--target", &versioned])
+        // --locked: the dependencies are Cargo.lock's, never newer ones resolved on the runner.
+        .args([
+            "zigbuild",
+            "--release",
+            "--locked",
+            "--quiet",
+            "-p",
+            krate,
+            "--bin",
+            "bootstrap",
+            "--target",
+            &versioned,
+        ])
         .arg("--message-format=json-render-diagnostics")
         .current_dir(workspace)
         .stderr(std::process::Stdio::inherit());
@@ -111,33 +123,31 @@ fn build(krate: &str, architecture: Architecture, workspace: &Path) -> anyhow::R
     if std::env::var_os("HOME").is_none() && std::env::var_os("ZIG_GLOBAL_CACHE_DIR").is_none() {
         command.env("ZIG_GLOBAL_CACHE_DIR", target_dir(workspace).join("zig-cache"));
     }
-    if let Some(tools) = local_toolchain(workspace) {
-        let path = std::env::var_os("PATH").unwrap_or_default();
-        let paths = std::iter::once(tools).chain(std::env::split_paths(&path));
-        command.env("PATH", std::env::join_paths(paths).context("PATH")?);
-    }
+    let tools = local_toolchain(workspace).with_context(|| {
+        format!(
+            "code.build builds with cargo-zigbuild and zig (zig links against provided.al2023's glibc 2.34, for \
+             either architecture, from any host), taken only from {}, where scripts/lambda-toolchain installs them \
+             pinned by hash (and adds the Rust targets): run it, or give code.zip",
+            workspace.join(".venv-build").display()
+        )
+    })?;
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let paths = std::iter::once(tools).chain(std::env::split_paths(&path));
+    command.env("PATH", std::env::join_paths(paths).context("PATH")?);
     let output = command.output().with_context(|| format!("running {cargo}"))?;
     if !output.status.success() {
-        let installed = Command::new(&cargo).args(["zigbuild", "--version"]).output().is_ok_and(|o| o.status.success())
-            || local_toolchain(workspace).is_some();
-        anyhow::ensure!(
-            installed,
-            "code.build builds with cargo-zigbuild (zig links against provided.al2023's glibc 2.34, for either \
-             architecture, from any host): run scripts/lambda-toolchain (it installs cargo-zigbuild and zig in \
-             .venv-build, where the deployer finds them, and adds the Rust targets) or `pip install \
-             cargo-zigbuild ziglang`, or give code.zip"
-        );
         anyhow::bail!("building {krate} for {target} failed (if the target is missing: `rustup target add {target}`)");
     }
     let binary = executable(&output.stdout, "bootstrap").context("cargo built no `bootstrap` executable")?;
     std::fs::read(&binary).with_context(|| format!("reading the built {}", binary.display()))
 }
 
-/// Where scripts/lambda-toolchain put cargo-zigbuild and zig: `.venv-build/bin`
-/// of the directory of `workspace` (or one above) that holds it.
+/// Where scripts/lambda-toolchain put cargo-zigbuild and zig: the
+/// workspace's own `.venv-build/bin`, never one of a directory above it
+/// (which whoever can write there would control).
 fn local_toolchain(workspace: &Path) -> Option<PathBuf> {
-    let workspace = workspace.canonicalize().ok()?;
-    workspace.ancestors().map(|d| d.join(".venv-build/bin")).find(|bin| bin.join("cargo-zigbuild").exists())
+    let bin = workspace.canonicalize().ok()?.join(".venv-build/bin");
+    bin.join("cargo-zigbuild").exists().then_some(bin)
 }
 
 /// The path of executable `name` in cargo's JSON messages (what it built,
@@ -262,6 +272,23 @@ pub fn zip_bootstrap(binary: &[u8]) -> anyhow::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_build_tools_come_only_from_the_workspaces_own_venv() {
+        let root = std::env::temp_dir().join(format!("toolchain-{}", std::process::id()));
+        let workspace = root.join("checkout");
+        let tool = |dir: &Path| {
+            std::fs::create_dir_all(dir.join(".venv-build/bin")).unwrap();
+            std::fs::write(dir.join(".venv-build/bin/cargo-zigbuild"), "").unwrap();
+        };
+        std::fs::create_dir_all(&workspace).unwrap();
+        tool(&root);
+        assert_eq!(local_toolchain(&workspace), None, "a .venv-build above the workspace is never used");
+        tool(&workspace);
+        let found = local_toolchain(&workspace).expect("the workspace's own");
+        assert_eq!(found, workspace.canonicalize().unwrap().join(".venv-build/bin"));
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 
     /// This test binary, an ELF linked against this machine's glibc, with
     /// every two-digit glibc version it needs (`GLIBC_2.NN`, the length of

@@ -88,3 +88,28 @@ fn every_kind_is_registered_drawn_in_the_graph_and_in_the_tests_snapshot() {
     }
     assert!(missing.is_empty(), "{missing:#?}");
 }
+
+/// What builds the Lambda binary is pinned by hash: every `pip install` of
+/// scripts/lambda-toolchain reads a requirements file with
+/// `--require-hashes`, and each file pins one version by the SHA-256 of its
+/// files (a version alone can be re-uploaded under another file name).
+#[test]
+fn the_lambda_toolchain_is_installed_only_by_hash() {
+    let root = e2e::workspace_root();
+    let script = std::fs::read_to_string(root.join("scripts/lambda-toolchain")).expect("the script");
+    let joined = script.replace("\\\n", " ");
+    let installs: Vec<&str> = joined.split("pip\" install").skip(1).collect();
+    assert_eq!(installs.len(), 2, "cargo-zigbuild and zig");
+    for install in installs {
+        let command = install.lines().next().unwrap_or_default();
+        assert!(command.contains("--require-hashes") && command.contains("-r \"$requirements/"), "{command}");
+    }
+    for name in ["cargo-zigbuild", "ziglang"] {
+        let text = std::fs::read_to_string(root.join(format!("scripts/requirements/{name}.txt"))).expect(name);
+        let pins: Vec<&str> = text.lines().filter(|l| l.starts_with(&format!("{name}=="))).collect();
+        assert_eq!(pins.len(), 1, "{name}: one pinned version");
+        let hashes: Vec<&str> = text.split("--hash=sha256:").skip(1).map(|h| &h[..64.min(h.len())]).collect();
+        assert!(!hashes.is_empty(), "{name}: no hash");
+        assert!(hashes.iter().all(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit())), "{hashes:?}");
+    }
+}
