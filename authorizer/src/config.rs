@@ -71,7 +71,7 @@ pub const VARIABLES: &[&str] = &[
 /// extra CAs for the identity provider's TLS, and where its secrets are
 /// (`crate::secrets`).
 pub const RUNTIME_VARIABLES: &[&str] =
-    &["RUST_LOG", "SSL_CERT_FILE", "AUTHORIZER_SECRETS", "AUTHORIZER_SECRETS_VERSION"];
+    &["RUST_LOG", "SSL_CERT_FILE", "AUTHORIZER_SECRETS", "AUTHORIZER_SECRETS_VERSION", "AUTHORIZER_SECRET_REFERENCES"];
 
 /// Variables whose values are secrets: never logged, masked by the deployer.
 pub const SECRET_VARIABLES: &[&str] = &["INTROSPECTION_CLIENT_SECRET", "AUTHLETE_SERVICE_APISECRET"];

@@ -1,22 +1,26 @@
 //! The authorizer's secrets (the introspection client secret, Authlete's
-//! API secret), read once at init from AWS Secrets Manager instead of the
-//! function's environment, where every role allowed `lambda:GetFunction`
-//! (a plan role among them) would read them in clear.
+//! API secret), read once at init from AWS instead of the function's
+//! environment, where every role allowed `lambda:GetFunction` (a plan role
+//! among them) would read them in clear. Two ways, both optional:
 //!
-//! `AUTHORIZER_SECRETS` names the secret (its name or ARN) and
-//! `AUTHORIZER_SECRETS_VERSION` the version to read, so a new version reaches
-//! new instances only with the configuration change that names it. The
-//! secret's value is a JSON object of secret variables
-//! (`{"INTROSPECTION_CLIENT_SECRET": "…"}`), which join the environment's
-//! before [`crate::Config::from_map`] checks them all.
+//! - `AUTHORIZER_SECRETS` names a Secrets Manager secret (its name or ARN)
+//!   the deployer writes, and `AUTHORIZER_SECRETS_VERSION` the version to
+//!   read, so a new version reaches new instances only with the
+//!   configuration change that names it. Its value is a JSON object of
+//!   secret variables (`{"INTROSPECTION_CLIENT_SECRET": "…"}`).
+//! - `AUTHORIZER_SECRET_REFERENCES` maps a secret variable to a secret the
+//!   team keeps itself: `{"INTROSPECTION_CLIENT_SECRET":
+//!   "ssm:/pets/introspection"}` (an SSM SecureString, decrypted) or
+//!   `"secretsmanager:NAME-OR-ARN"` (the secret's text, current version).
 //!
-//! One `GetSecretValue` call, signed with SigV4 by the function's own
-//! credentials (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
-//! `AWS_SESSION_TOKEN`, as Lambda sets them) to
-//! `https://secretsmanager.{AWS_REGION}.amazonaws.com` (`AWS_ENDPOINT_URL_SECRETS_MANAGER`
-//! or `AWS_ENDPOINT_URL` override it, as in the AWS SDKs). Every failure is
-//! an init error naming `AUTHORIZER_SECRETS`: the function never starts
-//! with a secret missing.
+//! Either joins the environment's variables before [`crate::Config::from_map`]
+//! checks them all. Each read is one call, signed with SigV4 by the
+//! function's own credentials (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+//! `AWS_SESSION_TOKEN`, as Lambda sets them) to the service's regional
+//! endpoint (`AWS_ENDPOINT_URL_SECRETS_MANAGER`, `AWS_ENDPOINT_URL_SSM` or
+//! `AWS_ENDPOINT_URL` override it, as in the AWS SDKs). Every failure is an
+//! init error naming the variable: the function never starts with a secret
+//! missing. Without either variable, nothing is read and nothing is built.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -25,7 +29,7 @@ use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
-use serde::Deserialize;
+use serde_json::Value;
 
 use crate::clock::Clock;
 use crate::config::{ConfigError, SECRET_VARIABLES};
@@ -34,33 +38,174 @@ use crate::config::{ConfigError, SECRET_VARIABLES};
 pub const SECRETS: &str = "AUTHORIZER_SECRETS";
 /// The variable naming the version of it to read.
 pub const SECRETS_VERSION: &str = "AUTHORIZER_SECRETS_VERSION";
+/// The variable mapping secret variables to references.
+pub const REFERENCES: &str = "AUTHORIZER_SECRET_REFERENCES";
 
-/// How long the one call may take.
+/// How long each call may take.
 const TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Where the secrets are, and with what credentials to ask.
-#[derive(Clone)]
-pub struct Source {
-    pub secret_id: String,
-    pub version: Option<String>,
-    pub endpoint: String,
-    pub region: String,
-    credentials: Credentials,
+/// Where a secret variable's value is kept by the team.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reference {
+    /// `ssm:NAME`: an SSM parameter (a SecureString, decrypted).
+    Ssm(String),
+    /// `secretsmanager:NAME-OR-ARN`: a secret's text, current version.
+    SecretsManager(String),
 }
 
-impl std::fmt::Debug for Source {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Source")
-            .field("secret_id", &self.secret_id)
-            .field("version", &self.version)
-            .field("endpoint", &self.endpoint)
-            .field("region", &self.region)
-            .finish_non_exhaustive()
+impl Reference {
+    /// `ssm:/pets/x` or `secretsmanager:pets/x`.
+    pub fn parse(text: &str) -> Option<Reference> {
+        let (service, id) = text.split_once(':')?;
+        let id = id.trim();
+        if id.is_empty() || id.chars().any(char::is_whitespace) {
+            return None;
+        }
+        match service {
+            "ssm" => Some(Reference::Ssm(id.to_owned())),
+            "secretsmanager" => Some(Reference::SecretsManager(id.to_owned())),
+            _ => None,
+        }
     }
 }
 
-fn problem(message: impl Into<String>) -> ConfigError {
-    ConfigError::new(SECRETS, message)
+impl std::fmt::Display for Reference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reference::Ssm(name) => write!(f, "ssm:{name}"),
+            Reference::SecretsManager(id) => write!(f, "secretsmanager:{id}"),
+        }
+    }
+}
+
+/// The function's region and credentials, as Lambda sets them.
+#[derive(Clone)]
+pub struct AwsAccess {
+    pub region: String,
+    credentials: Credentials,
+    lookup_endpoints: BTreeMap<&'static str, String>,
+}
+
+impl std::fmt::Debug for AwsAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsAccess").field("region", &self.region).finish_non_exhaustive()
+    }
+}
+
+/// The services read, with the variable that overrides each one's endpoint.
+const SERVICES: [(&str, &str, &str); 2] = [
+    ("secretsmanager", "AWS_ENDPOINT_URL_SECRETS_MANAGER", "secretsmanager.GetSecretValue"),
+    ("ssm", "AWS_ENDPOINT_URL_SSM", "AmazonSSM.GetParameter"),
+];
+
+impl AwsAccess {
+    /// From Lambda's variables; problems are reported against `variable`.
+    fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>, variable: &str) -> Result<AwsAccess, ConfigError> {
+        let region = lookup("AWS_REGION")
+            .or_else(|| lookup("AWS_DEFAULT_REGION"))
+            .ok_or_else(|| ConfigError::new(variable, "needs AWS_REGION (Lambda sets it)"))?;
+        let key = |name: &str| {
+            lookup(name).ok_or_else(|| ConfigError::new(variable, format!("needs {name} (Lambda sets it)")))
+        };
+        let credentials = Credentials::new(
+            key("AWS_ACCESS_KEY_ID")?,
+            key("AWS_SECRET_ACCESS_KEY")?,
+            lookup("AWS_SESSION_TOKEN"),
+            None,
+            "environment",
+        );
+        let host = if region.starts_with("cn-") { "amazonaws.com.cn" } else { "amazonaws.com" };
+        let lookup_endpoints = SERVICES
+            .iter()
+            .map(|(service, override_variable, _)| {
+                let endpoint = lookup(override_variable)
+                    .or_else(|| lookup("AWS_ENDPOINT_URL"))
+                    .unwrap_or_else(|| format!("https://{service}.{region}.{host}"));
+                (*service, endpoint)
+            })
+            .collect();
+        Ok(AwsAccess { region, credentials, lookup_endpoints })
+    }
+
+    pub fn endpoint(&self, service: &str) -> &str {
+        self.lookup_endpoints.get(service).map_or("", String::as_str)
+    }
+
+    /// One signed JSON call to `service` (its one operation here); the
+    /// answer, or a problem for `variable` saying what was read.
+    async fn call(
+        &self,
+        client: &reqwest::Client,
+        clock: &Clock,
+        service: &str,
+        body: Value,
+        variable: &str,
+        what: &str,
+    ) -> Result<Value, ConfigError> {
+        let problem = |message: String| ConfigError::new(variable, format!("reading {what}: {message}"));
+        let target = SERVICES.iter().find(|(s, _, _)| *s == service).map_or("", |(_, _, target)| *target);
+        let body = body.to_string();
+        let url = format!("{}/", self.endpoint(service).trim_end_matches('/'));
+        let headers = [("content-type", "application/x-amz-json-1.1"), ("x-amz-target", target)];
+        let signed = self.sign(service, &url, &headers, body.as_bytes(), clock).map_err(problem)?;
+        let mut request = client.post(&url).timeout(TIMEOUT).body(body);
+        for (name, value) in headers.iter().copied().chain(signed.iter().map(|(n, v)| (n.as_str(), v.as_str()))) {
+            request = request.header(name, value);
+        }
+        let response = request.send().await.map_err(|e| problem(e.to_string()))?;
+        let status = response.status();
+        let header_kind = response.headers().get("x-amzn-errortype").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let text = response.text().await.map_err(|e| problem(e.to_string()))?;
+        if !status.is_success() {
+            // JSON 1.1 errors: the code in `__type` (or the header), the
+            // message as `message` or `Message` (some services send both).
+            let failure: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            let kind = text_at(&failure, "/__type").map(str::to_owned).or(header_kind).unwrap_or("error".into());
+            let kind = kind.rsplit('#').next().unwrap_or_default().to_owned();
+            let message = text_at(&failure, "/message").or_else(|| text_at(&failure, "/Message")).unwrap_or_default();
+            return Err(problem(format!("HTTP {} {kind} {message}", status.as_u16())));
+        }
+        serde_json::from_str(&text).map_err(|e| problem(format!("an answer that is not JSON: {e}")))
+    }
+
+    /// The SigV4 headers for the request.
+    fn sign(
+        &self,
+        service: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        clock: &Clock,
+    ) -> Result<Vec<(String, String)>, String> {
+        let identity: Identity = self.credentials.clone().into();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&self.region)
+            .name(service)
+            .time(clock.system_time())
+            .settings(SigningSettings::default())
+            .build()
+            .map_err(|e| format!("signing: {e}"))?
+            .into();
+        let request = SignableRequest::new("POST", url, headers.iter().copied(), SignableBody::Bytes(body))
+            .map_err(|e| format!("signing: {e}"))?;
+        let (instructions, _) = sign(request, &params).map_err(|e| format!("signing: {e}"))?.into_parts();
+        Ok(instructions.headers().map(|(n, v)| (n.to_owned(), v.to_owned())).collect())
+    }
+}
+
+/// The text of `value`'s string member `member` (`SecretString`,
+/// `Parameter.Value`).
+fn text_at<'a>(value: &'a Value, pointer: &str) -> Option<&'a str> {
+    value.pointer(pointer).and_then(Value::as_str)
+}
+
+/// The deployer's secret: where it is and which version to read.
+#[derive(Clone, Debug)]
+pub struct Source {
+    pub secret_id: String,
+    pub version: Option<String>,
+    pub aws: AwsAccess,
 }
 
 impl Source {
@@ -73,23 +218,9 @@ impl Source {
             }
             return Ok(None);
         };
-        let region = lookup("AWS_REGION")
-            .or_else(|| lookup("AWS_DEFAULT_REGION"))
-            .ok_or_else(|| problem("needs AWS_REGION (Lambda sets it)"))?;
-        let key = |name: &str| lookup(name).ok_or_else(|| problem(format!("needs {name} (Lambda sets it)")));
-        let credentials = Credentials::new(
-            key("AWS_ACCESS_KEY_ID")?,
-            key("AWS_SECRET_ACCESS_KEY")?,
-            lookup("AWS_SESSION_TOKEN"),
-            None,
-            "environment",
-        );
-        let host = if region.starts_with("cn-") { "amazonaws.com.cn" } else { "amazonaws.com" };
-        let endpoint = lookup("AWS_ENDPOINT_URL_SECRETS_MANAGER")
-            .or_else(|| lookup("AWS_ENDPOINT_URL"))
-            .unwrap_or_else(|| format!("https://secretsmanager.{region}.{host}"));
+        let aws = AwsAccess::from_lookup(lookup, SECRETS)?;
         let version = lookup(SECRETS_VERSION).filter(|v| !v.is_empty());
-        Ok(Some(Source { secret_id, version, endpoint, region, credentials }))
+        Ok(Some(Source { secret_id, version, aws }))
     }
 
     /// The secret's variables, read with one signed `GetSecretValue`.
@@ -98,76 +229,89 @@ impl Source {
         if let Some(version) = &self.version {
             body["VersionId"] = version.clone().into();
         }
-        let body = body.to_string();
-        let url = format!("{}/", self.endpoint.trim_end_matches('/'));
-        let headers =
-            [("content-type", "application/x-amz-json-1.1"), ("x-amz-target", "secretsmanager.GetSecretValue")];
-        let signed = self.sign(&url, &headers, body.as_bytes(), clock)?;
-        let mut request = client.post(&url).timeout(TIMEOUT).body(body);
-        for (name, value) in headers.iter().copied().chain(signed.iter().map(|(n, v)| (n.as_str(), v.as_str()))) {
-            request = request.header(name, value);
-        }
-        let response = request.send().await.map_err(|e| problem(format!("reading {}: {e}", self.secret_id)))?;
-        let status = response.status();
-        let text = response.text().await.map_err(|e| problem(format!("reading {}: {e}", self.secret_id)))?;
-        if !status.is_success() {
-            #[derive(Deserialize)]
-            struct Failure {
-                #[serde(rename = "__type")]
-                kind: Option<String>,
-                #[serde(alias = "Message")]
-                message: Option<String>,
+        let answer = self.aws.call(client, clock, "secretsmanager", body, SECRETS, &self.secret_id).await?;
+        let value = text_at(&answer, "/SecretString")
+            .ok_or_else(|| ConfigError::new(SECRETS, format!("{} holds no text value", self.secret_id)))?;
+        parse(value)
+    }
+}
+
+/// The team's own secrets, by secret variable.
+#[derive(Clone, Debug)]
+pub struct References {
+    pub references: BTreeMap<String, Reference>,
+    pub aws: AwsAccess,
+}
+
+impl References {
+    /// From `AUTHORIZER_SECRET_REFERENCES` (a JSON object of secret
+    /// variables to `ssm:…` or `secretsmanager:…`); `None` when not set.
+    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<References>, ConfigError> {
+        let Some(text) = lookup(REFERENCES).filter(|s| !s.is_empty()) else { return Ok(None) };
+        let problem = |message: String| ConfigError::new(REFERENCES, message);
+        let map: BTreeMap<String, String> = serde_json::from_str(&text)
+            .map_err(|_| problem("is not a JSON object of secret variables to references".into()))?;
+        let mut references = BTreeMap::new();
+        for (name, reference) in map {
+            if !SECRET_VARIABLES.contains(&name.as_str()) {
+                return Err(problem(format!(
+                    "names {name}, which is not a secret variable (expected {})",
+                    SECRET_VARIABLES.join(", ")
+                )));
             }
-            let failure: Option<Failure> = serde_json::from_str(&text).ok();
-            let kind = failure.as_ref().and_then(|f| f.kind.as_deref()).unwrap_or("error");
-            let message = failure.as_ref().and_then(|f| f.message.as_deref()).unwrap_or_default();
-            return Err(problem(format!("reading {}: HTTP {} {kind} {message}", self.secret_id, status.as_u16())));
+            let parsed = Reference::parse(&reference).ok_or_else(|| {
+                problem(format!("{name}: {reference:?} is neither ssm:NAME nor secretsmanager:NAME-OR-ARN"))
+            })?;
+            references.insert(name, parsed);
         }
-        #[derive(Deserialize)]
-        struct Answer {
-            #[serde(rename = "SecretString")]
-            secret_string: Option<String>,
-        }
-        let answer: Answer =
-            serde_json::from_str(&text).map_err(|e| problem(format!("an answer that is not JSON: {e}")))?;
-        let value = answer.secret_string.ok_or_else(|| problem(format!("{} holds no text value", self.secret_id)))?;
-        parse(&value)
+        let aws = AwsAccess::from_lookup(lookup, REFERENCES)?;
+        Ok(Some(References { references, aws }))
     }
 
-    /// The SigV4 headers for the request.
-    fn sign(
-        &self,
-        url: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-        clock: &Clock,
-    ) -> Result<Vec<(String, String)>, ConfigError> {
-        let identity: Identity = self.credentials.clone().into();
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region(&self.region)
-            .name("secretsmanager")
-            .time(clock.system_time())
-            .settings(SigningSettings::default())
-            .build()
-            .map_err(|e| problem(format!("signing: {e}")))?
-            .into();
-        let request = SignableRequest::new("POST", url, headers.iter().copied(), SignableBody::Bytes(body))
-            .map_err(|e| problem(format!("signing: {e}")))?;
-        let (instructions, _) = sign(request, &params).map_err(|e| problem(format!("signing: {e}")))?.into_parts();
-        Ok(instructions.headers().map(|(n, v)| (n.to_owned(), v.to_owned())).collect())
+    /// Each variable's value, one signed call each.
+    pub async fn read(&self, client: &reqwest::Client, clock: &Clock) -> Result<BTreeMap<String, String>, ConfigError> {
+        let mut values = BTreeMap::new();
+        for (name, reference) in &self.references {
+            let what = reference.to_string();
+            let (service, body, pointer) = match reference {
+                Reference::Ssm(parameter) => {
+                    ("ssm", serde_json::json!({"Name": parameter, "WithDecryption": true}), "/Parameter/Value")
+                }
+                Reference::SecretsManager(id) => {
+                    ("secretsmanager", serde_json::json!({"SecretId": id}), "/SecretString")
+                }
+            };
+            let answer = self.aws.call(client, clock, service, body, name, &what).await?;
+            let value = text_at(&answer, pointer)
+                .ok_or_else(|| ConfigError::new(name, format!("{what} holds no text value")))?;
+            values.insert(name.clone(), value.to_owned());
+        }
+        Ok(values)
     }
 }
 
 /// The configuration the function starts with: the environment's variables
-/// and, with `AUTHORIZER_SECRETS`, the secret's.
+/// and, with `AUTHORIZER_SECRETS` or `AUTHORIZER_SECRET_REFERENCES`, the
+/// secrets they lead to.
 pub async fn config_at_init(clock: &Clock) -> Result<crate::Config, ConfigError> {
     let mut variables = crate::Config::environment()?;
-    if let Some(source) = Source::from_lookup(&|name| std::env::var(name).ok())? {
-        let client = crate::http::client(TIMEOUT).map_err(|e| problem(e.to_string()))?;
-        variables = merged(variables, source.read(&client, clock).await?)?;
+    let lookup = |name: &str| std::env::var(name).ok();
+    let source = Source::from_lookup(&lookup)?;
+    let references = References::from_lookup(&lookup)?;
+    if source.is_some() || references.is_some() {
+        let client = crate::http::client(TIMEOUT).map_err(|e| ConfigError::new(SECRETS, e.to_string()))?;
+        if let Some(source) = source {
+            variables = merged(variables, source.read(&client, clock).await?)?;
+        }
+        if let Some(references) = references {
+            variables = merged(variables, references.read(&client, clock).await?)?;
+        }
     }
     crate::Config::from_map(&variables)
+}
+
+fn problem(message: impl Into<String>) -> ConfigError {
+    ConfigError::new(SECRETS, message)
 }
 
 /// A secret's value: a JSON object of secret variables, each a string.
@@ -198,7 +342,7 @@ pub fn merged(
 ) -> Result<BTreeMap<String, String>, ConfigError> {
     for (name, value) in secrets {
         if environment.contains_key(&name) {
-            return Err(ConfigError::new(&name, format!("is set both in the environment and in {SECRETS}")));
+            return Err(ConfigError::new(&name, "is set twice: in the environment, AUTHORIZER_SECRETS or a reference"));
         }
         environment.insert(name, value);
     }
@@ -223,6 +367,36 @@ mod tests {
             assert!(error.problem.contains(says), "{error}");
             assert!(!error.to_string().contains("s3cr3t"), "a secret in an error: {error}");
         }
+    }
+
+    #[test]
+    fn references_name_a_secret_variable_and_ssm_or_secrets_manager() {
+        let env = |references: &'static str| {
+            move |name: &str| match name {
+                REFERENCES => Some(references.to_owned()),
+                "AWS_REGION" => Some("eu-west-1".to_owned()),
+                "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" => Some("key".to_owned()),
+                _ => None,
+            }
+        };
+        let both = r#"{"INTROSPECTION_CLIENT_SECRET": "ssm:/pets/introspection", "AUTHLETE_SERVICE_APISECRET": "secretsmanager:arn:aws:secretsmanager:eu-west-1:123456789012:secret:pets-AbCdEf"}"#;
+        let read = References::from_lookup(&env(both)).expect("valid").expect("set");
+        assert_eq!(read.references["INTROSPECTION_CLIENT_SECRET"], Reference::Ssm("/pets/introspection".into()));
+        assert_eq!(
+            read.references["AUTHLETE_SERVICE_APISECRET"],
+            Reference::SecretsManager("arn:aws:secretsmanager:eu-west-1:123456789012:secret:pets-AbCdEf".into())
+        );
+        for (references, says) in [
+            (r#"{"JWKS_URI": "ssm:/x"}"#, "JWKS_URI, which is not a secret variable"),
+            (r#"{"INTROSPECTION_CLIENT_SECRET": "vault:/x"}"#, "neither ssm:NAME nor secretsmanager"),
+            (r#"{"INTROSPECTION_CLIENT_SECRET": "ssm:"}"#, "neither ssm:NAME nor secretsmanager"),
+            ("[]", "is not a JSON object"),
+        ] {
+            let error = References::from_lookup(&env(references)).expect_err(references);
+            assert_eq!(error.variable, REFERENCES);
+            assert!(error.problem.contains(says), "{error}");
+        }
+        assert!(References::from_lookup(&|_| None).expect("unset").is_none(), "nothing to read, nothing built");
     }
 
     #[test]
@@ -251,7 +425,8 @@ mod tests {
             ("AWS_SECRET_ACCESS_KEY", "SECRET"),
         ];
         let source = Source::from_lookup(&env(FULL)).expect("valid").expect("set");
-        assert_eq!(source.endpoint, "https://secretsmanager.cn-north-1.amazonaws.com.cn");
+        assert_eq!(source.aws.endpoint("secretsmanager"), "https://secretsmanager.cn-north-1.amazonaws.com.cn");
+        assert_eq!(source.aws.endpoint("ssm"), "https://ssm.cn-north-1.amazonaws.com.cn");
         assert_eq!(source.version.as_deref(), Some("0123"));
         assert!(!format!("{source:?}").contains("SECRET"), "no credential in Debug");
     }

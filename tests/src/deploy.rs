@@ -332,6 +332,7 @@ pub struct Clients {
     pub route53: aws_sdk_route53::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
     pub secretsmanager: aws_sdk_secretsmanager::Client,
+    pub ssm: aws_sdk_ssm::Client,
 }
 
 pub async fn clients() -> Clients {
@@ -375,6 +376,7 @@ async fn clients_with(endpoint: &str, region: &'static str, key: &str) -> Client
         route53: aws_sdk_route53::Client::new(&config),
         logs: aws_sdk_cloudwatchlogs::Client::new(&config),
         secretsmanager: aws_sdk_secretsmanager::Client::new(&config),
+        ssm: aws_sdk_ssm::Client::new(&config),
     }
 }
 

@@ -262,3 +262,87 @@ async fn the_client_secret_is_read_from_secrets_manager_at_init() {
     assert!(logs.contains("AUTHORIZER_SECRETS") && logs.contains("ResourceNotFoundException"), "{logs}");
     aws.secretsmanager.delete_secret().secret_id(&name).force_delete_without_recovery(true).send().await.unwrap();
 }
+
+/// The secret variables the team keeps itself, by reference: an SSM
+/// SecureString and a Secrets Manager secret (moto's, through real
+/// SigV4-signed calls), read once at init; a reference to nothing fails
+/// init naming the variable and the reference.
+#[cfg(feature = "aws")]
+#[tokio::test]
+async fn a_secret_variable_given_by_reference_is_read_from_ssm_or_secrets_manager_at_init() {
+    use base64::Engine as _;
+    const FROM_SSM: &str = "clientSecretFromSsmParameter";
+    let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("gateway:{FROM_SSM}")));
+    let answer = json!({"active": true, "scope": "pets:read", "sub": "u", "exp": e2e::now() + 300,
+        "cnf": {"x5t#S256": pki().client.thumbprint}});
+    let introspection = TestServer::start(move |request| {
+        if request.header("authorization") == Some(basic.as_str()) {
+            Reply::json(&answer)
+        } else {
+            Reply::status(401, "{}")
+        }
+    })
+    .await;
+    let aws = e2e::deploy::clients().await;
+    let parameter = format!("/t-bootstrap/{}/introspection", std::process::id());
+    aws.ssm
+        .put_parameter()
+        .name(&parameter)
+        .value(FROM_SSM)
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .overwrite(true)
+        .send()
+        .await
+        .expect("the parameter");
+    let env = |references: serde_json::Value| {
+        vec![
+            ("TOKEN_VALIDATION", "introspection".to_owned()),
+            ("INTROSPECTION_ENDPOINT", introspection.url("/introspect")),
+            ("INTROSPECTION_CLIENT_ID", "gateway".into()),
+            ("ROUTES", fixture::ROUTES.into()),
+            ("AUTHORIZER_SECRET_REFERENCES", references.to_string()),
+            ("AWS_REGION", "eu-west-1".into()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_ENDPOINT_URL", e2e::moto::endpoint()),
+        ]
+    };
+    let request = events::request(Some("Bearer opaque-token-1234567890"), Some(&pki().client));
+    let allowed = |outcome: &Option<Outcome>| matches!(outcome, Some(Outcome::Response(r)) if r["policyDocument"]["Statement"][0]["Effect"] == "Allow");
+
+    // From SSM, decrypted.
+    let api = RuntimeApi::start().await;
+    let from_ssm = env(json!({"INTROSPECTION_CLIENT_SECRET": format!("ssm:{parameter}")}));
+    let child = spawn_function(&e2e::workspace_binary("debug", "bootstrap"), &api, &from_ssm);
+    assert!(api.wait_first_poll(WAIT).await.is_some(), "the function starts with its secret");
+    let outcome = api.invoke(&request, WAIT).await;
+    let (_, logs) = output_of(child).await;
+    assert!(allowed(&outcome), "the introspection endpoint got the SSM value: {outcome:?}\n{logs}");
+    assert!(!logs.contains(FROM_SSM), "the secret reached the logs:\n{logs}");
+
+    // From Secrets Manager: the secret's own text (here, the same value).
+    let name = format!("t-bootstrap-reference-{}", std::process::id());
+    aws.secretsmanager.create_secret().name(&name).secret_string(FROM_SSM).send().await.expect("the secret");
+    let api = RuntimeApi::start().await;
+    let from_secrets = env(json!({"INTROSPECTION_CLIENT_SECRET": format!("secretsmanager:{name}")}));
+    let child = spawn_function(&e2e::workspace_binary("debug", "bootstrap"), &api, &from_secrets);
+    assert!(api.wait_first_poll(WAIT).await.is_some(), "the function starts with its secret");
+    let outcome = api.invoke(&request, WAIT).await;
+    let (_, logs) = output_of(child).await;
+    assert!(allowed(&outcome), "the introspection endpoint got the secret's text: {outcome:?}\n{logs}");
+
+    // A reference to nothing: init fails, naming the variable and what it reads.
+    let api = RuntimeApi::start().await;
+    let missing = env(json!({"INTROSPECTION_CLIENT_SECRET": "ssm:/t-bootstrap/no-such-parameter"}));
+    let mut child = spawn_function(&e2e::workspace_binary("debug", "bootstrap"), &api, &missing);
+    let status = tokio::time::timeout(WAIT, child.wait()).await.expect("exits").expect("status");
+    assert!(!status.success(), "init fails without its secret");
+    let (_, logs) = output_of(child).await;
+    assert!(
+        logs.contains("INTROSPECTION_CLIENT_SECRET") && logs.contains("ssm:/t-bootstrap/no-such-parameter"),
+        "{logs}"
+    );
+    assert!(logs.contains("ParameterNotFound"), "{logs}");
+    aws.ssm.delete_parameter().name(&parameter).send().await.expect("deleted");
+    aws.secretsmanager.delete_secret().secret_id(&name).force_delete_without_recovery(true).send().await.unwrap();
+}

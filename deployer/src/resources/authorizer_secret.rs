@@ -122,29 +122,55 @@ pub fn wanted(stack: &Stack) -> Option<Spec> {
 /// where they are, and which version to read (unknown when the run does not
 /// know the value).
 pub fn function_variables(stack: &Stack) -> BTreeMap<String, Setting> {
-    let Some(spec) = wanted(stack) else { return BTreeMap::new() };
+    let mut variables = BTreeMap::new();
+    // The team's own secrets: only where they are, compared like any setting.
+    let references = &stack.authorizer.secret_references;
+    if !references.is_empty() {
+        let map: BTreeMap<&str, String> = references.iter().map(|(n, r)| (n.as_str(), r.to_string())).collect();
+        let text = serde_json::to_string(&map).unwrap_or_default();
+        variables.insert(authorizer::secrets::REFERENCES.to_owned(), Setting::public(text));
+    }
+    let Some(spec) = wanted(stack) else { return variables };
     let version = match &spec.version {
         Some(version) => Setting::public(version.clone()),
         None => Setting::unknown(),
     };
-    [
-        (authorizer::secrets::SECRETS.to_owned(), Setting::public(spec.name)),
-        (authorizer::secrets::SECRETS_VERSION.to_owned(), version),
-    ]
-    .into()
+    variables.insert(authorizer::secrets::SECRETS.to_owned(), Setting::public(spec.name));
+    variables.insert(authorizer::secrets::SECRETS_VERSION.to_owned(), version);
+    variables
 }
 
 /// What the execution role may do with the secret: read it, and nothing else.
-pub fn read_by_the_function(grants: &Grants<'_>) -> Option<Statement> {
-    if secret_variables(grants.stack).is_empty() {
-        return None;
+pub fn read_by_the_function(grants: &Grants<'_>) -> Vec<Statement> {
+    let mut statements = Vec::new();
+    if !secret_variables(grants.stack).is_empty() {
+        statements.push(Statement::allow(
+            "FunctionReadsItsSecret",
+            Access::Write,
+            &["secretsmanager:GetSecretValue"],
+            vec![grants.arns.authorizer_secret(grants.name())],
+        ));
     }
-    Some(Statement::allow(
-        "FunctionReadsItsSecret",
-        Access::Write,
-        &["secretsmanager:GetSecretValue"],
-        vec![grants.arns.authorizer_secret(grants.name())],
-    ))
+    // What its secret variables' references name: exactly those. (An SSM
+    // SecureString under the account's default key needs no
+    // `kms:Decrypt`; one under a key of the team's own needs that key's
+    // policy to let the role decrypt.)
+    let (mut ssm, mut secrets): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
+    for reference in grants.stack.authorizer.secret_references.values() {
+        match reference {
+            authorizer::secrets::Reference::Ssm(_) => ssm.push(grants.arns.secret_reference(reference)),
+            authorizer::secrets::Reference::SecretsManager(_) => secrets.push(grants.arns.secret_reference(reference)),
+        }
+    }
+    for (sid, action, resources) in [
+        ("FunctionReadsItsSsmReferences", "ssm:GetParameter", ssm),
+        ("FunctionReadsItsSecretReferences", "secretsmanager:GetSecretValue", secrets),
+    ] {
+        if !resources.is_empty() {
+            statements.push(Statement::allow(sid, Access::Write, &[action], resources));
+        }
+    }
+    statements
 }
 
 async fn read(aws: &Aws, stack: &str, name: &str) -> anyhow::Result<Option<Found<State>>> {
@@ -230,10 +256,11 @@ impl Kind for AuthorizerSecret {
         statements
     }
 
-    /// The function reads its secret.
+    /// The function reads its secret and its secret variables' references.
     fn role_permissions(grants: &Grants<'_>) -> Vec<Statement> {
         let role = grants.arns.role(&names::execution_role(grants.name()));
-        read_by_the_function(grants).map(|s| s.when("ArnEquals", "aws:PrincipalArn", role)).into_iter().collect()
+        let statements = read_by_the_function(grants).into_iter();
+        statements.map(|s| s.when("ArnEquals", "aws:PrincipalArn", role.clone())).collect()
     }
 }
 

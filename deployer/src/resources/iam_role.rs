@@ -135,10 +135,10 @@ impl Kind for IamRole {
     fn desired(context: &Context<'_>) -> anyhow::Result<Vec<Spec>> {
         let stack = &context.stack.name;
         let grants = context.grants();
-        // The function reads its secret, if the stack has secret variables.
-        let read_secret = super::authorizer_secret::read_by_the_function(&grants).map(|statement| {
-            (READ_SECRET_POLICY.to_owned(), json!({"Version": "2012-10-17", "Statement": [statement]}))
-        });
+        // The function reads its secret and its references, if the stack has any.
+        let statements = super::authorizer_secret::read_by_the_function(&grants);
+        let read_secret = (!statements.is_empty())
+            .then(|| (READ_SECRET_POLICY.to_owned(), json!({"Version": "2012-10-17", "Statement": statements})));
         Ok(vec![Spec {
             stack: stack.clone(),
             name: names::execution_role(stack),
@@ -248,7 +248,7 @@ impl Kind for IamRole {
             .when("StringNotEquals", "iam:PermissionsBoundary", boundary.as_str()),
         ];
         // Whatever an inline policy says, the boundary is the role's ceiling.
-        if super::authorizer_secret::read_by_the_function(grants).is_some() {
+        if !super::authorizer_secret::read_by_the_function(grants).is_empty() {
             statements.push(bounded(Statement::allow(
                 "ExecutionRoleInlinePolicy",
                 Access::Write,

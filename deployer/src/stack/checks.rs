@@ -235,6 +235,7 @@ impl Checks<'_> {
         }
 
         let mut environment = BTreeMap::new();
+        let mut secret_references = BTreeMap::new();
         for (name, value) in &raw.environment {
             let field = format!("authorizer.environment.{name}");
             let reserved = name.starts_with("AWS_") || name == "_HANDLER" || name == "LAMBDA_TASK_ROOT";
@@ -247,19 +248,27 @@ impl Checks<'_> {
             {
                 self.problem(&field, "is not a setting the authorizer reads");
             }
-            let setting = if authorizer::config::SECRET_VARIABLES.contains(&name.as_str()) {
-                self.resolve_secret(&field, value)
-            } else {
-                self.resolve(&field, value)
-            };
+            let secret_variable = authorizer::config::SECRET_VARIABLES.contains(&name.as_str());
+            if let Some(reference) = secret_reference(value) {
+                match reference {
+                    Ok(reference) if secret_variable => drop(secret_references.insert(name.clone(), reference)),
+                    Ok(_) => self.problem(&field, format!("{REFERENCE_FORMS} are taken only by {}", secret_names())),
+                    Err(message) => self.problem(&field, message),
+                }
+                continue;
+            }
+            let setting =
+                if secret_variable { self.resolve_secret(&field, value) } else { self.resolve(&field, value) };
             environment.insert(name.clone(), setting);
         }
         environment.extend(generated);
         self.environment_size(&environment);
         // (An unknown secret is checked as if it were set: its value is not for this run.)
+        // (A reference is checked as set: the function reads it at init.)
         let plain: BTreeMap<String, String> = environment
             .iter()
             .map(|(k, v)| (k.clone(), if v.is_unknown() { "not-set-for-this-run" } else { v.reveal() }.to_owned()))
+            .chain(secret_references.keys().map(|name| (name.clone(), "read-at-init".to_owned())))
             .collect();
         let config = match authorizer::Config::from_map(&plain) {
             Ok(config) => Some(config),
@@ -286,6 +295,7 @@ impl Checks<'_> {
             timeout_seconds: raw.timeout_seconds,
             architecture: raw.architecture,
             environment,
+            secret_references,
             identity_sources: raw.identity_sources,
             cache_ttl_seconds: raw.cache_ttl_seconds,
             log_retention_days: raw.log_retention_days,
@@ -670,6 +680,10 @@ fn by_hand(name: &str, value: &str, api: &RawApi) -> Option<String> {
             api.realm,
             if value == api.realm { String::new() } else { format!(" and set api.realm: {value}") }
         )),
+        "AUTHORIZER_SECRET_REFERENCES" => Some(format!(
+            "is written by the deployer from the secret variables given as {REFERENCE_FORMS}: remove it and write \
+             e.g. `INTROSPECTION_CLIENT_SECRET: ${{ssm:/pets/introspection}}`"
+        )),
         "AUTHORIZER_SECRETS" | "AUTHORIZER_SECRETS_VERSION" => Some(
             "is written by the deployer, which keeps the secret variables (INTROSPECTION_CLIENT_SECRET, \
              AUTHLETE_SERVICE_APISECRET) in Secrets Manager for the function to read at start: remove it"
@@ -717,6 +731,35 @@ fn routes_to_move(value: &str, api: &RawApi) -> String {
     lines.join("\n")
 }
 
+/// How a secret variable names where the team keeps it.
+const REFERENCE_FORMS: &str = "${ssm:NAME} and ${secretsmanager:NAME-OR-ARN}";
+
+fn secret_names() -> String {
+    authorizer::config::SECRET_VARIABLES.join(" and ")
+}
+
+/// `${ssm:NAME}` or `${secretsmanager:NAME-OR-ARN}` as a whole value: the
+/// reference, or why it is not one; `None` for any other value.
+fn secret_reference(text: &str) -> Option<Result<authorizer::secrets::Reference, String>> {
+    let inner = text.trim().strip_prefix("${")?.strip_suffix('}')?;
+    if !(inner.starts_with("ssm:") || inner.starts_with("secretsmanager:")) {
+        return None;
+    }
+    let valid_name = |name: &str, extra: &[u8]| {
+        !name.is_empty() && name.len() <= 2048 && name.bytes().all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
+    };
+    let reference = authorizer::secrets::Reference::parse(inner);
+    Some(match reference {
+        Some(authorizer::secrets::Reference::Ssm(name)) if name.starts_with("arn:") || valid_name(&name, b"_.-/") => {
+            Ok(authorizer::secrets::Reference::Ssm(name))
+        }
+        Some(authorizer::secrets::Reference::SecretsManager(id)) if valid_name(&id, b"/_+=.@-:") => {
+            Ok(authorizer::secrets::Reference::SecretsManager(id))
+        }
+        _ => Err(format!("{text:?} is not a reference: write {REFERENCE_FORMS}")),
+    })
+}
+
 /// Replaces every `${env:NAME}`; the result is secret if any reference was used.
 fn interpolate(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<(String, bool), String> {
     let mut out = String::with_capacity(text.len());
@@ -727,9 +770,13 @@ fn interpolate(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<(Stri
         let after = &rest[start + 2..];
         let end = after.find('}').ok_or_else(|| format!("unterminated reference in {text:?}"))?;
         let reference = &after[..end];
-        let name = reference
-            .strip_prefix("env:")
-            .ok_or_else(|| format!("unknown reference ${{{reference}}}: only ${{env:NAME}} is supported"))?;
+        let name = reference.strip_prefix("env:").ok_or_else(|| {
+            format!(
+                "unknown reference ${{{reference}}}: only ${{env:NAME}} is supported here ({REFERENCE_FORMS}, as a \
+                     whole value, are taken by {})",
+                secret_names()
+            )
+        })?;
         let value =
             env(name).ok_or_else(|| format!("refers to ${{env:{name}}}, but {name} is not set in the environment"))?;
         out.push_str(&value);

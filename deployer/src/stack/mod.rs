@@ -434,4 +434,50 @@ mod tests {
         assert!(!shown.contains(marker), "the value is masked: {shown}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    #[test]
+    fn a_secret_variable_may_name_where_the_team_keeps_it() {
+        let introspection = "    TOKEN_VALIDATION: introspection\n    INTROSPECTION_ENDPOINT: https://idp.example.com/introspect\n    INTROSPECTION_CLIENT_ID: gateway\n";
+        let sources = ["method.request.header.Authorization"];
+        let with = |secret: &str| {
+            load_authorizer(&format!("{introspection}    INTROSPECTION_CLIENT_SECRET: {secret}\n"), &sources, 0)
+        };
+        use authorizer::secrets::Reference;
+        for (written, reference) in [
+            ("${ssm:/pets/introspection}", Reference::Ssm("/pets/introspection".into())),
+            ("'${secretsmanager:pets/introspection}'", Reference::SecretsManager("pets/introspection".into())),
+            (
+                "'${secretsmanager:arn:aws:secretsmanager:eu-west-1:123456789012:secret:pets-AbCdEf}'",
+                Reference::SecretsManager("arn:aws:secretsmanager:eu-west-1:123456789012:secret:pets-AbCdEf".into()),
+            ),
+        ] {
+            let stack = with(written).unwrap_or_else(|e| panic!("{written}: {e}"));
+            assert_eq!(stack.authorizer.secret_references["INTROSPECTION_CLIENT_SECRET"], reference);
+            assert!(
+                !stack.authorizer.environment.contains_key("INTROSPECTION_CLIENT_SECRET"),
+                "never in the environment"
+            );
+            assert!(stack.unknown_secrets().is_empty(), "nothing a plan cannot compare");
+        }
+        let problem = |result: Result<Stack, StackError>| {
+            let problems = result.expect_err("refused").problems;
+            problems.iter().map(|p| format!("{}: {}", p.field, p.message)).collect::<Vec<_>>().join("\n")
+        };
+        let refused = problem(with("'${ssm:/pets/bad name}'"));
+        assert!(
+            refused.contains("INTROSPECTION_CLIENT_SECRET: \"${ssm:/pets/bad name}\" is not a reference"),
+            "{refused}"
+        );
+        let elsewhere =
+            problem(load_authorizer(&JWT_ENV.replace("https://idp.example.com/jwks", "${ssm:/jwks}"), &sources, 0));
+        assert!(
+            elsewhere.contains("JWKS_URI: ${ssm:NAME} and ${secretsmanager:NAME-OR-ARN} are taken only by"),
+            "{elsewhere}"
+        );
+        let inside = problem(with("'x${ssm:/pets/introspection}'"));
+        assert!(inside.contains("as a whole value"), "{inside}");
+        let by_hand =
+            problem(load_authorizer(&format!("{JWT_ENV}    AUTHORIZER_SECRET_REFERENCES: '{{}}'\n"), &sources, 0));
+        assert!(by_hand.contains("AUTHORIZER_SECRET_REFERENCES: is written by the deployer"), "{by_hand}");
+    }
 }

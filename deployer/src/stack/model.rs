@@ -106,6 +106,10 @@ pub struct AuthorizerSpec {
     pub timeout_seconds: i32,
     pub architecture: Architecture,
     pub environment: BTreeMap<String, Setting>,
+    /// Secret variables the team keeps in SSM or Secrets Manager itself
+    /// (`${ssm:…}`, `${secretsmanager:…}`): read by the function at init,
+    /// never by the deployer; not in `environment`.
+    pub secret_references: BTreeMap<String, authorizer::secrets::Reference>,
     pub identity_sources: Vec<String>,
     pub cache_ttl_seconds: i32,
     /// Days CloudWatch keeps the function's logs.

@@ -117,6 +117,26 @@ impl Arns<'_> {
     }
 
     /// The authorizer's secret, whatever suffix Secrets Manager gave its ARN.
+    /// What a secret variable's reference reads: an SSM parameter by name
+    /// (`/pets/x` → `parameter/pets/x`) or ARN; a Secrets Manager secret by
+    /// ARN, or by name (its ARN ends with six characters AWS adds).
+    pub fn secret_reference(&self, reference: &authorizer::secrets::Reference) -> String {
+        use authorizer::secrets::Reference;
+        match reference {
+            Reference::Ssm(arn) | Reference::SecretsManager(arn) if arn.starts_with("arn:") => arn.clone(),
+            Reference::Ssm(name) => format!(
+                "arn:{}:ssm:{}:{}:parameter/{}",
+                self.partition,
+                self.region,
+                self.account,
+                name.trim_start_matches('/')
+            ),
+            Reference::SecretsManager(name) => {
+                format!("arn:{}:secretsmanager:{}:{}:secret:{name}-??????", self.partition, self.region, self.account)
+            }
+        }
+    }
+
     pub fn authorizer_secret(&self, stack: &str) -> String {
         format!(
             "arn:{}:secretsmanager:{}:{}:secret:{}-??????",

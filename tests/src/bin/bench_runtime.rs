@@ -2,7 +2,8 @@
 //! served on 127.0.0.1) beside `constant-lambda`, the do-nothing reference,
 //! and reports, for each: cold start (exec → first request for work,
 //! including the JWKS fetch from a loopback server; once more with the
-//! JWKS URI found by discovery), warm p50/p99 of one invocation through the
+//! JWKS URI found by discovery; and for opaque tokens, with the client
+//! secret in the environment and read from SSM by reference), warm p50/p99 of one invocation through the
 //! Runtime API, and peak RSS; then the budgets (cold: reference + 2 ms; warm:
 //! reference + 2 × one bare RS256 verification, measured in this run), and the
 //! stripped binary and zip sizes.
@@ -170,13 +171,47 @@ async fn main() {
     let discovered_token = keys().rsa.sign(&discovered_claims);
     let discovered_event = events::request(Some(&format!("Bearer {discovered_token}")), Some(&pki().client));
 
+    // Opaque tokens, the client secret in the environment or read at init
+    // from SSM by reference (one SigV4-signed GetParameter, here to a
+    // loopback stand-in that answers at once: the authorizer's own cost).
+    const CLIENT_SECRET: &str = "bench-client-secret";
+    let active = serde_json::json!({"active": true, "scope": "pets:read", "sub": "u", "exp": e2e::now() + 3600,
+        "cnf": {"x5t#S256": pki().client.thumbprint}});
+    let introspection = e2e::server::TestServer::start(move |_| e2e::server::Reply::json(&active)).await;
+    let ssm = e2e::server::TestServer::start(|_| {
+        e2e::server::Reply::json(
+            serde_json::json!({"Parameter": {"Name": "/bench/introspection", "Value": CLIENT_SECRET}}),
+        )
+    })
+    .await;
+    let mut opaque_env: Vec<(&'static str, String)> = common.clone();
+    opaque_env.extend([
+        ("TOKEN_VALIDATION", "introspection".into()),
+        ("INTROSPECTION_ENDPOINT", introspection.url("/introspect")),
+        ("INTROSPECTION_CLIENT_ID", "gateway".into()),
+    ]);
+    let mut in_env = opaque_env.clone();
+    in_env.push(("INTROSPECTION_CLIENT_SECRET", CLIENT_SECRET.into()));
+    let mut by_reference = opaque_env;
+    by_reference.extend([
+        ("AUTHORIZER_SECRET_REFERENCES", r#"{"INTROSPECTION_CLIENT_SECRET": "ssm:/bench/introspection"}"#.into()),
+        ("AWS_REGION", "eu-west-1".into()),
+        ("AWS_ACCESS_KEY_ID", "AKIDBENCH".into()),
+        ("AWS_SECRET_ACCESS_KEY", "bench".into()),
+        ("AWS_ENDPOINT_URL_SSM", ssm.url("")),
+    ]);
+    let opaque_event = events::request(Some("Bearer opaque-token-1234567890"), Some(&pki().client));
+
     let contenders = [
         Contender { binary: "constant-lambda", env: Vec::new(), event: event.clone() },
         Contender { binary: "bootstrap", env, event },
         Contender { binary: "bootstrap", env: discovery_env, event: discovered_event },
+        Contender { binary: "bootstrap", env: in_env, event: opaque_event.clone() },
+        Contender { binary: "bootstrap", env: by_reference, event: opaque_event },
     ];
     let figures = measure(&contenders, cold_runs, warm).await;
     let (reference, ours, discovering) = (&figures[0], &figures[1], &figures[2]);
+    let (secret_in_env, secret_by_reference) = (&figures[3], &figures[4]);
     let bare = bare_rs256_verification(&token);
 
     let binary = e2e::workspace_binary("release", "bootstrap");
@@ -205,6 +240,13 @@ async fn main() {
         "cold start above the reference: {:.0}µs (budget 2000µs); with discovery {:.0}µs",
         micros(ours.cold_p50) - micros(reference.cold_p50),
         micros(discovering.cold_p50) - micros(reference.cold_p50)
+    );
+    println!(
+        "cold start p50, opaque tokens: client secret in the environment {:.0}µs, by SSM reference {:.0}µs \
+         (+{:.0}µs for the signed GetParameter)",
+        micros(secret_in_env.cold_p50),
+        micros(secret_by_reference.cold_p50),
+        micros(secret_by_reference.cold_p50) - micros(secret_in_env.cold_p50)
     );
     println!(
         "warm p50 above the reference: {:.0}µs (budget 2 × one bare RS256 verification = {:.0}µs; one = {:.1}µs)",

@@ -131,3 +131,46 @@ async fn no_command_prints_or_saves_a_secret_in_clear() {
     let masked = printed.0.iter().filter(|(_, text)| text.contains("(sensitive)")).count();
     assert!(masked >= 6, "the secrets were shown masked where they changed: {masked} channels");
 }
+
+/// A secret variable the team keeps in SSM itself: the deployer never reads
+/// it, writes only where it is (compared like any setting, so a plan needs
+/// no secret), and lets the function's role read exactly that parameter.
+#[tokio::test]
+async fn a_secret_kept_by_the_team_is_named_never_read() {
+    let name = "t-reference";
+    let yaml = stack_yaml(name, "").replace("${env:INTROSPECTION_SECRET}", "${ssm:/t-reference/introspection}");
+    let proxy = Proxy::aws_like(Behaviours::none(TIME_SCALE)).await;
+    let stack = StackDir::new(name, &yaml);
+    clean_slate(&stack, &proxy).await;
+    let apply = deployer(&stack, &proxy.url(), &["apply"], &[]).await;
+    assert_eq!(apply.code, 0, "no secret given: {}\n{}", apply.stdout, apply.stderr);
+
+    let aws = e2e::deploy::clients().await;
+    let function =
+        aws.lambda.get_function().function_name(format!("{name}-authorizer")).send().await.expect("function");
+    let variables = function.configuration().and_then(|c| c.environment()).and_then(|e| e.variables()).cloned();
+    let variables = variables.unwrap_or_default();
+    assert_eq!(
+        variables.get("AUTHORIZER_SECRET_REFERENCES").map(String::as_str),
+        Some(r#"{"INTROSPECTION_CLIENT_SECRET":"ssm:/t-reference/introspection"}"#)
+    );
+    assert!(!variables.contains_key("INTROSPECTION_CLIENT_SECRET") && !variables.contains_key("AUTHORIZER_SECRETS"));
+    let secret =
+        aws.secretsmanager.describe_secret().secret_id(format!("oauth-gateway/{name}/authorizer")).send().await;
+    assert!(secret.is_err(), "no secret of the deployer's own: {secret:?}");
+
+    let role = format!("{name}-authorizer-exec");
+    let policy = aws.iam.get_role_policy().role_name(&role).policy_name("read-authorizer-secret").send().await;
+    let document = policy.map(|p| p.policy_document().to_owned()).unwrap_or_default();
+    let document = percent_encoding::percent_decode_str(&document).decode_utf8_lossy().into_owned();
+    assert!(
+        document.contains("ssm:GetParameter")
+            && document.contains(":ssm:eu-west-1:123456789012:parameter/t-reference/introspection\""),
+        "the role reads exactly that parameter: {document}"
+    );
+
+    let plan = deployer(&stack, &proxy.url(), &["diff", "--detailed-exitcode"], &[]).await;
+    assert_eq!(plan.code, 0, "converged, and compared without a secret: {}\n{}", plan.stdout, plan.stderr);
+    assert!(!plan.stdout.contains("Not compared"), "{}", plan.stdout);
+    assert_eq!(deployer(&stack, &proxy.url(), &["teardown"], &[]).await.code, 0);
+}
