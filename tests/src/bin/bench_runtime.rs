@@ -175,7 +175,7 @@ async fn main() {
     // from SSM by reference (one SigV4-signed GetParameter, here to a
     // loopback stand-in that answers at once: the authorizer's own cost).
     const CLIENT_SECRET: &str = "bench-client-secret";
-    let active = serde_json::json!({"active": true, "scope": "pets:read", "sub": "u", "exp": e2e::now() + 3600,
+    let active = serde_json::json!({"active": true, "scope": "pets:read", "sub": "u", "exp": e2e::now() + 3600, "aud": fixture::AUDIENCE,
         "cnf": {"x5t#S256": pki().client.thumbprint}});
     let introspection = e2e::server::TestServer::start(move |_| e2e::server::Reply::json(&active)).await;
     let ssm = e2e::server::TestServer::start(|_| {
