@@ -123,12 +123,13 @@ fn build(krate: &str, architecture: Architecture, workspace: &Path) -> anyhow::R
     if std::env::var_os("HOME").is_none() && std::env::var_os("ZIG_GLOBAL_CACHE_DIR").is_none() {
         command.env("ZIG_GLOBAL_CACHE_DIR", target_dir(workspace).join("zig-cache"));
     }
-    let tools = local_toolchain(workspace).with_context(|| {
+    let root = cargo_workspace_root(&cargo, workspace)?;
+    let tools = local_toolchain(&root).with_context(|| {
         format!(
             "code.build builds with cargo-zigbuild and zig (zig links against provided.al2023's glibc 2.34, for \
              either architecture, from any host), taken only from {}, where scripts/lambda-toolchain installs them \
              pinned by hash (and adds the Rust targets): run it, or give code.zip",
-            workspace.join(".venv-build").display()
+            root.join(".venv-build").display()
         )
     })?;
     let path = std::env::var_os("PATH").unwrap_or_default();
@@ -142,7 +143,25 @@ fn build(krate: &str, architecture: Architecture, workspace: &Path) -> anyhow::R
     std::fs::read(&binary).with_context(|| format!("reading the built {}", binary.display()))
 }
 
-/// Where scripts/lambda-toolchain put cargo-zigbuild and zig: the
+/// The root of the Cargo workspace that builds from `directory`, as cargo
+/// itself finds it (`cargo locate-project --workspace`).
+fn cargo_workspace_root(cargo: &str, directory: &Path) -> anyhow::Result<PathBuf> {
+    let output = Command::new(cargo)
+        .args(["locate-project", "--workspace", "--message-format", "plain"])
+        .current_dir(directory)
+        .output()
+        .with_context(|| format!("running {cargo} locate-project"))?;
+    anyhow::ensure!(
+        output.status.success(),
+        "code.build builds a crate of the Cargo workspace that holds the stack file, and {} is in none: {}",
+        directory.display(),
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    let manifest = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+    Ok(manifest.parent().map(Path::to_path_buf).unwrap_or_default())
+}
+
+/// Where scripts/lambda-toolchain put cargo-zigbuild and zig: the Cargo
 /// workspace's own `.venv-build/bin`, never one of a directory above it
 /// (which whoever can write there would control).
 fn local_toolchain(workspace: &Path) -> Option<PathBuf> {
@@ -288,6 +307,11 @@ mod tests {
         let found = local_toolchain(&workspace).expect("the workspace's own");
         assert_eq!(found, workspace.canonicalize().unwrap().join(".venv-build/bin"));
         std::fs::remove_dir_all(&root).unwrap();
+
+        // A stack file in a directory of this workspace: the workspace's root is where the tools are.
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let here = cargo_workspace_root(&cargo, Path::new(env!("CARGO_MANIFEST_DIR"))).expect("in a workspace");
+        assert_eq!(here, Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().canonicalize().unwrap());
     }
 
     /// This test binary, an ELF linked against this machine's glibc, with
