@@ -180,6 +180,20 @@ pub mod buckets {
         )
     }
 
+    /// How long S3 may take to show a bucket just made (terraform waits two minutes).
+    const NEW_BUCKET: std::time::Duration = std::time::Duration::from_secs(120);
+
+    /// Waits until S3 shows a bucket this run just made: right after
+    /// CreateBucket, requests about it may be answered NoSuchBucket.
+    pub async fn wait_visible(aws: &Aws, bucket: &str) -> anyhow::Result<()> {
+        use crate::error::SdkResult as _;
+        let waiting_for = format!("S3 to show the new bucket {bucket}");
+        crate::retry::wait_until(&waiting_for, NEW_BUCKET, || async {
+            Ok(aws.s3.head_bucket().bucket(bucket).send().await.found("HeadBucket")?.map(drop))
+        })
+        .await
+    }
+
     /// PutPublicAccessBlock with all four blocks on.
     pub fn block_public_access(aws: &Aws, bucket: &str) -> PutPublicAccessBlockFluentBuilder {
         aws.s3.put_public_access_block().bucket(bucket).public_access_block_configuration(

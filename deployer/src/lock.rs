@@ -280,9 +280,10 @@ async fn read(aws: &Aws, bucket: &str, key: &str) -> anyhow::Result<Option<(Leas
 async fn create_bucket(aws: &Aws, bucket: &str) -> anyhow::Result<()> {
     match buckets::create(aws, bucket).send().await {
         // Another run created it a moment ago.
-        Err(e) if code(&e) == Some("BucketAlreadyOwnedByYou") => Ok(()),
-        other => other.map(drop).aws(&format!("CreateBucket {bucket} (for the deployer's locks)")),
+        Err(e) if code(&e) == Some("BucketAlreadyOwnedByYou") => {}
+        other => other.map(drop).aws(&format!("CreateBucket {bucket} (for the deployer's locks)"))?,
     }
+    crate::aws::buckets::wait_visible(aws, bucket).await
 }
 
 async fn block_public_access(aws: &Aws, bucket: &str) -> anyhow::Result<()> {

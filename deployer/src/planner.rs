@@ -465,6 +465,7 @@ mod tests {
                         arn: "arn:aws:acm:eu-west-1:123456789012:certificate/c1".into(),
                         domain: "api.pets.example.com".into(),
                         status: "ISSUED".into(),
+                        failure_reason: None,
                         kind: "AMAZON_ISSUED".into(),
                         validation_records: Vec::new(),
                         in_use_by: Vec::new(),

@@ -8,11 +8,15 @@
 //! the record while the certificate waits for it.
 //!
 //! Among the stack's certificates for a domain, an ISSUED one is preferred;
-//! the others are the stack's leftovers and are deleted. One in a terminal
-//! state (FAILED, VALIDATION_TIMED_OUT, EXPIRED, REVOKED) is never the
-//! domain's: a new one is requested, the domain is pointed at it, and only
-//! then is the old one deleted (ACM refuses to delete a certificate a domain
-//! still uses, however expired).
+//! the others are the stack's leftovers and are deleted. One that expired,
+//! was revoked or was never validated in time (VALIDATION_TIMED_OUT) is
+//! never the domain's: a new one is requested, the domain is pointed at it,
+//! and only then is the old one deleted (ACM refuses to delete a certificate
+//! a domain still uses, however expired). One that FAILED stays the
+//! domain's and blocks the run, its `FailureReason` shown: ACM fails a
+//! request for a reason a new request meets again (a CAA record naming
+//! another CA, a domain it may not issue for), so none is made until someone
+//! fixes the cause and deletes it.
 //!
 //! RequestCertificate carries an idempotency token, new for every create: the
 //! SDK's second attempt after a lost answer gets the same certificate back.
@@ -35,7 +39,8 @@ use crate::stack::CertificateSpec;
 /// How long ACM may take to name the DNS record of a new certificate.
 const RECORDS_TIMEOUT: Duration = Duration::from_secs(120);
 
-const TERMINAL: &[&str] = &["FAILED", "VALIDATION_TIMED_OUT", "EXPIRED", "REVOKED"];
+/// States a new request replaces.
+const TERMINAL: &[&str] = &["VALIDATION_TIMED_OUT", "EXPIRED", "REVOKED"];
 
 pub struct Certificate;
 
@@ -59,6 +64,9 @@ pub struct State {
     pub arn: String,
     pub domain: String,
     pub status: String,
+    /// ACM's `FailureReason` of a FAILED certificate (`CAA_ERROR`, …).
+    #[serde(default)]
+    pub failure_reason: Option<String>,
     /// `AMAZON_ISSUED`, `IMPORTED` or `PRIVATE`.
     pub kind: String,
     /// The DNS records ACM waits for: (name, type, value).
@@ -95,6 +103,7 @@ pub(super) async fn describe(aws: &Aws, arn: &str) -> anyhow::Result<Option<Stat
         arn: arn.to_owned(),
         domain: c.domain_name().unwrap_or_default().to_owned(),
         status: c.status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+        failure_reason: c.failure_reason().map(|r| r.as_str().to_owned()),
         kind: c.r#type().map(|t| t.as_str().to_owned()).unwrap_or_default(),
         validation_records: c
             .domain_validation_options()
@@ -158,6 +167,7 @@ fn best_first(certificates: &mut [State]) {
     let rank = |s: &State| match s.status.as_str() {
         "ISSUED" => 0,
         "PENDING_VALIDATION" => 1,
+        "FAILED" => 2,
         status if TERMINAL.contains(&status) => 3,
         _ => 2,
     };
@@ -176,6 +186,22 @@ fn named(domain: &str, best_first: Vec<State>) -> Vec<(String, State)> {
             (if usable { domain.to_owned() } else { format!("{domain} ({})", state.arn) }, state)
         })
         .collect()
+}
+
+/// Why a FAILED certificate blocks the run, and what to do.
+fn failed(state: &State) -> String {
+    let reason = state.failure_reason.as_deref().unwrap_or("no reason given");
+    let cause = match reason {
+        "CAA_ERROR" => ": a CAA record of the domain or a parent names another CA; add one for amazon.com",
+        "DOMAIN_NOT_ALLOWED" | "INVALID_PUBLIC_DOMAIN" => ": ACM does not issue public certificates for this name",
+        "ADDITIONAL_VERIFICATION_REQUIRED" => ": ACM wants more information; open a case with AWS Support",
+        _ => "",
+    };
+    format!(
+        "certificate {} for {} FAILED ({reason}{cause}). A new request would fail the same way, so none is made: \
+         fix the cause, delete it (aws acm delete-certificate --certificate-arn {}) and run again",
+        state.arn, state.domain, state.arn
+    )
 }
 
 /// Waits until ACM names the DNS record it validates a new certificate by
@@ -274,6 +300,9 @@ impl Kind for Certificate {
     }
 
     fn blockers(spec: Option<&Spec>, state: &State) -> Vec<String> {
+        if spec.is_some_and(|s| s.existing_arn.is_none()) && state.status == "FAILED" {
+            return vec![failed(state)];
+        }
         let Some(spec) = spec.filter(|s| s.existing_arn.is_some()) else { return Vec::new() };
         let mut blockers = Vec::new();
         if state.status != "ISSUED" {
@@ -463,6 +492,7 @@ mod tests {
             domain: "api.example.com".into(),
             status: status.into(),
             kind: "AMAZON_ISSUED".into(),
+            failure_reason: None,
             validation_records: Vec::new(),
             in_use_by: Vec::new(),
             hosted_zone: None,
@@ -481,7 +511,7 @@ mod tests {
         ];
         best_first(&mut found);
         let order: Vec<&str> = found.iter().map(|s| s.arn.as_str()).collect();
-        assert_eq!(order, ["arn-d", "arn-b", "arn-e", "arn-a", "arn-c"]);
+        assert_eq!(order, ["arn-d", "arn-b", "arn-c", "arn-e", "arn-a"]);
     }
 
     #[test]
@@ -497,6 +527,21 @@ mod tests {
             .map(|(n, _)| n)
             .collect();
         assert_eq!(names, ["api.example.com", "api.example.com (arn-a)"]);
+        // FAILED is not replaced: it stays the domain's and blocks, saying why.
+        let failed = State { failure_reason: Some("CAA_ERROR".into()), ..with("arn-f", "FAILED") };
+        let names: Vec<String> = named("api.example.com", vec![failed.clone()]).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["api.example.com"]);
+        let requested = Spec {
+            stack: "s".into(),
+            domain: "api.example.com".into(),
+            existing_arn: None,
+            ownership_verification: None,
+            hosted_zone: None,
+        };
+        let blockers = Certificate::blockers(Some(&requested), &failed);
+        assert!(blockers.len() == 1 && blockers[0].contains("FAILED (CAA_ERROR: a CAA record"), "{blockers:?}");
+        assert!(blockers[0].contains("delete-certificate --certificate-arn arn-f"), "{blockers:?}");
+        assert!(Certificate::blockers(Some(&requested), &with("arn-g", "ISSUED")).is_empty());
         let token = idempotency_token();
         assert!(token.len() == 32 && token.bytes().all(|b| b.is_ascii_hexdigit()), "{token}");
         assert_ne!(token, idempotency_token());

@@ -375,6 +375,54 @@ mod tests {
     use super::*;
     use crate::resources::testing::{Case, check_diff};
 
+    /// The example stack with `edit` applied to its text, loaded with
+    /// `INTROSPECTION_SECRET` set.
+    fn example_with(edit: impl Fn(String) -> String) -> crate::stack::Stack {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let unique = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let dir = std::env::temp_dir().join(format!("env-measure-{}-{unique}", std::process::id()));
+        std::fs::create_dir_all(dir.join("examples")).unwrap();
+        std::fs::copy(root.join("examples/truststore.pem"), dir.join("examples/truststore.pem")).unwrap();
+        let text = std::fs::read_to_string(root.join("stack.yaml")).unwrap();
+        std::fs::write(dir.join("stack.yaml"), edit(text)).unwrap();
+        let env = |name: &str| (name == "INTROSPECTION_SECRET").then(|| "s3cr\"t".to_owned());
+        let stack = crate::stack::Stack::load(&dir.join("stack.yaml"), &env).expect("valid");
+        std::fs::remove_dir_all(&dir).unwrap();
+        stack
+    }
+
+    #[test]
+    fn the_stack_check_measures_the_environment_the_function_gets() {
+        let introspection = |secret: &'static str| {
+            move |text: String| {
+                text.replace("    TOKEN_VALIDATION: jwt\n", "")
+                    .replace("    JWKS_URI: https://idp.example.com/.well-known/jwks.json\n", "")
+                    .replace(
+                        "    # TOKEN_VALIDATION: introspection\n    # INTROSPECTION_ENDPOINT: https://idp.example.com/oauth2/introspect\n    # INTROSPECTION_CLIENT_ID: pets-gateway\n    # INTROSPECTION_CLIENT_SECRET: ${env:PETS_INTROSPECTION_SECRET}\n",
+                        &format!("    TOKEN_VALIDATION: introspection\n    INTROSPECTION_ENDPOINT: https://idp.example.com/oauth2/introspect\n    INTROSPECTION_CLIENT_ID: pets-gateway\n    INTROSPECTION_CLIENT_SECRET: {secret}\n"),
+                    )
+            }
+        };
+        for stack in [
+            example_with(|text| text),
+            example_with(introspection("${env:INTROSPECTION_SECRET}")),
+            example_with(introspection("${ssm:/pets/introspection}")),
+        ] {
+            let sent: BTreeMap<String, String> =
+                function_environment(&stack).into_iter().map(|(n, s)| (n, s.reveal().to_owned())).collect();
+            let measured = crate::stack::function_environment_json(
+                &stack.name,
+                &stack.authorizer.environment,
+                &stack.authorizer.secret_references,
+            );
+            let sizes =
+                |map: &BTreeMap<String, String>| map.iter().map(|(n, v)| (n.clone(), v.len())).collect::<Vec<_>>();
+            assert_eq!(sizes(&measured), sizes(&sent));
+        }
+        let secret = example_with(introspection("${env:INTROSPECTION_SECRET}"));
+        assert!(function_environment(&secret).contains_key("AUTHORIZER_SECRETS_VERSION"), "the case is covered");
+    }
+
     fn setting(value: &str, secret: bool) -> Setting {
         if secret { Setting::secret(value) } else { Setting::public(value) }
     }

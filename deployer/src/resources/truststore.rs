@@ -101,6 +101,18 @@ async fn read(aws: &Aws, stack: &str, bucket: &str, key: &str) -> anyhow::Result
         aws.s3.head_object().bucket(bucket).key(key).send(),
         aws.s3.get_bucket_versioning().bucket(bucket).send(),
     );
+    // A bare 403 to HeadBucket (sent with the account as expected owner):
+    // the name is another account's (bucket names are global).
+    if let Err(e) = &exists
+        && e.raw_response().is_some_and(|r| r.status().as_u16() == 403)
+    {
+        anyhow::bail!(
+            "S3 answers 403 for the truststore bucket {bucket}: it exists and belongs to another account (bucket \
+             names are global across all accounts), or this account may not read it. Choose another \
+             domain.truststore.bucket, e.g. {bucket}-{}",
+            aws.account
+        );
+    }
     if exists.found("HeadBucket")?.is_none() {
         return Ok(None);
     }
@@ -336,6 +348,7 @@ impl KindIo for Truststore {
             Err(e) if crate::error::already_exists(&e) => {}
             other => drop(other.aws("CreateBucket")?),
         }
+        buckets::wait_visible(aws, &spec.bucket).await?;
         tag(aws, spec).await?;
         secure_bucket(aws, &spec.bucket).await?;
         wait_versioned(aws, &spec.bucket).await?;

@@ -123,7 +123,7 @@ pub(super) fn validate(
     let stage = checks.stage(raw.stage);
     let mut api = checks.api(&raw.api);
     let generated = checks.generated_settings(&raw.api);
-    let (authorizer, dpop) = checks.authorizer(raw.authorizer, base, &stage.variables, generated, &raw.api);
+    let (authorizer, dpop) = checks.authorizer(raw.authorizer, base, &stage.variables, generated, &raw.api, &raw.stack);
     if let Some(api) = &mut api {
         let dpop_off =
             DpopSettings { mode: DpopMode::Off, algorithms: Vec::new(), iat_window: std::time::Duration::ZERO };
@@ -210,6 +210,7 @@ impl Checks<'_> {
         stage_variables: &BTreeMap<String, String>,
         generated: BTreeMap<String, Setting>,
         api: &RawApi,
+        stack_name: &str,
     ) -> (AuthorizerSpec, Option<DpopSettings>) {
         if !(128..=10240).contains(&raw.memory_mb) {
             self.problem("authorizer.memory_mb", format!("{} is outside 128..=10240", raw.memory_mb));
@@ -262,7 +263,7 @@ impl Checks<'_> {
             environment.insert(name.clone(), setting);
         }
         environment.extend(generated);
-        self.environment_size(&environment);
+        self.environment_size(stack_name, &environment, &secret_references);
         // (An unknown secret is checked as if it were set: its value is not for this run.)
         // (A reference is checked as set: the function reads it at init.)
         let plain: BTreeMap<String, String> = environment
@@ -303,21 +304,38 @@ impl Checks<'_> {
         (spec, config.map(|c| c.dpop))
     }
 
-    /// Lambda refuses a function whose environment (names and values, as
-    /// resolved) is over 4 KB in all: after half the stack exists, unless
-    /// it is refused here.
-    fn environment_size(&mut self, environment: &BTreeMap<String, Setting>) {
+    /// Lambda refuses a function whose environment is over 4 KB, measured
+    /// on the variables serialised as JSON (its error quotes "String
+    /// measured: {…}"): quotes, colons and commas count, and every `"` or
+    /// `\\` inside a value counts twice. Measured here on the environment
+    /// the function gets ([`function_environment_json`]), so the stack is
+    /// refused before anything is made rather than after half of it exists.
+    fn environment_size(
+        &mut self,
+        stack: &str,
+        environment: &BTreeMap<String, Setting>,
+        references: &BTreeMap<String, authorizer::secrets::Reference>,
+    ) {
         const LIMIT: usize = 4096;
-        let size = |(name, setting): (&String, &Setting)| name.len() + setting.reveal().len();
-        let total: usize = environment.iter().map(size).sum();
-        if total > LIMIT {
+        let variables = function_environment_json(stack, environment, references);
+        let measured = serde_json::to_string(&variables).map_or(0, |json| json.len());
+        if measured > LIMIT {
+            let share = |(name, value): (&String, &String)| {
+                serde_json::to_string(name).map_or(0, |n| n.len())
+                    + serde_json::to_string(value).map_or(0, |v| v.len())
+                    + 2
+            };
             let (largest, bytes) =
-                environment.iter().map(|e| (e.0.as_str(), size(e))).max_by_key(|(_, bytes)| *bytes).unwrap_or(("", 0));
+                variables.iter().map(|e| (e.0.as_str(), share(e))).max_by_key(|(_, bytes)| *bytes).unwrap_or(("", 0));
+            let from = match largest {
+                "ROUTES" => " (written from api.routes and their scopes)",
+                _ => "",
+            };
             self.problem(
                 "authorizer.environment",
                 format!(
-                    "is {total} bytes in all (names and values), over Lambda's limit of {LIMIT}; the largest is \
-                     {largest} ({bytes} bytes)"
+                    "is {measured} bytes as Lambda measures it (the variables as JSON, every quote in a value \
+                     escaped), over its limit of {LIMIT}; the largest is {largest}, {bytes} bytes{from}"
                 ),
             );
         }
@@ -729,6 +747,30 @@ fn routes_to_move(value: &str, api: &RawApi) -> String {
         default => lines.push(format!("    api.default: {{ {} }}", rule(default))),
     }
     lines.join("\n")
+}
+
+/// The function's environment as Lambda measures it: the stack's settings
+/// without the secret variables (kept in Secrets Manager or named by
+/// reference), and what the deployer writes in their place, at their exact
+/// sizes (the secret's name, a 32-digit version, the references).
+/// `lambda_function`'s tests check this against the environment it sends.
+pub fn function_environment_json(
+    stack: &str,
+    environment: &BTreeMap<String, Setting>,
+    references: &BTreeMap<String, authorizer::secrets::Reference>,
+) -> BTreeMap<String, String> {
+    let secret = |name: &String| authorizer::config::SECRET_VARIABLES.contains(&name.as_str());
+    let mut variables: BTreeMap<String, String> =
+        environment.iter().filter(|(n, _)| !secret(n)).map(|(n, s)| (n.clone(), s.reveal().to_owned())).collect();
+    if environment.keys().any(secret) {
+        variables.insert(authorizer::secrets::SECRETS.to_owned(), super::names::authorizer_secret(stack));
+        variables.insert(authorizer::secrets::SECRETS_VERSION.to_owned(), "0".repeat(32));
+    }
+    if !references.is_empty() {
+        let map: BTreeMap<&str, String> = references.iter().map(|(n, r)| (n.as_str(), r.to_string())).collect();
+        variables.insert(authorizer::secrets::REFERENCES.to_owned(), serde_json::to_string(&map).unwrap_or_default());
+    }
+    variables
 }
 
 /// How a secret variable names where the team keeps it.

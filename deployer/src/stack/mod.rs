@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
 
-pub use checks::{CONTEXT_IDENTITY_SOURCES, parse_cidr};
+pub use checks::{CONTEXT_IDENTITY_SOURCES, function_environment_json, parse_cidr};
 pub use model::*;
 
 /// Everything wrong with a stack file.

@@ -56,10 +56,10 @@ pub struct Behaviours {
     /// Lambda: `LastUpdateStatus: InProgress` for a while after each change,
     /// and `ResourceConflictException` on a change meanwhile.
     pub lambda_in_progress: bool,
-    /// Lambda: an environment over 4 KB, measured on the variables as JSON,
-    /// refused with an error that quotes the whole environment ("String
-    /// measured: …"). moto accepts any size.
-    pub lambda_environment_limit: bool,
+    /// Lambda: an environment over this many bytes (AWS: 4096), measured
+    /// on the variables as JSON, refused with an error that quotes the
+    /// whole environment ("String measured: …"). moto accepts any size.
+    pub lambda_environment_limit: Option<usize>,
     /// API Gateway custom domains: mutual TLS fields kept, `UpdateDomainName`
     /// answered, `truststoreWarnings` for expired certificates.
     pub domain_mtls: bool,
@@ -80,6 +80,14 @@ pub struct Behaviours {
     /// S3: right after versioning is enabled, `GetBucketVersioning` does not
     /// say Enabled yet, and an upload may get no version id.
     pub s3_versioning_lag: bool,
+    /// S3: the first request about a bucket just made by CreateBucket is
+    /// answered 404 NoSuchBucket (S3's buckets are eventually consistent;
+    /// terraform retries for two minutes). moto knows the bucket at once.
+    pub s3_create_lag: bool,
+    /// S3 buckets that belong to another account: every request about one
+    /// is answered 403 (HeadBucket: a bare 403), as S3 answers a request
+    /// whose `x-amz-expected-bucket-owner` is not the bucket's owner.
+    pub foreign_buckets: &'static [&'static str],
     /// API Gateway custom domains: `domainNameStatus` is UPDATING (PENDING
     /// after a create) for a while after each change.
     pub domain_updating: bool,
@@ -89,6 +97,9 @@ pub struct Behaviours {
     /// outside Route 53 ([`AwsLike::validation_records_made_elsewhere`]).
     /// moto issues at once.
     pub acm_dns_validation: bool,
+    /// ACM: every requested certificate FAILED with this `FailureReason`
+    /// (`CAA_ERROR`: the domain's CAA record names another CA).
+    pub acm_failure: Option<&'static str>,
 }
 
 /// Which answers are lost (see [`Behaviours::lost_answers`]).
@@ -123,6 +134,9 @@ pub struct Faults {
     pub seed: u64,
 }
 
+/// Lambda's limit on a function's environment, as JSON.
+pub const LAMBDA_ENVIRONMENT_LIMIT: usize = 4096;
+
 impl Behaviours {
     /// Nothing but the moto fill-ins for custom domains.
     pub fn none(scale: f64) -> Behaviours {
@@ -135,15 +149,18 @@ impl Behaviours {
             waf_stale_tokens: false,
             iam_propagation: false,
             lambda_in_progress: false,
-            lambda_environment_limit: false,
+            lambda_environment_limit: None,
             domain_mtls: true,
             faults: None,
             concurrent_writes: false,
             api_rules: false,
             lost_answers: None,
             s3_versioning_lag: false,
+            s3_create_lag: false,
+            foreign_buckets: &[],
             domain_updating: false,
             acm_dns_validation: false,
+            acm_failure: None,
         }
     }
 
@@ -158,10 +175,11 @@ impl Behaviours {
             waf_stale_tokens: true,
             iam_propagation: true,
             lambda_in_progress: true,
-            lambda_environment_limit: true,
+            lambda_environment_limit: Some(LAMBDA_ENVIRONMENT_LIMIT),
             concurrent_writes: true,
             api_rules: true,
             s3_versioning_lag: true,
+            s3_create_lag: true,
             domain_updating: true,
             ..Behaviours::none(scale)
         }
@@ -201,6 +219,10 @@ pub struct AwsLike {
 struct State {
     /// Calls answered by a behaviour rather than by moto, by behaviour.
     counts: BTreeMap<&'static str, usize>,
+    /// Certificates requested while ACM fails every request.
+    failed_certificates: HashSet<String>,
+    /// Buckets just made, whose next request S3 does not see yet.
+    new_buckets: HashSet<String>,
     /// Lambda function → the statement ids of its resource policy (moto
     /// adds a second statement of an id AWS refuses).
     permissions: HashMap<String, HashSet<String>>,
@@ -386,6 +408,12 @@ fn url_decode(text: &str) -> String {
 }
 
 /// An error as the service's protocol spells it.
+/// The bucket a path-style S3 request is about (`/BUCKET/key?query`).
+fn s3_bucket(path: &str) -> String {
+    let path = path.trim_start_matches('/');
+    path.split(['/', '?']).next().unwrap_or_default().to_owned()
+}
+
 fn error(service: &str, status: u16, code: &str, message: &str) -> Reply {
     match service {
         // JSON 1.1 (WAFv2, ACM).
@@ -456,6 +484,31 @@ impl AwsLike {
                     1 => Reply::status(503, "{}").header("content-type", "application/json"),
                     _ => Reply::status(500, "{}").header("content-type", "application/json"),
                 });
+            }
+        }
+
+        if call.service == "s3" && b.foreign_buckets.contains(&s3_bucket(&request.path).as_str()) {
+            *state.counts.entry("foreign_bucket").or_default() += 1;
+            let body = if request.method == "HEAD" {
+                String::new()
+            } else {
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code><Message>Access \
+                 Denied</Message></Error>"
+                    .to_owned()
+            };
+            return Before::Answer(Reply::status(403, &body).header("content-type", "application/xml"));
+        }
+
+        if b.s3_create_lag && call.service == "s3" {
+            let bucket = s3_bucket(&request.path);
+            if state.new_buckets.remove(&bucket) {
+                *state.counts.entry("s3_create_lag").or_default() += 1;
+                let body = format!(
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>NoSuchBucket</Code><Message>The \
+                     specified bucket does not exist</Message><BucketName>{bucket}</BucketName></Error>"
+                );
+                let body = if request.method == "HEAD" { String::new() } else { body };
+                return Before::Answer(Reply::status(404, &body).header("content-type", "application/xml"));
             }
         }
 
@@ -531,12 +584,12 @@ impl AwsLike {
             ));
         }
 
-        if b.lambda_environment_limit {
+        if let Some(limit) = b.lambda_environment_limit {
             let sets_environment = call.rest("POST", &["2015-03-31", "functions"]).is_some()
                 || call.rest("PUT", &["2015-03-31", "functions", "*", "configuration"]).is_some();
             let variables = &call.body["Environment"]["Variables"];
             let measured = variables.to_string();
-            if sets_environment && variables.is_object() && measured.len() > 4096 {
+            if sets_environment && variables.is_object() && measured.len() > limit {
                 *state.counts.entry("lambda_environment_limit").or_default() += 1;
                 return Before::Answer(error(
                     "lambda",
@@ -741,6 +794,16 @@ impl AwsLike {
                 *state.counts.entry("s3_versioning_lag").or_default() += 1;
             }
         }
+        // CreateBucket: `PUT /BUCKET/`, nothing after the name.
+        let path = request.path.trim_start_matches('/').trim_end_matches('/');
+        if ok
+            && self.behaviours.s3_create_lag
+            && call.service == "s3"
+            && request.method == "PUT"
+            && !path.contains(['/', '?'])
+        {
+            state.new_buckets.insert(path.to_owned());
+        }
         if ok && call.service == "s3" && request.path.contains("?versioning") {
             let bucket = call.path.trim_matches('/').to_owned();
             if call.operation == "PUT" && request.body.contains("<Status>Enabled</Status>") {
@@ -759,6 +822,30 @@ impl AwsLike {
 
         if ok {
             state.rest_apis.record(&call, &answer);
+        }
+
+        if let Some(reason) = self.behaviours.acm_failure
+            && ok
+            && call.service == "acm"
+        {
+            if call.is("acm", "RequestCertificate")
+                && let Some(arn) = answer["CertificateArn"].as_str()
+            {
+                state.failed_certificates.insert(arn.to_owned());
+            }
+            let arn = call.body["CertificateArn"].as_str().unwrap_or_default();
+            if call.is("acm", "DescribeCertificate") && state.failed_certificates.contains(arn) {
+                answer["Certificate"]["Status"] = json!("FAILED");
+                answer["Certificate"]["FailureReason"] = json!(reason);
+                *state.counts.entry("acm_failure").or_default() += 1;
+                changed = true;
+            }
+            for summary in answer["CertificateSummaryList"].as_array_mut().into_iter().flatten() {
+                if state.failed_certificates.contains(summary["CertificateArn"].as_str().unwrap_or_default()) {
+                    summary["Status"] = json!("FAILED");
+                    changed = true;
+                }
+            }
         }
 
         if self.behaviours.acm_dns_validation && ok {

@@ -287,7 +287,12 @@ async fn an_existing_untagged_resource_is_not_taken_over() {
 #[tokio::test]
 async fn invalid_stacks_are_refused_before_any_aws_call() {
     let base = stack_yaml("t-invalid", "");
+    // Names and values sum to under Lambda's 4 KB, the JSON Lambda measures
+    // (every quote of ROUTES escaped) to over it.
+    let many_scopes = format!("scopes: [{}]", (0..240).map(|i| format!("s{i:03}")).collect::<Vec<_>>().join(", "));
+    let wide = base.replace("scopes: [pets:read]", &many_scopes).replace("scopes: [pets:write]", &many_scopes);
     let cases: Vec<(String, &str)> = vec![
+        (wide, "bytes as Lambda measures it (the variables as JSON"),
         (base.replace("memory_mb: 256", "memroy_mb: 256"), "unknown field `memroy_mb`"),
         (
             base.replace("cache_ttl_seconds: 300", "cache_ttl_seconds: 7200"),

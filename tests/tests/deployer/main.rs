@@ -12,6 +12,7 @@ mod aws;
 mod cutover;
 mod dns;
 mod edge;
+mod first_run;
 mod logs;
 mod pipeline;
 mod plan_binds;

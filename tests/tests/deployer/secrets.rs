@@ -43,7 +43,7 @@ async fn no_command_prints_or_saves_a_secret_in_clear() {
     let name = "t-sweep";
     let yaml =
         stack_yaml(name, "").replace("INTROSPECTION_CLIENT_ID: gateway", "INTROSPECTION_CLIENT_ID: ${env:CLIENT_ID}");
-    let proxy = Proxy::aws_like(Behaviours { lambda_environment_limit: true, ..Behaviours::none(TIME_SCALE) }).await;
+    let proxy = Proxy::aws_like(Behaviours::none(TIME_SCALE)).await;
     // (Cleaned with the plain file: the slate is cleaned without CLIENT_ID.)
     let stack = StackDir::new(name, &stack_yaml(name, ""));
     clean_slate(&stack, &proxy).await;
@@ -106,16 +106,17 @@ async fn no_command_prints_or_saves_a_secret_in_clear() {
     assert!(refused.stderr.contains("authorizer.environment.INTROSPECTION_ENDPOINT"), "{}", refused.stderr);
     printed.run("diff (bad endpoint)", &refused);
 
-    // AWS quotes the environment back: a route table whose JSON (every `"`
-    // escaped) is over Lambda's 4 KB. moto accepts any size; the AWS-like
-    // layer answers as Lambda does, with the whole environment in the error.
-    let scopes: Vec<String> = (0..240).map(|i| format!("s{i:03}")).collect();
-    let wide = format!("scopes: [{}]", scopes.join(", "));
-    stack.write("stack.yaml", yaml.replace("scopes: [pets:read]", &wide).replace("scopes: [pets:write]", &wide));
-    let quoted = run(args(&["apply"]), rotated).await;
+    // AWS quotes the environment back. The deployer refuses an environment
+    // over Lambda's limit before any call, so this proxy's Lambda has a
+    // lower one: the update back to the first values is refused as Lambda
+    // refuses, with the whole environment in the error.
+    let strict =
+        Proxy::aws_like(Behaviours { lambda_environment_limit: Some(256), ..Behaviours::none(TIME_SCALE) }).await;
+    stack.write("stack.yaml", &yaml);
+    let quoted = deployer(&stack, &strict.url(), &["apply"], &first).await;
     assert_ne!(quoted.code, 0, "{}\n{}", quoted.stdout, quoted.stderr);
     assert!(quoted.stderr.contains("String measured: {"), "AWS quoted the environment: {}", quoted.stderr);
-    assert_eq!(proxy.behaviour_counts().get("lambda_environment_limit"), Some(&1));
+    assert_eq!(strict.behaviour_counts().get("lambda_environment_limit"), Some(&1));
     printed.run("apply (AWS quotes the environment)", &quoted);
 
     stack.write("stack.yaml", &yaml);
