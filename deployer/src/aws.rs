@@ -98,8 +98,15 @@ impl Aws {
     }
 }
 
-/// How long `apply` waits for a certificate's DNS validation by default.
+/// How long `apply` waits for a certificate's DNS validation by default,
+/// when someone else writes its record (the run then exits 3, and the next
+/// one finishes once the record exists)...
 pub const CERTIFICATE_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// ...and when the deployer writes it in the stack's hosted zone: ACM takes
+/// minutes to over an hour after the record is served (terraform waits 75
+/// minutes by default, the SDKs' waiter 40), and one run should be enough.
+pub const CERTIFICATE_WAIT_WITH_HOSTED_ZONE: std::time::Duration = std::time::Duration::from_secs(45 * 60);
 
 impl Aws {
     /// `region` from stack.yaml wins over the environment's.

@@ -36,10 +36,6 @@ impl Cli {
     }
 }
 
-fn deployer_default_certificate_wait() -> u64 {
-    crate::aws::CERTIFICATE_WAIT.as_secs()
-}
-
 #[derive(Subcommand)]
 pub enum Command {
     /// Show what apply would change; never writes.
@@ -56,11 +52,13 @@ pub enum Command {
     /// carry out exactly that plan, or nothing if AWS or stack.yaml moved since.
     Apply {
         plan: Option<PathBuf>,
-        /// How long to wait for ACM to issue a requested certificate. When it
-        /// is still waiting for its DNS record then, everything that does not
-        /// depend on it is done and apply exits 3; the next apply finishes.
-        #[arg(long, value_name = "SECONDS", default_value_t = deployer_default_certificate_wait())]
-        wait_for_certificate: u64,
+        /// How long to wait for ACM to issue a requested certificate (default:
+        /// 2700 with domain.hosted_zone_id, where the deployer writes the
+        /// record, 300 otherwise). When it is still waiting then, everything
+        /// that does not depend on it is done and apply exits 3; the next
+        /// apply finishes.
+        #[arg(long, value_name = "SECONDS")]
+        wait_for_certificate: Option<u64>,
     },
     /// Delete everything the stack created (and nothing else).
     Teardown,

@@ -121,7 +121,12 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     };
     let mut aws = deployer::aws::Aws::connect(stack.region.as_deref()).await?;
     if let Command::Apply { wait_for_certificate, .. } = &cli.command {
-        aws.certificate_wait = Duration::from_secs(*wait_for_certificate);
+        let zone = stack.domain.as_ref().is_some_and(|d| d.hosted_zone_id.is_some());
+        aws.certificate_wait = match (wait_for_certificate, zone) {
+            (Some(seconds), _) => Duration::from_secs(*seconds),
+            (None, true) => deployer::aws::CERTIFICATE_WAIT_WITH_HOSTED_ZONE,
+            (None, false) => deployer::aws::CERTIFICATE_WAIT,
+        };
     }
     stack.check_region(&aws.region)?;
     if let Some((saved, _)) = &saved {

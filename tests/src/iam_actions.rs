@@ -649,6 +649,9 @@ fn route53(method: &str, path: &str, body: &str) -> Vec<Request> {
                     .with("route53:ChangeResourceRecordSetsActions", &strs(&actions)),
             ]
         }
+        ("GET", ["2013-04-01", "change", id]) => {
+            vec![Request::new("route53:GetChange", format!("arn:aws:route53:::change/{id}"))]
+        }
         _ => panic!("no IAM mapping for Route 53 {method} {path}"),
     }
 }

@@ -27,6 +27,13 @@ pub fn permissions(grants: &Grants<'_>, sid: &str, names: &[String], types: &[&s
     let zone = vec![format!("arn:{}:route53:::hostedzone/{zone}", grants.arns.partition)];
     vec![
         Statement::allow("StackDnsRecordsRead", Access::Read, &["route53:ListResourceRecordSets"], zone.clone()),
+        // (A change's id is Route 53's; whether it is INSYNC tells nothing else.)
+        Statement::allow(
+            "StackDnsChangesRead",
+            Access::Write,
+            &["route53:GetChange"],
+            vec![format!("arn:{}:route53:::change/*", grants.arns.partition)],
+        ),
         Statement::allow(sid, Access::Write, &["route53:ChangeResourceRecordSets"], zone)
             .when(
                 "ForAllValues:StringLike",
@@ -118,10 +125,23 @@ fn change(
     Ok(aws.route53.change_resource_record_sets().hosted_zone_id(zone).change_batch(batch))
 }
 
-/// Writes `record` (creates or replaces it).
+/// How long Route 53 may take to apply a change on its name servers.
+const PROPAGATION: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Writes `record` (creates or replaces it), and waits until Route 53 says
+/// the change is INSYNC: only then do its name servers answer with it (and
+/// can ACM, or a client, resolve it).
 pub async fn upsert(aws: &Aws, zone: &str, record: &Record) -> anyhow::Result<()> {
-    change(aws, zone, ChangeAction::Upsert, record)?.send().await.aws("ChangeResourceRecordSets (UPSERT)")?;
-    Ok(())
+    let changed =
+        change(aws, zone, ChangeAction::Upsert, record)?.send().await.aws("ChangeResourceRecordSets (UPSERT)")?;
+    let Some(id) = changed.change_info().map(|c| c.id().to_owned()) else { return Ok(()) };
+    let waiting_for = format!("Route 53 to serve {} {} (change {id} INSYNC)", record.name, record.kind);
+    crate::retry::wait_until(&waiting_for, PROPAGATION, || async {
+        let now = aws.route53.get_change().id(&id).send().await.aws("GetChange")?;
+        let insync = now.change_info().is_some_and(|c| c.status() == &aws_sdk_route53::types::ChangeStatus::Insync);
+        Ok(insync.then_some(()))
+    })
+    .await
 }
 
 /// Deletes `record`, given as it is; one that is gone already is success.

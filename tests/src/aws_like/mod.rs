@@ -97,6 +97,13 @@ pub struct Behaviours {
     /// outside Route 53 ([`AwsLike::validation_records_made_elsewhere`]).
     /// moto issues at once.
     pub acm_dns_validation: bool,
+    /// With `acm_dns_validation`: how long after its record is written ACM
+    /// issues a certificate, in AWS time (minutes to over an hour on AWS;
+    /// `None`: 30 s).
+    pub acm_issue_after: Option<Duration>,
+    /// Route 53: a change is PENDING at its first GetChange, INSYNC after
+    /// (moto answers INSYNC at once).
+    pub route53_propagation: bool,
     /// ACM: every requested certificate FAILED with this `FailureReason`
     /// (`CAA_ERROR`: the domain's CAA record names another CA).
     pub acm_failure: Option<&'static str>,
@@ -161,6 +168,8 @@ impl Behaviours {
             domain_updating: false,
             acm_dns_validation: false,
             acm_failure: None,
+            acm_issue_after: None,
+            route53_propagation: false,
         }
     }
 
@@ -221,6 +230,8 @@ struct State {
     counts: BTreeMap<&'static str, usize>,
     /// Certificates requested while ACM fails every request.
     failed_certificates: HashSet<String>,
+    /// Route 53 changes already read once (PENDING then).
+    changes_seen: HashSet<String>,
     /// Buckets just made, whose next request S3 does not see yet.
     new_buckets: HashSet<String>,
     /// Lambda function → the statement ids of its resource policy (moto
@@ -848,6 +859,17 @@ impl AwsLike {
             }
         }
 
+        if self.behaviours.route53_propagation
+            && ok
+            && call.service == "route53"
+            && request.method == "GET"
+            && let Some(id) = request.path.split("/change/").nth(1)
+            && state.changes_seen.insert(id.to_owned())
+        {
+            reply.body = reply.body.replace("<Status>INSYNC</Status>", "<Status>PENDING</Status>");
+            *state.counts.entry("route53_pending").or_default() += 1;
+        }
+
         if self.behaviours.acm_dns_validation && ok {
             changed |= self.dns_validation(&call, request, &mut answer, &mut state, now);
         }
@@ -986,7 +1008,8 @@ impl AwsLike {
             return false;
         }
         let issued = |pending: &PendingCertificate| {
-            let by_route53 = pending.record_written_at.is_some_and(|at| now >= at + self.scaled(aws_time::ACM_ISSUE));
+            let issue_after = self.behaviours.acm_issue_after.unwrap_or(aws_time::ACM_ISSUE);
+            let by_route53 = pending.record_written_at.is_some_and(|at| now >= at + self.scaled(issue_after));
             by_route53 || pending.made_elsewhere
         };
         if call.is("acm", "DescribeCertificate") {

@@ -221,3 +221,52 @@ async fn a_name_someone_else_serves_is_never_taken_over() {
     assert_eq!(proxy.changes(), Vec::<String>::new());
     assert_eq!(records(&aws, &zone).await, before);
 }
+
+/// ACM takes minutes to over an hour after the record is served. With a
+/// hosted zone the deployer writes the record, waits until Route 53 says
+/// the change is INSYNC, then waits for ACM long enough (45 minutes by
+/// default) that one run serves the domain; without one, the first run
+/// exits 3 and a second finishes once the record exists. Before, the
+/// default wait was 5 minutes either way: two runs even with a zone.
+#[tokio::test]
+async fn with_a_hosted_zone_one_run_outlasts_a_slow_acm() {
+    let slow = || Behaviours {
+        acm_dns_validation: true,
+        acm_issue_after: Some(std::time::Duration::from_secs(20 * 60)),
+        route53_propagation: true,
+        ..Behaviours::none(TIME_SCALE)
+    };
+    let aws = clients().await;
+
+    let name = "t-dns-slow-zone";
+    let zone = hosted_zone(&aws, &format!("{name}.example.com")).await;
+    let proxy = Proxy::aws_like(slow()).await;
+    let stack = fresh_stack(name, &with_zone(name, &zone), &proxy).await;
+    let started = std::time::Instant::now();
+    let apply = deployer(&stack, &proxy.url(), &["apply"], &env()).await;
+    let with_zone_took = started.elapsed();
+    assert_eq!(apply.code, 0, "one run:\n{}\n{}", apply.stdout, apply.stderr);
+    assert!(apply.stderr.contains("waiting for ACM to issue certificate"), "progress shown: {}", apply.stderr);
+    let pending = proxy.behaviour_counts().get("route53_pending").copied().unwrap_or(0);
+    assert!(pending >= 1, "the deployer read the change until INSYNC: {:?}", proxy.behaviour_counts());
+    let domain = format!("api.{name}.example.com");
+    assert!(aws.apigateway.get_domain_name().domain_name(&domain).send().await.is_ok(), "the domain is served");
+    must(&stack, &proxy, &["teardown"]).await;
+
+    let name = "t-dns-slow-none";
+    let proxy = Proxy::aws_like(slow()).await;
+    let stack = fresh_stack(name, &stack_yaml(name, &edge_yaml(name)), &proxy).await;
+    let started = std::time::Instant::now();
+    let first = deployer(&stack, &proxy.url(), &["apply"], &env()).await;
+    assert_eq!(first.code, 3, "without a zone, the record is someone else's:\n{}", first.stderr);
+    proxy.validation_records_made_elsewhere();
+    let second = deployer(&stack, &proxy.url(), &["apply"], &env()).await;
+    assert_eq!(second.code, 0, "{}\n{}", second.stdout, second.stderr);
+    eprintln!(
+        "time to a served domain, ACM taking 20 AWS minutes (x{TIME_SCALE}): with a hosted zone {:.1} s in 1 run, \
+         without {:.1} s in 2 runs",
+        with_zone_took.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+    must(&stack, &proxy, &["teardown"]).await;
+}
