@@ -48,6 +48,9 @@ pub struct Prepared {
 
 /// Observes the account and plans towards `desired` (teardown: towards nothing).
 pub async fn prepare(aws: &Aws, stack: &Stack, desired: &[Desired], teardown: bool) -> anyhow::Result<Prepared> {
+    if !teardown {
+        crate::resources::route53::preflight(aws, stack).await?;
+    }
     let observed = crate::observe::observe(aws, &stack.name, desired).await?;
     let wanted: &[Desired] = if teardown { &[] } else { desired };
     let mut planned = planner::plan(&stack.name, wanted, &observed)?;

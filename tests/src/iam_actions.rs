@@ -649,6 +649,9 @@ fn route53(method: &str, path: &str, body: &str) -> Vec<Request> {
                     .with("route53:ChangeResourceRecordSetsActions", &strs(&actions)),
             ]
         }
+        ("GET", ["2013-04-01", "hostedzone", zone]) => {
+            vec![Request::new("route53:GetHostedZone", format!("arn:aws:route53:::hostedzone/{zone}"))]
+        }
         ("GET", ["2013-04-01", "change", id]) => {
             vec![Request::new("route53:GetChange", format!("arn:aws:route53:::change/{id}"))]
         }

@@ -50,6 +50,7 @@ fn record(spec: &Spec) -> anyhow::Result<Record> {
         kind: spec.kind.clone(),
         values: Vec::new(),
         alias: Some((route53::fqdn(spec.target.known()?), spec.target_zone.known()?.to_owned())),
+        ttl: None,
     })
 }
 
@@ -163,12 +164,14 @@ impl KindIo for AliasRecord {
 
     async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {
         let record = record(spec)?;
-        route53::upsert(aws, &spec.zone, &record).await?;
+        route53::create(aws, &spec.zone, &record).await?;
         Ok(State { zone: spec.zone.clone(), record })
     }
 
     async fn update(aws: &Aws, spec: &Spec, _: &State, _: &Diff<Field>) -> anyhow::Result<State> {
-        Self::create(aws, spec).await
+        let record = record(spec)?;
+        route53::upsert(aws, &spec.zone, &record).await?;
+        Ok(State { zone: spec.zone.clone(), record })
     }
 
     async fn delete(aws: &Aws, state: &State) -> anyhow::Result<()> {

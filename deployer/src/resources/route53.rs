@@ -26,7 +26,12 @@ pub fn permissions(grants: &Grants<'_>, sid: &str, names: &[String], types: &[&s
     let Some(zone) = grants.stack.domain.as_ref().and_then(|d| d.hosted_zone_id.as_ref()) else { return Vec::new() };
     let zone = vec![format!("arn:{}:route53:::hostedzone/{zone}", grants.arns.partition)];
     vec![
-        Statement::allow("StackDnsRecordsRead", Access::Read, &["route53:ListResourceRecordSets"], zone.clone()),
+        Statement::allow(
+            "StackDnsRecordsRead",
+            Access::Read,
+            &["route53:ListResourceRecordSets", "route53:GetHostedZone"],
+            zone.clone(),
+        ),
         // (A change's id is Route 53's; whether it is INSYNC tells nothing else.)
         Statement::allow(
             "StackDnsChangesRead",
@@ -57,12 +62,56 @@ pub struct Record {
     /// An alias record's target: DNS name (fully qualified) and hosted zone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alias: Option<(String, String)>,
+    /// A plain record's TTL as read (a delete must name it exactly); `None`
+    /// for one to write, which gets [`TTL`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<i64>,
 }
 
 /// `Api.Example.com` → `api.example.com.`: how Route 53 answers names.
 pub fn fqdn(name: &str) -> String {
     let name = name.to_ascii_lowercase();
     if name.ends_with('.') { name } else { format!("{name}.") }
+}
+
+/// Before a plan that writes records in the stack's hosted zone, what
+/// Route 53 would refuse half-way or serve to no one: the zone must be
+/// public (a private zone is not what ACM or clients on the internet
+/// resolve) and hold the domain, and no CNAME may sit at the domain's name
+/// (Route 53 allows no other record beside one, so the alias records would
+/// fail once the domain exists).
+pub async fn preflight(aws: &Aws, stack: &crate::stack::Stack) -> anyhow::Result<()> {
+    let Some(domain) = &stack.domain else { return Ok(()) };
+    let Some(zone) = &domain.hosted_zone_id else { return Ok(()) };
+    check_zone(aws, zone, &domain.name).await?;
+    if let Some(cname) = read(aws, zone, &domain.name, "CNAME").await? {
+        anyhow::bail!(
+            "zone {zone} holds a CNAME record {} → {}: Route 53 allows no other record beside a CNAME, so the \
+             domain's A and AAAA alias records cannot be written; remove it, or move it once clients use the \
+             custom domain",
+            cname.name,
+            cname.values.join(", ")
+        );
+    }
+    Ok(())
+}
+
+async fn check_zone(aws: &Aws, zone: &str, domain: &str) -> anyhow::Result<()> {
+    let read = aws.route53.get_hosted_zone().id(zone).send().await.aws("GetHostedZone")?;
+    let hosted = read.hosted_zone().context("GetHostedZone answered without the zone")?;
+    let zone_name = fqdn(hosted.name());
+    let domain = fqdn(domain);
+    anyhow::ensure!(
+        !hosted.config().is_some_and(|c| c.private_zone()),
+        "domain.hosted_zone_id: {zone} ({zone_name}) is a private hosted zone: ACM and clients on the internet \
+         never see its records; give the public zone of {domain}"
+    );
+    anyhow::ensure!(
+        domain == zone_name || domain.ends_with(&format!(".{zone_name}")),
+        "domain.hosted_zone_id: {zone} is the zone of {zone_name}, which does not hold {domain}; give the public \
+         zone of {domain} or of a parent of it"
+    );
+    Ok(())
 }
 
 /// The TTL of the plain records the deployer writes.
@@ -87,6 +136,7 @@ pub async fn read(aws: &Aws, zone: &str, name: &str, kind: &str) -> anyhow::Resu
             kind: kind.to_owned(),
             values: set.resource_records().iter().map(|r| r.value().to_owned()).collect(),
             alias: set.alias_target().map(|a| (fqdn(a.dns_name()), a.hosted_zone_id().to_owned())),
+            ttl: set.ttl(),
         },
     ))
 }
@@ -99,7 +149,7 @@ fn record_set(record: &Record) -> anyhow::Result<ResourceRecordSet> {
             set = set.alias_target(target.build()?);
         }
         None => {
-            set = set.ttl(TTL);
+            set = set.ttl(record.ttl.unwrap_or(TTL));
             for value in &record.values {
                 set = set.resource_records(ResourceRecord::builder().value(value).build()?);
             }
@@ -128,13 +178,36 @@ fn change(
 /// How long Route 53 may take to apply a change on its name servers.
 const PROPAGATION: std::time::Duration = std::time::Duration::from_secs(300);
 
-/// Writes `record` (creates or replaces it), and waits until Route 53 says
-/// the change is INSYNC: only then do its name servers answer with it (and
-/// can ACM, or a client, resolve it).
+/// Creates `record`, which the plan found absent: Route 53 refuses a CREATE
+/// of a record that exists, so one someone made since is never overwritten.
+/// Then waits until the change is served ([`insync`]).
+pub async fn create(aws: &Aws, zone: &str, record: &Record) -> anyhow::Result<()> {
+    let sent = change(aws, zone, ChangeAction::Create, record)?.send().await;
+    if let Err(e) = &sent
+        && crate::error::code(e) == Some("InvalidChangeBatch")
+        && e.as_service_error().and_then(|s| s.meta().message()).is_some_and(|m| m.contains("already exists"))
+    {
+        anyhow::bail!(
+            "{} {} appeared in zone {zone} after the plan read it (someone else made it): not overwritten",
+            record.name,
+            record.kind
+        );
+    }
+    let changed = sent.aws("ChangeResourceRecordSets (CREATE)")?;
+    insync(aws, record, changed.change_info().map(|c| c.id().to_owned())).await
+}
+
+/// Replaces `record`, one of the stack's, and waits until it is served.
 pub async fn upsert(aws: &Aws, zone: &str, record: &Record) -> anyhow::Result<()> {
     let changed =
         change(aws, zone, ChangeAction::Upsert, record)?.send().await.aws("ChangeResourceRecordSets (UPSERT)")?;
-    let Some(id) = changed.change_info().map(|c| c.id().to_owned()) else { return Ok(()) };
+    insync(aws, record, changed.change_info().map(|c| c.id().to_owned())).await
+}
+
+/// Waits until Route 53 says change `id` is INSYNC: only then do its name
+/// servers answer with it (and can ACM, or a client, resolve it).
+async fn insync(aws: &Aws, record: &Record, id: Option<String>) -> anyhow::Result<()> {
+    let Some(id) = id else { return Ok(()) };
     let waiting_for = format!("Route 53 to serve {} {} (change {id} INSYNC)", record.name, record.kind);
     crate::retry::wait_until(&waiting_for, PROPAGATION, || async {
         let now = aws.route53.get_change().id(&id).send().await.aws("GetChange")?;

@@ -42,6 +42,7 @@ fn record(spec: &Spec) -> anyhow::Result<Record> {
         kind: "CNAME".into(),
         values: vec![route53::fqdn(spec.value.known()?)],
         alias: None,
+        ttl: None,
     })
 }
 
@@ -138,12 +139,14 @@ impl KindIo for ValidationRecord {
 
     async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {
         let record = record(spec)?;
-        route53::upsert(aws, &spec.zone, &record).await?;
+        route53::create(aws, &spec.zone, &record).await?;
         Ok(State { zone: spec.zone.clone(), record })
     }
 
     async fn update(aws: &Aws, spec: &Spec, _: &State, _: &Diff<Field>) -> anyhow::Result<State> {
-        Self::create(aws, spec).await
+        let record = record(spec)?;
+        route53::upsert(aws, &spec.zone, &record).await?;
+        Ok(State { zone: spec.zone.clone(), record })
     }
 
     async fn delete(aws: &Aws, state: &State) -> anyhow::Result<()> {

@@ -270,3 +270,62 @@ async fn with_a_hosted_zone_one_run_outlasts_a_slow_acm() {
     );
     must(&stack, &proxy, &["teardown"]).await;
 }
+
+/// What Route 53 would refuse half-way, or serve to no one, is refused by
+/// the plan, naming the zone and what to do: a CNAME at the domain's name
+/// (no other record may sit beside it, so the alias records would fail
+/// after the domain exists), a private zone, a zone that does not hold the
+/// domain. Nothing is written. Before, each failed late or went unnoticed.
+#[tokio::test]
+async fn a_zone_that_cannot_take_the_domains_records_is_refused_by_the_plan() {
+    let aws = clients().await;
+    let proxy = validating_proxy().await;
+
+    let name = "t-dns-cname";
+    let zone = hosted_zone(&aws, &format!("{name}.example.com")).await;
+    let domain = format!("api.{name}.example.com");
+    let set = ResourceRecordSet::builder()
+        .name(&domain)
+        .r#type(RrType::Cname)
+        .ttl(300)
+        .resource_records(ResourceRecord::builder().value("old-gateway.example.net").build().expect("record"))
+        .build()
+        .expect("record set");
+    let change = Change::builder().action(ChangeAction::Create).resource_record_set(set).build().expect("change");
+    let batch = ChangeBatch::builder().changes(change).build().expect("batch");
+    aws.route53.change_resource_record_sets().hosted_zone_id(&zone).change_batch(batch).send().await.expect("CNAME");
+    let stack = fresh_stack(name, &with_zone(name, &zone), &proxy).await;
+    let diff = deployer(&stack, &proxy.url(), &["diff"], &env()).await;
+    assert_eq!(diff.code, 1, "{}\n{}", diff.stdout, diff.stderr);
+    assert!(diff.stderr.contains(&format!("zone {zone} holds a CNAME record {domain}.")), "{}", diff.stderr);
+
+    let name = "t-dns-private";
+    let private = aws
+        .route53
+        .create_hosted_zone()
+        .name(format!("{name}.example.com"))
+        .caller_reference(format!("{name}-{}", std::process::id()))
+        .hosted_zone_config(aws_sdk_route53::types::HostedZoneConfig::builder().private_zone(true).build())
+        .vpc(
+            aws_sdk_route53::types::Vpc::builder()
+                .vpc_id("vpc-12345678")
+                .vpc_region(aws_sdk_route53::types::VpcRegion::EuWest1)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("private zone");
+    let private = private.hosted_zone().expect("zone").id().trim_start_matches("/hostedzone/").to_owned();
+    let stack = fresh_stack(name, &with_zone(name, &private), &proxy).await;
+    let diff = deployer(&stack, &proxy.url(), &["diff"], &env()).await;
+    assert_eq!(diff.code, 1, "{}\n{}", diff.stdout, diff.stderr);
+    assert!(diff.stderr.contains("is a private hosted zone"), "{}", diff.stderr);
+
+    let name = "t-dns-elsewhere";
+    let other = hosted_zone(&aws, "t-dns-other.example.org").await;
+    let stack = fresh_stack(name, &with_zone(name, &other), &proxy).await;
+    let diff = deployer(&stack, &proxy.url(), &["diff"], &env()).await;
+    assert_eq!(diff.code, 1, "{}\n{}", diff.stdout, diff.stderr);
+    assert!(diff.stderr.contains("which does not hold api.t-dns-elsewhere.example.com."), "{}", diff.stderr);
+    assert_eq!(proxy.changes(), Vec::<String>::new(), "nothing written");
+}
