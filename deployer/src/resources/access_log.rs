@@ -49,6 +49,11 @@ pub struct State {
     pub format: String,
     /// The account's CloudWatch role as read with the stage.
     pub account_role: Option<String>,
+    /// A `cloudwatchRoleArn` that names a role that no longer exists (so
+    /// API Gateway writes no access log): reported, and replaced only with
+    /// `account_role: create`.
+    #[serde(default)]
+    pub stale_account_role: Option<String>,
 }
 
 /// One JSON object per request: who called (address, certificate), what
@@ -71,13 +76,39 @@ pub fn format() -> String {
     .to_string()
 }
 
-async fn account_role(aws: &Aws) -> anyhow::Result<Option<String>> {
+/// The account's CloudWatch role: the role, if it exists; else the ARN the
+/// account names, if it names a role IAM no longer has (a stale setting
+/// API Gateway keeps without a word, and logs nothing through).
+async fn account_role(aws: &Aws) -> anyhow::Result<(Option<String>, Option<String>)> {
     let account = aws.apigateway.get_account().send().await.aws("GetAccount")?;
-    Ok(account.cloudwatch_role_arn().filter(|arn| !arn.is_empty()).map(str::to_owned))
+    let Some(arn) = account.cloudwatch_role_arn().filter(|arn| !arn.is_empty()).map(str::to_owned) else {
+        return Ok((None, None));
+    };
+    let name = arn.rsplit('/').next().unwrap_or_default();
+    match aws.iam.get_role().role_name(name).send().await.found("GetRole (the account's CloudWatch role)")? {
+        Some(_) => Ok((Some(arn), None)),
+        None => Ok((None, Some(arn))),
+    }
+}
+
+/// Why API Gateway writes no access log, when the account has no working role.
+fn no_account_role(stale: Option<&String>) -> String {
+    match stale {
+        Some(arn) => format!(
+            "the account's CloudWatch role for API Gateway (cloudwatchRoleArn) is {arn}, a role that no longer \
+             exists, so API Gateway writes no access log in this account and region"
+        ),
+        None => "API Gateway has no CloudWatch role in this account and region, so it writes no access log".into(),
+    }
 }
 
 /// The stage's access log, if it has one.
-async fn read(aws: &Aws, api_id: &str, stage: &str, role: Option<String>) -> anyhow::Result<Option<State>> {
+async fn read(
+    aws: &Aws,
+    api_id: &str,
+    stage: &str,
+    (role, stale): (Option<String>, Option<String>),
+) -> anyhow::Result<Option<State>> {
     let Some(read) = aws.apigateway.get_stage().rest_api_id(api_id).stage_name(stage).send().await.found("GetStage")?
     else {
         return Ok(None);
@@ -91,6 +122,7 @@ async fn read(aws: &Aws, api_id: &str, stage: &str, role: Option<String>) -> any
         destination_arn: settings.destination_arn().unwrap_or_default().to_owned(),
         format: settings.format().unwrap_or_default().to_owned(),
         account_role: role,
+        stale_account_role: stale,
     }))
 }
 
@@ -103,14 +135,15 @@ fn ownership(stack: &str, state: &State) -> Ownership {
 /// The account's CloudWatch role, set if it has none and the stack allows
 /// it; an error that says what to do if it has none and the stack does not.
 async fn ensure_account_role(aws: &Aws, spec: &Spec) -> anyhow::Result<String> {
-    if let Some(role) = account_role(aws).await? {
+    let (role, stale) = account_role(aws).await?;
+    if let Some(role) = role {
         return Ok(role);
     }
     let Some(role_arn) = &spec.account_role else {
         anyhow::bail!(
-            "API Gateway has no CloudWatch role in this account and region, and it writes access logs with it; \
-             nothing was written. Set stage.access_log.account_role: create to let the deployer make one \
+            "{}; nothing was written. Set stage.access_log.account_role: create to let the deployer make one \
              ({}) and set it, or set the account's cloudwatchRoleArn yourself",
+            no_account_role(stale.as_ref()),
             names::ACCOUNT_LOG_ROLE
         );
     };
@@ -225,7 +258,7 @@ impl Kind for AccessLog {
         diff.field(Field::Format, state.format.as_str(), spec.format.as_str());
         // Set only where the account has none: an account's role is kept.
         if state.account_role.is_none() && spec.account_role.is_some() {
-            diff.field(Field::AccountRole, &state.account_role, &spec.account_role);
+            diff.field(Field::AccountRole, &state.stale_account_role, &spec.account_role);
         }
         diff
     }
@@ -234,9 +267,10 @@ impl Kind for AccessLog {
         let may_set = spec.is_some_and(|s| s.account_role.is_some());
         match state.account_role {
             None if !may_set => vec![format!(
-                "access_log {}: API Gateway has no CloudWatch role in this account and region, so it writes no \
-                 access log; set stage.access_log.account_role: create, or set the account's cloudwatchRoleArn",
-                state.stage
+                "access_log {}: {}; set stage.access_log.account_role: create, or set the account's \
+                 cloudwatchRoleArn",
+                state.stage,
+                no_account_role(state.stale_account_role.as_ref())
             )],
             _ => Vec::new(),
         }
@@ -259,6 +293,9 @@ impl Kind for AccessLog {
                 &["apigateway:GET"],
                 vec![grants.apigateway("/account")],
             ),
+            // Whether the role the account names still exists (any name:
+            // the account's setting may be anyone's).
+            Statement::allow("ApiGatewayAccountRoleRead", Access::Read, &["iam:GetRole"], vec![grants.arns.role("*")]),
         ];
         if !grants.stack.stage.access_log.as_ref().is_some_and(|a| a.create_account_role) {
             return statements;
@@ -334,7 +371,7 @@ impl KindIo for AccessLog {
         let stages: Vec<&str> = scope.declared(Stage::NAME).collect();
         let Some(api) = apis.iter().find(|a| a.ownership != Ownership::Foreign) else { return Ok(Vec::new()) };
         // The account is read only where the stack wants an access log.
-        let role = if scope.desired.is_empty() { None } else { account_role(scope.aws).await? };
+        let role = if scope.desired.is_empty() { (None, None) } else { account_role(scope.aws).await? };
         let mut found = Vec::new();
         for stage in stages {
             if let Some(state) = read(scope.aws, &api.state.id, stage, role.clone()).await? {
@@ -360,6 +397,7 @@ impl KindIo for AccessLog {
             destination_arn: spec.destination_arn.clone(),
             format: spec.format.clone(),
             account_role: Some(role),
+            stale_account_role: None,
         })
     }
 
@@ -374,6 +412,7 @@ impl KindIo for AccessLog {
         Ok(State {
             destination_arn: spec.destination_arn.clone(),
             format: spec.format.clone(),
+            stale_account_role: if role.is_some() { None } else { state.stale_account_role.clone() },
             account_role: role,
             ..state.clone()
         })
@@ -411,6 +450,7 @@ mod tests {
             destination_arn: spec().destination_arn,
             format: format(),
             account_role: Some("arn:aws:iam::123456789012:role/someone-elses".into()),
+            stale_account_role: None,
         }
     }
 
@@ -436,6 +476,15 @@ mod tests {
         let blockers = AccessLog::blockers(Some(&without), &no_role);
         assert!(blockers.len() == 1 && blockers[0].contains("account_role: create"), "{blockers:?}");
         assert!(AccessLog::blockers(Some(&spec()), &no_role).is_empty(), "the deployer will set it");
+
+        // A setting that names a role IAM no longer has is no role: said so,
+        // and replaced only with `create` (the diff shows what it replaces).
+        let stale = "arn:aws:iam::123456789012:role/deleted-long-ago";
+        let stale_role = State { stale_account_role: Some(stale.into()), ..no_role };
+        let blockers = AccessLog::blockers(Some(&without), &stale_role);
+        assert!(blockers.len() == 1 && blockers[0].contains(&format!("is {stale}, a role that no longer exists")));
+        let replaced = AccessLog::diff(&spec(), &stale_role);
+        assert!(replaced.fields.iter().any(|f| f.old.contains("deleted-long-ago")), "{:?}", replaced.fields);
     }
 
     #[test]

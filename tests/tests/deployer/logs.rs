@@ -178,3 +178,41 @@ async fn a_create_whose_write_aws_did_not_keep_is_not_reported_done() {
     assert_eq!(deployer(&stack, &setup.url(), &["diff", "--detailed-exitcode"], &env()).await.code, 0);
     assert_eq!(deployer(&stack, &setup.url(), &["teardown"], &env()).await.code, 0);
 }
+
+/// An account whose CloudWatch role setting names a role IAM no longer has
+/// (deleted by hand, a stack torn down elsewhere): API Gateway keeps the
+/// setting without a word and writes no access log. The deployer says so,
+/// names the role, writes nothing; with `account_role: create` it replaces
+/// the setting with its own role. Before, the stale role counted as a role.
+#[tokio::test]
+async fn an_account_role_that_no_longer_exists_is_reported_and_replaced_only_on_request() {
+    let _account = e2e::deploy::ACCOUNT_SETTINGS.lock().await;
+    let name = "t-logs-stale";
+    let region = "ap-southeast-2";
+    let yaml =
+        |access_log: &str| stack_yaml(name, access_log).replace("region: eu-west-1", &format!("region: {region}"));
+    let stack = StackDir::new(name, &yaml(""));
+    let proxy = Proxy::start().await;
+    assert_eq!(deployer(&stack, &proxy.url(), &["teardown"], &env()).await.code, 0);
+    let aws = clients_in(region).await;
+    let stale = "arn:aws:iam::123456789012:role/deleted-long-ago";
+    let set = PatchOperation::builder().op(Op::Replace).path("/cloudwatchRoleArn").value(stale).build();
+    aws.apigateway.update_account().patch_operations(set).send().await.unwrap();
+    let account_role = || async {
+        let account = aws.apigateway.get_account().send().await.unwrap();
+        account.cloudwatch_role_arn().filter(|r| !r.is_empty()).map(str::to_owned)
+    };
+
+    stack.write("stack.yaml", yaml("  access_log: { retention_days: 30 }\n"));
+    let refused = deployer(&stack, &proxy.url(), &["apply"], &env()).await;
+    assert_eq!(refused.code, 1, "{}\n{}", refused.stdout, refused.stderr);
+    assert!(refused.stderr.contains(&format!("is {stale}, a role that no longer exists")), "{}", refused.stderr);
+    assert_eq!(account_role().await.as_deref(), Some(stale), "not changed without `create`");
+
+    stack.write("stack.yaml", yaml("  access_log: { retention_days: 30, account_role: create }\n"));
+    let applied = deployer(&stack, &proxy.url(), &["apply"], &env()).await;
+    assert_eq!(applied.code, 0, "{}\n{}", applied.stdout, applied.stderr);
+    let ours = account_role().await.unwrap_or_default();
+    assert!(ours.ends_with("role/oauth-gateway-apigateway-cloudwatch"), "{ours}");
+    assert_eq!(deployer(&stack, &proxy.url(), &["teardown"], &env()).await.code, 0);
+}
