@@ -80,7 +80,7 @@ pub fn permissions(grants: &Grants<'_>) -> Vec<Statement> {
         Statement::allow(
             "LockBucket",
             Access::Write,
-            &["s3:CreateBucket", "s3:PutBucketPublicAccessBlock", "s3:ListBucket", "s3:DeleteBucket"],
+            &["s3:CreateBucket", "s3:PutBucketPublicAccessBlock", "s3:ListBucket"],
             vec![bucket.clone()],
         ),
         Statement::allow(
@@ -260,6 +260,12 @@ async fn put(aws: &Aws, bucket: &str, key: &str, lease: &Lease, condition: Condi
             Some("NoSuchBucket") => Err(PutError::NoBucket),
             // If-Match on an object that is gone.
             Some("NoSuchKey") => Err(PutError::Precondition),
+            // Sent with the account as expected owner: another account's bucket.
+            _ if e.raw_response().is_some_and(|r| r.status().as_u16() == 403) => Err(PutError::Other(anyhow::anyhow!(
+                "S3 answers 403 for the deployer's lock bucket {bucket}: it belongs to another account (bucket \
+                 names are global), or this role may not use it ({})",
+                crate::error::describe(&e)
+            ))),
             _ => Err(PutError::Other(anyhow::anyhow!("PutObject (lock): {}", crate::error::describe(&e)))),
         },
     }
@@ -289,25 +295,6 @@ async fn create_bucket(aws: &Aws, bucket: &str) -> anyhow::Result<()> {
 async fn block_public_access(aws: &Aws, bucket: &str) -> anyhow::Result<()> {
     buckets::block_public_access(aws, bucket).send().await.aws("PutPublicAccessBlock (lock bucket)")?;
     Ok(())
-}
-
-/// Deletes the lock bucket if no stack holds a lock object in it any more
-/// (teardown of the last stack of the account and region).
-pub async fn remove_bucket_if_empty(aws: &Aws) -> anyhow::Result<()> {
-    let bucket = bucket_name(aws);
-    let Some(listing) = aws.s3.list_objects_v2().bucket(&bucket).max_keys(1).send().await.found("ListObjectsV2")?
-    else {
-        return Ok(());
-    };
-    if listing.key_count().unwrap_or_default() > 0 || !listing.contents().is_empty() {
-        return Ok(());
-    }
-    let deleted = aws.s3.delete_bucket().bucket(&bucket).send().await;
-    match deleted {
-        // Another stack took a lock in it meanwhile: it stays.
-        Err(e) if code(&e) == Some("BucketNotEmpty") => Ok(()),
-        other => other.gone("DeleteBucket (lock bucket)"),
-    }
 }
 
 /// A random run id: the clock's nanoseconds mixed with the process id.

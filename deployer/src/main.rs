@@ -173,10 +173,9 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Teardown => {
             let held = commands::lock(&aws, &stack, "teardown", lease, wait).await?;
             let result = teardown(cli, &aws, &stack, &desired, &held.lost()).await;
-            let code = finish(held, result).await?;
-            // The lock bucket goes with the last stack of the account and region.
-            deployer::lock::remove_bucket_if_empty(&aws).await?;
-            Ok(code)
+            // (The lock bucket stays, empty: deleted, its name would be free for
+            // any account to take, and the next run here would find it theirs.)
+            finish(held, result).await
         }
     }
 }

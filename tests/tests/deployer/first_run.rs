@@ -69,3 +69,24 @@ async fn a_truststore_bucket_name_another_account_holds_is_named_in_the_refusal(
     );
     assert_eq!(proxy.changes(), Vec::<String>::new(), "nothing written");
 }
+
+/// The deployer's own lock bucket, `oauth-gateway-ACCOUNT-REGION`, held by
+/// another account (bucket names are global; the deployer keeps its bucket
+/// after the last teardown so the name stays the account's): the run is
+/// refused naming the bucket, and nothing is written.
+#[tokio::test]
+async fn a_lock_bucket_another_account_holds_is_named_in_the_refusal() {
+    let name = "t-lock-taken";
+    let plain = Proxy::aws_like(Behaviours::none(TIME_SCALE)).await;
+    let stack = fresh_stack(name, &stack_yaml(name, ""), &plain).await;
+    let taken: &'static [&'static str] = &["oauth-gateway-123456789012-eu-west-1"];
+    let proxy = Proxy::aws_like(Behaviours { foreign_buckets: taken, ..Behaviours::none(TIME_SCALE) }).await;
+    let apply = deployer(&stack, &proxy.url(), &["apply"], &env()).await;
+    assert_ne!(apply.code, 0);
+    assert!(
+        apply.stderr.contains("lock bucket oauth-gateway-123456789012-eu-west-1: it belongs to another account"),
+        "{}",
+        apply.stderr
+    );
+    assert_eq!(proxy.changes(), Vec::<String>::new(), "nothing written");
+}

@@ -59,6 +59,17 @@ async fn without_account_role(aws: &Clients) {
     }
 }
 
+/// A region where the deployer never ran: without its lock bucket (which
+/// it keeps once made, and the test's own teardown made).
+async fn without_lock_bucket(aws: &Clients, region: &str) {
+    let bucket = format!("oauth-gateway-123456789012-{region}");
+    let Ok(listed) = aws.s3.list_objects_v2().bucket(&bucket).send().await else { return };
+    for object in listed.contents() {
+        aws.s3.delete_object().bucket(&bucket).key(object.key().unwrap_or_default()).send().await.unwrap();
+    }
+    aws.s3.delete_bucket().bucket(&bucket).send().await.unwrap();
+}
+
 /// What an earlier deployer made for API Gateway to invoke the authorizer:
 /// a role of the stack's, with an inline policy, as the authorizer's credentials.
 async fn earlier_deployers_invoke_role(aws: &Clients, name: &str) {
@@ -154,6 +165,7 @@ async fn a_stacks_whole_life_runs_under_the_printed_policy_and_needs_every_state
     let proxy = Proxy::aws_like(Behaviours { acm_dns_validation: true, ..Behaviours::none(TIME_SCALE) }).await;
     let stack = fresh_stack(name, &full, &proxy).await;
     without_account_role(&aws).await;
+    without_lock_bucket(&aws, REGION).await;
     let started = std::time::Instant::now();
 
     let first = deployer(&stack, &proxy.url(), &["apply", "--wait-for-certificate", "0"], &env()).await;
