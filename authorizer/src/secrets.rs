@@ -78,12 +78,54 @@ impl std::fmt::Display for Reference {
     }
 }
 
+/// The value of `AUTHORIZER_SECRET_REFERENCES` for `references` (what
+/// [`References::from_lookup`] reads back).
+pub fn references_variable(references: &BTreeMap<String, Reference>) -> String {
+    let map: BTreeMap<&str, String> = references.iter().map(|(n, r)| (n.as_str(), r.to_string())).collect();
+    serde_json::to_string(&map).unwrap_or_default()
+}
+
+/// The services read at init, each for its one operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Service {
+    SecretsManager,
+    Ssm,
+}
+
+impl Service {
+    const ALL: [Service; 2] = [Service::SecretsManager, Service::Ssm];
+
+    /// Its SigV4 signing name, and the first label of its endpoint.
+    fn name(self) -> &'static str {
+        match self {
+            Service::SecretsManager => "secretsmanager",
+            Service::Ssm => "ssm",
+        }
+    }
+
+    /// The variable that overrides its endpoint, as in the AWS SDKs.
+    fn endpoint_variable(self) -> &'static str {
+        match self {
+            Service::SecretsManager => "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+            Service::Ssm => "AWS_ENDPOINT_URL_SSM",
+        }
+    }
+
+    /// `X-Amz-Target` of the one call made to it.
+    fn target(self) -> &'static str {
+        match self {
+            Service::SecretsManager => "secretsmanager.GetSecretValue",
+            Service::Ssm => "AmazonSSM.GetParameter",
+        }
+    }
+}
+
 /// The function's region and credentials, as Lambda sets them.
 #[derive(Clone)]
 pub struct AwsAccess {
     pub region: String,
     credentials: Credentials,
-    lookup_endpoints: BTreeMap<&'static str, String>,
+    endpoints: BTreeMap<Service, String>,
 }
 
 impl std::fmt::Debug for AwsAccess {
@@ -91,12 +133,6 @@ impl std::fmt::Debug for AwsAccess {
         f.debug_struct("AwsAccess").field("region", &self.region).finish_non_exhaustive()
     }
 }
-
-/// The services read, with the variable that overrides each one's endpoint.
-const SERVICES: [(&str, &str, &str); 2] = [
-    ("secretsmanager", "AWS_ENDPOINT_URL_SECRETS_MANAGER", "secretsmanager.GetSecretValue"),
-    ("ssm", "AWS_ENDPOINT_URL_SSM", "AmazonSSM.GetParameter"),
-];
 
 impl AwsAccess {
     /// From Lambda's variables; problems are reported against `variable`.
@@ -115,20 +151,20 @@ impl AwsAccess {
             "environment",
         );
         let host = if region.starts_with("cn-") { "amazonaws.com.cn" } else { "amazonaws.com" };
-        let lookup_endpoints = SERVICES
-            .iter()
-            .map(|(service, override_variable, _)| {
-                let endpoint = lookup(override_variable)
+        let endpoints = Service::ALL
+            .into_iter()
+            .map(|service| {
+                let endpoint = lookup(service.endpoint_variable())
                     .or_else(|| lookup("AWS_ENDPOINT_URL"))
-                    .unwrap_or_else(|| format!("https://{service}.{region}.{host}"));
-                (*service, endpoint)
+                    .unwrap_or_else(|| format!("https://{}.{region}.{host}", service.name()));
+                (service, endpoint)
             })
             .collect();
-        Ok(AwsAccess { region, credentials, lookup_endpoints })
+        Ok(AwsAccess { region, credentials, endpoints })
     }
 
-    pub fn endpoint(&self, service: &str) -> &str {
-        self.lookup_endpoints.get(service).map_or("", String::as_str)
+    pub fn endpoint(&self, service: Service) -> &str {
+        &self.endpoints[&service]
     }
 
     /// One signed JSON call to `service` (its one operation here); the
@@ -137,16 +173,15 @@ impl AwsAccess {
         &self,
         client: &reqwest::Client,
         clock: &Clock,
-        service: &str,
+        service: Service,
         body: Value,
         variable: &str,
         what: &str,
     ) -> Result<Value, ConfigError> {
         let problem = |message: String| ConfigError::new(variable, format!("reading {what}: {message}"));
-        let target = SERVICES.iter().find(|(s, _, _)| *s == service).map_or("", |(_, _, target)| *target);
         let body = body.to_string();
         let url = format!("{}/", self.endpoint(service).trim_end_matches('/'));
-        let headers = [("content-type", "application/x-amz-json-1.1"), ("x-amz-target", target)];
+        let headers = [("content-type", "application/x-amz-json-1.1"), ("x-amz-target", service.target())];
         let signed = self.sign(service, &url, &headers, body.as_bytes(), clock).map_err(problem)?;
         let mut request = client.post(&url).timeout(TIMEOUT).body(body);
         for (name, value) in headers.iter().copied().chain(signed.iter().map(|(n, v)| (n.as_str(), v.as_str()))) {
@@ -171,7 +206,7 @@ impl AwsAccess {
     /// The SigV4 headers for the request.
     fn sign(
         &self,
-        service: &str,
+        service: Service,
         url: &str,
         headers: &[(&str, &str)],
         body: &[u8],
@@ -181,7 +216,7 @@ impl AwsAccess {
         let params = v4::SigningParams::builder()
             .identity(&identity)
             .region(&self.region)
-            .name(service)
+            .name(service.name())
             .time(clock.system_time())
             .settings(SigningSettings::default())
             .build()
@@ -194,8 +229,8 @@ impl AwsAccess {
     }
 }
 
-/// The text of `value`'s string member `member` (`SecretString`,
-/// `Parameter.Value`).
+/// The string at JSON `pointer` in `value` (`/SecretString`,
+/// `/Parameter/Value`).
 fn text_at<'a>(value: &'a Value, pointer: &str) -> Option<&'a str> {
     value.pointer(pointer).and_then(Value::as_str)
 }
@@ -229,7 +264,7 @@ impl Source {
         if let Some(version) = &self.version {
             body["VersionId"] = version.clone().into();
         }
-        let answer = self.aws.call(client, clock, "secretsmanager", body, SECRETS, &self.secret_id).await?;
+        let answer = self.aws.call(client, clock, Service::SecretsManager, body, SECRETS, &self.secret_id).await?;
         let value = text_at(&answer, "/SecretString")
             .ok_or_else(|| ConfigError::new(SECRETS, format!("{} holds no text value", self.secret_id)))?;
         parse(value)
@@ -275,10 +310,10 @@ impl References {
             let what = reference.to_string();
             let (service, body, pointer) = match reference {
                 Reference::Ssm(parameter) => {
-                    ("ssm", serde_json::json!({"Name": parameter, "WithDecryption": true}), "/Parameter/Value")
+                    (Service::Ssm, serde_json::json!({"Name": parameter, "WithDecryption": true}), "/Parameter/Value")
                 }
                 Reference::SecretsManager(id) => {
-                    ("secretsmanager", serde_json::json!({"SecretId": id}), "/SecretString")
+                    (Service::SecretsManager, serde_json::json!({"SecretId": id}), "/SecretString")
                 }
             };
             let answer = self.aws.call(client, clock, service, body, name, &what).await?;
@@ -425,8 +460,8 @@ mod tests {
             ("AWS_SECRET_ACCESS_KEY", "SECRET"),
         ];
         let source = Source::from_lookup(&env(FULL)).expect("valid").expect("set");
-        assert_eq!(source.aws.endpoint("secretsmanager"), "https://secretsmanager.cn-north-1.amazonaws.com.cn");
-        assert_eq!(source.aws.endpoint("ssm"), "https://ssm.cn-north-1.amazonaws.com.cn");
+        assert_eq!(source.aws.endpoint(Service::SecretsManager), "https://secretsmanager.cn-north-1.amazonaws.com.cn");
+        assert_eq!(source.aws.endpoint(Service::Ssm), "https://ssm.cn-north-1.amazonaws.com.cn");
         assert_eq!(source.version.as_deref(), Some("0123"));
         assert!(!format!("{source:?}").contains("SECRET"), "no credential in Debug");
     }

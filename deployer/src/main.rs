@@ -15,17 +15,18 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
+use clap::Parser as _;
+use deployer::cli::{Cli, Command};
+use deployer::commands::{self, Prepared};
+use deployer::plan::Plan;
+use deployer::stack::{Stack, Unset};
+
 /// `deployer local` moves many small buffers between tasks on different
 /// threads; glibc's allocator serialises those frees on its arena locks
 /// (measured: a fifth of the edge's time in malloc, free and the futexes
 /// behind them). mimalloc frees to the owning thread's heap without a lock.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use clap::Parser as _;
-use deployer::cli::{Cli, Command};
-use deployer::commands::{self, Prepared};
-use deployer::plan::Plan;
-use deployer::stack::{Stack, Unset};
 
 /// `apply`'s exit code when a certificate still waits for its DNS record.
 const WAITING_FOR_DNS_VALIDATION: u8 = 3;

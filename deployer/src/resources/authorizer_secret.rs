@@ -126,8 +126,7 @@ pub fn function_variables(stack: &Stack) -> BTreeMap<String, Setting> {
     // The team's own secrets: only where they are, compared like any setting.
     let references = &stack.authorizer.secret_references;
     if !references.is_empty() {
-        let map: BTreeMap<&str, String> = references.iter().map(|(n, r)| (n.as_str(), r.to_string())).collect();
-        let text = serde_json::to_string(&map).unwrap_or_default();
+        let text = authorizer::secrets::references_variable(references);
         variables.insert(authorizer::secrets::REFERENCES.to_owned(), Setting::public(text));
     }
     let Some(spec) = wanted(stack) else { return variables };

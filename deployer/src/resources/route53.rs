@@ -182,8 +182,18 @@ const PROPAGATION: std::time::Duration = std::time::Duration::from_secs(300);
 /// of a record that exists, so one someone made since is never overwritten.
 /// Then waits until the change is served ([`insync`]).
 pub async fn create(aws: &Aws, zone: &str, record: &Record) -> anyhow::Result<()> {
-    let sent = change(aws, zone, ChangeAction::Create, record)?.send().await;
+    write(aws, zone, ChangeAction::Create, record).await
+}
+
+/// Replaces `record`, one of the stack's, and waits until it is served.
+pub async fn upsert(aws: &Aws, zone: &str, record: &Record) -> anyhow::Result<()> {
+    write(aws, zone, ChangeAction::Upsert, record).await
+}
+
+async fn write(aws: &Aws, zone: &str, action: ChangeAction, record: &Record) -> anyhow::Result<()> {
+    let sent = change(aws, zone, action.clone(), record)?.send().await;
     if let Err(e) = &sent
+        && action == ChangeAction::Create
         && crate::error::code(e) == Some("InvalidChangeBatch")
         && e.as_service_error().and_then(|s| s.meta().message()).is_some_and(|m| m.contains("already exists"))
     {
@@ -193,14 +203,7 @@ pub async fn create(aws: &Aws, zone: &str, record: &Record) -> anyhow::Result<()
             record.kind
         );
     }
-    let changed = sent.aws("ChangeResourceRecordSets (CREATE)")?;
-    insync(aws, record, changed.change_info().map(|c| c.id().to_owned())).await
-}
-
-/// Replaces `record`, one of the stack's, and waits until it is served.
-pub async fn upsert(aws: &Aws, zone: &str, record: &Record) -> anyhow::Result<()> {
-    let changed =
-        change(aws, zone, ChangeAction::Upsert, record)?.send().await.aws("ChangeResourceRecordSets (UPSERT)")?;
+    let changed = sent.aws(&format!("ChangeResourceRecordSets ({})", action.as_str()))?;
     insync(aws, record, changed.change_info().map(|c| c.id().to_owned())).await
 }
 

@@ -767,8 +767,8 @@ pub fn function_environment_json(
         variables.insert(authorizer::secrets::SECRETS_VERSION.to_owned(), "0".repeat(32));
     }
     if !references.is_empty() {
-        let map: BTreeMap<&str, String> = references.iter().map(|(n, r)| (n.as_str(), r.to_string())).collect();
-        variables.insert(authorizer::secrets::REFERENCES.to_owned(), serde_json::to_string(&map).unwrap_or_default());
+        variables
+            .insert(authorizer::secrets::REFERENCES.to_owned(), authorizer::secrets::references_variable(references));
     }
     variables
 }
@@ -790,16 +790,12 @@ fn secret_reference(text: &str) -> Option<Result<authorizer::secrets::Reference,
     let valid_name = |name: &str, extra: &[u8]| {
         !name.is_empty() && name.len() <= 2048 && name.bytes().all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
     };
-    let reference = authorizer::secrets::Reference::parse(inner);
-    Some(match reference {
-        Some(authorizer::secrets::Reference::Ssm(name)) if name.starts_with("arn:") || valid_name(&name, b"_.-/") => {
-            Ok(authorizer::secrets::Reference::Ssm(name))
-        }
-        Some(authorizer::secrets::Reference::SecretsManager(id)) if valid_name(&id, b"/_+=.@-:") => {
-            Ok(authorizer::secrets::Reference::SecretsManager(id))
-        }
-        _ => Err(format!("{text:?} is not a reference: write {REFERENCE_FORMS}")),
-    })
+    use authorizer::secrets::Reference;
+    let reference = Reference::parse(inner).filter(|reference| match reference {
+        Reference::Ssm(name) => name.starts_with("arn:") || valid_name(name, b"_.-/"),
+        Reference::SecretsManager(id) => valid_name(id, b"/_+=.@-:"),
+    });
+    Some(reference.ok_or_else(|| format!("{text:?} is not a reference: write {REFERENCE_FORMS}")))
 }
 
 /// Replaces every `${env:NAME}`; the result is secret if any reference was used.

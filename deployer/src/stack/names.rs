@@ -116,7 +116,6 @@ impl Arns<'_> {
         format!("arn:{}:apigateway:{}::/domainnames/{name}", self.partition, self.region)
     }
 
-    /// The authorizer's secret, whatever suffix Secrets Manager gave its ARN.
     /// What a secret variable's reference reads: an SSM parameter by name
     /// (`/pets/x` → `parameter/pets/x`) or ARN; a Secrets Manager secret by
     /// ARN, or by name (its ARN ends with six characters AWS adds).
@@ -137,6 +136,7 @@ impl Arns<'_> {
         }
     }
 
+    /// The authorizer's secret, whatever suffix Secrets Manager gave its ARN.
     pub fn authorizer_secret(&self, stack: &str) -> String {
         format!(
             "arn:{}:secretsmanager:{}:{}:secret:{}-??????",
