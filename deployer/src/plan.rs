@@ -197,6 +197,10 @@ pub struct Plan {
     /// every plan names them, changed or not.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub any_valid_token: Vec<String>,
+    /// The stack's resources it no longer wants but leaves, each with why
+    /// (something outside the stack still needs it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_in_place: Vec<String>,
 }
 
 /// A certificate waiting for DNS validation, and the records it waits for.
@@ -289,6 +293,9 @@ impl fmt::Display for Plan {
             for route in &self.any_valid_token {
                 writeln!(f, "    {route}")?;
             }
+        }
+        for left in &self.left_in_place {
+            writeln!(f, "Left in place: {left}")?;
         }
         if !self.not_compared.is_empty() {
             writeln!(

@@ -156,7 +156,11 @@ pub fn plan_as(runner: Runner, stack: &str, desired: &[Desired], observed: &Obse
             .collect();
         prune.sort();
         for address in prune {
-            planned.plan.steps.push(Step { address, action: Action::Delete, fields: Vec::new() });
+            let state = observed.get(&address).map(|found| &found.state).unwrap_or(&serde_json::Value::Null);
+            match kind.left_in_place(state)? {
+                Some(why) => planned.plan.left_in_place.push(format!("{address}: {why}")),
+                None => planned.plan.steps.push(Step { address, action: Action::Delete, fields: Vec::new() }),
+            }
         }
     }
     Ok(planned)

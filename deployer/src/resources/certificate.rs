@@ -135,6 +135,62 @@ async fn list(aws: &Aws) -> anyhow::Result<Vec<CertificateSummary>> {
         .aws("ListCertificates")
 }
 
+/// The regions whose certificates are checked for a validation record the
+/// stack would delete: its own, and us-east-1, where CloudFront's are.
+/// ACM has no account-wide list; a certificate for the same name in a
+/// third region is not seen (the README says so).
+pub fn sharing_regions(aws: &Aws) -> Vec<String> {
+    let mut regions = vec![aws.region.clone()];
+    if aws.region != "us-east-1" {
+        regions.push("us-east-1".to_owned());
+    }
+    regions
+}
+
+/// The certificates, other than `own`, that ACM validates and renews by the
+/// same DNS record as `domain` (the record is per account and name, in every
+/// region: `*.name` shares `name`'s), as `ARN (STATUS)`: Amazon-issued
+/// ones that are issued or waiting for validation, in [`sharing_regions`].
+pub async fn sharing_validation_record(aws: &Aws, domain: &str, own: &[String]) -> anyhow::Result<Vec<String>> {
+    use aws_sdk_acm::types::{CertificateStatus, CertificateType, Filters, KeyAlgorithm};
+    let base = |name: &str| name.trim_start_matches("*.").trim_end_matches('.').to_ascii_lowercase();
+    let domain = base(domain);
+    // ListCertificates lists RSA 2048 certificates only unless asked for every key type.
+    let every_key = Filters::builder()
+        .set_key_types(Some(KeyAlgorithm::values().iter().map(|k| KeyAlgorithm::from(*k)).collect()))
+        .build();
+    let mut sharing = Vec::new();
+    for region in sharing_regions(aws) {
+        let acm = aws_sdk_acm::Client::from_conf(
+            aws.acm.config().to_builder().region(aws_config::Region::new(region.clone())).build(),
+        );
+        let summaries: Vec<CertificateSummary> = acm
+            .list_certificates()
+            .certificate_statuses(CertificateStatus::Issued)
+            .certificate_statuses(CertificateStatus::PendingValidation)
+            .includes(every_key.clone())
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .aws(&format!("ListCertificates ({region})"))?;
+        for summary in summaries {
+            let arn = summary.certificate_arn().unwrap_or_default();
+            let names = summary
+                .domain_name()
+                .into_iter()
+                .chain(summary.subject_alternative_name_summaries().iter().map(String::as_str));
+            let amazon_issued = summary.r#type().is_none_or(|t| *t == CertificateType::AmazonIssued);
+            if amazon_issued && !own.iter().any(|o| o == arn) && names.into_iter().any(|n| base(n) == domain) {
+                let status = summary.status().map(|s| s.as_str()).unwrap_or("unknown status");
+                sharing.push(format!("{arn} ({status})"));
+            }
+        }
+    }
+    Ok(sharing)
+}
+
 /// The stack's certificates for `domain`, best first (ISSUED, then pending,
 /// then the rest).
 async fn owned_for(aws: &Aws, stack: &str, domain: &str) -> anyhow::Result<Vec<State>> {

@@ -420,6 +420,13 @@ pub trait Kind: Send + Sync + 'static {
     fn blockers(_spec: Option<&Self::Spec>, _state: &Self::State) -> Vec<String> {
         Vec::new()
     }
+    /// Why one of the stack's resources that it no longer wants is left in
+    /// place rather than deleted: something outside the stack still needs
+    /// it (a validation record another certificate renews by). `None`:
+    /// deleted as usual.
+    fn left_in_place(_state: &Self::State) -> Option<String> {
+        None
+    }
     /// Values other resources refer to.
     fn outputs(state: &Self::State) -> Outputs;
     /// What IAM checks when the deployer observes, creates, updates and
@@ -478,6 +485,7 @@ pub trait DynPlan: Send + Sync {
     fn desired(&self, context: &Context<'_>) -> anyhow::Result<Vec<(String, Value)>>;
     fn diff(&self, spec: &Value, state: &Value) -> anyhow::Result<Diff>;
     fn blockers(&self, spec: Option<&Value>, state: &Value) -> Vec<String>;
+    fn left_in_place(&self, state: &Value) -> anyhow::Result<Option<String>>;
     fn outputs(&self, state: &Value) -> anyhow::Result<Outputs>;
 }
 
@@ -580,6 +588,10 @@ impl<K: Kind> DynPlan for Registered<K> {
             Ok(state) => K::blockers(spec.as_ref(), &state),
             Err(e) => vec![e.to_string()],
         }
+    }
+
+    fn left_in_place(&self, state: &Value) -> anyhow::Result<Option<String>> {
+        Ok(K::left_in_place(&typed::<K::State>(K::NAME, "state", state)?))
     }
 
     fn outputs(&self, state: &Value) -> anyhow::Result<Outputs> {

@@ -7,7 +7,11 @@
 //! validation record, in the zone the certificate's tag names, holding the
 //! value ACM gave. Another value at that name is not the stack's and is
 //! never overwritten. Teardown (and removing `hosted_zone_id`) deletes the
-//! record through the same tag, once nothing wants it.
+//! record through the same tag, once nothing wants it: ACM names one record
+//! per account and name, in every region, and renews every certificate of
+//! that name by it, so while a certificate outside the stack (in the stack's
+//! region or in us-east-1, CloudFront's) uses it, it is left in place and
+//! the plan says so.
 
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +38,11 @@ pub struct Spec {
 pub struct State {
     pub zone: String,
     pub record: Record,
+    /// Certificates outside the stack that ACM validates and renews by the
+    /// same record (`ARN (STATUS)`): while there is one, the record is left
+    /// when the stack no longer wants it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub needed_by: Vec<String>,
 }
 
 fn record(spec: &Spec) -> anyhow::Result<Record> {
@@ -50,7 +59,7 @@ fn record(spec: &Spec) -> anyhow::Result<Record> {
 async fn read(aws: &Aws, address: &str, zone: &str, name: &str, value: &str) -> anyhow::Result<Option<Found<State>>> {
     let Some(record) = route53::read(aws, zone, name, "CNAME").await? else { return Ok(None) };
     let ownership = if record.values == [route53::fqdn(value)] { Ownership::Owned } else { Ownership::Foreign };
-    Ok(Some(Found::new(address, ownership, State { zone: zone.to_owned(), record })))
+    Ok(Some(Found::new(address, ownership, State { zone: zone.to_owned(), record, needed_by: Vec::new() })))
 }
 
 super::fields! {
@@ -93,6 +102,19 @@ impl Kind for ValidationRecord {
         diff
     }
 
+    fn left_in_place(state: &State) -> Option<String> {
+        (!state.needed_by.is_empty()).then(|| {
+            format!(
+                "{} {} in zone {} stays: ACM renews {} by it (the record is the account's for that name, in every \
+                 region); once none does, delete it by hand",
+                state.record.name,
+                state.record.kind,
+                state.zone,
+                state.needed_by.join(", ")
+            )
+        })
+    }
+
     fn outputs(state: &State) -> Outputs {
         [("name".to_owned(), state.record.name.clone())].into()
     }
@@ -130,7 +152,23 @@ impl KindIo for ValidationRecord {
         // The certificate in use first: its address is the domain's.
         wanted.sort_by_key(|(address, ..)| address.contains(' '));
         let reads = wanted.iter().map(|(address, zone, name, value)| read(scope.aws, address, zone, name, value));
-        Ok(futures::future::try_join_all(reads).await?.into_iter().flatten().collect())
+        let mut found: Vec<Found<State>> = futures::future::try_join_all(reads).await?.into_iter().flatten().collect();
+        // Which other certificates of the account need each of the stack's
+        // records: only those decide whether teardown may delete it.
+        let own: Vec<String> = certificates.iter().map(|c| c.state.arn.clone()).collect();
+        for record in found.iter_mut().filter(|f| f.ownership == Ownership::Owned) {
+            let domain = certificates
+                .iter()
+                .find(|c| {
+                    certificate::validation_cname(&c.state)
+                        .is_some_and(|(n, ..)| route53::fqdn(n) == record.state.record.name)
+                })
+                .map(|c| c.state.domain.clone());
+            if let Some(domain) = domain {
+                record.state.needed_by = certificate::sharing_validation_record(scope.aws, &domain, &own).await?;
+            }
+        }
+        Ok(found)
     }
 
     async fn find(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<Found<State>>> {
@@ -140,13 +178,13 @@ impl KindIo for ValidationRecord {
     async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {
         let record = record(spec)?;
         route53::create(aws, &spec.zone, &record).await?;
-        Ok(State { zone: spec.zone.clone(), record })
+        Ok(State { zone: spec.zone.clone(), record, needed_by: Vec::new() })
     }
 
     async fn update(aws: &Aws, spec: &Spec, _: &State, _: &Diff<Field>) -> anyhow::Result<State> {
         let record = record(spec)?;
         route53::upsert(aws, &spec.zone, &record).await?;
-        Ok(State { zone: spec.zone.clone(), record })
+        Ok(State { zone: spec.zone.clone(), record, needed_by: Vec::new() })
     }
 
     async fn delete(aws: &Aws, state: &State) -> anyhow::Result<()> {
@@ -166,7 +204,7 @@ mod tests {
             name: Val::Known("_a.api.example.com.".into()),
             value: Val::Known("_b.acm-validations.aws.".into()),
         };
-        let state = State { zone: "Z1".into(), record: record(&spec).expect("known") };
+        let state = State { zone: "Z1".into(), record: record(&spec).expect("known"), needed_by: Vec::new() };
         assert!(ValidationRecord::diff(&spec, &state).is_empty());
         assert_eq!(state.record.values, ["_b.acm-validations.aws."]);
         let moved = State { zone: "Z2".into(), ..state.clone() };

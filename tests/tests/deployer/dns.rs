@@ -13,7 +13,8 @@
 use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType};
 use e2e::aws_like::Behaviours;
 use e2e::deploy::{
-    Clients, StackDir, TIME_SCALE, clients, deployer, edge_yaml, env, fresh_stack, must, snapshot, stack_yaml,
+    Clients, StackDir, TIME_SCALE, clients, clients_in, deployer, edge_yaml, env, fresh_stack, must, snapshot,
+    stack_yaml,
 };
 use e2e::moto::Proxy;
 
@@ -201,6 +202,43 @@ async fn with_a_hosted_zone_the_deployer_writes_the_records_and_teardown_removes
 
     must(&stack, &proxy, &["teardown"]).await;
     assert_eq!(records(&aws, &zone).await, before, "teardown removes the records it wrote, and only those");
+}
+
+/// ACM's validation record is the account's for a name, in every region,
+/// and renews every certificate of that name (moto, like ACM, names the
+/// same record for every certificate of a domain): one a CloudFront
+/// certificate in us-east-1 renews by stays when the stack goes.
+#[tokio::test]
+async fn a_validation_record_another_certificate_renews_by_is_left_in_place() {
+    let name = "t-dns-shared";
+    let domain = format!("api.{name}.example.com");
+    let aws = clients().await;
+    let zone = hosted_zone(&aws, &format!("{name}.example.com")).await;
+    let proxy = validating_proxy().await;
+    let stack = fresh_stack(name, &with_zone(name, &zone), &proxy).await;
+    must(&stack, &proxy, &["apply"]).await;
+    let (record, value) = acm_record(&aws, &domain).await;
+
+    // Someone else's certificate for the same name, for CloudFront.
+    let us_east_1 = clients_in("us-east-1").await;
+    let cloudfront = us_east_1
+        .acm
+        .request_certificate()
+        .domain_name(&domain)
+        .validation_method(aws_sdk_acm::types::ValidationMethod::Dns)
+        .send()
+        .await
+        .expect("a CloudFront certificate");
+    let cloudfront = cloudfront.certificate_arn().expect("its ARN").to_owned();
+
+    let teardown = must(&stack, &proxy, &["teardown", "--json"]).await;
+    let plan: serde_json::Value = serde_json::from_str(&teardown.stdout).expect("the teardown plan as JSON");
+    let left = plan["left_in_place"].to_string();
+    assert!(left.contains(&format!("validation_record {domain}")) && left.contains(&cloudfront), "{plan:#}");
+    assert!(teardown.stderr.contains("Teardown complete."), "{}", teardown.stderr);
+    let after = records(&aws, &zone).await;
+    assert!(after.contains(&format!("{record} CNAME {value}")), "the shared record stays: {after:#?}");
+    assert!(!after.iter().any(|r| r.starts_with(&format!("{domain}. A"))), "the stack's aliases go: {after:#?}");
 }
 
 #[tokio::test]
