@@ -58,6 +58,7 @@ pub async fn prepare(aws: &Aws, stack: &Stack, desired: &[Desired], teardown: bo
         planned.plan.dns_validation = outputs::dns_validation(stack, &observed);
         planned.plan.not_compared = stack.unknown_secrets().into_iter().map(str::to_owned).collect();
         planned.plan.any_valid_token = stack.routes_open_to_any_valid_token();
+        planned.plan.warnings = stack.plain_warnings();
     }
     Ok(Prepared { observed, planned })
 }

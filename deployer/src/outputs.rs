@@ -179,6 +179,7 @@ mod tests {
             name: "pets-api".into(),
             disable_execute_api_endpoint: false,
             regional: true,
+            ip_address_type: "ipv4".into(),
             root_resource_id: "r0".into(),
             ambiguous_with: Vec::new(),
         };

@@ -197,6 +197,10 @@ pub struct Plan {
     /// every plan names them, changed or not.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub any_valid_token: Vec<String>,
+    /// What the stack leaves open or does not serve, said on every plan
+    /// (execute-api kept on, IPv4 only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// The stack's resources it no longer wants but leaves, each with why
     /// (something outside the stack still needs it).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -293,6 +297,9 @@ impl fmt::Display for Plan {
             for route in &self.any_valid_token {
                 writeln!(f, "    {route}")?;
             }
+        }
+        for warning in &self.warnings {
+            writeln!(f, "Warning: {warning}")?;
         }
         for left in &self.left_in_place {
             writeln!(f, "Left in place: {left}")?;

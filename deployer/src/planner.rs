@@ -118,6 +118,8 @@ pub fn plan_as(runner: Runner, stack: &str, desired: &[Desired], observed: &Obse
                     let diff = kind.diff(&spec, &found.state)?;
                     if diff.is_empty() {
                         planned.plan.blockers.extend(kind.blockers(Some(&spec), &found.state));
+                    } else {
+                        planned.plan.blockers.extend(kind.change_needs_consent(&spec, &found.state)?);
                     }
                     Step { address: wanted.address.clone(), action: diff.action(), fields: diff.fields }
                 }
@@ -398,6 +400,7 @@ mod tests {
             certificate_arn: "arn:aws:acm:eu-west-1:123456789012:certificate/c1".into(),
             security_policy: "TLS_1_2".into(),
             regional: true,
+            ip_address_type: "dualstack".into(),
             truststore_uri: Some("s3://pets-api-truststore-example/truststore.pem".into()),
             truststore_version: Some(version.into()),
             truststore_warnings: Vec::new(),
@@ -452,6 +455,7 @@ mod tests {
                         name: "theirs".into(),
                         disable_execute_api_endpoint: true,
                         regional: true,
+                        ip_address_type: "ipv4".into(),
                         root_resource_id: "r0".into(),
                         ambiguous_with: Vec::new(),
                     },

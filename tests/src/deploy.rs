@@ -402,6 +402,7 @@ authorizer:
 api:
   name: {name}-api
   realm: pets
+  ip_address_type: dualstack
   routes:
     - method: GET
       path: /pets/{{id}}

@@ -1,6 +1,9 @@
 //! The custom domain's name in the stack's Route 53 hosted zone
-//! (`domain.hosted_zone_id`): an A and an AAAA alias record to the domain's
-//! `regionalDomainName`, in API Gateway's hosted zone for it. Clients reach
+//! (`domain.hosted_zone_id`): an A alias record to the domain's
+//! `regionalDomainName`, in API Gateway's hosted zone for it, and an AAAA
+//! one when the domain answers on IPv6 (`api.ip_address_type: dualstack`;
+//! an IPv4-only domain serves no IPv6 client, so an AAAA alias to it would
+//! only promise what it does not give). Clients reach
 //! the API by its name only once these exist, so execute-api is turned off
 //! after them.
 //!
@@ -20,7 +23,9 @@ use crate::policy::{Grants, Statement};
 
 pub struct AliasRecord;
 
-/// The record types written: IPv4 and IPv6 clients alike.
+/// The record types written: for IPv4 clients, and for IPv6 clients when
+/// the domain is dualstack. (The pipeline may write both: switching back
+/// to IPv4 only deletes the AAAA record.)
 const TYPES: [&str; 2] = ["A", "AAAA"];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -87,8 +92,10 @@ impl Kind for AliasRecord {
         let Some(domain) = &context.stack.domain else { return Ok(Vec::new()) };
         let Some(zone) = &domain.hosted_zone_id else { return Ok(Vec::new()) };
         let of = domain_name::address(&domain.name);
+        let dualstack = context.stack.api.ip_address_type == crate::stack::IpAddressType::Dualstack;
         Ok(TYPES
             .iter()
+            .filter(|kind| dualstack || **kind == "A")
             .map(|kind| Spec {
                 domain: domain.name.clone(),
                 zone: zone.clone(),

@@ -24,7 +24,8 @@ use std::collections::HashMap;
 
 use anyhow::Context as _;
 use aws_sdk_apigateway::types::{
-    EndpointConfiguration, EndpointType, MutualTlsAuthenticationInput, Op, PatchOperation, SecurityPolicy,
+    EndpointConfiguration, EndpointType, IpAddressType, MutualTlsAuthenticationInput, Op, PatchOperation,
+    SecurityPolicy,
 };
 use serde::{Deserialize, Serialize};
 
@@ -55,6 +56,13 @@ pub struct Spec {
     /// The Route 53 hosted zone of its alias records, kept in a tag.
     #[serde(default)]
     pub hosted_zone: Option<String>,
+    /// `ipv4` or `dualstack` (`api.ip_address_type`).
+    #[serde(default = "ipv4")]
+    pub ip_address_type: String,
+}
+
+fn ipv4() -> String {
+    "ipv4".into()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,6 +71,9 @@ pub struct State {
     pub certificate_arn: String,
     pub security_policy: String,
     pub regional: bool,
+    /// `ipv4` or `dualstack` (`ipv4` when API Gateway says nothing).
+    #[serde(default = "ipv4")]
+    pub ip_address_type: String,
     pub truststore_uri: Option<String>,
     pub truststore_version: Option<String>,
     pub truststore_warnings: Vec<String>,
@@ -131,6 +142,7 @@ fn found(raw: Raw<'_>, stack: &str) -> Found<State> {
         certificate_arn: raw.certificate_arn.unwrap_or_default().to_owned(),
         security_policy: raw.security_policy.map(|p| p.as_str().to_owned()).unwrap_or_default(),
         regional: raw.endpoint.is_some_and(|c| c.types().contains(&EndpointType::Regional)),
+        ip_address_type: raw.endpoint.and_then(|c| c.ip_address_type()).map_or_else(ipv4, |t| t.as_str().to_owned()),
         truststore_uri: raw.mtls.and_then(|m| m.truststore_uri().map(str::to_owned)),
         truststore_version: raw.mtls.and_then(|m| m.truststore_version().map(str::to_owned)),
         truststore_warnings: raw.mtls.map(|m| m.truststore_warnings().to_vec()).unwrap_or_default(),
@@ -175,6 +187,7 @@ super::fields! {
     OwnershipVerificationCertificateArn = "ownership_verification_certificate_arn",
     HostedZoneTag = "hosted_zone_tag",
     EndpointType = "endpoint_type",
+    IpAddressType = "ip_address_type",
 }
 
 impl Kind for DomainName {
@@ -198,6 +211,7 @@ impl Kind for DomainName {
             accept_truststore_warnings: domain.accept_truststore_warnings,
             ownership_verification_certificate_arn: domain.ownership_verification_certificate_arn.clone(),
             hosted_zone: domain.hosted_zone_id.clone(),
+            ip_address_type: context.stack.api.ip_address_type.as_str().to_owned(),
         }])
     }
 
@@ -227,6 +241,7 @@ impl Kind for DomainName {
         // The endpoint type cannot be changed to REGIONAL in place by us.
         diff.field(Field::EndpointType, if state.regional { "REGIONAL" } else { "EDGE" }, "REGIONAL");
         diff.replace = !state.regional;
+        diff.text(Field::IpAddressType, state.ip_address_type.clone(), spec.ip_address_type.clone());
         diff
     }
 
@@ -335,7 +350,12 @@ impl KindIo for DomainName {
             .create_domain_name()
             .domain_name(&spec.name)
             .regional_certificate_arn(spec.certificate_arn.known()?)
-            .endpoint_configuration(EndpointConfiguration::builder().types(EndpointType::Regional).build())
+            .endpoint_configuration(
+                EndpointConfiguration::builder()
+                    .types(EndpointType::Regional)
+                    .ip_address_type(IpAddressType::from(spec.ip_address_type.as_str()))
+                    .build(),
+            )
             .security_policy(SecurityPolicy::from(spec.security_policy.as_str()))
             .mutual_tls_authentication(
                 MutualTlsAuthenticationInput::builder()
@@ -463,6 +483,9 @@ async fn patch(aws: &Aws, spec: &Spec, diff: &Diff<Field>) -> anyhow::Result<Sta
     if diff.has(Field::SecurityPolicy) {
         operations.push(replace("/securityPolicy", &spec.security_policy));
     }
+    if diff.has(Field::IpAddressType) {
+        operations.push(replace("/endpointConfiguration/ipAddressType", &spec.ip_address_type));
+    }
     if diff.has(Field::TruststoreUri) {
         operations.push(replace("/mutualTlsAuthentication/truststoreUri", &spec.truststore_uri));
     }
@@ -501,6 +524,7 @@ mod tests {
             accept_truststore_warnings: false,
             ownership_verification_certificate_arn: None,
             hosted_zone: Some("Z1".into()),
+            ip_address_type: "ipv4".into(),
         }
     }
 
@@ -510,6 +534,7 @@ mod tests {
             certificate_arn: "arn:aws:acm:eu-west-1:1:certificate/c".into(),
             security_policy: "TLS_1_2".into(),
             regional: true,
+            ip_address_type: "ipv4".into(),
             truststore_uri: Some("s3://b/truststore.pem".into()),
             truststore_version: Some("v2".into()),
             truststore_warnings: Vec::new(),

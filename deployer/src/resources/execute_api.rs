@@ -6,11 +6,17 @@
 //! finished by the next).
 //!
 //! It is turned off only once the custom domain serves the stage: this kind
-//! comes after the base path mapping, which comes after the domain, which
-//! waits for its certificate to be issued. Adding `domain:` to a live API so
-//! never cuts its clients off before the domain can take them. (A new API of
-//! a stack with a domain is created with it off: it has no clients yet.)
-//! Removing `domain:` turns it back on before the domain is deleted.
+//! comes after the base path mapping (and the alias records), which come
+//! after the domain, which waits for its certificate to be issued. (A new
+//! API of a stack with a domain is created with it off: it has no clients
+//! yet.) Removing `domain:` turns it back on before the domain is deleted.
+//!
+//! Turning it off on a stage clients call through it now cuts them off, in
+//! the same apply that adds the domain, before they could move to the
+//! domain's URL (they need its name, and client certificates). So that is
+//! a decision the stack states: `domain.execute_api: keep` adds the domain
+//! and leaves execute-api on while clients move (every plan says so), `off`
+//! turns it off; left out, the plan is blocked there, naming both.
 
 use anyhow::Context as _;
 use aws_sdk_apigateway::types::{Op, PatchOperation};
@@ -33,8 +39,12 @@ pub struct Spec {
     /// The API's address name, which this is named after.
     pub api: String,
     pub stage: String,
-    /// Off (`disableExecuteApiEndpoint: true`) when the stack has a custom domain.
+    /// Off (`disableExecuteApiEndpoint: true`) when the stack has a custom
+    /// domain, unless it says `execute_api: keep`.
     pub disabled: bool,
+    /// Whether the stack states `domain.execute_api` (`keep` or `off`).
+    #[serde(default)]
+    pub stated: bool,
     /// The stage's configuration hash, for the deployment this step makes.
     pub config_hash: String,
 }
@@ -47,6 +57,12 @@ pub struct State {
     pub disabled: bool,
     /// The same, as of the deployment the stage serves (`None`: unknown).
     pub deployed_disabled: Option<bool>,
+}
+
+/// Whether the stack wants execute-api off: with a custom domain, unless it
+/// says `domain.execute_api: keep`.
+pub fn disabled(stack: &crate::stack::Stack) -> bool {
+    stack.domain.as_ref().is_some_and(|d| d.execute_api != Some(crate::stack::ExecuteApiSwitch::Keep))
 }
 
 fn shown(disabled: Option<bool>) -> String {
@@ -90,7 +106,8 @@ impl Kind for ExecuteApi {
             api_id: rest_api::id(context),
             api: rest_api::address(context).name,
             stage: context.stack.stage.name.clone(),
-            disabled: context.stack.domain.is_some(),
+            disabled: disabled(context.stack),
+            stated: context.stack.domain.as_ref().is_some_and(|d| d.execute_api.is_some()),
             config_hash: stage::config_hash(context),
         }])
     }
@@ -104,6 +121,20 @@ impl Kind for ExecuteApi {
         diff.text(Field::ExecuteApi, shown(Some(state.disabled)), shown(Some(spec.disabled)));
         diff.text(Field::DeployedExecuteApi, shown(state.deployed_disabled), shown(Some(spec.disabled)));
         diff
+    }
+
+    /// Off on a stage that serves execute-api now only when the stack says so.
+    fn change_needs_consent(spec: &Spec, state: &State) -> Option<String> {
+        let serving = !state.disabled && state.deployed_disabled == Some(false);
+        (spec.disabled && serving && !spec.stated).then(|| {
+            format!(
+                "execute_api {}: stage {} serves clients through execute-api now, and turning it off in this apply \
+                 cuts them off before they can move to the custom domain. Say which: domain.execute_api: keep (add \
+                 the domain, leave execute-api on while clients move; then off), or domain.execute_api: off (turn \
+                 it off once the domain serves the stage, in this apply)",
+                spec.api, spec.stage
+            )
+        })
     }
 
     fn outputs(_: &State) -> Outputs {
@@ -183,6 +214,7 @@ mod tests {
             api: "pets".into(),
             stage: "prod".into(),
             disabled: true,
+            stated: false,
             config_hash: "h".into(),
         };
         let state = State { api_id: "a1".into(), stage: "prod".into(), disabled: true, deployed_disabled: Some(true) };
@@ -192,5 +224,29 @@ mod tests {
             (|s| s.deployed_disabled = None, "deployed_execute_api"),
         ];
         check_diff::<ExecuteApi>(&spec, &state, cases);
+    }
+
+    #[test]
+    fn turning_off_a_stage_clients_call_needs_the_stack_to_say_so() {
+        let spec = Spec {
+            stack: "s".into(),
+            api_id: Val::Known("a1".into()),
+            api: "pets".into(),
+            stage: "prod".into(),
+            disabled: true,
+            stated: false,
+            config_hash: "h".into(),
+        };
+        let serving =
+            State { api_id: "a1".into(), stage: "prod".into(), disabled: false, deployed_disabled: Some(false) };
+        let why = ExecuteApi::change_needs_consent(&spec, &serving).expect("blocked");
+        assert!(why.contains("execute_api: keep") && why.contains("execute_api: off"), "{why}");
+        let stated = Spec { stated: true, ..spec.clone() };
+        assert_eq!(ExecuteApi::change_needs_consent(&stated, &serving), None, "off, as the stack says");
+        // Switched off but not yet deployed: no client of the new switch yet to cut off.
+        let undeployed = State { disabled: true, deployed_disabled: Some(false), ..serving.clone() };
+        assert_eq!(ExecuteApi::change_needs_consent(&spec, &undeployed), None);
+        let turning_on = Spec { disabled: false, ..spec };
+        assert_eq!(ExecuteApi::change_needs_consent(&turning_on, &serving), None);
     }
 }

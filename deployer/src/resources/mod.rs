@@ -420,6 +420,12 @@ pub trait Kind: Send + Sync + 'static {
     fn blockers(_spec: Option<&Self::Spec>, _state: &Self::State) -> Vec<String> {
         Vec::new()
     }
+    /// Why a change the diff found must not be made unless the stack asks
+    /// for it in so many words (it would cut clients off): `apply` is then
+    /// blocked before any write, the message saying what to write.
+    fn change_needs_consent(_spec: &Self::Spec, _state: &Self::State) -> Option<String> {
+        None
+    }
     /// Why one of the stack's resources that it no longer wants is left in
     /// place rather than deleted: something outside the stack still needs
     /// it (a validation record another certificate renews by). `None`:
@@ -485,6 +491,7 @@ pub trait DynPlan: Send + Sync {
     fn desired(&self, context: &Context<'_>) -> anyhow::Result<Vec<(String, Value)>>;
     fn diff(&self, spec: &Value, state: &Value) -> anyhow::Result<Diff>;
     fn blockers(&self, spec: Option<&Value>, state: &Value) -> Vec<String>;
+    fn change_needs_consent(&self, spec: &Value, state: &Value) -> anyhow::Result<Option<String>>;
     fn left_in_place(&self, state: &Value) -> anyhow::Result<Option<String>>;
     fn outputs(&self, state: &Value) -> anyhow::Result<Outputs>;
 }
@@ -588,6 +595,11 @@ impl<K: Kind> DynPlan for Registered<K> {
             Ok(state) => K::blockers(spec.as_ref(), &state),
             Err(e) => vec![e.to_string()],
         }
+    }
+
+    fn change_needs_consent(&self, spec: &Value, state: &Value) -> anyhow::Result<Option<String>> {
+        let spec = typed::<K::Spec>(K::NAME, "spec", spec)?;
+        Ok(K::change_needs_consent(&spec, &typed::<K::State>(K::NAME, "state", state)?))
     }
 
     fn left_in_place(&self, state: &Value) -> anyhow::Result<Option<String>> {

@@ -16,7 +16,7 @@
 //! tell which to keep.
 
 use anyhow::Context as _;
-use aws_sdk_apigateway::types::{EndpointConfiguration, EndpointType};
+use aws_sdk_apigateway::types::{EndpointConfiguration, EndpointType, IpAddressType, Op, PatchOperation};
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -38,6 +38,13 @@ pub struct Spec {
     /// Whether a new API is created with `execute-api` off (the stack has a
     /// custom domain; a new API has no clients to cut off).
     pub created_without_execute_api: bool,
+    /// `ipv4` or `dualstack` (`api.ip_address_type`), for an API the stack creates.
+    #[serde(default = "ipv4")]
+    pub ip_address_type: String,
+}
+
+fn ipv4() -> String {
+    "ipv4".into()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -55,6 +62,9 @@ pub struct State {
     pub name: String,
     pub disable_execute_api_endpoint: bool,
     pub regional: bool,
+    /// `ipv4` or `dualstack` (API Gateway's answer, `ipv4` when it gives none).
+    #[serde(default = "ipv4")]
+    pub ip_address_type: String,
     /// The id of the resource `/`.
     #[serde(default)]
     pub root_resource_id: String,
@@ -143,6 +153,10 @@ macro_rules! state_of {
             name: $api.name().unwrap_or_default().to_owned(),
             disable_execute_api_endpoint: $api.disable_execute_api_endpoint(),
             regional: $api.endpoint_configuration().is_some_and(|c| c.types().contains(&EndpointType::Regional)),
+            ip_address_type: $api
+                .endpoint_configuration()
+                .and_then(|c| c.ip_address_type())
+                .map_or_else(ipv4, |t| t.as_str().to_owned()),
             root_resource_id: $api.root_resource_id().unwrap_or_default().to_owned(),
             ambiguous_with: Vec::new(),
         }
@@ -236,6 +250,7 @@ async fn find_named(aws: &Aws, stack: &str, name: &str) -> anyhow::Result<Option
 
 super::fields! {
     EndpointType = "endpoint_type",
+    IpAddressType = "ip_address_type",
 }
 
 impl Kind for RestApi {
@@ -252,7 +267,8 @@ impl Kind for RestApi {
         Ok(vec![Spec {
             stack: context.stack.name.clone(),
             source: source(context),
-            created_without_execute_api: context.stack.domain.is_some(),
+            created_without_execute_api: super::execute_api::disabled(context.stack),
+            ip_address_type: context.stack.api.ip_address_type.as_str().to_owned(),
         }])
     }
 
@@ -266,6 +282,8 @@ impl Kind for RestApi {
             // The endpoint type of an API cannot be changed in place here.
             diff.field(Field::EndpointType, if state.regional { "REGIONAL" } else { "other" }, "REGIONAL");
             diff.replace = !state.regional;
+            // Changed in place, and served at once (no deployment needed).
+            diff.text(Field::IpAddressType, state.ip_address_type.clone(), spec.ip_address_type.clone());
         }
         diff
     }
@@ -297,6 +315,7 @@ impl Kind for RestApi {
         ];
         match &grants.stack.api.source {
             ApiSource::Create(_) => statements.extend([
+                stack_apis(grants, Access::Write, &["apigateway:PATCH"]),
                 grants.tagged_as_stack(
                     Statement::allow(
                         "RestApiCreate",
@@ -358,7 +377,12 @@ impl KindIo for RestApi {
                     .create_rest_api()
                     .name(name)
                     .description(format!("OAuth 2.0 / mTLS protected API of stack {}", spec.stack))
-                    .endpoint_configuration(EndpointConfiguration::builder().types(EndpointType::Regional).build())
+                    .endpoint_configuration(
+                        EndpointConfiguration::builder()
+                            .types(EndpointType::Regional)
+                            .ip_address_type(IpAddressType::from(spec.ip_address_type.as_str()))
+                            .build(),
+                    )
                     .disable_execute_api_endpoint(spec.created_without_execute_api)
                     .set_tags(Some(owner_tags(&spec.stack)))
                     .customize()
@@ -369,16 +393,32 @@ impl KindIo for RestApi {
         )
         .await?;
         let state = match created {
-            Created::New(api) => State { regional: true, ..state_of!(api) },
+            Created::New(api) => {
+                State { regional: true, ip_address_type: spec.ip_address_type.clone(), ..state_of!(api) }
+            }
             Created::Found(state) => state,
         };
         anyhow::ensure!(!state.id.is_empty(), "CreateRestApi answered without an id");
         Ok(state)
     }
 
-    async fn update(_: &Aws, _: &Spec, state: &State, _: &Diff<Field>) -> anyhow::Result<State> {
-        // The endpoint type is the only field, and it is replaced.
-        Ok(state.clone())
+    async fn update(aws: &Aws, spec: &Spec, state: &State, diff: &Diff<Field>) -> anyhow::Result<State> {
+        // (The endpoint type is replaced, never updated.)
+        if diff.has(Field::IpAddressType) {
+            let patch = PatchOperation::builder()
+                .op(Op::Replace)
+                .path("/endpointConfiguration/ipAddressType")
+                .value(&spec.ip_address_type)
+                .build();
+            aws.apigateway
+                .update_rest_api()
+                .rest_api_id(&state.id)
+                .patch_operations(patch)
+                .send()
+                .await
+                .aws("UpdateRestApi")?;
+        }
+        Ok(State { ip_address_type: spec.ip_address_type.clone(), ..state.clone() })
     }
 
     async fn delete(aws: &Aws, state: &State) -> anyhow::Result<()> {
@@ -396,6 +436,7 @@ mod tests {
             name: "pets".into(),
             disable_execute_api_endpoint: true,
             regional: true,
+            ip_address_type: "ipv4".into(),
             root_resource_id: "r0".into(),
             ambiguous_with: Vec::new(),
         }
@@ -403,15 +444,24 @@ mod tests {
 
     #[test]
     fn diff() {
-        let created =
-            Spec { stack: "s".into(), source: Source::Create("pets".into()), created_without_execute_api: true };
+        let created = Spec {
+            stack: "s".into(),
+            source: Source::Create("pets".into()),
+            created_without_execute_api: true,
+            ip_address_type: "ipv4".into(),
+        };
         assert!(RestApi::diff(&created, &state()).is_empty());
         let open = State { disable_execute_api_endpoint: false, ..state() };
         assert!(RestApi::diff(&created, &open).is_empty(), "execute-api is the execute_api kind's business");
         let edge = State { regional: false, ..state() };
         assert!(RestApi::diff(&created, &edge).replace, "an edge API is replaced by a regional one");
-        let adopted = Spec { source: Source::Adopt("a1".into()), ..created };
+        let adopted = Spec { source: Source::Adopt("a1".into()), ..created.clone() };
         assert!(RestApi::diff(&adopted, &edge).is_empty(), "an adopted API's endpoint type is its owner's business");
+        let dualstack = Spec { ip_address_type: "dualstack".into(), ..created };
+        let diff = RestApi::diff(&dualstack, &state());
+        assert!(diff.has(Field::IpAddressType) && !diff.replace, "the address type changes in place");
+        let adopted = Spec { source: Source::Adopt("a1".into()), ..dualstack };
+        assert!(RestApi::diff(&adopted, &state()).is_empty(), "and an adopted API's is its owner's");
     }
 
     #[test]

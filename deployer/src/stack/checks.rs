@@ -134,7 +134,7 @@ pub(super) fn validate(
     if let (Some(domain), Some(region)) = (&domain, &raw.region) {
         checks.problems.extend(region_problems(domain, region));
     }
-    let waf = raw.waf.map(|w| checks.waf(w));
+    let waf = raw.waf.map(|w| checks.waf(w, raw.api.ip_address_type));
     if !checks.problems.is_empty() {
         return Err(checks.problems);
     }
@@ -467,7 +467,12 @@ impl Checks<'_> {
                  write `default: deny`",
             );
         }
-        Some(ApiSpec { source: source?, routes, unauthorized_challenge: String::new() })
+        Some(ApiSpec {
+            source: source?,
+            routes,
+            unauthorized_challenge: String::new(),
+            ip_address_type: raw.ip_address_type,
+        })
     }
 
     /// A route's `scopes`: a non-empty list, or `any_valid_token` said in
@@ -644,17 +649,30 @@ impl Checks<'_> {
             accept_truststore_warnings: raw.accept_truststore_warnings,
             ownership_verification_certificate_arn: ownership_verification,
             hosted_zone_id,
+            execute_api: raw.execute_api,
         }
     }
 
     /// The allowlist of source networks.
-    fn waf(&mut self, raw: RawWaf) -> Vec<Cidr> {
+    /// An IPv6 network is taken only when the API answers on IPv6: on an
+    /// IPv4-only endpoint no IPv6 client ever connects, so it would match
+    /// nothing.
+    fn waf(&mut self, raw: RawWaf, addresses: IpAddressType) -> Vec<Cidr> {
         if raw.allow.is_empty() {
             self.problem("waf.allow", "an empty allowlist would block every request; remove `waf` instead");
         }
         let mut cidrs = Vec::new();
         for (i, text) in raw.allow.iter().enumerate() {
             match parse_cidr(text) {
+                Ok(cidr) if cidr.is_ipv6() && addresses == IpAddressType::Ipv4 => self.problem(
+                    format!("waf.allow[{i}]"),
+                    format!(
+                        "{} is an IPv6 network, but the API answers on IPv4 only (api.ip_address_type: ipv4, API \
+                         Gateway's default), so no IPv6 client ever reaches it: set api.ip_address_type: dualstack, \
+                         or remove it",
+                        cidr.0
+                    ),
+                ),
                 Ok(cidr) => cidrs.push(cidr),
                 Err(message) => self.problem(format!("waf.allow[{i}]"), message),
             }
@@ -1022,6 +1040,7 @@ mod tests {
             accept_truststore_warnings: false,
             ownership_verification_certificate_arn: ownership.map(str::to_owned),
             hosted_zone_id: None,
+            execute_api: None,
         };
         let here = "arn:aws:acm:eu-west-1:123456789012:certificate/a";
         let there = "arn:aws:acm:us-east-1:123456789012:certificate/b";

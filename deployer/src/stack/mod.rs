@@ -23,6 +23,7 @@ use sha2::{Digest as _, Sha256};
 
 pub use checks::{CONTEXT_IDENTITY_SOURCES, function_environment_json, parse_cidr};
 pub use model::*;
+pub use raw::{ExecuteApi as ExecuteApiSwitch, IpAddressType};
 
 /// Everything wrong with a stack file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -80,6 +81,28 @@ impl Stack {
     pub fn routes_open_to_any_valid_token(&self) -> Vec<String> {
         let open = self.api.routes.iter().filter(|r| r.any_valid_token);
         open.map(|r| format!("{} {}", r.method, r.path)).collect()
+    }
+
+    /// What every plan says plainly about what the stack leaves open or
+    /// does not serve, changed or not.
+    pub fn plain_warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let Some(domain) = &self.domain else { return warnings };
+        if domain.execute_api == Some(ExecuteApiSwitch::Keep) {
+            warnings.push(format!(
+                "domain.execute_api: keep: the API's default endpoint (execute-api) stays on, and whoever reaches it \
+                 calls the API without mutual TLS; set off once clients use https://{}",
+                domain.name
+            ));
+        }
+        if domain.hosted_zone_id.is_some() && self.api.ip_address_type == IpAddressType::Ipv4 {
+            warnings.push(format!(
+                "api.ip_address_type: ipv4: {} answers IPv4 clients only (an A record, no AAAA); dualstack serves \
+                 IPv6 too",
+                domain.name
+            ));
+        }
+        warnings
     }
 
     /// What can only be checked once the region is known (when stack.yaml

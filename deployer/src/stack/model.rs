@@ -128,6 +128,8 @@ pub struct ApiSpec {
     pub routes: Vec<RouteSpec>,
     /// The `WWW-Authenticate` value of every 401 (realm and accepted schemes).
     pub unauthorized_challenge: String,
+    /// The REST API's and the custom domain's `ipAddressType`.
+    pub ip_address_type: super::raw::IpAddressType,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,6 +161,9 @@ pub struct DomainSpec {
     /// The Route 53 hosted zone the deployer writes the certificate's
     /// validation record and the domain's alias records in, if any.
     pub hosted_zone_id: Option<String>,
+    /// `domain.execute_api` as written (`None`: not stated, which means
+    /// off, except where it would cut off the clients of a live stage).
+    pub execute_api: Option<super::raw::ExecuteApi>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

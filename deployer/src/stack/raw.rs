@@ -111,6 +111,42 @@ pub struct RawApi {
     /// and of the authorizer's own challenges (its `REALM`).
     #[serde(default = "default_realm")]
     pub realm: String,
+    /// The addresses clients reach the API on, through its custom domain
+    /// and its default endpoint: `ipv4` (API Gateway's default) or
+    /// `dualstack` (IPv4 and IPv6).
+    #[serde(default)]
+    pub ip_address_type: IpAddressType,
+}
+
+/// `api.ip_address_type`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IpAddressType {
+    #[default]
+    Ipv4,
+    Dualstack,
+}
+
+impl IpAddressType {
+    /// As API Gateway spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IpAddressType::Ipv4 => "ipv4",
+            IpAddressType::Dualstack => "dualstack",
+        }
+    }
+}
+
+/// `domain.execute_api`: what becomes of the API's default endpoint once the
+/// custom domain serves the stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecuteApi {
+    /// Turned off: only the custom domain, with mutual TLS, reaches the API.
+    Off,
+    /// Left on while clients move to the domain (they reach the API without
+    /// mutual TLS meanwhile).
+    Keep,
 }
 
 fn default_realm() -> String {
@@ -265,6 +301,10 @@ pub struct RawDomain {
     /// validation record and the domain's alias records in.
     #[serde(default)]
     pub hosted_zone_id: Option<String>,
+    /// `off` or `keep`. Required to turn off the default endpoint of an API
+    /// whose stage clients already call through it; `off` otherwise.
+    #[serde(default)]
+    pub execute_api: Option<ExecuteApi>,
 }
 
 fn default_security_policy() -> String {

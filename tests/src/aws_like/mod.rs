@@ -21,6 +21,7 @@
 //! API Gateway's own rules on a REST API (one write at a time, one variable
 //! path part per parent, deployments as snapshots) live in `rest_apis`.
 
+mod ip_address_types;
 mod rest_apis;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -270,6 +271,8 @@ struct State {
     faults_seen: u64,
     /// REST APIs as API Gateway keeps them.
     rest_apis: rest_apis::RestApis,
+    /// The `ipAddressType` of REST APIs and domains.
+    ip_address_types: ip_address_types::IpAddressTypes,
     /// REST API id → writes to it in flight.
     writes_in_flight: HashMap<String, usize>,
     /// Mutating calls seen, and answers lost so far.
@@ -663,6 +666,7 @@ impl AwsLike {
         }
 
         let writes_to = if b.concurrent_writes { rest_apis::RestApis::written_by(&call) } else { None };
+        let ip_rewrite = state.ip_address_types.before(&call);
 
         // Domain updates are the layer's too: it keeps the mutual TLS fields
         // itself, and answers with the domain as moto has it otherwise.
@@ -705,6 +709,8 @@ impl AwsLike {
             request.method = "GET".into();
             request.body.clear();
         }
+
+        ip_address_types::IpAddressTypes::rewrite(request, ip_rewrite);
 
         // Last, so that a write counted in flight is one moto will see.
         if let Some(api) = writes_to {
@@ -833,6 +839,13 @@ impl AwsLike {
 
         if ok {
             state.rest_apis.record(&call, &answer);
+            changed |= state.ip_address_types.after(&call, &mut answer);
+        }
+        if ok && call.service == "route53" && call.path.trim_end_matches('/').ends_with("/rrset") {
+            let unserved = state.ip_address_types.aaaa_to_ipv4_only(&request.body);
+            if unserved > 0 {
+                *state.counts.entry("aaaa_to_ipv4_only").or_default() += unserved;
+            }
         }
 
         if let Some(reason) = self.behaviours.acm_failure

@@ -319,6 +319,16 @@ async fn invalid_stacks_are_refused_before_any_aws_call() {
         ),
         (format!("{base}waf:\n  allow: [2001:db8::/200]\n"), "waf.allow[0]"),
         (
+            format!("{}waf:\n  allow: [203.0.113.0/24, 2001:db8::/32]\n", base.replace("dualstack", "ipv4")),
+            "waf.allow[1]: 2001:db8::/32 is an IPv6 network, but the API answers on IPv4 only",
+        ),
+        (
+            format!(
+                "{base}domain:\n  name: api.example.com\n  certificate: {{ request: true }}\n  truststore: {{ file: truststore.pem, bucket: t-invalid-ts }}\n  execute_api: sometimes\n"
+            ),
+            "domain.execute_api",
+        ),
+        (
             format!(
                 "{base}domain:\n  name: api.example.com\n  certificate: {{ request: true }}\n  truststore: {{ file: truststore.pem, bucket: t-invalid-ts }}\n  base_path: /v1\n"
             ),
@@ -475,9 +485,21 @@ async fn a_stack_grows_shrinks_and_is_torn_down_leaving_only_look_alikes() {
     let api = aws.apigateway.get_rest_api().rest_api_id(&api_id).send().await.unwrap();
     assert!(!api.disable_execute_api_endpoint(), "without a domain, execute-api is the way in");
 
-    // Adding the domain turns execute-api off once the domain serves the
-    // stage (the mapping is made), and deploys that.
+    // Adding the domain without saying what becomes of execute-api would
+    // cut the stage's clients off in the same apply: blocked, nothing done.
     stack.write("stack.yaml", yaml(&edge_yaml(name)));
+    let diff = deployer(&stack, &proxy.url(), &["diff"], &env()).await;
+    assert!(diff.stdout.contains("Blocked: execute_api t-life-api: stage prod serves clients"), "{}", diff.stdout);
+    let refused = deployer(&stack, &proxy.url(), &["apply"], &env()).await;
+    assert_eq!(refused.code, 1, "{}\n{}", refused.stdout, refused.stderr);
+    assert!(refused.stderr.contains("nothing was changed") && refused.stderr.contains("execute_api: keep"));
+    let domains = aws.apigateway.get_domain_names().send().await.unwrap();
+    assert!(!domains.items().iter().any(|d| d.domain_name() == Some("api.t-life.example.com")), "nothing made");
+
+    // Saying `off` turns execute-api off once the domain serves the stage
+    // (the mapping is made), and deploys that.
+    let cut_over = |edge: &str| edge.replace("  base_path: v1\n", "  base_path: v1\n  execute_api: off\n");
+    stack.write("stack.yaml", yaml(&cut_over(&edge_yaml(name))));
     let diff = deployer(&stack, &proxy.url(), &["diff"], &env()).await;
     assert!(diff.stdout.contains("~ execute_api t-life-api"), "{}", diff.stdout);
     assert!(diff.stdout.contains("execute_api: on → off"), "{}", diff.stdout);
@@ -570,7 +592,7 @@ async fn a_stack_grows_shrinks_and_is_torn_down_leaving_only_look_alikes() {
 
     // Teardown of the full stack, next to look-alikes: an untagged API of
     // the same name and a certificate for the same domain name.
-    stack.write("stack.yaml", yaml(&edge_yaml(name)));
+    stack.write("stack.yaml", yaml(&cut_over(&edge_yaml(name))));
     assert_eq!(deployer(&stack, &proxy.url(), &["apply"], &env()).await.code, 0);
     let look_alike_api = aws.apigateway.create_rest_api().name("t-life-api").send().await.unwrap();
     let look_alike_api = look_alike_api.id().unwrap().to_owned();

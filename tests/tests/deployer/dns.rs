@@ -13,8 +13,8 @@
 use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType};
 use e2e::aws_like::Behaviours;
 use e2e::deploy::{
-    Clients, StackDir, TIME_SCALE, clients, clients_in, deployer, edge_yaml, env, fresh_stack, must, snapshot,
-    stack_yaml,
+    Clients, StackDir, TIME_SCALE, clients, clients_at, clients_in, deployer, edge_yaml, env, fresh_stack, must,
+    snapshot, stack_yaml,
 };
 use e2e::moto::Proxy;
 
@@ -239,6 +239,85 @@ async fn a_validation_record_another_certificate_renews_by_is_left_in_place() {
     let after = records(&aws, &zone).await;
     assert!(after.contains(&format!("{record} CNAME {value}")), "the shared record stays: {after:#?}");
     assert!(!after.iter().any(|r| r.starts_with(&format!("{domain}. A"))), "the stack's aliases go: {after:#?}");
+}
+
+/// IPv6 clients are served only by a dualstack domain (an AAAA alias to an
+/// IPv4-only one answers nobody: the layer counts any such record), and a
+/// stack that says `execute_api: keep` keeps the default endpoint on, with
+/// a warning on every plan, until it says `off`.
+#[tokio::test]
+async fn aaaa_only_for_a_dualstack_domain_and_execute_api_kept_until_the_stack_says_off() {
+    let name = "t-dns-v6";
+    let domain = format!("api.{name}.example.com");
+    let aws = clients().await;
+    let zone = hosted_zone(&aws, &format!("{name}.example.com")).await;
+    let proxy = validating_proxy().await;
+    let saying = |yaml: String, execute_api: &str| {
+        yaml.replace("  base_path: v1\n", &format!("  base_path: v1\n  execute_api: {execute_api}\n"))
+    };
+    // IPv4 only (API Gateway's default) and an IPv4 allowlist.
+    let ipv4 = with_zone(name, &zone).replace("  ip_address_type: dualstack\n", "").replace(", \"2001:db8::/32\"", "");
+    let stack = fresh_stack(name, &saying(ipv4, "keep"), &proxy).await;
+    let apply = must(&stack, &proxy, &["apply"]).await;
+    let said = format!("{}{}", apply.stdout, apply.stderr);
+    assert!(said.contains("Warning: domain.execute_api: keep: the API's default endpoint (execute-api) stays on"));
+    assert!(said.contains(&format!("Warning: api.ip_address_type: ipv4: {domain} answers IPv4 clients only")));
+    let served = records(&aws, &zone).await;
+    assert!(served.iter().any(|r| r.starts_with(&format!("{domain}. A alias"))), "{served:#?}");
+    assert!(!served.iter().any(|r| r.starts_with(&format!("{domain}. AAAA"))), "IPv4 only: {served:#?}");
+    assert_eq!(proxy.behaviour_counts().get("aaaa_to_ipv4_only"), None, "no AAAA alias to an IPv4-only domain");
+    let apis = aws.apigateway.get_rest_apis().send().await.expect("APIs");
+    let api_id = apis.items().iter().find(|a| a.name() == Some(&format!("{name}-api"))).and_then(|a| a.id());
+    let api_id = api_id.expect("the stack's API").to_owned();
+    let api = aws.apigateway.get_rest_api().rest_api_id(&api_id).send().await.expect("the API");
+    assert!(!api.disable_execute_api_endpoint(), "kept on, as the stack says");
+
+    // Dualstack (the IPv6 network is taken now) and execute-api off.
+    stack.write("stack.yaml", saying(with_zone(name, &zone), "off"));
+    let diff = must(&stack, &proxy, &["diff"]).await;
+    for change in [
+        format!("~ rest_api {name}-api"),
+        format!("~ domain_name {domain}"),
+        "ip_address_type: ipv4 → dualstack".to_owned(),
+        format!("+ alias_record {domain} AAAA"),
+        format!("~ ip_set {name}-allow-ipv6"),
+        "execute_api: on → off".to_owned(),
+    ] {
+        assert!(diff.stdout.contains(&change), "{change}: {}", diff.stdout);
+    }
+    proxy.reset();
+    must(&stack, &proxy, &["apply"]).await;
+    let sent = proxy.calls();
+    let patched = |path: &str| {
+        sent.iter().any(|c| {
+            c.request.method == "PATCH"
+                && c.request.path == path
+                && c.request.body.contains("/endpointConfiguration/ipAddressType")
+                && c.request.body.contains("dualstack")
+        })
+    };
+    // (moto drops the address type of an update; the layer keeps it, and
+    // these are the requests the deployer sent.)
+    assert!(patched(&format!("/restapis/{api_id}")) && patched(&format!("/domainnames/{domain}")), "{sent:#?}");
+    let dualstack = Some(&aws_sdk_apigateway::types::IpAddressType::Dualstack);
+    let read = clients_at(&proxy.url())
+        .await
+        .apigateway
+        .get_domain_name()
+        .domain_name(&domain)
+        .send()
+        .await
+        .expect("the domain");
+    assert_eq!(read.endpoint_configuration().and_then(|c| c.ip_address_type()), dualstack);
+    let served = records(&aws, &zone).await;
+    assert!(served.iter().any(|r| r.starts_with(&format!("{domain}. AAAA alias"))), "{served:#?}");
+    assert_eq!(proxy.behaviour_counts().get("aaaa_to_ipv4_only"), None, "the AAAA alias is to a dualstack domain");
+    let api = aws.apigateway.get_rest_api().rest_api_id(&api_id).send().await.expect("the API");
+    assert!(api.disable_execute_api_endpoint(), "off, as the stack says now");
+    let settled = deployer(&stack, &proxy.url(), &["diff", "--detailed-exitcode"], &env()).await;
+    assert_eq!(settled.code, 0, "{}", settled.stdout);
+    assert!(!settled.stdout.contains("Warning:"), "{}", settled.stdout);
+    must(&stack, &proxy, &["teardown"]).await;
 }
 
 #[tokio::test]
