@@ -88,6 +88,56 @@ pub enum Command {
     /// stack creates carries. The pipeline's role may only read it; run this
     /// once before the first apply, and again when apply says it is out of date.
     Bootstrap,
+    /// Send real requests to the deployed stage through its custom domain (or
+    /// to `deployer local`) and report, check by check, whether what the stack
+    /// promises holds: mutual TLS, execute-api off, the WAF, the authorizer's
+    /// 401 and 403 route by route, certificate binding, forged mapped headers.
+    /// A table on stderr (--json: JSON on stdout); exit 0 when no promise is
+    /// broken, 4 when one is. Never prints a token or a key.
+    Verify {
+        /// The stage's URL (default: https://DOMAIN/BASE_PATH from the stack).
+        #[arg(long, value_name = "URL")]
+        url: Option<url::Url>,
+        /// Connect to this address instead of the one DNS gives for the URL's
+        /// host (deployer local: 127.0.0.1:8443; a name not in DNS yet).
+        #[arg(long, value_name = "ADDR:PORT")]
+        connect_to: Option<std::net::SocketAddr>,
+        /// Trust this CA (PEM) for the server's certificate too (deployer local's).
+        #[arg(long, value_name = "PEM")]
+        server_ca: Option<PathBuf>,
+        /// A client certificate (PEM) the truststore accepts.
+        #[arg(long, env = "VERIFY_CLIENT_CERT", value_name = "PEM")]
+        cert: PathBuf,
+        /// Its private key (PEM).
+        #[arg(long, env = "VERIFY_CLIENT_KEY", value_name = "PEM")]
+        key: PathBuf,
+        /// Another certificate the truststore accepts, and its key: a token
+        /// bound to it is presented with the first (certificate binding).
+        #[arg(long, value_name = "PEM", requires = "second_key")]
+        second_cert: Option<PathBuf>,
+        #[arg(long, value_name = "PEM", requires = "second_cert")]
+        second_key: Option<PathBuf>,
+        /// Prints an access token on stdout; run with `sh -c`, with VERIFY_SCOPE
+        /// (space-separated scopes, possibly none) and VERIFY_CERT, VERIFY_KEY
+        /// (the certificate the token is to be bound to).
+        /// Without it, the checks that need a token are not made.
+        #[arg(long, env = "VERIFY_TOKEN_COMMAND", value_name = "COMMAND")]
+        token_command: Option<String>,
+        /// A path of a GET route whose backend echoes the request's headers:
+        /// a client's forged copies of the mapped headers must not arrive.
+        #[arg(long, value_name = "PATH")]
+        echo_path: Option<String>,
+        /// The stage's default endpoint (default: found through AWS).
+        #[arg(long, value_name = "URL")]
+        execute_api_url: Option<url::Url>,
+        /// This runner's address is outside waf.allow: expect the WAF's 403
+        /// (and leave the authorizer's checks, which it cannot reach).
+        #[arg(long)]
+        outside_allowlist: bool,
+        /// Also write the report as JUnit XML here.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+    },
     /// Print stack.yaml's JSON Schema (the repository keeps it as
     /// stack.schema.json, for editors). Reads no stack file.
     Schema,

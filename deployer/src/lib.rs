@@ -23,3 +23,4 @@ pub mod policy;
 pub mod resources;
 pub mod retry;
 pub mod stack;
+pub mod verify;

@@ -74,7 +74,9 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     // runs without the secrets' values: a pull request's plan is given none.
     let stack = match &cli.command {
         Command::Diff { out: None, .. } => Stack::load_without_secrets(&cli.stack, &env, Unset::SecretsUnknown)?,
-        Command::Output | Command::Teardown => Stack::load_without_secrets(&cli.stack, &env, Unset::SecretsIgnored)?,
+        Command::Output | Command::Teardown | Command::Verify { .. } => {
+            Stack::load_without_secrets(&cli.stack, &env, Unset::SecretsIgnored)?
+        }
         _ => Stack::load_with_overrides(&cli.stack, &env, &overrides)?,
     };
     if let Command::Local { listen, backend, bootstrap, environment: _, concurrency, tls_cert, tls_key } = &cli.command
@@ -92,6 +94,9 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         })
         .await?;
         return Ok(ExitCode::SUCCESS);
+    }
+    if let Command::Verify { .. } = &cli.command {
+        return verify(cli, &stack).await;
     }
     if let Command::Policy { account: Some(account), read_only, operator, split } = &cli.command {
         // Everything it needs is in the stack file: no AWS call.
@@ -170,7 +175,9 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             let result = apply(cli, &aws, &stack, &desired, saved.as_ref().map(|(s, _)| &s.plan), &held.lost()).await;
             finish(held, result).await
         }
-        Command::Local { .. } | Command::Schema => unreachable!("answered before AWS is contacted"),
+        Command::Local { .. } | Command::Schema | Command::Verify { .. } => {
+            unreachable!("answered before AWS is contacted")
+        }
         Command::Teardown => {
             let held = commands::lock(&aws, &stack, "teardown", lease, wait).await?;
             let result = teardown(cli, &aws, &stack, &desired, &held.lost()).await;
@@ -178,6 +185,83 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             // any account to take, and the next run here would find it theirs.)
             finish(held, result).await
         }
+    }
+}
+
+/// `verify`'s exit code when a promise is broken.
+const PROMISE_BROKEN: u8 = 4;
+
+/// `deployer verify`: the checks against the stage, reported.
+async fn verify(cli: &Cli, stack: &Stack) -> anyhow::Result<ExitCode> {
+    use deployer::verify::{self, checks, client::Target, tokens};
+    let Command::Verify {
+        url,
+        connect_to,
+        server_ca,
+        cert,
+        key,
+        second_cert,
+        second_key,
+        token_command,
+        echo_path,
+        execute_api_url,
+        outside_allowlist,
+        junit,
+    } = &cli.command
+    else {
+        unreachable!("called for verify")
+    };
+    let base = match url {
+        Some(url) => url.clone(),
+        None => verify::default_url(stack)?,
+    };
+    let server_ca =
+        server_ca.as_ref().map(|p| std::fs::read(p).with_context(|| format!("reading {}", p.display()))).transpose()?;
+    let target = Target::new(base, *connect_to, server_ca);
+    let client = tokens::Credential::read(cert.clone(), key.clone())?;
+    let second = match (second_cert, second_key) {
+        (Some(cert), Some(key)) => Some(tokens::Credential::read(cert.clone(), key.clone())?),
+        _ => None,
+    };
+    let execute_api = match execute_api_url {
+        Some(url) => checks::ExecuteApi::At(url.clone()),
+        None => default_endpoint(stack).await,
+    };
+    let tokens = token_command.clone().map(tokens::TokenCommand::new);
+    let inputs = checks::Inputs {
+        stack,
+        target: &target,
+        client: &client,
+        second: second.as_ref(),
+        tokens: tokens.as_ref(),
+        echo_path: echo_path.as_deref(),
+        execute_api,
+        outside_allowlist: *outside_allowlist,
+    };
+    let report = verify::verify(&inputs).await?;
+    eprint!("{report}");
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&report.json())?);
+    }
+    if let Some(path) = junit {
+        std::fs::write(path, report.junit()).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(if report.holds() { ExitCode::SUCCESS } else { ExitCode::from(PROMISE_BROKEN) })
+}
+
+/// The stage's execute-api URL, from the API's id in AWS (where the stack
+/// says it is off), or why it is not known.
+async fn default_endpoint(stack: &Stack) -> deployer::verify::checks::ExecuteApi {
+    use deployer::verify::checks::ExecuteApi;
+    let found = async {
+        let aws = deployer::aws::Aws::connect(stack.region.as_deref()).await?;
+        let id = deployer::resources::rest_api::find_id(&aws, stack).await?;
+        let id = id.context("the stack's REST API does not exist")?;
+        deployer::verify::execute_api_url(&id, &aws.region, &stack.stage.name)
+    };
+    match found.await {
+        Ok(url) => ExecuteApi::At(url),
+        Err(e) => ExecuteApi::Unknown(format!("the default endpoint's URL is unknown ({e:#}): give --execute-api-url")),
     }
 }
 

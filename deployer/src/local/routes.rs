@@ -97,6 +97,7 @@ mod tests {
                     backend: "http://b".into(),
                     context_headers: BTreeMap::new(),
                     any_valid_token: false,
+                    scopes: Vec::new(),
                 })
                 .collect::<Vec<_>>(),
         )

@@ -243,6 +243,14 @@ async fn owned(aws: &Aws, stack: &str) -> anyhow::Result<Vec<Found<State>>> {
     Ok(found)
 }
 
+/// The id of the stack's REST API (adopted, or the one it created), if it exists.
+pub async fn find_id(aws: &Aws, stack: &crate::stack::Stack) -> anyhow::Result<Option<String>> {
+    Ok(match &stack.api.source {
+        ApiSource::Adopt(id) => Some(id.clone()),
+        ApiSource::Create(name) => find_named(aws, &stack.name, name).await?.map(|found| found.state.id),
+    })
+}
+
 /// The stack's API of this name, if any.
 async fn find_named(aws: &Aws, stack: &str, name: &str) -> anyhow::Result<Option<Found<State>>> {
     Ok(owned(aws, stack).await?.into_iter().find(|api| api.name == name))

@@ -455,6 +455,10 @@ impl Checks<'_> {
                 backend,
                 context_headers: route.context_headers.clone(),
                 any_valid_token,
+                scopes: match &route.scopes {
+                    Some(RawScopes::List(scopes)) => scopes.clone(),
+                    _ => Vec::new(),
+                },
             });
         }
         self.one_variable_per_parent(&routes);
@@ -1061,6 +1065,7 @@ mod tests {
             backend: "https://b".into(),
             context_headers: BTreeMap::new(),
             any_valid_token: false,
+            scopes: Vec::new(),
         };
         let problems = |paths: &[&str]| {
             let mut checks = Checks { problems: Vec::new(), env: &|_| None, unset: crate::stack::Unset::Refused };

@@ -143,6 +143,8 @@ pub struct RouteSpec {
     pub context_headers: BTreeMap<String, String>,
     /// `scopes: any_valid_token`: no scope needed (every plan lists these).
     pub any_valid_token: bool,
+    /// The scopes a token needs (empty with `any_valid_token`).
+    pub scopes: Vec<String>,
 }
 
 #[derive(Debug, Clone)]

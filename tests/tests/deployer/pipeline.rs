@@ -225,6 +225,7 @@ fn the_example_workflow_runs_the_deployer_as_it_accepts_and_applies_the_reviewed
     assert!(runs("plan", &["plan", "--out", "plan.json", "--detailed-exitcode"]), "{commands:?}");
     assert!(runs("apply", &["apply", "plan.json"]), "the apply job applies the saved plan: {commands:?}");
     assert!(!runs("apply", &["plan"]), "the apply job does not plan again: {commands:?}");
+    assert!(runs("apply", &["verify", "--junit"]), "the apply job verifies the deployed API: {commands:?}");
 
     let job = |name: &str| &workflow["jobs"][name];
     let uses = |name: &str, action: &str| {
