@@ -151,6 +151,7 @@ async fn every_promise_of_the_stack_holds_on_the_local_edge() {
         "tls.certificate_accepted",
         "tls.certificate_required",
         "tls.other_ca_refused",
+        "tls.legacy_version_refused",
         "waf.allowlist",
         "execute_api.off",
         "authorizer.no_token",
@@ -227,6 +228,33 @@ async fn an_edge_without_mutual_tls_and_a_runner_outside_the_allowlist_are_told_
     // The same runner, not said to be outside: the WAF's 403 is reported, not taken for the authorizer's.
     let (_, report, _) = verify(&stack, &edge, &pipeline, &["--execute-api-url", "https://127.0.0.1:9/prod"]).await;
     assert_eq!(outcomes_of(&report, "waf.allowlist"), "fail", "{report:#}");
+    edge.stop().await;
+}
+
+#[tokio::test]
+async fn a_route_served_with_other_scopes_another_realm_and_a_certificate_the_edge_refuses_are_found() {
+    // The edge serves GET /pets/{id} for pets:admin, not pets:read, and
+    // answers 401 with another realm than the stack's.
+    let served = |text: String| {
+        text.replacen("scopes: [pets:read]", "scopes: [pets:admin]", 1).replacen("realm: pets", "realm: other", 1)
+    };
+    let (edge, stack) = edge_serving(StackOptions::default(), served).await;
+    let pipeline = Pipeline::new(&edge.pki).await;
+    let extra = ["--execute-api-url", "https://127.0.0.1:9/prod"];
+    let (code, report, stderr) = verify(&stack, &edge, &pipeline, &extra).await;
+    assert_eq!(code, 4, "{stderr}");
+    let outcomes = outcomes(&report);
+    assert_eq!(outcomes["authorizer.allows GET /pets/{id}"], "fail", "{report:#}");
+    assert_eq!(outcomes["authorizer.no_token"], "fail", "{report:#}");
+    assert_eq!(outcomes["authorizer.scopes GET /pets/{id}"], "pass", "a token without any scope is still refused");
+
+    // A client certificate the truststore does not hold: nothing else can be checked.
+    std::fs::write(pipeline.directory.join("client.pem"), &edge.pki.foreign_client.pem).expect("certificate");
+    std::fs::write(pipeline.directory.join("client.key"), &edge.pki.foreign_client.key_pem).expect("key");
+    let (code, report, _) = verify(&stack, &edge, &pipeline, &extra).await;
+    assert_eq!(code, 4);
+    assert_eq!(outcomes_of(&report, "tls.certificate_accepted"), "fail", "{report:#}");
+    assert_eq!(outcomes_of(&report, "*"), "not_checked", "{report:#}");
     edge.stop().await;
 }
 

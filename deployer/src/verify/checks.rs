@@ -13,6 +13,7 @@ use authorizer::binding::BindingMode;
 use reqwest::Method;
 
 use super::client::{Answer, Target};
+use super::legacy_tls;
 use super::report::{Check, Outcome};
 use super::tokens::{Credential, TokenCommand};
 use crate::stack::template::Part;
@@ -167,6 +168,7 @@ async fn tls(inputs: &Inputs<'_>, url: &str, checks: &mut Vec<Check>) -> anyhow:
         let why = "the stack has no custom domain, so no mutual TLS";
         checks.push(not_checked("tls.certificate_required", NONE, why));
         checks.push(not_checked("tls.other_ca_refused", OTHER_CA, why));
+        checks.push(not_checked("tls.legacy_version_refused", "a TLS 1.1 hello is refused", why));
         return Ok(());
     }
     let target = inputs.target;
@@ -186,6 +188,17 @@ async fn tls(inputs: &Inputs<'_>, url: &str, checks: &mut Vec<Check>) -> anyhow:
     checks.push(match refused(other) {
         Ok(seen) => pass("tls.other_ca_refused", OTHER_CA, seen),
         Err(seen) => fail("tls.other_ca_refused", OTHER_CA, seen),
+    });
+    const LEGACY: &str = "a TLS 1.1 hello is refused (the domain's security policy)";
+    let id = "tls.legacy_version_refused";
+    target.count_one();
+    let server_name = target.base.host_str().unwrap_or_default();
+    checks.push(match legacy_tls::offer_tls_1_1(&target.address(), server_name).await {
+        Ok(legacy_tls::Answer::Refused(how)) => pass(id, LEGACY, format!("refused: {how}")),
+        Ok(legacy_tls::Answer::Accepted(version)) => {
+            fail(id, LEGACY, format!("the server answered with a ServerHello for version {version:#06x}"))
+        }
+        Err(error) => fail(id, LEGACY, format!("{error:#}")),
     });
     Ok(())
 }

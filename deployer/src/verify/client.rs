@@ -64,6 +64,23 @@ impl Target {
         Ok(Answer { status, challenge, body })
     }
 
+    /// Where a raw connection goes: `--connect-to`, or the URL's host and port.
+    pub fn address(&self) -> String {
+        match self.connect_to {
+            Some(address) => address.to_string(),
+            None => format!(
+                "{}:{}",
+                self.base.host_str().unwrap_or_default(),
+                self.base.port_or_known_default().unwrap_or(443)
+            ),
+        }
+    }
+
+    /// Counts a request made without [`Target::send`].
+    pub fn count_one(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn requests(&self) -> usize {
         self.requests.load(Ordering::Relaxed)
     }
