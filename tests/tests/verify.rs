@@ -160,6 +160,7 @@ async fn every_promise_of_the_stack_holds_on_the_local_edge() {
         "authorizer.allows GET /pets/{id}",
         "authorizer.binding",
         "headers.forged",
+        "authorizer.path_spellings",
     ] {
         assert_eq!(outcomes.get(held).map(String::as_str), Some("pass"), "{held}: {report:#}");
     }
@@ -196,6 +197,7 @@ async fn an_authorizer_that_allows_everything_a_live_default_endpoint_and_an_uns
         "authorizer.scopes POST /pets",
         "authorizer.binding",
         "headers.forged",
+        "authorizer.path_spellings",
     ] {
         assert_eq!(outcomes.get(broken).map(String::as_str), Some("fail"), "{broken}: {report:#}");
     }

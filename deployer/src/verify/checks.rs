@@ -156,6 +156,7 @@ pub async fn run(inputs: &Inputs<'_>) -> anyhow::Result<Vec<Check>> {
     }
     binding(inputs, tokens, &with_certificate, &mut checks).await?;
     forged_headers(inputs, tokens, &with_certificate, &mut checks).await?;
+    path_spellings(inputs, tokens, &with_certificate, &mut checks).await?;
     Ok(checks)
 }
 
@@ -438,4 +439,58 @@ mod tests {
             assert!(!safe(&route(write, "/pets")), "{write}");
         }
     }
+}
+
+/// Spellings of a path part that gateways and authorizers have read
+/// differently: an encoded `/`, `.` and `:`, and a trailing slash.
+const SPELLINGS: [&str; 4] = ["a%2Fb", "a%2Eb", "a%3Ab", "verify/"];
+
+/// However the variable part of a route is spelled, a token without the
+/// route's scopes never reaches the backend; what a token with them gets is
+/// recorded (the status, and the path the backend saw when it echoes it).
+async fn path_spellings(
+    inputs: &Inputs<'_>,
+    tokens: &TokenCommand,
+    client: &reqwest::Client,
+    checks: &mut Vec<Check>,
+) -> anyhow::Result<()> {
+    const PROMISE: &str = "no spelling of a path lets a token without the route's scopes reach the backend";
+    let id = "authorizer.path_spellings";
+    let variable = |r: &&RouteSpec| r.template.parts().last().is_some_and(|p| matches!(p, Part::Param(_)));
+    let Some(route) = inputs.stack.api.routes.iter().filter(|r| safe(r) && !r.any_valid_token).find(variable) else {
+        checks.push(not_checked(id, PROMISE, "no GET route that needs scopes ends in a variable part"));
+        return Ok(());
+    };
+    let sample = sample_path(route);
+    let stem = sample.trim_end_matches("verify");
+    let without = tokens.token(&[], inputs.client).await?;
+    let with = tokens.token(&route.scopes, inputs.client).await?;
+    let mut reached = Vec::new();
+    let mut recorded = Vec::new();
+    for spelling in SPELLINGS {
+        let url = inputs.target.url(&format!("{stem}{spelling}"));
+        let send = |token: &super::tokens::Token| {
+            inputs.target.send(client.get(&url).header("authorization", token.authorization()))
+        };
+        match send(&without).await {
+            Ok(answer) if answer.status < 400 => reached.push(format!("{stem}{spelling} → HTTP {}", answer.status)),
+            Ok(_) | Err(_) => {}
+        }
+        let seen = match send(&with).await {
+            Ok(answer) => {
+                let path = serde_json::from_str::<serde_json::Value>(&answer.body).ok();
+                let path = path.as_ref().and_then(|b| b["path"].as_str()).map(|p| format!(", backend saw {p}"));
+                format!("{spelling}: {}{}", answer.status, path.unwrap_or_default())
+            }
+            Err(error) => format!("{spelling}: {error}"),
+        };
+        recorded.push(seen);
+    }
+    let on = format!("{} {}", route.method, route.path);
+    checks.push(if reached.is_empty() {
+        pass(id, PROMISE, format!("{on}, refused every spelling; with its scopes: {}", recorded.join("; ")))
+    } else {
+        fail(id, PROMISE, format!("{on}: a token without its scopes reached the backend: {}", reached.join("; ")))
+    });
+    Ok(())
 }
