@@ -137,6 +137,10 @@ pub enum Command {
         /// Also write the report as JUnit XML here.
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
+        /// Read the access log from this file (deployer local --access-log)
+        /// instead of the stage's log group in CloudWatch.
+        #[arg(long, value_name = "FILE")]
+        access_log: Option<PathBuf>,
     },
     /// Print stack.yaml's JSON Schema (the repository keeps it as
     /// stack.schema.json, for editors). Reads no stack file.
@@ -169,5 +173,8 @@ pub enum Command {
         /// The server certificate's private key (PEM).
         #[arg(long, value_name = "PEM", requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+        /// Append each access-log line to this file too (stdout has them all).
+        #[arg(long, value_name = "FILE")]
+        access_log: Option<PathBuf>,
     },
 }

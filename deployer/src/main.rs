@@ -79,7 +79,8 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         }
         _ => Stack::load_with_overrides(&cli.stack, &env, &overrides)?,
     };
-    if let Command::Local { listen, backend, bootstrap, environment: _, concurrency, tls_cert, tls_key } = &cli.command
+    if let Command::Local { listen, backend, bootstrap, environment: _, concurrency, tls_cert, tls_key, access_log } =
+        &cli.command
     {
         let options = deployer::local::Options {
             listen: *listen,
@@ -88,6 +89,7 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             tls: tls_cert.clone().zip(tls_key.clone()),
             workspace: workspace_of(&cli.stack),
             concurrency: *concurrency,
+            access_log: access_log.clone(),
         };
         deployer::local::serve(&stack, options, |address, prefix| {
             println!("{}", serde_json::json!({"listening": format!("https://{address}{prefix}"), "stack": stack.name}));
@@ -207,6 +209,7 @@ async fn verify(cli: &Cli, stack: &Stack) -> anyhow::Result<ExitCode> {
         execute_api_url,
         outside_allowlist,
         junit,
+        access_log,
     } = &cli.command
     else {
         unreachable!("called for verify")
@@ -223,9 +226,35 @@ async fn verify(cli: &Cli, stack: &Stack) -> anyhow::Result<ExitCode> {
         (Some(cert), Some(key)) => Some(tokens::Credential::read(cert.clone(), key.clone())?),
         _ => None,
     };
-    let execute_api = match execute_api_url {
-        Some(url) => checks::ExecuteApi::At(url.clone()),
-        None => default_endpoint(stack).await,
+    // AWS only for what the command line does not give: the API's default
+    // endpoint, and the stage's access log in CloudWatch.
+    let reads_logs = access_log.is_none() && stack.stage.access_log.is_some();
+    let aws = match execute_api_url.is_none() || reads_logs {
+        true => Some(deployer::aws::Aws::connect(stack.region.as_deref()).await.map_err(|e| format!("{e:#}"))),
+        false => None,
+    };
+    let execute_api = match (execute_api_url, &aws) {
+        (Some(url), _) => checks::ExecuteApi::At(url.clone()),
+        (None, Some(Ok(aws))) => default_endpoint(aws, stack).await,
+        (None, Some(Err(why))) => checks::ExecuteApi::Unknown(format!("no AWS access ({why}): give --execute-api-url")),
+        (None, None) => unreachable!("AWS is connected when the URL is not given"),
+    };
+    let access_log = match (access_log, &aws) {
+        (Some(path), _) => verify::facts::Source::File(path.clone()),
+        (None, _) if stack.stage.access_log.is_none() => verify::facts::Source::Unavailable(
+            "stage.access_log is not set: API Gateway keeps no access log to read".into(),
+        ),
+        (None, Some(Ok(aws))) => verify::facts::Source::CloudWatch {
+            logs: aws.logs.clone(),
+            group: deployer::stack::names::access_log_group(&stack.name, &stack.stage.name),
+            since_ms: i64::try_from(
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis(),
+            )
+            .unwrap_or_default()
+                - 60_000,
+        },
+        (None, Some(Err(why))) => verify::facts::Source::Unavailable(format!("no AWS access ({why})")),
+        (None, None) => unreachable!("AWS is connected when the log is in CloudWatch"),
     };
     let tokens = token_command.clone().map(tokens::TokenCommand::new);
     let inputs = checks::Inputs {
@@ -237,6 +266,7 @@ async fn verify(cli: &Cli, stack: &Stack) -> anyhow::Result<ExitCode> {
         echo_path: echo_path.as_deref(),
         execute_api,
         outside_allowlist: *outside_allowlist,
+        access_log: &access_log,
     };
     let report = verify::verify(&inputs).await?;
     eprint!("{report}");
@@ -249,13 +279,11 @@ async fn verify(cli: &Cli, stack: &Stack) -> anyhow::Result<ExitCode> {
     Ok(if report.holds() { ExitCode::SUCCESS } else { ExitCode::from(PROMISE_BROKEN) })
 }
 
-/// The stage's execute-api URL, from the API's id in AWS (where the stack
-/// says it is off), or why it is not known.
-async fn default_endpoint(stack: &Stack) -> deployer::verify::checks::ExecuteApi {
+/// The stage's execute-api URL, from the API's id in AWS, or why it is not known.
+async fn default_endpoint(aws: &deployer::aws::Aws, stack: &Stack) -> deployer::verify::checks::ExecuteApi {
     use deployer::verify::checks::ExecuteApi;
     let found = async {
-        let aws = deployer::aws::Aws::connect(stack.region.as_deref()).await?;
-        let id = deployer::resources::rest_api::find_id(&aws, stack).await?;
+        let id = deployer::resources::rest_api::find_id(aws, stack).await?;
         let id = id.context("the stack's REST API does not exist")?;
         deployer::verify::execute_api_url(&id, &aws.region, &stack.stage.name)
     };

@@ -79,6 +79,8 @@ async fn verify(stack: &Path, edge: &LocalEdge, pipeline: &Pipeline, extra: &[&s
         pipeline.file("client.key"),
         "--token-command".to_owned(),
         pipeline.token_command.clone(),
+        "--access-log".to_owned(),
+        edge.directory.join("access.log").display().to_string(),
     ];
     arguments.extend(extra.iter().map(|a| (*a).to_owned()));
     let output = tokio::process::Command::new(e2e::workspace_binary("debug", "deployer"))
@@ -124,7 +126,12 @@ async fn edge_serving(options: StackOptions, edit: impl Fn(String) -> String) ->
     let launch = Launch {
         deployer: e2e::workspace_binary("debug", "deployer"),
         stack: served,
-        arguments: vec!["--bootstrap".to_owned(), bootstrap.display().to_string()],
+        arguments: vec![
+            "--bootstrap".to_owned(),
+            bootstrap.display().to_string(),
+            "--access-log".to_owned(),
+            directory.join("access.log").display().to_string(),
+        ],
         environment: Vec::new(),
         keep_access_log: true,
     };
@@ -173,6 +180,14 @@ async fn every_promise_of_the_stack_holds_on_the_local_edge() {
     assert_eq!(xml.matches("<testcase").count(), outcomes.len(), "{xml}");
     assert!(xml.contains("<skipped") && !xml.contains("<failure"), "{xml}");
     assert!(stderr.contains("held, 0 broken"), "{stderr}");
+    // What the edge's access log says it did with verify's requests: the
+    // subject DN it passes, and the route each spelling matched.
+    let facts = report["checks"].as_array().and_then(|c| c.iter().find(|c| c["id"] == "edge.facts")).expect("facts");
+    assert_eq!(facts["outcome"], "recorded", "{facts}");
+    let facts = facts["detail"].as_str().unwrap_or_default();
+    assert!(facts.contains(&format!("subjectDN {}", edge.pki.client.subject_dn)), "{facts}");
+    assert!(facts.contains("GET /pets/verify without a token → resourcePath /pets/{id}, status 401"), "{facts}");
+    assert!(facts.contains("GET /pets/a%2Eb → resourcePath /pets/{id}, status 200"), "{facts}");
     eprintln!("verify: {} requests in {:.2} s", report["requests"], report["seconds"].as_f64().unwrap_or_default());
     edge.stop().await;
 }

@@ -1,9 +1,14 @@
 //! One JSON line per request on stdout, like an API Gateway access log:
-//! status, source, route, authorizer latency and cache hit, integration
-//! latency. Never a header value, so never a token or a certificate.
+//! status, source, route (`resourcePath`, as the stage's access log names
+//! it), the client certificate's subject DN, authorizer latency and cache
+//! hit, integration latency. Never a header value, so never a token or a
+//! certificate. With `--access-log FILE`, each line goes to FILE too (what
+//! `deployer verify --access-log` reads, as it reads the stage's log in
+//! CloudWatch).
 
 use std::io::Write as _;
 use std::net::IpAddr;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -18,7 +23,7 @@ fn millis(duration: Duration) -> f64 {
 }
 
 impl AccessLog {
-    pub fn start(request_id: &str, source: IpAddr, method: &str, path: &str) -> AccessLog {
+    pub fn start(request_id: &str, source: IpAddr, method: &str, path: &str, subject_dn: Option<&str>) -> AccessLog {
         let time = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         let line = json!({
             "requestId": request_id,
@@ -27,6 +32,8 @@ impl AccessLog {
             "httpMethod": method,
             "path": path,
             "route": null,
+            "resourcePath": null,
+            "clientCertSubjectDN": subject_dn,
             "authorizerLatencyMs": null,
             "authorizerCacheHit": null,
             "integrationLatencyMs": null,
@@ -37,6 +44,7 @@ impl AccessLog {
 
     pub fn route(&mut self, template: &str) {
         self.line.insert("route".into(), template.into());
+        self.line.insert("resourcePath".into(), template.into());
     }
 
     /// `latency` is None on a cache hit (the authorizer was not called).
@@ -64,9 +72,28 @@ impl AccessLog {
     }
 }
 
-/// Writes `line` to stdout, whole (one write: lines of concurrent requests
-/// never interleave).
+/// The file each line also goes to (`deployer local --access-log`).
+static ALSO_TO: OnceLock<Mutex<std::fs::File>> = OnceLock::new();
+
+/// Appends every later line to `path` as well.
+pub fn also_to(path: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("--access-log {}", path.display()))?;
+    let _ = ALSO_TO.set(Mutex::new(file));
+    Ok(())
+}
+
+/// Writes `line` to stdout (and the `--access-log` file), whole (one write:
+/// lines of concurrent requests never interleave).
 pub fn write_line(mut line: String) {
     line.push('\n');
     let _ = std::io::stdout().lock().write_all(line.as_bytes());
+    if let Some(file) = ALSO_TO.get() {
+        let mut file = file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _ = file.write_all(line.as_bytes());
+    }
 }

@@ -62,7 +62,8 @@ impl Edge {
         let request_id = format!("{:016x}", self.requests.fetch_add(1, Ordering::Relaxed) + 1);
         let method = request.method().as_str().to_owned();
         let raw_path = request.uri().path().to_owned();
-        let mut log = AccessLog::start(&request_id, connection.source, &method, &raw_path);
+        let subject_dn = connection.client_cert.as_ref().map(|c| c.subject_dn.as_str());
+        let mut log = AccessLog::start(&request_id, connection.source, &method, &raw_path, subject_dn);
         let answer = self.pipeline(request, connection, &request_id, &method, &raw_path, &mut log).await;
         log.finish(answer.status().as_u16());
         with_request_id(answer, &request_id)

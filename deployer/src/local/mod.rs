@@ -49,6 +49,8 @@ pub struct Options {
     pub workspace: PathBuf,
     /// Execution environments the authorizer may run in at once.
     pub concurrency: usize,
+    /// A file each access-log line is appended to as well.
+    pub access_log: Option<PathBuf>,
 }
 
 /// What the stack asks for that the local edge does not reproduce: said at
@@ -87,6 +89,9 @@ pub fn not_reproduced(stack: &Stack, concurrency: usize) -> Vec<String> {
 pub async fn serve(stack: &Stack, options: Options, on_ready: impl FnOnce(SocketAddr, &str)) -> anyhow::Result<()> {
     for note in not_reproduced(stack, options.concurrency) {
         eprintln!("note: {note}");
+    }
+    if let Some(path) = &options.access_log {
+        access_log::also_to(path)?;
     }
     let binary = bootstrap_binary(stack, &options)?;
     let region =

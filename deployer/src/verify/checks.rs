@@ -13,6 +13,7 @@ use authorizer::binding::BindingMode;
 use reqwest::Method;
 
 use super::client::{Answer, Target};
+use super::facts::{self, Sent};
 use super::legacy_tls;
 use super::report::{Check, Outcome};
 use super::tokens::{Credential, TokenCommand};
@@ -43,6 +44,8 @@ pub struct Inputs<'a> {
     pub execute_api: ExecuteApi,
     /// The runner's address is outside `waf.allow`.
     pub outside_allowlist: bool,
+    /// Where the stage's access log is read, for the facts it records.
+    pub access_log: &'a facts::Source,
 }
 
 fn pass(id: &str, promise: &str, seen: impl Into<String>) -> Check {
@@ -99,11 +102,20 @@ fn safe(route: &RouteSpec) -> bool {
     matches!(method_of(route), Method::GET | Method::HEAD)
 }
 
-/// Every check, in order.
+/// Every check, in order, then the facts the access log has of the requests.
 pub async fn run(inputs: &Inputs<'_>) -> anyhow::Result<Vec<Check>> {
+    let mut checks = Vec::new();
+    let mut sent = Vec::new();
+    in_order(inputs, &mut checks, &mut sent).await?;
+    if !sent.is_empty() {
+        checks.push(facts::record(inputs.access_log, &sent).await);
+    }
+    Ok(checks)
+}
+
+async fn in_order(inputs: &Inputs<'_>, checks: &mut Vec<Check>, sent: &mut Vec<Sent>) -> anyhow::Result<()> {
     let stack = inputs.stack;
     let target = inputs.target;
-    let mut checks = Vec::new();
     let Some(first) = stack.api.routes.first() else { anyhow::bail!("the stack has no route to send requests to") };
     let first_url = target.url(&sample_path(first));
     let with_certificate = target.client(Some(&inputs.client.pem))?;
@@ -120,17 +132,23 @@ pub async fn run(inputs: &Inputs<'_>) -> anyhow::Result<Vec<Check>> {
         Err(error) => {
             checks.push(fail("tls.certificate_accepted", ACCEPTED, error));
             checks.push(not_checked("*", "every other check", "the API could not be reached with the certificate"));
-            return Ok(checks);
+            return Ok(());
         }
     };
 
-    tls(inputs, &first_url, &mut checks).await?;
-    let reaches_api = waf(inputs, &reached, &mut checks);
-    execute_api(inputs, &mut checks).await?;
+    if let Some(request_id) = &reached.request_id {
+        sent.push(Sent {
+            label: format!("GET {} without a token", sample_path(first)),
+            request_id: request_id.clone(),
+        });
+    }
+    tls(inputs, &first_url, checks).await?;
+    let reaches_api = waf(inputs, &reached, checks);
+    execute_api(inputs, checks).await?;
     if !reaches_api {
         let why = "the WAF keeps this runner out (--outside-allowlist)";
         checks.push(not_checked("authorizer.*", "the authorizer's answers, route by route", why));
-        return Ok(checks);
+        return Ok(());
     }
 
     const NO_TOKEN: &str = "a request without a token is refused with 401 and the stack's WWW-Authenticate";
@@ -149,15 +167,15 @@ pub async fn run(inputs: &Inputs<'_>) -> anyhow::Result<Vec<Check>> {
     let Some(tokens) = inputs.tokens else {
         let what = "each route's scopes, certificate binding, forged mapped headers";
         checks.push(not_checked("authorizer.tokens", what, "give --token-command"));
-        return Ok(checks);
+        return Ok(());
     };
     for route in &stack.api.routes {
-        route_scopes(inputs, tokens, &with_certificate, route, &mut checks).await?;
+        route_scopes(inputs, tokens, &with_certificate, route, checks).await?;
     }
-    binding(inputs, tokens, &with_certificate, &mut checks).await?;
-    forged_headers(inputs, tokens, &with_certificate, &mut checks).await?;
-    path_spellings(inputs, tokens, &with_certificate, &mut checks).await?;
-    Ok(checks)
+    binding(inputs, tokens, &with_certificate, checks).await?;
+    forged_headers(inputs, tokens, &with_certificate, checks).await?;
+    sent.extend(path_spellings(inputs, tokens, &with_certificate, checks).await?);
+    Ok(())
 }
 
 /// Without a certificate, and with one of a CA the truststore does not hold:
@@ -399,6 +417,64 @@ async fn forged_headers(
     Ok(())
 }
 
+/// Spellings of a path part that gateways and authorizers have read
+/// differently: an encoded `/`, `.` and `:`, and a trailing slash.
+const SPELLINGS: [&str; 4] = ["a%2Fb", "a%2Eb", "a%3Ab", "verify/"];
+
+/// However the variable part of a route is spelled, a token without the
+/// route's scopes never reaches the backend; what a token with them gets is
+/// recorded (the status, and the path the backend saw when it echoes it).
+async fn path_spellings(
+    inputs: &Inputs<'_>,
+    tokens: &TokenCommand,
+    client: &reqwest::Client,
+    checks: &mut Vec<Check>,
+) -> anyhow::Result<Vec<Sent>> {
+    const PROMISE: &str = "no spelling of a path lets a token without the route's scopes reach the backend";
+    let id = "authorizer.path_spellings";
+    let variable = |r: &&RouteSpec| r.template.parts().last().is_some_and(|p| matches!(p, Part::Param(_)));
+    let Some(route) = inputs.stack.api.routes.iter().filter(|r| safe(r) && !r.any_valid_token).find(variable) else {
+        checks.push(not_checked(id, PROMISE, "no GET route that needs scopes ends in a variable part"));
+        return Ok(Vec::new());
+    };
+    let sample = sample_path(route);
+    let stem = sample.trim_end_matches("verify");
+    let without = tokens.token(&[], inputs.client).await?;
+    let with = tokens.token(&route.scopes, inputs.client).await?;
+    let mut reached = Vec::new();
+    let mut recorded = Vec::new();
+    let mut sent = Vec::new();
+    for spelling in SPELLINGS {
+        let url = inputs.target.url(&format!("{stem}{spelling}"));
+        let send = |token: &super::tokens::Token| {
+            inputs.target.send(client.get(&url).header("authorization", token.authorization()))
+        };
+        match send(&without).await {
+            Ok(answer) if answer.status < 400 => reached.push(format!("{stem}{spelling} → HTTP {}", answer.status)),
+            Ok(_) | Err(_) => {}
+        }
+        let seen = match send(&with).await {
+            Ok(answer) => {
+                if let Some(request_id) = &answer.request_id {
+                    sent.push(Sent { label: format!("GET {stem}{spelling}"), request_id: request_id.clone() });
+                }
+                let path = serde_json::from_str::<serde_json::Value>(&answer.body).ok();
+                let path = path.as_ref().and_then(|b| b["path"].as_str()).map(|p| format!(", backend saw {p}"));
+                format!("{spelling}: {}{}", answer.status, path.unwrap_or_default())
+            }
+            Err(error) => format!("{spelling}: {error}"),
+        };
+        recorded.push(seen);
+    }
+    let on = format!("{} {}", route.method, route.path);
+    checks.push(if reached.is_empty() {
+        pass(id, PROMISE, format!("{on}, refused every spelling; with its scopes: {}", recorded.join("; ")))
+    } else {
+        fail(id, PROMISE, format!("{on}: a token without its scopes reached the backend: {}", reached.join("; ")))
+    });
+    Ok(sent)
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -439,58 +515,4 @@ mod tests {
             assert!(!safe(&route(write, "/pets")), "{write}");
         }
     }
-}
-
-/// Spellings of a path part that gateways and authorizers have read
-/// differently: an encoded `/`, `.` and `:`, and a trailing slash.
-const SPELLINGS: [&str; 4] = ["a%2Fb", "a%2Eb", "a%3Ab", "verify/"];
-
-/// However the variable part of a route is spelled, a token without the
-/// route's scopes never reaches the backend; what a token with them gets is
-/// recorded (the status, and the path the backend saw when it echoes it).
-async fn path_spellings(
-    inputs: &Inputs<'_>,
-    tokens: &TokenCommand,
-    client: &reqwest::Client,
-    checks: &mut Vec<Check>,
-) -> anyhow::Result<()> {
-    const PROMISE: &str = "no spelling of a path lets a token without the route's scopes reach the backend";
-    let id = "authorizer.path_spellings";
-    let variable = |r: &&RouteSpec| r.template.parts().last().is_some_and(|p| matches!(p, Part::Param(_)));
-    let Some(route) = inputs.stack.api.routes.iter().filter(|r| safe(r) && !r.any_valid_token).find(variable) else {
-        checks.push(not_checked(id, PROMISE, "no GET route that needs scopes ends in a variable part"));
-        return Ok(());
-    };
-    let sample = sample_path(route);
-    let stem = sample.trim_end_matches("verify");
-    let without = tokens.token(&[], inputs.client).await?;
-    let with = tokens.token(&route.scopes, inputs.client).await?;
-    let mut reached = Vec::new();
-    let mut recorded = Vec::new();
-    for spelling in SPELLINGS {
-        let url = inputs.target.url(&format!("{stem}{spelling}"));
-        let send = |token: &super::tokens::Token| {
-            inputs.target.send(client.get(&url).header("authorization", token.authorization()))
-        };
-        match send(&without).await {
-            Ok(answer) if answer.status < 400 => reached.push(format!("{stem}{spelling} → HTTP {}", answer.status)),
-            Ok(_) | Err(_) => {}
-        }
-        let seen = match send(&with).await {
-            Ok(answer) => {
-                let path = serde_json::from_str::<serde_json::Value>(&answer.body).ok();
-                let path = path.as_ref().and_then(|b| b["path"].as_str()).map(|p| format!(", backend saw {p}"));
-                format!("{spelling}: {}{}", answer.status, path.unwrap_or_default())
-            }
-            Err(error) => format!("{spelling}: {error}"),
-        };
-        recorded.push(seen);
-    }
-    let on = format!("{} {}", route.method, route.path);
-    checks.push(if reached.is_empty() {
-        pass(id, PROMISE, format!("{on}, refused every spelling; with its scopes: {}", recorded.join("; ")))
-    } else {
-        fail(id, PROMISE, format!("{on}: a token without its scopes reached the backend: {}", reached.join("; ")))
-    });
-    Ok(())
 }

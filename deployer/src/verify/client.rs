@@ -58,10 +58,11 @@ impl Target {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let response = request.send().await.map_err(|e| chain(&e))?;
         let status = response.status().as_u16();
-        let challenge =
-            response.headers().get(reqwest::header::WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let challenge = header("www-authenticate");
+        let request_id = header("x-amzn-requestid");
         let body = response.text().await.unwrap_or_default();
-        Ok(Answer { status, challenge, body })
+        Ok(Answer { status, challenge, body, request_id })
     }
 
     /// Where a raw connection goes: `--connect-to`, or the URL's host and port.
@@ -92,6 +93,8 @@ pub struct Answer {
     pub status: u16,
     pub challenge: Option<String>,
     pub body: String,
+    /// API Gateway's id of the request (`x-amzn-RequestId`): what its access log is searched by.
+    pub request_id: Option<String>,
 }
 
 impl Answer {

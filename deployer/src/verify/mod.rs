@@ -7,6 +7,7 @@
 //! - `checks`: the checks, in the order a request meets what they check;
 //! - `client`: how the API is reached (URL, address, server CA, counted requests);
 //! - `legacy_tls`: whether the server takes a TLS 1.1 hello;
+//! - `facts`: what the stage's access log says of the requests sent;
 //! - `tokens`: access tokens from the team's token command;
 //! - `report`: the outcome, as a table, JSON or JUnit XML.
 //!
@@ -14,6 +15,7 @@
 
 pub mod checks;
 pub mod client;
+pub mod facts;
 pub mod legacy_tls;
 pub mod report;
 pub mod tokens;

@@ -216,3 +216,53 @@ async fn an_account_role_that_no_longer_exists_is_reported_and_replaced_only_on_
     assert!(ours.ends_with("role/oauth-gateway-apigateway-cloudwatch"), "{ours}");
     assert_eq!(deployer(&stack, &proxy.url(), &["teardown"], &env()).await.code, 0);
 }
+
+/// `deployer verify` reads what API Gateway did with its requests from the
+/// stage's access log in CloudWatch, by request id. moto's API Gateway
+/// writes no access log: the test writes the lines API Gateway would (the
+/// stack's access-log format, one per request) and checks that verify finds
+/// its requests' lines among others', and records what they say.
+#[tokio::test]
+async fn verify_records_what_the_stages_access_log_in_cloudwatch_says_of_its_requests() {
+    use deployer::verify::facts::{self, Sent, Source};
+    let aws = clients().await;
+    let group = deployer::stack::names::access_log_group("t-facts", "prod");
+    let _ = aws.logs.create_log_group().log_group_name(&group).send().await;
+    let _ = aws.logs.create_log_stream().log_group_name(&group).log_stream_name("s1").send().await;
+    let now =
+        i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()).unwrap();
+    let line = |id: &str, path: &str, status: u16| {
+        let line = serde_json::json!({
+            "requestId": id,
+            "resourcePath": path,
+            "status": status,
+            "clientCertSubjectDN": "CN=client-a,O=Pets",
+        });
+        aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+            .timestamp(now)
+            .message(line.to_string())
+            .build()
+            .unwrap()
+    };
+    aws.logs
+        .put_log_events()
+        .log_group_name(&group)
+        .log_stream_name("s1")
+        .log_events(line("someone-else-1", "/other", 200))
+        .log_events(line("3c1e-a", "/pets/{id}", 401))
+        .log_events(line("3c1e-b", "/pets/{id}", 200))
+        .send()
+        .await
+        .expect("the access log lines");
+    let source = Source::CloudWatch { logs: aws.logs.clone(), group, since_ms: now - 60_000 };
+    let sent = [
+        Sent { label: "GET /pets/verify without a token".into(), request_id: "3c1e-a".into() },
+        Sent { label: "GET /pets/a%2Eb".into(), request_id: "3c1e-b".into() },
+    ];
+    let check = facts::record(&source, &sent).await;
+    let deployer::verify::Outcome::Recorded(facts) = &check.outcome else { panic!("{check:?}") };
+    assert!(facts.starts_with("subjectDN CN=client-a,O=Pets"), "{facts}");
+    assert!(facts.contains("GET /pets/verify without a token → resourcePath /pets/{id}, status 401"), "{facts}");
+    assert!(facts.contains("GET /pets/a%2Eb → resourcePath /pets/{id}, status 200"), "{facts}");
+    assert!(!facts.contains("/other"), "another request's line is not verify's: {facts}");
+}
