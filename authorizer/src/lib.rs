@@ -514,8 +514,11 @@ pub async fn handle(
         (Ok(r), _) | (Err(_), Some(r)) => Some(r.principal_id.as_str()),
         _ => None,
     };
+    // API Gateway's request id too: what its access log and `deployer verify` know the request by.
+    let api_request_id = event.request_context.as_ref().and_then(|c| c.request_id.as_deref()).unwrap_or("");
     tracing::info!(
         request_id,
+        api_request_id,
         method_arn = event.method_arn().unwrap_or(""),
         decision = decision.label(),
         reason = decision.reason(),

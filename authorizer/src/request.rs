@@ -57,6 +57,9 @@ impl fmt::Debug for AuthorizerEvent {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RequestContext {
+    /// API Gateway's id of the request (`x-amzn-RequestId`, `$context.requestId`).
+    #[serde(default)]
+    pub request_id: Option<String>,
     /// The host the client called (the custom domain, or the execute-api host).
     #[serde(default)]
     pub domain_name: Option<String>,

@@ -141,6 +141,10 @@ pub enum Command {
         /// instead of the stage's log group in CloudWatch.
         #[arg(long, value_name = "FILE")]
         access_log: Option<PathBuf>,
+        /// Read the authorizer's log from this file (deployer local
+        /// --function-log) instead of its log group in CloudWatch.
+        #[arg(long, value_name = "FILE")]
+        function_log: Option<PathBuf>,
     },
     /// Print stack.yaml's JSON Schema (the repository keeps it as
     /// stack.schema.json, for editors). Reads no stack file.
@@ -176,5 +180,9 @@ pub enum Command {
         /// Append each access-log line to this file too (stdout has them all).
         #[arg(long, value_name = "FILE")]
         access_log: Option<PathBuf>,
+        /// Append the authorizer's own log here instead of stderr (as Lambda
+        /// sends it to CloudWatch).
+        #[arg(long, value_name = "FILE")]
+        function_log: Option<PathBuf>,
     },
 }

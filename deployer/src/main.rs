@@ -79,8 +79,17 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         }
         _ => Stack::load_with_overrides(&cli.stack, &env, &overrides)?,
     };
-    if let Command::Local { listen, backend, bootstrap, environment: _, concurrency, tls_cert, tls_key, access_log } =
-        &cli.command
+    if let Command::Local {
+        listen,
+        backend,
+        bootstrap,
+        environment: _,
+        concurrency,
+        tls_cert,
+        tls_key,
+        access_log,
+        function_log,
+    } = &cli.command
     {
         let options = deployer::local::Options {
             listen: *listen,
@@ -90,6 +99,7 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             workspace: workspace_of(&cli.stack),
             concurrency: *concurrency,
             access_log: access_log.clone(),
+            function_log: function_log.clone(),
         };
         deployer::local::serve(&stack, options, |address, prefix| {
             println!("{}", serde_json::json!({"listening": format!("https://{address}{prefix}"), "stack": stack.name}));
@@ -210,6 +220,7 @@ async fn verify(cli: &Cli, stack: &Stack) -> anyhow::Result<ExitCode> {
         outside_allowlist,
         junit,
         access_log,
+        function_log,
     } = &cli.command
     else {
         unreachable!("called for verify")
@@ -228,7 +239,7 @@ async fn verify(cli: &Cli, stack: &Stack) -> anyhow::Result<ExitCode> {
     };
     // AWS only for what the command line does not give: the API's default
     // endpoint, and the stage's access log in CloudWatch.
-    let reads_logs = access_log.is_none() && stack.stage.access_log.is_some();
+    let reads_logs = (access_log.is_none() && stack.stage.access_log.is_some()) || function_log.is_none();
     let aws = match execute_api_url.is_none() || reads_logs {
         true => Some(deployer::aws::Aws::connect(stack.region.as_deref()).await.map_err(|e| format!("{e:#}"))),
         false => None,
@@ -239,22 +250,27 @@ async fn verify(cli: &Cli, stack: &Stack) -> anyhow::Result<ExitCode> {
         (None, Some(Err(why))) => checks::ExecuteApi::Unknown(format!("no AWS access ({why}): give --execute-api-url")),
         (None, None) => unreachable!("AWS is connected when the URL is not given"),
     };
-    let access_log = match (access_log, &aws) {
+    // Log lines from a minute before the run on (clocks differ a little).
+    let since_ms = i64::try_from(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis(),
+    )
+    .unwrap_or_default()
+        - 60_000;
+    let source = |file: &Option<PathBuf>, group: String| match (file, &aws) {
         (Some(path), _) => verify::facts::Source::File(path.clone()),
-        (None, _) if stack.stage.access_log.is_none() => verify::facts::Source::Unavailable(
-            "stage.access_log is not set: API Gateway keeps no access log to read".into(),
-        ),
-        (None, Some(Ok(aws))) => verify::facts::Source::CloudWatch {
-            logs: aws.logs.clone(),
-            group: deployer::stack::names::access_log_group(&stack.name, &stack.stage.name),
-            since_ms: i64::try_from(
-                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis(),
-            )
-            .unwrap_or_default()
-                - 60_000,
-        },
+        (None, Some(Ok(aws))) => verify::facts::Source::CloudWatch { logs: aws.logs.clone(), group, since_ms },
         (None, Some(Err(why))) => verify::facts::Source::Unavailable(format!("no AWS access ({why})")),
-        (None, None) => unreachable!("AWS is connected when the log is in CloudWatch"),
+        (None, None) => unreachable!("AWS is connected when a log is in CloudWatch"),
+    };
+    let logs = verify::facts::Logs {
+        access: match stack.stage.access_log {
+            Some(_) => source(access_log, deployer::stack::names::access_log_group(&stack.name, &stack.stage.name)),
+            None if access_log.is_some() => source(access_log, String::new()),
+            None => verify::facts::Source::Unavailable(
+                "stage.access_log is not set: API Gateway keeps no access log to read".into(),
+            ),
+        },
+        function: source(function_log, deployer::stack::names::function_log_group(&stack.name)),
     };
     let tokens = token_command.clone().map(tokens::TokenCommand::new);
     let inputs = checks::Inputs {
@@ -266,7 +282,7 @@ async fn verify(cli: &Cli, stack: &Stack) -> anyhow::Result<ExitCode> {
         echo_path: echo_path.as_deref(),
         execute_api,
         outside_allowlist: *outside_allowlist,
-        access_log: &access_log,
+        logs: &logs,
     };
     let report = verify::verify(&inputs).await?;
     eprint!("{report}");

@@ -44,6 +44,8 @@ pub struct Function {
     /// invocation. A permit of `free` guarantees an unheld slot.
     slots: Vec<Mutex<Option<Environment>>>,
     free: tokio::sync::Semaphore,
+    /// Where the function's output goes instead of stderr (`--function-log`).
+    log: Option<std::fs::File>,
 }
 
 impl Function {
@@ -55,7 +57,14 @@ impl Function {
             timeout,
             slots: (0..concurrency).map(|_| Mutex::new(None)).collect(),
             free: tokio::sync::Semaphore::new(concurrency),
+            log: None,
         }
+    }
+
+    /// Sends the function's output (its log, as CloudWatch would get it) to
+    /// `file` instead of stderr.
+    pub fn logging_to(self, file: std::fs::File) -> Function {
+        Function { log: Some(file), ..self }
     }
 
     /// Starts the first environment now rather than at the first request, so
@@ -93,7 +102,7 @@ impl Function {
     }
 
     async fn start(&self) -> anyhow::Result<Environment> {
-        Environment::start(&self.binary, &self.environment).await
+        Environment::start(&self.binary, &self.environment, self.log.as_ref()).await
     }
 }
 
@@ -136,7 +145,11 @@ struct Environment {
 }
 
 impl Environment {
-    async fn start(binary: &std::path::Path, environment: &[(String, String)]) -> anyhow::Result<Environment> {
+    async fn start(
+        binary: &std::path::Path,
+        environment: &[(String, String)],
+        log: Option<&std::fs::File>,
+    ) -> anyhow::Result<Environment> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.context("the Lambda Runtime API")?;
         let address = listener.local_addr()?;
         let (events, receiver) = mpsc::channel(1);
@@ -149,14 +162,20 @@ impl Environment {
             function,
         });
         let server = tokio::spawn(serve_runtime_api(listener, state.clone()));
+        // The function's logs go where Lambda would send them: not the access log.
+        let output = || -> anyhow::Result<Stdio> {
+            Ok(match log {
+                Some(file) => Stdio::from(file.try_clone().context("the function's log file")?),
+                None => Stdio::from(std::io::stderr()),
+            })
+        };
         let mut child = tokio::process::Command::new(binary)
             .env_clear()
             .envs(environment.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
             .stdin(Stdio::null())
-            // The function's logs go where Lambda would send them: not the access log.
-            .stdout(std::io::stderr())
-            .stderr(std::io::stderr())
+            .stdout(output()?)
+            .stderr(output()?)
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
@@ -389,7 +408,7 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn another_local_process_cannot_take_events_or_answer_them() {
-        let environment = Environment::start(&idle_function(), &[]).await.expect("started");
+        let environment = Environment::start(&idle_function(), &[], None).await.expect("started");
         let base = format!("http://{}/2018-06-01/runtime/invocation", environment.address);
         let client = reqwest::Client::builder().timeout(Duration::from_secs(3)).build().expect("client");
         let next = client.get(format!("{base}/next")).send().await.map(|r| r.status().as_u16());

@@ -51,6 +51,8 @@ pub struct Options {
     pub concurrency: usize,
     /// A file each access-log line is appended to as well.
     pub access_log: Option<PathBuf>,
+    /// A file the function's log goes to instead of stderr.
+    pub function_log: Option<PathBuf>,
 }
 
 /// What the stack asks for that the local edge does not reproduce: said at
@@ -101,7 +103,15 @@ pub async fn serve(stack: &Stack, options: Options, on_ready: impl FnOnce(Socket
     let function_name = format!("{}-authorizer", stack.name);
     let environment = lambda::lambda_environment(&function_name, stack.authorizer.memory_mb, &region, variables);
     let timeout = Duration::from_secs(u64::try_from(stack.authorizer.timeout_seconds).unwrap_or(3));
-    let function = lambda::Function::new(binary, environment, timeout, options.concurrency);
+    let mut function = lambda::Function::new(binary, environment, timeout, options.concurrency);
+    if let Some(path) = &options.function_log {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("--function-log {}", path.display()))?;
+        function = function.logging_to(file);
+    }
     function.warm_up().await?;
 
     let identity = match &options.tls {

@@ -44,8 +44,8 @@ pub struct Inputs<'a> {
     pub execute_api: ExecuteApi,
     /// The runner's address is outside `waf.allow`.
     pub outside_allowlist: bool,
-    /// Where the stage's access log is read, for the facts it records.
-    pub access_log: &'a facts::Source,
+    /// Where the stage's access log and the authorizer's log are read, for the facts they record.
+    pub logs: &'a facts::Logs,
 }
 
 fn pass(id: &str, promise: &str, seen: impl Into<String>) -> Check {
@@ -108,7 +108,7 @@ pub async fn run(inputs: &Inputs<'_>) -> anyhow::Result<Vec<Check>> {
     let mut sent = Vec::new();
     in_order(inputs, &mut checks, &mut sent).await?;
     if !sent.is_empty() {
-        checks.push(facts::record(inputs.access_log, &sent).await);
+        checks.push(facts::record(inputs.logs, &sent).await);
     }
     Ok(checks)
 }
@@ -137,10 +137,8 @@ async fn in_order(inputs: &Inputs<'_>, checks: &mut Vec<Check>, sent: &mut Vec<S
     };
 
     if let Some(request_id) = &reached.request_id {
-        sent.push(Sent {
-            label: format!("GET {} without a token", sample_path(first)),
-            request_id: request_id.clone(),
-        });
+        let label = format!("GET {} without a token", sample_path(first));
+        sent.push(Sent { label, request_id: request_id.clone(), authorized: false });
     }
     tls(inputs, &first_url, checks).await?;
     let reaches_api = waf(inputs, &reached, checks);
@@ -456,7 +454,8 @@ async fn path_spellings(
         let seen = match send(&with).await {
             Ok(answer) => {
                 if let Some(request_id) = &answer.request_id {
-                    sent.push(Sent { label: format!("GET {stem}{spelling}"), request_id: request_id.clone() });
+                    let label = format!("GET {stem}{spelling}");
+                    sent.push(Sent { label, request_id: request_id.clone(), authorized: true });
                 }
                 let path = serde_json::from_str::<serde_json::Value>(&answer.body).ok();
                 let path = path.as_ref().and_then(|b| b["path"].as_str()).map(|p| format!(", backend saw {p}"));

@@ -1,13 +1,17 @@
-//! What only API Gateway's own log shows, recorded for the requests verify
-//! sent (found by their `x-amzn-RequestId`): the resource path it matched
-//! for each spelling of a path, and the client certificate's subject DN as
-//! it passes it to the authorizer (`$context.identity.clientCert.subjectDN`,
-//! whose spelling a certificate allowlist by DN depends on).
+//! What only AWS's own logs show, recorded for the requests verify sent
+//! (found by API Gateway's request id, `x-amzn-RequestId`):
 //!
-//! Read from the stage's access log (`stage.access_log`, whose format names
-//! both): in CloudWatch for a deployed stage, where lines arrive seconds to
-//! a minute after the request (polled), or from a file for `deployer local
-//! --access-log`.
+//! - from the stage's access log (`stage.access_log`, whose format names
+//!   them): the resource path API Gateway matched for each spelling of a
+//!   path, and the client certificate's subject DN as it passes it to the
+//!   authorizer (`$context.identity.clientCert.subjectDN`, whose spelling a
+//!   certificate allowlist by DN depends on);
+//! - from the authorizer's own log (its decision line names API Gateway's
+//!   request id): the method ARN it was given, and its decision.
+//!
+//! Each is read in CloudWatch for a deployed stage, where lines arrive
+//! seconds to a minute after the request (polled), or from a file for
+//! `deployer local --access-log / --function-log`.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -17,14 +21,14 @@ use serde_json::Value;
 
 use super::report::{Check, Outcome};
 
-/// How long a deployed stage's access log may take to show a request.
+/// How long a deployed stage's logs may take to show a request.
 const CLOUDWATCH_DELIVERY: Duration = Duration::from_secs(90);
-/// How long a local edge's file may take (it writes as it answers).
+/// How long a local edge's files may take (written as it answers).
 const FILE_DELIVERY: Duration = Duration::from_secs(5);
-/// Between two reads of the log.
+/// Between two reads of a log.
 const POLL: Duration = Duration::from_millis(500);
 
-/// Where the stage's access log is read.
+/// Where one log is read.
 pub enum Source {
     File(PathBuf),
     CloudWatch {
@@ -36,46 +40,73 @@ pub enum Source {
     Unavailable(String),
 }
 
-/// A request whose log line is wanted, with what it was.
+/// The two logs the facts come from.
+pub struct Logs {
+    /// The stage's access log: one JSON line per request, `requestId` first.
+    pub access: Source,
+    /// The authorizer's log: its decision lines carry `fields.api_request_id`.
+    pub function: Source,
+}
+
+/// A request whose lines are wanted, with what it was.
 #[derive(Debug, Clone)]
 pub struct Sent {
     pub label: String,
     pub request_id: String,
+    /// It carried a token, so the authorizer was asked (a request without
+    /// one is answered 401 by API Gateway itself).
+    pub authorized: bool,
 }
 
 const ID: &str = "edge.facts";
-const WHAT: &str = "what API Gateway did with verify's requests, from its access log (recorded, not judged)";
+const WHAT: &str = "what API Gateway and the authorizer did with verify's requests, from their logs (recorded)";
 
-/// The fact check: each sent request's resource path and status, and the
-/// subject DN, as the access log has them.
-pub async fn record(source: &Source, sent: &[Sent]) -> Check {
-    let lines = match read(source, sent).await {
+/// The fact check: each sent request's resource path and status, the
+/// subject DN, and the method ARN the authorizer got, as the logs have them.
+pub async fn record(logs: &Logs, sent: &[Sent]) -> Check {
+    let access = match read(&logs.access, sent, &["requestId"]).await {
         Ok(lines) => lines,
         Err(why) => return Check::new(ID, WHAT, Outcome::NotChecked(why)),
     };
-    let text = |line: &Value, key: &str| line[key].as_str().map(str::to_owned);
+    let asked: Vec<Sent> = sent.iter().filter(|s| s.authorized).cloned().collect();
+    let decisions = read(&logs.function, &asked, &["fields", "api_request_id"]).await;
+    let text = |line: &Value, path: &[&str]| path.iter().fold(line, |v, key| &v[*key]).as_str().map(str::to_owned);
     let mut facts = Vec::new();
-    let subject = lines.values().find_map(|line| text(line, "clientCertSubjectDN"));
+    let subject = access.values().find_map(|line| text(line, &["clientCertSubjectDN"]));
     facts.push(format!("subjectDN {}", subject.unwrap_or_else(|| "(none logged)".into())));
     for request in sent {
-        facts.push(match lines.get(&request.request_id) {
-            Some(line) => format!(
-                "{} → resourcePath {}, status {}",
-                request.label,
-                text(line, "resourcePath").unwrap_or_else(|| "(none)".into()),
-                line["status"]
-            ),
-            None => format!("{} → not in the log yet", request.label),
-        });
+        let Some(line) = access.get(&request.request_id) else {
+            facts.push(format!("{} → not in the access log yet", request.label));
+            continue;
+        };
+        let mut fact = format!(
+            "{} → resourcePath {}, status {}",
+            request.label,
+            text(line, &["resourcePath"]).unwrap_or_else(|| "(none)".into()),
+            line["status"]
+        );
+        if request.authorized {
+            match decisions.as_ref().map(|lines| lines.get(&request.request_id)) {
+                Ok(Some(decision)) => fact.push_str(&format!(
+                    ", method ARN {} ({})",
+                    text(decision, &["fields", "method_arn"]).unwrap_or_default(),
+                    text(decision, &["fields", "decision"]).unwrap_or_default()
+                )),
+                Ok(None) => fact.push_str(", the authorizer logged no decision for it"),
+                Err(_) => {}
+            }
+        }
+        facts.push(fact);
+    }
+    if let Err(why) = decisions {
+        facts.push(format!("method ARNs not read: {why}"));
     }
     Check::new(ID, WHAT, Outcome::Recorded(facts.join("; ")))
 }
 
-/// The access-log lines of `sent`, by request id; an error says why none can be read.
-async fn read(source: &Source, sent: &[Sent]) -> Result<HashMap<String, Value>, String> {
-    if sent.is_empty() {
-        return Err("no request answered with a request id (x-amzn-RequestId)".into());
-    }
+/// The lines of `sent` in `source`, by request id (read at `key`); an error
+/// says why none can be read.
+async fn read(source: &Source, sent: &[Sent], key: &[&str]) -> Result<HashMap<String, Value>, String> {
     let budget = match source {
         Source::Unavailable(why) => return Err(why.clone()),
         Source::File(_) => FILE_DELIVERY,
@@ -89,7 +120,7 @@ async fn read(source: &Source, sent: &[Sent]) -> Result<HashMap<String, Value>, 
             if found.contains_key(&request.request_id) {
                 continue;
             }
-            if let Some(line) = find(source, &request.request_id).await? {
+            if let Some(line) = find(source, &request.request_id, key).await? {
                 found.insert(request.request_id.clone(), line);
             }
         }
@@ -100,11 +131,11 @@ async fn read(source: &Source, sent: &[Sent]) -> Result<HashMap<String, Value>, 
     }
 }
 
-/// The line of request `id`, if the log has it yet.
-async fn find(source: &Source, id: &str) -> Result<Option<Value>, String> {
+/// The JSON line whose `key` is `id`, if the log has it yet.
+async fn find(source: &Source, id: &str, key: &[&str]) -> Result<Option<Value>, String> {
     let of_request = |message: &str| -> Option<Value> {
         let line: Value = serde_json::from_str(message.trim()).ok()?;
-        (line["requestId"] == id).then_some(line)
+        (key.iter().fold(&line, |v, k| &v[*k]) == id).then_some(line)
     };
     match source {
         Source::File(path) => {

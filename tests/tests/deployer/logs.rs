@@ -224,7 +224,7 @@ async fn an_account_role_that_no_longer_exists_is_reported_and_replaced_only_on_
 /// its requests' lines among others', and records what they say.
 #[tokio::test]
 async fn verify_records_what_the_stages_access_log_in_cloudwatch_says_of_its_requests() {
-    use deployer::verify::facts::{self, Sent, Source};
+    use deployer::verify::facts::{self, Logs, Sent, Source};
     let aws = clients().await;
     let group = deployer::stack::names::access_log_group("t-facts", "prod");
     let _ = aws.logs.create_log_group().log_group_name(&group).send().await;
@@ -254,15 +254,42 @@ async fn verify_records_what_the_stages_access_log_in_cloudwatch_says_of_its_req
         .send()
         .await
         .expect("the access log lines");
-    let source = Source::CloudWatch { logs: aws.logs.clone(), group, since_ms: now - 60_000 };
+    // The authorizer's decision line, as its JSON log writes it.
+    let function_group = deployer::stack::names::function_log_group("t-facts");
+    let _ = aws.logs.create_log_group().log_group_name(&function_group).send().await;
+    let _ = aws.logs.create_log_stream().log_group_name(&function_group).log_stream_name("s1").send().await;
+    let decision = serde_json::json!({"level": "INFO", "fields": {
+        "message": "authorization decision",
+        "request_id": "lambda-1",
+        "api_request_id": "3c1e-b",
+        "method_arn": "arn:aws:execute-api:eu-west-1:123456789012:a1/prod/GET/pets/a.b",
+        "decision": "allow",
+    }});
+    let event = aws_sdk_cloudwatchlogs::types::InputLogEvent::builder().timestamp(now).message(decision.to_string());
+    aws.logs
+        .put_log_events()
+        .log_group_name(&function_group)
+        .log_stream_name("s1")
+        .log_events(event.build().unwrap())
+        .send()
+        .await
+        .expect("the decision line");
+    let cloudwatch = |group: String| Source::CloudWatch { logs: aws.logs.clone(), group, since_ms: now - 60_000 };
+    let logs = Logs { access: cloudwatch(group), function: cloudwatch(function_group) };
     let sent = [
-        Sent { label: "GET /pets/verify without a token".into(), request_id: "3c1e-a".into() },
-        Sent { label: "GET /pets/a%2Eb".into(), request_id: "3c1e-b".into() },
+        Sent { label: "GET /pets/verify without a token".into(), request_id: "3c1e-a".into(), authorized: false },
+        Sent { label: "GET /pets/a%2Eb".into(), request_id: "3c1e-b".into(), authorized: true },
     ];
-    let check = facts::record(&source, &sent).await;
+    let check = facts::record(&logs, &sent).await;
     let deployer::verify::Outcome::Recorded(facts) = &check.outcome else { panic!("{check:?}") };
     assert!(facts.starts_with("subjectDN CN=client-a,O=Pets"), "{facts}");
     assert!(facts.contains("GET /pets/verify without a token → resourcePath /pets/{id}, status 401"), "{facts}");
-    assert!(facts.contains("GET /pets/a%2Eb → resourcePath /pets/{id}, status 200"), "{facts}");
+    assert!(
+        facts.contains(
+            "GET /pets/a%2Eb → resourcePath /pets/{id}, status 200, method ARN \
+             arn:aws:execute-api:eu-west-1:123456789012:a1/prod/GET/pets/a.b (allow)"
+        ),
+        "{facts}"
+    );
     assert!(!facts.contains("/other"), "another request's line is not verify's: {facts}");
 }
