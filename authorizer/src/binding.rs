@@ -19,7 +19,7 @@ use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
-use crate::config::DpopMode;
+use crate::dpop::DpopMode;
 use crate::request::{ClientCert, Scheme};
 use crate::token::Confirmation;
 

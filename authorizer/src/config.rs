@@ -18,6 +18,7 @@ use reqwest::Url;
 
 use crate::algorithms;
 use crate::binding::{BindingMode, CertAllowlist};
+use crate::dpop::{DpopMode, DpopSettings};
 use crate::routes::RouteTable;
 
 /// One bad setting: which variable, and what is wrong with it.
@@ -199,27 +200,6 @@ impl std::fmt::Debug for AuthleteSettings {
             .field("api_secret", &"***")
             .finish()
     }
-}
-
-/// Whether `Authorization: DPoP` (RFC 9449) is accepted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DpopMode {
-    /// DPoP is refused, and so is every DPoP-bound token (it cannot be verified).
-    Off,
-    /// Bearer and DPoP requests are both accepted; a DPoP-bound token only with its proof.
-    Allowed,
-    /// Every request must be DPoP with a DPoP-bound token.
-    Required,
-}
-
-#[derive(Debug, Clone)]
-pub struct DpopSettings {
-    pub mode: DpopMode,
-    /// Algorithms a proof may be signed with.
-    pub algorithms: Vec<Algorithm>,
-    /// A proof's `iat` may be this far from now, either way; its `jti` is
-    /// remembered as long as the proof could be accepted.
-    pub iat_window: Duration,
 }
 
 /// The shape of the IAM policy in an Allow or Deny answer.

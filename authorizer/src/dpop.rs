@@ -42,7 +42,27 @@ use sha2::{Digest as _, Sha256};
 
 use crate::algorithms;
 use crate::clock::Clock;
-use crate::config::DpopSettings;
+
+/// Whether `Authorization: DPoP` (RFC 9449) is accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DpopMode {
+    /// DPoP is refused, and so is every DPoP-bound token (it cannot be verified).
+    Off,
+    /// Bearer and DPoP requests are both accepted; a DPoP-bound token only with its proof.
+    Allowed,
+    /// Every request must be DPoP with a DPoP-bound token.
+    Required,
+}
+
+#[derive(Debug, Clone)]
+pub struct DpopSettings {
+    pub mode: DpopMode,
+    /// Algorithms a proof may be signed with.
+    pub algorithms: Vec<Algorithm>,
+    /// A proof's `iat` may be this far from now, either way; its `jti` is
+    /// remembered as long as the proof could be accepted.
+    pub iat_window: Duration,
+}
 
 /// Longer proofs are refused before any parsing (a proof with an RSA-4096 key is ~2 KiB).
 const MAX_PROOF_BYTES: usize = 8 * 1024;

@@ -6,14 +6,14 @@
 //! table and the code cannot drift apart silently.
 
 use crate::algorithms;
+use crate::arn::BadMethodArn;
 use crate::authlete::AuthleteError;
 use crate::binding::BindingError;
-use crate::config::{DpopMode, DpopSettings};
 use crate::dpop::DpopError;
+use crate::dpop::{DpopMode, DpopSettings};
 use crate::introspection::IntrospectionError;
 use crate::jwks::{JwksError, KeyError};
 use crate::jwt::JwtError;
-use crate::policy::BadMethodArn;
 use crate::request::{CredentialsError, Scheme};
 
 /// What API Gateway makes of an answer.
@@ -87,10 +87,10 @@ impl Rejection {
     pub fn code(&self) -> &'static str {
         use Rejection::*;
         match self {
-            BadMethodArn(crate::policy::BadMethodArn::Malformed) | NoMethodArn => "bad_method_arn",
-            BadMethodArn(crate::policy::BadMethodArn::Wildcard) => "method_arn_wildcard",
-            BadMethodArn(crate::policy::BadMethodArn::DotSegment) => "method_arn_dot_segment",
-            BadMethodArn(crate::policy::BadMethodArn::EncodedLiteral) => "method_arn_encoded_literal",
+            BadMethodArn(crate::arn::BadMethodArn::Malformed) | NoMethodArn => "bad_method_arn",
+            BadMethodArn(crate::arn::BadMethodArn::Wildcard) => "method_arn_wildcard",
+            BadMethodArn(crate::arn::BadMethodArn::DotSegment) => "method_arn_dot_segment",
+            BadMethodArn(crate::arn::BadMethodArn::EncodedLiteral) => "method_arn_encoded_literal",
             Credentials(CredentialsError::Missing) => "no_credentials",
             Credentials(CredentialsError::Multiple) => "multiple_credentials",
             Credentials(CredentialsError::Malformed) => "malformed_credentials",

@@ -14,6 +14,7 @@
 //! [`Authorizer::new`].
 
 pub mod algorithms;
+pub mod arn;
 pub mod authlete;
 pub mod binding;
 pub mod clock;
@@ -43,13 +44,15 @@ pub use request::AuthorizerEvent;
 pub use response::AuthorizerResponse;
 pub use token::TokenInfo;
 
+use arn::MethodArn;
 use authlete::{AuthleteClient, AuthleteVerdict};
 use binding::{Possession, Presented};
-use config::{DpopMode, PolicyShape, Validation};
+use config::{PolicyShape, Validation};
+use dpop::DpopMode;
 use dpop::{DpopError, DpopVerifier, ProofContext, VerifiedProof};
 use introspection::{Introspector, TokenKey};
 use jwt::JwtVerifier;
-use policy::{Effect, MethodArn, PolicyDocument};
+use policy::{Effect, PolicyDocument};
 use request::{ClientCert, Credentials, Scheme};
 use response::Context;
 use routes::Requirement;

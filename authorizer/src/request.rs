@@ -213,7 +213,7 @@ impl AuthorizerEvent {
         };
         // Built, not concatenated: a host that smuggles a path, a user or a
         // second port is refused, and a path with dot segments is not resolved.
-        if !path.starts_with('/') || crate::policy::has_dot_segment(path) {
+        if !path.starts_with('/') || crate::arn::has_dot_segment(path) {
             return None;
         }
         let mut url = url::Url::parse("https://host.invalid/").ok()?;

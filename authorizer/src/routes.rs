@@ -18,10 +18,7 @@
 
 use serde::Deserialize;
 
-use crate::policy::MethodArn;
-
-/// The HTTP verbs of API Gateway methods; `ANY` stands for all of them.
-pub const VERBS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+use crate::arn::{MethodArn, VERBS, is_stage_name};
 
 /// What a route requires of a token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,12 +166,6 @@ fn path_glob(path: &str) -> Result<String, String> {
         }
     }
     Ok(segments.join("/"))
-}
-
-/// A stage name as API Gateway allows it, or HTTP APIs' `$default`.
-pub fn is_stage_name(stage: &str) -> bool {
-    stage == "$default"
-        || (!stage.is_empty() && stage.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
 }
 
 impl RouteTable {

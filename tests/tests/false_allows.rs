@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use authorizer::policy::MethodArn;
+use authorizer::arn::MethodArn;
 use authorizer::{ClaimCheck, ClaimCheckFailure, Decision, ScopeResolver, Status, TokenInfo};
 use e2e::events;
 use e2e::fixture::{self, assert_refused, claims, decide, jwks_server, jwt_vars, keys, pki};

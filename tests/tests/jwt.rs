@@ -439,7 +439,7 @@ impl authorizer::ClaimCheck for RequireTenant {
     fn check(
         &self,
         token: &authorizer::TokenInfo,
-        _: &authorizer::policy::MethodArn<'_>,
+        _: &authorizer::arn::MethodArn<'_>,
     ) -> Result<(), authorizer::ClaimCheckFailure> {
         match token.claims.get("tenant").and_then(|t| t.as_str()) {
             Some("acme") => Ok(()),
@@ -451,7 +451,7 @@ impl authorizer::ClaimCheck for RequireTenant {
 
 struct EverythingNeedsAdmin;
 impl authorizer::ScopeResolver for EverythingNeedsAdmin {
-    fn requirement(&self, request: &authorizer::policy::MethodArn<'_>) -> Option<authorizer::routes::Requirement> {
+    fn requirement(&self, request: &authorizer::arn::MethodArn<'_>) -> Option<authorizer::routes::Requirement> {
         (request.verb == "GET").then(|| authorizer::routes::Requirement::AllOf(vec!["admin".into()]))
     }
 }

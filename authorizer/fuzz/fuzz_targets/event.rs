@@ -3,7 +3,7 @@
 #![no_main]
 
 use authorizer::AuthorizerEvent;
-use authorizer::policy::MethodArn;
+use authorizer::arn::MethodArn;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use authorizer::config::{DpopMode, DpopSettings};
+use authorizer::dpop::{DpopMode, DpopSettings};
 use authorizer::dpop::{DpopVerifier, ProofContext};
 use authorizer::{TokenInfo, algorithms, jwt};
 use libfuzzer_sys::fuzz_target;

@@ -3,7 +3,8 @@
 //! the policy's verdict on the request's own ARN is the table's.
 #![no_main]
 
-use authorizer::policy::{self, Effect, MethodArn};
+use authorizer::arn::MethodArn;
+use authorizer::policy::{self, Effect};
 use authorizer::routes::{Requirement, RouteTable, glob_matches};
 use libfuzzer_sys::fuzz_target;
 
@@ -35,7 +36,7 @@ fuzz_target!(|data: &[u8]| {
             if statement.effect == Effect::Allow {
                 let rest = resource.strip_prefix(&own_stage).expect("an Allow names the request's stage");
                 let (verb, _) = rest.split_once('/').expect("stage/VERB/path");
-                assert!(authorizer::routes::VERBS.contains(&verb), "{resource}");
+                assert!(authorizer::arn::VERBS.contains(&verb), "{resource}");
             }
             if glob_matches(resource, arn.raw) {
                 match statement.effect {

@@ -308,7 +308,7 @@ mod tests {
             let served = routes.find(verb, &path).expect("routed");
             assert_eq!(served.route.spec.path, route.path, "{verb} {sample} is served by its own route");
             let raw = api.method_arn(verb, &path.encoded());
-            let arn = authorizer::policy::MethodArn::parse(&raw).unwrap_or_else(|e| panic!("{raw}: {e}"));
+            let arn = authorizer::arn::MethodArn::parse(&raw).unwrap_or_else(|e| panic!("{raw}: {e}"));
             assert!(own.applies_to(&arn), "{verb} {sample}: the route's own entry does not apply to {raw}");
             let applied: Vec<_> = table.requirements(&arn).collect();
             assert!(

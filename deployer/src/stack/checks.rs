@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use authorizer::binding::BindingMode;
-use authorizer::config::{DpopMode, DpopSettings};
+use authorizer::dpop::{DpopMode, DpopSettings};
 
 use super::Problem;
 use super::model::*;
@@ -416,7 +416,7 @@ impl Checks<'_> {
         for (i, route) in raw.routes.iter().enumerate() {
             let field = |f: &str| format!("api.routes[{i}].{f}");
             let method = route.method.to_ascii_uppercase();
-            if !authorizer::routes::VERBS.contains(&method.as_str()) && method != "ANY" {
+            if !authorizer::arn::VERBS.contains(&method.as_str()) && method != "ANY" {
                 self.problem(field("method"), format!("{:?} is not an HTTP method or ANY", route.method));
             }
             let template = RouteTemplate::parse(&route.path).unwrap_or_else(|message| {

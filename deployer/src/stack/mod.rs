@@ -299,7 +299,7 @@ mod tests {
             authorizer::routes::RouteTable::parse(environment["ROUTES"].reveal()).expect("the authorizer reads it");
         let needs = |verb: &str, path: &str| {
             let arn = format!("arn:aws:execute-api:eu-west-1:123456789012:abc/prod/{verb}/{path}");
-            let arn = authorizer::policy::MethodArn::parse(&arn).expect("arn");
+            let arn = authorizer::arn::MethodArn::parse(&arn).expect("arn");
             table.requirements(&arn).cloned().collect::<Vec<_>>()
         };
         use authorizer::routes::Requirement::*;

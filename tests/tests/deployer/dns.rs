@@ -20,8 +20,17 @@ use e2e::moto::Proxy;
 
 /// A layer where ACM validates only what it can resolve: the record written
 /// through Route 53, or one someone made by hand (when the test says so).
+/// ACM issues 3 AWS-minutes after the record is written (1.8 s here): long
+/// enough that the deployer is always seen waiting for it, however loaded
+/// the machine (at the default 30 s, 0.3 s, a slow first read found the
+/// certificate issued already).
 async fn validating_proxy() -> Proxy {
-    Proxy::aws_like(Behaviours { acm_dns_validation: true, ..Behaviours::none(TIME_SCALE) }).await
+    Proxy::aws_like(Behaviours {
+        acm_dns_validation: true,
+        acm_issue_after: Some(std::time::Duration::from_secs(3 * 60)),
+        ..Behaviours::none(TIME_SCALE)
+    })
+    .await
 }
 
 /// The validation record ACM names for the stack's certificate, read
