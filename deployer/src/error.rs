@@ -94,3 +94,10 @@ where
         self.found(operation).map(|_| ())
     }
 }
+
+/// A step that could not finish in this run through nobody's fault: it
+/// waits for something outside the deployer's reach (a DNS record someone
+/// has yet to create). The message says what it waits for.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct LeftForLater(pub String);

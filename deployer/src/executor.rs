@@ -28,6 +28,7 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 
 use crate::aws::Aws;
+use crate::error::LeftForLater;
 use crate::order;
 use crate::plan::{Action, Address, Outputs, Plan, Step};
 use crate::planner::{references, resolve};
@@ -38,13 +39,6 @@ pub const CONCURRENCY: usize = 8;
 
 /// How long an observation made under the lock counts as current for a create.
 pub const FRESH: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// A step that could not finish in this run through nobody's fault: it
-/// waits for something outside the deployer's reach (a DNS record someone
-/// has yet to create). The message says what it waits for.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct LeftForLater(pub String);
 
 /// What a run ended with.
 #[derive(Debug, Default)]

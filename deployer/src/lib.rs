@@ -10,6 +10,7 @@ pub mod cli;
 pub mod commands;
 pub mod error;
 pub mod executor;
+pub mod grants;
 pub mod graph;
 pub mod local;
 pub mod lock;

@@ -24,7 +24,7 @@ use tokio::sync::Mutex;
 
 use crate::aws::{Aws, buckets};
 use crate::error::{SdkResult as _, code};
-use crate::policy::{Access, Grants, Statement};
+use crate::grants::{Access, Grants, Statement};
 
 /// Who holds a lock, and until when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

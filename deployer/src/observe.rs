@@ -3,10 +3,7 @@
 //! certificate and the domain at once). Only reads; the planner decides what
 //! they mean.
 
-use std::any::Any;
-use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::BTreeMap;
 
 use futures::FutureExt as _;
 use futures::future::{BoxFuture, Shared, join_all};
@@ -15,37 +12,9 @@ use serde_json::Value;
 use crate::aws::Aws;
 use crate::graph;
 use crate::planner::Desired;
-use crate::resources::{Found, Observation};
+use crate::resources::{Found, Observation, SharedReads};
 
 type Read = Shared<BoxFuture<'static, Result<Vec<Found<Value>>, String>>>;
-
-type Erased = Arc<dyn Any + Send + Sync>;
-
-/// One shared read, awaited by whoever needs it.
-type SharedRead = Shared<BoxFuture<'static, Result<Erased, String>>>;
-
-/// Reads two kinds need in one observation, made once: a REST API's
-/// resource tree (its paths for `api_resource`, its methods for
-/// `api_route`) is the call API Gateway limits most (5 in 2 s).
-#[derive(Clone, Default)]
-pub struct SharedReads(Arc<Mutex<HashMap<String, SharedRead>>>);
-
-impl SharedReads {
-    /// What `read` answers for `key`: read by whoever asks first, awaited by all.
-    pub async fn get<T, F>(&self, key: String, read: F) -> anyhow::Result<Arc<T>>
-    where
-        T: Send + Sync + 'static,
-        F: Future<Output = anyhow::Result<T>> + Send + 'static,
-    {
-        let shared = {
-            let mut reads = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-            let erased = read.map(|r| r.map(|v| Arc::new(v) as Erased).map_err(|e| format!("{e:#}")));
-            reads.entry(key).or_insert_with(|| erased.boxed().shared()).clone()
-        };
-        let value = shared.await.map_err(anyhow::Error::msg)?;
-        value.downcast::<T>().map_err(|_| anyhow::anyhow!("a shared read was asked for as another type"))
-    }
-}
 
 /// Observes every kind. `desired` names what to look for (by name, where a
 /// name cannot be found by tag alone); teardown passes the stack's desired

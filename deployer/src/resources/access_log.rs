@@ -19,8 +19,8 @@ use super::stage::Stage;
 use super::{Context, Diff, Found, Kind, KindIo, Ownership, REST_API_WRITES, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
+use crate::grants::{Access, Grants, Statement};
 use crate::plan::{Address, Outputs, Val};
-use crate::policy::{Access, Grants, Statement};
 use crate::retry::{ACCOUNT_ROLE_PROPAGATION, retry};
 use crate::stack::names;
 

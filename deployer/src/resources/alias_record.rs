@@ -18,8 +18,8 @@ use super::domain_name::{self, DomainName};
 use super::route53::{self, Record};
 use super::{Context, Diff, Found, Kind, KindIo, Ownership, Scope};
 use crate::aws::Aws;
+use crate::grants::{Grants, Statement};
 use crate::plan::{Outputs, Val};
-use crate::policy::{Grants, Statement};
 
 pub struct AliasRecord;
 

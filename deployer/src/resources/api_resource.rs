@@ -19,13 +19,13 @@ use anyhow::Context as _;
 use aws_sdk_apigateway::types::Resource;
 use serde::{Deserialize, Serialize};
 
+use super::SharedReads;
 use super::rest_api::{self, RestApi};
 use super::{AnyField, Context, Diff, Found, Kind, KindIo, Ownership, REST_API_WRITES, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
-use crate::observe::SharedReads;
+use crate::grants::{Access, Grants, Statement};
 use crate::plan::{Address, Outputs, Val};
-use crate::policy::{Access, Grants, Statement};
 
 pub struct ApiResource;
 

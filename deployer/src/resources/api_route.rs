@@ -18,8 +18,8 @@ use super::rest_api::{self, RestApi};
 use super::{Context, Diff, Found, Kind, KindIo, Ownership, REST_API_WRITES, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
+use crate::grants::{Access, Grants, Statement};
 use crate::plan::{Address, Outputs, Val};
-use crate::policy::{Access, Grants, Statement};
 
 pub struct ApiRoute;
 

@@ -19,8 +19,8 @@ use super::lambda_function::LambdaFunction;
 use super::{Context, Diff, Found, Kind, KindIo, Ownership, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
+use crate::grants::{Access, Grants, Statement};
 use crate::plan::{Address, Outputs, Val};
-use crate::policy::{Access, Grants, Statement};
 use crate::stack::names;
 
 pub struct AuthorizerPermission;

@@ -27,8 +27,8 @@ use serde::{Deserialize, Serialize};
 use super::{Context, Diff, Found, Kind, KindIo, OWNER_TAG, Ownership, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
+use crate::grants::{Access, Grants, Statement};
 use crate::plan::Outputs;
-use crate::policy::{Access, Grants, Statement};
 use crate::stack::{SENSITIVE, Setting, Stack, names};
 
 pub struct AuthorizerSecret;

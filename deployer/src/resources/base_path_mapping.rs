@@ -10,8 +10,8 @@ use super::domain_name::{self, DomainName};
 use super::{Context, Diff, Found, Kind, KindIo, Ownership, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
+use crate::grants::{Access, Grants, Statement};
 use crate::plan::{Outputs, Val};
-use crate::policy::{Access, Grants, Statement};
 
 pub struct BasePathMapping;
 

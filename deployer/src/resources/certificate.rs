@@ -31,8 +31,8 @@ use super::domain_name;
 use super::{Context, Diff, Found, HOSTED_ZONE_TAG, Kind, KindIo, OWNER_TAG, Ownership, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
+use crate::grants::{Access, Grants, Statement};
 use crate::plan::{Address, Outputs};
-use crate::policy::{Access, Grants, Statement};
 use crate::retry::{self, retry};
 use crate::stack::CertificateSpec;
 

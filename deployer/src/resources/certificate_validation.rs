@@ -22,9 +22,9 @@ use serde::{Deserialize, Serialize};
 use super::certificate::{self, Certificate};
 use super::{Context, Diff, Found, Kind, KindIo, Ownership, Scope};
 use crate::aws::Aws;
-use crate::executor::LeftForLater;
+use crate::error::LeftForLater;
+use crate::grants::{Grants, Statement};
 use crate::plan::{Address, Outputs, Val};
-use crate::policy::{Grants, Statement};
 use crate::retry;
 use crate::stack::CertificateSpec;
 

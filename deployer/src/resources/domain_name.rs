@@ -32,8 +32,8 @@ use serde::{Deserialize, Serialize};
 use super::{Context, Diff, Found, HOSTED_ZONE_TAG, Kind, KindIo, OWNER_TAG, Ownership, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
+use crate::grants::{Access, Grants, Statement};
 use crate::plan::{Address, Outputs, Val};
-use crate::policy::{Access, Grants, Statement};
 use crate::retry;
 
 /// How long a change of the domain may take to finish (unscaled).

@@ -27,8 +27,8 @@ use super::stage::{self, Stage};
 use super::{Context, Diff, Found, Kind, KindIo, REST_API_WRITES, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
+use crate::grants::{Access, Grants, Statement};
 use crate::plan::{Address, Outputs, Val};
-use crate::policy::{Access, Grants, Statement};
 
 pub struct ExecuteApi;
 
@@ -57,12 +57,6 @@ pub struct State {
     pub disabled: bool,
     /// The same, as of the deployment the stage serves (`None`: unknown).
     pub deployed_disabled: Option<bool>,
-}
-
-/// Whether the stack wants execute-api off: with a custom domain, unless it
-/// says `domain.execute_api: keep`.
-pub fn disabled(stack: &crate::stack::Stack) -> bool {
-    stack.domain.as_ref().is_some_and(|d| d.execute_api != Some(crate::stack::ExecuteApiSwitch::Keep))
 }
 
 fn shown(disabled: Option<bool>) -> String {
@@ -106,7 +100,7 @@ impl Kind for ExecuteApi {
             api_id: rest_api::id(context),
             api: rest_api::address(context).name,
             stage: context.stack.stage.name.clone(),
-            disabled: disabled(context.stack),
+            disabled: context.stack.execute_api_off(),
             stated: context.stack.domain.as_ref().is_some_and(|d| d.execute_api.is_some()),
             config_hash: stage::config_hash(context),
         }])

@@ -18,8 +18,8 @@ use serde_json::{Value, json};
 use super::{Context, Diff, Found, Kind, KindIo, OWNER_TAG, Ownership, Scope, permissions_boundary};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
+use crate::grants::{Access, Grants, Statement};
 use crate::plan::Outputs;
-use crate::policy::{Access, Grants, Statement};
 use crate::stack::names;
 
 /// The execution role's inline policy: reading the authorizer's secret.

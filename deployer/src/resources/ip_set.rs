@@ -13,8 +13,8 @@ use super::waf::{self, LockTokens};
 use super::{Context, Diff, Found, Kind, KindIo, OWNER_TAG, Ownership, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
+use crate::grants::{Access, Grants, Statement};
 use crate::plan::{Address, Outputs};
-use crate::policy::{Access, Grants, Statement};
 use crate::retry::{StepError, WAF_CHANGE, retry, retry_step};
 use crate::stack::names;
 

@@ -29,9 +29,9 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::aws::Aws;
+use crate::grants::{Grants, Statement};
 use crate::package::Package;
 use crate::plan::{Address, FieldChange, Outputs};
-use crate::policy::{Grants, Statement};
 use crate::stack::Stack;
 
 pub mod access_log;
@@ -54,6 +54,7 @@ pub mod log_group;
 pub mod permissions_boundary;
 pub mod rest_api;
 pub mod route53;
+mod shared_reads;
 pub mod stage;
 pub mod truststore;
 pub mod validation_record;
@@ -104,14 +105,8 @@ pub fn plan_kind(name: &str) -> anyhow::Result<&'static dyn DynPlan> {
 /// The write group of every kind that writes inside a REST API.
 pub const REST_API_WRITES: Option<&str> = Some("rest_api");
 
-/// Tag carried by everything the deployer creates; nothing without it (or
-/// outside an API that carries it) is ever changed or deleted.
-pub const OWNER_TAG: &str = "oauth-gateway:stack";
-
-/// Tag on a requested certificate and on the custom domain: the Route 53
-/// hosted zone their records were written in, so that teardown (or a stack
-/// that drops `hosted_zone_id`) finds and deletes exactly those records.
-pub const HOSTED_ZONE_TAG: &str = "oauth-gateway:hosted-zone";
+pub use crate::stack::names::{HOSTED_ZONE_TAG, OWNER_TAG};
+pub use shared_reads::SharedReads;
 
 /// AWS tags in the shape every service's builder takes.
 pub fn owner_tags(stack: &str) -> std::collections::HashMap<String, String> {
@@ -318,7 +313,7 @@ pub struct Scope<'a, S> {
     pub declared: &'a [Address],
     pub parents: &'a Observation,
     /// Reads other kinds of this observation make too.
-    pub shared: &'a crate::observe::SharedReads,
+    pub shared: &'a SharedReads,
 }
 
 impl<S> Scope<'_, S> {
@@ -505,7 +500,7 @@ pub trait DynKind: DynPlan {
         desired: Vec<Value>,
         declared: &'a [Address],
         parents: &'a Observation,
-        shared: &'a crate::observe::SharedReads,
+        shared: &'a SharedReads,
     ) -> BoxFuture<'a, anyhow::Result<Vec<Found<Value>>>>;
     fn find<'a>(&'a self, aws: &'a Aws, spec: &'a Value) -> BoxFuture<'a, anyhow::Result<Option<Found<Value>>>>;
     fn create<'a>(&'a self, aws: &'a Aws, spec: &'a Value) -> BoxFuture<'a, anyhow::Result<Value>>;
@@ -619,7 +614,7 @@ impl<K: KindIo> DynKind for Registered<K> {
         desired: Vec<Value>,
         declared: &'a [Address],
         parents: &'a Observation,
-        shared: &'a crate::observe::SharedReads,
+        shared: &'a SharedReads,
     ) -> BoxFuture<'a, anyhow::Result<Vec<Found<Value>>>> {
         Box::pin(async move {
             let desired =

@@ -23,8 +23,8 @@ use serde_json::Value;
 use super::{Context, Diff, Found, Kind, KindIo, OWNER_TAG, Ownership, REGISTRY, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
+use crate::grants::{Access, Grants, Statement, Target};
 use crate::plan::Outputs;
-use crate::policy::{Access, Grants, Statement, Target};
 use crate::stack::names;
 
 pub struct PermissionsBoundary;

@@ -24,8 +24,8 @@ use super::{
 };
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
+use crate::grants::{Access, Grants, Statement};
 use crate::plan::{Address, Outputs, Val};
-use crate::policy::{Access, Grants, Statement};
 use crate::retry::{self, Created};
 use crate::stack::ApiSource;
 
@@ -275,7 +275,7 @@ impl Kind for RestApi {
         Ok(vec![Spec {
             stack: context.stack.name.clone(),
             source: source(context),
-            created_without_execute_api: super::execute_api::disabled(context.stack),
+            created_without_execute_api: context.stack.execute_api_off(),
             ip_address_type: context.stack.api.ip_address_type.as_str().to_owned(),
         }])
     }

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
-use crate::policy::{Access, Grants, Statement};
+use crate::grants::{Access, Grants, Statement};
 
 /// What writing records of `types` named like `names` (IAM patterns,
 /// lower case, no final dot, as Route 53's normalized names) in the stack's

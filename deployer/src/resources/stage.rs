@@ -21,8 +21,8 @@ use super::rest_api::{self, RestApi};
 use super::{Context, Diff, Found, Kind, KindIo, OWNER_TAG, Ownership, REST_API_WRITES, Scope, owner_tags};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
+use crate::grants::{Access, Grants, Statement};
 use crate::plan::{Address, Outputs, Val};
-use crate::policy::{Access, Grants, Statement};
 use crate::retry::{self, Created};
 use crate::stack::Throttling;
 

@@ -27,8 +27,8 @@ use super::domain_name::DomainName;
 use super::{Context, Diff, Found, Kind, KindIo, OWNER_TAG, Ownership, Scope};
 use crate::aws::{Aws, buckets};
 use crate::error::SdkResult as _;
+use crate::grants::{Access, Grants, Statement};
 use crate::plan::{Address, Outputs};
-use crate::policy::{Access, Grants, Statement};
 use crate::retry;
 
 /// How long S3 may take to version every write after versioning is enabled

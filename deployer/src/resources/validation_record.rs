@@ -19,8 +19,8 @@ use super::certificate::{self, Certificate};
 use super::route53::{self, Record};
 use super::{Context, Diff, Found, Kind, KindIo, Ownership, Scope};
 use crate::aws::Aws;
+use crate::grants::{Grants, Statement};
 use crate::plan::{Outputs, Val};
-use crate::policy::{Grants, Statement};
 use crate::stack::CertificateSpec;
 
 pub struct ValidationRecord;

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use super::OWNER_TAG;
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
-use crate::policy::{Access, Grants, Statement};
+use crate::grants::{Access, Grants, Statement};
 use crate::retry::StepError;
 use crate::stack::names;
 

@@ -14,8 +14,8 @@ use super::waf::{self, LockTokens};
 use super::{Context, Diff, Found, Kind, KindIo, OWNER_TAG, Ownership, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
+use crate::grants::{self, Access, Grants};
 use crate::plan::{Address, Outputs, Val};
-use crate::policy::{self, Access, Grants};
 use crate::retry::{StepError, WAF_CHANGE, retry, retry_step};
 use crate::stack::names;
 
@@ -191,24 +191,24 @@ impl Kind for WebAcl {
 
     /// The stack's web ACL by name; WAF also checks a create or update on
     /// the IP sets its rules reference.
-    fn permissions(grants: &Grants<'_>) -> Vec<policy::Statement> {
+    fn permissions(grants: &Grants<'_>) -> Vec<grants::Statement> {
         let acl = super::waf::arns(grants, "webacl", &[names::web_acl(grants.name())]);
         let referenced = super::waf::ip_set_arns(grants);
         vec![
             super::waf::list("wafv2:ListWebACLs"),
-            policy::Statement::allow(
+            grants::Statement::allow(
                 "StackWebAclRead",
                 Access::Read,
                 &["wafv2:GetWebACL", "wafv2:ListTagsForResource"],
                 acl.clone(),
             ),
-            policy::Statement::allow(
+            grants::Statement::allow(
                 "StackWebAclWrite",
                 Access::Write,
                 &["wafv2:CreateWebACL", "wafv2:TagResource", "wafv2:UpdateWebACL", "wafv2:DeleteWebACL"],
                 acl,
             ),
-            policy::Statement::allow(
+            grants::Statement::allow(
                 "StackWebAclRules",
                 Access::Write,
                 &["wafv2:CreateWebACL", "wafv2:UpdateWebACL"],

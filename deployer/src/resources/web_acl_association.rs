@@ -16,8 +16,8 @@ use super::stage::Stage;
 use super::{Context, Diff, Found, Kind, KindIo, Ownership, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
+use crate::grants::{Access, Grants, Statement};
 use crate::plan::{Address, Outputs, Val};
-use crate::policy::{Access, Grants, Statement};
 use crate::retry::{WAF_ASSOCIATION, WAF_CHANGE, retry};
 
 pub struct WebAclAssociation;

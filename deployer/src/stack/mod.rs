@@ -83,6 +83,12 @@ impl Stack {
         open.map(|r| format!("{} {}", r.method, r.path)).collect()
     }
 
+    /// Whether the stack wants the API's default endpoint (execute-api) off:
+    /// with a custom domain, unless it says `domain.execute_api: keep`.
+    pub fn execute_api_off(&self) -> bool {
+        self.domain.as_ref().is_some_and(|d| d.execute_api != Some(ExecuteApiSwitch::Keep))
+    }
+
     /// What every plan says plainly about what the stack leaves open or
     /// does not serve, changed or not.
     pub fn plain_warnings(&self) -> Vec<String> {

@@ -4,6 +4,15 @@
 //! everywhere at once. Names the stack file gives itself (the domain, the
 //! truststore bucket, the stage) are the file's and are not here.
 
+/// Tag carried by everything the deployer creates; nothing without it (or
+/// outside an API that carries it) is ever changed or deleted.
+pub const OWNER_TAG: &str = "oauth-gateway:stack";
+
+/// Tag on a requested certificate and on the custom domain: the Route 53
+/// hosted zone their records were written in, so that teardown (or a stack
+/// that drops `hosted_zone_id`) finds and deletes exactly those records.
+pub const HOSTED_ZONE_TAG: &str = "oauth-gateway:hosted-zone";
+
 /// The authorizer's Lambda function.
 pub fn function(stack: &str) -> String {
     format!("{stack}-authorizer")
