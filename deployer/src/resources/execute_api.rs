@@ -200,9 +200,9 @@ mod tests {
     use super::*;
     use crate::resources::testing::{Case, check_diff};
 
-    #[test]
-    fn diff() {
-        let spec = Spec {
+    /// Off, as a stack with a custom domain and no `execute_api` line wants it.
+    fn spec() -> Spec {
+        Spec {
             stack: "s".into(),
             api_id: Val::Known("a1".into()),
             api: "pets".into(),
@@ -210,7 +210,12 @@ mod tests {
             disabled: true,
             stated: false,
             config_hash: "h".into(),
-        };
+        }
+    }
+
+    #[test]
+    fn diff() {
+        let spec = spec();
         let state = State { api_id: "a1".into(), stage: "prod".into(), disabled: true, deployed_disabled: Some(true) };
         let cases: &[Case<State>] = &[
             (|s| s.disabled = false, "execute_api"),
@@ -222,15 +227,7 @@ mod tests {
 
     #[test]
     fn turning_off_a_stage_clients_call_needs_the_stack_to_say_so() {
-        let spec = Spec {
-            stack: "s".into(),
-            api_id: Val::Known("a1".into()),
-            api: "pets".into(),
-            stage: "prod".into(),
-            disabled: true,
-            stated: false,
-            config_hash: "h".into(),
-        };
+        let spec = spec();
         let serving =
             State { api_id: "a1".into(), stage: "prod".into(), disabled: false, deployed_disabled: Some(false) };
         let why = ExecuteApi::change_needs_consent(&spec, &serving).expect("blocked");
