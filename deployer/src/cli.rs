@@ -115,6 +115,7 @@ pub enum Command {
         /// bound to it is presented with the first (certificate binding).
         #[arg(long, value_name = "PEM", requires = "second_key")]
         second_cert: Option<PathBuf>,
+        /// The second certificate's private key (PEM).
         #[arg(long, value_name = "PEM", requires = "second_cert")]
         second_key: Option<PathBuf>,
         /// Prints an access token on stdout; run with `sh -c`, with VERIFY_SCOPE

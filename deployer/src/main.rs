@@ -1,12 +1,12 @@
-//! `deployer diff | plan | apply | teardown | output`: the command line,
+//! `deployer diff | plan | apply | teardown | output | verify`: the command line,
 //! wiring and exit codes.
 //!
 //! Exit status is an interface pipelines rely on: 0 success (for `diff` or
 //! `plan` with `--detailed-exitcode`: no changes), 2 changes pending (with
 //! `--detailed-exitcode` only), 3 `apply` did everything it could but a
 //! certificate still waits for its DNS validation record (run it again
-//! once the record exists), 1 error. Nothing ever prompts; progress goes
-//! to stderr, plans and outputs to stdout.
+//! once the record exists), 4 `verify` found a promise broken, 1 error.
+//! Nothing ever prompts; progress goes to stderr, plans and outputs to stdout.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

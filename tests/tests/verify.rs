@@ -61,6 +61,17 @@ impl Pipeline {
 
 /// `deployer --stack STACK verify` against `edge`, with the pipeline's files.
 async fn verify(stack: &Path, edge: &LocalEdge, pipeline: &Pipeline, extra: &[&str]) -> (i32, Value, String) {
+    verify_with(stack, edge, pipeline, true, extra).await
+}
+
+/// [`verify`], with or without the token command.
+async fn verify_with(
+    stack: &Path,
+    edge: &LocalEdge,
+    pipeline: &Pipeline,
+    token_command: bool,
+    extra: &[&str],
+) -> (i32, Value, String) {
     let address = edge.address.to_string();
     let mut arguments = vec![
         "--stack".to_owned(),
@@ -77,13 +88,14 @@ async fn verify(stack: &Path, edge: &LocalEdge, pipeline: &Pipeline, extra: &[&s
         pipeline.file("client.pem"),
         "--key".to_owned(),
         pipeline.file("client.key"),
-        "--token-command".to_owned(),
-        pipeline.token_command.clone(),
         "--access-log".to_owned(),
         edge.directory.join("access.log").display().to_string(),
         "--function-log".to_owned(),
         edge.directory.join("function.log").display().to_string(),
     ];
+    if token_command {
+        arguments.extend(["--token-command".to_owned(), pipeline.token_command.clone()]);
+    }
     arguments.extend(extra.iter().map(|a| (*a).to_owned()));
     let output = tokio::process::Command::new(e2e::workspace_binary("debug", "deployer"))
         .args(&arguments)
@@ -276,6 +288,11 @@ async fn a_route_served_with_other_scopes_another_realm_and_a_certificate_the_ed
     assert_eq!(outcomes["authorizer.allows GET /pets/{id}"], "fail", "{report:#}");
     assert_eq!(outcomes["authorizer.no_token"], "fail", "{report:#}");
     assert_eq!(outcomes["authorizer.scopes GET /pets/{id}"], "pass", "a token without any scope is still refused");
+
+    // Without a token command, what needs a token is said not to be checked.
+    let (_, report, _) = verify_with(&stack, &edge, &pipeline, false, &extra).await;
+    assert_eq!(outcomes_of(&report, "authorizer.tokens"), "not_checked", "{report:#}");
+    assert_eq!(outcomes_of(&report, "authorizer.no_token"), "fail", "the checks without a token still run");
 
     // A client certificate the truststore does not hold: nothing else can be checked.
     std::fs::write(pipeline.directory.join("client.pem"), &edge.pki.foreign_client.pem).expect("certificate");
