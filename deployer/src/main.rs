@@ -237,18 +237,20 @@ async fn verify(cli: &Cli, stack: &Stack) -> anyhow::Result<ExitCode> {
         (Some(cert), Some(key)) => Some(tokens::Credential::read(cert.clone(), key.clone())?),
         _ => None,
     };
-    // AWS only for what the command line does not give: the API's default
-    // endpoint, and the stage's access log in CloudWatch.
-    let reads_logs = (access_log.is_none() && stack.stage.access_log.is_some()) || function_log.is_none();
-    let aws = match execute_api_url.is_none() || reads_logs {
-        true => Some(deployer::aws::Aws::connect(stack.region.as_deref()).await.map_err(|e| format!("{e:#}"))),
-        false => None,
+    // AWS only for what the command line does not give (the API's default
+    // endpoint, the logs in CloudWatch), connected once, when first needed.
+    let aws = tokio::sync::OnceCell::new();
+    let connect = || {
+        aws.get_or_init(|| async {
+            deployer::aws::Aws::connect(stack.region.as_deref()).await.map_err(|e| format!("no AWS access ({e:#})"))
+        })
     };
-    let execute_api = match (execute_api_url, &aws) {
-        (Some(url), _) => checks::ExecuteApi::At(url.clone()),
-        (None, Some(Ok(aws))) => default_endpoint(aws, stack).await,
-        (None, Some(Err(why))) => checks::ExecuteApi::Unknown(format!("no AWS access ({why}): give --execute-api-url")),
-        (None, None) => unreachable!("AWS is connected when the URL is not given"),
+    let execute_api = match execute_api_url {
+        Some(url) => checks::ExecuteApi::At(url.clone()),
+        None => match connect().await {
+            Ok(aws) => default_endpoint(aws, stack).await,
+            Err(why) => checks::ExecuteApi::Unknown(format!("{why}: give --execute-api-url")),
+        },
     };
     // Log lines from a minute before the run on (clocks differ a little).
     let since_ms = i64::try_from(
@@ -256,22 +258,21 @@ async fn verify(cli: &Cli, stack: &Stack) -> anyhow::Result<ExitCode> {
     )
     .unwrap_or_default()
         - 60_000;
-    let source = |file: &Option<PathBuf>, group: String| match (file, &aws) {
-        (Some(path), _) => verify::facts::Source::File(path.clone()),
-        (None, Some(Ok(aws))) => verify::facts::Source::CloudWatch { logs: aws.logs.clone(), group, since_ms },
-        (None, Some(Err(why))) => verify::facts::Source::Unavailable(format!("no AWS access ({why})")),
-        (None, None) => unreachable!("AWS is connected when a log is in CloudWatch"),
-    };
-    let logs = verify::facts::Logs {
-        access: match stack.stage.access_log {
-            Some(_) => source(access_log, deployer::stack::names::access_log_group(&stack.name, &stack.stage.name)),
-            None if access_log.is_some() => source(access_log, String::new()),
-            None => verify::facts::Source::Unavailable(
-                "stage.access_log is not set: API Gateway keeps no access log to read".into(),
-            ),
+    let source = async |file: &Option<PathBuf>, group: String| match file {
+        Some(path) => verify::facts::Source::File(path.clone()),
+        None => match connect().await {
+            Ok(aws) => verify::facts::Source::CloudWatch { logs: aws.logs.clone(), group, since_ms },
+            Err(why) => verify::facts::Source::Unavailable(why.clone()),
         },
-        function: source(function_log, deployer::stack::names::function_log_group(&stack.name)),
     };
+    let access = match (&stack.stage.access_log, access_log) {
+        (None, None) => verify::facts::Source::Unavailable(
+            "stage.access_log is not set: API Gateway keeps no access log to read".into(),
+        ),
+        _ => source(access_log, deployer::stack::names::access_log_group(&stack.name, &stack.stage.name)).await,
+    };
+    let function = source(function_log, deployer::stack::names::function_log_group(&stack.name)).await;
+    let logs = verify::facts::Logs { access, function };
     let tokens = token_command.clone().map(tokens::TokenCommand::new);
     let inputs = checks::Inputs {
         stack,

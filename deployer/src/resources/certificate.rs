@@ -542,6 +542,17 @@ impl KindIo for Certificate {
 mod tests {
     use super::*;
 
+    /// A certificate the stack requests (none given by ARN).
+    fn requested() -> Spec {
+        Spec {
+            stack: "s".into(),
+            domain: "api.example.com".into(),
+            existing_arn: None,
+            ownership_verification: None,
+            hosted_zone: None,
+        }
+    }
+
     fn state(status: &str) -> State {
         State {
             arn: "arn:aws:acm:eu-west-1:1:certificate/c".into(),
@@ -587,13 +598,7 @@ mod tests {
         let failed = State { failure_reason: Some("CAA_ERROR".into()), ..with("arn-f", "FAILED") };
         let names: Vec<String> = named("api.example.com", vec![failed.clone()]).into_iter().map(|(n, _)| n).collect();
         assert_eq!(names, ["api.example.com"]);
-        let requested = Spec {
-            stack: "s".into(),
-            domain: "api.example.com".into(),
-            existing_arn: None,
-            ownership_verification: None,
-            hosted_zone: None,
-        };
+        let requested = requested();
         let blockers = Certificate::blockers(Some(&requested), &failed);
         assert!(blockers.len() == 1 && blockers[0].contains("FAILED (CAA_ERROR: a CAA record"), "{blockers:?}");
         assert!(blockers[0].contains("delete-certificate --certificate-arn arn-f"), "{blockers:?}");
@@ -605,13 +610,7 @@ mod tests {
 
     #[test]
     fn diff() {
-        let requested = Spec {
-            stack: "s".into(),
-            domain: "api.example.com".into(),
-            existing_arn: None,
-            ownership_verification: None,
-            hosted_zone: None,
-        };
+        let requested = requested();
         assert!(Certificate::diff(&requested, &state("ISSUED")).is_empty());
         assert!(
             Certificate::diff(&requested, &state("PENDING_VALIDATION")).is_empty(),

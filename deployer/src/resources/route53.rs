@@ -1,6 +1,7 @@
 //! What the two Route 53 kinds (`validation_record`, `alias_record`) share:
-//! reading one record set, writing it with UPSERT (sent twice, as after a
-//! lost answer, it changes nothing), deleting it as it is (Route 53 deletes
+//! reading one record set, creating it with CREATE (never over one someone
+//! made since the plan read the zone) and replacing one of the stack's with
+//! UPSERT, waiting until Route 53 serves the change, deleting it as it is (Route 53 deletes
 //! only a record set given whole, and says "not found" of one that is
 //! gone), and names as Route 53 spells them (lower case, a final dot).
 //!
@@ -197,6 +198,12 @@ async fn write(aws: &Aws, zone: &str, action: ChangeAction, record: &Record) -> 
         && crate::error::code(e) == Some("InvalidChangeBatch")
         && e.as_service_error().and_then(|s| s.meta().message()).is_some_and(|m| m.contains("already exists"))
     {
+        // The SDK sends a CREATE again when an answer is lost: a record that
+        // is exactly the one written is this create's own.
+        let now = read(aws, zone, &record.name, &record.kind).await?;
+        if now.is_some_and(|now| now.values == record.values && now.alias == record.alias) {
+            return Ok(());
+        }
         anyhow::bail!(
             "{} {} appeared in zone {zone} after the plan read it (someone else made it): not overwritten",
             record.name,

@@ -80,6 +80,21 @@ impl RouteTemplate {
             .collect()
     }
 
+    /// A request path this template applies to: each `{param}` spelled
+    /// `param`, a greedy `{rest+}` spelled `rest` (`/pets/7`, `/files/a/b`).
+    pub fn sample(&self, param: &str, rest: &str) -> String {
+        let parts: Vec<&str> = self
+            .parts
+            .iter()
+            .map(|part| match part {
+                Part::Literal(literal) => literal.as_str(),
+                Part::Param(_) => param,
+                Part::Greedy(_) => rest,
+            })
+            .collect();
+        format!("/{}", parts.join("/"))
+    }
+
     /// The path resources it hangs on, from the top: `/pets`, `/pets/{id}`.
     pub fn resource_paths(&self) -> Vec<String> {
         let mut paths = Vec::with_capacity(self.parts.len());

@@ -62,32 +62,14 @@ fn not_checked(id: &str, promise: &str, why: impl Into<String>) -> Check {
 
 /// A path that `route` applies to: each variable part is `verify`.
 pub fn sample_path(route: &RouteSpec) -> String {
-    let parts: Vec<String> = route
-        .template
-        .parts()
-        .iter()
-        .map(|part| match part {
-            Part::Literal(literal) => literal.clone(),
-            Part::Param(_) => "verify".to_owned(),
-            Part::Greedy(_) => "verify/path".to_owned(),
-        })
-        .collect();
-    format!("/{}", parts.join("/"))
+    route.template.sample("verify", "verify/path")
 }
 
-/// Whether `route` applies to `path` (segment by segment, a greedy part taking the rest).
-fn applies(route: &RouteSpec, path: &str) -> bool {
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let parts = route.template.parts();
-    for (i, part) in parts.iter().enumerate() {
-        match (part, segments.get(i)) {
-            (Part::Greedy(_), Some(_)) => return true,
-            (Part::Literal(literal), Some(segment)) if literal == segment => {}
-            (Part::Param(_), Some(segment)) if !segment.is_empty() => {}
-            _ => return false,
-        }
-    }
-    parts.len() == segments.len()
+/// The GET route API Gateway would serve `path` with, as `deployer local`
+/// routes it (the most specific from the left).
+fn get_route<'r>(routes: &'r crate::local::routes::Routes, path: &str) -> Option<&'r RouteSpec> {
+    let path = crate::local::path::RequestPath::parse(path).ok()?;
+    routes.find("GET", &path).map(|matched| &matched.route.spec)
 }
 
 /// What a route is sent with: ANY is tried as GET.
@@ -189,23 +171,18 @@ async fn tls(inputs: &Inputs<'_>, url: &str, checks: &mut Vec<Check>) -> anyhow:
         return Ok(());
     }
     let target = inputs.target;
-    let refused = |answer: Result<Answer, String>| match answer {
-        Ok(answer) => Err(format!("answered HTTP {}", answer.status)),
-        Err(error) => Ok(format!("refused: {error}")),
+    // Held when no HTTP answer comes.
+    let refused = |id: &str, promise: &str, answer: Result<Answer, String>| match answer {
+        Ok(answer) => fail(id, promise, format!("answered HTTP {}", answer.status)),
+        Err(error) => pass(id, promise, format!("refused: {error}")),
     };
     let without = target.send(target.client(None)?.get(url)).await;
-    checks.push(match refused(without) {
-        Ok(seen) => pass("tls.certificate_required", NONE, seen),
-        Err(seen) => fail("tls.certificate_required", NONE, seen),
-    });
+    checks.push(refused("tls.certificate_required", NONE, without));
     // A certificate made here, of its own CA: one no truststore holds.
     let stranger = rcgen::generate_simple_self_signed(vec!["deployer-verify".to_owned()])?;
     let pem = format!("{}{}", stranger.cert.pem(), stranger.signing_key.serialize_pem());
     let other = target.send(target.client(Some(pem.as_bytes()))?.get(url)).await;
-    checks.push(match refused(other) {
-        Ok(seen) => pass("tls.other_ca_refused", OTHER_CA, seen),
-        Err(seen) => fail("tls.other_ca_refused", OTHER_CA, seen),
-    });
+    checks.push(refused("tls.other_ca_refused", OTHER_CA, other));
     const LEGACY: &str = "a TLS 1.1 hello is refused (the domain's security policy)";
     let id = "tls.legacy_version_refused";
     target.count_one();
@@ -270,11 +247,7 @@ async fn execute_api(inputs: &Inputs<'_>, checks: &mut Vec<Check>) -> anyhow::Re
         }
     };
     let target = inputs.target;
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(15))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
-    checks.push(match target.send(client.get(url.as_str())).await {
+    checks.push(match target.send(target.client(None)?.get(url.as_str())).await {
         Err(error) => pass(id, PROMISE, format!("no answer: {error}")),
         Ok(answer) if answer.status == 403 && answer.challenge.is_none() => {
             pass(id, PROMISE, "403 without a challenge (API Gateway's answer for a disabled endpoint)")
@@ -297,9 +270,7 @@ async fn route_scopes(
     let name = format!("{} {}", route.method, route.path);
     let url = target.url(&sample_path(route));
     let scopes = &route.scopes;
-    let send = |token: super::tokens::Token| {
-        target.send(client.request(method_of(route), &url).header("authorization", token.authorization()))
-    };
+    let send = |token: super::tokens::Token| target.send(token.on(client.request(method_of(route), &url)));
 
     let refused_id = format!("authorizer.scopes {name}");
     if route.any_valid_token {
@@ -364,7 +335,7 @@ async fn binding(
     };
     let token = tokens.token(&route.scopes, second).await?;
     let url = inputs.target.url(&sample_path(route));
-    let sent = inputs.target.send(client.get(&url).header("authorization", token.authorization())).await;
+    let sent = inputs.target.send(token.on(client.get(&url))).await;
     checks.push(match sent {
         Ok(a) if a.status == 401 => pass(id, PROMISE, format!("401 on {} {}", route.method, route.path)),
         Ok(a) => fail(id, PROMISE, format!("HTTP {} on {} {}", a.status, route.method, route.path)),
@@ -388,7 +359,8 @@ async fn forged_headers(
         checks.push(not_checked(id, PROMISE, "give --echo-path (a GET route whose backend echoes request headers)"));
         return Ok(());
     };
-    let Some(route) = inputs.stack.api.routes.iter().find(|r| safe(r) && applies(r, path)) else {
+    let routes = crate::local::routes::Routes::new(&inputs.stack.api.routes);
+    let Some(route) = get_route(&routes, path) else {
         checks.push(fail(id, PROMISE, format!("no GET route of the stack applies to --echo-path {path}")));
         return Ok(());
     };
@@ -397,7 +369,7 @@ async fn forged_headers(
         return Ok(());
     }
     let token = tokens.token(&route.scopes, inputs.client).await?;
-    let mut request = client.get(inputs.target.url(path)).header("authorization", token.authorization());
+    let mut request = token.on(client.get(inputs.target.url(path)));
     for header in route.context_headers.keys() {
         request = request.header(header.as_str(), FORGED);
     }
@@ -444,9 +416,7 @@ async fn path_spellings(
     let mut sent = Vec::new();
     for spelling in SPELLINGS {
         let url = inputs.target.url(&format!("{stem}{spelling}"));
-        let send = |token: &super::tokens::Token| {
-            inputs.target.send(client.get(&url).header("authorization", token.authorization()))
-        };
+        let send = |token: &super::tokens::Token| inputs.target.send(token.on(client.get(&url)));
         match send(&without).await {
             Ok(answer) if answer.status < 400 => reached.push(format!("{stem}{spelling} → HTTP {}", answer.status)),
             Ok(_) | Err(_) => {}
@@ -500,11 +470,15 @@ mod tests {
         {
             let route = route("GET", path);
             assert_eq!(sample_path(&route), sample);
-            assert!(applies(&route, sample), "{path}");
+            let routes = crate::local::routes::Routes::new(std::slice::from_ref(&route));
+            assert_eq!(get_route(&routes, sample).map(|r| r.path.as_str()), Some(path), "{path}");
         }
-        let pets = route("GET", "/pets/{id}");
-        assert!(!applies(&pets, "/pets") && !applies(&pets, "/pets/7/toys") && !applies(&pets, "/users/7"));
-        assert!(applies(&route("GET", "/files/{path+}"), "/files/a/b/c"));
+        let pets = crate::local::routes::Routes::new(&[route("GET", "/pets/{id}")]);
+        for elsewhere in ["/pets", "/pets/7/toys", "/users/7"] {
+            assert!(get_route(&pets, elsewhere).is_none(), "{elsewhere}");
+        }
+        let files = crate::local::routes::Routes::new(&[route("GET", "/files/{path+}")]);
+        assert!(get_route(&files, "/files/a/b/c").is_some());
     }
 
     #[test]

@@ -22,8 +22,9 @@ use tokio::sync::Mutex;
 pub struct Token(String);
 
 impl Token {
-    pub fn authorization(&self) -> String {
-        format!("Bearer {}", self.0)
+    /// `request` with this token as its `Authorization: Bearer`.
+    pub fn on(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        request.bearer_auth(&self.0)
     }
 }
 
