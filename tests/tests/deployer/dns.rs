@@ -329,6 +329,31 @@ async fn aaaa_only_for_a_dualstack_domain_and_execute_api_kept_until_the_stack_s
     must(&stack, &proxy, &["teardown"]).await;
 }
 
+/// Route 53's answer to the CREATE of the validation record is lost after
+/// the record was made: the SDK sends the CREATE again, Route 53 says the
+/// record exists, and the deployer finds it is exactly the one it wrote.
+#[tokio::test]
+async fn a_record_create_whose_answer_was_lost_is_not_taken_for_someone_elses() {
+    let name = "t-dns-lost";
+    let aws = clients().await;
+    let zone = hosted_zone(&aws, &format!("{name}.example.com")).await;
+    let rrset: &'static str = Box::leak(format!("POST /2013-04-01/hostedzone/{zone}/rrset").into_boxed_str());
+    let proxy = Proxy::aws_like(Behaviours {
+        acm_dns_validation: true,
+        acm_issue_after: Some(std::time::Duration::from_secs(3 * 60)),
+        lost_answers: Some(e2e::aws_like::LostAnswers { rate: 1.0, seed: 0, only: Some(rrset), at_most: 1 }),
+        ..Behaviours::none(TIME_SCALE)
+    })
+    .await;
+    let stack = fresh_stack(name, &with_zone(name, &zone), &proxy).await;
+    let apply = deployer(&stack, &proxy.url(), &["apply"], &env()).await;
+    assert_eq!(proxy.behaviour_counts().get("lost_answer"), Some(&1), "the CREATE's answer was lost");
+    assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
+    let (record, value) = acm_record(&aws, &format!("api.{name}.example.com")).await;
+    assert!(records(&aws, &zone).await.contains(&format!("{record} CNAME {value}")));
+    must(&stack, &proxy, &["teardown"]).await;
+}
+
 #[tokio::test]
 async fn a_name_someone_else_serves_is_never_taken_over() {
     let name = "t-dns-taken";
