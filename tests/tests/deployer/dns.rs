@@ -25,12 +25,7 @@ use e2e::moto::Proxy;
 /// the machine (at the default 30 s, 0.3 s, a slow first read found the
 /// certificate issued already).
 async fn validating_proxy() -> Proxy {
-    Proxy::aws_like(Behaviours {
-        acm_dns_validation: true,
-        acm_issue_after: Some(std::time::Duration::from_secs(3 * 60)),
-        ..Behaviours::none(TIME_SCALE)
-    })
-    .await
+    Proxy::aws_like(Behaviours { acm_dns_validation: true, ..Behaviours::none(TIME_SCALE) }).await
 }
 
 /// The validation record ACM names for the stack's certificate, read
@@ -340,7 +335,6 @@ async fn a_record_create_whose_answer_was_lost_is_not_taken_for_someone_elses() 
     let rrset: &'static str = Box::leak(format!("POST /2013-04-01/hostedzone/{zone}/rrset").into_boxed_str());
     let proxy = Proxy::aws_like(Behaviours {
         acm_dns_validation: true,
-        acm_issue_after: Some(std::time::Duration::from_secs(3 * 60)),
         lost_answers: Some(e2e::aws_like::LostAnswers { rate: 1.0, seed: 0, only: Some(rrset), at_most: 1 }),
         ..Behaviours::none(TIME_SCALE)
     })
