@@ -35,7 +35,7 @@ impl ConfigError {
     }
 }
 
-/// Every variable [`Config`] reads, in the order the README documents them.
+/// Every variable [`Config`] reads, in the order docs/configuration.md documents them.
 pub const VARIABLES: &[&str] = &[
     "TOKEN_VALIDATION",
     "JWKS_URI",

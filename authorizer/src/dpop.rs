@@ -14,7 +14,7 @@
 //!
 //! The replay cache lives in this function instance's memory: it stops a
 //! proof being replayed to the same instance within the window, not to
-//! another instance (see README, "DPoP").
+//! another instance (see docs/authorizer.md, "DPoP").
 //!
 //! Time here is [`ProofClock`]: the authorizer's wall clock, read again
 //! every [`REANCHOR`] of monotonic time and advanced by the monotonic clock

@@ -2,8 +2,8 @@
 //! what API Gateway is told: 401, 403 (Deny) or 500.
 //!
 //! Every reason has a stable snake_case code for the decision log. This is
-//! the only module that knows which reason gives which status, so the README
-//! table and the code cannot drift apart silently.
+//! the only module that knows which reason gives which status, so the table in
+//! docs/authorizer.md ("What API Gateway gets back") has one source to follow.
 
 use crate::algorithms;
 use crate::arn::BadMethodArn;

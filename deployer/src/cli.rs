@@ -147,6 +147,9 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         function_log: Option<PathBuf>,
     },
+    /// Print every resource kind the deployer manages, in creation order,
+    /// with the kinds each is created after. Reads no stack file.
+    Kinds,
     /// Print stack.yaml's JSON Schema (the repository keeps it as
     /// stack.schema.json, for editors). Reads no stack file.
     Schema,

@@ -21,12 +21,12 @@ use crate::outputs::{self, Outputs};
 use crate::package::Package;
 use crate::plan::{Address, Artifact, Plan, SAVED_PLAN_FORMAT, SavedPlan};
 use crate::planner::{self, Desired, Planned, Runner};
-use crate::resources::{Context, Observation, REGISTRY};
+use crate::resources::{self, Context, Observation, REGISTRY};
 use crate::stack::Stack;
 
 /// The desired resources of the stack, every kind's.
 pub fn desired(stack: &Stack, aws: &Aws, package: Option<&Package>) -> anyhow::Result<Vec<Desired>> {
-    desired_in(&Context { stack, account: &aws.account, region: &aws.region, partition: &aws.partition, package })
+    desired_in(&resources::context(stack, &aws.account, &aws.region, &aws.partition, package))
 }
 
 /// The desired resources in `context` (no AWS call).
@@ -151,6 +151,14 @@ pub fn check_saved(saved: &SavedPlan, stack: &Stack, aws: &Aws) -> anyhow::Resul
 
 /// Why a saved plan no longer describes the account: the steps that differ.
 pub fn moved(saved: &Plan, fresh: &Plan) -> Option<String> {
+    // A wait the plan has a step for (a certificate being issued) that AWS
+    // has finished since is no change to what the plan does.
+    let finished = |step: &crate::plan::Step| {
+        crate::resources::plan_kind(&step.address.kind).is_ok_and(|k| k.waits_only())
+            && fresh.step(&step.address).is_none_or(|now| now.action == crate::plan::Action::NoOp)
+    };
+    let saved = &Plan { steps: saved.steps.iter().filter(|s| !finished(s)).cloned().collect(), ..saved.clone() };
+    let fresh = &Plan { steps: fresh.steps.iter().filter(|s| !finished(s)).cloned().collect(), ..fresh.clone() };
     // (What the plan shows beside its steps, such as the DNS record a
     // certificate waits for, does not change what it does.)
     if saved.steps == fresh.steps && saved.blockers == fresh.blockers {

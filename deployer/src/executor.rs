@@ -8,7 +8,9 @@
 //! and the step goes on only if that read calls for what the plan printed:
 //! the same action, the same fields, from the same old values
 //! ([`Step::deviation`]). If AWS moved, the step fails with what changed
-//! and writes nothing; the next run plans again. A create trusts the
+//! and writes nothing; the next run plans again. The one move that is no
+//! change to the plan is AWS arriving where a wait step waits for it (a
+//! certificate ISSUED since the plan: `Kind::WAITS_ONLY`). A create trusts the
 //! observation instead when it is fresh (read under this run's lock less
 //! than [`FRESH`] ago): no other run can have written since, and a read per
 //! level of the graph would double the rounds of a first apply; after a long
@@ -245,7 +247,10 @@ impl Job {
             }
             Some(found) => {
                 let mut diff = kind.diff(spec, &found.state)?;
-                if let Some(moved) = self.step.deviation(diff.action(), &diff.fields) {
+                // A wait that finds AWS where it waited for it to be has
+                // nothing to write: no change to the plan.
+                let reached = diff.is_empty() && kind.waits_only();
+                if !reached && let Some(moved) = self.step.deviation(diff.action(), &diff.fields) {
                     return Err(moved.into());
                 }
                 for planned in self.step.fields.iter().filter(|f| f.forced) {

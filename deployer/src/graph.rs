@@ -45,6 +45,30 @@ pub fn ancestors(kind: &str) -> BTreeSet<&'static str> {
     found
 }
 
+/// Every kind in creation order, with what it is created after and what
+/// else the graph knows of it: what `deployer kinds` prints.
+pub fn table() -> String {
+    let order = creation_order();
+    let width = order.iter().map(|k| k.name().len()).max().unwrap_or(0);
+    let mut text = format!("{:width$}  created after (deleted before)\n", "kind");
+    for kind in order {
+        let mut notes = Vec::new();
+        if kind.operator() {
+            notes.push("the operator's: `deployer bootstrap`".to_owned());
+        }
+        if !kind.observed_under().is_empty() {
+            notes.push(format!("read inside {}", kind.observed_under().join(", ")));
+        }
+        if kind.deleted_with_parent() {
+            notes.push("deleted with its parent".to_owned());
+        }
+        let after = if kind.depends_on().is_empty() { "-".to_owned() } else { kind.depends_on().join(", ") };
+        let notes = if notes.is_empty() { String::new() } else { format!("  ({})", notes.join("; ")) };
+        text.push_str(&format!("{:width$}  {after}{notes}\n", kind.name()));
+    }
+    text
+}
+
 fn topological(edges: impl Fn(&dyn DynKind) -> &'static [&'static str]) -> Vec<&'static dyn DynKind> {
     let mut order: Vec<&'static dyn DynKind> = Vec::new();
     while order.len() < REGISTRY.len() {

@@ -50,6 +50,10 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Kinds = cli.command {
+        print!("{}", deployer::graph::table());
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Command::Schema = cli.command {
         print!("{}", deployer::stack::schema::json_schema());
         return Ok(ExitCode::SUCCESS);
@@ -187,7 +191,7 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             let result = apply(cli, &aws, &stack, &desired, saved.as_ref().map(|(s, _)| &s.plan), &held.lost()).await;
             finish(held, result).await
         }
-        Command::Local { .. } | Command::Schema | Command::Verify { .. } => {
+        Command::Local { .. } | Command::Kinds | Command::Schema | Command::Verify { .. } => {
             unreachable!("answered before AWS is contacted")
         }
         Command::Teardown => {

@@ -268,8 +268,8 @@ mod tests {
     use super::*;
     use crate::plan::{Action, Address};
     use crate::resources::{
-        Context, Found, api_authorizer, base_path_mapping, certificate, certificate_validation, domain_name, ip_set,
-        rest_api, truststore, web_acl, web_acl_association,
+        Found, api_authorizer, base_path_mapping, certificate, certificate_validation, domain_name, ip_set, rest_api,
+        truststore, web_acl, web_acl_association,
     };
     use crate::stack::Stack;
 
@@ -282,8 +282,7 @@ mod tests {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../stack.yaml");
         let stack = Stack::load(&path, &|_| None).expect("the example stack is valid");
         let package = crate::package::Package { path: "bootstrap.zip".into(), sha256: "c2hh".into() };
-        let context =
-            Context { stack: &stack, account: "123456789012", region: "eu-west-1", partition, package: Some(&package) };
+        let context = crate::resources::context(&stack, "123456789012", "eu-west-1", partition, Some(&package));
         crate::commands::desired_in(&context).expect("desired")
     }
 

@@ -35,54 +35,41 @@ fn every_module_opens_with_a_line_that_says_what_it_is_for() {
     assert!(undocumented.is_empty(), "modules without a `//!` first line: {undocumented:?}");
 }
 
-/// The deployer's resource kinds, as their modules name them (`const NAME`),
-/// with the module each is in.
-fn kinds(root: &Path) -> Vec<(String, String)> {
+/// Adding a kind is its module and its line in `kinds!`: every module of
+/// `deployer/src/resources` that implements `Kind` is in the registry,
+/// under its module's name; and every kind that can outlive its parent
+/// has its line in the tests' account snapshot, which reads AWS
+/// independently of the kinds (or says there why not). A kind deleted with
+/// its parent (a stage's setting, a method) cannot be left behind on its
+/// own, and needs no line.
+#[test]
+fn every_kind_is_registered_and_what_can_be_left_behind_is_in_the_tests_snapshot() {
+    let root = e2e::workspace_root();
+    let registry = deployer::resources::REGISTRY;
     let mut files = Vec::new();
     rust_files(&root.join("deployer/src/resources"), &mut files);
-    let mut kinds: Vec<(String, String)> = files
+    let modules: Vec<String> = files
         .iter()
-        .filter_map(|path| {
-            let text = std::fs::read_to_string(path).ok()?;
-            let name = text.split("const NAME: &'static str = \"").nth(1)?.split('"').next()?.to_owned();
-            Some((name, path.file_stem()?.to_string_lossy().into_owned()))
-        })
+        .filter(|path| std::fs::read_to_string(path).is_ok_and(|text| text.contains("\nimpl Kind for ")))
+        .filter_map(|path| Some(path.file_stem()?.to_string_lossy().into_owned()))
         .collect();
-    kinds.sort();
-    kinds
-}
-
-/// Adding a kind means a module and its line in the registry; these keep
-/// the places a newcomer reads (the graph in ARCHITECTURE.md) and the
-/// tests' account snapshot from forgetting it.
-#[test]
-fn every_kind_is_registered_drawn_in_the_graph_and_in_the_tests_snapshot() {
-    let root = e2e::workspace_root();
-    let kinds = kinds(&root);
-    assert!(kinds.len() >= 21, "the walk found only {kinds:?}");
-    let registry = std::fs::read_to_string(root.join("deployer/src/resources/mod.rs")).expect("resources/mod.rs");
-    let architecture = std::fs::read_to_string(root.join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
-    let graph = architecture
-        .split("The graph, as the kinds declare it")
-        .nth(1)
-        .and_then(|rest| rest.split("```").nth(1))
-        .expect("the graph in ARCHITECTURE.md");
+    assert!(modules.len() >= 21, "the walk found only {modules:?}");
     let snapshot = std::fs::read_to_string(root.join("tests/src/deploy.rs")).expect("tests/src/deploy.rs");
     let words = |text: &str| -> Vec<String> {
         text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).map(str::to_owned).collect()
     };
-    let graph_words = words(graph);
     let mut missing = Vec::new();
-    for (kind, module) in &kinds {
-        if !registry.contains(&format!("Registered::<{module}::")) {
-            missing.push(format!("{kind}: not in REGISTRY (deployer/src/resources/mod.rs)"));
+    for module in &modules {
+        if !registry.iter().any(|k| k.name() == module) {
+            missing.push(format!("{module}: implements Kind but is not in REGISTRY under its module's name"));
         }
-        if !graph_words.contains(kind) {
-            missing.push(format!("{kind}: not in the graph of ARCHITECTURE.md"));
-        }
-        let said_why = snapshot.lines().any(|l| l.contains("not in the snapshot:") && words(l).contains(kind));
+    }
+    for kind in registry.iter().filter(|k| !k.deleted_with_parent()) {
+        let kind = kind.name();
+        let said_why =
+            snapshot.lines().any(|l| l.contains("not in the snapshot:") && words(l).iter().any(|w| w == kind));
         let has_line = snapshot.contains(&format!("\"{kind} ")) || snapshot.contains(&format!("\"  {kind} "));
-        if !has_line && !said_why {
+        if !said_why && !has_line {
             missing.push(format!("{kind}: no line in the tests' snapshot (tests/src/deploy.rs) and no reason"));
         }
     }
@@ -112,4 +99,76 @@ fn the_lambda_toolchain_is_installed_only_by_hash() {
         assert!(!hashes.is_empty(), "{name}: no hash");
         assert!(hashes.iter().all(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit())), "{hashes:?}");
     }
+}
+
+/// The configuration reference lists every variable the authorizer reads,
+/// and only those: the first column of its table against
+/// `authorizer::config::VARIABLES` (the list the parser itself checks) and
+/// `RUNTIME_VARIABLES` (those read beside it: logs, CAs, secrets).
+#[test]
+fn the_configuration_reference_lists_every_authorizer_variable_and_no_other() {
+    let root = e2e::workspace_root();
+    let page = std::fs::read_to_string(root.join("docs/configuration.md")).expect("docs/configuration.md");
+    let table = page
+        .split("## The authorizer's variables")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("the variables' section");
+    let documented: Vec<&str> = table
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `")?.split('`').next())
+        .filter(|name| name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+        .collect();
+    let read: Vec<&str> =
+        authorizer::config::VARIABLES.iter().chain(authorizer::config::RUNTIME_VARIABLES).copied().collect();
+    let undocumented: Vec<&&str> = read.iter().filter(|v| !documented.contains(v)).collect();
+    let unknown: Vec<&&str> = documented.iter().filter(|v| !read.contains(v)).collect();
+    assert!(undocumented.is_empty() && unknown.is_empty(), "not in the table: {undocumented:?}; not read: {unknown:?}");
+}
+
+/// The shipped `stack.yaml` is the commented example of every setting:
+/// each property of the schema (generated from the parser's own types)
+/// is written there as a key, set or commented out. Names are matched by
+/// their last part (`xray_tracing:` for `stage.monitoring.xray_tracing`).
+#[test]
+fn every_stack_setting_is_in_the_example_stack() {
+    let root = e2e::workspace_root();
+    let schema: serde_json::Value = serde_json::from_str(&deployer::stack::schema::json_schema()).expect("JSON");
+    let example = std::fs::read_to_string(root.join("stack.yaml")).expect("stack.yaml");
+    let mut properties = Vec::new();
+    let definitions = schema.get("$defs").cloned().unwrap_or_default();
+    let mut todo = vec![(String::new(), schema.clone(), 0)];
+    while let Some((path, node, depth)) = todo.pop() {
+        if depth > 10 {
+            continue;
+        }
+        if let Some(name) = node.get("$ref").and_then(|r| r.as_str()).and_then(|r| r.rsplit('/').next()) {
+            todo.push((path.clone(), definitions[name].clone(), depth + 1));
+        }
+        for key in ["anyOf", "oneOf", "allOf"] {
+            for sub in node.get(key).and_then(|v| v.as_array()).into_iter().flatten() {
+                todo.push((path.clone(), sub.clone(), depth + 1));
+            }
+        }
+        for key in ["items", "additionalProperties"] {
+            if let Some(sub) = node.get(key).filter(|v| v.is_object()) {
+                todo.push((path.clone(), sub.clone(), depth + 1));
+            }
+        }
+        for (name, sub) in node.get("properties").and_then(|p| p.as_object()).into_iter().flatten() {
+            let full = if path.is_empty() { name.clone() } else { format!("{path}.{name}") };
+            properties.push((full.clone(), name.clone()));
+            todo.push((full, sub.clone(), depth + 1));
+        }
+    }
+    assert!(properties.len() > 40, "the walk found only {properties:?}");
+    let keys: Vec<&str> = example
+        .lines()
+        .map(|line| line.trim_start().trim_start_matches('#').trim_start().trim_start_matches("- "))
+        .flat_map(|line| line.split(['{', ',']))
+        .filter_map(|part| part.trim().split_once(':').map(|(key, _)| key.trim()))
+        .collect();
+    let missing: Vec<&String> =
+        properties.iter().filter(|(_, name)| !keys.contains(&name.as_str())).map(|(p, _)| p).collect();
+    assert!(missing.is_empty(), "settings the example stack.yaml does not show: {missing:?}");
 }

@@ -16,7 +16,7 @@ use serde_json::json;
 
 use super::rest_api::RestApi;
 use super::stage::Stage;
-use super::{Context, Diff, Found, Kind, KindIo, Ownership, REST_API_WRITES, Scope};
+use super::kind::{Placement, Context, Diff, Found, Kind, KindIo, Ownership, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::grants::{Access, Grants, Statement};
@@ -218,7 +218,7 @@ async fn write_settings(aws: &Aws, spec: &Spec) -> anyhow::Result<()> {
     Ok(())
 }
 
-super::fields! {
+super::kind::fields! {
     DestinationArn = "destination_arn",
     Format = "format",
     AccountRole = "account_role",
@@ -226,10 +226,9 @@ super::fields! {
 
 impl Kind for AccessLog {
     const NAME: &'static str = "access_log";
+    const PLACEMENT: Placement = Placement::API_SETTING;
     const DEPENDS_ON: &'static [&'static str] = &["stage", "log_group"];
     const OBSERVED_UNDER: &'static [&'static str] = &["rest_api"];
-    const DELETED_WITH_PARENT: bool = true;
-    const WRITE_GROUP: Option<&'static str> = REST_API_WRITES;
     type Spec = Spec;
     type State = State;
     type Field = Field;
@@ -429,7 +428,7 @@ impl KindIo for AccessLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resources::testing::check_diff;
+    use crate::resources::kind::testing::check_diff;
 
     fn spec() -> Spec {
         Spec {

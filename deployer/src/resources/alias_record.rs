@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::domain_name::{self, DomainName};
 use super::route53::{self, Record};
-use super::{Context, Diff, Found, Kind, KindIo, Ownership, Scope};
+use super::kind::{Context, Diff, Found, Kind, KindIo, Ownership, Scope};
 use crate::aws::Aws;
 use crate::grants::{Grants, Statement};
 use crate::plan::{Outputs, Val};
@@ -74,7 +74,7 @@ async fn read(
     Ok(Some(Found::new(address_name(domain, kind), ownership, State { zone: zone.to_owned(), record })))
 }
 
-super::fields! {
+super::kind::fields! {
     Target = "target",
     TargetZone = "target_zone",
     Zone = "zone",
@@ -189,7 +189,7 @@ impl KindIo for AliasRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resources::testing::{Case, check_diff};
+    use crate::resources::kind::testing::{Case, check_diff};
 
     #[test]
     fn diff() {

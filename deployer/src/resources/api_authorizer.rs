@@ -13,7 +13,7 @@ use aws_sdk_apigateway::types::{AuthorizerType, Op, PatchOperation};
 use serde::{Deserialize, Serialize};
 
 use super::rest_api::{self, RestApi};
-use super::{Context, Diff, Found, Kind, KindIo, Ownership, REST_API_WRITES, Scope};
+use super::kind::{Placement, Context, Diff, Found, Kind, KindIo, Ownership, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::grants::{Access, Grants, Statement};
@@ -75,7 +75,7 @@ async fn list(aws: &Aws, api_id: &str) -> anyhow::Result<Vec<State>> {
     Ok(page.items().iter().map(|a| state_of!(api_id, a)).collect())
 }
 
-super::fields! {
+super::kind::fields! {
     Type = "type",
     AuthorizerUri = "authorizer_uri",
     AuthorizerCredentials = "authorizer_credentials",
@@ -85,14 +85,11 @@ super::fields! {
 
 impl Kind for ApiAuthorizer {
     const NAME: &'static str = "api_authorizer";
+    const PLACEMENT: Placement = Placement::IN_REST_API_DEPLOYED;
     /// No read back: CreateAuthorizer answers the authorizer: its state is that answer.
     const READ_BACK: bool = false;
     const DEPENDS_ON: &'static [&'static str] = &["rest_api", "lambda_function"];
     const OBSERVED_UNDER: &'static [&'static str] = &["rest_api"];
-    const NEEDS_DEPLOYMENT: bool = true;
-    const SNAPSHOTTED: bool = true;
-    const DELETED_WITH_PARENT: bool = true;
-    const WRITE_GROUP: Option<&'static str> = REST_API_WRITES;
     type Spec = Spec;
     type State = State;
     type Field = Field;
@@ -176,7 +173,7 @@ impl KindIo for ApiAuthorizer {
             // API Gateway answers with the authorizer as created.
             Ok(created) => Ok(state_of!(api_id, created)),
             // Names are unique in an API: this create's first answer was lost.
-            Err(e) if crate::error::already_exists(&e) => super::made_already::<Self>(aws, spec).await,
+            Err(e) if crate::error::already_exists(&e) => super::kind::made_already::<Self>(aws, spec).await,
             Err(e) => Err(e).aws("CreateAuthorizer"),
         }
     }
@@ -222,7 +219,7 @@ impl KindIo for ApiAuthorizer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resources::testing::{Case, check_diff};
+    use crate::resources::kind::testing::{Case, check_diff};
 
     fn spec() -> Spec {
         Spec {

@@ -19,9 +19,9 @@ use anyhow::Context as _;
 use aws_sdk_apigateway::types::Resource;
 use serde::{Deserialize, Serialize};
 
-use super::SharedReads;
+use super::kind::SharedReads;
 use super::rest_api::{self, RestApi};
-use super::{AnyField, Context, Diff, Found, Kind, KindIo, Ownership, REST_API_WRITES, Scope};
+use super::kind::{Placement, AnyField, Context, Diff, Found, Kind, KindIo, Ownership, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::grants::{Access, Grants, Statement};
@@ -93,15 +93,11 @@ fn states(api_id: &str, tree: &[Resource]) -> Vec<State> {
 
 impl Kind for ApiResource {
     const NAME: &'static str = "api_resource";
+    const PLACEMENT: Placement = Placement { deletes_first: true, ..Placement::IN_REST_API_DEPLOYED };
     /// No read back: CreateResource answers the resource: its state is that answer.
     const READ_BACK: bool = false;
     const DEPENDS_ON: &'static [&'static str] = &["rest_api"];
     const OBSERVED_UNDER: &'static [&'static str] = &["rest_api"];
-    const NEEDS_DEPLOYMENT: bool = true;
-    const SNAPSHOTTED: bool = true;
-    const DELETES_FIRST: bool = true;
-    const DELETED_WITH_PARENT: bool = true;
-    const WRITE_GROUP: Option<&'static str> = REST_API_WRITES;
     type Spec = Spec;
     type State = State;
     /// A path resource is its path: it has no field to change.
@@ -185,7 +181,7 @@ impl KindIo for ApiResource {
                 path: spec.path.clone(),
             }),
             // Made already: by this create, whose first answer was lost.
-            Err(e) if crate::error::already_exists(&e) => super::made_already::<Self>(aws, spec).await,
+            Err(e) if crate::error::already_exists(&e) => super::kind::made_already::<Self>(aws, spec).await,
             Err(e) => Err(e).aws(&format!("CreateResource {}", spec.path)),
         }
     }

@@ -15,7 +15,7 @@ use aws_sdk_apigateway::types::IntegrationType;
 use serde::{Deserialize, Serialize};
 
 use super::rest_api::{self, RestApi};
-use super::{Context, Diff, Found, Kind, KindIo, Ownership, REST_API_WRITES, Scope};
+use super::kind::{Placement, Context, Diff, Found, Kind, KindIo, Ownership, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::grants::{Access, Grants, Statement};
@@ -157,7 +157,7 @@ fn written(spec: &Spec, api_id: &str, resource_id: &str) -> anyhow::Result<State
     })
 }
 
-super::fields! {
+super::kind::fields! {
     AuthorizationType = "authorization_type",
     AuthorizerId = "authorizer_id",
     MethodRequestParameters = "method_request_parameters",
@@ -168,15 +168,12 @@ super::fields! {
 
 impl Kind for ApiRoute {
     const NAME: &'static str = "api_route";
+    const PLACEMENT: Placement = Placement::IN_REST_API_DEPLOYED;
     /// No read back: reading a route back costs a whole resource tree (GetResources, 5 per 2 s per
     /// account); its state is what PutMethod and PutIntegration were sent.
     const READ_BACK: bool = false;
     const DEPENDS_ON: &'static [&'static str] = &["rest_api", "api_resource", "api_authorizer"];
     const OBSERVED_UNDER: &'static [&'static str] = &["rest_api"];
-    const NEEDS_DEPLOYMENT: bool = true;
-    const SNAPSHOTTED: bool = true;
-    const DELETED_WITH_PARENT: bool = true;
-    const WRITE_GROUP: Option<&'static str> = REST_API_WRITES;
     type Spec = Spec;
     type State = State;
     type Field = Field;
@@ -290,7 +287,7 @@ impl KindIo for ApiRoute {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resources::testing::{Case, check_diff};
+    use crate::resources::kind::testing::{Case, check_diff};
 
     fn spec() -> Spec {
         Spec {

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::lambda_function::LambdaFunction;
-use super::{Context, Diff, Found, Kind, KindIo, Ownership, Scope};
+use super::kind::{Placement, Context, Diff, Found, Kind, KindIo, Ownership, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::grants::{Access, Grants, Statement};
@@ -77,16 +77,16 @@ async fn read(aws: &Aws, function: &str, statement_id: &str) -> anyhow::Result<O
     }))
 }
 
-super::fields! {
+super::kind::fields! {
     Principal = "principal",
     SourceArn = "source_arn",
 }
 
 impl Kind for AuthorizerPermission {
     const NAME: &'static str = "authorizer_permission";
+    const PLACEMENT: Placement = Placement::INSIDE;
     const DEPENDS_ON: &'static [&'static str] = &["lambda_function", "api_authorizer"];
     const OBSERVED_UNDER: &'static [&'static str] = &["lambda_function"];
-    const DELETED_WITH_PARENT: bool = true;
     type Spec = Spec;
     type State = State;
     type Field = Field;

@@ -24,7 +24,7 @@ use anyhow::Context as _;
 use aws_sdk_secretsmanager::types::Tag;
 use serde::{Deserialize, Serialize};
 
-use super::{Context, Diff, Found, Kind, KindIo, OWNER_TAG, Ownership, Scope};
+use super::kind::{Context, Diff, Found, Kind, KindIo, OWNER_TAG, Ownership, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::grants::{Access, Grants, Statement};
@@ -189,7 +189,7 @@ async fn read(aws: &Aws, stack: &str, name: &str) -> anyhow::Result<Option<Found
     Ok(Some(Found::new(name, if owned { Ownership::Owned } else { Ownership::Foreign }, state)))
 }
 
-super::fields! {
+super::kind::fields! {
     Value = "value",
 }
 
@@ -293,7 +293,7 @@ impl KindIo for AuthorizerSecret {
             }),
             // Made by this create, its first answer lost (the token makes a
             // second create of the same value the same version).
-            Err(e) if crate::error::already_exists(&e) => super::made_already::<Self>(aws, spec).await,
+            Err(e) if crate::error::already_exists(&e) => super::kind::made_already::<Self>(aws, spec).await,
             Err(e) => Err(e).aws("CreateSecret"),
         }
     }

@@ -7,7 +7,7 @@ use aws_sdk_apigateway::types::{Op, PatchOperation};
 use serde::{Deserialize, Serialize};
 
 use super::domain_name::{self, DomainName};
-use super::{Context, Diff, Found, Kind, KindIo, Ownership, Scope};
+use super::kind::{Context, Diff, Found, Kind, KindIo, Ownership, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::grants::{Access, Grants, Statement};
@@ -68,7 +68,7 @@ async fn list(aws: &Aws, domain: &str) -> anyhow::Result<Vec<State>> {
         .collect())
 }
 
-super::fields! {
+super::kind::fields! {
     RestApiId = "rest_api_id",
     Stage = "stage",
 }
@@ -164,7 +164,7 @@ impl KindIo for BasePathMapping {
         match request.send().await {
             Ok(_) => {}
             // Made by this create, its first answer lost: bring it in line.
-            Err(e) if crate::error::already_exists(&e) => return super::made_already::<Self>(aws, spec).await,
+            Err(e) if crate::error::already_exists(&e) => return super::kind::made_already::<Self>(aws, spec).await,
             Err(e) => return Err(e).aws("CreateBasePathMapping"),
         }
         Ok(State {

@@ -27,8 +27,8 @@ use anyhow::Context as _;
 use aws_sdk_acm::types::{CertificateSummary, Tag, ValidationMethod};
 use serde::{Deserialize, Serialize};
 
-use super::domain_name;
-use super::{Context, Diff, Found, HOSTED_ZONE_TAG, Kind, KindIo, OWNER_TAG, Ownership, Scope};
+use super::account_domains;
+use super::kind::{Context, Diff, Found, HOSTED_ZONE_TAG, Kind, KindIo, OWNER_TAG, Ownership, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::grants::{Access, Grants, Statement};
@@ -138,7 +138,7 @@ async fn list(aws: &Aws) -> anyhow::Result<Vec<CertificateSummary>> {
 /// The regions whose certificates are checked for a validation record the
 /// stack would delete: its own, and us-east-1, where CloudFront's are.
 /// ACM has no account-wide list; a certificate for the same name in a
-/// third region is not seen (the README says so).
+/// third region is not seen (docs/deployer.md says so).
 pub fn sharing_regions(aws: &Aws) -> Vec<String> {
     let mut regions = vec![aws.region.clone()];
     if aws.region != "us-east-1" {
@@ -306,7 +306,7 @@ async fn wait_unused(aws: &Aws, arn: &str) -> anyhow::Result<()> {
     .await
 }
 
-super::fields! {
+super::kind::fields! {
     HostedZoneTag = "hosted_zone_tag",
 }
 
@@ -456,9 +456,12 @@ impl KindIo for Certificate {
         // declares. The domains are listed here rather than observed first
         // (OBSERVED_UNDER): one more call, but not one more round for every run.
         let (summaries, owned_domains) =
-            tokio::try_join!(list(scope.aws), domain_name::owned_names(scope.aws, scope.stack))?;
-        let undeclared: Vec<String> =
-            owned_domains.into_iter().filter(|d| !scope.desired.iter().any(|s| s.domain == *d)).collect();
+            tokio::try_join!(list(scope.aws), account_domains::owned(scope.aws, scope.shared, scope.stack))?;
+        let undeclared: Vec<String> = owned_domains
+            .into_iter()
+            .map(|(name, _)| name)
+            .filter(|d| !scope.desired.iter().any(|s| s.domain == *d))
+            .collect();
         requested.extend(undeclared.iter().map(String::as_str));
         let reads = requested.iter().map(|domain| owned_among(scope.aws, scope.stack, domain, &summaries));
         for (domain, states) in requested.iter().zip(futures::future::try_join_all(reads).await?) {

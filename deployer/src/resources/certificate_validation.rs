@@ -20,7 +20,7 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use super::certificate::{self, Certificate};
-use super::{Context, Diff, Found, Kind, KindIo, Ownership, Scope};
+use super::kind::{Placement, Context, Diff, Found, Kind, KindIo, Ownership, Scope};
 use crate::aws::Aws;
 use crate::error::LeftForLater;
 use crate::grants::{Grants, Statement};
@@ -109,18 +109,19 @@ async fn wait_issued(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {
     }
 }
 
-super::fields! {
+super::kind::fields! {
     Status = "status",
 }
 
 impl Kind for CertificateValidation {
     const NAME: &'static str = "certificate_validation";
+    const PLACEMENT: Placement = Placement::INSIDE;
     /// No read back: the create is a wait for ISSUED, and returns that read.
     const READ_BACK: bool = false;
     const DEPENDS_ON: &'static [&'static str] = &["certificate", "validation_record"];
     const OBSERVED_UNDER: &'static [&'static str] = &["certificate"];
-    /// Nothing to delete: it goes with its certificate.
-    const DELETED_WITH_PARENT: bool = true;
+    /// Its "update" is the wait for ISSUED.
+    const WAITS_ONLY: bool = true;
     type Spec = Spec;
     type State = State;
     type Field = Field;

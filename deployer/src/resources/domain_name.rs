@@ -29,7 +29,7 @@ use aws_sdk_apigateway::types::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{Context, Diff, Found, HOSTED_ZONE_TAG, Kind, KindIo, OWNER_TAG, Ownership, Scope};
+use super::kind::{Context, Diff, Found, HOSTED_ZONE_TAG, Kind, KindIo, OWNER_TAG, Ownership, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::grants::{Access, Grants, Statement};
@@ -157,29 +157,7 @@ fn found(raw: Raw<'_>, stack: &str) -> Found<State> {
     Found::new(state.name.clone(), if owned { Ownership::Owned } else { Ownership::Foreign }, state)
 }
 
-async fn list(aws: &Aws) -> anyhow::Result<Vec<aws_sdk_apigateway::types::DomainName>> {
-    aws.apigateway
-        .get_domain_names()
-        .limit(500)
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Result<Vec<_>, _>>()
-        .await
-        .aws("GetDomainNames")
-}
-
-/// The names of the custom domains that carry `stack`'s tag.
-pub async fn owned_names(aws: &Aws, stack: &str) -> anyhow::Result<Vec<String>> {
-    Ok(list(aws)
-        .await?
-        .iter()
-        .filter(|d| d.tags().and_then(|t| t.get(OWNER_TAG)).is_some_and(|owner| owner == stack))
-        .filter_map(|d| d.domain_name().map(str::to_owned))
-        .collect())
-}
-
-super::fields! {
+super::kind::fields! {
     RegionalCertificateArn = "regional_certificate_arn",
     SecurityPolicy = "security_policy",
     TruststoreUri = "truststore_uri",
@@ -325,7 +303,7 @@ impl Kind for DomainName {
 
 impl KindIo for DomainName {
     async fn observe(scope: &Scope<'_, Spec>) -> anyhow::Result<Vec<Found<State>>> {
-        let domains = list(scope.aws).await?;
+        let domains = super::account_domains::listed(scope.aws, scope.shared).await?;
         Ok(domains
             .iter()
             .map(|d| found(raw!(d), scope.stack))
@@ -371,7 +349,7 @@ impl KindIo for DomainName {
             Ok(_) => Ok(wait_available(aws, spec).await?),
             // Made by this create, its first answer lost: bring it in line.
             Err(e) if crate::error::already_exists(&e) => {
-                super::made_already::<Self>(aws, spec).await?;
+                super::kind::made_already::<Self>(aws, spec).await?;
                 wait_available(aws, spec).await
             }
             Err(e) => Err(e).aws("CreateDomainName"),
@@ -511,7 +489,7 @@ async fn patch(aws: &Aws, spec: &Spec, diff: &Diff<Field>) -> anyhow::Result<Sta
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resources::testing::{Case, check_diff};
+    use crate::resources::kind::testing::{Case, check_diff};
 
     fn spec() -> Spec {
         Spec {

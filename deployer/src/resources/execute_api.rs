@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use super::rest_api::{self, RestApi};
 use super::stage::{self, Stage};
-use super::{Context, Diff, Found, Kind, KindIo, REST_API_WRITES, Scope};
+use super::kind::{Placement, Context, Diff, Found, Kind, KindIo, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::grants::{Access, Grants, Statement};
@@ -79,17 +79,16 @@ async fn read(aws: &Aws, api_id: &str, stack: &str, stage_name: &str, disabled: 
     }))
 }
 
-super::fields! {
+super::kind::fields! {
     ExecuteApi = "execute_api",
     DeployedExecuteApi = "deployed_execute_api",
 }
 
 impl Kind for ExecuteApi {
     const NAME: &'static str = "execute_api";
+    const PLACEMENT: Placement = Placement::API_SETTING;
     const DEPENDS_ON: &'static [&'static str] = &["rest_api", "stage", "base_path_mapping", "alias_record"];
     const OBSERVED_UNDER: &'static [&'static str] = &["rest_api", "stage"];
-    const DELETED_WITH_PARENT: bool = true;
-    const WRITE_GROUP: Option<&'static str> = REST_API_WRITES;
     type Spec = Spec;
     type State = State;
     type Field = Field;
@@ -163,7 +162,7 @@ impl KindIo for ExecuteApi {
         let api_id = spec.api_id.known()?;
         let api = aws.apigateway.get_rest_api().rest_api_id(api_id).send().await.aws("GetRestApi")?;
         let state = read(aws, api_id, &spec.stack, &spec.stage, api.disable_execute_api_endpoint()).await?;
-        Ok(state.map(|s| Found::new(spec.api.clone(), super::Ownership::Owned, s)))
+        Ok(state.map(|s| Found::new(spec.api.clone(), super::kind::Ownership::Owned, s)))
     }
 
     async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {
@@ -198,7 +197,7 @@ impl KindIo for ExecuteApi {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resources::testing::{Case, check_diff};
+    use crate::resources::kind::testing::{Case, check_diff};
 
     /// Off, as a stack with a custom domain and no `execute_api` line wants it.
     fn spec() -> Spec {

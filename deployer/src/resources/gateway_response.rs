@@ -13,7 +13,7 @@ use aws_sdk_apigateway::types::GatewayResponseType;
 use serde::{Deserialize, Serialize};
 
 use super::rest_api::{self, RestApi};
-use super::{Context, Diff, Found, Kind, KindIo, REST_API_WRITES, Scope};
+use super::kind::{Placement, Context, Diff, Found, Kind, KindIo, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::grants::{Access, Grants, Statement};
@@ -60,19 +60,16 @@ async fn read(aws: &Aws, api_id: &str, response_type: &str) -> anyhow::Result<Op
     }))
 }
 
-super::fields! {
+super::kind::fields! {
     StatusCode = "status_code",
     ResponseParameters = "response_parameters",
 }
 
 impl Kind for GatewayResponse {
     const NAME: &'static str = "gateway_response";
+    const PLACEMENT: Placement = Placement::IN_REST_API_DEPLOYED;
     const DEPENDS_ON: &'static [&'static str] = &["rest_api"];
     const OBSERVED_UNDER: &'static [&'static str] = &["rest_api"];
-    const NEEDS_DEPLOYMENT: bool = true;
-    const SNAPSHOTTED: bool = true;
-    const DELETED_WITH_PARENT: bool = true;
-    const WRITE_GROUP: Option<&'static str> = REST_API_WRITES;
     type Spec = Spec;
     type State = State;
     type Field = Field;
@@ -134,7 +131,7 @@ impl KindIo for GatewayResponse {
 
     async fn find(aws: &Aws, spec: &Spec) -> anyhow::Result<Option<Found<State>>> {
         let state = read(aws, spec.api_id.known()?, &spec.response_type).await?;
-        Ok(state.map(|s| Found::new(spec.response_type.clone(), super::Ownership::Owned, s)))
+        Ok(state.map(|s| Found::new(spec.response_type.clone(), super::kind::Ownership::Owned, s)))
     }
 
     async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {

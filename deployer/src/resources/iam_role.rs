@@ -15,7 +15,8 @@ use futures::future::try_join_all;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Context, Diff, Found, Kind, KindIo, OWNER_TAG, Ownership, Scope, permissions_boundary};
+use super::kind::{Context, Diff, Found, Kind, KindIo, OWNER_TAG, Ownership, Scope};
+use super::permissions_boundary;
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::grants::{Access, Grants, Statement};
@@ -118,7 +119,7 @@ fn wanted_state(spec: &Spec, arn: &str) -> State {
     }
 }
 
-super::fields! {
+super::kind::fields! {
     PermissionsBoundary = "permissions_boundary",
     AssumeRolePolicy = "assume_role_policy",
     ManagedPolicies = "managed_policies",
@@ -294,7 +295,7 @@ impl KindIo for IamRole {
             }
             // Made by this create, its first answer lost: once IAM shows it,
             // give it what it lacks.
-            Err(e) if crate::error::already_exists(&e) => super::made_already::<Self>(aws, spec).await,
+            Err(e) if crate::error::already_exists(&e) => super::kind::made_already::<Self>(aws, spec).await,
             Err(e) => Err(e).aws("CreateRole"),
         }
     }
@@ -378,7 +379,7 @@ async fn converge_policies(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resources::testing::{Case, check_diff};
+    use crate::resources::kind::testing::{Case, check_diff};
 
     fn spec() -> Spec {
         Spec {

@@ -10,7 +10,7 @@ use aws_sdk_wafv2::types::{IpAddressVersion, Scope as WafScope, Tag};
 use serde::{Deserialize, Serialize};
 
 use super::waf::{self, LockTokens};
-use super::{Context, Diff, Found, Kind, KindIo, OWNER_TAG, Ownership, Scope};
+use super::kind::{Context, Diff, Found, Kind, KindIo, OWNER_TAG, Ownership, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::grants::{Access, Grants, Statement};
@@ -109,7 +109,7 @@ async fn find_named(aws: &Aws, stack: &str, names: &[String]) -> anyhow::Result<
     Ok(futures::future::try_join_all(reads).await?.into_iter().flatten().collect())
 }
 
-super::fields! {
+super::kind::fields! {
     Addresses = "addresses",
 }
 
@@ -196,7 +196,7 @@ impl KindIo for IpSet {
         let output = match created {
             // Made by this create (its first answer lost), or by a run a
             // moment ago that WAF's lagging lists hid from the observation.
-            Err(e) if crate::error::already_exists(&e) => return super::made_already::<Self>(aws, spec).await,
+            Err(e) if crate::error::already_exists(&e) => return super::kind::made_already::<Self>(aws, spec).await,
             other => other.aws("CreateIPSet")?,
         };
         // The answer holds what a list might not show yet (WAF's lists lag).

@@ -21,7 +21,16 @@ use crate::package::Package;
 use crate::plan::{Address, FieldChange, Outputs};
 use crate::stack::Stack;
 
-use super::SharedReads;
+pub use super::shared_reads::SharedReads;
+pub use crate::stack::names::{HOSTED_ZONE_TAG, OWNER_TAG};
+
+/// The write group of every kind that writes inside a REST API.
+pub const REST_API_WRITES: Option<&str> = Some("rest_api");
+
+/// AWS tags in the shape every service's builder takes.
+pub fn owner_tags(stack: &str) -> std::collections::HashMap<String, String> {
+    [(OWNER_TAG.to_owned(), stack.to_owned())].into()
+}
 
 /// Whose an existing resource is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -79,7 +88,7 @@ macro_rules! fields {
             $($variant),+
         }
 
-        impl $crate::resources::Field for Field {
+        impl $crate::resources::kind::Field for Field {
             const ALL: &'static [Field] = &[$(Field::$variant),+];
             fn name(self) -> &'static str {
                 match self {
@@ -198,6 +207,9 @@ pub struct Context<'a> {
     pub partition: &'a str,
     /// The authorizer's code; `None` when no desired state needs it.
     pub package: Option<&'a Package>,
+    /// What the roles the stack creates need when they run, every kind's
+    /// `role_permissions` (the registry fills it in: `resources::context`).
+    pub role_permissions: Vec<Statement>,
 }
 
 impl Context<'_> {
@@ -264,6 +276,61 @@ impl Observation {
     }
 }
 
+/// Where a kind's resources sit, and what follows from it for pruning,
+/// deployments and the order of steps: one value per kind, usually a preset
+/// (`Placement { deletes_first: true, ..Placement::IN_REST_API_DEPLOYED }`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placement {
+    /// Deleting its parent deletes it too: no step of its own then.
+    pub deleted_with_parent: bool,
+    /// A change takes effect only with a new deployment of the REST API.
+    pub needs_deployment: bool,
+    /// A deployment copies it (a method, a path resource, the authorizer, a
+    /// gateway response): its deletes run before the stage's next
+    /// deployment, or the stage would keep serving what was removed.
+    pub snapshotted: bool,
+    /// Creating or updating it deploys the REST API (the stage).
+    pub deploys: bool,
+    /// Its deletes run before its own creates: a removed variable path part
+    /// must be gone before a sibling takes its place (API Gateway allows one
+    /// per parent). Only for kinds nothing is re-pointed from.
+    pub deletes_first: bool,
+    /// Steps of kinds in the same group never run at the same time: API
+    /// Gateway answers a write to a REST API that overlaps another with 409
+    /// "concurrent modification" ([`REST_API_WRITES`]).
+    pub write_group: Option<&'static str>,
+}
+
+impl Placement {
+    /// A resource of its own: a role, a function, a certificate, a bucket.
+    pub const STANDALONE: Placement = Placement {
+        deleted_with_parent: false,
+        needs_deployment: false,
+        snapshotted: false,
+        deploys: false,
+        deletes_first: false,
+        write_group: None,
+    };
+    /// Part of another resource, gone with it: a function's permission, a
+    /// certificate's validation.
+    pub const INSIDE: Placement = Placement { deleted_with_parent: true, ..Placement::STANDALONE };
+    /// The REST API itself: written one call at a time with what is in it.
+    pub const REST_API: Placement = Placement { write_group: REST_API_WRITES, ..Placement::STANDALONE };
+    /// Part of a REST API that a deployment copies: a path, a method, the
+    /// authorizer, a gateway response.
+    pub const IN_REST_API_DEPLOYED: Placement = Placement {
+        deleted_with_parent: true,
+        needs_deployment: true,
+        snapshotted: true,
+        write_group: REST_API_WRITES,
+        ..Placement::STANDALONE
+    };
+    /// A setting of the REST API or its stage, in effect at once: the access
+    /// log, monitoring, the default endpoint.
+    pub const API_SETTING: Placement =
+        Placement { deleted_with_parent: true, write_group: REST_API_WRITES, ..Placement::STANDALONE };
+}
+
 pub use futures::future::BoxFuture;
 
 /// One AWS resource kind, its pure half: what it is, what the stack wants
@@ -275,27 +342,12 @@ pub trait Kind: Send + Sync + 'static {
     const DEPENDS_ON: &'static [&'static str];
     /// Kinds observed first, because their states say where this one's are.
     const OBSERVED_UNDER: &'static [&'static str] = &[];
-    /// A change takes effect only with a new deployment of the REST API.
-    const NEEDS_DEPLOYMENT: bool = false;
-    /// Creating or updating this kind deploys the REST API.
-    const DEPLOYS: bool = false;
-    /// Deleting its parent deletes it too: no step of its own then.
-    const DELETED_WITH_PARENT: bool = false;
+    /// Where its resources sit, and what follows for pruning, deployments
+    /// and the executor's order: usually one of [`Placement`]'s presets.
+    const PLACEMENT: Placement = Placement::STANDALONE;
     /// Outputs an update changes (a new truststore object has a new version):
     /// what refers to them is "known after apply" when this kind is updated.
     const UPDATE_CHANGES: &'static [&'static str] = &[];
-    /// A deployment copies it (a method, a path resource, the authorizer, a
-    /// gateway response): its deletes run before the stage's next
-    /// deployment, or the stage would keep serving what was removed.
-    const SNAPSHOTTED: bool = false;
-    /// Its deletes run before its own creates: a removed variable path part
-    /// must be gone before a sibling takes its place (API Gateway allows one
-    /// per parent). Only for kinds nothing is re-pointed from.
-    const DELETES_FIRST: bool = false;
-    /// Steps of kinds in the same group never run at the same time: API
-    /// Gateway answers a write to a REST API that overlaps another with 409
-    /// "concurrent modification" ([`REST_API_WRITES`]).
-    const WRITE_GROUP: Option<&'static str> = None;
     /// Why a resource of the stack's may read as someone else's, for the
     /// refusal that names it (empty: nothing to add).
     const FOREIGN_HINT: &'static str = "";
@@ -309,6 +361,11 @@ pub trait Kind: Send + Sync + 'static {
     /// the spec. Off only for kinds whose create already returns what AWS
     /// answered or read (each says why).
     const READ_BACK: bool = true;
+    /// Its update writes nothing: it waits for AWS to get where the spec
+    /// says (ACM issuing a certificate). A planned step of it that finds AWS
+    /// there already is done: AWS moving as it was waited for to move is no
+    /// change to the plan.
+    const WAITS_ONLY: bool = false;
     type Spec: Serialize + DeserializeOwned + Clone + Debug + Send + Sync;
     type State: Serialize + DeserializeOwned + Clone + Debug + Send + Sync;
     /// The fields `diff` compares and `update` writes.
@@ -389,6 +446,7 @@ pub trait DynPlan: Send + Sync {
     fn deletes_first(&self) -> bool;
     fn write_group(&self) -> Option<&'static str>;
     fn read_back(&self) -> bool;
+    fn waits_only(&self) -> bool;
     fn operator(&self) -> bool;
     fn foreign_hint(&self) -> &'static str;
     fn permissions(&self, grants: &Grants<'_>) -> Vec<Statement>;
@@ -450,28 +508,31 @@ impl<K: Kind> DynPlan for Registered<K> {
         K::OBSERVED_UNDER
     }
     fn needs_deployment(&self) -> bool {
-        K::NEEDS_DEPLOYMENT
+        K::PLACEMENT.needs_deployment
     }
     fn deploys(&self) -> bool {
-        K::DEPLOYS
+        K::PLACEMENT.deploys
     }
     fn deleted_with_parent(&self) -> bool {
-        K::DELETED_WITH_PARENT
+        K::PLACEMENT.deleted_with_parent
     }
     fn update_changes(&self) -> &'static [&'static str] {
         K::UPDATE_CHANGES
     }
     fn snapshotted(&self) -> bool {
-        K::SNAPSHOTTED
+        K::PLACEMENT.snapshotted
     }
     fn deletes_first(&self) -> bool {
-        K::DELETES_FIRST
+        K::PLACEMENT.deletes_first
     }
     fn write_group(&self) -> Option<&'static str> {
-        K::WRITE_GROUP
+        K::PLACEMENT.write_group
     }
     fn read_back(&self) -> bool {
         K::READ_BACK
+    }
+    fn waits_only(&self) -> bool {
+        K::WAITS_ONLY
     }
     fn operator(&self) -> bool {
         K::OPERATOR
@@ -577,4 +638,27 @@ pub async fn made_already<K: KindIo>(aws: &Aws, spec: &K::Spec) -> anyhow::Resul
     anyhow::ensure!(found.ownership != Ownership::Foreign, "{} {name} exists and is not the stack's", K::NAME);
     let diff = K::diff(spec, &found.state);
     if diff.is_empty() { Ok(found.state) } else { K::update(aws, spec, &found.state, &diff).await }
+}
+
+/// Table tests of a kind's `diff`, shared by every kind's module.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::Kind;
+
+    /// A change made to a matching state, and the one field the diff must report then.
+    pub type Case<S> = (fn(&mut S), &'static str);
+
+    /// `spec` and `state` match; each case changes the state, after which
+    /// the diff must name exactly its field, and never ask for a replacement.
+    pub fn check_diff<K: Kind>(spec: &K::Spec, state: &K::State, cases: &[Case<K::State>]) {
+        assert!(K::diff(spec, state).is_empty(), "{}: a matching state differs: {:?}", K::NAME, K::diff(spec, state));
+        for (change, field) in cases {
+            let mut changed = state.clone();
+            change(&mut changed);
+            let diff = K::diff(spec, &changed);
+            let fields: Vec<&str> = diff.fields.iter().map(|f| f.field.as_str()).collect();
+            assert_eq!(fields, [*field], "{}: {changed:?}", K::NAME);
+            assert!(!diff.replace, "{}: {field} is changed in place", K::NAME);
+        }
+    }
 }

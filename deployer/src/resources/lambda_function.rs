@@ -14,7 +14,7 @@ use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, LastUpdateStatus, Runtime, State as Lifecycle};
 use serde::{Deserialize, Serialize};
 
-use super::{Context, Diff, Found, Kind, KindIo, OWNER_TAG, Ownership, Scope};
+use super::kind::{Context, Diff, Found, Kind, KindIo, OWNER_TAG, Ownership, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::grants::{Access, Grants, Statement};
@@ -141,7 +141,7 @@ async fn wait_ready(aws: &Aws, name: &str) -> anyhow::Result<State> {
     .await
 }
 
-super::fields! {
+super::kind::fields! {
     CodeSha256 = "code_sha256",
     Role = "role",
     Runtime = "runtime",
@@ -312,7 +312,7 @@ impl KindIo for LambdaFunction {
             Ok(_) => wait_ready(aws, &spec.name).await,
             // Made by this create, its first answer lost: bring it in line.
             Err(e) if crate::error::already_exists(&e) => {
-                super::made_already::<Self>(aws, spec).await?;
+                super::kind::made_already::<Self>(aws, spec).await?;
                 wait_ready(aws, &spec.name).await
             }
             Err(e) => Err(e).aws("CreateFunction"),
@@ -373,7 +373,7 @@ impl KindIo for LambdaFunction {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resources::testing::{Case, check_diff};
+    use crate::resources::kind::testing::{Case, check_diff};
 
     /// The example stack with `edit` applied to its text, loaded with
     /// `INTROSPECTION_SECRET` set.

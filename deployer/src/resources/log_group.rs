@@ -11,7 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Context, Diff, Found, Kind, KindIo, OWNER_TAG, Ownership, Scope};
+use super::kind::{Context, Diff, Found, Kind, KindIo, OWNER_TAG, Ownership, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::grants::{Access, Grants, Statement};
@@ -75,7 +75,7 @@ async fn set_retention(aws: &Aws, spec: &Spec) -> anyhow::Result<()> {
     Ok(())
 }
 
-super::fields! {
+super::kind::fields! {
     RetentionDays = "retention_days",
     Tagged = "tagged",
 }
@@ -172,13 +172,13 @@ impl KindIo for LogGroup {
             .logs
             .create_log_group()
             .log_group_name(&spec.name)
-            .set_tags(Some(super::owner_tags(&spec.stack)))
+            .set_tags(Some(super::kind::owner_tags(&spec.stack)))
             .send()
             .await;
         match created {
             // Made by this create (its first answer lost), or by Lambda for
             // the function in the meantime: find it and bring it in line.
-            Err(e) if crate::error::already_exists(&e) => return super::made_already::<Self>(aws, spec).await,
+            Err(e) if crate::error::already_exists(&e) => return super::kind::made_already::<Self>(aws, spec).await,
             other => other.aws("CreateLogGroup")?,
         };
         set_retention(aws, spec).await?;
@@ -192,7 +192,7 @@ impl KindIo for LogGroup {
 
     async fn update(aws: &Aws, spec: &Spec, state: &State, diff: &Diff<Field>) -> anyhow::Result<State> {
         if diff.has(Field::Tagged) {
-            let tag = aws.logs.tag_resource().resource_arn(&state.arn).set_tags(Some(super::owner_tags(&spec.stack)));
+            let tag = aws.logs.tag_resource().resource_arn(&state.arn).set_tags(Some(super::kind::owner_tags(&spec.stack)));
             tag.send().await.aws("TagResource")?;
         }
         if diff.has(Field::RetentionDays) {
@@ -209,7 +209,7 @@ impl KindIo for LogGroup {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resources::testing::check_diff;
+    use crate::resources::kind::testing::check_diff;
 
     #[test]
     fn diff() {

@@ -20,7 +20,7 @@ use aws_sdk_iam::types::Tag;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Context, Diff, Found, Kind, KindIo, OWNER_TAG, Ownership, REGISTRY, Scope};
+use super::kind::{Context, Diff, Found, Kind, KindIo, OWNER_TAG, Ownership, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::grants::{Access, Grants, Statement, Target};
@@ -45,10 +45,9 @@ pub struct State {
     pub document: Value,
 }
 
-/// The boundary's document for the stack: every kind's `role_permissions`.
-pub fn document(grants: &Grants<'_>) -> Value {
-    let statements: Vec<Statement> = REGISTRY.iter().flat_map(|k| k.role_permissions(grants)).collect();
-    serde_json::json!({"Version": "2012-10-17", "Statement": statements})
+/// The boundary's document: what the stack's roles need when they run.
+pub fn document(role_permissions: &[Statement]) -> Value {
+    serde_json::json!({"Version": "2012-10-17", "Statement": role_permissions})
 }
 
 /// The boundary's ARN, for the roles that carry it.
@@ -77,7 +76,7 @@ async fn read(aws: &Aws, stack: &str, arn: &str) -> anyhow::Result<Option<Found<
     Ok(Some(Found::new(name, if owned { Ownership::Owned } else { Ownership::Foreign }, state)))
 }
 
-super::fields! {
+super::kind::fields! {
     Document = "document",
 }
 
@@ -96,7 +95,7 @@ impl Kind for PermissionsBoundary {
             stack: context.stack.name.clone(),
             name: names::permissions_boundary(&context.stack.name),
             arn: arn(&grants),
-            document: document(&grants),
+            document: document(&context.role_permissions),
         }])
     }
 
@@ -167,7 +166,7 @@ impl KindIo for PermissionsBoundary {
             .await;
         match created {
             Ok(_) => {}
-            Err(e) if crate::error::already_exists(&e) => return super::made_already::<Self>(aws, spec).await,
+            Err(e) if crate::error::already_exists(&e) => return super::kind::made_already::<Self>(aws, spec).await,
             Err(e) => return Err(e).aws("CreatePolicy"),
         }
         Ok(State {
@@ -226,7 +225,7 @@ impl KindIo for PermissionsBoundary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resources::testing::{Case, check_diff};
+    use crate::resources::kind::testing::{Case, check_diff};
 
     fn spec() -> Spec {
         Spec {

@@ -19,9 +19,7 @@ use anyhow::Context as _;
 use aws_sdk_apigateway::types::{EndpointConfiguration, EndpointType, IpAddressType, Op, PatchOperation};
 use serde::{Deserialize, Serialize};
 
-use super::{
-    Context, Diff, Found, Kind, KindIo, OWNER_TAG, Observation, Ownership, REST_API_WRITES, Scope, owner_tags,
-};
+use super::kind::{Placement, Context, Diff, Found, Kind, KindIo, OWNER_TAG, Observation, Ownership, Scope, owner_tags};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::grants::{Access, Grants, Statement};
@@ -256,17 +254,17 @@ async fn find_named(aws: &Aws, stack: &str, name: &str) -> anyhow::Result<Option
     Ok(owned(aws, stack).await?.into_iter().find(|api| api.name == name))
 }
 
-super::fields! {
+super::kind::fields! {
     EndpointType = "endpoint_type",
     IpAddressType = "ip_address_type",
 }
 
 impl Kind for RestApi {
     const NAME: &'static str = "rest_api";
+    const PLACEMENT: Placement = Placement::REST_API;
     /// No read back: CreateRestApi answers the API (or it was found): its state is that answer.
     const READ_BACK: bool = false;
     const DEPENDS_ON: &'static [&'static str] = &[];
-    const WRITE_GROUP: Option<&'static str> = REST_API_WRITES;
     type Spec = Spec;
     type State = State;
     type Field = Field;

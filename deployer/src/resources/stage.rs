@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use super::rest_api::{self, RestApi};
-use super::{Context, Diff, Found, Kind, KindIo, OWNER_TAG, Ownership, REST_API_WRITES, Scope, owner_tags};
+use super::kind::{Placement, Context, Diff, Found, Kind, KindIo, OWNER_TAG, Ownership, Scope, owner_tags};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::grants::{Access, Grants, Statement};
@@ -215,7 +215,7 @@ fn disabled(spec: &Spec) -> anyhow::Result<bool> {
     Ok(spec.execute_api_disabled.known()? == "true")
 }
 
-super::fields! {
+super::kind::fields! {
     DeployedConfiguration = "deployed_configuration",
     Variables = "variables",
     Throttling = "throttling",
@@ -224,13 +224,11 @@ super::fields! {
 
 impl Kind for Stage {
     const NAME: &'static str = "stage";
+    const PLACEMENT: Placement = Placement { deploys: true, ..Placement::API_SETTING };
     /// The authorizer's invoke permission first: the deployment is live at once.
     const DEPENDS_ON: &'static [&'static str] =
         &["rest_api", "api_authorizer", "authorizer_permission", "api_route", "gateway_response"];
     const OBSERVED_UNDER: &'static [&'static str] = &["rest_api"];
-    const DEPLOYS: bool = true;
-    const DELETED_WITH_PARENT: bool = true;
-    const WRITE_GROUP: Option<&'static str> = REST_API_WRITES;
     type Spec = Spec;
     type State = State;
     type Field = Field;
@@ -409,7 +407,7 @@ impl KindIo for Stage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resources::testing::{Case, check_diff};
+    use crate::resources::kind::testing::{Case, check_diff};
 
     fn spec() -> Spec {
         Spec {

@@ -23,8 +23,8 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use super::domain_name::DomainName;
-use super::{Context, Diff, Found, Kind, KindIo, OWNER_TAG, Ownership, Scope};
+use super::account_domains;
+use super::kind::{Context, Diff, Found, Kind, KindIo, OWNER_TAG, Ownership, Scope};
 use crate::aws::{Aws, buckets};
 use crate::error::SdkResult as _;
 use crate::grants::{Access, Grants, Statement};
@@ -225,7 +225,7 @@ fn versioned(version_id: Option<&str>) -> Option<&str> {
     version_id.filter(|v| !v.is_empty() && *v != "null")
 }
 
-super::fields! {
+super::kind::fields! {
     Versioning = "versioning",
     PublicAccessBlocked = "public_access_blocked",
     ContentSha256 = "content_sha256",
@@ -236,7 +236,6 @@ super::fields! {
 impl Kind for Truststore {
     const NAME: &'static str = "truststore";
     const DEPENDS_ON: &'static [&'static str] = &[];
-    const OBSERVED_UNDER: &'static [&'static str] = &["domain_name"];
     /// New contents are a new object version, which the domain must be told.
     const UPDATE_CHANGES: &'static [&'static str] = &["version_id"];
     type Spec = Spec;
@@ -326,8 +325,10 @@ impl KindIo for Truststore {
     async fn observe(scope: &Scope<'_, Spec>) -> anyhow::Result<Vec<Found<State>>> {
         let mut places: Vec<(String, String)> =
             scope.desired.iter().map(|s| (s.bucket.clone(), s.key.clone())).collect();
-        for domain in scope.parents.of::<DomainName>().iter().filter(|d| d.ownership == Ownership::Owned) {
-            if let Some(place) = domain.state.truststore_uri.as_deref().and_then(parse_uri)
+        // And the truststores of the stack's domains that stack.yaml no
+        // longer declares, to delete.
+        for (_, truststore) in account_domains::owned(scope.aws, scope.shared, scope.stack).await? {
+            if let Some(place) = truststore.as_deref().and_then(parse_uri)
                 && !places.iter().any(|(bucket, _)| *bucket == place.0)
             {
                 places.push(place);
@@ -412,7 +413,7 @@ pub async fn empty_and_delete_bucket(aws: &Aws, bucket: &str) -> anyhow::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resources::testing::{Case, check_diff};
+    use crate::resources::kind::testing::{Case, check_diff};
 
     #[test]
     fn diff() {

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::certificate::{self, Certificate};
 use super::route53::{self, Record};
-use super::{Context, Diff, Found, Kind, KindIo, Ownership, Scope};
+use super::kind::{Context, Diff, Found, Kind, KindIo, Ownership, Scope};
 use crate::aws::Aws;
 use crate::grants::{Grants, Statement};
 use crate::plan::{Outputs, Val};
@@ -62,7 +62,7 @@ async fn read(aws: &Aws, address: &str, zone: &str, name: &str, value: &str) -> 
     Ok(Some(Found::new(address, ownership, State { zone: zone.to_owned(), record, needed_by: Vec::new() })))
 }
 
-super::fields! {
+super::kind::fields! {
     Zone = "zone",
     Name = "name",
 }

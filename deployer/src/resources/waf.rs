@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::sync::Mutex;
 
-use super::OWNER_TAG;
+use super::kind::OWNER_TAG;
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::grants::{Access, Grants, Statement};

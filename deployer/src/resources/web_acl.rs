@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ip_set;
 use super::waf::{self, LockTokens};
-use super::{Context, Diff, Found, Kind, KindIo, OWNER_TAG, Ownership, Scope};
+use super::kind::{Context, Diff, Found, Kind, KindIo, OWNER_TAG, Ownership, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::grants::{self, Access, Grants};
@@ -147,7 +147,7 @@ async fn read(aws: &Aws, stack: &str, name: &str) -> anyhow::Result<Option<Found
     Ok(Some(Found::new(name, if owned { Ownership::Owned } else { Ownership::Foreign }, state)))
 }
 
-super::fields! {
+super::kind::fields! {
     DefaultAction = "default_action",
     Rules = "rules",
 }
@@ -246,7 +246,7 @@ impl KindIo for WebAcl {
         .await;
         let output = match created {
             // Made by this create or a run a moment ago (see ip_set).
-            Err(e) if crate::error::already_exists(&e) => return super::made_already::<Self>(aws, spec).await,
+            Err(e) if crate::error::already_exists(&e) => return super::kind::made_already::<Self>(aws, spec).await,
             other => other.aws("CreateWebACL")?,
         };
         // The answer holds what a list might not show yet (WAF's lists lag).

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::rest_api::RestApi;
 use super::stage::Stage;
-use super::{Context, Diff, Found, Kind, KindIo, Ownership, Scope};
+use super::kind::{Context, Diff, Found, Kind, KindIo, Ownership, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::grants::{Access, Grants, Statement};
@@ -50,7 +50,7 @@ async fn read(aws: &Aws, stage_arn: &str) -> anyhow::Result<Option<State>> {
         .map(|web_acl_arn| State { stage_arn: stage_arn.to_owned(), web_acl_arn }))
 }
 
-super::fields! {
+super::kind::fields! {
     WebAcl = "web_acl",
 }
 

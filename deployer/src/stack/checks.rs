@@ -14,8 +14,8 @@ use std::path::Path;
 use authorizer::binding::BindingMode;
 use authorizer::dpop::{DpopMode, DpopSettings};
 
-use super::Problem;
 use super::model::*;
+use super::problem::{Problem, Unset};
 use super::raw::*;
 use super::template::{Part, RouteTemplate};
 
@@ -58,7 +58,7 @@ const PART_OF_EVERY_NAME: &str =
 struct Checks<'a> {
     problems: Vec<Problem>,
     env: &'a dyn Fn(&str) -> Option<String>,
-    unset: super::Unset,
+    unset: Unset,
 }
 
 impl Checks<'_> {
@@ -80,15 +80,15 @@ impl Checks<'_> {
     }
 
     /// [`Checks::resolve`] for a secret variable of the authorizer: with
-    /// [`super::Unset::SecretsUnknown`], one whose `${env:…}` is not set
+    /// [`Unset::SecretsUnknown`], one whose `${env:…}` is not set
     /// is unknown rather than a problem.
     fn resolve_secret(&mut self, field: &str, text: &str) -> Setting {
         let well_formed = interpolate(text, &|_| Some(String::new())).is_ok();
-        if self.unset == super::Unset::SecretsIgnored && well_formed {
+        if self.unset == Unset::SecretsIgnored && well_formed {
             return Setting::unknown();
         }
         // A reference that is not set makes it unknown; a malformed one stays a problem.
-        if self.unset == super::Unset::SecretsUnknown && well_formed && interpolate(text, self.env).is_err() {
+        if self.unset == Unset::SecretsUnknown && well_formed && interpolate(text, self.env).is_err() {
             return Setting::unknown();
         }
         Setting::secret(self.resolve(field, text).reveal())
@@ -116,7 +116,7 @@ pub(super) fn validate(
     file: &Path,
     base: &Path,
     env: &dyn Fn(&str) -> Option<String>,
-    unset: super::Unset,
+    unset: Unset,
 ) -> Result<Stack, Vec<Problem>> {
     let mut checks = Checks { problems: Vec::new(), env, unset };
     checks.stack_name(&raw.stack);
@@ -190,7 +190,7 @@ impl Checks<'_> {
                 create_account_role: log.account_role == Some(AccountRole::Create),
             }
         });
-        StageSpec { name: raw.name, variables, throttling: raw.throttling, access_log }
+        StageSpec { name: raw.name, variables, throttling: raw.throttling, access_log, monitoring: raw.monitoring }
     }
 
     /// CloudWatch Logs takes only some retention periods.

@@ -7,6 +7,9 @@
 
 use std::sync::{Mutex, PoisonError};
 
+/// How a secret is shown: in diffs, saved plans, JSON and errors.
+pub const SENSITIVE: &str = "(sensitive)";
+
 static SECRETS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 /// Remembers `value` as a secret of this run.
@@ -28,12 +31,12 @@ pub fn masked(text: &str) -> String {
     let secrets = SECRETS.lock().unwrap_or_else(PoisonError::into_inner);
     let mut text = text.to_owned();
     for secret in secrets.iter() {
-        text = text.replace(secret.as_str(), super::SENSITIVE);
+        text = text.replace(secret.as_str(), SENSITIVE);
         let quoted = serde_json::to_string(secret).unwrap_or_default();
         if let Some(escaped) = quoted.get(1..quoted.len().saturating_sub(1))
             && escaped != secret
         {
-            text = text.replace(escaped, super::SENSITIVE);
+            text = text.replace(escaped, SENSITIVE);
         }
     }
     text

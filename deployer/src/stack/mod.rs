@@ -11,65 +11,20 @@ mod checks;
 pub mod masked;
 pub mod model;
 pub mod names;
+mod problem;
 mod raw;
 pub mod schema;
 pub mod template;
 pub mod truststore;
 
-use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use sha2::{Digest as _, Sha256};
 
 pub use checks::{CONTEXT_IDENTITY_SOURCES, function_environment_json, parse_cidr};
 pub use model::*;
+pub use problem::{Problem, StackError, Unset};
 pub use raw::{ExecuteApi as ExecuteApiSwitch, IpAddressType};
-
-/// Everything wrong with a stack file.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct StackError {
-    pub file: PathBuf,
-    pub problems: Vec<Problem>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// `authorizer.cache_ttl_seconds`, `api.routes[2].path`, ...
-    pub field: String,
-    pub line: Option<usize>,
-    pub message: String,
-}
-
-impl fmt::Display for StackError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let plural = if self.problems.len() == 1 { "" } else { "s" };
-        writeln!(
-            f,
-            "{} is not a valid stack ({} problem{plural}); nothing was changed:",
-            self.file.display(),
-            self.problems.len()
-        )?;
-        for p in &self.problems {
-            match p.line {
-                Some(line) => writeln!(f, "  {}:{line}: {}: {}", self.file.display(), p.field, p.message)?,
-                None => writeln!(f, "  {}: {}: {}", self.file.display(), p.field, p.message)?,
-            }
-        }
-        Ok(())
-    }
-}
-
-/// What a `${env:…}` that is not set means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unset {
-    /// An error, naming it.
-    Refused,
-    /// For an authorizer secret: unknown for this run; elsewhere an error.
-    SecretsUnknown,
-    /// Every authorizer secret unknown, set or not: for runs that do not
-    /// compare them (`output`, `teardown`).
-    SecretsIgnored,
-}
 
 impl Stack {
     /// The authorizer's secret variables whose value this run does not know.

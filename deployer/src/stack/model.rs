@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
-pub use super::raw::{Architecture, Throttling};
+pub use super::raw::{Architecture, Monitoring, Throttling};
 
 /// A value of the authorizer's environment, the one place a `${env:…}`
 /// value may go (elsewhere it is refused: `checks::literal`). Its text is
@@ -75,8 +75,7 @@ impl Setting {
     }
 }
 
-/// How a secret is shown: in diffs, saved plans, JSON and errors.
-pub const SENSITIVE: &str = "(sensitive)";
+pub use super::masked::SENSITIVE;
 
 #[derive(Debug, Clone)]
 pub struct Stack {
@@ -213,6 +212,7 @@ pub struct StageSpec {
     pub variables: BTreeMap<String, String>,
     pub throttling: Option<Throttling>,
     pub access_log: Option<AccessLogSpec>,
+    pub monitoring: Option<Monitoring>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

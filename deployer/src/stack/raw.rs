@@ -43,7 +43,7 @@ pub struct RawAuthorizer {
     #[serde(default)]
     pub cache_ttl_seconds: i32,
     /// Accept certificate binding with a cache keyed only by the token
-    /// (see the cache-replay note in README). Off unless the file says so.
+    /// (see the cache-replay note in docs/configuration.md). Off unless the file says so.
     #[serde(default)]
     pub allow_cache_replay_with_binding: bool,
     /// Days CloudWatch keeps the function's logs (`/aws/lambda/NAME`).
@@ -352,6 +352,23 @@ pub struct RawStage {
     /// the stack's.
     #[serde(default)]
     pub access_log: Option<RawAccessLog>,
+    /// What the stage records of its requests beyond the access log.
+    #[serde(default)]
+    pub monitoring: Option<Monitoring>,
+}
+
+/// `stage.monitoring`. Both off when left out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Monitoring {
+    /// AWS X-Ray traces of the stage's requests (the authorizer's and the
+    /// backend's time within each).
+    #[serde(default)]
+    pub xray_tracing: bool,
+    /// CloudWatch metrics (Count, Latency, 4XXError, ...) per method as well
+    /// as per stage; CloudWatch bills them as custom metrics.
+    #[serde(default)]
+    pub detailed_metrics: bool,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -20,25 +20,28 @@ use e2e::moto::Proxy;
 
 /// A layer where ACM validates only what it can resolve: the record written
 /// through Route 53, or one someone made by hand (when the test says so).
-/// ACM issues 3 AWS-minutes after the record is written (1.8 s here): long
-/// enough that the deployer is always seen waiting for it, however loaded
-/// the machine (at the default 30 s, 0.3 s, a slow first read found the
-/// certificate issued already).
+/// ACM issues 3 AWS-minutes after the record is written (1.8 s here), the
+/// layer's default.
 async fn validating_proxy() -> Proxy {
     Proxy::aws_like(Behaviours { acm_dns_validation: true, ..Behaviours::none(TIME_SCALE) }).await
 }
 
-/// The validation record ACM names for the stack's certificate, read
-/// straight from moto: (name, value).
-async fn acm_record(aws: &Clients, domain: &str) -> (String, String) {
+/// The ARN of the stack's certificate for `domain`, read straight from moto.
+async fn acm_arn(aws: &Clients, domain: &str) -> String {
     let listed = aws.acm.list_certificates().send().await.expect("certificates");
-    let arn = listed
+    listed
         .certificate_summary_list()
         .iter()
         .find(|c| c.domain_name() == Some(domain))
         .and_then(|c| c.certificate_arn())
         .expect("the stack's certificate")
-        .to_owned();
+        .to_owned()
+}
+
+/// The validation record ACM names for the stack's certificate, read
+/// straight from moto: (name, value).
+async fn acm_record(aws: &Clients, domain: &str) -> (String, String) {
+    let arn = acm_arn(aws, domain).await;
     let described = aws.acm.describe_certificate().certificate_arn(arn).send().await.expect("certificate");
     let certificate = described.certificate().expect("certificate");
     let record = certificate.domain_validation_options()[0].resource_record().expect("a validation record");
@@ -473,4 +476,49 @@ async fn a_zone_that_cannot_take_the_domains_records_is_refused_by_the_plan() {
     assert_eq!(diff.code, 1, "{}\n{}", diff.stdout, diff.stderr);
     assert!(diff.stderr.contains("which does not hold api.t-dns-elsewhere.example.com."), "{}", diff.stderr);
     assert_eq!(proxy.changes(), Vec::<String>::new(), "nothing written");
+}
+
+/// ACM issues when it issues: between the plan someone reviewed (the
+/// certificate pending, its validation a step to wait out) and `apply
+/// PLAN`, it may have. Waiting for what is already there writes nothing and
+/// is no change to the plan: the apply goes on and finishes.
+#[tokio::test]
+async fn a_certificate_acm_issues_between_the_reviewed_plan_and_its_apply_is_waited_for_no_more() {
+    let name = "t-dns-issued";
+    let domain = format!("api.{name}.example.com");
+    let aws = clients().await;
+    let zone = hosted_zone(&aws, &format!("{name}.example.com")).await;
+    // ACM issues 15 AWS-minutes (9 s) after the record is written: the plan
+    // below is made well before, however loaded the machine.
+    let proxy = Proxy::aws_like(Behaviours {
+        acm_dns_validation: true,
+        acm_issue_after: Some(std::time::Duration::from_secs(15 * 60)),
+        ..Behaviours::none(TIME_SCALE)
+    })
+    .await;
+    let stack = fresh_stack(name, &with_zone(name, &zone), &proxy).await;
+
+    let first = deployer(&stack, &proxy.url(), &["apply", "--wait-for-certificate", "0"], &env()).await;
+    assert_eq!(first.code, 3, "the record is written, the certificate pending:\n{}\n{}", first.stdout, first.stderr);
+    let plan = stack.path("plan.json");
+    let planned = must(&stack, &proxy, &["plan", "--out", plan.to_str().unwrap()]).await;
+    assert!(planned.stdout.contains("~ certificate_validation"), "{}", planned.stdout);
+    // Until ACM, as the deployer sees it (through the layer), says ISSUED.
+    let through_layer = clients_at(&proxy.url()).await;
+    let arn = acm_arn(&aws, &domain).await;
+    let mut issued = false;
+    for _ in 0..120 {
+        let described =
+            through_layer.acm.describe_certificate().certificate_arn(&arn).send().await.expect("certificate");
+        if described.certificate().and_then(|c| c.status()).is_some_and(|s| s.as_str() == "ISSUED") {
+            issued = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert!(issued, "ACM issued the certificate within 30 s");
+    let apply = deployer(&stack, &proxy.url(), &["apply", plan.to_str().unwrap()], &env()).await;
+    assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
+    assert_eq!(must(&stack, &proxy, &["diff", "--detailed-exitcode"]).await.code, 0);
+    must(&stack, &proxy, &["teardown"]).await;
 }

@@ -1,7 +1,8 @@
 //! The two log kinds against moto: the function's log group (made and
 //! tagged before the function, with its retention) and the stage's access
 //! log (its group, its JSON format, and API Gateway's account-level
-//! CloudWatch role, set only when the stack says so and never removed).
+//! CloudWatch role, set only when the stack says so and never removed); and
+//! what else the stage records (`stage.monitoring`: X-Ray, per-method metrics).
 
 use aws_sdk_apigateway::types::{Op, PatchOperation};
 use e2e::deploy::{Clients, StackDir, api_id, clients, clients_in, deployer, env, snapshot, stack_yaml};
@@ -292,4 +293,49 @@ async fn verify_records_what_the_stages_access_log_in_cloudwatch_says_of_its_req
         "{facts}"
     );
     assert!(!facts.contains("/other"), "another request's line is not verify's: {facts}");
+}
+
+/// `stage.monitoring` (the `stage_monitoring` kind): X-Ray tracing and
+/// per-method metrics are turned on, changed one at a time, and turned off
+/// when the stack stops asking for them; nothing else of the stage moves.
+#[tokio::test]
+async fn the_stages_tracing_and_per_method_metrics_follow_the_stack() {
+    let name = "t-monitoring";
+    let stack = StackDir::new(name, &stack_yaml(name, ""));
+    let proxy = Proxy::start().await;
+    let aws = clients().await;
+    assert_eq!(deployer(&stack, &proxy.url(), &["teardown"], &env()).await.code, 0);
+    let recorded = || async {
+        let api = api_id(&aws, &format!("{name}-api")).await;
+        let stage = aws.apigateway.get_stage().rest_api_id(api).stage_name("prod").send().await.unwrap();
+        let metrics = stage.method_settings().and_then(|m| m.get("*/*")).is_some_and(|s| s.metrics_enabled());
+        (stage.tracing_enabled(), metrics, stage.deployment_id().map(str::to_owned))
+    };
+    let (url, variables) = (proxy.url(), env());
+    let apply = |monitoring: &'static str| {
+        stack.write("stack.yaml", stack_yaml(name, monitoring));
+        deployer(&stack, &url, &["apply"], &variables)
+    };
+
+    let both = apply("  monitoring: { xray_tracing: true, detailed_metrics: true }\n").await;
+    assert_eq!(both.code, 0, "{}\n{}", both.stdout, both.stderr);
+    assert!(both.stdout.contains("+ stage_monitoring prod"), "{}", both.stdout);
+    let (tracing, metrics, deployment) = recorded().await;
+    assert_eq!((tracing, metrics), (true, true));
+    let again = apply("  monitoring: { xray_tracing: true, detailed_metrics: true }\n").await;
+    assert!(again.stdout.contains("No changes"), "{}", again.stdout);
+
+    let tracing_only = apply("  monitoring: { xray_tracing: true }\n").await;
+    assert_eq!(tracing_only.code, 0, "{}\n{}", tracing_only.stdout, tracing_only.stderr);
+    assert!(tracing_only.stdout.contains("~ stage_monitoring prod"), "{}", tracing_only.stdout);
+    assert!(tracing_only.stdout.contains("detailed_metrics"), "{}", tracing_only.stdout);
+    assert!(!tracing_only.stdout.contains("xray_tracing"), "only what changed is shown: {}", tracing_only.stdout);
+    assert_eq!(recorded().await, (true, false, deployment.clone()), "a stage setting needs no new deployment");
+
+    let neither = apply("").await;
+    assert_eq!(neither.code, 0, "{}\n{}", neither.stdout, neither.stderr);
+    assert!(neither.stdout.contains("- stage_monitoring prod"), "{}", neither.stdout);
+    assert_eq!(recorded().await, (false, false, deployment));
+    assert!(apply("").await.stdout.contains("No changes"));
+    assert_eq!(deployer(&stack, &proxy.url(), &["teardown"], &env()).await.code, 0);
 }

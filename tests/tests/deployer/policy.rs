@@ -158,7 +158,8 @@ async fn a_stacks_whole_life_runs_under_the_printed_policy_and_needs_every_state
     let aws = clients_in(REGION).await;
     let zone = hosted_zone(&aws, &format!("{name}.example.com")).await;
     let edge = edge_yaml(name).replace("  base_path: v1\n", &format!("  base_path: v1\n  hosted_zone_id: {zone}\n"));
-    let full = stack_yaml(name, &format!("  access_log: {{ account_role: create }}\n{edge}"))
+    let monitoring = "  monitoring: { xray_tracing: true, detailed_metrics: true }\n";
+    let full = stack_yaml(name, &format!("  access_log: {{ account_role: create }}\n{monitoring}{edge}"))
         .replace("region: eu-west-1", &format!("region: {REGION}"));
     // ACM keeps the certificate pending until its record is written: the
     // first deployment of a pipeline is two runs.
@@ -437,7 +438,7 @@ fn what_would_make_the_pipeline_more_powerful_or_reach_another_stack_is_refused(
     let with_secret = StackDir::new("pets-api", &stack_yaml("pets-api", ""));
     let stack = deployer::stack::Stack::load(&with_secret.path("stack.yaml"), &|_| Some("x".into())).expect("a stack");
     let grants = deployer::policy::Grants::new(&stack, &target);
-    let ceiling = deployer::resources::permissions_boundary::document(&grants);
+    let ceiling = deployer::resources::permissions_boundary::document(&deployer::resources::role_permissions(&grants));
     // A stack with a secret may give the role its inline policy (to read the
     // secret): whatever it says, the boundary is the role's ceiling.
     let policy = serde_json::to_value(deployer::policy::document(&stack, &target)).expect("policy");
