@@ -18,15 +18,31 @@
 //! truststore holding an expired certificate or one that is not a CA; and it refuses a second WAF IP set
 //! or web ACL of a name, as AWS does and moto does not.
 //!
-//! API Gateway's own rules on a REST API (one write at a time, one variable
-//! path part per parent, deployments as snapshots) live in `rest_apis`.
+//! This module holds the switches (`Behaviours`), the shared state and the
+//! two entry points; each behaviour with more than a few lines is a module
+//! of its own: `quotas` (API Gateway's per-account rates), `waf` (WAF's
+//! eventual consistency and lock tokens), `acm` (DNS validation), `domains`
+//! (custom domains' mutual TLS fields, status and truststore warnings),
+//! `rest_apis` (API Gateway's own rules on a REST API: one write at a time,
+//! one variable path part per parent, deployments as snapshots) and
+//! `ip_address_types`; `call` reads a call and spells a service's errors.
 
+mod acm;
+mod call;
+mod domains;
 mod ip_address_types;
+mod quotas;
 mod rest_apis;
+mod waf;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use acm::PendingCertificate;
+use call::{Call, error, s3_bucket, url_decode};
+use domains::{Domain, fill_in_domains, truststore_warnings};
+use quotas::Bucket;
 
 use serde_json::{Value, json};
 
@@ -289,52 +305,6 @@ struct State {
     pending_certificates: HashMap<String, PendingCertificate>,
 }
 
-/// A requested certificate on its way to ISSUED.
-#[derive(Debug, Clone)]
-struct PendingCertificate {
-    /// The record ACM named for it (from the first DescribeCertificate).
-    record: Option<(String, String)>,
-    /// When its record was written through Route 53.
-    record_written_at: Option<Instant>,
-    /// Someone made its record outside Route 53 (the test says when).
-    made_elsewhere: bool,
-}
-
-#[derive(Debug, Clone, Default)]
-struct Domain {
-    certificate_arn: String,
-    truststore_uri: Option<String>,
-    truststore_version: Option<String>,
-    ownership_verification: Option<String>,
-    /// Status while a change is in progress, until when, and whether a read
-    /// has reported it yet (it always is once: on a loaded machine the scaled
-    /// window can pass before the first read).
-    pending: Option<(&'static str, Instant, bool)>,
-}
-
-/// A token bucket: `capacity` calls, refilled at one per `every`.
-struct Bucket {
-    tokens: f64,
-    capacity: f64,
-    every: Duration,
-    at: Instant,
-}
-
-impl Bucket {
-    fn take(&mut self) -> bool {
-        let now = Instant::now();
-        let refill = now.duration_since(self.at).as_secs_f64() / self.every.as_secs_f64();
-        self.tokens = (self.tokens + refill).min(self.capacity);
-        self.at = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
 /// What `before` decided.
 pub enum Before {
     /// Answer this, without moto.
@@ -356,91 +326,6 @@ impl Drop for InFlight {
         if let Some(count) = state.writes_in_flight.get_mut(&self.api) {
             *count = count.saturating_sub(1);
         }
-    }
-}
-
-/// A call, as the layer reads it.
-struct Call<'a> {
-    service: String,
-    region: String,
-    /// The operation for JSON and query protocols (`CreateIPSet`); the
-    /// method for REST ones.
-    operation: String,
-    path: &'a str,
-    body: Value,
-}
-
-impl<'a> Call<'a> {
-    fn read(request: &'a Recorded) -> Call<'a> {
-        // SigV4: Credential=AKID/DATE/REGION/SERVICE/aws4_request
-        let scope = request
-            .header("authorization")
-            .and_then(|a| a.split("Credential=").nth(1))
-            .map(|c| c.split('/').collect::<Vec<_>>())
-            .unwrap_or_default();
-        let operation = match request.header("x-amz-target") {
-            Some(target) => target.rsplit('.').next().unwrap_or(target).to_owned(),
-            None => request
-                .body
-                .split('&')
-                .find_map(|pair| pair.strip_prefix("Action="))
-                .map_or_else(|| request.method.clone(), str::to_owned),
-        };
-        Call {
-            service: scope.get(3).copied().unwrap_or_default().to_owned(),
-            region: scope.get(2).copied().unwrap_or_default().to_owned(),
-            operation,
-            path: request.path.split('?').next().unwrap_or(""),
-            body: serde_json::from_str(&request.body).unwrap_or(Value::Null),
-        }
-    }
-
-    fn is(&self, service: &str, operation: &str) -> bool {
-        self.service == service && self.operation == operation
-    }
-
-    /// REST: method and path segments.
-    fn rest(&self, method: &str, pattern: &[&str]) -> Option<Vec<&'a str>> {
-        if self.operation != method {
-            return None;
-        }
-        let segments: Vec<&str> = self.path.trim_start_matches('/').split('/').collect();
-        if segments.len() != pattern.len() {
-            return None;
-        }
-        let mut captured = Vec::new();
-        for (segment, wanted) in segments.iter().zip(pattern) {
-            match *wanted {
-                "*" => captured.push(*segment),
-                literal if literal == *segment => {}
-                _ => return None,
-            }
-        }
-        Some(captured)
-    }
-}
-
-fn url_decode(text: &str) -> String {
-    percent_encoding::percent_decode_str(text).decode_utf8_lossy().into_owned()
-}
-
-/// An error as the service's protocol spells it.
-/// The bucket a path-style S3 request is about (`/BUCKET/key?query`).
-fn s3_bucket(path: &str) -> String {
-    let path = path.trim_start_matches('/');
-    path.split(['/', '?']).next().unwrap_or_default().to_owned()
-}
-
-fn error(service: &str, status: u16, code: &str, message: &str) -> Reply {
-    match service {
-        // JSON 1.1 (WAFv2, ACM).
-        "wafv2" | "acm" => Reply::json(json!({"__type": code, "message": message}))
-            .with_status(status)
-            .header("content-type", "application/x-amz-json-1.1"),
-        // REST-JSON (API Gateway, Lambda): the code in a header.
-        _ => Reply::json(json!({"message": message, "Type": "User"}))
-            .with_status(status)
-            .header("x-amzn-errortype", code),
     }
 }
 
@@ -989,349 +874,6 @@ impl AwsLike {
             }
         }
     }
-
-    /// ACM's DNS validation: remembers requested certificates and the
-    /// records written through Route 53, and reports a certificate
-    /// PENDING_VALIDATION until it would be issued.
-    fn dns_validation(
-        &self,
-        call: &Call<'_>,
-        request: &Recorded,
-        answer: &mut Value,
-        state: &mut State,
-        now: Instant,
-    ) -> bool {
-        if call.is("acm", "RequestCertificate")
-            && let Some(arn) = answer["CertificateArn"].as_str()
-        {
-            let pending = PendingCertificate { record: None, record_written_at: None, made_elsewhere: false };
-            state.pending_certificates.entry(arn.to_owned()).or_insert(pending);
-            return false;
-        }
-        if call.service == "route53" && call.operation == "POST" && call.path.trim_end_matches('/').ends_with("/rrset")
-        {
-            for (action, name, kind, value) in route53_changes(&request.body) {
-                if !(action == "CREATE" || action == "UPSERT") || kind != "CNAME" {
-                    continue;
-                }
-                for pending in state.pending_certificates.values_mut() {
-                    let written = |(n, v): &(String, String)| fqdn(n) == fqdn(&name) && fqdn(v) == fqdn(&value);
-                    if pending.record.as_ref().is_some_and(written) {
-                        pending.record_written_at.get_or_insert(now);
-                    }
-                }
-            }
-            return false;
-        }
-        let issued = |pending: &PendingCertificate| {
-            let issue_after = self.behaviours.acm_issue_after.unwrap_or(aws_time::ACM_ISSUE);
-            let by_route53 = pending.record_written_at.is_some_and(|at| now >= at + self.scaled(issue_after));
-            by_route53 || pending.made_elsewhere
-        };
-        if call.is("acm", "DescribeCertificate") {
-            let arn = call.body["CertificateArn"].as_str().unwrap_or_default();
-            let Some(pending) = state.pending_certificates.get_mut(arn) else { return false };
-            let options = answer["Certificate"]["DomainValidationOptions"].as_array_mut();
-            if pending.record.is_none()
-                && let Some(record) = options.as_ref().and_then(|o| o.first()).map(|o| &o["ResourceRecord"])
-                && let (Some(name), Some(value)) = (record["Name"].as_str(), record["Value"].as_str())
-            {
-                pending.record = Some((name.to_owned(), value.to_owned()));
-            }
-            if issued(pending) {
-                state.pending_certificates.remove(arn);
-                return false;
-            }
-            answer["Certificate"]["Status"] = json!("PENDING_VALIDATION");
-            answer["Certificate"].as_object_mut().map(|c| c.remove("IssuedAt"));
-            for option in answer["Certificate"]["DomainValidationOptions"].as_array_mut().into_iter().flatten() {
-                option["ValidationStatus"] = json!("PENDING_VALIDATION");
-            }
-            *state.counts.entry("acm_dns_validation").or_default() += 1;
-            return true;
-        }
-        if call.is("acm", "ListCertificates") {
-            let mut changed = false;
-            for summary in answer["CertificateSummaryList"].as_array_mut().into_iter().flatten() {
-                let arn = summary["CertificateArn"].as_str().unwrap_or_default();
-                if state.pending_certificates.get(arn).is_some_and(|p| !issued(p)) {
-                    summary["Status"] = json!("PENDING_VALIDATION");
-                    changed = true;
-                }
-            }
-            return changed;
-        }
-        false
-    }
-
-    /// API Gateway's quotas per account (the note's table), on the scaled
-    /// clock like everything else: the deployer's backoff is scaled too, so
-    /// a 10-per-second rate becomes 1 000 per second here (and is not met),
-    /// and one domain change per 30 s becomes one per 300 ms.
-    fn within_quota(&self, call: &Call<'_>, state: &mut State) -> bool {
-        let (name, capacity, every) = if call.rest("POST", &["domainnames"]).is_some()
-            || call.rest("PATCH", &["domainnames", "*"]).is_some()
-            || call.rest("DELETE", &["domainnames", "*"]).is_some()
-        {
-            ("domain names", 1.0, Duration::from_secs(30))
-        } else if call.rest("DELETE", &["restapis", "*"]).is_some() {
-            ("DeleteRestApi", 1.0, Duration::from_secs(30))
-        } else if call.rest("POST", &["restapis", "*", "deployments"]).is_some() {
-            ("CreateDeployment", 1.0, Duration::from_secs(5))
-        } else if call.rest("GET", &["restapis", "*", "resources"]).is_some() {
-            ("GetResources", 5.0, Duration::from_millis(400))
-        } else if call.rest("POST", &["restapis", "*", "resources", "*"]).is_some() {
-            ("CreateResource", 5.0, Duration::from_millis(200))
-        } else if call.rest("DELETE", &["restapis", "*", "resources", "*"]).is_some() {
-            ("DeleteResource", 5.0, Duration::from_millis(200))
-        } else if call.rest("POST", &["restapis"]).is_some() {
-            ("CreateRestApi", 1.0, Duration::from_secs(3))
-        } else {
-            ("control plane", 40.0, Duration::from_millis(100))
-        };
-        let every = self.scaled(every);
-        let general = state.quotas.entry("control plane").or_insert_with(|| Bucket {
-            tokens: 40.0,
-            capacity: 40.0,
-            every: self.scaled(Duration::from_millis(100)),
-            at: Instant::now(),
-        });
-        if !general.take() {
-            return false;
-        }
-        if name == "control plane" {
-            return true;
-        }
-        let bucket = state.quotas.entry(name).or_insert_with(|| Bucket {
-            tokens: capacity,
-            capacity,
-            every,
-            at: Instant::now(),
-        });
-        bucket.take()
-    }
-
-    /// The WAF error AWS would give now, with the behaviour it counts under.
-    fn waf_not_yet(&self, call: &Call<'_>, state: &mut State, now: Instant) -> Option<(&'static str, Reply)> {
-        let unavailable = |arn: &str| state.waf_unavailable.get(arn).is_some_and(|until| now < *until);
-        let associated = |arn: &str| state.waf_associated.get(arn).is_some_and(|until| now < *until);
-        let unavailable_error = || {
-            error(
-                "wafv2",
-                400,
-                "WAFUnavailableEntityException",
-                "AWS WAF couldn't retrieve a resource that you specified. Retry your request.",
-            )
-        };
-        let associated_error = || {
-            error(
-                "wafv2",
-                400,
-                "WAFAssociatedItemException",
-                "AWS WAF couldn't perform the operation because your resource is being used by another resource.",
-            )
-        };
-        let name = call.body["Name"].as_str().unwrap_or_default();
-        if ["CreateIPSet", "CreateWebACL"].contains(&call.operation.as_str()) && state.waf_names.contains_key(name) {
-            return Some((
-                "waf_duplicate",
-                error(
-                    "wafv2",
-                    400,
-                    "WAFDuplicateItemException",
-                    "AWS WAF couldn't perform the operation because some resource in your request is a duplicate of an existing one.",
-                ),
-            ));
-        }
-        if !self.behaviours.waf_eventual {
-            return None;
-        }
-        let reply = match call.operation.as_str() {
-            "CreateWebACL" => {
-                let rules = call.body["Rules"].as_array().cloned().unwrap_or_default();
-                let referenced = rules.iter().filter_map(|r| r["Statement"]["IPSetReferenceStatement"]["ARN"].as_str());
-                referenced.clone().any(unavailable).then(unavailable_error)
-            }
-            "AssociateWebACL" => {
-                let acl = call.body["WebACLArn"].as_str().unwrap_or_default();
-                let resource = call.body["ResourceArn"].as_str().unwrap_or_default();
-                (unavailable(acl) || unavailable(resource)).then(unavailable_error)
-            }
-            "DeleteWebACL" | "DeleteIPSet" => {
-                let id = call.body["Id"].as_str().unwrap_or_default();
-                let arn = state.waf_arn_by_id.get(id).cloned().unwrap_or_default();
-                associated(&arn).then(associated_error)
-            }
-            _ => None,
-        };
-        reply.map(|reply| ("waf_eventual", reply))
-    }
-
-    fn remember_waf(&self, call: &Call<'_>, answer: &Value, state: &mut State, now: Instant) {
-        match call.operation.as_str() {
-            "CreateIPSet" | "CreateWebACL" => {
-                let summary = &answer["Summary"];
-                let (Some(id), Some(arn)) = (summary["Id"].as_str(), summary["ARN"].as_str()) else { return };
-                state.waf_arn_by_id.insert(id.to_owned(), arn.to_owned());
-                if let Some(name) = call.body["Name"].as_str() {
-                    state.waf_names.insert(name.to_owned(), arn.to_owned());
-                }
-                state.waf_unavailable.insert(arn.to_owned(), now + self.scaled(aws_time::WAF_UNAVAILABLE));
-                state.waf_hidden.insert(arn.to_owned(), now + self.scaled(aws_time::WAF_LIST_LAG));
-                if call.operation == "CreateWebACL" {
-                    let rules = call.body["Rules"].as_array().cloned().unwrap_or_default();
-                    let sets = rules
-                        .iter()
-                        .filter_map(|r| r["Statement"]["IPSetReferenceStatement"]["ARN"].as_str().map(str::to_owned));
-                    state.acl_ip_sets.insert(arn.to_owned(), sets.collect());
-                }
-            }
-            "AssociateWebACL" => {
-                let (Some(acl), Some(resource)) = (call.body["WebACLArn"].as_str(), call.body["ResourceArn"].as_str())
-                else {
-                    return;
-                };
-                state.associations.insert(resource.to_owned(), acl.to_owned());
-            }
-            "DisassociateWebACL" => {
-                let resource = call.body["ResourceArn"].as_str().unwrap_or_default();
-                if let Some(acl) = state.associations.remove(resource) {
-                    state.waf_associated.insert(acl, now + self.scaled(aws_time::WAF_ASSOCIATED));
-                }
-            }
-            "DeleteIPSet" => {
-                let name = call.body["Name"].as_str().unwrap_or_default();
-                state.waf_names.remove(name);
-            }
-            "DeleteWebACL" => {
-                let id = call.body["Id"].as_str().unwrap_or_default();
-                let arn = state.waf_arn_by_id.get(id).cloned().unwrap_or_default();
-                state.waf_names.remove(call.body["Name"].as_str().unwrap_or_default());
-                for set in state.acl_ip_sets.remove(&arn).unwrap_or_default() {
-                    state.waf_associated.insert(set, now + self.scaled(aws_time::WAF_ASSOCIATED));
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
-/// Keeps the mutual TLS fields of the domains created through this proxy
-/// and puts them in every answer that shows those domains.
-/// `pending`: the status a new domain reports for a while (with
-/// `domain_updating` on).
-fn fill_in_domains(
-    call: &Call<'_>,
-    ok: bool,
-    answer: &mut Value,
-    state: &mut State,
-    pending: Option<(&'static str, Instant, bool)>,
-    now: Instant,
-) -> bool {
-    if ok && call.rest("POST", &["domainnames"]).is_some() {
-        let body = &call.body;
-        let name = body["domainName"].as_str().unwrap_or_default().to_owned();
-        state.domains.insert(
-            name,
-            Domain {
-                certificate_arn: body["regionalCertificateArn"].as_str().unwrap_or_default().to_owned(),
-                truststore_uri: body["mutualTlsAuthentication"]["truststoreUri"].as_str().map(str::to_owned),
-                truststore_version: body["mutualTlsAuthentication"]["truststoreVersion"].as_str().map(str::to_owned),
-                ownership_verification: body["ownershipVerificationCertificateArn"].as_str().map(str::to_owned),
-                pending,
-            },
-        );
-    }
-    if ok && let Some(name) = call.rest("DELETE", &["domainnames", "*"]).and_then(|c| c.first().map(|n| url_decode(n)))
-    {
-        state.domains.remove(&name);
-    }
-    let shows_domains = call.rest("POST", &["domainnames"]).is_some()
-        || call.rest("GET", &["domainnames"]).is_some()
-        || call.rest("GET", &["domainnames", "*"]).is_some()
-        || call.rest("PATCH", &["domainnames", "*"]).is_some();
-    if !ok || !shows_domains {
-        return false;
-    }
-    let mut changed = false;
-    let items: Vec<&mut Value> = match answer.get_mut("item") {
-        Some(Value::Array(items)) => items.iter_mut().collect(),
-        _ => vec![answer],
-    };
-    let State { domains, truststores, counts, .. } = state;
-    for item in items {
-        let Some(name) = item["domainName"].as_str() else { continue };
-        let Some(domain) = domains.get_mut(name) else { continue };
-        if let (Some(uri), Some(version)) = (&domain.truststore_uri, &domain.truststore_version) {
-            let place = uri.strip_prefix("s3://").and_then(|p| p.split_once('/'));
-            let warnings = place
-                .and_then(|(bucket, key)| truststores.get(&(bucket.to_owned(), key.to_owned(), version.clone())))
-                .cloned()
-                .unwrap_or_default();
-            item["mutualTlsAuthentication"] =
-                json!({"truststoreUri": uri, "truststoreVersion": version, "truststoreWarnings": warnings});
-        }
-        if let Some(arn) = &domain.ownership_verification {
-            item["ownershipVerificationCertificateArn"] = json!(arn);
-        }
-        if !domain.certificate_arn.is_empty() {
-            item["regionalCertificateArn"] = json!(domain.certificate_arn);
-        }
-        if let Some((status, until, reported)) = &mut domain.pending {
-            if now < *until || !*reported {
-                item["domainNameStatus"] = json!(status);
-                *reported = true;
-                *counts.entry("domain_updating").or_default() += 1;
-            } else {
-                domain.pending = None;
-            }
-        }
-        changed = true;
-    }
-    changed
-}
-
-/// `Api.Example.com` → `api.example.com.`, as DNS compares names.
-fn fqdn(name: &str) -> String {
-    let name = name.to_ascii_lowercase();
-    if name.ends_with('.') { name } else { format!("{name}.") }
-}
-
-/// The changes of a Route 53 ChangeResourceRecordSets request (XML):
-/// (action, name, type, first value) of each.
-fn route53_changes(body: &str) -> Vec<(String, String, String, String)> {
-    let element = |text: &str, tag: &str| -> String {
-        let open = format!("<{tag}>");
-        let close = format!("</{tag}>");
-        text.split_once(&open)
-            .and_then(|(_, rest)| rest.split_once(&close))
-            .map(|(inner, _)| inner.trim().to_owned())
-            .unwrap_or_default()
-    };
-    body.split("<Change>")
-        .skip(1)
-        .map(|change| {
-            let value = element(&element(change, "ResourceRecord"), "Value");
-            (element(change, "Action"), element(change, "Name"), element(change, "Type"), value)
-        })
-        .collect()
-}
-
-/// The warnings API Gateway gives for a truststore: one per expired
-/// certificate, one per certificate that is not a CA.
-fn truststore_warnings(pem: &str) -> Vec<String> {
-    let now = x509_parser::time::ASN1Time::now();
-    let mut warnings = Vec::new();
-    for block in x509_parser::pem::Pem::iter_from_buffer(pem.as_bytes()).flatten() {
-        let Ok(certificate) = block.parse_x509() else { continue };
-        if certificate.validity().not_after < now {
-            warnings.push(format!("Certificate {} is expired", certificate.subject()));
-        }
-        if !certificate.is_ca() {
-            warnings.push(format!("Certificate {} is not a CA certificate", certificate.subject()));
-        }
-    }
-    warnings
 }
 
 /// A well-mixed 64-bit number from `seed` (SplitMix64): the same faults for
