@@ -269,7 +269,7 @@ impl Config {
             .transpose()?;
         let routes = match env.optional("ROUTES") {
             None => RouteTable::allow_any_valid_token(),
-            Some(json) => RouteTable::parse(json).map_err(|e| ConfigError::new("ROUTES", e))?,
+            Some(json) => RouteTable::parse(json).map_err(|e| ConfigError::new("ROUTES", e.to_string()))?,
         };
         let policy_shape = match env.optional("POLICY_SHAPE").unwrap_or("full") {
             "full" => PolicyShape::Full,

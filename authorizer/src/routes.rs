@@ -16,7 +16,7 @@
 //!
 //! No I/O here; the table is parsed and compiled once at start-up.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::arn::{MethodArn, VERBS, is_stage_name};
 
@@ -85,51 +85,84 @@ pub struct RouteTable {
     pub default: Requirement,
 }
 
-#[derive(Deserialize)]
+/// The route table as `ROUTES` spells it, typed: what the deployer builds
+/// from `api.routes` and serialises once, and what [`RouteTable::parse`]
+/// reads. [`RouteTable::compile`] checks it. (Fields in alphabetical
+/// order: the text is what earlier versions wrote, so a deployed function's
+/// `ROUTES` does not change by an upgrade.)
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawTable {
+pub struct TableSpec {
+    pub default: DefaultSpec,
     #[serde(default)]
-    routes: Vec<RawRoute>,
-    default: RawDefault,
+    pub routes: Vec<RouteSpec>,
 }
 
-#[derive(Deserialize)]
+/// One entry of `ROUTES`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawRoute {
-    method: String,
-    path: String,
-    #[serde(default)]
-    stage: Option<String>,
-    #[serde(default)]
-    scopes: Vec<String>,
+pub struct RouteSpec {
     #[serde(default, rename = "match")]
-    matching: Matching,
+    pub matching: Matching,
+    pub method: String,
+    pub path: String,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
 }
 
-#[derive(Deserialize, Default, Clone, Copy)]
+/// Whether a rule needs all of its scopes or any one.
+#[derive(Debug, Serialize, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
-enum Matching {
+pub enum Matching {
     #[default]
     All,
     Any,
 }
 
-#[derive(Deserialize)]
+/// What a request no route applies to needs: `"deny"`, or a rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
-enum RawDefault {
+pub enum DefaultSpec {
     Keyword(DenyKeyword),
     Rule {
-        #[serde(default)]
-        scopes: Vec<String>,
         #[serde(default, rename = "match")]
         matching: Matching,
+        #[serde(default)]
+        scopes: Vec<String>,
     },
 }
 
-#[derive(Deserialize)]
+impl DefaultSpec {
+    /// `"deny"`.
+    pub fn deny() -> DefaultSpec {
+        DefaultSpec::Keyword(DenyKeyword::Deny)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-enum DenyKeyword {
+pub enum DenyKeyword {
     Deny,
+}
+
+/// Where in a [`TableSpec`] a problem is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// `routes[i]`.
+    Route(usize),
+    Default,
+    /// The JSON as a whole.
+    Table,
+}
+
+/// A problem of a route table, and where it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{message}", match place { Place::Route(i) => format!("routes[{i}]: "), Place::Default => "default: ".to_owned(), Place::Table => String::new() })]
+pub struct RouteError {
+    pub place: Place,
+    pub message: String,
 }
 
 fn requirement(scopes: Vec<String>, matching: Matching) -> Result<Requirement, String> {
@@ -175,11 +208,17 @@ impl RouteTable {
     }
 
     /// Parses `{"routes":[{"method","path","stage"?,"scopes","match"?}], "default": {...} | "deny"}`.
-    pub fn parse(json: &str) -> Result<RouteTable, String> {
-        let raw: RawTable = serde_json::from_str(json).map_err(|e| e.to_string())?;
-        let mut routes = Vec::with_capacity(raw.routes.len());
-        for (index, route) in raw.routes.into_iter().enumerate() {
-            let at = |e: String| format!("routes[{index}]: {e}");
+    pub fn parse(json: &str) -> Result<RouteTable, RouteError> {
+        let spec: TableSpec =
+            serde_json::from_str(json).map_err(|e| RouteError { place: Place::Table, message: e.to_string() })?;
+        RouteTable::compile(spec)
+    }
+
+    /// Checks a typed table and compiles it for matching.
+    pub fn compile(spec: TableSpec) -> Result<RouteTable, RouteError> {
+        let mut routes = Vec::with_capacity(spec.routes.len());
+        for (index, route) in spec.routes.into_iter().enumerate() {
+            let at = |message: String| RouteError { place: Place::Route(index), message };
             let method = route.method.to_ascii_uppercase();
             let verbs: &'static [&'static str] = match VERBS.iter().position(|v| *v == method) {
                 Some(i) => &VERBS[i..=i],
@@ -198,10 +237,10 @@ impl RouteTable {
                 requirement: requirement(route.scopes, route.matching).map_err(at)?,
             });
         }
-        let default = match raw.default {
-            RawDefault::Keyword(DenyKeyword::Deny) => Requirement::Deny,
-            RawDefault::Rule { scopes, matching } => {
-                requirement(scopes, matching).map_err(|e| format!("default: {e}"))?
+        let default = match spec.default {
+            DefaultSpec::Keyword(DenyKeyword::Deny) => Requirement::Deny,
+            DefaultSpec::Rule { scopes, matching } => {
+                requirement(scopes, matching).map_err(|message| RouteError { place: Place::Default, message })?
             }
         };
         Ok(RouteTable { routes, default })
@@ -316,7 +355,7 @@ mod tests {
             (r#"{"routes":[]}"#, "default"),
         ] {
             let error = RouteTable::parse(json).unwrap_err();
-            assert!(error.contains(needle), "{json}: {error}");
+            assert!(error.to_string().contains(needle), "{json}: {error}");
         }
     }
 

@@ -57,17 +57,90 @@ impl Val {
     }
 
     /// How a plan shows it.
-    pub fn shown(&self) -> String {
+    pub fn shown(&self) -> Shown {
         match self {
-            Val::Known(value) => value.clone(),
-            Val::Ref { output_of, output } => format!("({output} of {output_of}{KNOWN_AFTER_APPLY}"),
+            Val::Known(value) => Shown::Value(value.clone()),
+            Val::Ref { output_of, output } => {
+                Shown::KnownAfterApply { output: output.clone(), of: output_of.to_string() }
+            }
         }
     }
 }
 
-/// How a shown value that is not known yet ends: what the executor reads a
-/// planned field's `new` by ([`Step::deviation`]).
+/// A value of a plan, as a person reads it: what `~` steps show either side
+/// of the arrow (`(none) → 90`). Saved and printed as that text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "String", from = "String")]
+pub enum Shown {
+    /// A value, in its plain rendering (text in quotes, `Some` dropped).
+    Value(String),
+    /// A secret: never shown, compared by the kind itself.
+    Sensitive,
+    /// An output of another resource that this run creates or changes:
+    /// `(id of rest_api pets-api, known after apply)`.
+    KnownAfterApply { output: String, of: String },
+    /// Not set at all.
+    Absent,
+}
+
+impl Shown {
+    /// `value` as a plan shows it: its `Debug` rendering, with an `Option`
+    /// shown as what it holds, or `(none)`.
+    pub fn of(value: impl fmt::Debug) -> Shown {
+        let text = format!("{value:?}");
+        if text == "None" {
+            return Shown::Absent;
+        }
+        match text.strip_prefix("Some(").and_then(|inner| inner.strip_suffix(')')) {
+            Some(inner) => Shown::Value(inner.to_owned()),
+            None => Shown::Value(text),
+        }
+    }
+
+    /// A value given as text (already rendered).
+    pub fn text(value: impl Into<String>) -> Shown {
+        Shown::Value(value.into())
+    }
+}
+
+impl fmt::Display for Shown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Shown::Value(value) => f.write_str(value),
+            Shown::Sensitive => f.write_str(crate::stack::SENSITIVE),
+            Shown::KnownAfterApply { output, of } => write!(f, "({output} of {of}{KNOWN_AFTER_APPLY}"),
+            Shown::Absent => f.write_str(ABSENT),
+        }
+    }
+}
+
+impl From<Shown> for String {
+    fn from(shown: Shown) -> String {
+        shown.to_string()
+    }
+}
+
+/// Read back from a saved plan's text.
+impl From<String> for Shown {
+    fn from(text: String) -> Shown {
+        if text == crate::stack::SENSITIVE {
+            return Shown::Sensitive;
+        }
+        if text == ABSENT {
+            return Shown::Absent;
+        }
+        let reference = text.strip_prefix('(').and_then(|t| t.strip_suffix(KNOWN_AFTER_APPLY));
+        match reference.and_then(|r| r.split_once(" of ")) {
+            Some((output, of)) => Shown::KnownAfterApply { output: output.to_owned(), of: of.to_owned() },
+            None => Shown::Value(text),
+        }
+    }
+}
+
+/// How a value that is not known yet ends.
 const KNOWN_AFTER_APPLY: &str = ", known after apply)";
+/// How a value that is not set shows.
+const ABSENT: &str = "(none)";
 
 impl From<&str> for Val {
     fn from(value: &str) -> Val {
@@ -110,8 +183,8 @@ impl fmt::Display for Action {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FieldChange {
     pub field: String,
-    pub old: String,
-    pub new: String,
+    pub old: Shown,
+    pub new: Shown,
     /// Set by the planner, not found by comparing (a new deployment because
     /// something else changed): kept when the executor re-reads before writing.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -120,7 +193,7 @@ pub struct FieldChange {
 
 impl FieldChange {
     pub fn new(field: &str, old: impl fmt::Debug, new: impl fmt::Debug) -> FieldChange {
-        FieldChange { field: field.to_owned(), old: format!("{old:?}"), new: format!("{new:?}"), forced: false }
+        FieldChange { field: field.to_owned(), old: Shown::of(old), new: Shown::of(new), forced: false }
     }
 }
 
@@ -161,8 +234,9 @@ impl Step {
             _ => return Some(moved()),
         }
         let planned_as_found = now_fields.iter().all(|f| planned.iter().any(|p| p.field == f.field && p.old == f.old));
-        let nothing_left_out =
-            planned.iter().all(|p| p.new.contains(KNOWN_AFTER_APPLY) || now_fields.iter().any(|f| f.field == p.field));
+        let nothing_left_out = planned
+            .iter()
+            .all(|p| matches!(p.new, Shown::KnownAfterApply { .. }) || now_fields.iter().any(|f| f.field == p.field));
         (!(planned_as_found && nothing_left_out)).then(moved)
     }
 }
@@ -344,14 +418,16 @@ pub struct Artifact {
     pub sha256: String,
 }
 
-pub const SAVED_PLAN_FORMAT: u32 = 2;
+/// The saved plan's format; a plan saved in another is refused, naming both.
+/// 3: values shown as a person reads them (`Shown`: `(none)`, no `Some(…)`).
+pub const SAVED_PLAN_FORMAT: u32 = 3;
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn field(name: &str, old: &str, new: &str) -> FieldChange {
-        FieldChange { field: name.into(), old: old.into(), new: new.into(), forced: false }
+        FieldChange { field: name.into(), old: old.to_owned().into(), new: new.to_owned().into(), forced: false }
     }
 
     fn step(action: Action, fields: Vec<FieldChange>) -> Step {
@@ -381,8 +457,21 @@ mod tests {
         let forced = FieldChange { forced: true, ..field("deployment", "current", "new") };
         let redeploy = step(Action::Update, vec![forced.clone()]);
         assert_eq!(redeploy.deviation(Action::NoOp, &[]), None, "the planner's redeployment is not compared");
-        let later =
-            step(Action::Update, vec![field("web_acl", "\"arn:1\"", "\"(arn of web_acl a, known after apply)\"")]);
+        let later = step(Action::Update, vec![field("web_acl", "arn:1", "(arn of web_acl a, known after apply)")]);
         assert_eq!(later.deviation(Action::NoOp, &[]), None, "a value known after apply may turn out equal");
+    }
+
+    #[test]
+    fn values_show_as_a_person_reads_them_and_read_back_the_same() {
+        assert_eq!(
+            (Shown::of(None::<i32>).to_string(), Shown::of(Some(90)).to_string()),
+            ("(none)".into(), "90".into())
+        );
+        assert_eq!(Shown::of("gold").to_string(), "\"gold\"");
+        let later = Val::output(Address::new("rest_api", "pets"), "id").shown();
+        assert_eq!(later.to_string(), "(id of rest_api pets, known after apply)");
+        for shown in [Shown::Absent, Shown::Sensitive, later, Shown::of(Some("x")), Shown::of(300)] {
+            assert_eq!(Shown::from(shown.to_string()), shown, "a saved plan reads back what it saved");
+        }
     }
 }

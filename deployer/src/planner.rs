@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use crate::graph;
-use crate::plan::{Action, Address, FieldChange, Outputs, Plan, Step, Val};
+use crate::plan::{Action, Address, FieldChange, Outputs, Plan, Shown, Step, Val};
 use crate::resources::{self, Observation, Ownership};
 
 /// A resource the stack wants: where, and its spec (JSON, references allowed).
@@ -213,8 +213,8 @@ fn redeploy_if_needed(plan: &mut Plan) {
             step.action = Action::Update;
             step.fields.push(FieldChange {
                 field: "deployment".into(),
-                old: "current".into(),
-                new: format!("new (for {})", causes.join(", ")),
+                old: Shown::text("current"),
+                new: Shown::text(format!("new (for {})", causes.join(", "))),
                 forced: true,
             });
         }
@@ -612,7 +612,7 @@ mod tests {
             assert_eq!(stage.action == Action::Update, redeploys, "{changed}");
             if redeploys {
                 assert_eq!(stage.fields.len(), 1);
-                assert!(stage.fields[0].forced && stage.fields[0].new.contains(&format!("{changed} x")));
+                assert!(stage.fields[0].forced && stage.fields[0].new.to_string().contains(&format!("{changed} x")));
             }
         }
         // A stage being created deploys anyway: no extra field.
@@ -637,7 +637,14 @@ mod tests {
         assert_eq!(domain.action, Action::Update);
         let fields: Vec<&str> = domain.fields.iter().map(|f| f.field.as_str()).collect();
         assert_eq!(fields, ["truststore_version"]);
-        assert_eq!(domain.fields[0].new, "(version_id of truststore pets-api-truststore-example, known after apply)");
+        assert_eq!(
+            domain.fields[0].new,
+            Shown::KnownAfterApply { output: "version_id".into(), of: "truststore pets-api-truststore-example".into() }
+        );
+        assert_eq!(
+            domain.fields[0].new.to_string(),
+            "(version_id of truststore pets-api-truststore-example, known after apply)"
+        );
         let spec = &planned.specs[&domain.address];
         assert_eq!(
             references(spec),

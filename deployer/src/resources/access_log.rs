@@ -483,7 +483,7 @@ mod tests {
         let blockers = AccessLog::blockers(Some(&without), &stale_role);
         assert!(blockers.len() == 1 && blockers[0].contains(&format!("is {stale}, a role that no longer exists")));
         let replaced = AccessLog::diff(&spec(), &stale_role);
-        assert!(replaced.fields.iter().any(|f| f.old.contains("deleted-long-ago")), "{:?}", replaced.fields);
+        assert!(replaced.fields.iter().any(|f| f.old.to_string().contains("deleted-long-ago")), "{:?}", replaced.fields);
     }
 
     #[test]

@@ -114,7 +114,7 @@ impl Kind for AliasRecord {
         let mut diff = Diff::default();
         let (target, target_zone) = state.record.alias.clone().unwrap_or_default();
         let wanted = match &spec.target {
-            Val::Known(name) => route53::fqdn(name),
+            Val::Known(name) => crate::plan::Shown::Value(route53::fqdn(name)),
             unknown => unknown.shown(),
         };
         diff.text(Field::Target, target, wanted);

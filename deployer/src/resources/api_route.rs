@@ -205,7 +205,7 @@ impl Kind for ApiRoute {
     fn diff(spec: &Spec, state: &State) -> Diff<Field> {
         let mut diff = Diff::default();
         diff.field(Field::AuthorizationType, state.authorization_type.as_str(), "CUSTOM");
-        diff.field(Field::AuthorizerId, state.authorizer_id.as_str(), spec.authorizer_id.shown().as_str());
+        diff.text(Field::AuthorizerId, state.authorizer_id.clone(), spec.authorizer_id.shown());
         diff.field(Field::MethodRequestParameters, &state.method_parameters, &method_parameters(spec));
         diff.field(Field::IntegrationType, state.integration_type.as_str(), "HTTP_PROXY");
         diff.field(Field::IntegrationUri, state.integration_uri.as_str(), spec.backend.as_str());

@@ -28,8 +28,8 @@ use super::kind::{Context, Diff, Found, Kind, KindIo, OWNER_TAG, Ownership, Scop
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::grants::{Access, Grants, Statement};
-use crate::plan::Outputs;
-use crate::stack::{SENSITIVE, Setting, Stack, names};
+use crate::plan::{Outputs, Shown};
+use crate::stack::{Setting, Stack, names};
 
 pub struct AuthorizerSecret;
 
@@ -215,7 +215,7 @@ impl Kind for AuthorizerSecret {
         if let Some(version) = &spec.version
             && state.version.as_ref() != Some(version)
         {
-            diff.changed(Field::Value, None, SENSITIVE.into(), SENSITIVE.into());
+            diff.changed(Field::Value, None, Shown::Sensitive, Shown::Sensitive);
         }
         diff
     }
@@ -345,7 +345,7 @@ mod tests {
         assert!(AuthorizerSecret::diff(&spec(Some("v1")), &state).is_empty());
         let changed = AuthorizerSecret::diff(&spec(Some("v2")), &state);
         assert_eq!(changed.fields.len(), 1);
-        assert_eq!((changed.fields[0].old.as_str(), changed.fields[0].new.as_str()), ("(sensitive)", "(sensitive)"));
+        assert_eq!((&changed.fields[0].old, &changed.fields[0].new), (&Shown::Sensitive, &Shown::Sensitive));
         assert!(AuthorizerSecret::diff(&spec(None), &state).is_empty(), "not compared");
     }
 }

@@ -101,7 +101,7 @@ impl Kind for BasePathMapping {
 
     fn diff(spec: &Spec, state: &State) -> Diff<Field> {
         let mut diff = Diff::default();
-        diff.field(Field::RestApiId, state.api_id.as_str(), spec.api_id.shown().as_str());
+        diff.text(Field::RestApiId, state.api_id.clone(), spec.api_id.shown());
         diff.field(Field::Stage, state.stage.as_str(), spec.stage.as_str());
         diff
     }

@@ -33,7 +33,7 @@ use super::kind::{Context, Diff, Found, HOSTED_ZONE_TAG, Kind, KindIo, OWNER_TAG
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::grants::{Access, Grants, Statement};
-use crate::plan::{Address, Outputs, Val};
+use crate::plan::{Address, Outputs, Shown, Val};
 use crate::retry;
 
 /// How long a change of the domain may take to finish (unscaled).
@@ -199,13 +199,9 @@ impl Kind for DomainName {
 
     fn diff(spec: &Spec, state: &State) -> Diff<Field> {
         let mut diff = Diff::default();
-        diff.field(
-            Field::RegionalCertificateArn,
-            state.certificate_arn.as_str(),
-            spec.certificate_arn.shown().as_str(),
-        );
+        diff.text(Field::RegionalCertificateArn, state.certificate_arn.clone(), spec.certificate_arn.shown());
         diff.field(Field::SecurityPolicy, state.security_policy.as_str(), spec.security_policy.as_str());
-        let or_none = |value: &Option<String>| value.clone().unwrap_or_else(|| "(none)".into());
+        let or_none = |value: &Option<String>| value.clone().map_or(Shown::Absent, Shown::Value);
         diff.text(Field::TruststoreUri, or_none(&state.truststore_uri), spec.truststore_uri.clone());
         diff.text(Field::TruststoreVersion, or_none(&state.truststore_version), spec.truststore_version.shown());
         if spec.ownership_verification_certificate_arn.is_some() {

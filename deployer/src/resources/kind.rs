@@ -18,7 +18,7 @@ use serde_json::Value;
 use crate::aws::Aws;
 use crate::grants::{Grants, Statement};
 use crate::package::Package;
-use crate::plan::{Address, FieldChange, Outputs};
+use crate::plan::{Address, FieldChange, Outputs, Shown};
 use crate::stack::Stack;
 
 pub use super::shared_reads::SharedReads;
@@ -162,8 +162,10 @@ impl<F: Field> Diff<F> {
         }
     }
 
-    /// Like [`Diff::field`], for values shown as given (already rendered text).
-    pub fn text(&mut self, field: F, observed: String, desired: String) {
+    /// Like [`Diff::field`], for values shown as given: rendered text (read
+    /// as a saved plan reads it: `(none)` is absent), or a [`Shown`].
+    pub fn text(&mut self, field: F, observed: impl Into<Shown>, desired: impl Into<Shown>) {
+        let (observed, desired) = (observed.into(), desired.into());
         if observed != desired {
             self.changed(field, None, observed, desired);
         }
@@ -173,12 +175,12 @@ impl<F: Field> Diff<F> {
     /// shown with `old`/`new` as given: for secrets, whose masked renderings
     /// are equal even when the values differ. `key` names one entry of a
     /// map-valued field (`environment.ROUTES`).
-    pub fn changed(&mut self, field: F, key: Option<&str>, old: String, new: String) {
+    pub fn changed(&mut self, field: F, key: Option<&str>, old: impl Into<Shown>, new: impl Into<Shown>) {
         let name = match key {
             Some(key) => format!("{}.{key}", field.name()),
             None => field.name().to_owned(),
         };
-        self.fields.push(FieldChange { field: name, old, new, forced: false });
+        self.fields.push(FieldChange { field: name, old: old.into(), new: new.into(), forced: false });
     }
 
     /// Whether `field` (or one of its keys) is among the changes.

@@ -18,10 +18,10 @@ use super::kind::{Context, Diff, Found, Kind, KindIo, OWNER_TAG, Ownership, Scop
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::grants::{Access, Grants, Statement};
-use crate::plan::Outputs;
+use crate::plan::{Outputs, Shown};
 use crate::retry::{self, IAM_ROLE_PROPAGATION, LAMBDA_UPDATE_IN_PROGRESS, retry};
 use crate::stack::names;
-use crate::stack::{SENSITIVE, Setting};
+use crate::stack::Setting;
 
 const RUNTIME: &str = "provided.al2023";
 const HANDLER: &str = "bootstrap";
@@ -213,9 +213,9 @@ impl Kind for LambdaFunction {
                 let secret = wanted.is_some_and(|w| w.is_secret())
                     || authorizer::config::SECRET_VARIABLES.contains(&name.as_str());
                 let show = |v: Option<&str>| match v {
-                    None => "(unset)".to_owned(),
-                    Some(_) if secret => SENSITIVE.to_owned(),
-                    Some(v) => format!("{v:?}"),
+                    None => Shown::Absent,
+                    Some(_) if secret => Shown::Sensitive,
+                    Some(v) => Shown::of(v),
                 };
                 // Compared above on the values; only the display is masked.
                 diff.changed(Field::Environment, Some(name), show(current), show(wanted.map(Setting::reveal)));
@@ -492,6 +492,6 @@ mod tests {
         assert_eq!(fields(&diff), ["environment.INTROSPECTION_CLIENT_SECRET"]);
         let shown = format!("{:?}", diff.fields);
         assert!(!shown.contains("hunter2") && !shown.contains("old-secret"), "{shown}");
-        assert_eq!((diff.fields[0].old.as_str(), diff.fields[0].new.as_str()), ("(sensitive)", "(sensitive)"));
+        assert_eq!((&diff.fields[0].old, &diff.fields[0].new), (&Shown::Sensitive, &Shown::Sensitive));
     }
 }

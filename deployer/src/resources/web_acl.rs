@@ -58,7 +58,7 @@ fn wanted_rules(spec: &Spec) -> Vec<RuleSummary> {
     spec.allowed_ip_sets
         .iter()
         .enumerate()
-        .map(|(i, arn)| (format!("allow-{i}"), i as i32, arn.shown(), true))
+        .map(|(i, arn)| (format!("allow-{i}"), i as i32, arn.shown().to_string(), true))
         .collect()
 }
 

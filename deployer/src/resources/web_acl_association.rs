@@ -81,7 +81,7 @@ impl Kind for WebAclAssociation {
 
     fn diff(spec: &Spec, state: &State) -> Diff<Field> {
         let mut diff = Diff::default();
-        diff.field(Field::WebAcl, state.web_acl_arn.as_str(), spec.web_acl_arn.shown().as_str());
+        diff.text(Field::WebAcl, state.web_acl_arn.clone(), spec.web_acl_arn.shown());
         diff
     }
 

@@ -13,6 +13,7 @@ use std::path::Path;
 
 use authorizer::binding::BindingMode;
 use authorizer::dpop::{DpopMode, DpopSettings};
+use authorizer::routes::{DefaultSpec, Matching, Place, TableSpec};
 
 use super::model::*;
 use super::problem::{Problem, Unset};
@@ -517,18 +518,21 @@ impl Checks<'_> {
     /// so a scope it would refuse is refused here, on the route that has it.
     fn generated_settings(&mut self, raw: &RawApi) -> BTreeMap<String, Setting> {
         let table = route_table(raw);
-        if let Err(message) = authorizer::routes::RouteTable::parse(&table) {
-            let (field, message) = match message.strip_prefix("routes[").and_then(|m| m.split_once("]: ")) {
-                Some((index, message)) => (format!("api.routes[{index}]"), message.to_owned()),
-                None => ("api.default".to_owned(), message.trim_start_matches("default: ").to_owned()),
+        if let Err(error) = authorizer::routes::RouteTable::compile(table.clone()) {
+            let field = match error.place {
+                Place::Route(index) => format!("api.routes[{index}]"),
+                Place::Default | Place::Table => "api.default".to_owned(),
             };
+            let message = error.message;
             // A bad method or path is reported by `api` already.
             if !self.problems.iter().any(|p| p.field.starts_with(&field)) {
                 self.problem(field, message);
             }
         }
         let public = Setting::public;
-        BTreeMap::from([("ROUTES".to_owned(), public(table)), ("REALM".to_owned(), public(raw.realm.clone()))])
+        // Serialised once, here: the authorizer parses this text at init.
+        let routes = serde_json::to_string(&table).unwrap_or_default();
+        BTreeMap::from([("ROUTES".to_owned(), public(routes)), ("REALM".to_owned(), public(raw.realm.clone()))])
     }
 
     /// API Gateway allows one variable path part per parent resource:
@@ -685,30 +689,33 @@ impl Checks<'_> {
     }
 }
 
-/// `api.routes` and `api.default` as the authorizer's `ROUTES` (JSON). The
-/// API has one stage, so no entry names one.
-pub fn route_table(raw: &RawApi) -> String {
-    let rule = |scopes: &[String], matching: ScopeMatch| serde_json::json!({"scopes": scopes, "match": matching});
-    let routes: Vec<serde_json::Value> = raw
+/// `api.routes` and `api.default` as the authorizer's route table, typed
+/// (`ROUTES` is its JSON). The API has one stage, so no entry names one.
+pub fn route_table(raw: &RawApi) -> TableSpec {
+    let matching = |m: ScopeMatch| match m {
+        ScopeMatch::All => Matching::All,
+        ScopeMatch::Any => Matching::Any,
+    };
+    let routes = raw
         .routes
         .iter()
-        .map(|r| {
-            let scopes = match &r.scopes {
-                Some(RawScopes::List(scopes)) => scopes.as_slice(),
+        .map(|r| authorizer::routes::RouteSpec {
+            method: r.method.to_ascii_uppercase(),
+            path: r.path.clone(),
+            stage: None,
+            scopes: match &r.scopes {
+                Some(RawScopes::List(scopes)) => scopes.clone(),
                 // Refused by `api`; only `any_valid_token` reaches a table.
-                Some(RawScopes::Keyword(_)) | None => &[],
-            };
-            let mut entry = rule(scopes, r.matching);
-            entry["method"] = r.method.to_ascii_uppercase().into();
-            entry["path"] = r.path.clone().into();
-            entry
+                Some(RawScopes::Keyword(_)) | None => Vec::new(),
+            },
+            matching: matching(r.matching),
         })
         .collect();
     let default = match &raw.default {
-        None | Some(RawRule::Deny(_)) => serde_json::json!("deny"),
-        Some(RawRule::Scopes(r)) => rule(&r.scopes, r.matching),
+        None | Some(RawRule::Deny(_)) => DefaultSpec::deny(),
+        Some(RawRule::Scopes(r)) => DefaultSpec::Rule { scopes: r.scopes.clone(), matching: matching(r.matching) },
     };
-    serde_json::json!({"routes": routes, "default": default}).to_string()
+    TableSpec { routes, default }
 }
 
 /// Why `name` may not be set by hand in `authorizer.environment`, with what

@@ -276,6 +276,17 @@ mod tests {
         assert_eq!(table.default, AllOf(vec!["pets:admin".into()]));
     }
 
+    /// `ROUTES` is the text earlier versions wrote (keys in order), so a
+    /// deployed function's configuration does not change by an upgrade.
+    #[test]
+    fn the_route_table_text_is_what_earlier_versions_wrote() {
+        let stack = load_api(ROUTED_API, "").expect("valid");
+        assert_eq!(
+            stack.authorizer.environment["ROUTES"].reveal(),
+            r#"{"default":"deny","routes":[{"match":"all","method":"GET","path":"/pets/{id}","scopes":["pets:read"]},{"match":"any","method":"POST","path":"/pets","scopes":["pets:write","admin"]},{"match":"all","method":"GET","path":"/health","scopes":[]}]}"#
+        );
+    }
+
     #[test]
     fn routes_or_realm_set_by_hand_are_refused_with_what_to_move() {
         let by_hand = "    REALM: other\n    ROUTES: '{\"routes\": [{\"method\": \"GET\", \"path\": \"/pets/{id}\", \"scopes\": [\"pets:read\"]}, {\"method\": \"DELETE\", \"path\": \"/pets/{id}\", \"scopes\": [\"pets:admin\"]}], \"default\": \"deny\"}'\n";

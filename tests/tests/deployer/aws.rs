@@ -156,9 +156,13 @@ async fn every_aws_behaviour_at_once_is_survived() {
         walls.push(started.elapsed());
 
         let counts = proxy.behaviour_counts();
+        // Throttling is not among them: whether the teardown's domain delete
+        // comes within the quota's window of the other pipeline's change
+        // depends on the machine's load (a loaded run took longer, and met
+        // none); `api_gateway_throttling_is_waited_out` requires it, with
+        // nothing else slowing the run down.
         if name == "t-aws-all" {
             for behaviour in [
-                "throttling",
                 "acm_in_use",
                 "waf_eventual",
                 "waf_stale_token",
