@@ -70,25 +70,55 @@ impl aws_sdk_s3::config::Intercept for ExpectedBucketOwner {
     }
 }
 
-#[derive(Clone)]
-pub struct Aws {
-    pub region: String,
-    pub account: String,
-    /// `aws`, `aws-cn`, `aws-us-gov`: from the caller's ARN, for every ARN the deployer builds.
-    pub partition: String,
-    pub iam: aws_sdk_iam::Client,
-    pub lambda: aws_sdk_lambda::Client,
-    pub apigateway: aws_sdk_apigateway::Client,
-    pub acm: aws_sdk_acm::Client,
-    pub s3: aws_sdk_s3::Client,
-    pub wafv2: aws_sdk_wafv2::Client,
-    pub route53: aws_sdk_route53::Client,
-    pub logs: aws_sdk_cloudwatchlogs::Client,
-    pub secretsmanager: aws_sdk_secretsmanager::Client,
-    /// How long `apply` waits for ACM to issue a requested certificate
-    /// before it leaves the rest for a later run (unscaled;
-    /// `apply --wait-for-certificate`).
-    pub certificate_wait: std::time::Duration,
+/// Declares the [`Aws`] handle with one client per service, each built by
+/// [`with_retries!`] and then by its own adjustment, if any: one line per
+/// AWS service (and its crate in `deployer/Cargo.toml`).
+macro_rules! services {
+    ($($field:ident: $service:ident $(=> $adjust:expr)?),+ $(,)?) => {
+        #[derive(Clone)]
+        pub struct Aws {
+            pub region: String,
+            pub account: String,
+            /// `aws`, `aws-cn`, `aws-us-gov`: from the caller's ARN, for every ARN the deployer builds.
+            pub partition: String,
+            $(pub $field: $service::Client,)+
+            /// How long `apply` waits for ACM to issue a requested certificate
+            /// before it leaves the rest for a later run (unscaled;
+            /// `apply --wait-for-certificate`).
+            pub certificate_wait: std::time::Duration,
+        }
+
+        impl Aws {
+            fn with_clients(config: &aws_config::SdkConfig, region: String, account: String, partition: String) -> Aws {
+                $(
+                    let conf = with_retries!($service, config);
+                    $(let conf = $adjust(conf, &account);)?
+                    let $field = $service::Client::from_conf(conf);
+                )+
+                Aws { region, account, partition, $($field,)+ certificate_wait: CERTIFICATE_WAIT }
+            }
+        }
+    };
+}
+
+services! {
+    iam: aws_sdk_iam,
+    lambda: aws_sdk_lambda,
+    // Every API Gateway call is retried on "concurrent modification" too.
+    apigateway: aws_sdk_apigateway => |conf: aws_sdk_apigateway::Config, _: &str| {
+        conf.to_builder().retry_classifier(crate::retry::ConcurrentModification).build()
+    },
+    acm: aws_sdk_acm,
+    // Path-style addressing works everywhere, including endpoints such as
+    // localhost that cannot take a bucket subdomain; every call names the
+    // account its bucket must belong to.
+    s3: aws_sdk_s3 => |conf: aws_sdk_s3::Config, account: &str| {
+        conf.to_builder().force_path_style(true).interceptor(ExpectedBucketOwner(account.to_owned())).build()
+    },
+    wafv2: aws_sdk_wafv2,
+    route53: aws_sdk_route53,
+    logs: aws_sdk_cloudwatchlogs,
+    secretsmanager: aws_sdk_secretsmanager,
 }
 
 impl Aws {
@@ -126,34 +156,7 @@ impl Aws {
         })?;
         let account = identity.account().unwrap_or_default().to_owned();
         let partition = identity.arn().and_then(|arn| arn.split(':').nth(1)).unwrap_or("aws").to_owned();
-        // Path-style addressing works everywhere, including endpoints such as
-        // localhost that cannot take a bucket subdomain.
-        let s3 = with_retries!(aws_sdk_s3, &config)
-            .to_builder()
-            .force_path_style(true)
-            .interceptor(ExpectedBucketOwner(account.clone()))
-            .build();
-        Ok(Aws {
-            region,
-            account,
-            partition,
-            iam: aws_sdk_iam::Client::from_conf(with_retries!(aws_sdk_iam, &config)),
-            lambda: aws_sdk_lambda::Client::from_conf(with_retries!(aws_sdk_lambda, &config)),
-            // Every API Gateway call is retried on "concurrent modification" too.
-            apigateway: aws_sdk_apigateway::Client::from_conf(
-                with_retries!(aws_sdk_apigateway, &config)
-                    .to_builder()
-                    .retry_classifier(crate::retry::ConcurrentModification)
-                    .build(),
-            ),
-            acm: aws_sdk_acm::Client::from_conf(with_retries!(aws_sdk_acm, &config)),
-            s3: aws_sdk_s3::Client::from_conf(s3),
-            wafv2: aws_sdk_wafv2::Client::from_conf(with_retries!(aws_sdk_wafv2, &config)),
-            route53: aws_sdk_route53::Client::from_conf(with_retries!(aws_sdk_route53, &config)),
-            logs: aws_sdk_cloudwatchlogs::Client::from_conf(with_retries!(aws_sdk_cloudwatchlogs, &config)),
-            secretsmanager: aws_sdk_secretsmanager::Client::from_conf(with_retries!(aws_sdk_secretsmanager, &config)),
-            certificate_wait: CERTIFICATE_WAIT,
-        })
+        Ok(Aws::with_clients(&config, region, account, partition))
     }
 }
 
