@@ -166,6 +166,9 @@ super::kind::fields! {
     IntegrationRequestParameters = "integration_request_parameters",
 }
 
+/// The fields of the method itself, rather than of its integration.
+const METHOD_FIELDS: [Field; 3] = [Field::AuthorizationType, Field::AuthorizerId, Field::MethodRequestParameters];
+
 impl Kind for ApiRoute {
     const NAME: &'static str = "api_route";
     const PLACEMENT: Placement = Placement::IN_REST_API_DEPLOYED;
@@ -210,6 +213,10 @@ impl Kind for ApiRoute {
         diff.field(Field::IntegrationType, state.integration_type.as_str(), "HTTP_PROXY");
         diff.field(Field::IntegrationUri, state.integration_uri.as_str(), spec.backend.as_str());
         diff.field(Field::IntegrationRequestParameters, &state.integration_parameters, &integration_parameters(spec));
+        // API Gateway changes a method's authorization or parameters only by
+        // deleting the method (and its integration) and putting it again:
+        // the plan says so.
+        diff.replace = METHOD_FIELDS.iter().any(|f| diff.has(*f));
         diff
     }
 
@@ -257,18 +264,11 @@ impl KindIo for ApiRoute {
         written(spec, api_id, resource_id)
     }
 
+    /// The integration only: a change of the method itself is a replacement
+    /// (`diff`), which the executor carries out as delete and create.
     async fn update(aws: &Aws, spec: &Spec, state: &State, diff: &Diff<Field>) -> anyhow::Result<State> {
-        let method_changed = diff.has(Field::AuthorizationType)
-            || diff.has(Field::AuthorizerId)
-            || diff.has(Field::MethodRequestParameters);
-        if method_changed {
-            // Deleting the method deletes its integration: both go again.
-            Self::delete(aws, state).await?;
-            put_method(aws, spec, &state.api_id, &state.resource_id).await?;
-            put_integration(aws, spec, &state.api_id, &state.resource_id).await?;
-        } else {
-            put_integration(aws, spec, &state.api_id, &state.resource_id).await?;
-        }
+        anyhow::ensure!(!diff.replace, "api_route {}: a method change is a replacement, not an update", state.method);
+        put_integration(aws, spec, &state.api_id, &state.resource_id).await?;
         written(spec, &state.api_id, &state.resource_id)
     }
 
@@ -324,9 +324,6 @@ mod tests {
     #[test]
     fn diff() {
         let cases: &[Case<State>] = &[
-            (|s| s.authorization_type = "NONE".into(), "authorization_type"),
-            (|s| s.authorizer_id = "old".into(), "authorizer_id"),
-            (|s| s.method_parameters.clear(), "method_request_parameters"),
             (|s| s.integration_type = "HTTP".into(), "integration_type"),
             (|s| s.integration_uri = "https://elsewhere.example.com".into(), "integration_uri"),
             (
@@ -335,6 +332,23 @@ mod tests {
             ),
         ];
         check_diff::<ApiRoute>(&spec(), &state(), cases);
+    }
+
+    #[test]
+    fn a_change_of_the_method_itself_is_a_replacement() {
+        let cases: [Case<State>; 3] = [
+            (|s| s.authorization_type = "NONE".into(), "authorization_type"),
+            (|s| s.authorizer_id = "old".into(), "authorizer_id"),
+            (|s| s.method_parameters.clear(), "method_request_parameters"),
+        ];
+        for (change, field) in cases {
+            let mut state = state();
+            change(&mut state);
+            let diff = ApiRoute::diff(&spec(), &state);
+            let fields: Vec<&str> = diff.fields.iter().map(|f| f.field.as_str()).collect();
+            assert_eq!(fields, [field]);
+            assert!(diff.replace, "{field}: the method is deleted and put again");
+        }
     }
 
     #[test]

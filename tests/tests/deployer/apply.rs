@@ -644,3 +644,43 @@ async fn a_stack_grows_shrinks_and_is_torn_down_leaving_only_look_alikes() {
     aws.apigateway.delete_rest_api().rest_api_id(&look_alike_api).send().await.unwrap();
     aws.acm.delete_certificate().certificate_arn(&look_alike_cert).send().await.unwrap();
 }
+
+/// Someone opens a route behind the deployer's back: its method put again
+/// without the authorizer (authorization NONE, no integration). API Gateway
+/// changes a method's authorization only by deleting and putting it, and
+/// the plan says so: `-/+ api_route`; apply puts it back as the stack says.
+#[tokio::test]
+async fn a_method_opened_behind_the_deployers_back_is_replaced_as_the_stack_says() {
+    let name = "t-opened";
+    let stack = StackDir::new(name, &stack_yaml(name, ""));
+    let proxy = Proxy::start().await;
+    clean_slate(&stack, &proxy).await;
+    assert_eq!(deployer(&stack, &proxy.url(), &["apply"], &env()).await.code, 0);
+    let aws = clients().await;
+    let api = api_id(&aws, &format!("{name}-api")).await;
+    let method = || async {
+        let resources = aws.apigateway.get_resources().rest_api_id(&api).embed("methods").send().await.unwrap();
+        let pet = resources.items().iter().find(|r| r.path() == Some("/pets/{id}")).expect("/pets/{id}").clone();
+        let id = pet.id().unwrap_or_default().to_owned();
+        let read = aws.apigateway.get_method().rest_api_id(&api).resource_id(&id).http_method("GET").send().await;
+        (id, read.ok())
+    };
+    let (resource, _) = method().await;
+    let open = aws.apigateway.delete_method().rest_api_id(&api).resource_id(&resource).http_method("GET");
+    open.send().await.unwrap();
+    let put = aws.apigateway.put_method().rest_api_id(&api).resource_id(&resource).http_method("GET");
+    put.authorization_type("NONE").send().await.unwrap();
+
+    let diff = deployer(&stack, &proxy.url(), &["diff"], &env()).await;
+    assert!(diff.stdout.contains("-/+ api_route GET /pets/{id}"), "{}", diff.stdout);
+    assert!(diff.stdout.contains("authorization_type: \"NONE\" → \"CUSTOM\""), "{}", diff.stdout);
+    let apply = deployer(&stack, &proxy.url(), &["apply"], &env()).await;
+    assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
+    let (_, repaired) = method().await;
+    let repaired = repaired.expect("the method is back");
+    assert_eq!(repaired.authorization_type(), Some("CUSTOM"));
+    assert!(repaired.authorizer_id().is_some_and(|id| !id.is_empty()), "{repaired:?}");
+    assert_eq!(repaired.method_integration().and_then(|i| i.uri()), Some("https://backend.example.com/pets/{id}"));
+    assert_eq!(deployer(&stack, &proxy.url(), &["diff", "--detailed-exitcode"], &env()).await.code, 0);
+    assert_eq!(deployer(&stack, &proxy.url(), &["teardown"], &env()).await.code, 0);
+}
