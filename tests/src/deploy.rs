@@ -593,6 +593,47 @@ pub async fn snapshot(aws: &Clients, name: &str) -> Vec<String> {
     lines
 }
 
+/// One step of a plan as `--json` prints it: what tests assert on, rather
+/// than the printed text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Planned {
+    /// `kind name`, as the plan addresses it.
+    pub address: String,
+    /// `create`, `update`, `replace`, `delete`.
+    pub action: String,
+    /// `(field, old, new)`, values as the plan shows them.
+    pub fields: Vec<(String, String, String)>,
+}
+
+/// The steps of a `--json` plan (`diff --json`, `apply --json`) that change
+/// something. Panics, quoting it, on anything but a JSON plan.
+pub fn planned(stdout: &str) -> Vec<Planned> {
+    let plan: serde_json::Value =
+        serde_json::from_str(stdout).unwrap_or_else(|e| panic!("not a JSON plan ({e}): {stdout}"));
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+    plan["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|step| step["action"] != "no_op")
+        .map(|step| Planned {
+            address: format!("{} {}", text(&step["address"]["kind"]), text(&step["address"]["name"])),
+            action: text(&step["action"]),
+            fields: step["fields"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|f| (text(&f["field"]), text(&f["old"]), text(&f["new"])))
+                .collect(),
+        })
+        .collect()
+}
+
+/// The step of `steps` for `address` (`kind name`), if the plan has one.
+pub fn step<'a>(steps: &'a [Planned], address: &str) -> Option<&'a Planned> {
+    steps.iter().find(|s| s.address == address)
+}
+
 /// `snapshot` with the stack's name replaced by `STACK`, so two stacks of
 /// the same shape compare equal.
 pub async fn shape(aws: &Clients, name: &str) -> Vec<String> {

@@ -3,8 +3,8 @@
 //! Requests go through a recording proxy, so tests can count what was sent.
 
 use e2e::deploy::{
-    SECRET, StackDir, api_id, apply_in_order, clean_slate, clients, deployer, edge_yaml, env, pending, position,
-    stack_yaml,
+    SECRET, StackDir, api_id, apply_in_order, clean_slate, clients, deployer, edge_yaml, env, pending, planned,
+    position, stack_yaml, step,
 };
 use e2e::moto::Proxy;
 
@@ -671,9 +671,12 @@ async fn a_method_opened_behind_the_deployers_back_is_replaced_as_the_stack_says
     let put = aws.apigateway.put_method().rest_api_id(&api).resource_id(&resource).http_method("GET");
     put.authorization_type("NONE").send().await.unwrap();
 
-    let diff = deployer(&stack, &proxy.url(), &["diff"], &env()).await;
-    assert!(diff.stdout.contains("-/+ api_route GET /pets/{id}"), "{}", diff.stdout);
-    assert!(diff.stdout.contains("authorization_type: \"NONE\" → \"CUSTOM\""), "{}", diff.stdout);
+    let diff = deployer(&stack, &proxy.url(), &["diff", "--json"], &env()).await;
+    let steps = planned(&diff.stdout);
+    let route = step(&steps, "api_route GET /pets/{id}").unwrap_or_else(|| panic!("{steps:?}"));
+    assert_eq!(route.action, "replace", "{route:?}");
+    let authorization = ("authorization_type".to_owned(), "\"NONE\"".to_owned(), "\"CUSTOM\"".to_owned());
+    assert!(route.fields.contains(&authorization), "{route:?}");
     let apply = deployer(&stack, &proxy.url(), &["apply"], &env()).await;
     assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
     let (_, repaired) = method().await;

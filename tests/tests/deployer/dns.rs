@@ -501,8 +501,10 @@ async fn a_certificate_acm_issues_between_the_reviewed_plan_and_its_apply_is_wai
     let first = deployer(&stack, &proxy.url(), &["apply", "--wait-for-certificate", "0"], &env()).await;
     assert_eq!(first.code, 3, "the record is written, the certificate pending:\n{}\n{}", first.stdout, first.stderr);
     let plan = stack.path("plan.json");
-    let planned = must(&stack, &proxy, &["plan", "--out", plan.to_str().unwrap()]).await;
-    assert!(planned.stdout.contains("~ certificate_validation"), "{}", planned.stdout);
+    let reviewed = must(&stack, &proxy, &["plan", "--json", "--out", plan.to_str().unwrap()]).await;
+    let steps = e2e::deploy::planned(&reviewed.stdout);
+    let wait = e2e::deploy::step(&steps, &format!("certificate_validation {domain}"));
+    assert_eq!(wait.map(|w| w.action.as_str()), Some("update"), "the plan waits for ACM: {steps:?}");
     // Until ACM, as the deployer sees it (through the layer), says ISSUED.
     let through_layer = clients_at(&proxy.url()).await;
     let arn = acm_arn(&aws, &domain).await;

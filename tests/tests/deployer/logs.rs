@@ -5,7 +5,7 @@
 //! what else the stage records (`stage.monitoring`: X-Ray, per-method metrics).
 
 use aws_sdk_apigateway::types::{Op, PatchOperation};
-use e2e::deploy::{Clients, StackDir, api_id, clients, clients_in, deployer, env, snapshot, stack_yaml};
+use e2e::deploy::{Clients, StackDir, api_id, clients, clients_in, deployer, env, planned, snapshot, stack_yaml, step};
 use e2e::moto::Proxy;
 
 async fn retention_and_tag(aws: &Clients, group: &str) -> Option<(Option<i32>, Option<String>)> {
@@ -31,21 +31,12 @@ async fn the_functions_log_group_is_made_first_with_its_retention_and_an_untagge
     aws.logs.untag_resource().resource_arn(&arn).tag_keys("oauth-gateway:stack").send().await.unwrap();
     // The plan as a pipeline reads it (--json), values as a person reads them.
     let diff = deployer(&stack, &proxy.url(), &["diff", "--json"], &env()).await;
-    let plan: serde_json::Value = serde_json::from_str(&diff.stdout).expect("a JSON plan");
-    let step = plan["steps"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|s| s["address"]["kind"] == "log_group" && s["address"]["name"] == group.as_str())
-        .unwrap_or_else(|| panic!("no step for {group}: {plan}"));
-    assert_eq!(step["action"], "update");
-    let fields: Vec<(&str, &str, &str)> = step["fields"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|f| (f["field"].as_str().unwrap_or(""), f["old"].as_str().unwrap_or(""), f["new"].as_str().unwrap_or("")))
-        .collect();
-    assert_eq!(fields, [("retention_days", "(none)", "90"), ("tagged", "false", "true")], "the default: {plan}");
+    let steps = planned(&diff.stdout);
+    let group_step = step(&steps, &format!("log_group {group}")).unwrap_or_else(|| panic!("{steps:?}"));
+    assert_eq!(group_step.action, "update");
+    let expected = [("retention_days", "(none)", "90"), ("tagged", "false", "true")]
+        .map(|(f, o, n)| (f.to_owned(), o.to_owned(), n.to_owned()));
+    assert_eq!(group_step.fields, expected, "the default");
 
     let apply = deployer(&stack, &proxy.url(), &["apply"], &env()).await;
     assert_eq!(apply.code, 0, "{}\n{}", apply.stdout, apply.stderr);
@@ -325,30 +316,39 @@ async fn the_stages_tracing_and_per_method_metrics_follow_the_stack() {
         (stage.tracing_enabled(), metrics, stage.deployment_id().map(str::to_owned))
     };
     let (url, variables) = (proxy.url(), env());
+    // Each apply prints its plan as JSON (--json): what is asserted on.
     let apply = |monitoring: &'static str| {
         stack.write("stack.yaml", stack_yaml(name, monitoring));
-        deployer(&stack, &url, &["apply"], &variables)
+        deployer(&stack, &url, &["apply", "--json"], &variables)
+    };
+    let only = |stdout: &str| -> (String, Vec<String>) {
+        let steps = planned(stdout);
+        let step =
+            step(&steps, "stage_monitoring prod").unwrap_or_else(|| panic!("no stage_monitoring step: {steps:?}"));
+        (step.action.clone(), step.fields.iter().map(|(field, old, new)| format!("{field}: {old} → {new}")).collect())
     };
 
     let both = apply("  monitoring: { xray_tracing: true, detailed_metrics: true }\n").await;
     assert_eq!(both.code, 0, "{}\n{}", both.stdout, both.stderr);
-    assert!(both.stdout.contains("+ stage_monitoring prod"), "{}", both.stdout);
+    assert_eq!(only(&both.stdout), ("create".to_owned(), vec![]));
     let (tracing, metrics, deployment) = recorded().await;
     assert_eq!((tracing, metrics), (true, true));
     let again = apply("  monitoring: { xray_tracing: true, detailed_metrics: true }\n").await;
-    assert!(again.stdout.contains("No changes"), "{}", again.stdout);
+    assert_eq!(planned(&again.stdout), [], "no changes");
 
     let tracing_only = apply("  monitoring: { xray_tracing: true }\n").await;
     assert_eq!(tracing_only.code, 0, "{}\n{}", tracing_only.stdout, tracing_only.stderr);
-    assert!(tracing_only.stdout.contains("~ stage_monitoring prod"), "{}", tracing_only.stdout);
-    assert!(tracing_only.stdout.contains("detailed_metrics"), "{}", tracing_only.stdout);
-    assert!(!tracing_only.stdout.contains("xray_tracing"), "only what changed is shown: {}", tracing_only.stdout);
+    assert_eq!(
+        only(&tracing_only.stdout),
+        ("update".to_owned(), vec!["detailed_metrics: true → false".to_owned()]),
+        "only what changed"
+    );
     assert_eq!(recorded().await, (true, false, deployment.clone()), "a stage setting needs no new deployment");
 
     let neither = apply("").await;
     assert_eq!(neither.code, 0, "{}\n{}", neither.stdout, neither.stderr);
-    assert!(neither.stdout.contains("- stage_monitoring prod"), "{}", neither.stdout);
+    assert_eq!(only(&neither.stdout).0, "delete");
     assert_eq!(recorded().await, (false, false, deployment));
-    assert!(apply("").await.stdout.contains("No changes"));
+    assert_eq!(planned(&apply("").await.stdout), []);
     assert_eq!(deployer(&stack, &proxy.url(), &["teardown"], &env()).await.code, 0);
 }
