@@ -157,9 +157,20 @@ pub enum Place {
     Table,
 }
 
+/// `routes[2]: `, `default: `, or nothing: how a message names its place.
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Place::Route(index) => write!(f, "routes[{index}]: "),
+            Place::Default => f.write_str("default: "),
+            Place::Table => Ok(()),
+        }
+    }
+}
+
 /// A problem of a route table, and where it is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}{message}", match place { Place::Route(i) => format!("routes[{i}]: "), Place::Default => "default: ".to_owned(), Place::Table => String::new() })]
+#[error("{place}{message}")]
 pub struct RouteError {
     pub place: Place,
     pub message: String,

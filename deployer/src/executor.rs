@@ -98,7 +98,7 @@ pub async fn execute(
     let semaphore = Arc::new(Semaphore::new(CONCURRENCY));
     let groups: BTreeMap<&str, Arc<Semaphore>> = steps
         .iter()
-        .filter_map(|s| resources::kind(&s.address.kind).ok()?.write_group())
+        .filter_map(|s| resources::kind(&s.address.kind).ok()?.placement().write_group)
         .map(|group| (group, Arc::new(Semaphore::new(1))))
         .collect();
     let mut running = tokio::task::JoinSet::new();
@@ -132,7 +132,8 @@ pub async fn execute(
             };
             let aws = aws.clone();
             let semaphore = semaphore.clone();
-            let group = resources::kind(&address.kind).ok().and_then(|k| groups.get(k.write_group()?)).cloned();
+            let group =
+                resources::kind(&address.kind).ok().and_then(|k| groups.get(k.placement().write_group?)).cloned();
             running.spawn(async move {
                 // The group first: a step waiting for its group holds no
                 // place another service's step could use.
@@ -238,7 +239,7 @@ impl Job {
                 anyhow::bail!("{address} exists but does not carry the stack's tag; refusing to take it over")
             }
             None => {
-                if let Some(moved) = self.step.deviation(Action::Create, &[]) {
+                if let Some(moved) = self.step.deviation(Action::Create, &[], false) {
                     return Err(moved.into());
                 }
                 eprintln!("  creating {address}");
@@ -247,10 +248,7 @@ impl Job {
             }
             Some(found) => {
                 let mut diff = kind.diff(spec, &found.state)?;
-                // A wait that finds AWS where it waited for it to be has
-                // nothing to write: no change to the plan.
-                let reached = diff.is_empty() && kind.waits_only();
-                if !reached && let Some(moved) = self.step.deviation(diff.action(), &diff.fields) {
+                if let Some(moved) = self.step.deviation(diff.action(), &diff.fields, kind.waits_only()) {
                     return Err(moved.into());
                 }
                 for planned in self.step.fields.iter().filter(|f| f.forced) {

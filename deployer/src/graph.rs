@@ -59,7 +59,7 @@ pub fn table() -> String {
         if !kind.observed_under().is_empty() {
             notes.push(format!("read inside {}", kind.observed_under().join(", ")));
         }
-        if kind.deleted_with_parent() {
+        if kind.placement().deleted_with_parent {
             notes.push("deleted with its parent".to_owned());
         }
         let after = if kind.depends_on().is_empty() { "-".to_owned() } else { kind.depends_on().join(", ") };

@@ -53,7 +53,8 @@ fn kind(step: &Step) -> Option<&'static dyn DynPlan> {
 /// stage, the base path mapping, the execute-api switch): what a snapshotted
 /// delete must not wait for.
 fn deployed_by_now(kind: &dyn DynPlan) -> bool {
-    kind.deploys() || graph::ancestors(kind.name()).iter().any(|a| resources::plan_kind(a).is_ok_and(|k| k.deploys()))
+    kind.placement().deploys
+        || graph::ancestors(kind.name()).iter().any(|a| resources::plan_kind(a).is_ok_and(|k| k.placement().deploys))
 }
 
 /// Whether `step` waits for `other`; `referenced`: what `step`'s spec refers to.
@@ -65,10 +66,13 @@ fn waits_for(step: &Step, other: &Step, referenced: &BTreeSet<Address>) -> bool 
     match (is_delete(step), is_delete(other)) {
         (false, false) => above_me || referenced.contains(&other.address),
         (false, true) => {
-            (mine.deploys() && theirs.snapshotted()) || (mine.name() == theirs.name() && mine.deletes_first())
+            (mine.placement().deploys && theirs.placement().snapshotted)
+                || (mine.name() == theirs.name() && mine.placement().deletes_first)
         }
-        (true, true) => below_me && (!mine.snapshotted() || theirs.snapshotted()),
-        (true, false) if mine.snapshotted() => below_me && !deployed_by_now(theirs) && !mine.deletes_first(),
+        (true, true) => below_me && (!mine.placement().snapshotted || theirs.placement().snapshotted),
+        (true, false) if mine.placement().snapshotted => {
+            below_me && !deployed_by_now(theirs) && !mine.placement().deletes_first
+        }
         (true, false) => true,
     }
 }

@@ -220,16 +220,19 @@ pub struct Moved {
 impl Step {
     /// Whether `now` (the action and fields a fresh read calls for) is still
     /// this step. A create that finds its resource as wanted (a killed run
-    /// made it) is; forced fields (a redeployment) are the planner's and not
+    /// made it) is; so is a wait (`waits_only`: its update writes nothing)
+    /// that finds AWS where it waited for it to be (a certificate issued
+    /// since); forced fields (a redeployment) are the planner's and not
     /// compared; a planned field whose new value was "known after apply" may
     /// have turned out equal. Anything else that differs, in the action, the
     /// fields or a field's old value, is AWS having moved.
-    pub fn deviation(&self, now: Action, fields: &[FieldChange]) -> Option<Moved> {
+    pub fn deviation(&self, now: Action, fields: &[FieldChange], waits_only: bool) -> Option<Moved> {
         let planned: Vec<&FieldChange> = self.fields.iter().filter(|f| !f.forced).collect();
         let now_fields: Vec<&FieldChange> = fields.iter().filter(|f| !f.forced).collect();
         let moved = || Moved { planned: describe(self.action, &planned), now: describe(now, &now_fields) };
         match (self.action, now) {
             (Action::Create, Action::Create | Action::NoOp) => return None,
+            (Action::Update, Action::NoOp) if waits_only => return None,
             (Action::Update, Action::Update | Action::NoOp) | (Action::Replace, Action::Replace) => {}
             _ => return Some(moved()),
         }
@@ -437,28 +440,30 @@ mod tests {
     #[test]
     fn a_step_binds_its_action_its_fields_and_their_old_values() {
         let planned = step(Action::Update, vec![field("variables", "{tier: gold}", "{tier: silver}")]);
-        assert_eq!(planned.deviation(Action::Update, &planned.fields.clone()), None, "as planned");
+        assert_eq!(planned.deviation(Action::Update, &planned.fields.clone(), false), None, "as planned");
         let more = [planned.fields[0].clone(), field("throttling", "50", "100")];
-        let moved = planned.deviation(Action::Update, &more).expect("a field nobody reviewed");
+        let moved = planned.deviation(Action::Update, &more, false).expect("a field nobody reviewed");
         assert_eq!(moved.planned, "update of [variables: {tier: gold} → {tier: silver}]");
         assert!(moved.now.contains("throttling: 50 → 100"), "{moved}");
         assert!(moved.to_string().starts_with("AWS changed since the plan: planned update of [variables"), "{moved}");
         let other_old = [field("variables", "{tier: bronze}", "{tier: silver}")];
-        assert!(planned.deviation(Action::Update, &other_old).is_some(), "the field moved under the plan");
-        assert!(planned.deviation(Action::Update, &[]).is_some(), "someone else made the change");
-        assert!(planned.deviation(Action::Create, &[]).is_some(), "it is gone");
-        assert!(planned.deviation(Action::Replace, &planned.fields.clone()).is_some());
+        assert!(planned.deviation(Action::Update, &other_old, false).is_some(), "the field moved under the plan");
+        assert!(planned.deviation(Action::Update, &[], false).is_some(), "someone else made the change");
+        assert_eq!(planned.deviation(Action::NoOp, &[], true), None, "a wait AWS finished since the plan");
+        assert!(planned.deviation(Action::NoOp, &[], false).is_some(), "not a wait: someone else made it");
+        assert!(planned.deviation(Action::Create, &[], false).is_some(), "it is gone");
+        assert!(planned.deviation(Action::Replace, &planned.fields.clone(), false).is_some());
 
         let create = step(Action::Create, vec![]);
-        assert_eq!(create.deviation(Action::Create, &[]), None);
-        assert_eq!(create.deviation(Action::NoOp, &[]), None, "made as wanted by a run that was killed");
-        assert!(create.deviation(Action::Update, &[field("a", "1", "2")]).is_some(), "made otherwise");
+        assert_eq!(create.deviation(Action::Create, &[], false), None);
+        assert_eq!(create.deviation(Action::NoOp, &[], false), None, "made as wanted by a run that was killed");
+        assert!(create.deviation(Action::Update, &[field("a", "1", "2")], false).is_some(), "made otherwise");
 
         let forced = FieldChange { forced: true, ..field("deployment", "current", "new") };
         let redeploy = step(Action::Update, vec![forced.clone()]);
-        assert_eq!(redeploy.deviation(Action::NoOp, &[]), None, "the planner's redeployment is not compared");
+        assert_eq!(redeploy.deviation(Action::NoOp, &[], false), None, "the planner's redeployment is not compared");
         let later = step(Action::Update, vec![field("web_acl", "arn:1", "(arn of web_acl a, known after apply)")]);
-        assert_eq!(later.deviation(Action::NoOp, &[]), None, "a value known after apply may turn out equal");
+        assert_eq!(later.deviation(Action::NoOp, &[], false), None, "a value known after apply may turn out equal");
     }
 
     #[test]

@@ -152,7 +152,7 @@ pub fn plan_as(runner: Runner, stack: &str, desired: &[Desired], observed: &Obse
                     .parent
                     .as_ref()
                     .is_some_and(|parent| observed.get(parent).is_some_and(|p| unwanted(parent, p.ownership)));
-                !(kind.deleted_with_parent() && parent_goes)
+                !(kind.placement().deleted_with_parent && parent_goes)
             })
             .map(|(address, _)| address)
             .collect();
@@ -202,13 +202,13 @@ fn redeploy_if_needed(plan: &mut Plan) {
     let causes: Vec<String> = plan
         .steps
         .iter()
-        .filter(|s| s.action != Action::NoOp && kind_of(s).is_some_and(|k| k.needs_deployment()))
+        .filter(|s| s.action != Action::NoOp && kind_of(s).is_some_and(|k| k.placement().needs_deployment))
         .map(|s| s.address.to_string())
         .collect();
     if causes.is_empty() {
         return;
     }
-    for step in plan.steps.iter_mut().filter(|s| kind_of(s).is_some_and(|k| k.deploys())) {
+    for step in plan.steps.iter_mut().filter(|s| kind_of(s).is_some_and(|k| k.placement().deploys)) {
         if matches!(step.action, Action::NoOp | Action::Update) {
             step.action = Action::Update;
             step.fields.push(FieldChange {

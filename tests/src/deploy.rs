@@ -597,8 +597,8 @@ pub async fn snapshot(aws: &Clients, name: &str) -> Vec<String> {
 /// than the printed text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Planned {
-    /// `kind name`, as the plan addresses it.
-    pub address: String,
+    pub kind: String,
+    pub name: String,
     /// `create`, `update`, `replace`, `delete`.
     pub action: String,
     /// `(field, old, new)`, values as the plan shows them.
@@ -617,7 +617,8 @@ pub fn planned(stdout: &str) -> Vec<Planned> {
         .flatten()
         .filter(|step| step["action"] != "no_op")
         .map(|step| Planned {
-            address: format!("{} {}", text(&step["address"]["kind"]), text(&step["address"]["name"])),
+            kind: text(&step["address"]["kind"]),
+            name: text(&step["address"]["name"]),
             action: text(&step["action"]),
             fields: step["fields"]
                 .as_array()
@@ -631,7 +632,7 @@ pub fn planned(stdout: &str) -> Vec<Planned> {
 
 /// The step of `steps` for `address` (`kind name`), if the plan has one.
 pub fn step<'a>(steps: &'a [Planned], address: &str) -> Option<&'a Planned> {
-    steps.iter().find(|s| s.address == address)
+    steps.iter().find(|s| address.split_once(' ') == Some((s.kind.as_str(), s.name.as_str())))
 }
 
 /// `snapshot` with the stack's name replaced by `STACK`, so two stacks of

@@ -64,7 +64,7 @@ fn every_kind_is_registered_and_what_can_be_left_behind_is_in_the_tests_snapshot
             missing.push(format!("{module}: implements Kind but is not in REGISTRY under its module's name"));
         }
     }
-    for kind in registry.iter().filter(|k| !k.deleted_with_parent()) {
+    for kind in registry.iter().filter(|k| !k.placement().deleted_with_parent) {
         let kind = kind.name();
         let said_why =
             snapshot.lines().any(|l| l.contains("not in the snapshot:") && words(l).iter().any(|w| w == kind));

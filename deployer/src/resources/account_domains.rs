@@ -20,7 +20,7 @@ pub async fn listed(aws: &Aws, shared: &SharedReads) -> anyhow::Result<Arc<Vec<D
 }
 
 /// Every custom domain of the account and region, read now.
-pub async fn list(aws: &Aws) -> anyhow::Result<Vec<DomainName>> {
+async fn list(aws: &Aws) -> anyhow::Result<Vec<DomainName>> {
     aws.apigateway
         .get_domain_names()
         .limit(500)
@@ -33,7 +33,7 @@ pub async fn list(aws: &Aws) -> anyhow::Result<Vec<DomainName>> {
 }
 
 /// Whether `domain` carries `stack`'s tag.
-pub fn is_owned_by(domain: &DomainName, stack: &str) -> bool {
+fn is_owned_by(domain: &DomainName, stack: &str) -> bool {
     domain.tags().and_then(|t| t.get(OWNER_TAG)).is_some_and(|owner| owner == stack)
 }
 

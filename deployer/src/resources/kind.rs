@@ -440,13 +440,8 @@ pub trait DynPlan: Send + Sync {
     fn name(&self) -> &'static str;
     fn depends_on(&self) -> &'static [&'static str];
     fn observed_under(&self) -> &'static [&'static str];
-    fn needs_deployment(&self) -> bool;
-    fn deploys(&self) -> bool;
-    fn deleted_with_parent(&self) -> bool;
+    fn placement(&self) -> Placement;
     fn update_changes(&self) -> &'static [&'static str];
-    fn snapshotted(&self) -> bool;
-    fn deletes_first(&self) -> bool;
-    fn write_group(&self) -> Option<&'static str>;
     fn read_back(&self) -> bool;
     fn waits_only(&self) -> bool;
     fn operator(&self) -> bool;
@@ -509,26 +504,11 @@ impl<K: Kind> DynPlan for Registered<K> {
     fn observed_under(&self) -> &'static [&'static str] {
         K::OBSERVED_UNDER
     }
-    fn needs_deployment(&self) -> bool {
-        K::PLACEMENT.needs_deployment
-    }
-    fn deploys(&self) -> bool {
-        K::PLACEMENT.deploys
-    }
-    fn deleted_with_parent(&self) -> bool {
-        K::PLACEMENT.deleted_with_parent
+    fn placement(&self) -> Placement {
+        K::PLACEMENT
     }
     fn update_changes(&self) -> &'static [&'static str] {
         K::UPDATE_CHANGES
-    }
-    fn snapshotted(&self) -> bool {
-        K::PLACEMENT.snapshotted
-    }
-    fn deletes_first(&self) -> bool {
-        K::PLACEMENT.deletes_first
-    }
-    fn write_group(&self) -> Option<&'static str> {
-        K::PLACEMENT.write_group
     }
     fn read_back(&self) -> bool {
         K::READ_BACK

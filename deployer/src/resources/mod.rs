@@ -15,7 +15,7 @@
 //! planner orders steps by, the executor runs forward (creates, updates) and
 //! in reverse (deletes), and teardown is a plan with nothing desired.
 //! Adding a kind means its module and its line in `kinds!` below: its
-//! names, permissions, dependencies and documentation are in the module
+//! permissions, dependencies and documentation are in the module
 //! (`deployer policy` and `deployer kinds` read them from the registry).
 //!
 //! Modules never read stack.yaml: each derives its desired instances from
@@ -97,7 +97,7 @@ pub fn context<'a>(
     partition: &'a str,
     package: Option<&'a crate::package::Package>,
 ) -> Context<'a> {
-    let arns = crate::stack::names::Arns { partition, region, account };
-    let role_permissions = role_permissions(&crate::grants::Grants { stack, arns });
-    Context { stack, account, region, partition, package, role_permissions }
+    let mut context = Context { stack, account, region, partition, package, role_permissions: Vec::new() };
+    context.role_permissions = role_permissions(&context.grants());
+    context
 }

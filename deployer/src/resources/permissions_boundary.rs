@@ -23,7 +23,7 @@ use serde_json::Value;
 use super::kind::{Context, Diff, Found, Kind, KindIo, OWNER_TAG, Ownership, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
-use crate::grants::{Access, Grants, Statement, Target};
+use crate::grants::{Access, Grants, Statement};
 use crate::plan::Outputs;
 use crate::stack::names;
 
@@ -89,12 +89,10 @@ impl Kind for PermissionsBoundary {
     type Field = Field;
 
     fn desired(context: &Context<'_>) -> anyhow::Result<Vec<Spec>> {
-        let target = Target { account: context.account, region: context.region, partition: context.partition };
-        let grants = Grants::new(context.stack, &target);
         Ok(vec![Spec {
             stack: context.stack.name.clone(),
             name: names::permissions_boundary(&context.stack.name),
-            arn: arn(&grants),
+            arn: arn(&context.grants()),
             document: document(&context.role_permissions),
         }])
     }

@@ -196,7 +196,13 @@ fn throttling_patch(spec: &Spec) -> Vec<PatchOperation> {
     ]
 }
 
-async fn patch(aws: &Aws, api_id: &str, stage: &str, operations: Vec<PatchOperation>) -> anyhow::Result<()> {
+/// Applies `operations` to the stage (nothing to apply: no call).
+pub(super) async fn patch(
+    aws: &Aws,
+    api_id: &str,
+    stage: &str,
+    operations: Vec<PatchOperation>,
+) -> anyhow::Result<()> {
     if operations.is_empty() {
         return Ok(());
     }

@@ -55,24 +55,24 @@ fn records(state: &State) -> bool {
     state.xray_tracing || state.detailed_metrics
 }
 
-/// Writes the settings `write` picks, as `xray_tracing` and `detailed_metrics` say.
-async fn write(
-    aws: &Aws,
-    (api_id, stage): (&str, &str),
-    (xray_tracing, detailed_metrics): (bool, bool),
-    write: &[Field],
-) -> anyhow::Result<()> {
-    let replace = |path: &str, on: bool| PatchOperation::builder().op(Op::Replace).path(path).value(on.to_string()).build();
-    let operations = write
+/// Sets each setting of `settings` on the stage.
+async fn write(aws: &Aws, api_id: &str, stage: &str, settings: &[(Field, bool)]) -> anyhow::Result<()> {
+    let operations = settings
         .iter()
-        .map(|field| match field {
-            Field::XrayTracing => replace("/tracingEnabled", xray_tracing),
-            Field::DetailedMetrics => replace("/*/*/metrics/enabled", detailed_metrics),
+        .map(|(field, on)| {
+            let path = match field {
+                Field::XrayTracing => "/tracingEnabled",
+                Field::DetailedMetrics => "/*/*/metrics/enabled",
+            };
+            PatchOperation::builder().op(Op::Replace).path(path).value(on.to_string()).build()
         })
         .collect();
-    let update = aws.apigateway.update_stage().rest_api_id(api_id).stage_name(stage);
-    update.set_patch_operations(Some(operations)).send().await.aws("UpdateStage")?;
-    Ok(())
+    super::stage::patch(aws, api_id, stage, operations).await
+}
+
+/// Each field with the value `spec` wants.
+fn wanted(spec: &Spec) -> [(Field, bool); 2] {
+    [(Field::XrayTracing, spec.xray_tracing), (Field::DetailedMetrics, spec.detailed_metrics)]
 }
 
 super::kind::fields! {
@@ -148,8 +148,7 @@ impl KindIo for StageMonitoring {
 
     async fn create(aws: &Aws, spec: &Spec) -> anyhow::Result<State> {
         let api_id = spec.api_id.known()?;
-        let fields = [Field::XrayTracing, Field::DetailedMetrics];
-        write(aws, (api_id, &spec.stage), (spec.xray_tracing, spec.detailed_metrics), &fields).await?;
+        write(aws, api_id, &spec.stage, &wanted(spec)).await?;
         Ok(State {
             api_id: api_id.to_owned(),
             stage: spec.stage.clone(),
@@ -159,14 +158,14 @@ impl KindIo for StageMonitoring {
     }
 
     async fn update(aws: &Aws, spec: &Spec, state: &State, diff: &Diff<Field>) -> anyhow::Result<State> {
-        let fields: Vec<Field> = [Field::XrayTracing, Field::DetailedMetrics].into_iter().filter(|f| diff.has(*f)).collect();
-        write(aws, (&state.api_id, &state.stage), (spec.xray_tracing, spec.detailed_metrics), &fields).await?;
+        let changed: Vec<(Field, bool)> = wanted(spec).into_iter().filter(|(field, _)| diff.has(*field)).collect();
+        write(aws, &state.api_id, &state.stage, &changed).await?;
         Ok(State { xray_tracing: spec.xray_tracing, detailed_metrics: spec.detailed_metrics, ..state.clone() })
     }
 
     async fn delete(aws: &Aws, state: &State) -> anyhow::Result<()> {
-        let fields = [Field::XrayTracing, Field::DetailedMetrics];
-        write(aws, (&state.api_id, &state.stage), (false, false), &fields).await
+        let off = [(Field::XrayTracing, false), (Field::DetailedMetrics, false)];
+        write(aws, &state.api_id, &state.stage, &off).await
     }
 }
 

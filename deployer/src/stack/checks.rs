@@ -691,7 +691,7 @@ impl Checks<'_> {
 
 /// `api.routes` and `api.default` as the authorizer's route table, typed
 /// (`ROUTES` is its JSON). The API has one stage, so no entry names one.
-pub fn route_table(raw: &RawApi) -> TableSpec {
+fn route_table(raw: &RawApi) -> TableSpec {
     let matching = |m: ScopeMatch| match m {
         ScopeMatch::All => Matching::All,
         ScopeMatch::Any => Matching::Any,

@@ -49,14 +49,8 @@ async fn a_saved_plan_is_carried_out_exactly_or_refused() {
     // A fresh plan is carried out: exactly its steps.
     let planned = deployer(&stack, &proxy.url(), &["plan", "--out", plan_arg, "--json"], &env()).await;
     assert_eq!(planned.code, 0, "{}", planned.stderr);
-    let plan: serde_json::Value = serde_json::from_str(&planned.stdout).unwrap();
-    let steps: Vec<String> = plan["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["action"] != "no_op")
-        .map(|s| format!("{} {}", s["address"]["kind"].as_str().unwrap(), s["action"].as_str().unwrap()))
-        .collect();
+    let steps: Vec<String> =
+        e2e::deploy::planned(&planned.stdout).iter().map(|s| format!("{} {}", s.kind, s.action)).collect();
     assert_eq!(steps, ["api_authorizer update", "stage update"]);
     proxy.reset();
     let applied = deployer(&stack, &proxy.url(), &["apply", plan_arg], &env()).await;
