@@ -19,6 +19,7 @@ use reqwest::Url;
 use crate::algorithms;
 use crate::binding::{BindingMode, CertAllowlist};
 use crate::dpop::{DpopMode, DpopSettings};
+use crate::replay_store::ReplayStore;
 use crate::routes::RouteTable;
 
 /// One bad setting: which variable, and what is wrong with it.
@@ -61,6 +62,7 @@ pub const VARIABLES: &[&str] = &[
     "DPOP",
     "DPOP_ALGORITHMS",
     "DPOP_IAT_WINDOW_SECONDS",
+    "DPOP_REPLAY_STORE",
     "ROUTES",
     "POLICY_SHAPE",
     "REALM",
@@ -391,7 +393,7 @@ fn dpop_settings(env: &Vars, validation: &Validation) -> Result<DpopSettings, Co
         other => return Err(ConfigError::new("DPOP", format!("{other:?}: expected off, allowed or required"))),
     };
     if mode == DpopMode::Off {
-        for name in ["DPOP_ALGORITHMS", "DPOP_IAT_WINDOW_SECONDS"] {
+        for name in ["DPOP_ALGORITHMS", "DPOP_IAT_WINDOW_SECONDS", crate::replay_store::VARIABLE] {
             if env.optional(name).is_some() {
                 return Err(ConfigError::new(name, "is set but DPOP is off"));
             }
@@ -410,6 +412,10 @@ fn dpop_settings(env: &Vars, validation: &Validation) -> Result<DpopSettings, Co
         mode,
         algorithms,
         iat_window: Duration::from_secs(env.number("DPOP_IAT_WINDOW_SECONDS", 60, 1..=600)?),
+        replay_store: match env.optional(crate::replay_store::VARIABLE) {
+            None => ReplayStore::Memory,
+            Some(text) => ReplayStore::parse(text)?,
+        },
     })
 }
 

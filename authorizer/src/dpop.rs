@@ -13,8 +13,10 @@
 //! `jti` so the same proof is refused if it comes again.
 //!
 //! The replay cache lives in this function instance's memory: it stops a
-//! proof being replayed to the same instance within the window, not to
-//! another instance (see docs/authorizer.md, "DPoP").
+//! proof being replayed to the same instance within the window. With
+//! `DPOP_REPLAY_STORE=dynamodb:TABLE`, a proof this cache accepts is then
+//! recorded in a table every instance shares ([`crate::replay_store`]), which
+//! refuses it on every other instance too (see docs/authorizer.md, "DPoP").
 //!
 //! Time here is [`ProofClock`]: the authorizer's wall clock, read again
 //! every [`REANCHOR`] of monotonic time and advanced by the monotonic clock
@@ -42,6 +44,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::algorithms;
 use crate::clock::Clock;
+use crate::replay_store::{Recorded, ReplayStore, SharedReplayStore};
 
 /// Whether `Authorization: DPoP` (RFC 9449) is accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,11 +60,26 @@ pub enum DpopMode {
 #[derive(Debug, Clone)]
 pub struct DpopSettings {
     pub mode: DpopMode,
+    /// Where accepted proofs are remembered: this instance's memory, and
+    /// with `DPOP_REPLAY_STORE` a table every instance shares.
+    pub replay_store: ReplayStore,
     /// Algorithms a proof may be signed with.
     pub algorithms: Vec<Algorithm>,
     /// A proof's `iat` may be this far from now, either way; its `jti` is
     /// remembered as long as the proof could be accepted.
     pub iat_window: Duration,
+}
+
+impl Default for DpopSettings {
+    /// Off, every supported algorithm, a minute's window, memory only.
+    fn default() -> Self {
+        DpopSettings {
+            mode: DpopMode::Off,
+            replay_store: ReplayStore::Memory,
+            algorithms: algorithms::SUPPORTED.to_vec(),
+            iat_window: Duration::from_secs(60),
+        }
+    }
 }
 
 /// Longer proofs are refused before any parsing (a proof with an RSA-4096 key is ~2 KiB).
@@ -104,6 +122,8 @@ pub enum DpopError {
     Replayed,
     #[error("too many DPoP proofs inside their window to remember another")]
     ReplayCacheFull,
+    #[error("the shared DPoP replay store could not record the proof")]
+    ReplayStoreUnavailable,
 }
 
 /// What a request offers a proof to be checked against.
@@ -184,15 +204,20 @@ pub struct DpopVerifier {
     algorithms: Vec<Algorithm>,
     window_seconds: u64,
     replay: ReplayCache,
+    /// The table every instance records proofs in, when configured.
+    shared: Option<SharedReplayStore>,
     clock: ProofClock,
 }
 
 impl DpopVerifier {
-    pub fn new(settings: &DpopSettings, clock: Clock) -> DpopVerifier {
+    /// `shared` is the store `settings.replay_store` names, built by the
+    /// caller (it needs the function's AWS access).
+    pub fn new(settings: &DpopSettings, clock: Clock, shared: Option<SharedReplayStore>) -> DpopVerifier {
         DpopVerifier {
             algorithms: settings.algorithms.clone(),
             window_seconds: settings.iat_window.as_secs(),
             replay: ReplayCache::new(REPLAY_CACHE_ENTRIES),
+            shared,
             clock: ProofClock::new(clock),
         }
     }
@@ -281,8 +306,23 @@ impl DpopVerifier {
     /// Records a verified proof as used; refuses one that was used before.
     /// Called once the proof has been accepted for this request. Expiry
     /// runs on this verifier's own clock, the one [`DpopVerifier::now`] gives.
-    pub fn remember(&self, proof: &VerifiedProof) -> Result<(), DpopError> {
-        self.replay.insert(proof.replay_key, proof.acceptable_until, self.clock.now())
+    ///
+    /// This instance's cache first (a replay to it costs no call), then the
+    /// shared store, if any: a proof another instance recorded is a replay;
+    /// a store that cannot answer refuses the request (500), and the proof
+    /// is forgotten here again, so a retry of it asks the store anew.
+    pub async fn remember(&self, proof: &VerifiedProof) -> Result<(), DpopError> {
+        self.replay.insert(proof.replay_key, proof.acceptable_until, self.clock.now())?;
+        let Some(shared) = &self.shared else { return Ok(()) };
+        match shared.record(&proof.replay_key, proof.acceptable_until).await {
+            Ok(Recorded::First) => Ok(()),
+            Ok(Recorded::Replayed) => Err(DpopError::Replayed),
+            Err(error) => {
+                self.replay.forget(&proof.replay_key);
+                tracing::error!(table = shared.table(), "{error}");
+                Err(DpopError::ReplayStoreUnavailable)
+            }
+        }
     }
 }
 
@@ -352,6 +392,11 @@ struct ReplayState {
 impl ReplayCache {
     fn new(capacity: usize) -> ReplayCache {
         ReplayCache { state: Mutex::new(ReplayState::default()), capacity }
+    }
+
+    /// Drops `key`'s entry (its expiry stays queued: dropping it later finds nothing).
+    fn forget(&self, key: &[u8; 32]) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).seen.remove(key);
     }
 
     fn insert(&self, key: [u8; 32], until: u64, now: u64) -> Result<(), DpopError> {

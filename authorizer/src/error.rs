@@ -72,7 +72,7 @@ impl Rejection {
             Jwt(JwtError::Keys(JwksError::Fetch(_))) => Status::ServerError,
             Introspection(IntrospectionError::Fetch(_) | IntrospectionError::BadResponse) => Status::ServerError,
             Authlete(_) => Status::ServerError,
-            Dpop(DpopError::ReplayCacheFull) => Status::ServerError,
+            Dpop(DpopError::ReplayCacheFull | DpopError::ReplayStoreUnavailable) => Status::ServerError,
             Credentials(_) | TokenTooLarge | Jwt(_) | Introspection(_) | AuthleteUnauthorized | Dpop(_)
             | Binding(_) | ClaimCheck(_) => Status::Unauthorized,
             AuthleteForbidden { .. }
@@ -137,6 +137,7 @@ impl Rejection {
                 DpopError::AccessTokenHash => "dpop_ath_mismatch",
                 DpopError::Replayed => "dpop_replayed",
                 DpopError::ReplayCacheFull => "dpop_replay_cache_full",
+                DpopError::ReplayStoreUnavailable => "dpop_replay_store_unavailable",
             },
             Binding(e) => match e {
                 BindingError::NoCertificate => "binding_no_certificate",
@@ -196,12 +197,10 @@ pub fn unauthorized_challenge(realm: &str, dpop: &DpopSettings) -> String {
 mod tests {
     use super::*;
     use jsonwebtoken::Algorithm;
-    use std::time::Duration;
 
     #[test]
     fn unauthorized_challenges_name_the_accepted_schemes() {
-        let dpop =
-            |mode| DpopSettings { mode, algorithms: vec![Algorithm::ES256], iat_window: Duration::from_secs(60) };
+        let dpop = |mode| DpopSettings { mode, algorithms: vec![Algorithm::ES256], ..DpopSettings::default() };
         assert_eq!(unauthorized_challenge("pets", &dpop(DpopMode::Off)), "Bearer realm=\"pets\"");
         assert_eq!(
             unauthorized_challenge("pets", &dpop(DpopMode::Allowed)),

@@ -16,6 +16,7 @@
 pub mod algorithms;
 pub mod arn;
 pub mod authlete;
+pub mod aws;
 pub mod binding;
 pub mod clock;
 pub mod config;
@@ -28,6 +29,7 @@ pub mod jwks;
 pub mod jwt;
 pub mod lambda;
 pub mod policy;
+pub mod replay_store;
 pub mod request;
 pub mod response;
 pub mod routes;
@@ -54,6 +56,7 @@ use dpop::{DpopError, DpopVerifier, ProofContext, VerifiedProof};
 use introspection::{Introspector, TokenKey};
 use jwt::JwtVerifier;
 use policy::{Effect, PolicyDocument};
+use replay_store::{ReplayStore, SharedReplayStore};
 use request::{ClientCert, Credentials, Scheme};
 use response::Context;
 use routes::Requirement;
@@ -180,7 +183,28 @@ impl Authorizer {
     /// [`Authorizer::new`], reading the time from `clock` (tests move a
     /// [`ManualClock`] instead of waiting).
     pub async fn with_clock(config: Config, clock: Clock) -> Result<Authorizer, InitError> {
+        // Only a shared replay store calls AWS per request: nothing read otherwise.
+        let aws = match config.dpop.replay_store {
+            ReplayStore::Memory => None,
+            ReplayStore::DynamoDb { .. } => Some(aws::AwsAccess::from_env(replay_store::VARIABLE)?),
+        };
+        Authorizer::with_aws(config, clock, aws).await
+    }
+
+    /// [`Authorizer::with_clock`], calling AWS (the shared replay store) with
+    /// `aws` rather than the process environment's region and credentials.
+    pub async fn with_aws(config: Config, clock: Clock, aws: Option<aws::AwsAccess>) -> Result<Authorizer, InitError> {
         let http = http::client(config.http_timeout)?;
+        let shared_replay_store = match (&config.dpop.replay_store, aws) {
+            (ReplayStore::Memory, _) => None,
+            (ReplayStore::DynamoDb { table }, Some(aws)) => {
+                Some(SharedReplayStore::new(table.clone(), aws, http.clone(), clock.clone(), config.http_timeout))
+            }
+            (ReplayStore::DynamoDb { .. }, None) => {
+                let problem = "needs the function's AWS region and credentials";
+                return Err(ConfigError::new(replay_store::VARIABLE, problem).into());
+            }
+        };
         let discovered = match &config.discovery {
             Some(issuer) => Some((issuer.as_str(), discovery::discover(&http, issuer).await?)),
             None => None,
@@ -219,7 +243,7 @@ impl Authorizer {
             verifier.jwks().hydrate().await?;
         }
         Ok(Authorizer {
-            dpop: DpopVerifier::new(&config.dpop, clock),
+            dpop: DpopVerifier::new(&config.dpop, clock, shared_replay_store),
             dpop_algs: algorithms::names(&config.dpop.algorithms),
             config,
             validator,
@@ -317,7 +341,7 @@ impl Authorizer {
 
         // 5. A proof is good for one request only.
         if let Some(proof) = &proof {
-            self.dpop.remember(proof)?;
+            self.dpop.remember(proof).await?;
         }
 
         // 6. The library user's own checks.

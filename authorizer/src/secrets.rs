@@ -14,23 +14,19 @@
 //!   `"secretsmanager:NAME-OR-ARN"` (the secret's text, current version).
 //!
 //! Either joins the environment's variables before [`crate::Config::from_map`]
-//! checks them all. Each read is one call, signed with SigV4 by the
-//! function's own credentials (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
-//! `AWS_SESSION_TOKEN`, as Lambda sets them) to the service's regional
-//! endpoint (`AWS_ENDPOINT_URL_SECRETS_MANAGER`, `AWS_ENDPOINT_URL_SSM` or
-//! `AWS_ENDPOINT_URL` override it, as in the AWS SDKs). Every failure is an
+//! checks them all. Each read is one signed call ([`crate::aws`]: the
+//! function's own credentials, the service's regional endpoint unless
+//! `AWS_ENDPOINT_URL_SECRETS_MANAGER`, `AWS_ENDPOINT_URL_SSM` or
+//! `AWS_ENDPOINT_URL` overrides it). Every failure is an
 //! init error naming the variable: the function never starts with a secret
 //! missing. Without either variable, nothing is read and nothing is built.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use aws_sigv4::sign::v4;
-use aws_smithy_runtime_api::client::identity::Identity;
 use serde_json::Value;
 
+use crate::aws::{AwsAccess, Service, text_at};
 use crate::clock::Clock;
 use crate::config::{ConfigError, SECRET_VARIABLES};
 
@@ -85,154 +81,18 @@ pub fn references_variable(references: &BTreeMap<String, Reference>) -> String {
     serde_json::to_string(&map).unwrap_or_default()
 }
 
-/// The services read at init, each for its one operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Service {
-    SecretsManager,
-    Ssm,
-}
-
-impl Service {
-    const ALL: [Service; 2] = [Service::SecretsManager, Service::Ssm];
-
-    /// Its SigV4 signing name, and the first label of its endpoint.
-    fn name(self) -> &'static str {
-        match self {
-            Service::SecretsManager => "secretsmanager",
-            Service::Ssm => "ssm",
-        }
-    }
-
-    /// The variable that overrides its endpoint, as in the AWS SDKs.
-    fn endpoint_variable(self) -> &'static str {
-        match self {
-            Service::SecretsManager => "AWS_ENDPOINT_URL_SECRETS_MANAGER",
-            Service::Ssm => "AWS_ENDPOINT_URL_SSM",
-        }
-    }
-
-    /// `X-Amz-Target` of the one call made to it.
-    fn target(self) -> &'static str {
-        match self {
-            Service::SecretsManager => "secretsmanager.GetSecretValue",
-            Service::Ssm => "AmazonSSM.GetParameter",
-        }
-    }
-}
-
-/// The function's region and credentials, as Lambda sets them.
-#[derive(Clone)]
-pub struct AwsAccess {
-    pub region: String,
-    credentials: Credentials,
-    endpoints: BTreeMap<Service, String>,
-}
-
-impl std::fmt::Debug for AwsAccess {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AwsAccess").field("region", &self.region).finish_non_exhaustive()
-    }
-}
-
-impl AwsAccess {
-    /// From Lambda's variables; problems are reported against `variable`.
-    fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>, variable: &str) -> Result<AwsAccess, ConfigError> {
-        let region = lookup("AWS_REGION")
-            .or_else(|| lookup("AWS_DEFAULT_REGION"))
-            .ok_or_else(|| ConfigError::new(variable, "needs AWS_REGION (Lambda sets it)"))?;
-        let key = |name: &str| {
-            lookup(name).ok_or_else(|| ConfigError::new(variable, format!("needs {name} (Lambda sets it)")))
-        };
-        let credentials = Credentials::new(
-            key("AWS_ACCESS_KEY_ID")?,
-            key("AWS_SECRET_ACCESS_KEY")?,
-            lookup("AWS_SESSION_TOKEN"),
-            None,
-            "environment",
-        );
-        let host = if region.starts_with("cn-") { "amazonaws.com.cn" } else { "amazonaws.com" };
-        let endpoints = Service::ALL
-            .into_iter()
-            .map(|service| {
-                let endpoint = lookup(service.endpoint_variable())
-                    .or_else(|| lookup("AWS_ENDPOINT_URL"))
-                    .unwrap_or_else(|| format!("https://{}.{region}.{host}", service.name()));
-                (service, endpoint)
-            })
-            .collect();
-        Ok(AwsAccess { region, credentials, endpoints })
-    }
-
-    pub fn endpoint(&self, service: Service) -> &str {
-        &self.endpoints[&service]
-    }
-
-    /// One signed JSON call to `service` (its one operation here); the
-    /// answer, or a problem for `variable` saying what was read.
-    async fn call(
-        &self,
-        client: &reqwest::Client,
-        clock: &Clock,
-        service: Service,
-        body: Value,
-        variable: &str,
-        what: &str,
-    ) -> Result<Value, ConfigError> {
-        let problem = |message: String| ConfigError::new(variable, format!("reading {what}: {message}"));
-        let body = body.to_string();
-        let url = format!("{}/", self.endpoint(service).trim_end_matches('/'));
-        let headers = [("content-type", "application/x-amz-json-1.1"), ("x-amz-target", service.target())];
-        let signed = self.sign(service, &url, &headers, body.as_bytes(), clock).map_err(problem)?;
-        let mut request = client.post(&url).timeout(TIMEOUT).body(body);
-        for (name, value) in headers.iter().copied().chain(signed.iter().map(|(n, v)| (n.as_str(), v.as_str()))) {
-            request = request.header(name, value);
-        }
-        let response = request.send().await.map_err(|e| problem(e.to_string()))?;
-        let status = response.status();
-        let header_kind = response.headers().get("x-amzn-errortype").and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let text = response.text().await.map_err(|e| problem(e.to_string()))?;
-        if !status.is_success() {
-            // JSON 1.1 errors: the code in `__type` (or the header), the
-            // message as `message` or `Message` (some services send both).
-            let failure: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-            let kind = text_at(&failure, "/__type").map(str::to_owned).or(header_kind).unwrap_or("error".into());
-            let kind = kind.rsplit('#').next().unwrap_or_default().to_owned();
-            let message = text_at(&failure, "/message").or_else(|| text_at(&failure, "/Message")).unwrap_or_default();
-            return Err(problem(format!("HTTP {} {kind} {message}", status.as_u16())));
-        }
-        serde_json::from_str(&text).map_err(|e| problem(format!("an answer that is not JSON: {e}")))
-    }
-
-    /// The SigV4 headers for the request.
-    fn sign(
-        &self,
-        service: Service,
-        url: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-        clock: &Clock,
-    ) -> Result<Vec<(String, String)>, String> {
-        let identity: Identity = self.credentials.clone().into();
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region(&self.region)
-            .name(service.name())
-            .time(clock.system_time())
-            .settings(SigningSettings::default())
-            .build()
-            .map_err(|e| format!("signing: {e}"))?
-            .into();
-        let request = SignableRequest::new("POST", url, headers.iter().copied(), SignableBody::Bytes(body))
-            .map_err(|e| format!("signing: {e}"))?;
-        let (instructions, _) = sign(request, &params).map_err(|e| format!("signing: {e}"))?.into_parts();
-        Ok(instructions.headers().map(|(n, v)| (n.to_owned(), v.to_owned())).collect())
-    }
-}
-
-/// The string at JSON `pointer` in `value` (`/SecretString`,
-/// `/Parameter/Value`).
-fn text_at<'a>(value: &'a Value, pointer: &str) -> Option<&'a str> {
-    value.pointer(pointer).and_then(Value::as_str)
+/// One read at init: the answer, or a problem for `variable` saying what was read.
+async fn read_one(
+    aws: &AwsAccess,
+    client: &reqwest::Client,
+    clock: &Clock,
+    service: Service,
+    body: Value,
+    variable: &str,
+    what: &str,
+) -> Result<Value, ConfigError> {
+    let answer = aws.call(client, clock, service, &body, TIMEOUT).await;
+    answer.map_err(|e| ConfigError::new(variable, format!("reading {what}: {e}")))
 }
 
 /// The deployer's secret: where it is and which version to read.
@@ -264,7 +124,8 @@ impl Source {
         if let Some(version) = &self.version {
             body["VersionId"] = version.clone().into();
         }
-        let answer = self.aws.call(client, clock, Service::SecretsManager, body, SECRETS, &self.secret_id).await?;
+        let answer =
+            read_one(&self.aws, client, clock, Service::SecretsManager, body, SECRETS, &self.secret_id).await?;
         let value = text_at(&answer, "/SecretString")
             .ok_or_else(|| ConfigError::new(SECRETS, format!("{} holds no text value", self.secret_id)))?;
         parse(value)
@@ -316,7 +177,7 @@ impl References {
                     (Service::SecretsManager, serde_json::json!({"SecretId": id}), "/SecretString")
                 }
             };
-            let answer = self.aws.call(client, clock, service, body, name, &what).await?;
+            let answer = read_one(&self.aws, client, clock, service, body, name, &what).await?;
             let value = text_at(&answer, pointer)
                 .ok_or_else(|| ConfigError::new(name, format!("{what} holds no text value")))?;
             values.insert(name.clone(), value.to_owned());

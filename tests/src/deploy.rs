@@ -333,6 +333,7 @@ pub struct Clients {
     pub logs: aws_sdk_cloudwatchlogs::Client,
     pub secretsmanager: aws_sdk_secretsmanager::Client,
     pub ssm: aws_sdk_ssm::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
 }
 
 pub async fn clients() -> Clients {
@@ -377,6 +378,7 @@ async fn clients_with(endpoint: &str, region: &'static str, key: &str) -> Client
         logs: aws_sdk_cloudwatchlogs::Client::new(&config),
         secretsmanager: aws_sdk_secretsmanager::Client::new(&config),
         ssm: aws_sdk_ssm::Client::new(&config),
+        dynamodb: aws_sdk_dynamodb::Client::new(&config),
     }
 }
 

@@ -170,6 +170,7 @@ pub fn requests(call: &Call, account: &Account<'_>) -> Vec<Needed> {
         "route53" => route53(method, path, &call.request.body).into_iter().map(Needed::from).collect(),
         "logs" => logs(&call.service_operation, &body, &at).into_iter().map(Needed::from).collect(),
         "secretsmanager" => secretsmanager(&call.service_operation, &body, &at),
+        "dynamodb" => dynamodb(&call.service_operation, &body, &at).into_iter().map(Needed::from).collect(),
         other => panic!("no IAM mapping for service {other:?}: {} {}", call.request.method, call.request.path),
     }
 }
@@ -585,6 +586,37 @@ fn secretsmanager(operation: &str, body: &Value, at: &Place<'_>) -> Vec<Needed> 
             let lookup = Lookup::Secret { region: at.region.to_owned(), id: id.to_owned() };
             vec![Needed::looking_up(Request::new(action, id), lookup)]
         }
+    }
+}
+
+/// DynamoDB: a table by its ARN (`table/NAME`); a create with tags is a
+/// tagging too, with the create's tags as its context.
+fn dynamodb(operation: &str, body: &Value, at: &Place<'_>) -> Vec<Request> {
+    let action = format!("dynamodb:{operation}");
+    let table = || {
+        let name = body["TableName"].as_str().unwrap_or_else(|| panic!("DynamoDB {operation}: no TableName"));
+        format!("arn:aws:dynamodb:{}:{}:table/{name}", at.region, at.account)
+    };
+    match operation {
+        "CreateTable" => {
+            let tags = json_tags(&body["Tags"]);
+            let mut requests = vec![with_tags(Request::new(&action, table()), &tags)];
+            if !tags.is_empty() {
+                requests.push(with_tags(Request::new("dynamodb:TagResource", table()), &tags));
+            }
+            requests
+        }
+        "DescribeTable" | "DeleteTable" | "UpdateTable" | "UpdateTimeToLive" | "DescribeTimeToLive" | "PutItem"
+        | "Scan" => vec![Request::new(action, table())],
+        "TagResource" => {
+            let arn = body["ResourceArn"].as_str().unwrap_or_default();
+            vec![with_tags(Request::new(action, arn), &json_tags(&body["Tags"]))]
+        }
+        "ListTagsOfResource" | "UntagResource" => {
+            vec![Request::new(action, body["ResourceArn"].as_str().unwrap_or_default())]
+        }
+        "ListTables" => vec![Request::new(action, "*")],
+        other => panic!("no IAM mapping for DynamoDB {other}"),
     }
 }
 

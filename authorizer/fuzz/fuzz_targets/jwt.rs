@@ -3,11 +3,9 @@
 //! claims, and a DPoP proof's parsing (whose signature never verifies here).
 #![no_main]
 
-use std::time::Duration;
-
 use authorizer::dpop::{DpopMode, DpopSettings};
 use authorizer::dpop::{DpopVerifier, ProofContext};
-use authorizer::{TokenInfo, algorithms, jwt};
+use authorizer::{TokenInfo, jwt};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -20,12 +18,8 @@ fuzz_target!(|data: &[u8]| {
         let info = TokenInfo::from_claims(claims);
         let _ = info.principal();
     }
-    let settings = DpopSettings {
-        mode: DpopMode::Allowed,
-        algorithms: algorithms::SUPPORTED.to_vec(),
-        iat_window: Duration::from_secs(60),
-    };
-    let verifier = DpopVerifier::new(&settings, authorizer::Clock::system());
+    let settings = DpopSettings { mode: DpopMode::Allowed, ..DpopSettings::default() };
+    let verifier = DpopVerifier::new(&settings, authorizer::Clock::system(), None);
     let context =
         ProofContext { method: "GET", url: "https://api.example.com/v1/a", access_token: "t", now: 1_700_000_000 };
     assert!(verifier.verify(text, &context).is_err(), "an unsigned input verified as a DPoP proof");

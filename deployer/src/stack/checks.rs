@@ -126,8 +126,7 @@ pub(super) fn validate(
     let generated = checks.generated_settings(&raw.api);
     let (authorizer, dpop) = checks.authorizer(raw.authorizer, base, &stage.variables, generated, &raw.api, &raw.stack);
     if let Some(api) = &mut api {
-        let dpop_off =
-            DpopSettings { mode: DpopMode::Off, algorithms: Vec::new(), iat_window: std::time::Duration::ZERO };
+        let dpop_off = DpopSettings { algorithms: Vec::new(), ..DpopSettings::default() };
         api.unauthorized_challenge =
             authorizer::error::unauthorized_challenge(&raw.api.realm, dpop.as_ref().unwrap_or(&dpop_off));
     }
