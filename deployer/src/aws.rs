@@ -118,6 +118,7 @@ services! {
     wafv2: aws_sdk_wafv2,
     route53: aws_sdk_route53,
     logs: aws_sdk_cloudwatchlogs,
+    dynamodb: aws_sdk_dynamodb,
     secretsmanager: aws_sdk_secretsmanager,
 }
 

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::stack::Stack;
-use crate::stack::names::{Arns, OWNER_TAG};
+use crate::stack::names::{self, Arns, OWNER_TAG};
 
 /// Where the policy is for.
 pub struct Target<'a> {
@@ -117,6 +117,20 @@ impl<'a> Grants<'a> {
         let tagged = self.apigateway(path);
         let encoded: String = percent_encoding::utf8_percent_encode(&tagged, TAG_ARN).to_string();
         self.apigateway(&format!("/tags/{}", encoded.replace('*', "${*}")))
+    }
+
+    /// Writing an inline policy into the function's execution role (a
+    /// kind's `FunctionPolicy`), only while the role carries the stack's
+    /// permissions boundary: whatever the policy says, the boundary is the
+    /// role's ceiling.
+    pub fn execution_role_inline_policy(&self, sid: &str) -> Statement {
+        let role = self.arns.role(&names::execution_role(self.name()));
+        let boundary = self.arns.policy(&names::permissions_boundary(self.name()));
+        Statement::allow(sid, Access::Write, &["iam:PutRolePolicy"], vec![role]).when(
+            "StringEquals",
+            "iam:PermissionsBoundary",
+            boundary,
+        )
     }
 
     /// `statement`, only on resources that carry the stack's tag.

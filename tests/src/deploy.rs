@@ -576,6 +576,13 @@ pub async fn snapshot(aws: &Clients, name: &str) -> Vec<String> {
     for acl in acls.web_acls().iter().filter(|a| a.name().is_some_and(|n| n.starts_with(&prefix))) {
         lines.push(format!("web_acl {}", acl.name().unwrap_or_default()));
     }
+    let table = format!("{name}-dpop-replay");
+    if let Ok(described) = aws.dynamodb.describe_table().table_name(&table).send().await {
+        let arn = described.table().and_then(|t| t.table_arn()).unwrap_or_default();
+        let tags = aws.dynamodb.list_tags_of_resource().resource_arn(arn).send().await.expect("table tags");
+        let owned = tags.tags().iter().any(|t| t.key() == "oauth-gateway:stack" && t.value() == name);
+        lines.push(format!("dpop_replay_table {table} {}", if owned { "tagged" } else { "UNTAGGED" }));
+    }
     let secret = format!("oauth-gateway/{name}/authorizer");
     if let Ok(described) = aws.secretsmanager.describe_secret().secret_id(&secret).send().await {
         let owned = described.tags().iter().any(|t| t.key() == Some("oauth-gateway:stack") && t.value() == Some(name));

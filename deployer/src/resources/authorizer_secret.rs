@@ -24,7 +24,7 @@ use anyhow::Context as _;
 use aws_sdk_secretsmanager::types::Tag;
 use serde::{Deserialize, Serialize};
 
-use super::kind::{Context, Diff, Found, Kind, KindIo, OWNER_TAG, Ownership, Scope};
+use super::kind::{Context, Diff, Found, FunctionPolicy, Kind, KindIo, OWNER_TAG, Ownership, Scope};
 use crate::aws::Aws;
 use crate::error::SdkResult as _;
 use crate::grants::{Access, Grants, Statement};
@@ -252,7 +252,16 @@ impl Kind for AuthorizerSecret {
                 Statement::allow("AuthorizerSecretWrite", Access::Write, &["secretsmanager:PutSecretValue"], secret),
             ]);
         }
+        if Self::function_policy(grants).is_some() {
+            statements.push(grants.execution_role_inline_policy("ExecutionRoleInlinePolicy"));
+        }
         statements
+    }
+
+    /// Reading its secret and its secret variables' references, if the stack has any.
+    fn function_policy(grants: &Grants<'_>) -> Option<FunctionPolicy> {
+        let statements = read_by_the_function(grants);
+        (!statements.is_empty()).then_some(FunctionPolicy { name: "read-authorizer-secret", statements })
     }
 
     /// The function reads its secret and its secret variables' references.

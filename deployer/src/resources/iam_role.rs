@@ -23,9 +23,6 @@ use crate::grants::{Access, Grants, Statement};
 use crate::plan::Outputs;
 use crate::stack::names;
 
-/// The execution role's inline policy: reading the authorizer's secret.
-const READ_SECRET_POLICY: &str = "read-authorizer-secret";
-
 /// The managed policy that lets the function write its logs.
 pub const LAMBDA_LOGGING_POLICY: &str = "service-role/AWSLambdaBasicExecutionRole";
 
@@ -136,16 +133,17 @@ impl Kind for IamRole {
     fn desired(context: &Context<'_>) -> anyhow::Result<Vec<Spec>> {
         let stack = &context.stack.name;
         let grants = context.grants();
-        // The function reads its secret and its references, if the stack has any.
-        let statements = super::authorizer_secret::read_by_the_function(&grants);
-        let read_secret = (!statements.is_empty())
-            .then(|| (READ_SECRET_POLICY.to_owned(), json!({"Version": "2012-10-17", "Statement": statements})));
+        // What the kinds whose resources the function uses give it (its
+        // secret, its replay table), each an inline policy.
+        let inline_policies = context.function_policies.iter().map(|policy| {
+            (policy.name.to_owned(), json!({"Version": "2012-10-17", "Statement": policy.statements}))
+        });
         Ok(vec![Spec {
             stack: stack.clone(),
             name: names::execution_role(stack),
             trusted_service: "lambda.amazonaws.com".into(),
             managed_policies: vec![context.arns().managed_policy(LAMBDA_LOGGING_POLICY)],
-            inline_policies: read_secret.into_iter().collect(),
+            inline_policies: inline_policies.collect(),
             boundary: Some(permissions_boundary::arn(&grants)),
         }])
     }
@@ -184,7 +182,10 @@ impl Kind for IamRole {
         let logging = grants.arns.managed_policy(LAMBDA_LOGGING_POLICY);
         let bounded =
             |statement: Statement| statement.when("StringEquals", "iam:PermissionsBoundary", boundary.as_str());
-        let mut statements = vec![
+        // Writing an inline policy into the execution role is the statement
+        // of each kind that gives the function one
+        // (`Grants::execution_role_inline_policy`).
+        vec![
             Statement::allow(
                 "StackRolesRead",
                 Access::Read,
@@ -247,17 +248,7 @@ impl Kind for IamRole {
                 vec![execution],
             )
             .when("StringNotEquals", "iam:PermissionsBoundary", boundary.as_str()),
-        ];
-        // Whatever an inline policy says, the boundary is the role's ceiling.
-        if !super::authorizer_secret::read_by_the_function(grants).is_empty() {
-            statements.push(bounded(Statement::allow(
-                "ExecutionRoleInlinePolicy",
-                Access::Write,
-                &["iam:PutRolePolicy"],
-                vec![grants.arns.role(&names::execution_role(stack))],
-            )));
-        }
-        statements
+        ]
     }
 }
 

@@ -212,6 +212,22 @@ pub struct Context<'a> {
     /// What the roles the stack creates need when they run, every kind's
     /// `role_permissions` (the registry fills it in: `resources::context`).
     pub role_permissions: Vec<Statement>,
+    /// The execution role's inline policies, every kind's `function_policy`
+    /// (the registry fills it in too).
+    pub function_policies: Vec<FunctionPolicy>,
+}
+
+/// An inline policy of the function's execution role, given by the kind
+/// whose resource the function uses when it runs (its secret, its replay
+/// table): `iam_role` writes every kind's ([`Context::function_policies`]),
+/// the kind's `role_permissions` let the boundary allow it, and its
+/// `permissions` let the pipeline write it
+/// ([`Grants::execution_role_inline_policy`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunctionPolicy {
+    /// The inline policy's name in the role.
+    pub name: &'static str,
+    pub statements: Vec<Statement>,
 }
 
 impl Context<'_> {
@@ -410,6 +426,11 @@ pub trait Kind: Send + Sync + 'static {
     fn role_permissions(_grants: &Grants<'_>) -> Vec<Statement> {
         Vec::new()
     }
+    /// The execution role's inline policy this kind gives the function, if
+    /// the function uses its resource ([`FunctionPolicy`]).
+    fn function_policy(_grants: &Grants<'_>) -> Option<FunctionPolicy> {
+        None
+    }
 }
 
 /// The I/O half of a kind: reading and writing AWS. Only observation and
@@ -448,6 +469,7 @@ pub trait DynPlan: Send + Sync {
     fn foreign_hint(&self) -> &'static str;
     fn permissions(&self, grants: &Grants<'_>) -> Vec<Statement>;
     fn role_permissions(&self, grants: &Grants<'_>) -> Vec<Statement>;
+    fn function_policy(&self, grants: &Grants<'_>) -> Option<FunctionPolicy>;
     fn desired(&self, context: &Context<'_>) -> anyhow::Result<Vec<(String, Value)>>;
     fn diff(&self, spec: &Value, state: &Value) -> anyhow::Result<Diff>;
     fn blockers(&self, spec: Option<&Value>, state: &Value) -> Vec<String>;
@@ -527,6 +549,9 @@ impl<K: Kind> DynPlan for Registered<K> {
     }
     fn role_permissions(&self, grants: &Grants<'_>) -> Vec<Statement> {
         K::role_permissions(grants)
+    }
+    fn function_policy(&self, grants: &Grants<'_>) -> Option<FunctionPolicy> {
+        K::function_policy(grants)
     }
 
     fn desired(&self, context: &Context<'_>) -> anyhow::Result<Vec<(String, Value)>> {

@@ -158,7 +158,7 @@ impl Kind for LambdaFunction {
     const READ_BACK: bool = false;
     /// Its log group first, or Lambda makes one untagged and kept forever.
     /// Its secret first: the function reads it when it starts.
-    const DEPENDS_ON: &'static [&'static str] = &["iam_role", "log_group", "authorizer_secret"];
+    const DEPENDS_ON: &'static [&'static str] = &["iam_role", "log_group", "authorizer_secret", "dpop_replay_table"];
     /// Lambda shows a function's tags in GetFunction only to a caller also
     /// allowed `lambda:ListTags`: without it, the stack's own function reads
     /// as untagged.

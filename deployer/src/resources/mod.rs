@@ -45,6 +45,7 @@ kinds! {
     iam_role::IamRole,
     log_group::LogGroup,
     authorizer_secret::AuthorizerSecret,
+    dpop_replay_table::DpopReplayTable,
     lambda_function::LambdaFunction,
     rest_api::RestApi,
     api_authorizer::ApiAuthorizer,
@@ -97,7 +98,18 @@ pub fn context<'a>(
     partition: &'a str,
     package: Option<&'a crate::package::Package>,
 ) -> Context<'a> {
-    let mut context = Context { stack, account, region, partition, package, role_permissions: Vec::new() };
-    context.role_permissions = role_permissions(&context.grants());
+    let mut context = Context {
+        stack,
+        account,
+        region,
+        partition,
+        package,
+        role_permissions: Vec::new(),
+        function_policies: Vec::new(),
+    };
+    let grants = context.grants();
+    let (role_permissions, function_policies) =
+        (role_permissions(&grants), REGISTRY.iter().filter_map(|k| k.function_policy(&grants)).collect());
+    (context.role_permissions, context.function_policies) = (role_permissions, function_policies);
     context
 }

@@ -263,6 +263,18 @@ impl Checks<'_> {
             environment.insert(name.clone(), setting);
         }
         environment.extend(generated);
+        if raw.dpop_replay_store == DpopReplayStore::Dynamodb {
+            let dpop_on = environment.get("DPOP").is_some_and(|mode| mode.reveal().trim() != "off");
+            if !dpop_on {
+                self.problem(
+                    "authorizer.dpop_replay_store",
+                    "is dynamodb but DPoP is off: set DPOP: allowed or required in authorizer.environment, or remove it",
+                );
+            }
+            let store =
+                authorizer::replay_store::ReplayStore::DynamoDb { table: super::names::dpop_replay_table(stack_name) };
+            environment.insert(authorizer::replay_store::VARIABLE.to_owned(), Setting::public(store.to_string()));
+        }
         self.environment_size(stack_name, &environment, &secret_references);
         // (An unknown secret is checked as if it were set: its value is not for this run.)
         // (A reference is checked as set: the function reads it at init.)
@@ -300,6 +312,7 @@ impl Checks<'_> {
             identity_sources: raw.identity_sources,
             cache_ttl_seconds: raw.cache_ttl_seconds,
             log_retention_days: raw.log_retention_days,
+            dpop_replay_table: raw.dpop_replay_store == DpopReplayStore::Dynamodb,
         };
         (spec, config.map(|c| c.dpop))
     }
@@ -733,6 +746,11 @@ fn by_hand(name: &str, value: &str, api: &RawApi) -> Option<String> {
         "AUTHORIZER_SECRETS" | "AUTHORIZER_SECRETS_VERSION" => Some(
             "is written by the deployer, which keeps the secret variables (INTROSPECTION_CLIENT_SECRET, \
              AUTHLETE_SERVICE_APISECRET) in Secrets Manager for the function to read at start: remove it"
+                .to_owned(),
+        ),
+        "DPOP_REPLAY_STORE" => Some(
+            "is written by the deployer, with the table it makes: remove it and set \
+             authorizer.dpop_replay_store: dynamodb"
                 .to_owned(),
         ),
         "ROUTES" => Some(format!(

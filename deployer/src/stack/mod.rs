@@ -242,6 +242,44 @@ mod tests {
         assert!(load_authorizer(&unbound, &["method.request.header.Authorization"], 300).is_ok());
     }
 
+    /// `authorizer.dpop_replay_store: dynamodb` writes the variable naming
+    /// the stack's table; it needs DPoP on, and the variable is never
+    /// written by hand (the table would not exist).
+    #[test]
+    fn the_shared_replay_store_is_asked_for_in_one_place_and_needs_dpop() {
+        let load = |environment: &str, store: &str| {
+            load_yaml(&format!(
+                "stack: guard\nauthorizer:\n  code: {{ zip: code.zip }}\n  environment:\n{JWT_ENV}{environment}  cache_ttl_seconds: 0\n  dpop_replay_store: {store}\napi:\n  name: guard\n  routes: [{{ method: GET, path: /pets, scopes: [pets:read], backend: \"https://b.example.com\" }}]\nstage:\n  name: prod\n"
+            ))
+        };
+        let shared = load("    DPOP: allowed\n", "dynamodb").expect("valid");
+        assert!(shared.authorizer.dpop_replay_table);
+        let variable = shared.authorizer.environment.get("DPOP_REPLAY_STORE").map(|s| s.reveal().to_owned());
+        assert_eq!(variable.as_deref(), Some("dynamodb:guard-dpop-replay"));
+        let memory = load("    DPOP: allowed\n", "memory").expect("valid");
+        assert!(
+            !memory.authorizer.dpop_replay_table && !memory.authorizer.environment.contains_key("DPOP_REPLAY_STORE")
+        );
+
+        let fields = |result: Result<Stack, StackError>| -> Vec<String> {
+            result.expect_err("refused").problems.into_iter().map(|p| format!("{}: {}", p.field, p.message)).collect()
+        };
+        let off = fields(load("", "dynamodb"));
+        assert!(
+            off.iter().any(|p| p.starts_with("authorizer.dpop_replay_store: is dynamodb but DPoP is off")),
+            "{off:?}"
+        );
+        let by_hand = fields(load("    DPOP: allowed\n    DPOP_REPLAY_STORE: dynamodb:mine\n", "memory"));
+        assert!(
+            by_hand
+                .iter()
+                .any(|p| p.starts_with("authorizer.environment.DPOP_REPLAY_STORE: is written by the deployer")),
+            "{by_hand:?}"
+        );
+        let unknown = fields(load("    DPOP: allowed\n", "redis"));
+        assert!(unknown.iter().any(|p| p.starts_with("authorizer.dpop_replay_store")), "{unknown:?}");
+    }
+
     /// Loads a stack with `api` as its API section (and the JWT settings).
     fn load_api(api: &str, extra_environment: &str) -> Result<Stack, StackError> {
         load_yaml(&format!(

@@ -113,6 +113,9 @@ pub struct AuthorizerSpec {
     pub cache_ttl_seconds: i32,
     /// Days CloudWatch keeps the function's logs.
     pub log_retention_days: i32,
+    /// Accepted DPoP proofs remembered in a DynamoDB table every instance
+    /// shares (the `dpop_replay_table` kind), not only in each instance.
+    pub dpop_replay_table: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -44,6 +44,12 @@ pub fn authorizer_secret(stack: &str) -> String {
     format!("oauth-gateway/{stack}/authorizer")
 }
 
+/// The DynamoDB table every instance of the function records accepted
+/// DPoP proofs in (`authorizer.dpop_replay_store: dynamodb`).
+pub fn dpop_replay_table(stack: &str) -> String {
+    format!("{stack}-dpop-replay")
+}
+
 /// The statement of the function's resource policy that lets API Gateway
 /// invoke it for the stack's authorizer.
 pub fn invoke_permission(stack: &str) -> String {
@@ -111,6 +117,10 @@ impl Arns<'_> {
 
     /// A log group's ARN as API Gateway's access log destination takes it
     /// (without the `:*` DescribeLogGroups appends to `arn`).
+    pub fn dynamodb_table(&self, name: &str) -> String {
+        format!("arn:{}:dynamodb:{}:{}:table/{name}", self.partition, self.region, self.account)
+    }
+
     pub fn log_group(&self, name: &str) -> String {
         format!("arn:{}:logs:{}:{}:log-group:{name}", self.partition, self.region, self.account)
     }

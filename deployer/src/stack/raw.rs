@@ -49,6 +49,23 @@ pub struct RawAuthorizer {
     /// Days CloudWatch keeps the function's logs (`/aws/lambda/NAME`).
     #[serde(default = "default_authorizer_log_retention")]
     pub log_retention_days: i32,
+    /// Where accepted DPoP proofs are remembered: `memory` (each function
+    /// instance its own: a proof replayed to another instance within its
+    /// window is accepted there) or `dynamodb` (a table the deployer makes,
+    /// shared by every instance: a proof is accepted once, anywhere). Needs
+    /// `DPOP` on.
+    #[serde(default)]
+    pub dpop_replay_store: DpopReplayStore,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DpopReplayStore {
+    /// Each instance's own memory.
+    #[default]
+    Memory,
+    /// A DynamoDB table every instance shares.
+    Dynamodb,
 }
 
 /// 90 days: long enough to look back at an incident's denials, where

@@ -17,6 +17,7 @@ mod logs;
 mod pipeline;
 mod plan_binds;
 mod policy;
+mod replay_table;
 mod rest_api;
 mod runs;
 mod secrets;
