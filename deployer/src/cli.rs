@@ -188,5 +188,11 @@ pub enum Command {
         /// sends it to CloudWatch).
         #[arg(long, value_name = "FILE")]
         function_log: Option<PathBuf>,
+        /// Record accepted DPoP proofs in this DynamoDB table, shared by every
+        /// execution environment (and any other authorizer using it), at
+        /// AWS_ENDPOINT_URL(_DYNAMODB) or AWS, with the credentials the
+        /// deployer runs with. Without it, each environment remembers its own.
+        #[arg(long, value_name = "TABLE")]
+        dpop_replay_table: Option<String>,
     },
 }

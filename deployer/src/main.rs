@@ -93,6 +93,7 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         tls_key,
         access_log,
         function_log,
+        dpop_replay_table,
     } = &cli.command
     {
         let options = deployer::local::Options {
@@ -104,6 +105,7 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             concurrency: *concurrency,
             access_log: access_log.clone(),
             function_log: function_log.clone(),
+            dpop_replay_table: dpop_replay_table.clone(),
         };
         deployer::local::serve(&stack, options, |address, prefix| {
             println!("{}", serde_json::json!({"listening": format!("https://{address}{prefix}"), "stack": stack.name}));

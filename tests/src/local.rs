@@ -373,6 +373,37 @@ impl LocalEdge {
         Ok(LocalEdge { process, address, base, access_log, stderr, backend, jwks, pki, directory })
     }
 
+    /// Ends the authorizer's execution environments (their processes, as
+    /// Lambda retires an instance): the next request starts a new one,
+    /// with nothing in memory. Linux only (reads `/proc`).
+    pub fn end_execution_environments(&self) -> usize {
+        let Some(pid) = self.process.id() else { return 0 };
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten();
+        let children: Vec<String> = tasks
+            .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+            .flat_map(|text| text.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+            .filter(|child| {
+                std::fs::read_to_string(format!("/proc/{child}/comm")).is_ok_and(|c| c.trim() == "bootstrap")
+            })
+            .collect();
+        for child in &children {
+            let _ = std::process::Command::new("kill").args(["-9", child]).status();
+        }
+        // Until each is dead (a zombie, or reaped): the edge sees an
+        // environment's exit only then, and would send it the next request.
+        let dead = |child: &String| {
+            std::fs::read_to_string(format!("/proc/{child}/stat"))
+                .map_or(true, |stat| stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')))
+        };
+        for _ in 0..200 {
+            if children.iter().all(dead) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        children.len()
+    }
+
     /// An HTTPS client that trusts the local server and presents `certificate`.
     pub fn client(&self, certificate: Option<&ClientCertificate>) -> reqwest::Client {
         self.client_from(certificate, None)

@@ -390,6 +390,32 @@ pub fn lambda_environment(
     environment
 }
 
+/// What Lambda gives a function that calls AWS: its credentials (here the
+/// deployer's own, from the SDK's usual chain), and the endpoint overrides
+/// the deployer runs with (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_DYNAMODB`).
+pub async fn aws_access(region: &str) -> anyhow::Result<Vec<(String, String)>> {
+    use aws_credential_types::provider::ProvideCredentials as _;
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.to_owned()))
+        .load()
+        .await;
+    let provider = config.credentials_provider().context("no AWS credentials to run the function with")?;
+    let credentials = provider.provide_credentials().await.context("reading the AWS credentials")?;
+    let mut variables = vec![
+        ("AWS_ACCESS_KEY_ID".to_owned(), credentials.access_key_id().to_owned()),
+        ("AWS_SECRET_ACCESS_KEY".to_owned(), credentials.secret_access_key().to_owned()),
+    ];
+    if let Some(token) = credentials.session_token() {
+        variables.push(("AWS_SESSION_TOKEN".to_owned(), token.to_owned()));
+    }
+    for name in ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"] {
+        if let Ok(value) = std::env::var(name) {
+            variables.push((name.to_owned(), value));
+        }
+    }
+    Ok(variables)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -53,6 +53,9 @@ pub struct Options {
     pub access_log: Option<PathBuf>,
     /// A file the function's log goes to instead of stderr.
     pub function_log: Option<PathBuf>,
+    /// The DynamoDB table accepted DPoP proofs are recorded in; `None`:
+    /// each execution environment's memory.
+    pub dpop_replay_table: Option<String>,
 }
 
 /// What the stack asks for that the local edge does not reproduce: said at
@@ -98,8 +101,32 @@ pub async fn serve(stack: &Stack, options: Options, on_ready: impl FnOnce(Socket
     let binary = bootstrap_binary(stack, &options)?;
     let region =
         stack.region.clone().or_else(|| std::env::var("AWS_REGION").ok()).unwrap_or_else(|| "us-east-1".into());
-    // `--env` overrides are in the stack already, checked with it.
-    let variables = stack.authorizer.environment.iter().map(|(k, v)| (k.clone(), v.reveal().to_owned()));
+    // `--env` overrides are in the stack already, checked with it. The
+    // stack's replay table is AWS's: used here only when named.
+    let store = authorizer::replay_store::VARIABLE;
+    let mut variables: Vec<(String, String)> = stack
+        .authorizer
+        .environment
+        .iter()
+        .filter(|(k, _)| k.as_str() != store)
+        .map(|(k, v)| (k.clone(), v.reveal().to_owned()))
+        .collect();
+    match &options.dpop_replay_table {
+        Some(table) => {
+            let dpop_on = stack.authorizer.environment.get("DPOP").is_some_and(|mode| mode.reveal().trim() != "off");
+            anyhow::ensure!(dpop_on, "--dpop-replay-table: DPoP is off in the stack (DPOP: allowed or required)");
+            let setting = authorizer::replay_store::ReplayStore::DynamoDb { table: table.clone() }.to_string();
+            authorizer::replay_store::ReplayStore::parse(&setting)
+                .map_err(|e| anyhow::anyhow!("--dpop-replay-table: {}", e.problem))?;
+            variables.push((store.to_owned(), setting));
+            variables.extend(lambda::aws_access(&region).await.context("--dpop-replay-table")?);
+        }
+        None if stack.authorizer.dpop_replay_table => eprintln!(
+            "note: DPoP proofs are remembered in each local execution environment's memory; \
+             --dpop-replay-table NAME records them in a DynamoDB table (AWS_ENDPOINT_URL for a local one)"
+        ),
+        None => {}
+    }
     let function_name = format!("{}-authorizer", stack.name);
     let environment = lambda::lambda_environment(&function_name, stack.authorizer.memory_mb, &region, variables);
     let timeout = Duration::from_secs(u64::try_from(stack.authorizer.timeout_seconds).unwrap_or(3));

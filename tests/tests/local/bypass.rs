@@ -190,6 +190,60 @@ async fn a_dpop_proof_for_the_url_the_client_called_is_accepted_and_one_for_anot
     edge.stop().await;
 }
 
+/// `--dpop-replay-table`: the proofs every execution environment accepts
+/// are recorded in one DynamoDB table (moto's here), so a proof replayed to
+/// a new environment (the first one ended, as Lambda retires instances) is
+/// refused; without it, the new environment's empty memory accepts it.
+#[tokio::test]
+async fn with_a_replay_table_a_new_execution_environment_refuses_a_proof_an_earlier_one_accepted() {
+    let table = format!("local-dpop-replay-{}", std::process::id());
+    let clients = e2e::deploy::clients().await;
+    let key_schema = aws_sdk_dynamodb::types::KeySchemaElement::builder()
+        .attribute_name("proof")
+        .key_type(aws_sdk_dynamodb::types::KeyType::Hash)
+        .build()
+        .unwrap();
+    let attribute = aws_sdk_dynamodb::types::AttributeDefinition::builder()
+        .attribute_name("proof")
+        .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
+        .build()
+        .unwrap();
+    let create =
+        clients.dynamodb.create_table().table_name(&table).key_schema(key_schema).attribute_definitions(attribute);
+    create.billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest).send().await.expect("a table in moto");
+    let aws = vec![
+        ("AWS_ENDPOINT_URL", e2e::moto::endpoint()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+    ];
+
+    for shared in [true, false] {
+        let options = StackOptions { deployer_environment: aws.clone(), ..dpop_options() };
+        let arguments: &[&str] = if shared { &["--dpop-replay-table", &table] } else { &[] };
+        let edge = LocalEdge::start_with(options, arguments).await;
+        let key = DpopKey::generate(jsonwebtoken::Algorithm::ES256);
+        let mut claims = e2e::fixture::claims();
+        claims["cnf"] = json!({"x5t#S256": edge.pki.client.thumbprint, "jkt": key.thumbprint()});
+        let token = e2e::fixture::keys().rsa.sign(&claims);
+        let client = edge.client(Some(&edge.pki.client));
+        let send = |proof: &str| {
+            let request = client.get(edge.url("/pets/7")).header("Authorization", format!("DPoP {token}"));
+            request.header("DPoP", proof.to_owned()).send()
+        };
+        let proof = key.proof("GET", &edge.url("/pets/7"), &token);
+        assert_eq!(send(&proof).await.expect("an answer").status().as_u16(), 200, "first use (shared: {shared})");
+        assert_eq!(send(&proof).await.expect("an answer").status().as_u16(), 401, "same environment");
+        assert_eq!(edge.end_execution_environments(), 1, "one environment served both");
+        let replayed = send(&proof).await.expect("an answer").status().as_u16();
+        assert_eq!(replayed, if shared { 401 } else { 200 }, "a new environment (shared: {shared})");
+        let fresh = key.proof("GET", &edge.url("/pets/7"), &token);
+        assert_eq!(send(&fresh).await.expect("an answer").status().as_u16(), 200, "a new proof");
+        edge.stop().await;
+    }
+    let items = clients.dynamodb.scan().table_name(&table).send().await.expect("scan");
+    assert_eq!(items.count(), 2, "the two proofs accepted with the table, recorded in it");
+}
+
 #[tokio::test]
 async fn env_overrides_meet_the_checks_the_stack_file_meets() {
     // The authorizer cache is on and keyed by the certificate: fine until
