@@ -83,6 +83,12 @@ pub(super) fn error(service: &str, status: u16, code: &str, message: &str) -> Re
         "wafv2" | "acm" => Reply::json(json!({"__type": code, "message": message}))
             .with_status(status)
             .header("content-type", "application/x-amz-json-1.1"),
+        // JSON 1.0, the code with its namespace.
+        "dynamodb" => {
+            Reply::json(json!({"__type": format!("com.amazonaws.dynamodb.v20120810#{code}"), "message": message}))
+                .with_status(status)
+                .header("content-type", "application/x-amz-json-1.0")
+        }
         // REST-JSON (API Gateway, Lambda): the code in a header.
         _ => Reply::json(json!({"message": message, "Type": "User"}))
             .with_status(status)

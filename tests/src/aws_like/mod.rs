@@ -24,12 +24,14 @@
 //! eventual consistency and lock tokens), `acm` (DNS validation), `domains`
 //! (custom domains' mutual TLS fields, status and truststore warnings),
 //! `rest_apis` (API Gateway's own rules on a REST API: one write at a time,
-//! one variable path part per parent, deployments as snapshots) and
-//! `ip_address_types`; `call` reads a call and spells a service's errors.
+//! one variable path part per parent, deployments as snapshots),
+//! `ip_address_types` and `dynamodb` (tables still being created, tags
+//! listed late); `call` reads a call and spells a service's errors.
 
 mod acm;
 mod call;
 mod domains;
+mod dynamodb;
 mod ip_address_types;
 mod quotas;
 mod rest_apis;
@@ -124,6 +126,9 @@ pub struct Behaviours {
     /// ACM: every requested certificate FAILED with this `FailureReason`
     /// (`CAA_ERROR`: the domain's CAA record names another CA).
     pub acm_failure: Option<&'static str>,
+    /// DynamoDB: a new table is `CREATING` for a while (changes to it
+    /// refused), and its tags are listed a while after the create.
+    pub dynamodb_settling: bool,
 }
 
 /// Which answers are lost (see [`Behaviours::lost_answers`]).
@@ -187,6 +192,7 @@ impl Behaviours {
             acm_failure: None,
             acm_issue_after: None,
             route53_propagation: false,
+            dynamodb_settling: false,
         }
     }
 
@@ -207,6 +213,7 @@ impl Behaviours {
             s3_versioning_lag: true,
             s3_create_lag: true,
             domain_updating: true,
+            dynamodb_settling: true,
             ..Behaviours::none(scale)
         }
     }
@@ -231,6 +238,10 @@ mod aws_time {
     pub const S3_VERSIONING: Duration = Duration::from_secs(30);
     /// A custom domain is UPDATING (or PENDING) for a while after a change.
     pub const DOMAIN_UPDATE: Duration = Duration::from_secs(60);
+    /// A new DynamoDB table is CREATING for seconds to a minute.
+    pub const DYNAMODB_CREATE: Duration = Duration::from_secs(20);
+    /// DynamoDB lists a new table's tags a few seconds after the create.
+    pub const DYNAMODB_TAGS: Duration = Duration::from_secs(10);
     /// ACM issues a certificate a while after its validation record exists
     /// (minutes on AWS). At the tests' scale that is 1.8 s: long enough that
     /// a run slowed by a loaded machine does not find it issued on its first
@@ -303,6 +314,8 @@ struct State {
     unversioned_upload: HashSet<String>,
     /// Certificate ARN → its DNS validation, while it is not issued.
     pending_certificates: HashMap<String, PendingCertificate>,
+    /// DynamoDB tables still being created, and their tags not yet listed.
+    tables: dynamodb::Tables,
 }
 
 /// What `before` decided.
@@ -429,6 +442,13 @@ impl AwsLike {
                 *state.counts.entry("api_rules").or_default() += 1;
                 return Before::Answer(error("apigateway", status, code, &message));
             }
+        }
+
+        if b.dynamodb_settling
+            && let Some(reply) = state.tables.refusal(&call, now)
+        {
+            *state.counts.entry("dynamodb_in_use").or_default() += 1;
+            return Before::Answer(reply);
         }
 
         if b.acm_in_use && call.is("acm", "DeleteCertificate") {
@@ -769,6 +789,14 @@ impl AwsLike {
         {
             reply.body = reply.body.replace("<Status>INSYNC</Status>", "<Status>PENDING</Status>");
             *state.counts.entry("route53_pending").or_default() += 1;
+        }
+
+        if self.behaviours.dynamodb_settling && ok && call.service == "dynamodb" {
+            let (creating, tags) = (self.scaled(aws_time::DYNAMODB_CREATE), self.scaled(aws_time::DYNAMODB_TAGS));
+            if let Some(behaviour) = state.tables.after(&call, &mut answer, now, creating, tags) {
+                *state.counts.entry(behaviour).or_default() += 1;
+                changed = true;
+            }
         }
 
         if self.behaviours.acm_dns_validation && ok {

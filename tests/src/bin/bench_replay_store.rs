@@ -5,6 +5,9 @@
 //!   DPoP-bound RS256 token) with the store and without it (memory only),
 //!   measured in one run in alternating rounds, each request one at a time
 //!   as a Lambda instance takes them: p50, p99, and the difference;
+//! - the reference for what the store adds: one bare signed PutItem of the
+//!   same item shape to the same table (`authorizer::aws`, no decision),
+//!   in the same rounds;
 //! - requests per second of one instance with the store, one at a time;
 //! - two instances on one table: each proof accepted by A is sent to B, and
 //!   each proof is sent to both at once; how many were accepted twice.
@@ -42,9 +45,11 @@ async fn main() -> anyhow::Result<()> {
     let key = DpopKey::generate(Algorithm::ES256);
 
     // Warm both (connections, keys), then alternate rounds.
-    let (mut without, mut with) = (Vec::new(), Vec::new());
+    let (mut without, mut with, mut bare) = (Vec::new(), Vec::new(), Vec::new());
     timed(&memory, &events_for(&key, 20)).await?;
     timed(&shared, &events_for(&key, 20)).await?;
+    let put = BarePut::new(&table, &moto)?;
+    put.timed(20).await?;
     let mut shared_busy = Duration::ZERO;
     for _ in 0..rounds {
         let (a, b) = (events_for(&key, per_round), events_for(&key, per_round));
@@ -52,9 +57,11 @@ async fn main() -> anyhow::Result<()> {
         let started = Instant::now();
         with.extend(timed(&shared, &b).await?);
         shared_busy += started.elapsed();
+        bare.extend(put.timed(per_round).await?);
     }
     let (p50_without, p99_without) = percentiles(&mut without);
     let (p50_with, p99_with) = percentiles(&mut with);
+    let (p50_bare, p99_bare) = percentiles(&mut bare);
     println!("requests per side: {}", without.len());
     println!("without the store (memory only): p50 {p50_without:?}  p99 {p99_without:?}");
     println!("with the store (moto DynamoDB):  p50 {p50_with:?}  p99 {p99_with:?}");
@@ -63,6 +70,10 @@ async fn main() -> anyhow::Result<()> {
         p50_with.saturating_sub(p50_without),
         p99_with.saturating_sub(p99_without),
         p50_with.as_secs_f64() / p50_without.as_secs_f64()
+    );
+    println!(
+        "reference, one bare signed PutItem: p50 {p50_bare:?}  p99 {p99_bare:?}  (added p50 / bare p50: {:.2}x)",
+        p50_with.saturating_sub(p50_without).as_secs_f64() / p50_bare.as_secs_f64()
     );
     println!(
         "one instance with the store, one request at a time: {:.0} req/s",
@@ -95,6 +106,54 @@ async fn main() -> anyhow::Result<()> {
     );
     anyhow::ensure!(first_accepted == proofs && accepted_twice == 0 && raced_twice == 0, "a proof was accepted twice");
     Ok(())
+}
+
+/// The reference: the same signed call the store makes, alone.
+struct BarePut {
+    table: String,
+    aws: AwsAccess,
+    http: reqwest::Client,
+    clock: Clock,
+    next: std::cell::Cell<u64>,
+}
+
+impl BarePut {
+    fn new(table: &str, moto: &str) -> anyhow::Result<BarePut> {
+        let moto = moto.to_owned();
+        let lookup = move |name: &str| match name {
+            "AWS_REGION" => Some("eu-west-1".to_owned()),
+            "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" => Some("testing".to_owned()),
+            "AWS_ENDPOINT_URL" => Some(moto.clone()),
+            _ => None,
+        };
+        let aws = AwsAccess::from_lookup(&lookup, "DPOP_REPLAY_STORE")?;
+        let http = reqwest::Client::builder().build()?;
+        Ok(BarePut { table: table.to_owned(), aws, http, clock: Clock::system(), next: std::cell::Cell::new(0) })
+    }
+
+    /// `count` conditional puts of new keys, each timed.
+    async fn timed(&self, count: usize) -> anyhow::Result<Vec<Duration>> {
+        let mut latencies = Vec::with_capacity(count);
+        for _ in 0..count {
+            let n = self.next.replace(self.next.get() + 1);
+            let item = serde_json::json!({
+                "TableName": self.table,
+                "Item": {
+                    "proof": {"S": format!("{:064x}", u64::MAX - n)},
+                    "expires_at": {"N": "4102444800"},
+                    "writer": {"S": format!("{n:032x}")},
+                },
+                "ConditionExpression": "attribute_not_exists(#key)",
+                "ExpressionAttributeNames": {"#key": "proof"},
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            });
+            let started = Instant::now();
+            let service = authorizer::aws::Service::DynamoDb;
+            self.aws.call(&self.http, &self.clock, service, &item, Duration::from_secs(2)).await?;
+            latencies.push(started.elapsed());
+        }
+        Ok(latencies)
+    }
 }
 
 /// One instance: DPoP on, the shared store in `table` when given.

@@ -7,13 +7,17 @@
 //! deployer runs as the pipeline, with the policy `deployer policy` prints,
 //! judged by the proxy as IAM would.
 //!
-//! moto differs from DynamoDB in time only: its tables are `ACTIVE` at once
-//! and its TTL `ENABLED` at once (DynamoDB takes seconds, and up to an hour
-//! for TTL), and its tags read back at once. The waits for those are the
-//! kind's, and pass at once here.
+//! moto differs from DynamoDB in time: its tables are `ACTIVE` at once and
+//! its tags read back at once, where DynamoDB keeps a new table `CREATING`
+//! for seconds (refusing changes meanwhile) and lists its tags late; the
+//! AWS-like layer in front of moto does what DynamoDB does
+//! (`dynamodb_settling`), and the test checks the kind met it. TTL is
+//! `ENABLED` at once in moto too (DynamoDB: `ENABLING`, up to an hour),
+//! which the kind counts as on either way.
 
 use aws_sdk_dynamodb::types::{KeyType, TimeToLiveSpecification, TimeToLiveStatus};
-use e2e::deploy::{Clients, StackDir, clients, deployer, env, planned, snapshot, stack_yaml, step};
+use e2e::aws_like::Behaviours;
+use e2e::deploy::{Clients, StackDir, TIME_SCALE, clients, deployer, env, planned, snapshot, stack_yaml, step};
 use e2e::moto::Proxy;
 use serde_json::Value;
 
@@ -51,7 +55,7 @@ async fn the_replay_table_lives_as_the_stack_says_and_the_function_may_only_reco
     let name = "t-replay";
     let table = format!("{name}-dpop-replay");
     let stack = StackDir::new(name, &yaml(name, true));
-    let proxy = Proxy::start().await;
+    let proxy = Proxy::aws_like(Behaviours { dynamodb_settling: true, ..Behaviours::none(TIME_SCALE) }).await;
     let aws = clients().await;
     assert_eq!(deployer(&stack, &proxy.url(), &["teardown"], &env()).await.code, 0);
     let (url, variables) = (proxy.url(), env());
@@ -84,6 +88,12 @@ async fn the_replay_table_lives_as_the_stack_says_and_the_function_may_only_reco
         (Some(&TimeToLiveStatus::Enabled), Some("expires_at"))
     );
     assert!(snapshot(&aws, name).await.contains(&format!("dpop_replay_table {table} tagged")));
+    // What DynamoDB does after a create was met and waited out: the table
+    // read CREATING, and its tag read back late.
+    let met = proxy.behaviour_counts();
+    assert!(met.get("dynamodb_creating").is_some_and(|n| *n >= 2), "{met:?}");
+    assert!(met.get("dynamodb_tags_lag").is_some_and(|n| *n >= 1), "{met:?}");
+    assert_eq!(met.get("dynamodb_in_use"), None, "no change sent to a table still CREATING: {met:?}");
     assert_eq!(store_variable(&aws, name).await, Some(format!("dynamodb:{table}")));
 
     // The execution role: PutItem on this table, nothing else of DynamoDB.
