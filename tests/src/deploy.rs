@@ -382,6 +382,21 @@ async fn clients_with(endpoint: &str, region: &'static str, key: &str) -> Client
     }
 }
 
+/// A DynamoDB table shaped as the `dpop_replay_table` kind makes it (key
+/// `proof`, a string; on demand), in moto: for the authorizer's shared
+/// replay store without a deployment.
+pub async fn create_replay_table(clients: &Clients, name: &str) {
+    use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+    let key = KeySchemaElement::builder().attribute_name("proof").key_type(KeyType::Hash).build().expect("key");
+    let attribute = AttributeDefinition::builder()
+        .attribute_name("proof")
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .expect("attribute");
+    let create = clients.dynamodb.create_table().table_name(name).key_schema(key).attribute_definitions(attribute);
+    create.billing_mode(BillingMode::PayPerRequest).send().await.expect("create the table in moto");
+}
+
 /// A stack file for stack `name` (routes, stage), with `extra` YAML appended.
 pub fn stack_yaml(name: &str, extra: &str) -> String {
     format!(

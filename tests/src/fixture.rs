@@ -135,3 +135,16 @@ pub fn assert_refused(decision: &Decision, status: Status, reason: &str) {
     assert_eq!(decision.status(), Some(status), "decision: {decision:?}");
     assert_eq!(decision.reason(), reason, "decision: {decision:?}");
 }
+
+/// What Lambda gives a function to call AWS with (region, credentials),
+/// with its calls sent to `endpoint` (moto, or a proxy in front of it).
+pub fn aws_access(endpoint: &str) -> authorizer::aws::AwsAccess {
+    let endpoint = endpoint.to_owned();
+    let lookup = move |name: &str| match name {
+        "AWS_REGION" => Some("eu-west-1".to_owned()),
+        "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" => Some("testing".to_owned()),
+        "AWS_ENDPOINT_URL" => Some(endpoint.clone()),
+        _ => None,
+    };
+    authorizer::aws::AwsAccess::from_lookup(&lookup, "DPOP_REPLAY_STORE").expect("valid AWS access")
+}

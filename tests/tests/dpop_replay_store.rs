@@ -13,9 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use authorizer::aws::AwsAccess;
 use authorizer::{Authorizer, Clock, Config, Status};
-use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
 use e2e::dpop::DpopKey;
 use e2e::events::{self, url_of, with_dpop};
 use e2e::fixture::{self, assert_refused, decide, jwks_server, jwt_vars, keys};
@@ -32,37 +30,8 @@ const TIMEOUT_MS: u64 = 500;
 async fn table() -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let name = format!("dpop-replay-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst));
-    let clients = e2e::deploy::clients().await;
-    clients
-        .dynamodb
-        .create_table()
-        .table_name(&name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("proof")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(KeySchemaElement::builder().attribute_name("proof").key_type(KeyType::Hash).build().unwrap())
-        .send()
-        .await
-        .expect("create the table in moto");
+    e2e::deploy::create_replay_table(&e2e::deploy::clients().await, &name).await;
     name
-}
-
-/// What Lambda gives the function: region, credentials, and here the
-/// endpoint (moto, or a proxy in front of it).
-fn access(endpoint: &str) -> AwsAccess {
-    let endpoint = endpoint.to_owned();
-    let lookup = move |name: &str| match name {
-        "AWS_REGION" => Some("eu-west-1".to_owned()),
-        "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" => Some("testing".to_owned()),
-        "AWS_ENDPOINT_URL" => Some(endpoint.clone()),
-        _ => None,
-    };
-    AwsAccess::from_lookup(&lookup, "DPOP_REPLAY_STORE").expect("valid access")
 }
 
 /// One instance of the function: its own caches, the shared table.
@@ -74,7 +43,7 @@ async fn instance(jwks: &TestServer, table: &str, endpoint: &str) -> Authorizer 
         &[("DPOP", "allowed"), ("CERT_BINDING", "off"), ("DPOP_REPLAY_STORE", &store), ("HTTP_TIMEOUT_MS", &timeout)],
     );
     let config = Config::from_map(&vars).expect("valid configuration");
-    Authorizer::with_aws(config, Clock::system(), Some(access(endpoint))).await.expect("initialises")
+    Authorizer::with_aws(config, Clock::system(), Some(fixture::aws_access(endpoint))).await.expect("initialises")
 }
 
 /// A DPoP-bound token and one fresh proof of it for `GET /pets/42`.

@@ -24,7 +24,6 @@ use std::time::{Duration, Instant};
 
 use authorizer::aws::AwsAccess;
 use authorizer::{Authorizer, Clock, Config};
-use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
 use e2e::dpop::DpopKey;
 use e2e::events::{self, url_of, with_dpop};
 use e2e::fixture::{self, jwks_server, jwt_vars, keys};
@@ -38,7 +37,7 @@ async fn main() -> anyhow::Result<()> {
 
     let moto = e2e::moto::endpoint();
     let table = format!("bench-dpop-replay-{}", std::process::id());
-    create_table(&table).await?;
+    e2e::deploy::create_replay_table(&e2e::deploy::clients().await, &table).await;
     let jwks = jwks_server().await;
     let memory = instance(&jwks.url("/jwks"), None, &moto).await?;
     let shared = instance(&jwks.url("/jwks"), Some(&table), &moto).await?;
@@ -119,15 +118,7 @@ struct BarePut {
 
 impl BarePut {
     fn new(table: &str, moto: &str) -> anyhow::Result<BarePut> {
-        let moto = moto.to_owned();
-        let lookup = move |name: &str| match name {
-            "AWS_REGION" => Some("eu-west-1".to_owned()),
-            "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" => Some("testing".to_owned()),
-            "AWS_ENDPOINT_URL" => Some(moto.clone()),
-            _ => None,
-        };
-        let aws = AwsAccess::from_lookup(&lookup, "DPOP_REPLAY_STORE")?;
-        let http = reqwest::Client::builder().build()?;
+        let (aws, http) = (fixture::aws_access(moto), reqwest::Client::builder().build()?);
         Ok(BarePut { table: table.to_owned(), aws, http, clock: Clock::system(), next: std::cell::Cell::new(0) })
     }
 
@@ -164,15 +155,7 @@ async fn instance(jwks_uri: &str, table: Option<&str>, moto: &str) -> anyhow::Re
         extra.push(("DPOP_REPLAY_STORE", store));
     }
     let config = Config::from_map(&jwt_vars(jwks_uri, &extra))?;
-    let moto = moto.to_owned();
-    let lookup = move |name: &str| match name {
-        "AWS_REGION" => Some("eu-west-1".to_owned()),
-        "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" => Some("testing".to_owned()),
-        "AWS_ENDPOINT_URL" => Some(moto.clone()),
-        _ => None,
-    };
-    let aws = AwsAccess::from_lookup(&lookup, "DPOP_REPLAY_STORE")?;
-    Ok(Authorizer::with_aws(config, Clock::system(), Some(aws)).await?)
+    Ok(Authorizer::with_aws(config, Clock::system(), Some(fixture::aws_access(moto))).await?)
 }
 
 /// `count` requests, each a bound token with a fresh proof, signed now.
@@ -205,20 +188,4 @@ fn percentiles(latencies: &mut [Duration]) -> (Duration, Duration) {
     latencies.sort();
     let at = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
     (at(0.50), at(0.99))
-}
-
-async fn create_table(name: &str) -> anyhow::Result<()> {
-    let clients = e2e::deploy::clients().await;
-    clients
-        .dynamodb
-        .create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder().attribute_name("proof").attribute_type(ScalarAttributeType::S).build()?,
-        )
-        .key_schema(KeySchemaElement::builder().attribute_name("proof").key_type(KeyType::Hash).build()?)
-        .send()
-        .await?;
-    Ok(())
 }

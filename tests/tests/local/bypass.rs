@@ -198,19 +198,7 @@ async fn a_dpop_proof_for_the_url_the_client_called_is_accepted_and_one_for_anot
 async fn with_a_replay_table_a_new_execution_environment_refuses_a_proof_an_earlier_one_accepted() {
     let table = format!("local-dpop-replay-{}", std::process::id());
     let clients = e2e::deploy::clients().await;
-    let key_schema = aws_sdk_dynamodb::types::KeySchemaElement::builder()
-        .attribute_name("proof")
-        .key_type(aws_sdk_dynamodb::types::KeyType::Hash)
-        .build()
-        .unwrap();
-    let attribute = aws_sdk_dynamodb::types::AttributeDefinition::builder()
-        .attribute_name("proof")
-        .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
-        .build()
-        .unwrap();
-    let create =
-        clients.dynamodb.create_table().table_name(&table).key_schema(key_schema).attribute_definitions(attribute);
-    create.billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest).send().await.expect("a table in moto");
+    e2e::deploy::create_replay_table(&clients, &table).await;
     let aws = vec![
         ("AWS_ENDPOINT_URL", e2e::moto::endpoint()),
         ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
