@@ -5,7 +5,7 @@
 //! # async fn example(event: authorizer::request::AuthorizerEvent) -> Result<(), Box<dyn std::error::Error>> {
 //! let config = authorizer::Config::from_env()?;       // every setting checked here
 //! let authorizer = authorizer::Authorizer::new(config).await?; // discovery, JWKS fetched here
-//! let decision = authorizer.authorize(&event).await;  // per request: no I/O but the IdP's
+//! let decision = authorizer.authorize(&event).await;  // per request: no I/O but the IdP's and the DPoP replay table's
 //! # Ok(()) }
 //! ```
 //!
@@ -339,7 +339,7 @@ impl Authorizer {
             Presented { scheme, certificate: thumbprint.as_ref(), dpop_key: proof.as_ref().map(|p| p.jkt.as_str()) };
         let possession = binding::check(self.config.binding, self.config.dpop.mode, &info.cnf, presented)?;
 
-        // 5. A proof is good for one request only.
+        // 5. A proof is good for one request only (on every instance, with a shared replay store).
         if let Some(proof) = &proof {
             self.dpop.remember(proof).await?;
         }

@@ -24,8 +24,8 @@
 
 use anyhow::Context as _;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, SseSpecification, TableStatus,
-    Tag, TimeToLiveSpecification, TimeToLiveStatus,
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, SseSpecification, TableDescription,
+    TableStatus, Tag, TimeToLiveSpecification, TimeToLiveStatus,
 };
 use serde::{Deserialize, Serialize};
 
@@ -84,35 +84,7 @@ async fn read(aws: &Aws, stack: &str, name: &str) -> anyhow::Result<Option<Found
         return Ok(None);
     }
     let arn = table.table_arn().unwrap_or_default().to_owned();
-    let types: Vec<(&str, &str)> = table
-        .attribute_definitions()
-        .iter()
-        .map(|d| (d.attribute_name(), d.attribute_type().as_str()))
-        .collect();
-    let key = table
-        .key_schema()
-        .iter()
-        .map(|k| {
-            let kind = types.iter().find(|(n, _)| *n == k.attribute_name()).map_or("?", |(_, t)| t);
-            let role = if k.key_type() == &KeyType::Range { ", RANGE" } else { "" };
-            format!("{} ({kind}{role})", k.attribute_name())
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
-    // A table created on demand reports no billing summary until it was switched once.
-    let billing_mode = table
-        .billing_mode_summary()
-        .and_then(|b| b.billing_mode())
-        .map_or(if table.provisioned_throughput().and_then(|p| p.write_capacity_units()).unwrap_or(0) > 0 {
-            "PROVISIONED"
-        } else {
-            ON_DEMAND
-        }, |mode| mode.as_str())
-        .to_owned();
-    let encryption = match table.sse_description().and_then(|s| s.kms_master_key_arn()) {
-        Some(key) => format!("KMS {key}"),
-        None => AWS_OWNED_KEY.to_owned(),
-    };
+    let (key, billing_mode, encryption) = (key_of(table), billing_mode_of(table), encryption_of(table));
     let (ttl, tags) = tokio::join!(
         aws.dynamodb.describe_time_to_live().table_name(name).send(),
         aws.dynamodb.list_tags_of_resource().resource_arn(&arn).send(),
@@ -126,6 +98,37 @@ async fn read(aws: &Aws, stack: &str, name: &str) -> anyhow::Result<Option<Found
     let state = State { name: name.to_owned(), arn, key, billing_mode, time_to_live, encryption, tagged };
     let ownership = if tagged { Ownership::Owned } else { Ownership::Foreign };
     Ok(Some(Found::new(name, ownership, state)))
+}
+
+/// `proof (S)`: each key attribute with its type (and `RANGE` for a sort key).
+fn key_of(table: &TableDescription) -> String {
+    let type_of = |name: &str| {
+        let definition = table.attribute_definitions().iter().find(|d| d.attribute_name() == name);
+        definition.map_or("?", |d| d.attribute_type().as_str())
+    };
+    let keys = table.key_schema().iter().map(|k| {
+        let role = if k.key_type() == &KeyType::Range { ", RANGE" } else { "" };
+        format!("{} ({}{role})", k.attribute_name(), type_of(k.attribute_name()))
+    });
+    keys.collect::<Vec<_>>().join(", ")
+}
+
+/// A table created on demand reports no billing summary until it was
+/// switched once: then provisioned capacity says which it is.
+fn billing_mode_of(table: &TableDescription) -> String {
+    if let Some(mode) = table.billing_mode_summary().and_then(|b| b.billing_mode()) {
+        return mode.as_str().to_owned();
+    }
+    let provisioned = table.provisioned_throughput().and_then(|p| p.write_capacity_units()).unwrap_or(0) > 0;
+    if provisioned { "PROVISIONED" } else { ON_DEMAND }.to_owned()
+}
+
+/// DynamoDB's own key unless a KMS key is named.
+fn encryption_of(table: &TableDescription) -> String {
+    match table.sse_description().and_then(|s| s.kms_master_key_arn()) {
+        Some(key) => format!("KMS {key}"),
+        None => AWS_OWNED_KEY.to_owned(),
+    }
 }
 
 /// Waits until the table is `ACTIVE` (created, or done updating).
