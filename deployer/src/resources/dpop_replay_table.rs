@@ -15,14 +15,14 @@
 //! the function stopped.
 //!
 //! AWS facts it follows: a table is `CREATING` for seconds after
-//! CreateTable, and TTL can be enabled only once it is `ACTIVE`; tags are
+//! CreateTable, and TTL can be enabled only once it is `ACTIVE`, and changed
+//! once an hour (a change refused for that is left for a later run); tags are
 //! listed a few seconds after they are written (ListTagsOfResource is
 //! eventually consistent), so a create waits until the stack's tag reads
 //! back; DeleteTable refuses a table still `CREATING` or `UPDATING`
 //! (`ResourceInUseException`), and the name is free again only once the
 //! table is gone.
 
-use anyhow::Context as _;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, SseSpecification, TableDescription,
     TableStatus, Tag, TimeToLiveSpecification, TimeToLiveStatus,
@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use super::kind::{Context, Diff, Found, FunctionPolicy, Kind, KindIo, OWNER_TAG, Ownership, Scope};
 use crate::aws::Aws;
-use crate::error::SdkResult as _;
+use crate::error::{LeftForLater, SdkResult as _};
 use crate::grants::{Access, Grants, Statement};
 use crate::plan::{Outputs, Shown};
 use crate::retry::{self, Policy};
@@ -140,13 +140,32 @@ async fn wait_active(aws: &Aws, name: &str) -> anyhow::Result<()> {
     .await
 }
 
+/// Turns TTL on for `expires_at`. DynamoDB allows one TTL change per table
+/// per hour: within the hour of the last one (someone turned TTL off), the
+/// step is left for a later run, which turns it on; the function records
+/// proofs meanwhile (only their deletion waits).
 async fn enable_ttl(aws: &Aws, name: &str) -> anyhow::Result<()> {
     let ttl = TimeToLiveSpecification::builder().enabled(true).attribute_name(EXPIRY_ATTRIBUTE).build()?;
     let update = aws.dynamodb.update_time_to_live().table_name(name).time_to_live_specification(ttl);
-    update.send().await.aws("UpdateTimeToLive").context(
-        "DynamoDB allows one TTL change per table per hour: if TTL was turned off less than an hour ago, apply again later",
-    )?;
-    Ok(())
+    match update.send().await {
+        Ok(_) => Ok(()),
+        Err(e) if crate::error::code(&e) == Some("ValidationException") && ttl_changed_recently(&e) => {
+            Err(LeftForLater(format!(
+                "DynamoDB table {name}: TTL was changed less than an hour ago and DynamoDB allows one change per \
+                 hour; a run after that turns it on (proofs are recorded meanwhile, only their deletion waits)"
+            ))
+            .into())
+        }
+        Err(e) => Err(e).aws("UpdateTimeToLive"),
+    }
+}
+
+/// DynamoDB's refusal of a second TTL change within its interval.
+fn ttl_changed_recently<E: aws_sdk_dynamodb::error::ProvideErrorMetadata, R>(
+    error: &aws_sdk_dynamodb::error::SdkError<E, R>,
+) -> bool {
+    let message = error.as_service_error().and_then(|e| e.message()).unwrap_or_default();
+    message.contains("multiple times")
 }
 
 fn owner_tag(stack: &str) -> anyhow::Result<Tag> {

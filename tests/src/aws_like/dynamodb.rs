@@ -2,8 +2,9 @@
 //! `CREATING` for a while (DescribeTable says so, and UpdateTimeToLive,
 //! UpdateTable and DeleteTable are refused with `ResourceInUseException`
 //! meanwhile), and its tags are listed only a while after they were written
-//! (ListTagsOfResource is eventually consistent). moto makes a table
-//! `ACTIVE` and lists its tags at once.
+//! (ListTagsOfResource is eventually consistent); TTL changes once an hour
+//! per table (`ValidationException` for a second change within it). moto
+//! makes a table `ACTIVE`, lists its tags and takes TTL changes at once.
 //!
 //! Each is reported at least once per table, however late the first read
 //! comes: on a loaded machine the scaled window can pass before it.
@@ -24,17 +25,24 @@ pub(super) struct Tables {
     creating: HashMap<String, Window>,
     /// Table ARN → its tags not listed until.
     tags_hidden: HashMap<String, Window>,
+    /// Table name → its TTL may change again from.
+    ttl_locked: HashMap<String, Instant>,
 }
 
 impl Tables {
-    /// A change to a table still being created, refused as AWS refuses it.
-    pub(super) fn refusal(&self, call: &Call<'_>, now: Instant) -> Option<super::Reply> {
-        let changes = ["UpdateTimeToLive", "UpdateTable", "DeleteTable"].iter().any(|op| call.is("dynamodb", op));
+    /// A change to a table still being created, or a second TTL change
+    /// within the hour, refused as AWS refuses it; and the behaviour met.
+    pub(super) fn refusal(&self, call: &Call<'_>, now: Instant) -> Option<(&'static str, super::Reply)> {
         let name = call.body["TableName"].as_str().unwrap_or_default();
-        let (until, _) = self.creating.get(name)?;
-        (changes && now < *until).then(|| {
+        let changes = ["UpdateTimeToLive", "UpdateTable", "DeleteTable"].iter().any(|op| call.is("dynamodb", op));
+        if changes && self.creating.get(name).is_some_and(|(until, _)| now < *until) {
             let message = format!("Attempt to change a resource which is still in use: Table is being created: {name}");
-            error("dynamodb", 400, "ResourceInUseException", &message)
+            return Some(("dynamodb_in_use", error("dynamodb", 400, "ResourceInUseException", &message)));
+        }
+        let ttl_locked = self.ttl_locked.get(name).is_some_and(|from| now < *from);
+        (call.is("dynamodb", "UpdateTimeToLive") && ttl_locked).then(|| {
+            let message = "Time to live has been modified multiple times within a fixed interval";
+            ("dynamodb_ttl_interval", error("dynamodb", 400, "ValidationException", message))
         })
     }
 
@@ -47,8 +55,13 @@ impl Tables {
         now: Instant,
         creating_for: std::time::Duration,
         tags_after: std::time::Duration,
+        ttl_interval: std::time::Duration,
     ) -> Option<&'static str> {
         let name = call.body["TableName"].as_str().unwrap_or_default().to_owned();
+        if call.is("dynamodb", "UpdateTimeToLive") {
+            self.ttl_locked.insert(name, now + ttl_interval);
+            return None;
+        }
         if call.is("dynamodb", "CreateTable") {
             let arn = answer["TableDescription"]["TableArn"].as_str().unwrap_or_default().to_owned();
             answer["TableDescription"]["TableStatus"] = json!("CREATING");
@@ -58,6 +71,7 @@ impl Tables {
         }
         if call.is("dynamodb", "DeleteTable") {
             self.creating.remove(&name);
+            self.ttl_locked.remove(&name);
             return None;
         }
         if call.is("dynamodb", "DescribeTable")

@@ -26,7 +26,7 @@
 //! `rest_apis` (API Gateway's own rules on a REST API: one write at a time,
 //! one variable path part per parent, deployments as snapshots),
 //! `ip_address_types` and `dynamodb` (tables still being created, tags
-//! listed late); `call` reads a call and spells a service's errors.
+//! listed late, TTL's hour); `call` reads a call and spells a service's errors.
 
 mod acm;
 mod call;
@@ -127,7 +127,8 @@ pub struct Behaviours {
     /// (`CAA_ERROR`: the domain's CAA record names another CA).
     pub acm_failure: Option<&'static str>,
     /// DynamoDB: a new table is `CREATING` for a while (changes to it
-    /// refused), and its tags are listed a while after the create.
+    /// refused), its tags are listed a while after the create, and its TTL
+    /// changes once an hour.
     pub dynamodb_settling: bool,
 }
 
@@ -242,6 +243,8 @@ mod aws_time {
     pub const DYNAMODB_CREATE: Duration = Duration::from_secs(20);
     /// DynamoDB lists a new table's tags a few seconds after the create.
     pub const DYNAMODB_TAGS: Duration = Duration::from_secs(10);
+    /// DynamoDB takes one TTL change per table per hour.
+    pub const DYNAMODB_TTL_INTERVAL: Duration = Duration::from_secs(3600);
     /// ACM issues a certificate a while after its validation record exists
     /// (minutes on AWS). At the tests' scale that is 1.8 s: long enough that
     /// a run slowed by a loaded machine does not find it issued on its first
@@ -445,9 +448,9 @@ impl AwsLike {
         }
 
         if b.dynamodb_settling
-            && let Some(reply) = state.tables.refusal(&call, now)
+            && let Some((behaviour, reply)) = state.tables.refusal(&call, now)
         {
-            *state.counts.entry("dynamodb_in_use").or_default() += 1;
+            *state.counts.entry(behaviour).or_default() += 1;
             return Before::Answer(reply);
         }
 
@@ -793,7 +796,8 @@ impl AwsLike {
 
         if self.behaviours.dynamodb_settling && ok && call.service == "dynamodb" {
             let (creating, tags) = (self.scaled(aws_time::DYNAMODB_CREATE), self.scaled(aws_time::DYNAMODB_TAGS));
-            if let Some(behaviour) = state.tables.after(&call, &mut answer, now, creating, tags) {
+            let ttl = self.scaled(aws_time::DYNAMODB_TTL_INTERVAL);
+            if let Some(behaviour) = state.tables.after(&call, &mut answer, now, creating, tags, ttl) {
                 *state.counts.entry(behaviour).or_default() += 1;
                 changed = true;
             }

@@ -1,7 +1,8 @@
 //! `authorizer.dpop_replay_store: dynamodb` (the `dpop_replay_table` kind)
 //! against moto: the table's whole life (created with its key, on-demand
 //! capacity, TTL and tag; a second apply changes nothing; TTL turned off
-//! behind the deployer's back is turned on again; pruned when the stack
+//! behind the deployer's back is turned on again, a run later when
+//! DynamoDB's hour between TTL changes says so; pruned when the stack
 //! stops asking; torn down), the function told where it is, and the
 //! execution role given `dynamodb:PutItem` on it and nothing else. The
 //! deployer runs as the pipeline, with the policy `deployer policy` prints,
@@ -119,10 +120,20 @@ async fn the_replay_table_lives_as_the_stack_says_and_the_function_may_only_reco
     assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
     assert_eq!(planned(&again.stdout), [], "no changes");
 
-    // TTL turned off behind the deployer's back: shown, and turned on again.
+    // TTL turned off behind the deployer's back (straight to moto: as if an
+    // hour after the create, when DynamoDB allows it).
     let off = TimeToLiveSpecification::builder().enabled(false).attribute_name("expires_at").build().unwrap();
     aws.dynamodb.update_time_to_live().table_name(&table).time_to_live_specification(off).send().await.unwrap();
-    let restored = apply(true).await;
+    // Within DynamoDB's hour of the last TTL change, turning it on again is
+    // refused: the step is left for a later run (exit 3), saying why.
+    let refused = apply(true).await;
+    assert_eq!(refused.code, 3, "{}\n{}", refused.stdout, refused.stderr);
+    let said = format!("{}{}", refused.stdout, refused.stderr);
+    assert!(said.contains("TTL was changed less than an hour ago"), "{said}");
+    assert!(proxy.behaviour_counts().get("dynamodb_ttl_interval").is_some_and(|n| *n >= 1));
+    // An hour later (a layer whose clock of TTL changes starts afresh): shown, and turned on again.
+    let later = Proxy::aws_like(Behaviours { dynamodb_settling: true, ..Behaviours::none(TIME_SCALE) }).await;
+    let restored = deployer(&stack, &later.url(), &["apply", "--json"], &variables).await;
     assert_eq!(restored.code, 0, "{}\n{}", restored.stdout, restored.stderr);
     let (updated, fields) = action(&restored.stdout).expect("a step for the table");
     assert_eq!(updated, "update");
