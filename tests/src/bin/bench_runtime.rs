@@ -3,7 +3,8 @@
 //! and reports, for each: cold start (exec → first request for work,
 //! including the JWKS fetch from a loopback server; once more with the
 //! JWKS URI found by discovery; and for opaque tokens, with the client
-//! secret in the environment and read from SSM by reference), warm p50/p99 of one invocation through the
+//! secret in the environment and read from SSM by reference; and with the
+//! shared DPoP replay store configured), warm p50/p99 of one invocation through the
 //! Runtime API, and peak RSS; then the budgets (cold: reference + 2 ms; warm:
 //! reference + 2 × one bare RS256 verification, measured in this run), and the
 //! stripped binary and zip sizes.
@@ -202,16 +203,30 @@ async fn main() {
     ]);
     let opaque_event = events::request(Some("Bearer opaque-token-1234567890"), Some(&pki().client));
 
+    // The JWT function with DPoP on and the shared replay store configured:
+    // its init builds the store (no call: the table is asked per request,
+    // and these Bearer requests ask nothing of it).
+    let mut with_store = env.clone();
+    with_store.extend([
+        ("DPOP", "allowed".into()),
+        ("DPOP_REPLAY_STORE", "dynamodb:bench-dpop-replay".into()),
+        ("AWS_REGION", "eu-west-1".into()),
+        ("AWS_ACCESS_KEY_ID", "AKIDBENCH".into()),
+        ("AWS_SECRET_ACCESS_KEY", "bench".into()),
+    ]);
+
     let contenders = [
         Contender { binary: "constant-lambda", env: Vec::new(), event: event.clone() },
-        Contender { binary: "bootstrap", env, event },
+        Contender { binary: "bootstrap", env: env.clone(), event: event.clone() },
         Contender { binary: "bootstrap", env: discovery_env, event: discovered_event },
         Contender { binary: "bootstrap", env: in_env, event: opaque_event.clone() },
         Contender { binary: "bootstrap", env: by_reference, event: opaque_event },
+        Contender { binary: "bootstrap", env: with_store, event: event.clone() },
     ];
     let figures = measure(&contenders, cold_runs, warm).await;
     let (reference, ours, discovering) = (&figures[0], &figures[1], &figures[2]);
     let (secret_in_env, secret_by_reference) = (&figures[3], &figures[4]);
+    let replay_store = &figures[5];
     let bare = bare_rs256_verification(&token);
 
     let binary = e2e::workspace_binary("release", "bootstrap");
@@ -247,6 +262,11 @@ async fn main() {
         micros(secret_in_env.cold_p50),
         micros(secret_by_reference.cold_p50),
         micros(secret_by_reference.cold_p50) - micros(secret_in_env.cold_p50)
+    );
+    println!(
+        "cold start p50 with DPOP_REPLAY_STORE=dynamodb:… (DPoP on): {:.0}µs ({:+.0}µs over the same function without it)",
+        micros(replay_store.cold_p50),
+        micros(replay_store.cold_p50) - micros(ours.cold_p50)
     );
     println!(
         "warm p50 above the reference: {:.0}µs (budget 2 × one bare RS256 verification = {:.0}µs; one = {:.1}µs)",
