@@ -106,7 +106,8 @@ async fn a_proof_one_instance_accepted_is_refused_by_the_other_every_time() {
     assert!(key_text.chars().all(|c| c.is_ascii_hexdigit()));
     let expires: u64 = put["Item"]["expires_at"]["N"].as_str().expect("a number").parse().expect("whole");
     let now = e2e::now() as u64;
-    assert!((now + 60 + 60 - 5..=now + 60 + 60).contains(&expires), "expires_at {expires}, now {now}");
+    // (The first proof was signed at most this test's run ago: a loaded machine may take seconds.)
+    assert!((now + 60 + 60 - 30..=now + 60 + 60).contains(&expires), "expires_at {expires}, now {now}");
 }
 
 #[tokio::test]
