@@ -140,7 +140,7 @@ pub fn function_variables(stack: &Stack) -> BTreeMap<String, Setting> {
 }
 
 /// What the execution role may do with the secret: read it, and nothing else.
-pub fn read_by_the_function(grants: &Grants<'_>) -> Vec<Statement> {
+fn read_by_the_function(grants: &Grants<'_>) -> Vec<Statement> {
     let mut statements = Vec::new();
     if !secret_variables(grants.stack).is_empty() {
         statements.push(Statement::allow(
@@ -262,13 +262,6 @@ impl Kind for AuthorizerSecret {
     fn function_policy(grants: &Grants<'_>) -> Option<FunctionPolicy> {
         let statements = read_by_the_function(grants);
         (!statements.is_empty()).then_some(FunctionPolicy { name: "read-authorizer-secret", statements })
-    }
-
-    /// The function reads its secret and its secret variables' references.
-    fn role_permissions(grants: &Grants<'_>) -> Vec<Statement> {
-        let role = grants.arns.role(&names::execution_role(grants.name()));
-        let statements = read_by_the_function(grants).into_iter();
-        statements.map(|s| s.when("ArnEquals", "aws:PrincipalArn", role.clone())).collect()
     }
 }
 

@@ -252,13 +252,6 @@ impl Kind for DpopReplayTable {
         statements
     }
 
-    /// The function records proofs in its table: under the boundary too.
-    fn role_permissions(grants: &Grants<'_>) -> Vec<Statement> {
-        let role = grants.arns.role(&names::execution_role(grants.name()));
-        let statements = Self::function_policy(grants).map(|p| p.statements).unwrap_or_default();
-        statements.into_iter().map(|s| s.when("ArnEquals", "aws:PrincipalArn", role.clone())).collect()
-    }
-
     /// `dynamodb:PutItem` on its table, and nothing else: it never reads,
     /// updates or deletes an item (DynamoDB's TTL deletes them).
     fn function_policy(grants: &Grants<'_>) -> Option<FunctionPolicy> {

@@ -220,8 +220,8 @@ pub struct Context<'a> {
 /// An inline policy of the function's execution role, given by the kind
 /// whose resource the function uses when it runs (its secret, its replay
 /// table): `iam_role` writes every kind's ([`Context::function_policies`]),
-/// the kind's `role_permissions` let the boundary allow it, and its
-/// `permissions` let the pipeline write it
+/// the registry adds it to the boundary (for the execution role alone), and
+/// the kind's `permissions` let the pipeline write it
 /// ([`Grants::execution_role_inline_policy`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FunctionPolicy {

@@ -84,9 +84,17 @@ pub fn plan_kind(name: &str) -> anyhow::Result<&'static dyn DynPlan> {
 pub use kind::*;
 
 /// What the roles the stack creates need when they run: every kind's
-/// `role_permissions` (the permissions boundary allows these and nothing else).
+/// `role_permissions`, and its `function_policy` for the execution role
+/// alone (the permissions boundary allows these and nothing else).
 pub fn role_permissions(grants: &crate::grants::Grants<'_>) -> Vec<crate::grants::Statement> {
-    REGISTRY.iter().flat_map(|k| k.role_permissions(grants)).collect()
+    let execution_role = grants.arns.role(&crate::stack::names::execution_role(grants.name()));
+    let of_kind = |kind: &&dyn DynKind| {
+        let function = kind.function_policy(grants).map(|policy| policy.statements).unwrap_or_default();
+        let by_the_function =
+            function.into_iter().map(|s| s.when("ArnEquals", "aws:PrincipalArn", execution_role.clone()));
+        kind.role_permissions(grants).into_iter().chain(by_the_function).collect::<Vec<_>>()
+    };
+    REGISTRY.iter().flat_map(of_kind).collect()
 }
 
 /// What desired state is derived from, with what the registry knows of
