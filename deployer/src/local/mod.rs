@@ -113,12 +113,11 @@ pub async fn serve(stack: &Stack, options: Options, on_ready: impl FnOnce(Socket
         .collect();
     match &options.dpop_replay_table {
         Some(table) => {
-            let dpop_on = stack.authorizer.environment.get("DPOP").is_some_and(|mode| mode.reveal().trim() != "off");
-            anyhow::ensure!(dpop_on, "--dpop-replay-table: DPoP is off in the stack (DPOP: allowed or required)");
-            let setting = authorizer::replay_store::ReplayStore::DynamoDb { table: table.clone() }.to_string();
-            authorizer::replay_store::ReplayStore::parse(&setting)
+            let on = stack.authorizer.dpop_on();
+            anyhow::ensure!(on, "--dpop-replay-table: DPoP is off in the stack (DPOP: allowed or required)");
+            let setting = authorizer::replay_store::ReplayStore::parse(&format!("dynamodb:{table}"))
                 .map_err(|e| anyhow::anyhow!("--dpop-replay-table: {}", e.problem))?;
-            variables.push((store.to_owned(), setting));
+            variables.push((store.to_owned(), setting.to_string()));
             variables.extend(lambda::aws_access(&region).await.context("--dpop-replay-table")?);
         }
         None if stack.authorizer.dpop_replay_table => eprintln!(

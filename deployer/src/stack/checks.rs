@@ -263,17 +263,19 @@ impl Checks<'_> {
             environment.insert(name.clone(), setting);
         }
         environment.extend(generated);
+        // The variable only with DPoP on: off, the authorizer's parser would
+        // refuse it too, a second problem of the same cause.
         if raw.dpop_replay_store == DpopReplayStore::Dynamodb {
-            let dpop_on = environment.get("DPOP").is_some_and(|mode| mode.reveal().trim() != "off");
-            if !dpop_on {
+            if dpop_on(&environment) {
+                let table = super::names::dpop_replay_table(stack_name);
+                let store = authorizer::replay_store::ReplayStore::DynamoDb { table }.to_string();
+                environment.insert(authorizer::replay_store::VARIABLE.to_owned(), Setting::public(store));
+            } else {
                 self.problem(
                     "authorizer.dpop_replay_store",
                     "is dynamodb but DPoP is off: set DPOP: allowed or required in authorizer.environment, or remove it",
                 );
             }
-            let store =
-                authorizer::replay_store::ReplayStore::DynamoDb { table: super::names::dpop_replay_table(stack_name) };
-            environment.insert(authorizer::replay_store::VARIABLE.to_owned(), Setting::public(store.to_string()));
         }
         self.environment_size(stack_name, &environment, &secret_references);
         // (An unknown secret is checked as if it were set: its value is not for this run.)

@@ -269,6 +269,7 @@ mod tests {
             off.iter().any(|p| p.starts_with("authorizer.dpop_replay_store: is dynamodb but DPoP is off")),
             "{off:?}"
         );
+        assert_eq!(off.len(), 1, "one problem for one cause: {off:?}");
         let by_hand = fields(load("    DPOP: allowed\n    DPOP_REPLAY_STORE: dynamodb:mine\n", "memory"));
         assert!(
             by_hand

@@ -118,6 +118,18 @@ pub struct AuthorizerSpec {
     pub dpop_replay_table: bool,
 }
 
+impl AuthorizerSpec {
+    /// Whether the authorizer accepts DPoP (`DPOP` set, and not `off`).
+    pub fn dpop_on(&self) -> bool {
+        dpop_on(&self.environment)
+    }
+}
+
+/// Whether these authorizer variables turn DPoP on.
+pub fn dpop_on(environment: &BTreeMap<String, Setting>) -> bool {
+    environment.get("DPOP").is_some_and(|mode| mode.reveal().trim() != "off")
+}
+
 #[derive(Debug, Clone)]
 pub enum ApiSource {
     Create(String),

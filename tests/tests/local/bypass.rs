@@ -159,14 +159,19 @@ fn dpop_options() -> StackOptions {
     StackOptions { environment: vec![("DPOP", "allowed".into())], ..StackOptions::default() }
 }
 
+/// A token bound to the edge's client certificate and to `key`.
+fn dpop_bound_token(edge: &LocalEdge, key: &DpopKey) -> String {
+    let mut claims = e2e::fixture::claims();
+    claims["cnf"] = json!({"x5t#S256": edge.pki.client.thumbprint, "jkt": key.thumbprint()});
+    e2e::fixture::keys().rsa.sign(&claims)
+}
+
 #[tokio::test]
 async fn a_dpop_proof_for_the_url_the_client_called_is_accepted_and_one_for_another_url_refused() {
     let edge = LocalEdge::start(dpop_options()).await;
     let pki = edge.pki.clone();
     let key = DpopKey::generate(jsonwebtoken::Algorithm::ES256);
-    let mut claims = e2e::fixture::claims();
-    claims["cnf"] = json!({"x5t#S256": pki.client.thumbprint, "jkt": key.thumbprint()});
-    let token = e2e::fixture::keys().rsa.sign(&claims);
+    let token = dpop_bound_token(&edge, &key);
     let called = edge.url("/pets/7");
     assert!(called.starts_with("https://api.pets.test:") && called.ends_with("/v1/pets/7"), "{called}");
     let client = edge.client(Some(&pki.client));
@@ -210,9 +215,7 @@ async fn with_a_replay_table_a_new_execution_environment_refuses_a_proof_an_earl
         let arguments: &[&str] = if shared { &["--dpop-replay-table", &table] } else { &[] };
         let edge = LocalEdge::start_with(options, arguments).await;
         let key = DpopKey::generate(jsonwebtoken::Algorithm::ES256);
-        let mut claims = e2e::fixture::claims();
-        claims["cnf"] = json!({"x5t#S256": edge.pki.client.thumbprint, "jkt": key.thumbprint()});
-        let token = e2e::fixture::keys().rsa.sign(&claims);
+        let token = dpop_bound_token(&edge, &key);
         let client = edge.client(Some(&edge.pki.client));
         let send = |proof: &str| {
             let request = client.get(edge.url("/pets/7")).header("Authorization", format!("DPoP {token}"));
