@@ -389,18 +389,17 @@ impl LocalEdge {
         for child in &children {
             let _ = std::process::Command::new("kill").args(["-9", child]).status();
         }
-        // Until each is dead (a zombie, or reaped): the edge sees an
-        // environment's exit only then, and would send it the next request.
-        let dead = |child: &String| {
-            std::fs::read_to_string(format!("/proc/{child}/stat"))
-                .map_or(true, |stat| stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')))
-        };
-        for _ in 0..200 {
-            if children.iter().all(dead) {
+        // Until each is reaped: the edge learns of an environment's exit
+        // when it reaps it (a moment after the process dies), and until then
+        // would send it the next request. Then a moment for the edge to note it.
+        let reaped = |child: &String| !std::path::Path::new(&format!("/proc/{child}")).exists();
+        for _ in 0..300 {
+            if children.iter().all(reaped) {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
+        std::thread::sleep(std::time::Duration::from_millis(100));
         children.len()
     }
 
